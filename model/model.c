@@ -1,0 +1,575 @@
+/* Model parameters, the registry of tensors, and submodel forward/backward. */
+#include "model.h"
+#include "alloc.h"
+#include "err.h"
+#include "gemm.h"
+#include "ops.h"
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char *fl_family_name(fl_family f) {
+    switch (f) {
+    case FL_GPT2: return "gpt2";
+    case FL_OPT: return "opt";
+    case FL_LLAMA: return "llama";
+    case FL_QWEN2: return "qwen2";
+    }
+    return "?";
+}
+
+void fl_config_family_defaults(fl_config *c, fl_family f) {
+    c->family = f;
+    c->bos_id = c->eos_id = -1;
+    c->pos_offset = 0;
+    c->rope_theta = 10000.0f;
+    switch (f) {
+    case FL_GPT2:
+    case FL_OPT:
+        c->rms = 0; c->act = f == FL_GPT2 ? FL_ACT_GELU_TANH : FL_ACT_RELU;
+        c->learned_pos = 1; c->pos_offset = f == FL_OPT ? 2 : 0;
+        c->qkv_bias = c->o_bias = c->mlp_bias = 1;
+        c->tied = 1;
+        c->eps = 1e-5f;
+        break;
+    case FL_LLAMA:
+    case FL_QWEN2:
+        c->rms = 1; c->act = FL_ACT_SWIGLU; c->learned_pos = 0;
+        c->qkv_bias = f == FL_QWEN2; c->o_bias = 0; c->mlp_bias = 0;
+        c->tied = 0;
+        c->eps = 1e-6f;
+        break;
+    }
+}
+
+int fl_config_validate(const fl_config *c, const char *what) {
+    if (c->vocab <= 0 || c->d <= 0 || c->n_layer <= 0 || c->n_head <= 0 || c->d_ff <= 0 || c->max_pos <= 0)
+        return fl_err("%s: sizes must be positive (vocab %d, hidden %d, layers %d, heads %d, ffn %d, positions %d)",
+                      what, c->vocab, c->d, c->n_layer, c->n_head, c->d_ff, c->max_pos);
+    if (c->n_kv_head <= 0 || c->n_head % c->n_kv_head != 0)
+        return fl_err("%s: %d key/value heads do not divide %d attention heads", what, c->n_kv_head, c->n_head);
+    if (c->head_dim <= 0 || (c->rms && c->head_dim % 2))
+        return fl_err("%s: head dimension %d must be positive (and even for RoPE)", what, c->head_dim);
+    if (c->learned_pos && c->n_head * c->head_dim != c->d)
+        return fl_err("%s: %d heads x %d != hidden size %d", what, c->n_head, c->head_dim, c->d);
+    if (!(c->eps > 0)) return fl_err("%s: norm epsilon must be positive", what);
+    return 0;
+}
+
+/* ---- parameter registry ------------------------------------------------ */
+
+typedef struct { fl_param *p; int n, cap; size_t floats; } reg_t;
+
+static fl_param *reg_add(reg_t *r, const char *name, fl_pkind kind, int layer, int rows, int cols) {
+    fl_param *p = &r->p[r->n++];
+    memset(p, 0, sizeof *p);
+    snprintf(p->name, sizeof p->name, "%s", name);
+    p->kind = kind; p->layer = layer; p->rows = rows; p->cols = cols;
+    p->n = (int64_t)rows * cols;
+    p->w = (float *)(uintptr_t)r->floats;   /* offset for now, pointer later */
+    /* keep every tensor 64-byte aligned inside the block */
+    r->floats += (size_t)((p->n + 15) / 16 * 16);
+    return p;
+}
+
+int fl_model_create(fl_model *m, const fl_config *c) {
+    if (fl_config_validate(c, "model config") != 0) return -1;
+    memset(m, 0, sizeof *m);
+    m->cfg = *c;
+    const int L = c->n_layer, d = c->d, hd = c->head_dim, F = c->d_ff;
+    const int qd = c->n_head * hd, kvd = c->n_kv_head * hd;
+    reg_t r = { .p = calloc((size_t)(6 + 17 * L), sizeof(fl_param)) };
+    if (!r.p) return fl_err("out of memory");
+    char nm[64];
+    m->embed = reg_add(&r, "embed.weight", FL_PK_EMBED, -1, c->vocab, d);
+    if (c->learned_pos) m->pos = reg_add(&r, "pos.weight", FL_PK_POS, -1, c->max_pos + c->pos_offset, d);
+    m->layers = calloc((size_t)L, sizeof(fl_layer));
+    for (int l = 0; l < L; l++) {
+        fl_layer *y = &m->layers[l];
+#define ADD(field, sfx, kind, rows, cols) \
+        (snprintf(nm, sizeof nm, "layers.%d.%s", l, sfx), y->field = reg_add(&r, nm, kind, l, rows, cols))
+        ADD(attn_norm_w, "attn_norm.weight", FL_PK_NORM_W, d, 1);
+        if (!c->rms) ADD(attn_norm_b, "attn_norm.bias", FL_PK_NORM_B, d, 1);
+        ADD(q_w, "q.weight", FL_PK_LINEAR_W, qd, d);
+        if (c->qkv_bias) ADD(q_b, "q.bias", FL_PK_LINEAR_B, qd, 1);
+        ADD(k_w, "k.weight", FL_PK_LINEAR_W, kvd, d);
+        if (c->qkv_bias) ADD(k_b, "k.bias", FL_PK_LINEAR_B, kvd, 1);
+        ADD(v_w, "v.weight", FL_PK_LINEAR_W, kvd, d);
+        if (c->qkv_bias) ADD(v_b, "v.bias", FL_PK_LINEAR_B, kvd, 1);
+        ADD(o_w, "o.weight", FL_PK_LINEAR_W, d, qd);
+        if (c->o_bias) ADD(o_b, "o.bias", FL_PK_LINEAR_B, d, 1);
+        ADD(mlp_norm_w, "mlp_norm.weight", FL_PK_NORM_W, d, 1);
+        if (!c->rms) ADD(mlp_norm_b, "mlp_norm.bias", FL_PK_NORM_B, d, 1);
+        ADD(fc1_w, "fc1.weight", FL_PK_LINEAR_W, F, d);
+        if (c->mlp_bias) ADD(fc1_b, "fc1.bias", FL_PK_LINEAR_B, F, 1);
+        if (c->act == FL_ACT_SWIGLU) ADD(up_w, "up.weight", FL_PK_LINEAR_W, F, d);
+        ADD(fc2_w, "fc2.weight", FL_PK_LINEAR_W, d, F);
+        if (c->mlp_bias) ADD(fc2_b, "fc2.bias", FL_PK_LINEAR_B, d, 1);
+#undef ADD
+    }
+    m->final_norm_w = reg_add(&r, "final_norm.weight", FL_PK_NORM_W, -1, d, 1);
+    if (!c->rms) m->final_norm_b = reg_add(&r, "final_norm.bias", FL_PK_NORM_B, -1, d, 1);
+    m->head = c->tied ? m->embed : reg_add(&r, "lm_head.weight", FL_PK_HEAD, -1, c->vocab, d);
+    m->params = r.p;
+    m->n_params = r.n;
+    m->n_floats = r.floats;
+    m->data = fl_allocf(r.floats);
+    for (int i = 0; i < r.n; i++) {
+        fl_param *p = &r.p[i];
+        p->w = m->data + (size_t)(uintptr_t)p->w;
+        if (p->kind == FL_PK_NORM_W)
+            for (int64_t j = 0; j < p->n; j++) p->w[j] = 1.0f;
+    }
+    if (!c->learned_pos) {
+        m->rope_cos = fl_allocf((size_t)c->max_pos * hd / 2);
+        m->rope_sin = fl_allocf((size_t)c->max_pos * hd / 2);
+        fl_rope_table(m->rope_cos, m->rope_sin, c->max_pos, hd, c->rope_theta);
+    }
+    return 0;
+}
+
+void fl_model_free(fl_model *m) {
+    if (!m->params) return;
+    for (int i = 0; i < m->n_params; i++) {
+        fl_param *p = &m->params[i];
+        fl_free(p->g); fl_free(p->m); fl_free(p->v); fl_free(p->mask);
+    }
+    fl_free(m->data);
+    fl_free(m->rope_cos);
+    fl_free(m->rope_sin);
+    free(m->params);
+    free(m->layers);
+    memset(m, 0, sizeof *m);
+}
+
+/* splitmix64 + Box-Muller: a reproducible N(0,1) stream without libc rand. */
+static uint64_t splitmix(uint64_t *s) {
+    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+static double unif(uint64_t *s) { return ((splitmix(s) >> 11) + 0.5) * (1.0 / 9007199254740992.0); }
+static float gauss(uint64_t *s) { return (float)(sqrt(-2.0 * log(unif(s))) * cos(6.283185307179586 * unif(s))); }
+
+void fl_model_init_random(fl_model *m, uint64_t seed) {
+    uint64_t s = seed;
+    const float resid = 0.02f / sqrtf(2.0f * m->cfg.n_layer);
+    for (int i = 0; i < m->n_params; i++) {
+        fl_param *p = &m->params[i];
+        float std = 0.02f;
+        if (p->kind == FL_PK_NORM_W) { for (int64_t j = 0; j < p->n; j++) p->w[j] = 1.0f; continue; }
+        if (p->kind == FL_PK_NORM_B || p->kind == FL_PK_LINEAR_B) { memset(p->w, 0, sizeof(float) * p->n); continue; }
+        if (strstr(p->name, ".o.weight") || strstr(p->name, ".fc2.weight")) std = resid;
+        for (int64_t j = 0; j < p->n; j++) p->w[j] = std * gauss(&s);
+        if (p->mask) fl_param_apply_mask(p);
+    }
+}
+
+fl_param *fl_model_find(fl_model *m, const char *name) {
+    for (int i = 0; i < m->n_params; i++)
+        if (strcmp(m->params[i].name, name) == 0) return &m->params[i];
+    return NULL;
+}
+
+int64_t fl_model_num_params(const fl_model *m) {
+    int64_t n = 0;
+    for (int i = 0; i < m->n_params; i++) n += m->params[i].n;
+    return n;
+}
+
+int fl_layer_linears(fl_model *m, int l, fl_param **w, fl_param **b, const char **names) {
+    fl_layer *y = &m->layers[l];
+    int swi = m->cfg.act == FL_ACT_SWIGLU, n = 0;
+    fl_param *ws[7] = { y->q_w, y->k_w, y->v_w, y->o_w, y->fc1_w, swi ? y->up_w : y->fc2_w, y->fc2_w };
+    fl_param *bs[7] = { y->q_b, y->k_b, y->v_b, y->o_b, y->fc1_b, swi ? NULL : y->fc2_b, y->fc2_b };
+    static const char *n6[] = { "q", "k", "v", "o", "fc1", "fc2" };
+    static const char *n7[] = { "q", "k", "v", "o", "gate", "up", "down" };
+    n = swi ? 7 : 6;
+    for (int i = 0; i < n; i++) {
+        if (w) w[i] = ws[i];
+        if (b) b[i] = bs[i];
+        if (names) names[i] = swi ? n7[i] : n6[i];
+    }
+    return n;
+}
+
+/* ---- trainability and masks ------------------------------------------- */
+
+void fl_param_set_trainable(fl_param *p, int on) {
+    p->trainable = on;
+    if (on && !p->g) p->g = fl_allocf((size_t)p->n);
+    if (!on) { fl_free(p->g); p->g = NULL; }
+}
+
+void fl_model_set_all_trainable(fl_model *m, int on) {
+    for (int i = 0; i < m->n_params; i++) fl_param_set_trainable(&m->params[i], on);
+}
+
+void fl_model_zero_grad(fl_model *m) {
+    for (int i = 0; i < m->n_params; i++)
+        if (m->params[i].g) memset(m->params[i].g, 0, sizeof(float) * m->params[i].n);
+}
+
+int fl_param_set_mask(fl_param *p, const uint8_t *mask) {
+    if (p->kind != FL_PK_LINEAR_W && mask) return fl_err("%s: only linear weights can be masked", p->name);
+    if (!mask) { fl_free(p->mask); p->mask = NULL; return 0; }
+    if (!p->mask) p->mask = fl_alloc((size_t)p->n);
+    for (int64_t i = 0; i < p->n; i++) p->mask[i] = mask[i] ? 1 : 0;
+    fl_param_apply_mask(p);
+    return 0;
+}
+
+void fl_param_apply_mask(fl_param *p) {
+    if (!p->mask) return;
+    for (int64_t i = 0; i < p->n; i++)
+        if (!p->mask[i]) p->w[i] = 0.0f;
+}
+
+static void mask_grad(fl_param *p) {
+    if (!p->mask || !p->g) return;
+    for (int64_t i = 0; i < p->n; i++)
+        if (!p->mask[i]) p->g[i] = 0.0f;
+}
+
+/* ---- ranges ------------------------------------------------------------ */
+
+fl_range fl_range_whole(const fl_model *m) { return (fl_range){ 0, 2 * m->cfg.n_layer, 1, 1 }; }
+fl_range fl_range_blocks(int a, int b) { return (fl_range){ 2 * a, 2 * b + 2, 0, 0 }; }
+fl_range fl_range_attn(int l) { return (fl_range){ 2 * l, 2 * l + 1, 0, 0 }; }
+fl_range fl_range_mlp(int l) { return (fl_range){ 2 * l + 1, 2 * l + 2, 0, 0 }; }
+
+/* ---- single linear ----------------------------------------------------- */
+
+static float *tr_grad(fl_param *p) { return p && p->trainable ? p->g : NULL; }
+
+void fl_linear_forward(const fl_param *w, const fl_param *b, const float *x, float *y, int N) {
+    fl_matmul_forward(y, x, w->w, b ? b->w : NULL, N, w->cols, w->rows);
+}
+
+void fl_linear_backward(fl_param *w, fl_param *b, const float *x, const float *dy, float *dx, int N) {
+    fl_matmul_backward(dx, tr_grad(w), tr_grad(b), dy, x, w->w, N, w->cols, w->rows);
+    mask_grad(w);
+}
+
+/* ---- saved activations ------------------------------------------------- */
+
+/* What one sublayer keeps for its backward (N = B*T tokens):
+ *   both : x [N,d] its input, mean/rstd [N], xn [N,d] the normed input
+ *   attn : q [N,H*hd], k, v [N,KV*hd] (after RoPE), att [B,H,T,T], ao [N,H*hd]
+ *   mlp  : h [N,F] (fc1 or gate output), up [N,F] (SwiGLU), a [N,F] (fc2 input)
+ * The head keeps x, mean/rstd, xn, and the logits [N,V]. */
+typedef struct {
+    float *x, *mean, *rstd, *xn;
+    float *q, *k, *v, *att, *ao;
+    float *h, *up, *a;
+} sub_acts;
+
+struct fl_acts {
+    int B, T, s0, s1, embed, head, pos0, valid;
+    sub_acts *sub;       /* s1 - s0 entries */
+    sub_acts hd;         /* head: x, mean, rstd, xn; logits in h */
+    int32_t *tokens, *targets;
+    int64_t n_targets;
+};
+
+fl_acts *fl_acts_new(void) { return calloc(1, sizeof(fl_acts)); }
+
+static void sub_free(sub_acts *s) {
+    float **f = (float **)s;
+    for (size_t i = 0; i < sizeof *s / sizeof(float *); i++) { fl_free(f[i]); f[i] = NULL; }
+}
+
+static void acts_clear(fl_acts *a) {
+    if (a->sub) for (int i = 0; i < a->s1 - a->s0; i++) sub_free(&a->sub[i]);
+    free(a->sub); a->sub = NULL;
+    sub_free(&a->hd);
+    fl_free(a->tokens); fl_free(a->targets);
+    a->tokens = a->targets = NULL;
+    a->valid = 0;
+}
+
+void fl_acts_free(fl_acts *a) {
+    if (!a) return;
+    acts_clear(a);
+    free(a);
+}
+
+size_t fl_acts_bytes(const fl_acts *a) {
+    size_t n = 0;
+    const sub_acts *all[2] = { a->sub, &a->hd };
+    int cnt[2] = { a->sub ? a->s1 - a->s0 : 0, 1 };
+    for (int k = 0; k < 2; k++)
+        for (int i = 0; i < cnt[k]; i++) {
+            float *const *f = (float *const *)&all[k][i];
+            for (size_t j = 0; j < sizeof(sub_acts) / sizeof(float *); j++) n += fl_alloc_size(f[j]);
+        }
+    return n + fl_alloc_size(a->tokens) + fl_alloc_size(a->targets);
+}
+
+/* ---- sublayer forward -------------------------------------------------- */
+
+static const float *P(const fl_param *p) { return p ? p->w : NULL; }
+
+static void norm_fwd(const fl_model *m, float *out, float *mean, float *rstd, const float *x,
+                     const fl_param *w, const fl_param *b, int N) {
+    if (m->cfg.rms) fl_rmsnorm_forward(out, rstd, x, w->w, N, m->cfg.d, m->cfg.eps);
+    else fl_layernorm_forward(out, mean, rstd, x, w->w, P(b), N, m->cfg.d, m->cfg.eps);
+}
+
+static void norm_bwd(const fl_model *m, float *dx, const float *dout, const sub_acts *s,
+                     fl_param *w, fl_param *b, int N) {
+    if (m->cfg.rms) fl_rmsnorm_backward(dx, tr_grad(w), dout, s->x, w->w, s->rstd, N, m->cfg.d);
+    else fl_layernorm_backward(dx, tr_grad(w), tr_grad(b), dout, s->x, w->w, s->mean, s->rstd, N, m->cfg.d);
+}
+
+/* Allocate the buffers of sublayer `sub` (0 attention, 1 MLP). */
+static void sub_alloc(const fl_model *m, sub_acts *s, int kind, int B, int T, int keep_att) {
+    const fl_config *c = &m->cfg;
+    size_t N = (size_t)B * T, d = c->d, qd = (size_t)c->n_head * c->head_dim, kvd = (size_t)c->n_kv_head * c->head_dim;
+    s->x = fl_allocf(N * d); s->mean = fl_allocf(N); s->rstd = fl_allocf(N); s->xn = fl_allocf(N * d);
+    if (kind == 0) {
+        s->q = fl_allocf(N * qd); s->k = fl_allocf(N * kvd); s->v = fl_allocf(N * kvd); s->ao = fl_allocf(N * qd);
+        if (keep_att) s->att = fl_allocf((size_t)B * c->n_head * T * T);
+    } else {
+        s->h = fl_allocf(N * c->d_ff); s->a = fl_allocf(N * c->d_ff);
+        if (c->act == FL_ACT_SWIGLU) s->up = fl_allocf(N * c->d_ff);
+    }
+}
+
+/* x_out = x_in + sublayer(x_in); s->x must already hold x_in. */
+static void sub_forward(fl_model *m, int sidx, sub_acts *s, float *x_out, int B, int T, int pos0) {
+    const fl_config *c = &m->cfg;
+    const int N = B * T, d = c->d, hd = c->head_dim, qd = c->n_head * hd, kvd = c->n_kv_head * hd;
+    fl_layer *y = &m->layers[sidx / 2];
+    if (sidx % 2 == 0) {
+        norm_fwd(m, s->xn, s->mean, s->rstd, s->x, y->attn_norm_w, y->attn_norm_b, N);
+        fl_matmul_forward(s->q, s->xn, y->q_w->w, P(y->q_b), N, d, qd);
+        fl_matmul_forward(s->k, s->xn, y->k_w->w, P(y->k_b), N, d, kvd);
+        fl_matmul_forward(s->v, s->xn, y->v_w->w, P(y->v_b), N, d, kvd);
+        if (!c->learned_pos) {
+            fl_rope_forward(s->q, m->rope_cos, m->rope_sin, B, T, c->n_head, hd, pos0);
+            fl_rope_forward(s->k, m->rope_cos, m->rope_sin, B, T, c->n_kv_head, hd, pos0);
+        }
+        fl_attention_forward(s->ao, s->att, s->q, s->k, s->v, B, T, c->n_head, c->n_kv_head, hd);
+        fl_matmul_forward(x_out, s->ao, y->o_w->w, P(y->o_b), N, qd, d);
+    } else {
+        const int F = c->d_ff;
+        norm_fwd(m, s->xn, s->mean, s->rstd, s->x, y->mlp_norm_w, y->mlp_norm_b, N);
+        fl_matmul_forward(s->h, s->xn, y->fc1_w->w, P(y->fc1_b), N, d, F);
+        if (c->act == FL_ACT_SWIGLU) {
+            fl_matmul_forward(s->up, s->xn, y->up_w->w, NULL, N, d, F);
+            fl_swiglu_forward(s->a, s->h, s->up, (int64_t)N * F);
+        } else if (c->act == FL_ACT_RELU) fl_relu_forward(s->a, s->h, (int64_t)N * F);
+        else fl_gelu_forward(s->a, s->h, (int64_t)N * F);
+        fl_matmul_forward(x_out, s->a, y->fc2_w->w, P(y->fc2_b), N, F, d);
+    }
+    fl_accum(x_out, s->x, (int64_t)N * d);   /* residual */
+}
+
+/* Gradient of the sublayer given dy (w.r.t. its output). Adds parameter
+ * gradients; if dx is non-NULL adds the input gradient (residual included). */
+static void sub_backward(fl_model *m, int sidx, sub_acts *s, const float *dy, float *dx, int B, int T, int pos0) {
+    const fl_config *c = &m->cfg;
+    const int N = B * T, d = c->d, hd = c->head_dim, qd = c->n_head * hd, kvd = c->n_kv_head * hd;
+    fl_layer *y = &m->layers[sidx / 2];
+    float *dxn = fl_allocf((size_t)N * d);
+    fl_param *nw, *nb;
+    if (sidx % 2 == 0) {
+        float *dao = fl_allocf((size_t)N * qd), *dq = fl_allocf((size_t)N * qd);
+        float *dk = fl_allocf((size_t)N * kvd), *dv = fl_allocf((size_t)N * kvd);
+        fl_matmul_backward(dao, tr_grad(y->o_w), tr_grad(y->o_b), dy, s->ao, y->o_w->w, N, qd, d);
+        fl_attention_backward(dq, dk, dv, dao, s->q, s->k, s->v, s->att, B, T, c->n_head, c->n_kv_head, hd);
+        if (!c->learned_pos) {
+            fl_rope_backward(dq, m->rope_cos, m->rope_sin, B, T, c->n_head, hd, pos0);
+            fl_rope_backward(dk, m->rope_cos, m->rope_sin, B, T, c->n_kv_head, hd, pos0);
+        }
+        fl_matmul_backward(dxn, tr_grad(y->q_w), tr_grad(y->q_b), dq, s->xn, y->q_w->w, N, d, qd);
+        fl_matmul_backward(dxn, tr_grad(y->k_w), tr_grad(y->k_b), dk, s->xn, y->k_w->w, N, d, kvd);
+        fl_matmul_backward(dxn, tr_grad(y->v_w), tr_grad(y->v_b), dv, s->xn, y->v_w->w, N, d, kvd);
+        mask_grad(y->q_w); mask_grad(y->k_w); mask_grad(y->v_w); mask_grad(y->o_w);
+        fl_free(dao); fl_free(dq); fl_free(dk); fl_free(dv);
+        nw = y->attn_norm_w; nb = y->attn_norm_b;
+    } else {
+        const int F = c->d_ff;
+        float *da = fl_allocf((size_t)N * F), *dh = fl_allocf((size_t)N * F);
+        fl_matmul_backward(da, tr_grad(y->fc2_w), tr_grad(y->fc2_b), dy, s->a, y->fc2_w->w, N, F, d);
+        if (c->act == FL_ACT_SWIGLU) {
+            float *dup = fl_allocf((size_t)N * F);
+            fl_swiglu_backward(dh, dup, da, s->h, s->up, (int64_t)N * F);
+            fl_matmul_backward(dxn, tr_grad(y->up_w), NULL, dup, s->xn, y->up_w->w, N, d, F);
+            mask_grad(y->up_w);
+            fl_free(dup);
+        } else if (c->act == FL_ACT_RELU) fl_relu_backward(dh, s->h, da, (int64_t)N * F);
+        else fl_gelu_backward(dh, s->h, da, (int64_t)N * F);
+        fl_matmul_backward(dxn, tr_grad(y->fc1_w), tr_grad(y->fc1_b), dh, s->xn, y->fc1_w->w, N, d, F);
+        mask_grad(y->fc1_w); mask_grad(y->fc2_w);
+        fl_free(da); fl_free(dh);
+        nw = y->mlp_norm_w; nb = y->mlp_norm_b;
+    }
+    norm_bwd(m, dx, dxn, s, nw, nb, N);
+    if (dx) fl_accum(dx, dy, (int64_t)N * d);  /* residual path */
+    fl_free(dxn);
+}
+
+/* ---- head -------------------------------------------------------------- */
+
+/* Logits for rows [r0, r1) of xn into out (row stride V). */
+static void head_logits(fl_model *m, const float *xn, float *out, int r0, int r1) {
+    fl_matmul_forward(out, xn + (int64_t)r0 * m->cfg.d, m->head->w, NULL, r1 - r0, m->cfg.d, m->cfg.vocab);
+}
+
+/* ---- whole range ------------------------------------------------------- */
+
+static int range_check(const fl_model *m, fl_range r, const fl_fwd *a) {
+    const fl_config *c = &m->cfg;
+    if (r.s0 < 0 || r.s1 > 2 * c->n_layer || r.s0 > r.s1)
+        return fl_err("submodel: sublayers [%d, %d) outside a model of %d blocks", r.s0, r.s1, c->n_layer);
+    if (a->B <= 0 || a->T <= 0) return fl_err("submodel: empty batch (B=%d, T=%d)", a->B, a->T);
+    if (a->pos0 + a->T + c->pos_offset > c->max_pos + c->pos_offset)
+        return fl_err("sequence of %d tokens from position %d exceeds the model's context of %d", a->T, a->pos0, c->max_pos);
+    if (r.embed) {
+        if (!a->tokens) return fl_err("submodel: tokens required with the embedding");
+        for (int64_t i = 0; i < (int64_t)a->B * a->T; i++)
+            if (a->tokens[i] < 0 || a->tokens[i] >= c->vocab)
+                return fl_err("token id %d at position %lld is outside the vocabulary of %d", a->tokens[i], (long long)i, c->vocab);
+    } else if (!a->x_in) return fl_err("submodel: x_in required without the embedding");
+    if (r.head) {
+        if (!a->targets) return fl_err("submodel: targets required with the head");
+        for (int64_t i = 0; i < (int64_t)a->B * a->T; i++)
+            if (a->targets[i] >= c->vocab)
+                return fl_err("target id %d at position %lld is outside the vocabulary of %d", a->targets[i], (long long)i, c->vocab);
+    }
+    return 0;
+}
+
+int fl_forward(fl_model *m, fl_range r, fl_fwd *a, fl_acts *acts) {
+    if (range_check(m, r, a) != 0) return -1;
+    const fl_config *c = &m->cfg;
+    const int B = a->B, T = a->T, N = B * T, d = c->d, V = c->vocab;
+    const int ns = r.s1 - r.s0;
+    const int pos_emb = a->pos0 + c->pos_offset;
+    if (acts) {
+        acts_clear(acts);
+        acts->B = B; acts->T = T; acts->s0 = r.s0; acts->s1 = r.s1;
+        acts->embed = r.embed; acts->head = r.head; acts->pos0 = a->pos0;
+        acts->sub = calloc((size_t)(ns > 0 ? ns : 1), sizeof(sub_acts));
+        if (r.embed) { acts->tokens = fl_alloc(sizeof(int32_t) * N); memcpy(acts->tokens, a->tokens, sizeof(int32_t) * N); }
+    }
+    /* Without acts, one scratch set serves every sublayer in turn. */
+    sub_acts scratch[2] = { { 0 }, { 0 } };
+    if (!acts) { if (ns > 0) { sub_alloc(m, &scratch[0], 0, B, T, 0); sub_alloc(m, &scratch[1], 1, B, T, 0); } }
+    float *cur = fl_allocf((size_t)N * d);   /* residual stream */
+    if (r.embed) fl_embed_forward(cur, a->tokens, m->embed->w, P(m->pos), B, T, d, pos_emb);
+    else memcpy(cur, a->x_in, sizeof(float) * N * d);
+    for (int s = r.s0; s < r.s1; s++) {
+        sub_acts *sa;
+        if (acts) { sa = &acts->sub[s - r.s0]; sub_alloc(m, sa, s % 2, B, T, 1); }
+        else sa = &scratch[s % 2];
+        memcpy(sa->x, cur, sizeof(float) * N * d);
+        sub_forward(m, s, sa, cur, B, T, a->pos0);
+    }
+    if (r.head) {
+        sub_acts tmp = { 0 };
+        sub_acts *h = acts ? &acts->hd : &tmp;
+        h->x = acts ? fl_allocf((size_t)N * d) : cur;
+        if (acts) memcpy(h->x, cur, sizeof(float) * N * d);
+        h->mean = fl_allocf(N); h->rstd = fl_allocf(N); h->xn = fl_allocf((size_t)N * d);
+        norm_fwd(m, h->xn, h->mean, h->rstd, h->x, m->final_norm_w, m->final_norm_b, N);
+        double sum = 0;
+        int64_t cnt = 0;
+        if (acts || a->logits) {
+            float *lg = a->logits ? a->logits : NULL;
+            if (acts) { h->h = fl_allocf((size_t)N * V); lg = h->h; }
+            head_logits(m, h->xn, lg, 0, N);
+            sum = fl_crossentropy_forward(a->nll, lg, a->targets, N, V, &cnt);
+            if (acts && a->logits) memcpy(a->logits, lg, sizeof(float) * N * V);
+        } else {
+            /* Inference: logits a chunk of rows at a time, never [N, V]. */
+            const int CH = 256;
+            float *lg = fl_allocf((size_t)CH * V);
+            for (int r0 = 0; r0 < N; r0 += CH) {
+                int r1 = r0 + CH < N ? r0 + CH : N;
+                int64_t k = 0;
+                head_logits(m, h->xn, lg, r0, r1);
+                sum += fl_crossentropy_forward(a->nll ? a->nll + r0 : NULL, lg, a->targets + r0, r1 - r0, V, &k);
+                cnt += k;
+            }
+            fl_free(lg);
+        }
+        a->loss = cnt ? sum / cnt : 0.0;
+        a->n_targets = cnt;
+        if (acts) {
+            acts->targets = fl_alloc(sizeof(int32_t) * N);
+            memcpy(acts->targets, a->targets, sizeof(int32_t) * N);
+            acts->n_targets = cnt;
+        } else { fl_free(h->mean); fl_free(h->rstd); fl_free(h->xn); }
+    } else if (a->x_out) memcpy(a->x_out, cur, sizeof(float) * N * d);
+    fl_free(cur);
+    sub_free(&scratch[0]); sub_free(&scratch[1]);
+    if (acts) acts->valid = 1;
+    return 0;
+}
+
+static int param_trainable(const fl_param *p) { return p && p->trainable && p->g; }
+
+/* Does any sublayer in [s0, s) (or the embedding) have a trainable parameter?
+ * If not, backward can stop at s unless the caller wants dx_in. */
+static int below_trainable(fl_model *m, fl_range r, int s) {
+    if (r.embed && (param_trainable(m->embed) || param_trainable(m->pos))) return 1;
+    for (int i = 0; i < m->n_params; i++) {
+        const fl_param *p = &m->params[i];
+        if (p->layer < 0 || !param_trainable(p)) continue;
+        int sub0 = 2 * p->layer, sub = sub0 + (strstr(p->name, ".mlp_norm.") || strstr(p->name, ".fc1.") ||
+                                               strstr(p->name, ".fc2.") || strstr(p->name, ".up.") ? 1 : 0);
+        if (sub >= r.s0 && sub < s) return 1;
+    }
+    return 0;
+}
+
+int fl_backward(fl_model *m, fl_range r, fl_acts *acts, const float *dx_out, float *dx_in) {
+    if (!acts || !acts->valid) return fl_err("backward: no saved forward");
+    if (acts->s0 != r.s0 || acts->s1 != r.s1 || acts->embed != r.embed || acts->head != r.head)
+        return fl_err("backward: range differs from the saved forward");
+    const fl_config *c = &m->cfg;
+    const int B = acts->B, T = acts->T, N = B * T, d = c->d, V = c->vocab;
+    float *dcur = fl_allocf((size_t)N * d);
+    if (r.head) {
+        sub_acts *h = &acts->hd;
+        float scale = acts->n_targets ? 1.0f / (float)acts->n_targets : 0.0f;
+        float *dlog = h->h;  /* the logits become their own gradient */
+        fl_crossentropy_backward(dlog, h->h, acts->targets, N, V, scale);
+        float *dxn = fl_allocf((size_t)N * d);
+        fl_gemm(0, 0, N, d, V, 1.0f, dlog, V, m->head->w, d, 0.0f, dxn, d);
+        if (param_trainable(m->head)) fl_gemm(1, 0, V, d, N, 1.0f, dlog, V, h->xn, d, 1.0f, m->head->g, d);
+        norm_bwd(m, dcur, dxn, h, m->final_norm_w, m->final_norm_b, N);
+        fl_free(dxn);
+        fl_free(h->h); h->h = NULL;
+        acts->valid = 0;   /* logits consumed */
+    } else {
+        if (!dx_out) { fl_free(dcur); return fl_err("backward: dx_out required without the head"); }
+        memcpy(dcur, dx_out, sizeof(float) * N * d);
+    }
+    float *dnext = fl_allocf((size_t)N * d);
+    for (int s = r.s1 - 1; s >= r.s0; s--) {
+        int need_dx = dx_in || below_trainable(m, r, s);
+        if (!need_dx) {
+            /* parameters of this sublayer only: no input gradient */
+            sub_backward(m, s, &acts->sub[s - r.s0], dcur, NULL, B, T, acts->pos0);
+            break;
+        }
+        memset(dnext, 0, sizeof(float) * N * d);
+        sub_backward(m, s, &acts->sub[s - r.s0], dcur, dnext, B, T, acts->pos0);
+        float *t = dcur; dcur = dnext; dnext = t;
+    }
+    if (r.embed) {
+        float *dwte = param_trainable(m->embed) ? m->embed->g : NULL;
+        float *dwpe = param_trainable(m->pos) ? m->pos->g : NULL;
+        if (dwte || dwpe) fl_embed_backward(dwte, dwpe, dcur, acts->tokens, B, T, d, acts->pos0 + c->pos_offset);
+    } else if (dx_in) fl_accum(dx_in, dcur, (int64_t)N * d);
+    fl_free(dcur);
+    fl_free(dnext);
+    acts->valid = 0;
+    return 0;
+}

@@ -1,0 +1,155 @@
+/* The decoder-only transformer: configuration, parameters, submodels.
+ *
+ * Families (design.md):
+ *   gpt2  : learned positions, LayerNorm, GELU(tanh), biases everywhere, tied head
+ *   opt   : gpt2 with ReLU, positions offset by 2, pre-LN, final LayerNorm
+ *   llama : RMSNorm, RoPE (rotate-half), SwiGLU (gate, up, down), no biases, GQA
+ *   qwen2 : llama with q/k/v biases
+ *
+ * Shapes, with N = B*T tokens, d = hidden, H heads of hd, KV kv-heads, F = ffn:
+ *   embed   [V, d]       pos [P, d] (gpt2/opt; opt's table has P = max_pos+2 rows)
+ *   q [H*hd, d]  k,v [KV*hd, d]  o [d, H*hd]       (torch nn.Linear: W[out, in])
+ *   fc1 [F, d] fc2 [d, F] (gpt2/opt);  gate,up [F, d] down [d, F] (llama/qwen2)
+ *   norms [d];   lm_head [V, d] unless tied to embed.
+ *
+ * Submodels. The decoder is a sequence of sublayers: sublayer 2l is the
+ * attention part of block l (norm, q/k/v, RoPE, attention, o, residual) and
+ * 2l+1 its MLP part (norm, MLP, residual). A range [s0, s1) of sublayers,
+ * optionally preceded by the embedding (input = tokens) and followed by the
+ * head (final norm, LM head, cross-entropy), is a submodel: one sublayer,
+ * one block, blocks i..j, or the whole model. A single linear is its own
+ * submodel (fl_linear_forward/backward below). */
+#ifndef FL_MODEL_H
+#define FL_MODEL_H
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum { FL_GPT2 = 0, FL_OPT, FL_LLAMA, FL_QWEN2 } fl_family;
+typedef enum { FL_ACT_GELU_TANH = 0, FL_ACT_RELU, FL_ACT_SWIGLU } fl_act;
+
+typedef struct {
+    fl_family family;
+    int vocab, d, n_layer, n_head, n_kv_head, head_dim, d_ff, max_pos;
+    float eps, rope_theta;
+    int tied;          /* LM head is the embedding matrix */
+    int rms;           /* RMSNorm without bias, else LayerNorm with bias */
+    fl_act act;
+    int learned_pos;   /* gpt2, opt */
+    int pos_offset;    /* opt: 2 */
+    int qkv_bias, o_bias, mlp_bias;
+    int bos_id, eos_id;  /* -1 when unknown; copied to config.json on save */
+} fl_config;
+
+const char *fl_family_name(fl_family f);
+/* Fill the architecture defaults of a family (biases, norm, act, offsets). */
+void fl_config_family_defaults(fl_config *c, fl_family f);
+/* Checks the sizes are consistent (heads divide d, kv-heads divide heads...). */
+int fl_config_validate(const fl_config *c, const char *what);
+
+/* Kinds of parameter, for the registry and for choosing trainable subsets. */
+typedef enum {
+    FL_PK_EMBED = 0, FL_PK_POS, FL_PK_NORM_W, FL_PK_NORM_B, FL_PK_LINEAR_W, FL_PK_LINEAR_B, FL_PK_HEAD
+} fl_pkind;
+
+typedef struct {
+    char name[64];     /* canonical: "layers.3.q.weight", "embed.weight", ... */
+    fl_pkind kind;
+    int layer;         /* -1 outside the blocks */
+    int rows, cols;    /* cols = 1 for vectors */
+    int64_t n;
+    float *w;          /* into fl_model.data */
+    float *g;          /* gradient, allocated while trainable (fl_param_set_trainable) */
+    float *m, *v;      /* AdamW moments, owned by the optimiser */
+    uint8_t *mask;     /* NULL, or 1 = kept, 0 = pruned; linear weights only */
+    int trainable;
+} fl_param;
+
+typedef struct {
+    fl_param *attn_norm_w, *attn_norm_b;
+    fl_param *q_w, *q_b, *k_w, *k_b, *v_w, *v_b, *o_w, *o_b;
+    fl_param *mlp_norm_w, *mlp_norm_b;
+    /* gpt2/opt: fc1 -> act -> fc2.  llama/qwen2: silu(gate) * up -> down,
+     * stored as fc1 = gate, up, fc2 = down. */
+    fl_param *fc1_w, *fc1_b, *up_w, *fc2_w, *fc2_b;
+} fl_layer;
+
+typedef struct {
+    fl_config cfg;
+    float *data;          /* every parameter, one tracked block */
+    size_t n_floats;
+    fl_param *params;     /* registry, in a fixed order */
+    int n_params;
+    fl_layer *layers;
+    fl_param *embed, *pos, *final_norm_w, *final_norm_b, *head; /* head == embed when tied */
+    float *rope_cos, *rope_sin; /* [max_pos, hd/2], llama/qwen2 */
+} fl_model;
+
+/* Allocate a model of this shape with all parameters zero (norm weights 1). */
+int fl_model_create(fl_model *m, const fl_config *c);
+/* GPT-2-style init: N(0, 0.02), residual projections scaled by 1/sqrt(2L). */
+void fl_model_init_random(fl_model *m, uint64_t seed);
+void fl_model_free(fl_model *m);
+fl_param *fl_model_find(fl_model *m, const char *name);
+int64_t fl_model_num_params(const fl_model *m);
+/* The linears of block l in the order of the design (q,k,v,o,fc1,fc2 or
+ * q,k,v,o,gate,up,down); returns the count (6 or 7). */
+int fl_layer_linears(fl_model *m, int l, fl_param **w, fl_param **b, const char **short_names);
+
+/* Trainability. Setting trainable allocates a zeroed gradient. */
+void fl_param_set_trainable(fl_param *p, int on);
+void fl_model_set_all_trainable(fl_model *m, int on);
+void fl_model_zero_grad(fl_model *m);
+/* Mask: copies `mask` (n bytes, 1 = keep) and zeroes the pruned weights.
+ * NULL removes the mask. Only for linear weights. */
+int fl_param_set_mask(fl_param *p, const uint8_t *mask);
+void fl_param_apply_mask(fl_param *p);  /* w *= mask */
+
+/* ---- Submodel forward / backward -------------------------------------- */
+
+typedef struct {
+    int s0, s1;   /* sublayers [s0, s1): 2l = attention of block l, 2l+1 = MLP */
+    int embed;    /* input is tokens through the embedding */
+    int head;     /* output goes through final norm, LM head, cross-entropy */
+} fl_range;
+
+fl_range fl_range_whole(const fl_model *m);
+fl_range fl_range_blocks(int first, int last_inclusive);
+fl_range fl_range_attn(int l);
+fl_range fl_range_mlp(int l);
+
+typedef struct fl_acts fl_acts;  /* activations saved for backward */
+
+typedef struct {
+    int B, T;
+    const int32_t *tokens;   /* [B*T] when r.embed */
+    const float *x_in;       /* [B*T*d] when !r.embed */
+    float *x_out;            /* [B*T*d] when !r.head (may be NULL) */
+    const int32_t *targets;  /* [B*T] when r.head; < 0 means not counted */
+    float *logits;           /* optional copy [B*T*V] when r.head */
+    float *nll;              /* optional per-position NLL [B*T] when r.head */
+    int pos0;                /* position of the first token of each row (usually 0) */
+    /* outputs */
+    double loss;             /* mean NLL over counted targets */
+    int64_t n_targets;
+} fl_fwd;
+
+/* Forward over a range. With `acts` non-NULL (from fl_acts_new) the
+ * activations needed by backward are kept there; with NULL nothing is kept
+ * beyond one sublayer's scratch. */
+int fl_forward(fl_model *m, fl_range r, fl_fwd *a, fl_acts *acts);
+/* Backward of the last forward kept in `acts`. dx_out: gradient w.r.t. the
+ * range's output [B*T*d] (ignored with head: the loss is the mean NLL).
+ * dx_in (may be NULL): gradient w.r.t. x_in is ADDED to it. Parameter
+ * gradients are ADDED to p->g for trainable parameters (masked entries stay 0). */
+int fl_backward(fl_model *m, fl_range r, fl_acts *acts, const float *dx_out, float *dx_in);
+
+fl_acts *fl_acts_new(void);
+void fl_acts_free(fl_acts *a);
+size_t fl_acts_bytes(const fl_acts *a);
+
+/* One linear as a submodel: y[N, out] = x[N, in] W^T + b. Backward adds
+ * dx (if non-NULL) and, when trainable, dW (masked) and db. */
+void fl_linear_forward(const fl_param *w, const fl_param *b, const float *x, float *y, int N);
+void fl_linear_backward(fl_param *w, fl_param *b, const float *x, const float *dy, float *dx, int N);
+
+#endif

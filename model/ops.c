@@ -1,0 +1,404 @@
+/* Layer kernels. The heavy lifting (every matmul, and the score / value
+ * products inside attention) goes through fl_gemm; the rest is plain C with
+ * OpenMP over rows. See ops.h for shapes and the accumulate convention. */
+#include "ops.h"
+#include "alloc.h"
+#include "gemm.h"
+#include <math.h>
+#include <omp.h>
+#include <string.h>
+
+/* ---- embedding -------------------------------------------------------- */
+
+void fl_embed_forward(float *out, const int32_t *tok, const float *wte, const float *wpe,
+                      int B, int T, int C, int pos_first) {
+    #pragma omp parallel for schedule(static)
+    for (int n = 0; n < B * T; n++) {
+        const float *e = wte + (int64_t)tok[n] * C;
+        const float *p = wpe ? wpe + (int64_t)(pos_first + n % T) * C : NULL;
+        float *o = out + (int64_t)n * C;
+        for (int c = 0; c < C; c++) o[c] = e[c] + (p ? p[c] : 0.0f);
+    }
+}
+
+void fl_embed_backward(float *dwte, float *dwpe, const float *dout, const int32_t *tok,
+                       int B, int T, int C, int pos_first) {
+    /* Several positions may share a token row, so parallelise over channels:
+     * each thread owns a slice of columns and no two threads write one float. */
+    #pragma omp parallel for schedule(static)
+    for (int c0 = 0; c0 < C; c0 += 16) {
+        int c1 = c0 + 16 < C ? c0 + 16 : C;
+        for (int n = 0; n < B * T; n++) {
+            const float *d = dout + (int64_t)n * C;
+            if (dwte) { float *g = dwte + (int64_t)tok[n] * C; for (int c = c0; c < c1; c++) g[c] += d[c]; }
+            if (dwpe) { float *g = dwpe + (int64_t)(pos_first + n % T) * C; for (int c = c0; c < c1; c++) g[c] += d[c]; }
+        }
+    }
+}
+
+/* ---- column sums with per-thread partials ------------------------------ */
+
+/* acc[c] += sum_n a[n,c] * (b ? b[n,c] : 1). Per-thread partial rows keep
+ * the reduction race-free and summed in a fixed order (reproducible for a
+ * given thread count). */
+static void colsum(float *acc, const float *a, const float *b, int N, int C) {
+    int nt = omp_get_max_threads();
+    float *part = fl_allocf((size_t)nt * C);
+    #pragma omp parallel
+    {
+        int t = omp_get_thread_num(), T = omp_get_num_threads();
+        float *p = part + (size_t)t * C;
+        int n0 = (int)((int64_t)N * t / T), n1 = (int)((int64_t)N * (t + 1) / T);
+        for (int n = n0; n < n1; n++) {
+            const float *ar = a + (int64_t)n * C;
+            if (b) { const float *br = b + (int64_t)n * C; for (int c = 0; c < C; c++) p[c] += ar[c] * br[c]; }
+            else for (int c = 0; c < C; c++) p[c] += ar[c];
+        }
+    }
+    for (int t = 0; t < nt; t++)
+        for (int c = 0; c < C; c++) acc[c] += part[(size_t)t * C + c];
+    fl_free(part);
+}
+
+/* ---- LayerNorm --------------------------------------------------------- */
+
+void fl_layernorm_forward(float *out, float *mean, float *rstd, const float *x,
+                          const float *w, const float *b, int N, int C, float eps) {
+    #pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++) {
+        const float *xr = x + (int64_t)n * C;
+        double m = 0, v = 0;
+        for (int c = 0; c < C; c++) m += xr[c];
+        m /= C;
+        for (int c = 0; c < C; c++) { double d = xr[c] - m; v += d * d; }
+        v /= C;
+        float s = (float)(1.0 / sqrt(v + eps));
+        float *o = out + (int64_t)n * C;
+        for (int c = 0; c < C; c++) o[c] = ((xr[c] - (float)m) * s) * w[c] + (b ? b[c] : 0.0f);
+        mean[n] = (float)m;
+        rstd[n] = s;
+    }
+}
+
+void fl_layernorm_backward(float *dx, float *dw, float *db, const float *dout, const float *x,
+                           const float *w, const float *mean, const float *rstd, int N, int C) {
+    if (dx) {
+        #pragma omp parallel for schedule(static)
+        for (int n = 0; n < N; n++) {
+            const float *xr = x + (int64_t)n * C, *dr = dout + (int64_t)n * C;
+            float m = mean[n], s = rstd[n];
+            double sd = 0, sdn = 0;   /* mean of w*dout and of w*dout*xhat */
+            for (int c = 0; c < C; c++) {
+                float xh = (xr[c] - m) * s, g = w[c] * dr[c];
+                sd += g; sdn += g * xh;
+            }
+            float a = (float)(sd / C), bb = (float)(sdn / C);
+            float *o = dx + (int64_t)n * C;
+            for (int c = 0; c < C; c++) {
+                float xh = (xr[c] - m) * s;
+                o[c] += (w[c] * dr[c] - a - xh * bb) * s;
+            }
+        }
+    }
+    if (db) colsum(db, dout, NULL, N, C);
+    if (dw) {
+        float *xh = fl_allocf((size_t)N * C);
+        #pragma omp parallel for schedule(static)
+        for (int n = 0; n < N; n++)
+            for (int c = 0; c < C; c++)
+                xh[(int64_t)n * C + c] = (x[(int64_t)n * C + c] - mean[n]) * rstd[n];
+        colsum(dw, dout, xh, N, C);
+        fl_free(xh);
+    }
+}
+
+/* ---- RMSNorm ----------------------------------------------------------- */
+
+void fl_rmsnorm_forward(float *out, float *rstd, const float *x, const float *w, int N, int C, float eps) {
+    #pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++) {
+        const float *xr = x + (int64_t)n * C;
+        double ss = 0;
+        for (int c = 0; c < C; c++) ss += (double)xr[c] * xr[c];
+        float s = (float)(1.0 / sqrt(ss / C + eps));
+        float *o = out + (int64_t)n * C;
+        for (int c = 0; c < C; c++) o[c] = (xr[c] * s) * w[c];
+        rstd[n] = s;
+    }
+}
+
+void fl_rmsnorm_backward(float *dx, float *dw, const float *dout, const float *x, const float *w,
+                         const float *rstd, int N, int C) {
+    if (dx) {
+        #pragma omp parallel for schedule(static)
+        for (int n = 0; n < N; n++) {
+            const float *xr = x + (int64_t)n * C, *dr = dout + (int64_t)n * C;
+            float s = rstd[n];
+            double dot = 0;  /* sum_c w dout x */
+            for (int c = 0; c < C; c++) dot += (double)w[c] * dr[c] * xr[c];
+            float k = (float)(dot / C) * s * s * s;
+            float *o = dx + (int64_t)n * C;
+            for (int c = 0; c < C; c++) o[c] += w[c] * dr[c] * s - xr[c] * k;
+        }
+    }
+    if (dw) {
+        float *xh = fl_allocf((size_t)N * C);
+        #pragma omp parallel for schedule(static)
+        for (int n = 0; n < N; n++)
+            for (int c = 0; c < C; c++) xh[(int64_t)n * C + c] = x[(int64_t)n * C + c] * rstd[n];
+        colsum(dw, dout, xh, N, C);
+        fl_free(xh);
+    }
+}
+
+/* ---- matmul ------------------------------------------------------------ */
+
+void fl_matmul_forward(float *out, const float *x, const float *W, const float *b, int N, int I, int O) {
+    if (b) {
+        #pragma omp parallel for schedule(static)
+        for (int n = 0; n < N; n++) memcpy(out + (int64_t)n * O, b, sizeof(float) * O);
+    }
+    fl_gemm(0, 1, N, O, I, 1.0f, x, I, W, I, b ? 1.0f : 0.0f, out, O);
+}
+
+void fl_matmul_backward(float *dx, float *dW, float *db, const float *dout, const float *x,
+                        const float *W, int N, int I, int O) {
+    if (dx) fl_gemm(0, 0, N, I, O, 1.0f, dout, O, W, I, 1.0f, dx, I);
+    if (dW) fl_gemm(1, 0, O, I, N, 1.0f, dout, O, x, I, 1.0f, dW, I);
+    if (db) colsum(db, dout, NULL, N, O);
+}
+
+/* ---- RoPE -------------------------------------------------------------- */
+
+void fl_rope_table(float *cos_t, float *sin_t, int max_pos, int hd, float theta) {
+    int h2 = hd / 2;
+    for (int p = 0; p < max_pos; p++)
+        for (int i = 0; i < h2; i++) {
+            /* HF computes inv_freq in fp32 and the angle as a fp32 product;
+             * we do it in double then round, which differs by < 1 ulp. */
+            double inv = pow((double)theta, -(2.0 * i) / hd);
+            double a = (double)p * (float)inv;
+            cos_t[(int64_t)p * h2 + i] = (float)cos(a);
+            sin_t[(int64_t)p * h2 + i] = (float)sin(a);
+        }
+}
+
+static void rope_apply(float *x, const float *cos_t, const float *sin_t, int B, int T, int nh, int hd,
+                       int pos_first, float sign) {
+    int h2 = hd / 2;
+    #pragma omp parallel for schedule(static)
+    for (int n = 0; n < B * T; n++) {
+        int p = pos_first + n % T;
+        const float *c = cos_t + (int64_t)p * h2, *s = sin_t + (int64_t)p * h2;
+        for (int h = 0; h < nh; h++) {
+            float *v = x + ((int64_t)n * nh + h) * hd;
+            for (int i = 0; i < h2; i++) {
+                float a = v[i], b = v[i + h2], si = sign * s[i];
+                v[i] = a * c[i] - b * si;
+                v[i + h2] = b * c[i] + a * si;
+            }
+        }
+    }
+}
+
+void fl_rope_forward(float *x, const float *cos_t, const float *sin_t, int B, int T, int nh, int hd, int pos_first) {
+    rope_apply(x, cos_t, sin_t, B, T, nh, hd, pos_first, 1.0f);
+}
+
+/* The rotation is orthogonal, so its transpose is the rotation by -angle. */
+void fl_rope_backward(float *dx, const float *cos_t, const float *sin_t, int B, int T, int nh, int hd, int pos_first) {
+    rope_apply(dx, cos_t, sin_t, B, T, nh, hd, pos_first, -1.0f);
+}
+
+/* ---- attention --------------------------------------------------------- */
+
+/* Rows are processed in blocks of RB so each block's score GEMM only spans
+ * the columns the causal mask allows (about half the work of a full T x T). */
+#define RB 64
+
+static void softmax_causal_rows(float *S, int ld, int r0, int r1) {
+    for (int i = r0; i < r1; i++) {
+        float *row = S + (int64_t)(i - r0) * ld;
+        float mx = -INFINITY;
+        for (int j = 0; j <= i; j++) mx = row[j] > mx ? row[j] : mx;
+        double sum = 0;
+        for (int j = 0; j <= i; j++) { row[j] = expf(row[j] - mx); sum += row[j]; }
+        float inv = (float)(1.0 / sum);
+        for (int j = 0; j <= i; j++) row[j] *= inv;
+        for (int j = i + 1; j < ld; j++) row[j] = 0.0f;
+    }
+}
+
+void fl_attention_forward(float *out, float *att, const float *q, const float *k, const float *v,
+                          int B, int T, int H, int KV, int hd) {
+    const int ldq = H * hd, ldk = KV * hd, grp = H / KV;
+    const float scale = 1.0f / sqrtf((float)hd);
+    float *scratch = att ? NULL : fl_allocf((size_t)omp_get_max_threads() * RB * T);
+    #pragma omp parallel for collapse(2) schedule(dynamic)
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < H; h++) {
+            const float *qb = q + (int64_t)b * T * ldq + h * hd;
+            const float *kb = k + (int64_t)b * T * ldk + (h / grp) * hd;
+            const float *vb = v + (int64_t)b * T * ldk + (h / grp) * hd;
+            float *ob = out + (int64_t)b * T * ldq + h * hd;
+            float *P = att ? att + ((int64_t)b * H + h) * T * T : NULL;
+            for (int r0 = 0; r0 < T; r0 += RB) {
+                int r1 = r0 + RB < T ? r0 + RB : T, rows = r1 - r0;
+                /* S[r0:r1, 0:r1] and P share storage: row stride T for the
+                 * kept matrix, r1 for the scratch block. */
+                float *S; int ld;
+                if (P) { S = P + (int64_t)r0 * T; ld = T; }
+                else { S = scratch + (size_t)omp_get_thread_num() * RB * T; ld = r1; }
+                fl_gemm(0, 1, rows, r1, hd, scale, qb + (int64_t)r0 * ldq, ldq, kb, ldk, 0.0f, S, ld);
+                softmax_causal_rows(S, ld, r0, r1);  /* also zeroes j > i up to ld */
+                fl_gemm(0, 0, rows, hd, r1, 1.0f, S, ld, vb, ldk, 0.0f, ob + (int64_t)r0 * ldq, ldq);
+            }
+        }
+    fl_free(scratch);
+}
+
+void fl_attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *q,
+                           const float *k, const float *v, const float *att,
+                           int B, int T, int H, int KV, int hd) {
+    const int ldq = H * hd, ldk = KV * hd, grp = H / KV;
+    const float scale = 1.0f / sqrtf((float)hd);
+    float *scratch = fl_allocf((size_t)omp_get_max_threads() * RB * T);
+    /* One task per (batch, kv-head): the heads of a group all write the same
+     * dk, dv slices, so they run in sequence inside the task. */
+    #pragma omp parallel for collapse(2) schedule(dynamic)
+    for (int b = 0; b < B; b++)
+        for (int g = 0; g < KV; g++) {
+            float *dS = scratch + (size_t)omp_get_thread_num() * RB * T;
+            const float *kb = k + (int64_t)b * T * ldk + g * hd;
+            const float *vb = v + (int64_t)b * T * ldk + g * hd;
+            float *dkb = dk + (int64_t)b * T * ldk + g * hd;
+            float *dvb = dv + (int64_t)b * T * ldk + g * hd;
+            for (int h = g * grp; h < (g + 1) * grp; h++) {
+                const float *qb = q + (int64_t)b * T * ldq + h * hd;
+                const float *dob = dout + (int64_t)b * T * ldq + h * hd;
+                float *dqb = dq + (int64_t)b * T * ldq + h * hd;
+                const float *P = att + ((int64_t)b * H + h) * T * T;
+                for (int r0 = 0; r0 < T; r0 += RB) {
+                    int r1 = r0 + RB < T ? r0 + RB : T, rows = r1 - r0;
+                    const float *Pr = P + (int64_t)r0 * T;
+                    /* dP = dO V^T on the causal columns */
+                    fl_gemm(0, 1, rows, r1, hd, 1.0f, dob + (int64_t)r0 * ldq, ldq, vb, ldk, 0.0f, dS, r1);
+                    /* dV += P^T dO */
+                    fl_gemm(1, 0, r1, hd, rows, 1.0f, Pr, T, dob + (int64_t)r0 * ldq, ldq, 1.0f, dvb, ldk);
+                    /* softmax backward: dS = P * (dP - sum_j P dP), then the score scale */
+                    for (int i = r0; i < r1; i++) {
+                        const float *p = Pr + (int64_t)(i - r0) * T;
+                        float *d = dS + (int64_t)(i - r0) * r1;
+                        double dot = 0;
+                        for (int j = 0; j <= i; j++) dot += (double)p[j] * d[j];
+                        for (int j = 0; j <= i; j++) d[j] = p[j] * (d[j] - (float)dot) * scale;
+                        for (int j = i + 1; j < r1; j++) d[j] = 0.0f;
+                    }
+                    /* dQ += dS K;  dK += dS^T Q */
+                    fl_gemm(0, 0, rows, hd, r1, 1.0f, dS, r1, kb, ldk, 1.0f, dqb + (int64_t)r0 * ldq, ldq);
+                    fl_gemm(1, 0, r1, hd, rows, 1.0f, dS, r1, qb + (int64_t)r0 * ldq, ldq, 1.0f, dkb, ldk);
+                }
+            }
+        }
+    fl_free(scratch);
+}
+
+/* ---- activations ------------------------------------------------------- */
+
+#define GELU_K 0.7978845608028654f  /* sqrt(2/pi) */
+
+void fl_gelu_forward(float *out, const float *x, int64_t n) {
+    #pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; i++) {
+        float z = x[i];
+        out[i] = 0.5f * z * (1.0f + tanhf(GELU_K * (z + 0.044715f * z * z * z)));
+    }
+}
+
+void fl_gelu_backward(float *dx, const float *x, const float *dout, int64_t n) {
+    #pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; i++) {
+        float z = x[i];
+        float t = tanhf(GELU_K * (z + 0.044715f * z * z * z));
+        float dt = GELU_K * (1.0f + 3.0f * 0.044715f * z * z);
+        dx[i] += dout[i] * (0.5f * (1.0f + t) + 0.5f * z * (1.0f - t * t) * dt);
+    }
+}
+
+void fl_relu_forward(float *out, const float *x, int64_t n) {
+    #pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; i++) out[i] = x[i] > 0.0f ? x[i] : 0.0f;
+}
+
+void fl_relu_backward(float *dx, const float *x, const float *dout, int64_t n) {
+    #pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; i++) dx[i] += x[i] > 0.0f ? dout[i] : 0.0f;
+}
+
+void fl_swiglu_forward(float *out, const float *gate, const float *up, int64_t n) {
+    #pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; i++) {
+        float g = gate[i];
+        out[i] = g / (1.0f + expf(-g)) * up[i];
+    }
+}
+
+void fl_swiglu_backward(float *dgate, float *dup, const float *dout, const float *gate,
+                        const float *up, int64_t n) {
+    #pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; i++) {
+        float g = gate[i], sg = 1.0f / (1.0f + expf(-g)), silu = g * sg;
+        if (dup) dup[i] += dout[i] * silu;
+        if (dgate) dgate[i] += dout[i] * up[i] * sg * (1.0f + g * (1.0f - sg));
+    }
+}
+
+/* ---- cross-entropy ----------------------------------------------------- */
+
+static double row_lse(const float *l, int V) {
+    float mx = -INFINITY;
+    for (int j = 0; j < V; j++) mx = l[j] > mx ? l[j] : mx;
+    double s = 0;
+    for (int j = 0; j < V; j++) s += expf(l[j] - mx);
+    return mx + log(s);
+}
+
+double fl_crossentropy_forward(float *nll, const float *logits, const int32_t *targets,
+                               int N, int V, int64_t *count) {
+    double sum = 0;
+    int64_t cnt = 0;
+    #pragma omp parallel for schedule(static) reduction(+ : sum, cnt)
+    for (int n = 0; n < N; n++) {
+        if (targets[n] < 0) { if (nll) nll[n] = 0.0f; continue; }
+        const float *l = logits + (int64_t)n * V;
+        double v = row_lse(l, V) - l[targets[n]];
+        if (nll) nll[n] = (float)v;
+        sum += v;
+        cnt++;
+    }
+    if (count) *count = cnt;
+    return sum;
+}
+
+void fl_crossentropy_backward(float *dlogits, const float *logits, const int32_t *targets,
+                              int N, int V, float scale) {
+    #pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++) {
+        const float *l = logits + (int64_t)n * V;
+        float *d = dlogits + (int64_t)n * V;
+        if (targets[n] < 0) { memset(d, 0, sizeof(float) * V); continue; }
+        float lse = (float)row_lse(l, V);
+        for (int j = 0; j < V; j++) d[j] = expf(l[j] - lse) * scale;  /* reads l[j] before writing d[j] */
+        d[targets[n]] -= scale;
+    }
+}
+
+void fl_add(float *out, const float *a, const float *b, int64_t n) {
+    #pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; i++) out[i] = a[i] + b[i];
+}
+
+void fl_accum(float *out, const float *a, int64_t n) {
+    #pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; i++) out[i] += a[i];
+}

@@ -1,0 +1,71 @@
+/* Layer kernels as forward/backward pairs over flat float arrays (llm.c
+ * style). N = number of tokens (B*T), C = channels. Every backward ADDS
+ * into its gradient outputs (so callers can accumulate over branches and
+ * micro-batches); any gradient output may be NULL to skip it. */
+#ifndef FL_OPS_H
+#define FL_OPS_H
+#include <stdint.h>
+
+/* out[N,C] = wte[tok] + (wpe ? wpe[pos0 + t + offset] : 0), t = n % T */
+void fl_embed_forward(float *out, const int32_t *tok, const float *wte, const float *wpe,
+                      int B, int T, int C, int pos_first);
+void fl_embed_backward(float *dwte, float *dwpe, const float *dout, const int32_t *tok,
+                       int B, int T, int C, int pos_first);
+
+/* LayerNorm: out = (x - mean) * rstd * w + b; saves mean, rstd [N]. */
+void fl_layernorm_forward(float *out, float *mean, float *rstd, const float *x,
+                          const float *w, const float *b, int N, int C, float eps);
+void fl_layernorm_backward(float *dx, float *dw, float *db, const float *dout, const float *x,
+                           const float *w, const float *mean, const float *rstd, int N, int C);
+/* RMSNorm: out = x * rstd * w, rstd = 1/sqrt(mean(x^2) + eps). */
+void fl_rmsnorm_forward(float *out, float *rstd, const float *x, const float *w, int N, int C, float eps);
+void fl_rmsnorm_backward(float *dx, float *dw, const float *dout, const float *x, const float *w,
+                         const float *rstd, int N, int C);
+
+/* out[N,O] = x[N,I] W[O,I]^T + b[O] */
+void fl_matmul_forward(float *out, const float *x, const float *W, const float *b, int N, int I, int O);
+/* dx += dout W; dW += dout^T x; db += sum_n dout */
+void fl_matmul_backward(float *dx, float *dW, float *db, const float *dout, const float *x,
+                        const float *W, int N, int I, int O);
+
+/* RoPE, HF rotate-half: for i < hd/2, with c = cos[p][i], s = sin[p][i]:
+ *   y[i] = x[i] c - x[i+hd/2] s,   y[i+hd/2] = x[i+hd/2] c + x[i] s.
+ * In place on x[B,T,nh*hd]; backward rotates by the opposite angle. */
+void fl_rope_table(float *cos_t, float *sin_t, int max_pos, int hd, float theta);
+void fl_rope_forward(float *x, const float *cos_t, const float *sin_t, int B, int T, int nh, int hd, int pos_first);
+void fl_rope_backward(float *dx, const float *cos_t, const float *sin_t, int B, int T, int nh, int hd, int pos_first);
+
+/* Causal attention with grouped-query heads: q[B,T,H*hd], k,v[B,T,KV*hd],
+ * out[B,T,H*hd], att[B,H,T,T] the softmax probabilities (kept for backward;
+ * may be NULL in inference, then a per-thread scratch row block is used). */
+void fl_attention_forward(float *out, float *att, const float *q, const float *k, const float *v,
+                          int B, int T, int H, int KV, int hd);
+void fl_attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *q,
+                           const float *k, const float *v, const float *att,
+                           int B, int T, int H, int KV, int hd);
+
+/* GELU with the tanh approximation (GPT-2's gelu_new). */
+void fl_gelu_forward(float *out, const float *x, int64_t n);
+void fl_gelu_backward(float *dx, const float *x, const float *dout, int64_t n);
+void fl_relu_forward(float *out, const float *x, int64_t n);
+void fl_relu_backward(float *dx, const float *x, const float *dout, int64_t n);
+/* out = silu(gate) * up */
+void fl_swiglu_forward(float *out, const float *gate, const float *up, int64_t n);
+void fl_swiglu_backward(float *dgate, float *dup, const float *dout, const float *gate,
+                        const float *up, int64_t n);
+
+/* Cross-entropy over logits[N,V]. Writes per-row
+ * NLL (0 for ignored targets < 0) into nll[N] and returns their sum and
+ * count. */
+double fl_crossentropy_forward(float *nll, const float *logits, const int32_t *targets,
+                               int N, int V, int64_t *count);
+/* dlogits = (softmax(logits) - onehot(target)) * scale, 0 for ignored rows:
+ * the one backward that OVERWRITES rather than adds, so that
+ * dlogits may alias logits (the row is read before it is written). */
+void fl_crossentropy_backward(float *dlogits, const float *logits, const int32_t *targets,
+                              int N, int V, float scale);
+
+void fl_add(float *out, const float *a, const float *b, int64_t n);      /* out = a + b */
+void fl_accum(float *out, const float *a, int64_t n);                    /* out += a */
+
+#endif

@@ -1,0 +1,49 @@
+/* safetensors (HF's format): 8-byte little-endian header length, a JSON
+ * header {name: {dtype, shape, data_offsets: [begin, end]}, "__metadata__":
+ * {...}}, then the raw little-endian tensor bytes. We mmap the file and
+ * validate everything before touching any tensor byte: header length within
+ * the file, header is JSON, known dtype, offsets within the data area, byte
+ * count = prod(shape) * dtype size, and no two tensors overlapping. */
+#ifndef FL_SAFETENSORS_H
+#define FL_SAFETENSORS_H
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum { FL_DT_F32 = 0, FL_DT_F16, FL_DT_BF16 } fl_dtype;
+
+typedef struct {
+    char *name;
+    fl_dtype dtype;
+    int ndim;
+    int64_t shape[8];
+    int64_t numel;
+    uint64_t begin, end;   /* relative to the data area */
+} fl_st_tensor;
+
+typedef struct {
+    char *path;
+    uint8_t *map;          /* whole file */
+    size_t size;
+    const uint8_t *data;   /* map + 8 + header_len */
+    size_t data_size;
+    fl_st_tensor *t;
+    int n;
+} fl_st_file;
+
+/* Opens and validates; on error the message names the path and the problem. */
+int fl_st_open(fl_st_file *f, const char *path);
+void fl_st_close(fl_st_file *f);
+const fl_st_tensor *fl_st_find(const fl_st_file *f, const char *name);
+/* Converts fp32/fp16/bf16 to fp32 into dst (numel floats). */
+int fl_st_read_f32(const fl_st_file *f, const fl_st_tensor *t, float *dst);
+
+typedef struct {
+    const char *name;
+    const float *data;
+    int ndim;
+    int64_t shape[4];
+} fl_st_out;
+/* Writes fp32 tensors (in the given order) to path via path.tmp + rename. */
+int fl_st_write(const char *path, const fl_st_out *ts, int n);
+
+#endif
