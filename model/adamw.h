@@ -1,0 +1,46 @@
+/* AdamW (Loshchilov & Hutter): Adam with bias correction and decoupled
+ * weight decay, over the trainable parameters of a model, with a learning
+ * rate schedule (linear warm-up, then constant, linear or cosine decay) and
+ * optional clipping of the global gradient norm. Masked weights get no
+ * update and are re-zeroed after every step, so they stay exactly 0. */
+#ifndef FL_ADAMW_H
+#define FL_ADAMW_H
+#include "model.h"
+
+typedef enum { FL_SCHED_CONSTANT = 0, FL_SCHED_LINEAR, FL_SCHED_COSINE } fl_sched;
+
+typedef struct {
+    float lr, beta1, beta2, eps;
+    float weight_decay;   /* applied to matrices only (not biases, norms) */
+    float clip_norm;      /* <= 0: no clipping */
+    int warmup_steps, total_steps;
+    fl_sched sched;
+    float min_lr_frac;    /* decay floor as a fraction of lr */
+} fl_adamw_cfg;
+
+/* lr 1e-3, betas (0.9, 0.999), eps 1e-8, no decay, no clipping, constant. */
+fl_adamw_cfg fl_adamw_defaults(void);
+/* Multiplier of lr at step t (1-based): t/W during the W warm-up steps,
+ * then 1 (constant), (S - t + 1)/(S - W) (linear) or
+ * 0.5 (1 + cos(pi (t - W - 1)/(S - W))) (cosine), floored at min_lr_frac. */
+double fl_lr_factor(const fl_adamw_cfg *c, int t);
+int fl_sched_parse(const char *s, fl_sched *out);
+
+typedef struct {
+    fl_adamw_cfg cfg;
+    int t;              /* steps taken */
+    fl_param **p;
+    int n;
+    double last_lr, last_gnorm;
+} fl_adamw;
+
+/* Collects the trainable parameters of m and allocates their moments. */
+int fl_adamw_init(fl_adamw *o, fl_model *m, const fl_adamw_cfg *c);
+/* One step from the accumulated gradients, which it then zeroes. Returns
+ * the global gradient norm before clipping. */
+double fl_adamw_step(fl_adamw *o);
+void fl_adamw_free(fl_adamw *o);
+/* Bytes of optimiser state (two moments per trainable float). */
+size_t fl_adamw_bytes(const fl_adamw *o);
+
+#endif

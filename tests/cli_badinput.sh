@@ -1,0 +1,64 @@
+#!/bin/sh
+# The CLI on bad input: one clear line on stderr naming the file and the
+# problem, a non-zero exit, no crash. Prints "ok"/"not ok" lines (TAP).
+BUILD=${BUILD:-build}
+FL="$BUILD/freelunch"
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+n=0; bad=0
+# expect CODE PATTERN -- command...: exit code and a one-line stderr matching PATTERN
+expect() {
+  code=$1; pat=$2; desc=$3; shift 3
+  n=$((n + 1))
+  "$@" >"$T/out" 2>"$T/err"; rc=$?
+  lines=$(wc -l <"$T/err")
+  if [ "$rc" -eq "$code" ] && { [ -z "$pat" ] || { [ "$lines" -eq 1 ] && grep -q -- "$pat" "$T/err"; }; }; then
+    echo "ok $n - $desc"
+  else
+    echo "not ok $n - $desc (exit $rc, stderr: $(head -c 300 "$T/err"))"; bad=1
+  fi
+}
+
+# A real model to damage: the demo trains one in a second.
+head -c 60000 /usr/share/common-licenses/GPL-3 >"$T/text.txt"
+"$FL" demo --text "$T/text.txt" --out "$T/d" --steps 2 --seqlen 32 --batch 2 >/dev/null 2>&1 || { echo "not ok 0 - demo model could not be made"; exit 1; }
+M="$T/d/model"
+
+expect 0 "" "info --help" "$FL" info --help
+expect 0 "" "eval --help" "$FL" eval --help
+expect 0 "" "demo --help" "$FL" demo --help
+expect 2 "unknown command" "unknown command" "$FL" frobnicate
+expect 2 "required" "info without --model" "$FL" info
+expect 2 "unknown GEMM backend" "bad --backend" "$FL" info --backend mkl --model "$M"
+expect 0 "" "info on a good model" "$FL" info --model "$M"
+expect 0 "" "eval on a good model with onednn" "$FL" eval --backend onednn --model "$M" --data "$T/d/val.bin" --seqlen 32 --json
+expect 1 "$T/nowhere" "missing model directory" "$FL" info --model "$T/nowhere"
+
+# token files
+printf 'garbage that is not a token file at all, not even close......' >"$T/bad.bin"
+head -c 1024 /dev/zero >>"$T/bad.bin"
+expect 1 "$T/bad.bin.*magic" "token file with a bad magic" "$FL" eval --model "$M" --data "$T/bad.bin" --seqlen 32
+# count beyond the file size: patch the count field of a good file
+cp "$T/d/val.bin" "$T/long.bin"
+printf '\377\377\377\000' | dd of="$T/long.bin" bs=1 seek=8 conv=notrunc 2>/dev/null
+expect 1 "$T/long.bin" "token count beyond the file" "$FL" eval --model "$M" --data "$T/long.bin" --seqlen 32
+# ids >= vocab (256): a uint16 token 0x0300 = 768
+cp "$T/d/val.bin" "$T/ids.bin"
+printf '\000\003' | dd of="$T/ids.bin" bs=1 seek=1030 conv=notrunc 2>/dev/null
+expect 1 "$T/ids.bin.*vocab" "token id beyond the vocabulary" "$FL" eval --model "$M" --data "$T/ids.bin" --seqlen 32
+expect 1 "context" "seqlen beyond the context" "$FL" eval --model "$M" --data "$T/d/val.bin" --seqlen 4096
+
+# checkpoints
+cp -r "$M" "$T/trunc"; head -c 5000 "$M/model.safetensors" >"$T/trunc/model.safetensors"
+expect 1 "$T/trunc/model.safetensors" "truncated safetensors" "$FL" info --model "$T/trunc"
+cp -r "$M" "$T/hdr"; printf '\377\377\377\377\000\000\000\000' | dd of="$T/hdr/model.safetensors" bs=1 conv=notrunc 2>/dev/null
+expect 1 "$T/hdr/model.safetensors" "header length beyond the file" "$FL" info --model "$T/hdr"
+cp -r "$M" "$T/typ"; sed 's/"model_type": *"[a-z0-9]*"/"model_type": "mamba"/' "$M/config.json" >"$T/typ/config.json"
+expect 1 "$T/typ/config.json.*mamba" "unknown model_type" "$FL" info --model "$T/typ"
+cp -r "$M" "$T/cfg"; printf '{ not json' >"$T/cfg/config.json"
+expect 1 "$T/cfg/config.json" "config.json that is not JSON" "$FL" info --model "$T/cfg"
+cp -r "$M" "$T/shape"; sed 's/"hidden_size": *[0-9]*/"hidden_size": 96/' "$M/config.json" >"$T/shape/config.json"
+expect 1 "$T/shape/model.safetensors" "shape that disagrees with config.json" "$FL" info --model "$T/shape"
+
+echo "# $n checks"
+exit $bad
