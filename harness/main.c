@@ -319,7 +319,6 @@ int main(int argc, char **argv) {
             fl_threads_init(g_threads_opt);
             return CMDS[i].run(sub_argc, sub_argv);
         }
-    fprintf(stderr, "freelunch: unknown command '%s'\n", argv[1]);
-    main_help(stderr);
+    fprintf(stderr, "freelunch: unknown command '%s' (see 'freelunch --help')\n", argv[1]);
     return 2;
 }

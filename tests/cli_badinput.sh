@@ -53,12 +53,12 @@ cp -r "$M" "$T/trunc"; head -c 5000 "$M/model.safetensors" >"$T/trunc/model.safe
 expect 1 "$T/trunc/model.safetensors" "truncated safetensors" "$FL" info --model "$T/trunc"
 cp -r "$M" "$T/hdr"; printf '\377\377\377\377\000\000\000\000' | dd of="$T/hdr/model.safetensors" bs=1 conv=notrunc 2>/dev/null
 expect 1 "$T/hdr/model.safetensors" "header length beyond the file" "$FL" info --model "$T/hdr"
-cp -r "$M" "$T/typ"; sed 's/"model_type": *"[a-z0-9]*"/"model_type": "mamba"/' "$M/config.json" >"$T/typ/config.json"
+cp -r "$M" "$T/typ"; sed 's/"model_type":[[:space:]]*"[a-z0-9]*"/"model_type": "mamba"/' "$M/config.json" >"$T/typ/config.json"
 expect 1 "$T/typ/config.json.*mamba" "unknown model_type" "$FL" info --model "$T/typ"
 cp -r "$M" "$T/cfg"; printf '{ not json' >"$T/cfg/config.json"
 expect 1 "$T/cfg/config.json" "config.json that is not JSON" "$FL" info --model "$T/cfg"
-cp -r "$M" "$T/shape"; sed 's/"hidden_size": *[0-9]*/"hidden_size": 96/' "$M/config.json" >"$T/shape/config.json"
-expect 1 "$T/shape/model.safetensors" "shape that disagrees with config.json" "$FL" info --model "$T/shape"
+cp -r "$M" "$T/shape"; sed 's/"intermediate_size":[[:space:]]*[0-9]*/"intermediate_size": 300/' "$M/config.json" >"$T/shape/config.json"
+expect 1 "$T/shape/model.safetensors.*300" "shape that disagrees with config.json" "$FL" info --model "$T/shape"
 
 echo "# $n checks"
 exit $bad

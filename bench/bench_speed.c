@@ -1,0 +1,168 @@
+/* Forward+backward speed of freelunch blocks and whole small models, for
+ * each GEMM backend. One line per measurement:
+ *
+ *   RESULT speed <backend> <case> tok_s=<tokens/s> ms=<median ms/step>
+ *          gflop=<GEMM GFLOP per step> gflops=<achieved GFLOP/s>
+ *
+ * The same cases (names, shapes, work) are run on PyTorch by
+ * bench/torch_bench.py; bench/run.sh pairs the lines up.
+ *
+ * A step is: zero the gradients, forward with the activations kept,
+ * backward. Every parameter is trainable. Block cases feed a random
+ * x [B,T,d] and a random dy [B,T,d] (the gradient w.r.t. the block output)
+ * and do not ask for dx_in (PyTorch's x does not require grad either).
+ * Model cases feed random tokens and targets through the embedding, all
+ * blocks, the final norm, the LM head and the mean cross-entropy.
+ *
+ * GFLOP counts only GEMMs (fl_flops); freelunch's attention computes only
+ * the causal row blocks, so its count is below the dense 6*params*tokens
+ * + full-T^2 attention that PyTorch's masked matmul+softmax performs.
+ *
+ * Usage: bench_speed [case ...]   (default: all cases)
+ * Env:   BENCH_BACKENDS="openblas onednn"  BENCH_MIN_REPS, BENCH_MAX_REPS,
+ *        BENCH_SECONDS (target timed seconds per case), BENCH_THREADS. */
+#include "model/alloc.h"
+#include "model/err.h"
+#include "model/gemm.h"
+#include "model/model.h"
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+typedef struct {
+    const char *name;
+    fl_family fam;
+    int d, L, H, KV, F, V, B, T;
+    int whole;   /* 1 whole model with head, 0 block 0 only */
+} bcase;
+
+/* Keep in sync with CASES in bench/torch_bench.py. */
+static const bcase CASES[] = {
+    { "llama-small-block", FL_LLAMA, 256, 4, 4, 2, 688, 4096, 8, 256, 0 },
+    { "llama-small-model", FL_LLAMA, 256, 4, 4, 2, 688, 4096, 8, 256, 1 },
+    { "gpt2-small-block", FL_GPT2, 256, 4, 4, 4, 1024, 4096, 8, 256, 0 },
+    { "gpt2-small-model", FL_GPT2, 256, 4, 4, 4, 1024, 4096, 8, 256, 1 },
+    { "gpt2-124m-block", FL_GPT2, 768, 1, 12, 12, 3072, 4096, 2, 1024, 0 },
+};
+#define NCASES (int)(sizeof CASES / sizeof CASES[0])
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + 1e-9 * ts.tv_nsec;
+}
+
+static int cmpd(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static uint64_t rng_s = 0x9E3779B97F4A7C15ull;
+static uint64_t rng(void) { rng_s ^= rng_s << 13; rng_s ^= rng_s >> 7; rng_s ^= rng_s << 17; return rng_s; }
+static float frand(void) { return (float)((rng() >> 11) * (1.0 / 9007199254740992.0)) * 2.0f - 1.0f; }
+
+static int envi(const char *k, int dflt) {
+    const char *e = getenv(k);
+    return e && *e ? atoi(e) : dflt;
+}
+static double envd(const char *k, double dflt) {
+    const char *e = getenv(k);
+    return e && *e ? atof(e) : dflt;
+}
+
+static void make_config(fl_config *c, const bcase *k) {
+    memset(c, 0, sizeof *c);
+    fl_config_family_defaults(c, k->fam);
+    c->vocab = k->V; c->d = k->d; c->n_layer = k->L; c->n_head = k->H; c->n_kv_head = k->KV;
+    c->head_dim = k->d / k->H; c->d_ff = k->F; c->max_pos = k->T;
+}
+
+typedef struct {
+    fl_model m;
+    fl_acts *acts;
+    fl_range r;
+    fl_fwd f;
+    float *x, *y, *dy;
+    int32_t *tok, *tgt;
+} runner;
+
+static int run_step(runner *u) {
+    fl_model_zero_grad(&u->m);
+    if (fl_forward(&u->m, u->r, &u->f, u->acts) != 0) return -1;
+    if (fl_backward(&u->m, u->r, u->acts, u->r.head ? NULL : u->dy, NULL) != 0) return -1;
+    return 0;
+}
+
+static int bench_case(const bcase *k, const char *backend) {
+    fl_config c;
+    make_config(&c, k);
+    runner u;
+    memset(&u, 0, sizeof u);
+    if (fl_model_create(&u.m, &c) != 0) { fprintf(stderr, "bench_speed: %s\n", fl_errmsg()); return -1; }
+    fl_model_init_random(&u.m, 1234);
+    fl_model_set_all_trainable(&u.m, 1);
+    u.acts = fl_acts_new();
+    const size_t N = (size_t)k->B * k->T;
+    u.f.B = k->B; u.f.T = k->T;
+    if (k->whole) {
+        u.r = fl_range_whole(&u.m);
+        u.tok = malloc(N * sizeof(int32_t)); u.tgt = malloc(N * sizeof(int32_t));
+        for (size_t i = 0; i < N; i++) { u.tok[i] = (int32_t)(rng() % k->V); u.tgt[i] = (int32_t)(rng() % k->V); }
+        u.f.tokens = u.tok; u.f.targets = u.tgt;
+    } else {
+        u.r = fl_range_blocks(0, 0);
+        u.x = fl_allocf(N * k->d); u.y = fl_allocf(N * k->d); u.dy = fl_allocf(N * k->d);
+        for (size_t i = 0; i < N * k->d; i++) { u.x[i] = frand(); u.dy[i] = 1e-3f * frand(); }
+        u.f.x_in = u.x; u.f.x_out = u.y;
+    }
+    /* warm-up: two steps, the second one timed to size the repetitions */
+    if (run_step(&u) != 0) goto fail;
+    double t0 = now();
+    fl_flops_reset();
+    if (run_step(&u) != 0) goto fail;
+    double tw = now() - t0;
+    uint64_t flops = fl_flops();
+    int minr = envi("BENCH_MIN_REPS", 5), maxr = envi("BENCH_MAX_REPS", 15);
+    int reps = (int)(envd("BENCH_SECONDS", 4.0) / tw);
+    if (reps < minr) reps = minr;
+    if (reps > maxr) reps = maxr;
+    double ts[64];
+    if (reps > 64) reps = 64;
+    for (int i = 0; i < reps; i++) {
+        double a = now();
+        if (run_step(&u) != 0) goto fail;
+        ts[i] = now() - a;
+    }
+    qsort(ts, reps, sizeof ts[0], cmpd);
+    double med = reps % 2 ? ts[reps / 2] : 0.5 * (ts[reps / 2 - 1] + ts[reps / 2]);
+    printf("RESULT speed %s %s tok_s=%.1f ms=%.2f min_ms=%.2f reps=%d gflop=%.3f gflops=%.1f\n",
+           backend, k->name, (double)N / med, 1e3 * med, 1e3 * ts[0], reps, flops * 1e-9, flops * 1e-9 / med);
+    fflush(stdout);
+    fl_acts_free(u.acts);
+    fl_free(u.x); fl_free(u.y); fl_free(u.dy); free(u.tok); free(u.tgt);
+    fl_model_free(&u.m);
+    return 0;
+fail:
+    fprintf(stderr, "bench_speed: %s: %s\n", k->name, fl_errmsg());
+    return -1;
+}
+
+int main(int argc, char **argv) {
+    int nt = fl_threads_init(envi("BENCH_THREADS", 0));
+    printf("THREADS %d\n", nt);
+    const char *bes = getenv("BENCH_BACKENDS");
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", bes && *bes ? bes : "openblas onednn");
+    int rc = 0;
+    for (char *save = NULL, *be = strtok_r(buf, " ,", &save); be; be = strtok_r(NULL, " ,", &save)) {
+        if (fl_gemm_set_backend_name(be) != 0) { fprintf(stderr, "bench_speed: %s\n", fl_errmsg()); return 2; }
+        for (int i = 0; i < NCASES; i++) {
+            int want = argc < 2;
+            for (int j = 1; j < argc; j++) want |= strcmp(argv[j], CASES[i].name) == 0;
+            if (want && bench_case(&CASES[i], be) != 0) rc = 1;
+        }
+    }
+    return rc;
+}

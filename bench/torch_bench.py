@@ -1,0 +1,212 @@
+"""PyTorch side of the freelunch speed benchmark (bench/bench_speed.c).
+
+Run by Debian's /usr/bin/python3 (python3-torch 1.13), fp32, on the CPU,
+with torch.set_num_threads(--threads). Prints one line per case:
+
+    RESULT torch <case> tok_s=<tokens/s> ms=<median ms/step> ...
+
+The same cases (names, shapes, work) as bench_speed.c's CASES. A step is:
+set every .grad to None (optimizer.zero_grad(set_to_none=True)), forward,
+backward. Every parameter requires grad. Block cases: random x [B,T,d]
+(requires_grad=False, like freelunch's dx_in=NULL) and y.backward(dy) with a
+random dy. Model cases: embedding (+ learned positions for gpt2), blocks,
+final norm, LM head (tied to the embedding for gpt2), mean cross-entropy.
+
+The implementation is plain and idiomatic: nn.Linear, F.layer_norm, a
+manual RMSNorm (torch 1.13 has no nn.RMSNorm), HF-style rotate-half RoPE,
+GQA by repeat_interleave of k/v heads, F.gelu(approximate="tanh"),
+F.silu(gate) * up. Attention is matmul + masked softmax + matmul over the
+full T x T scores: torch 1.13 has no F.scaled_dot_product_attention (it
+arrived in 2.0), so there is no fused/flash path to use.
+"""
+import argparse
+import math
+import statistics
+import sys
+import time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+# name, family, d, L, H, KV, F, V, B, T, whole  -- keep in sync with bench_speed.c
+CASES = [
+    ("llama-small-block", "llama", 256, 4, 4, 2, 688, 4096, 8, 256, False),
+    ("llama-small-model", "llama", 256, 4, 4, 2, 688, 4096, 8, 256, True),
+    ("gpt2-small-block", "gpt2", 256, 4, 4, 4, 1024, 4096, 8, 256, False),
+    ("gpt2-small-model", "gpt2", 256, 4, 4, 4, 1024, 4096, 8, 256, True),
+    ("gpt2-124m-block", "gpt2", 768, 1, 12, 12, 3072, 4096, 2, 1024, False),
+]
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, d, eps):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(d))
+        self.eps = eps
+
+    def forward(self, x):
+        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight
+
+
+class LayerNorm(nn.Module):
+    def __init__(self, d, eps):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(d))
+        self.bias = nn.Parameter(torch.zeros(d))
+        self.eps = eps
+
+    def forward(self, x):
+        return F.layer_norm(x, (x.shape[-1],), self.weight, self.bias, self.eps)
+
+
+def rotate_half(x):
+    h = x.shape[-1] // 2
+    return torch.cat((-x[..., h:], x[..., :h]), dim=-1)
+
+
+class Block(nn.Module):
+    def __init__(self, fam, d, H, KV, Fd, T):
+        super().__init__()
+        self.fam, self.H, self.KV, self.hd = fam, H, KV, d // H
+        llama = fam == "llama"
+        eps = 1e-6 if llama else 1e-5
+        norm = (lambda: RMSNorm(d, eps)) if llama else (lambda: LayerNorm(d, eps))
+        bias = not llama
+        self.attn_norm = norm()
+        self.q = nn.Linear(d, H * self.hd, bias=bias)
+        self.k = nn.Linear(d, KV * self.hd, bias=bias)
+        self.v = nn.Linear(d, KV * self.hd, bias=bias)
+        self.o = nn.Linear(H * self.hd, d, bias=bias)
+        self.mlp_norm = norm()
+        self.fc1 = nn.Linear(d, Fd, bias=bias)
+        if llama:
+            self.up = nn.Linear(d, Fd, bias=False)
+        self.fc2 = nn.Linear(Fd, d, bias=bias)
+        self.register_buffer("mask", torch.triu(torch.ones(T, T, dtype=torch.bool), 1), persistent=False)
+        if llama:
+            inv = 1.0 / (10000.0 ** (torch.arange(0, self.hd, 2, dtype=torch.float32) / self.hd))
+            ang = torch.outer(torch.arange(T, dtype=torch.float32), inv)
+            emb = torch.cat((ang, ang), dim=-1)
+            self.register_buffer("cos", emb.cos(), persistent=False)
+            self.register_buffer("sin", emb.sin(), persistent=False)
+
+    def forward(self, x):
+        B, T, d = x.shape
+        H, KV, hd = self.H, self.KV, self.hd
+        h = self.attn_norm(x)
+        q = self.q(h).view(B, T, H, hd).transpose(1, 2)
+        k = self.k(h).view(B, T, KV, hd).transpose(1, 2)
+        v = self.v(h).view(B, T, KV, hd).transpose(1, 2)
+        if self.fam == "llama":
+            cos, sin = self.cos[:T], self.sin[:T]
+            q = q * cos + rotate_half(q) * sin
+            k = k * cos + rotate_half(k) * sin
+        if KV != H:
+            k = k.repeat_interleave(H // KV, dim=1)
+            v = v.repeat_interleave(H // KV, dim=1)
+        s = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(hd))
+        s = s.masked_fill(self.mask[:T, :T], float("-inf"))
+        a = torch.softmax(s, dim=-1) @ v
+        x = x + self.o(a.transpose(1, 2).reshape(B, T, H * hd))
+        h = self.mlp_norm(x)
+        if self.fam == "llama":
+            h = F.silu(self.fc1(h)) * self.up(h)
+        else:
+            h = F.gelu(self.fc1(h), approximate="tanh")
+        return x + self.fc2(h)
+
+
+class Model(nn.Module):
+    def __init__(self, fam, d, L, H, KV, Fd, V, T):
+        super().__init__()
+        self.fam = fam
+        self.embed = nn.Embedding(V, d)
+        if fam == "gpt2":
+            self.pos = nn.Embedding(T, d)
+        self.blocks = nn.ModuleList([Block(fam, d, H, KV, Fd, T) for _ in range(L)])
+        self.final_norm = RMSNorm(d, 1e-6) if fam == "llama" else LayerNorm(d, 1e-5)
+        if fam == "llama":
+            self.lm_head = nn.Linear(d, V, bias=False)
+
+    def forward(self, tok, tgt):
+        x = self.embed(tok)
+        if self.fam == "gpt2":
+            x = x + self.pos(torch.arange(tok.shape[1]))
+        for b in self.blocks:
+            x = b(x)
+        x = self.final_norm(x)
+        logits = F.linear(x, self.embed.weight) if self.fam == "gpt2" else self.lm_head(x)
+        return F.cross_entropy(logits.view(-1, logits.shape[-1]), tgt.view(-1))
+
+
+def init(module):
+    g = torch.Generator().manual_seed(1234)
+    with torch.no_grad():
+        for n, p in module.named_parameters():
+            if p.dim() == 2:
+                p.copy_(torch.randn(p.shape, generator=g) * 0.02)
+
+
+def bench(case, args):
+    name, fam, d, L, H, KV, Fd, V, B, T, whole = case
+    torch.manual_seed(0)
+    if whole:
+        mod = Model(fam, d, L, H, KV, Fd, V, T)
+        tok = torch.randint(0, V, (B, T))
+        tgt = torch.randint(0, V, (B, T))
+
+        def step():
+            for p in mod.parameters():
+                p.grad = None
+            mod(tok, tgt).backward()
+    else:
+        mod = Block(fam, d, H, KV, Fd, T)
+        x = torch.rand(B, T, d) * 2 - 1
+        dy = (torch.rand(B, T, d) * 2 - 1) * 1e-3
+
+        def step():
+            for p in mod.parameters():
+                p.grad = None
+            mod(x).backward(dy)
+    init(mod)
+    step()
+    t0 = time.perf_counter()
+    step()
+    tw = time.perf_counter() - t0
+    reps = max(args.min_reps, min(args.max_reps, int(args.seconds / tw)))
+    ts = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        step()
+        ts.append(time.perf_counter() - t0)
+    med = statistics.median(ts)
+    N = B * T
+    print(f"RESULT torch {name} tok_s={N / med:.1f} ms={1e3 * med:.2f} min_ms={1e3 * min(ts):.2f} reps={reps}",
+          flush=True)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--threads", type=int, required=True)
+    ap.add_argument("--min-reps", type=int, default=5)
+    ap.add_argument("--max-reps", type=int, default=15)
+    ap.add_argument("--seconds", type=float, default=4.0)
+    ap.add_argument("cases", nargs="*")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    print(f"TORCH version={torch.__version__} threads={torch.get_num_threads()} "
+          f"sdpa={'yes' if hasattr(F, 'scaled_dot_product_attention') else 'no'}", flush=True)
+    names = {c[0] for c in CASES}
+    for c in args.cases:
+        if c not in names:
+            print(f"torch_bench.py: unknown case {c}", file=sys.stderr)
+            return 2
+    for c in CASES:
+        if not args.cases or c[0] in args.cases:
+            bench(c, args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,843 @@
+/* HF model directories: config.json and safetensors weights. See checkpoint.h.
+ *
+ * One table (build_map) lists, for a model of a given config, every HF
+ * tensor name, its stored shape and how it maps onto our parameters; load
+ * and save both walk that table, so the two directions cannot drift apart.
+ * Every error is one line that names the file and the problem. */
+#include "checkpoint.h"
+#include "alloc.h"
+#include "err.h"
+#include "safetensors.h"
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* ---- small file helpers ------------------------------------------------- */
+
+static char *join(const char *dir, const char *name) {
+    size_t n = strlen(dir) + strlen(name) + 2;
+    char *p = malloc(n);
+    snprintf(p, n, "%s/%s", dir, name);
+    return p;
+}
+
+static int is_file(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+/* Whole file as a NUL-terminated string. */
+static char *read_text(const char *path, size_t *len) {
+    FILE *fp = fopen(path, "rb");
+    if (!fp) { fl_err("%s: cannot open: %s", path, strerror(errno)); return NULL; }
+    struct stat st;
+    if (fstat(fileno(fp), &st) != 0 || !S_ISREG(st.st_mode)) {
+        fclose(fp);
+        fl_err("%s: not a regular file", path);
+        return NULL;
+    }
+    size_t n = (size_t)st.st_size;
+    char *s = malloc(n + 1);
+    if (!s || fread(s, 1, n, fp) != n) {
+        free(s);
+        fclose(fp);
+        fl_err("%s: read failed", path);
+        return NULL;
+    }
+    fclose(fp);
+    s[n] = 0;
+    *len = n;
+    return s;
+}
+
+static cJSON *read_json(const char *path) {
+    size_t len;
+    char *s = read_text(path, &len);
+    if (!s) return NULL;
+    const char *end = NULL;
+    cJSON *j = cJSON_ParseWithLengthOpts(s, len, &end, 0);
+    if (!j) {
+        int line = 1;
+        for (const char *p = s; end && p < end; p++) line += *p == '\n';
+        fl_err("%s: not valid JSON (error near line %d)", path, line);
+    } else if (!cJSON_IsObject(j)) {
+        cJSON_Delete(j);
+        j = NULL;
+        fl_err("%s: JSON but not an object", path);
+    }
+    free(s);
+    return j;
+}
+
+/* path.tmp, fsync, rename: a reader never sees half a file. */
+static int write_text_atomic(const char *path, const char *text) {
+    char *tmp = malloc(strlen(path) + 5);
+    sprintf(tmp, "%s.tmp", path);
+    FILE *fp = fopen(tmp, "wb");
+    if (!fp) {
+        int err = errno;
+        free(tmp);
+        return fl_err("%s: cannot create the temporary file: %s", path, strerror(err));
+    }
+    size_t n = strlen(text);
+    int ok = fwrite(text, 1, n, fp) == n && fputc('\n', fp) != EOF;
+    if (ok && (fflush(fp) != 0 || fsync(fileno(fp)) != 0)) ok = 0;
+    int err = ok ? 0 : errno;
+    if (fclose(fp) != 0 && ok) { ok = 0; err = errno; }
+    if (ok && rename(tmp, path) != 0) { ok = 0; err = errno; }
+    if (!ok) unlink(tmp);
+    free(tmp);
+    if (!ok) return fl_err("%s: write failed: %s", path, strerror(err ? err : EIO));
+    return 0;
+}
+
+static int mkdir_p(const char *dir) {
+    char *p = strdup(dir);
+    int rc = 0;
+    for (char *s = p + 1; ; s++) {
+        if (*s != '/' && *s != 0) continue;
+        char c = *s;
+        *s = 0;
+        if (mkdir(p, 0777) != 0 && errno != EEXIST) {
+            rc = fl_err("%s: cannot create directory %s: %s", dir, p, strerror(errno));
+            break;
+        }
+        *s = c;
+        if (!c) break;
+    }
+    free(p);
+    struct stat st;
+    if (rc == 0 && (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)))
+        rc = fl_err("%s: exists and is not a directory", dir);
+    return rc;
+}
+
+/* ---- config.json: reading ----------------------------------------------- */
+
+/* Key readers. An absent key or a JSON null takes the default, as in HF,
+ * unless the key is required. Wrong types are errors naming file and key. */
+typedef struct { const char *path; const cJSON *root; } cfg_src;
+
+static const cJSON *key(const cfg_src *s, const char *k) {
+    const cJSON *j = cJSON_GetObjectItemCaseSensitive(s->root, k);
+    return cJSON_IsNull(j) ? NULL : j;
+}
+
+static int get_int(const cfg_src *s, const char *k, int *out, int def, int required) {
+    const cJSON *j = key(s, k);
+    if (!j) {
+        if (required) return fl_err("%s: missing \"%s\"", s->path, k);
+        *out = def;
+        return 0;
+    }
+    double v = cJSON_IsNumber(j) ? j->valuedouble : 0.5;
+    if (v != (double)(long long)v || v < -2147483648.0 || v > 2147483647.0)
+        return fl_err("%s: \"%s\" must be an integer", s->path, k);
+    *out = (int)v;
+    return 0;
+}
+
+static int get_float(const cfg_src *s, const char *k, float *out, float def) {
+    const cJSON *j = key(s, k);
+    if (!j) { *out = def; return 0; }
+    if (!cJSON_IsNumber(j)) return fl_err("%s: \"%s\" must be a number", s->path, k);
+    *out = (float)j->valuedouble;
+    return 0;
+}
+
+static int get_bool(const cfg_src *s, const char *k, int *out, int def) {
+    const cJSON *j = key(s, k);
+    if (!j) { *out = def; return 0; }
+    if (!cJSON_IsBool(j)) return fl_err("%s: \"%s\" must be true or false", s->path, k);
+    *out = cJSON_IsTrue(j);
+    return 0;
+}
+
+static int get_str(const cfg_src *s, const char *k, const char **out, const char *def) {
+    const cJSON *j = key(s, k);
+    if (!j) { *out = def; return 0; }
+    if (!cJSON_IsString(j)) return fl_err("%s: \"%s\" must be a string", s->path, k);
+    *out = j->valuestring;
+    return 0;
+}
+
+/* bos/eos: an integer, null, or (newer configs) a list whose first entry we keep. */
+static int get_token_id(const cfg_src *s, const char *k, int *out) {
+    const cJSON *j = key(s, k);
+    *out = -1;
+    if (cJSON_IsArray(j)) j = cJSON_GetArrayItem(j, 0);
+    if (!j) return 0;
+    if (!cJSON_IsNumber(j) || j->valuedouble != (double)(int)j->valuedouble)
+        return fl_err("%s: \"%s\" must be an integer token id", s->path, k);
+    *out = (int)j->valuedouble;
+    return 0;
+}
+
+static int unsupported(const cfg_src *s, const char *what) {
+    return fl_err("%s: %s is not supported by freelunch", s->path, what);
+}
+
+/* RoPE: plain rotate-half RoPE only. Older configs say rope_theta and
+ * rope_scaling (null when plain); transformers 5 folds both into
+ * rope_parameters {"rope_type": "default", "rope_theta": ...}. */
+static int get_rope(const cfg_src *s, fl_config *c) {
+    if (get_float(s, "rope_theta", &c->rope_theta, 10000.0f) != 0) return -1;
+    const char *names[2] = { "rope_scaling", "rope_parameters" };
+    for (int i = 0; i < 2; i++) {
+        const cJSON *r = key(s, names[i]);
+        if (!r) continue;
+        if (!cJSON_IsObject(r)) return fl_err("%s: \"%s\" must be an object or null", s->path, names[i]);
+        const cJSON *t = cJSON_GetObjectItemCaseSensitive(r, "rope_type");
+        if (!t) t = cJSON_GetObjectItemCaseSensitive(r, "type");
+        const char *type = cJSON_IsString(t) ? t->valuestring : NULL;
+        /* rope_parameters without a type is plain RoPE; rope_scaling without one is not */
+        if (type ? strcmp(type, "default") != 0 : i == 0) {
+            char what[160];
+            snprintf(what, sizeof what, "%s of type \"%s\" (scaled RoPE)", names[i], type ? type : "?");
+            return unsupported(s, what);
+        }
+        const cJSON *th = cJSON_GetObjectItemCaseSensitive(r, "rope_theta");
+        if (cJSON_IsNumber(th)) c->rope_theta = (float)th->valuedouble;
+    }
+    if (!(c->rope_theta > 0)) return fl_err("%s: \"rope_theta\" must be positive", s->path);
+    return 0;
+}
+
+static int parse_config(fl_config *c, const cfg_src *s) {
+    memset(c, 0, sizeof *c);
+    const char *mt;
+    if (get_str(s, "model_type", &mt, NULL) != 0) return -1;
+    if (!mt) return fl_err("%s: no \"model_type\" (freelunch reads gpt2, opt, llama and qwen2)", s->path);
+    fl_family fam;
+    if (strcmp(mt, "gpt2") == 0) fam = FL_GPT2;
+    else if (strcmp(mt, "opt") == 0) fam = FL_OPT;
+    else if (strcmp(mt, "llama") == 0) fam = FL_LLAMA;
+    else if (strcmp(mt, "qwen2") == 0) fam = FL_QWEN2;
+    else return fl_err("%s: model_type \"%s\" is not supported (freelunch reads gpt2, opt, llama and qwen2)", s->path, mt);
+    fl_config_family_defaults(c, fam);
+
+    const char *act;
+    int flag;
+    switch (fam) {
+    case FL_GPT2:
+        if (get_int(s, "n_embd", &c->d, 0, 1) || get_int(s, "n_layer", &c->n_layer, 0, 1) ||
+            get_int(s, "n_head", &c->n_head, 0, 1) || get_int(s, "n_positions", &c->max_pos, 0, 1) ||
+            get_int(s, "vocab_size", &c->vocab, 0, 1) || get_int(s, "n_inner", &c->d_ff, 4 * c->d, 0) ||
+            get_float(s, "layer_norm_epsilon", &c->eps, 1e-5f) || get_bool(s, "tie_word_embeddings", &c->tied, 1) ||
+            get_str(s, "activation_function", &act, "gelu_new"))
+            return -1;
+        /* gelu_new and gelu_pytorch_tanh are the same tanh approximation */
+        if (strcmp(act, "gelu_new") != 0 && strcmp(act, "gelu_pytorch_tanh") != 0)
+            return fl_err("%s: activation_function \"%s\" is not supported for gpt2 (gelu_new or gelu_pytorch_tanh)", s->path, act);
+        if (get_bool(s, "scale_attn_by_inverse_layer_idx", &flag, 0)) return -1;
+        if (flag) return unsupported(s, "scale_attn_by_inverse_layer_idx = true");
+        if (get_bool(s, "scale_attn_weights", &flag, 1)) return -1;
+        if (!flag) return unsupported(s, "scale_attn_weights = false");
+        c->n_kv_head = c->n_head;
+        c->head_dim = c->n_head > 0 ? c->d / c->n_head : 0;
+        break;
+    case FL_OPT:
+        if (get_int(s, "hidden_size", &c->d, 0, 1) || get_int(s, "num_hidden_layers", &c->n_layer, 0, 1) ||
+            get_int(s, "num_attention_heads", &c->n_head, 0, 1) || get_int(s, "ffn_dim", &c->d_ff, 0, 1) ||
+            get_int(s, "max_position_embeddings", &c->max_pos, 0, 1) || get_int(s, "vocab_size", &c->vocab, 0, 1) ||
+            get_bool(s, "tie_word_embeddings", &c->tied, 1) || get_str(s, "activation_function", &act, "relu"))
+            return -1;
+        if (strcmp(act, "relu") != 0)
+            return fl_err("%s: activation_function \"%s\" is not supported for opt (relu)", s->path, act);
+        if (get_bool(s, "do_layer_norm_before", &flag, 1)) return -1;
+        if (!flag) return unsupported(s, "do_layer_norm_before = false (post-LN OPT, e.g. opt-350m)");
+        int proj;
+        if (get_int(s, "word_embed_proj_dim", &proj, c->d, 0)) return -1;
+        if (proj != c->d) return unsupported(s, "word_embed_proj_dim != hidden_size (projected OPT embeddings)");
+        if (get_bool(s, "_remove_final_layer_norm", &flag, 0)) return -1;
+        if (flag) return unsupported(s, "_remove_final_layer_norm = true");
+        if (get_bool(s, "layer_norm_elementwise_affine", &flag, 1)) return -1;
+        if (!flag) return unsupported(s, "layer_norm_elementwise_affine = false");
+        if (get_bool(s, "enable_bias", &flag, 1)) return -1;
+        c->qkv_bias = c->o_bias = c->mlp_bias = flag;
+        c->eps = 1e-5f;   /* HF OPT uses nn.LayerNorm's default, not a config key */
+        c->n_kv_head = c->n_head;
+        c->head_dim = c->n_head > 0 ? c->d / c->n_head : 0;
+        break;
+    case FL_LLAMA:
+    case FL_QWEN2:
+        if (get_int(s, "hidden_size", &c->d, 0, 1) || get_int(s, "intermediate_size", &c->d_ff, 0, 1) ||
+            get_int(s, "num_hidden_layers", &c->n_layer, 0, 1) || get_int(s, "num_attention_heads", &c->n_head, 0, 1) ||
+            get_int(s, "vocab_size", &c->vocab, 0, 1) || get_int(s, "max_position_embeddings", &c->max_pos, 0, 1) ||
+            get_int(s, "num_key_value_heads", &c->n_kv_head, c->n_head, 0) ||
+            get_int(s, "head_dim", &c->head_dim, c->n_head > 0 ? c->d / c->n_head : 0, 0) ||
+            get_float(s, "rms_norm_eps", &c->eps, 1e-6f) || get_bool(s, "tie_word_embeddings", &c->tied, 0) ||
+            get_str(s, "hidden_act", &act, "silu") || get_rope(s, c))
+            return -1;
+        if (strcmp(act, "silu") != 0)
+            return fl_err("%s: hidden_act \"%s\" is not supported (silu)", s->path, act);
+        if (fam == FL_LLAMA) {
+            if (get_bool(s, "attention_bias", &flag, 0)) return -1;
+            c->qkv_bias = c->o_bias = flag;
+            if (get_bool(s, "mlp_bias", &flag, 0)) return -1;
+            if (flag) return unsupported(s, "mlp_bias = true");
+        } else {
+            if (get_bool(s, "use_sliding_window", &flag, 0)) return -1;
+            if (flag) return unsupported(s, "use_sliding_window = true");
+        }
+        break;
+    }
+    if (get_token_id(s, "bos_token_id", &c->bos_id) || get_token_id(s, "eos_token_id", &c->eos_id)) return -1;
+    return fl_config_validate(c, s->path);
+}
+
+int fl_config_load(fl_config *c, const char *dir) {
+    char *path = join(dir, "config.json");
+    cJSON *root = read_json(path);
+    int rc = -1;
+    if (root) {
+        cfg_src s = { path, root };
+        rc = parse_config(c, &s);
+    }
+    cJSON_Delete(root);
+    free(path);
+    return rc;
+}
+
+/* ---- config.json: writing ----------------------------------------------- */
+
+/* The shortest decimal that reads back as the same float, so 1e-5f is
+ * written "1e-05" and not "9.99999974737875e-06". */
+static double float_json(float f) {
+    char b[32];
+    for (int p = 6; p <= 9; p++) {
+        snprintf(b, sizeof b, "%.*g", p, (double)f);
+        if (strtof(b, NULL) == f) break;
+    }
+    return strtod(b, NULL);
+}
+
+/* Our config has knobs HF's config classes cannot express for a family
+ * (e.g. a gpt2 without biases); refuse rather than write a lie. */
+static const char *inexpressible(const fl_config *c) {
+    fl_config r;
+    memset(&r, 0, sizeof r);
+    fl_config_family_defaults(&r, c->family);
+    if (c->rms != r.rms || c->act != r.act || c->learned_pos != r.learned_pos || c->pos_offset != r.pos_offset)
+        return "norm, activation or positions differ from the family's";
+    switch (c->family) {
+    case FL_GPT2:
+        if (!c->qkv_bias || !c->o_bias || !c->mlp_bias) return "gpt2 always has biases";
+        /* fall through */
+    case FL_OPT:
+        if (c->n_kv_head != c->n_head || c->n_head * c->head_dim != c->d) return "grouped or resized heads";
+        if (c->qkv_bias != c->o_bias || c->o_bias != c->mlp_bias) return "biases must be all on or all off";
+        if (c->family == FL_OPT && c->eps != 1e-5f) return "OPT's LayerNorm epsilon is fixed at 1e-5";
+        break;
+    case FL_LLAMA:
+        if (c->qkv_bias != c->o_bias || c->mlp_bias) return "llama has attention_bias for q/k/v/o together and no MLP bias";
+        break;
+    case FL_QWEN2:
+        if (!c->qkv_bias || c->o_bias || c->mlp_bias) return "qwen2 has q/k/v biases only";
+        break;
+    }
+    return NULL;
+}
+
+int fl_config_save(const fl_config *c, const char *path) {
+    const char *why = inexpressible(c);
+    if (why) return fl_err("%s: cannot write this %s configuration as an HF config.json: %s", path, fl_family_name(c->family), why);
+    static const char *arch[] = { "GPT2LMHeadModel", "OPTForCausalLM", "LlamaForCausalLM", "Qwen2ForCausalLM" };
+    cJSON *j = cJSON_CreateObject();
+    cJSON *a = cJSON_CreateArray();
+    cJSON_AddItemToArray(a, cJSON_CreateString(arch[c->family]));
+    cJSON_AddItemToObject(j, "architectures", a);
+    cJSON_AddStringToObject(j, "model_type", fl_family_name(c->family));
+    cJSON_AddNumberToObject(j, "vocab_size", c->vocab);
+    switch (c->family) {
+    case FL_GPT2:
+        cJSON_AddNumberToObject(j, "n_embd", c->d);
+        cJSON_AddNumberToObject(j, "n_layer", c->n_layer);
+        cJSON_AddNumberToObject(j, "n_head", c->n_head);
+        cJSON_AddNumberToObject(j, "n_inner", c->d_ff);
+        cJSON_AddNumberToObject(j, "n_positions", c->max_pos);
+        cJSON_AddNumberToObject(j, "n_ctx", c->max_pos);   /* older transformers read this */
+        cJSON_AddStringToObject(j, "activation_function", "gelu_new");
+        cJSON_AddNumberToObject(j, "layer_norm_epsilon", float_json(c->eps));
+        break;
+    case FL_OPT:
+        cJSON_AddNumberToObject(j, "hidden_size", c->d);
+        cJSON_AddNumberToObject(j, "word_embed_proj_dim", c->d);
+        cJSON_AddNumberToObject(j, "num_hidden_layers", c->n_layer);
+        cJSON_AddNumberToObject(j, "num_attention_heads", c->n_head);
+        cJSON_AddNumberToObject(j, "ffn_dim", c->d_ff);
+        cJSON_AddNumberToObject(j, "max_position_embeddings", c->max_pos);
+        cJSON_AddStringToObject(j, "activation_function", "relu");
+        cJSON_AddBoolToObject(j, "do_layer_norm_before", 1);
+        cJSON_AddBoolToObject(j, "enable_bias", c->qkv_bias);
+        cJSON_AddBoolToObject(j, "layer_norm_elementwise_affine", 1);
+        break;
+    case FL_LLAMA:
+    case FL_QWEN2:
+        cJSON_AddNumberToObject(j, "hidden_size", c->d);
+        cJSON_AddNumberToObject(j, "intermediate_size", c->d_ff);
+        cJSON_AddNumberToObject(j, "num_hidden_layers", c->n_layer);
+        cJSON_AddNumberToObject(j, "num_attention_heads", c->n_head);
+        cJSON_AddNumberToObject(j, "num_key_value_heads", c->n_kv_head);
+        cJSON_AddNumberToObject(j, "head_dim", c->head_dim);
+        cJSON_AddNumberToObject(j, "max_position_embeddings", c->max_pos);
+        cJSON_AddStringToObject(j, "hidden_act", "silu");
+        cJSON_AddNumberToObject(j, "rms_norm_eps", float_json(c->eps));
+        cJSON_AddNumberToObject(j, "rope_theta", float_json(c->rope_theta));
+        cJSON_AddNullToObject(j, "rope_scaling");
+        if (c->family == FL_LLAMA) {
+            cJSON_AddBoolToObject(j, "attention_bias", c->qkv_bias);
+            cJSON_AddBoolToObject(j, "mlp_bias", 0);
+        } else cJSON_AddBoolToObject(j, "use_sliding_window", 0);
+        break;
+    }
+    /* explicit even when it matches the class default: no guessing on reload */
+    cJSON_AddBoolToObject(j, "tie_word_embeddings", c->tied);
+    if (c->bos_id >= 0) cJSON_AddNumberToObject(j, "bos_token_id", c->bos_id);
+    else cJSON_AddNullToObject(j, "bos_token_id");
+    if (c->eos_id >= 0) cJSON_AddNumberToObject(j, "eos_token_id", c->eos_id);
+    else cJSON_AddNullToObject(j, "eos_token_id");
+    cJSON_AddStringToObject(j, "torch_dtype", "float32");
+    char *text = cJSON_Print(j);
+    cJSON_Delete(j);
+    if (!text) return fl_err("%s: out of memory", path);
+    int rc = write_text_atomic(path, text);
+    free(text);
+    return rc;
+}
+
+/* ---- the HF name table -------------------------------------------------- */
+
+typedef enum {
+    MAP_COPY,    /* same layout */
+    MAP_T,       /* GPT-2 Conv1D: stored [in, out], ours [out, in] */
+    MAP_QKV_W,   /* GPT-2 c_attn weight: [d, q|k|v] -> three [out, d] */
+    MAP_QKV_B,   /* GPT-2 c_attn bias: [q|k|v] -> three vectors */
+} map_kind;
+
+typedef struct {
+    char name[96];     /* HF name as saved */
+    int opt_prefix;    /* length of a leading prefix a checkpoint may lack */
+    map_kind kind;
+    fl_param *p[3];
+    int ndim;
+    int64_t shape[2];  /* as stored */
+} hf_entry;
+
+typedef struct { hf_entry *e; int n, cap; } hf_map;
+
+/* Adds NAME (printf-style) unless p0 is NULL (an absent bias). The stored
+ * shape follows from our parameters and the kind. */
+__attribute__((format(printf, 6, 7)))
+static void add(hf_map *L, map_kind kind, fl_param *p0, fl_param *p1, const char *prefix, const char *fmt, ...) {
+    if (!p0) return;
+    if (L->n == L->cap) {
+        L->cap = L->cap ? 2 * L->cap : 64;
+        L->e = realloc(L->e, sizeof *L->e * (size_t)L->cap);
+    }
+    hf_entry *e = &L->e[L->n++];
+    memset(e, 0, sizeof *e);
+    size_t k = (size_t)snprintf(e->name, sizeof e->name, "%s", prefix);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(e->name + k, sizeof e->name - k, fmt, ap);
+    va_end(ap);
+    e->opt_prefix = (int)strlen(prefix);
+    e->kind = kind;
+    e->p[0] = p0;
+    /* QKV kinds get p1 = k and the v parameter through p[2], set by the caller */
+    e->p[1] = p1;
+    switch (kind) {
+    case MAP_COPY:
+        e->ndim = p0->cols == 1 ? 1 : 2;
+        e->shape[0] = p0->rows;
+        e->shape[1] = p0->cols;
+        break;
+    case MAP_T:
+        e->ndim = 2;
+        e->shape[0] = p0->cols;
+        e->shape[1] = p0->rows;
+        break;
+    case MAP_QKV_W:
+    case MAP_QKV_B:
+        break;   /* finished by add_qkv */
+    }
+}
+
+static void add_qkv(hf_map *L, map_kind kind, fl_param *q, fl_param *k, fl_param *v, const char *prefix, int l) {
+    if (!q) return;
+    add(L, kind, q, k, prefix, kind == MAP_QKV_W ? "h.%d.attn.c_attn.weight" : "h.%d.attn.c_attn.bias", l);
+    hf_entry *e = &L->e[L->n - 1];
+    e->p[2] = v;
+    int64_t out = (int64_t)q->rows + k->rows + v->rows;
+    if (kind == MAP_QKV_W) { e->ndim = 2; e->shape[0] = q->cols; e->shape[1] = out; }
+    else { e->ndim = 1; e->shape[0] = out; }
+}
+
+static void build_map(const fl_model *m, hf_map *L) {
+    const fl_config *c = &m->cfg;
+    memset(L, 0, sizeof *L);
+    const char *P;
+    switch (c->family) {
+    case FL_GPT2:
+        P = "transformer.";
+        add(L, MAP_COPY, m->embed, NULL, P, "wte.weight");
+        add(L, MAP_COPY, m->pos, NULL, P, "wpe.weight");
+        for (int l = 0; l < c->n_layer; l++) {
+            fl_layer *y = &m->layers[l];
+            add(L, MAP_COPY, y->attn_norm_w, NULL, P, "h.%d.ln_1.weight", l);
+            add(L, MAP_COPY, y->attn_norm_b, NULL, P, "h.%d.ln_1.bias", l);
+            add_qkv(L, MAP_QKV_W, y->q_w, y->k_w, y->v_w, P, l);
+            add_qkv(L, MAP_QKV_B, y->q_b, y->k_b, y->v_b, P, l);
+            add(L, MAP_T, y->o_w, NULL, P, "h.%d.attn.c_proj.weight", l);
+            add(L, MAP_COPY, y->o_b, NULL, P, "h.%d.attn.c_proj.bias", l);
+            add(L, MAP_COPY, y->mlp_norm_w, NULL, P, "h.%d.ln_2.weight", l);
+            add(L, MAP_COPY, y->mlp_norm_b, NULL, P, "h.%d.ln_2.bias", l);
+            add(L, MAP_T, y->fc1_w, NULL, P, "h.%d.mlp.c_fc.weight", l);
+            add(L, MAP_COPY, y->fc1_b, NULL, P, "h.%d.mlp.c_fc.bias", l);
+            add(L, MAP_T, y->fc2_w, NULL, P, "h.%d.mlp.c_proj.weight", l);
+            add(L, MAP_COPY, y->fc2_b, NULL, P, "h.%d.mlp.c_proj.bias", l);
+        }
+        add(L, MAP_COPY, m->final_norm_w, NULL, P, "ln_f.weight");
+        add(L, MAP_COPY, m->final_norm_b, NULL, P, "ln_f.bias");
+        break;
+    case FL_OPT:
+        P = "model.";   /* OPTForCausalLM; a bare OPTModel saves "decoder.*" */
+        add(L, MAP_COPY, m->embed, NULL, P, "decoder.embed_tokens.weight");
+        add(L, MAP_COPY, m->pos, NULL, P, "decoder.embed_positions.weight");
+        for (int l = 0; l < c->n_layer; l++) {
+            fl_layer *y = &m->layers[l];
+            add(L, MAP_COPY, y->q_w, NULL, P, "decoder.layers.%d.self_attn.q_proj.weight", l);
+            add(L, MAP_COPY, y->q_b, NULL, P, "decoder.layers.%d.self_attn.q_proj.bias", l);
+            add(L, MAP_COPY, y->k_w, NULL, P, "decoder.layers.%d.self_attn.k_proj.weight", l);
+            add(L, MAP_COPY, y->k_b, NULL, P, "decoder.layers.%d.self_attn.k_proj.bias", l);
+            add(L, MAP_COPY, y->v_w, NULL, P, "decoder.layers.%d.self_attn.v_proj.weight", l);
+            add(L, MAP_COPY, y->v_b, NULL, P, "decoder.layers.%d.self_attn.v_proj.bias", l);
+            add(L, MAP_COPY, y->o_w, NULL, P, "decoder.layers.%d.self_attn.out_proj.weight", l);
+            add(L, MAP_COPY, y->o_b, NULL, P, "decoder.layers.%d.self_attn.out_proj.bias", l);
+            add(L, MAP_COPY, y->attn_norm_w, NULL, P, "decoder.layers.%d.self_attn_layer_norm.weight", l);
+            add(L, MAP_COPY, y->attn_norm_b, NULL, P, "decoder.layers.%d.self_attn_layer_norm.bias", l);
+            add(L, MAP_COPY, y->fc1_w, NULL, P, "decoder.layers.%d.fc1.weight", l);
+            add(L, MAP_COPY, y->fc1_b, NULL, P, "decoder.layers.%d.fc1.bias", l);
+            add(L, MAP_COPY, y->fc2_w, NULL, P, "decoder.layers.%d.fc2.weight", l);
+            add(L, MAP_COPY, y->fc2_b, NULL, P, "decoder.layers.%d.fc2.bias", l);
+            add(L, MAP_COPY, y->mlp_norm_w, NULL, P, "decoder.layers.%d.final_layer_norm.weight", l);
+            add(L, MAP_COPY, y->mlp_norm_b, NULL, P, "decoder.layers.%d.final_layer_norm.bias", l);
+        }
+        add(L, MAP_COPY, m->final_norm_w, NULL, P, "decoder.final_layer_norm.weight");
+        add(L, MAP_COPY, m->final_norm_b, NULL, P, "decoder.final_layer_norm.bias");
+        break;
+    case FL_LLAMA:
+    case FL_QWEN2:
+        P = "model.";
+        add(L, MAP_COPY, m->embed, NULL, P, "embed_tokens.weight");
+        for (int l = 0; l < c->n_layer; l++) {
+            fl_layer *y = &m->layers[l];
+            add(L, MAP_COPY, y->attn_norm_w, NULL, P, "layers.%d.input_layernorm.weight", l);
+            add(L, MAP_COPY, y->q_w, NULL, P, "layers.%d.self_attn.q_proj.weight", l);
+            add(L, MAP_COPY, y->q_b, NULL, P, "layers.%d.self_attn.q_proj.bias", l);
+            add(L, MAP_COPY, y->k_w, NULL, P, "layers.%d.self_attn.k_proj.weight", l);
+            add(L, MAP_COPY, y->k_b, NULL, P, "layers.%d.self_attn.k_proj.bias", l);
+            add(L, MAP_COPY, y->v_w, NULL, P, "layers.%d.self_attn.v_proj.weight", l);
+            add(L, MAP_COPY, y->v_b, NULL, P, "layers.%d.self_attn.v_proj.bias", l);
+            add(L, MAP_COPY, y->o_w, NULL, P, "layers.%d.self_attn.o_proj.weight", l);
+            add(L, MAP_COPY, y->o_b, NULL, P, "layers.%d.self_attn.o_proj.bias", l);
+            add(L, MAP_COPY, y->mlp_norm_w, NULL, P, "layers.%d.post_attention_layernorm.weight", l);
+            add(L, MAP_COPY, y->fc1_w, NULL, P, "layers.%d.mlp.gate_proj.weight", l);
+            add(L, MAP_COPY, y->fc1_b, NULL, P, "layers.%d.mlp.gate_proj.bias", l);
+            add(L, MAP_COPY, y->up_w, NULL, P, "layers.%d.mlp.up_proj.weight", l);
+            add(L, MAP_COPY, y->fc2_w, NULL, P, "layers.%d.mlp.down_proj.weight", l);
+            add(L, MAP_COPY, y->fc2_b, NULL, P, "layers.%d.mlp.down_proj.bias", l);
+        }
+        add(L, MAP_COPY, m->final_norm_w, NULL, P, "norm.weight");
+        break;
+    }
+    /* HF drops lm_head when tied (save_pretrained dedups it), never prefixed */
+    if (!c->tied) add(L, MAP_COPY, m->head, NULL, "", "lm_head.weight");
+}
+
+/* Stored tensors we know and skip: GPT-2's causal-mask buffers and older
+ * llama checkpoints' RoPE inv_freq. `name` is without the optional prefix. */
+static int ignorable(fl_family fam, const char *name) {
+    int l, n = -1;
+    if (fam == FL_GPT2) {
+        if (sscanf(name, "h.%d.attn.bias%n", &l, &n) == 1 && n == (int)strlen(name)) return 1;
+        n = -1;
+        if (sscanf(name, "h.%d.attn.masked_bias%n", &l, &n) == 1 && n == (int)strlen(name)) return 1;
+    }
+    if (fam == FL_LLAMA || fam == FL_QWEN2) {
+        if (strcmp(name, "rotary_emb.inv_freq") == 0) return 1;
+        if (sscanf(name, "layers.%d.self_attn.rotary_emb.inv_freq%n", &l, &n) == 1 && n == (int)strlen(name)) return 1;
+    }
+    return 0;
+}
+
+static const char *family_prefix(fl_family f) { return f == FL_GPT2 ? "transformer." : "model."; }
+
+/* ---- the weight files --------------------------------------------------- */
+
+/* One model.safetensors, or the shards an index names. `where` is the file
+ * to blame for a missing tensor: the single file or the index. */
+typedef struct {
+    fl_st_file *f;
+    uint8_t **used;
+    int nf;
+    char *where;
+} wsrc;
+
+static void wsrc_close(wsrc *s) {
+    for (int i = 0; i < s->nf; i++) { fl_st_close(&s->f[i]); free(s->used[i]); }
+    free(s->f);
+    free(s->used);
+    free(s->where);
+    memset(s, 0, sizeof *s);
+}
+
+static int wsrc_add(wsrc *s, const char *path) {
+    s->f = realloc(s->f, sizeof *s->f * (size_t)(s->nf + 1));
+    s->used = realloc(s->used, sizeof *s->used * (size_t)(s->nf + 1));
+    if (fl_st_open(&s->f[s->nf], path) != 0) return -1;
+    s->used[s->nf] = calloc((size_t)(s->f[s->nf].n + 1), 1);
+    s->nf++;
+    return 0;
+}
+
+static int open_index(wsrc *s, const char *dir, const char *ipath) {
+    cJSON *root = read_json(ipath);
+    if (!root) return -1;
+    int rc = 0;
+    const cJSON *wm = cJSON_GetObjectItemCaseSensitive(root, "weight_map"), *e;
+    if (!cJSON_IsObject(wm)) { rc = fl_err("%s: no \"weight_map\" object", ipath); goto out; }
+    /* open each distinct shard once, in order of first mention */
+    cJSON_ArrayForEach(e, wm) {
+        if (!cJSON_IsString(e)) { rc = fl_err("%s: weight_map entry %s is not a file name", ipath, e->string); goto out; }
+        int seen = 0;
+        for (const cJSON *p = wm->child; p != e && !seen; p = p->next) seen = strcmp(p->valuestring, e->valuestring) == 0;
+        if (seen) continue;
+        char *sp = join(dir, e->valuestring);
+        rc = wsrc_add(s, sp);
+        free(sp);
+        if (rc) goto out;
+    }
+    /* the index must agree with the shards it names */
+    cJSON_ArrayForEach(e, wm) {
+        int i = 0;
+        char *sp = join(dir, e->valuestring);
+        while (strcmp(s->f[i].path, sp) != 0) i++;
+        free(sp);
+        if (!fl_st_find(&s->f[i], e->string)) {
+            rc = fl_err("%s: weight_map puts %s in %s, which does not hold it", ipath, e->string, e->valuestring);
+            goto out;
+        }
+    }
+    for (int i = 0; i < s->nf; i++)
+        for (int j = i + 1; j < s->nf; j++)
+            for (int k = 0; k < s->f[i].n; k++)
+                if (fl_st_find(&s->f[j], s->f[i].t[k].name)) {
+                    rc = fl_err("%s: tensor %s is in both %s and %s", ipath, s->f[i].t[k].name, s->f[i].path, s->f[j].path);
+                    goto out;
+                }
+out:
+    cJSON_Delete(root);
+    return rc;
+}
+
+static int wsrc_open(wsrc *s, const char *dir) {
+    memset(s, 0, sizeof *s);
+    char *single = join(dir, "model.safetensors"), *index = join(dir, "model.safetensors.index.json");
+    int rc;
+    /* like HF, a single file wins over an index */
+    if (is_file(single)) {
+        s->where = single; single = NULL;
+        rc = wsrc_add(s, s->where);
+    } else if (is_file(index)) {
+        s->where = index; index = NULL;
+        rc = open_index(s, dir, s->where);
+    } else {
+        char *bin = join(dir, "pytorch_model.bin");
+        rc = fl_err("%s: no model.safetensors or model.safetensors.index.json%s", dir,
+                    is_file(bin) ? " (pytorch_model.bin is not read: convert it to safetensors)" : "");
+        free(bin);
+    }
+    free(single);
+    free(index);
+    if (rc) wsrc_close(s);
+    return rc;
+}
+
+/* Finds NAME, or NAME without its optional prefix; marks it used. */
+static const fl_st_tensor *wsrc_find(wsrc *s, const hf_entry *e, int *fi) {
+    const char *names[2] = { e->name, e->name + e->opt_prefix };
+    for (int k = 0; k < (e->opt_prefix ? 2 : 1); k++)
+        for (int i = 0; i < s->nf; i++) {
+            const fl_st_tensor *t = fl_st_find(&s->f[i], names[k]);
+            if (t) {
+                s->used[i][t - s->f[i].t] = 1;
+                *fi = i;
+                return t;
+            }
+        }
+    return NULL;
+}
+
+/* ---- layout conversions ------------------------------------------------- */
+
+/* Blocked so both sides stay in cache for large matrices. */
+#define TB 32
+
+/* dst[o][i] = src[i][off + o]: columns [off, off+out) of src [in, ld]. */
+static void transpose_from(float *dst, const float *src, int64_t in, int64_t out, int64_t ld, int64_t off) {
+#pragma omp parallel for schedule(static) if (in * out > (1 << 16))
+    for (int64_t o0 = 0; o0 < out; o0 += TB)
+        for (int64_t i0 = 0; i0 < in; i0 += TB)
+            for (int64_t o = o0; o < o0 + TB && o < out; o++)
+                for (int64_t i = i0; i < i0 + TB && i < in; i++) dst[o * in + i] = src[i * ld + off + o];
+}
+
+/* The inverse: dst[i][off + o] = src[o][i]. */
+static void transpose_into(float *dst, int64_t ld, int64_t off, const float *src, int64_t out, int64_t in) {
+#pragma omp parallel for schedule(static) if (in * out > (1 << 16))
+    for (int64_t i0 = 0; i0 < in; i0 += TB)
+        for (int64_t o0 = 0; o0 < out; o0 += TB)
+            for (int64_t i = i0; i < i0 + TB && i < in; i++)
+                for (int64_t o = o0; o < o0 + TB && o < out; o++) dst[i * ld + off + o] = src[o * in + i];
+}
+
+static int64_t entry_numel(const hf_entry *e) { return e->ndim == 1 ? e->shape[0] : e->shape[0] * e->shape[1]; }
+
+static const char *shape_str(char *buf, size_t n, const int64_t *shape, int ndim) {
+    size_t k = (size_t)snprintf(buf, n, "[");
+    for (int i = 0; i < ndim && k < n; i++)
+        k += (size_t)snprintf(buf + k, n - k, "%s%" PRId64, i ? ", " : "", shape[i]);
+    if (k < n) snprintf(buf + k, n - k, "]");
+    return buf;
+}
+
+/* ---- load --------------------------------------------------------------- */
+
+static int load_entry(const fl_st_file *f, const fl_st_tensor *t, const hf_entry *e, float **tmp, size_t *tmpcap) {
+    if (e->kind == MAP_COPY) return fl_st_read_f32(f, t, e->p[0]->w);
+    size_t n = (size_t)t->numel;
+    if (n > *tmpcap) { fl_free(*tmp); *tmp = fl_allocf(n); *tmpcap = n; }
+    if (fl_st_read_f32(f, t, *tmp) != 0) return -1;
+    const float *src = *tmp;
+    switch (e->kind) {
+    case MAP_T:
+        transpose_from(e->p[0]->w, src, e->shape[0], e->shape[1], e->shape[1], 0);
+        break;
+    case MAP_QKV_W:
+        for (int j = 0, off = 0; j < 3; off += e->p[j]->rows, j++)
+            transpose_from(e->p[j]->w, src, e->shape[0], e->p[j]->rows, e->shape[1], off);
+        break;
+    case MAP_QKV_B:
+        for (int j = 0; j < 3; src += e->p[j]->rows, j++) memcpy(e->p[j]->w, src, sizeof(float) * (size_t)e->p[j]->rows);
+        break;
+    case MAP_COPY:
+        break;
+    }
+    return 0;
+}
+
+int fl_model_load(fl_model *m, const char *dir) {
+    memset(m, 0, sizeof *m);
+    fl_config c;
+    if (fl_config_load(&c, dir) != 0) return -1;
+    if (fl_model_create(m, &c) != 0) return -1;
+    wsrc s;
+    if (wsrc_open(&s, dir) != 0) { fl_model_free(m); return -1; }
+    hf_map L;
+    build_map(m, &L);
+    float *tmp = NULL;
+    size_t tmpcap = 0;
+    int rc = 0;
+    char sa[160], sb[160];
+    for (int i = 0; i < L.n && rc == 0; i++) {
+        const hf_entry *e = &L.e[i];
+        int fi;
+        const fl_st_tensor *t = wsrc_find(&s, e, &fi);
+        if (!t) {
+            rc = fl_err("%s: tensor %s is missing (config.json describes a %s model with %d layers%s)", s.where, e->name,
+                        fl_family_name(c.family), c.n_layer, c.tied ? "" : " and an untied lm_head");
+            break;
+        }
+        int same = t->ndim == e->ndim;
+        for (int k = 0; same && k < e->ndim; k++) same = t->shape[k] == e->shape[k];
+        if (!same) {
+            rc = fl_err("%s: tensor %s has shape %s but config.json implies %s", s.f[fi].path, t->name,
+                        shape_str(sa, sizeof sa, t->shape, t->ndim), shape_str(sb, sizeof sb, e->shape, e->ndim));
+            break;
+        }
+        rc = load_entry(&s.f[fi], t, e, &tmp, &tmpcap);
+    }
+    /* Whatever is left over is a sign of a mismatch (more layers than the
+     * config says, another family's names), so it is an error too. */
+    const char *pfx = family_prefix(c.family);
+    size_t np = strlen(pfx);
+    for (int i = 0; i < s.nf && rc == 0; i++)
+        for (int k = 0; k < s.f[i].n && rc == 0; k++) {
+            const char *nm = s.f[i].t[k].name;
+            if (s.used[i][k]) continue;
+            if (ignorable(c.family, strncmp(nm, pfx, np) == 0 ? nm + np : nm)) continue;
+            if (c.tied && strcmp(nm, "lm_head.weight") == 0) continue;   /* HF ignores it too when tied */
+            rc = fl_err("%s: unexpected tensor %s (not part of the %s model with %d layers that config.json describes)",
+                        s.f[i].path, nm, fl_family_name(c.family), c.n_layer);
+        }
+    fl_free(tmp);
+    free(L.e);
+    wsrc_close(&s);
+    if (rc) fl_model_free(m);
+    return rc;
+}
+
+/* ---- save --------------------------------------------------------------- */
+
+int fl_model_save(const fl_model *m, const char *dir) {
+    if (mkdir_p(dir) != 0) return -1;
+    hf_map L;
+    build_map(m, &L);
+    fl_st_out *outs = calloc((size_t)L.n, sizeof *outs);
+    float **bufs = calloc((size_t)L.n, sizeof *bufs);   /* converted copies, tracked */
+    for (int i = 0; i < L.n; i++) {
+        const hf_entry *e = &L.e[i];
+        fl_st_out *o = &outs[i];
+        o->name = e->name;
+        o->ndim = e->ndim;
+        o->shape[0] = e->shape[0];
+        o->shape[1] = e->shape[1];
+        if (e->kind == MAP_COPY) { o->data = e->p[0]->w; continue; }
+        float *b = bufs[i] = fl_allocf((size_t)entry_numel(e));
+        switch (e->kind) {
+        case MAP_T:
+            transpose_into(b, e->shape[1], 0, e->p[0]->w, e->shape[1], e->shape[0]);
+            break;
+        case MAP_QKV_W:
+            for (int j = 0, off = 0; j < 3; off += e->p[j]->rows, j++)
+                transpose_into(b, e->shape[1], off, e->p[j]->w, e->p[j]->rows, e->shape[0]);
+            break;
+        case MAP_QKV_B:
+            for (int j = 0, off = 0; j < 3; off += e->p[j]->rows, j++)
+                memcpy(b + off, e->p[j]->w, sizeof(float) * (size_t)e->p[j]->rows);
+            break;
+        case MAP_COPY:
+            break;
+        }
+        o->data = b;
+    }
+    char *wpath = join(dir, "model.safetensors"), *cpath = join(dir, "config.json");
+    /* weights first: config.json is what makes a directory look like a model */
+    int rc = fl_st_write(wpath, outs, L.n);
+    if (rc == 0) rc = fl_config_save(&m->cfg, cpath);
+    for (int i = 0; i < L.n; i++) fl_free(bufs[i]);
+    free(bufs);
+    free(outs);
+    free(L.e);
+    free(wpath);
+    free(cpath);
+    return rc;
+}
