@@ -1,298 +1,18 @@
-/* freelunch: the command line. Each subcommand parses its own options and
- * has --help. Errors are one line on stderr, "freelunch: <what>", naming the
- * file and the problem; exit 1 for failures, 2 for usage errors. */
-#include "datasets/tokfile.h"
-#include "eval/ppl.h"
-#include "model/adamw.h"
-#include "model/alloc.h"
-#include "model/checkpoint.h"
+/* freelunch: the command line. Each subcommand lives in its own file
+ * (harness/cmd_*.c), parses its own options and has --help; this file only
+ * dispatches. See harness/cli.h for the error conventions. */
+#include "cli.h"
 #include "model/err.h"
 #include "model/gemm.h"
-#include "model/model.h"
-#include <getopt.h>
-#include <math.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <time.h>
-#include <unistd.h>
-
-static int fail(void) {
-    fprintf(stderr, "freelunch: %s\n", fl_errmsg());
-    return 1;
-}
-
-static int usage_error(const char *cmd, const char *msg) {
-    fprintf(stderr, "freelunch %s: %s (see 'freelunch %s --help')\n", cmd, msg, cmd);
-    return 2;
-}
-
-/* Options every subcommand accepts: --backend, --threads. */
-#define COMMON_OPTS { "backend", required_argument, 0, 'B' }, { "threads", required_argument, 0, 'j' }, \
-                    { "help", no_argument, 0, 'h' }
-#define COMMON_HELP \
-    "  --backend NAME   GEMM backend: openblas (default) or onednn; or FL_BACKEND\n" \
-    "  --threads N      threads (default: physical cores, from hwloc)\n" \
-    "  --help           this text\n"
-
-static int g_threads_opt = 0;
-
-static int common_opt(int c, const char *cmd) {
-    if (c == 'B') { if (fl_gemm_set_backend_name(optarg) != 0) { fprintf(stderr, "freelunch %s: %s\n", cmd, fl_errmsg()); exit(2); } return 1; }
-    if (c == 'j') { g_threads_opt = atoi(optarg); if (g_threads_opt <= 0) { usage_error(cmd, "--threads needs a positive number"); exit(2); } return 1; }
-    return 0;
-}
-
-static int parse_int(const char *cmd, const char *opt, const char *s, int lo) {
-    char *end;
-    long v = strtol(s, &end, 10);
-    if (*s == 0 || *end != 0 || v < lo || v > 1 << 30) {
-        fprintf(stderr, "freelunch %s: %s expects an integer >= %d, got '%s'\n", cmd, opt, lo, s);
-        exit(2);
-    }
-    return (int)v;
-}
-
-/* ---- info ---------------------------------------------------------------- */
-
-static const char *INFO_HELP =
-    "usage: freelunch info --model DIR\n"
-    "Prints the family, sizes, parameter count and every matrix's shape of an\n"
-    "HF model directory (config.json + model.safetensors or shards).\n"
-    "  --model DIR      the model directory\n" COMMON_HELP;
-
-static int cmd_info(int argc, char **argv) {
-    static struct option o[] = { { "model", required_argument, 0, 'm' }, COMMON_OPTS, { 0, 0, 0, 0 } };
-    const char *dir = NULL;
-    int c;
-    while ((c = getopt_long(argc, argv, "", o, NULL)) != -1) {
-        if (c == 'm') dir = optarg;
-        else if (c == 'h') { fputs(INFO_HELP, stdout); return 0; }
-        else if (!common_opt(c, "info")) return usage_error("info", "unknown option");
-    }
-    if (!dir) return usage_error("info", "--model DIR is required");
-    fl_model m;
-    if (fl_model_load(&m, dir) != 0) return fail();
-    const fl_config *k = &m.cfg;
-    printf("model      %s\n", dir);
-    printf("family     %s\n", fl_family_name(k->family));
-    printf("vocab      %d\nhidden     %d\nlayers     %d\nheads      %d (kv %d, head dim %d)\nffn        %d\ncontext    %d\n",
-           k->vocab, k->d, k->n_layer, k->n_head, k->n_kv_head, k->head_dim, k->d_ff, k->max_pos);
-    printf("norm       %s (eps %g)\nactivation %s\npositions  %s\nlm head    %s\n",
-           k->rms ? "RMSNorm" : "LayerNorm", k->eps,
-           k->act == FL_ACT_SWIGLU ? "SwiGLU" : k->act == FL_ACT_RELU ? "ReLU" : "GELU (tanh)",
-           k->learned_pos ? (k->pos_offset ? "learned (offset 2)" : "learned") : "RoPE",
-           k->tied ? "tied to embedding" : "separate");
-    printf("parameters %lld\n", (long long)fl_model_num_params(&m));
-    printf("%-32s %12s %12s\n", "tensor", "rows", "cols");
-    for (int i = 0; i < m.n_params; i++)
-        printf("%-32s %12d %12d\n", m.params[i].name, m.params[i].rows, m.params[i].cols);
-    fl_model_free(&m);
-    return 0;
-}
-
-/* ---- eval ---------------------------------------------------------------- */
-
-static const char *EVAL_HELP =
-    "usage: freelunch eval --model DIR --data FILE.bin --seqlen N [--max-windows K] [--batch B] [--json]\n"
-    "Perplexity on an llm.c token file: non-overlapping windows of N tokens,\n"
-    "every next-token prediction inside a window counted, ppl = exp(mean NLL).\n"
-    "  --model DIR        HF model directory\n"
-    "  --data FILE.bin    llm.c token file (uint16 or uint32)\n"
-    "  --seqlen N         window length (at most the model's context)\n"
-    "  --max-windows K    evaluate only the first K windows\n"
-    "  --batch B          windows per forward pass (default 4)\n"
-    "  --json             print {\"ppl\":..., \"nll\":..., \"tokens\":...}\n" COMMON_HELP;
-
-static int cmd_eval(int argc, char **argv) {
-    static struct option o[] = { { "model", required_argument, 0, 'm' }, { "data", required_argument, 0, 'd' },
-                                 { "seqlen", required_argument, 0, 's' }, { "max-windows", required_argument, 0, 'w' },
-                                 { "batch", required_argument, 0, 'b' }, { "json", no_argument, 0, 'J' },
-                                 COMMON_OPTS, { 0, 0, 0, 0 } };
-    const char *dir = NULL, *data = NULL;
-    int seqlen = 0, maxw = 0, batch = 4, json = 0, c;
-    while ((c = getopt_long(argc, argv, "", o, NULL)) != -1) {
-        switch (c) {
-        case 'm': dir = optarg; break;
-        case 'd': data = optarg; break;
-        case 's': seqlen = parse_int("eval", "--seqlen", optarg, 2); break;
-        case 'w': maxw = parse_int("eval", "--max-windows", optarg, 1); break;
-        case 'b': batch = parse_int("eval", "--batch", optarg, 1); break;
-        case 'J': json = 1; break;
-        case 'h': fputs(EVAL_HELP, stdout); return 0;
-        default: if (!common_opt(c, "eval")) return usage_error("eval", "unknown option");
-        }
-    }
-    if (!dir || !data || !seqlen) return usage_error("eval", "--model, --data and --seqlen are required");
-    fl_model m;
-    if (fl_model_load(&m, dir) != 0) return fail();
-    if (seqlen > m.cfg.max_pos) {
-        fl_err("%s/config.json: --seqlen %d exceeds the model's context of %d positions", dir, seqlen, m.cfg.max_pos);
-        fl_model_free(&m);
-        return fail();
-    }
-    int32_t *tok = NULL;
-    int64_t n = 0;
-    if (fl_tokfile_read(data, m.cfg.vocab, &tok, &n) != 0) { fl_model_free(&m); return fail(); }
-    fl_ppl_result r;
-    fl_flops_reset();
-    time_t t0 = time(NULL);
-    int rc = fl_eval_ppl(&m, tok, n, seqlen, maxw, batch, !json && isatty(2), &r);
-    free(tok);
-    fl_model_free(&m);
-    if (rc != 0) {
-        char msg[1100];
-        snprintf(msg, sizeof msg, "%s", fl_errmsg());
-        fl_err("%s: %s", data, msg);
-        return fail();
-    }
-    if (json) printf("{\"ppl\": %.6f, \"nll\": %.8f, \"tokens\": %lld}\n", r.ppl, r.nll, (long long)r.tokens);
-    else printf("ppl %.4f  nll %.6f  tokens %lld  windows %d  (%s, %d threads, %lds)\n", r.ppl, r.nll,
-                (long long)r.tokens, r.windows, fl_gemm_backend_name(), fl_threads(), (long)(time(NULL) - t0));
-    return 0;
-}
-
-/* ---- demo: a byte-level language model end to end ------------------------- */
-
-static const char *DEMO_HELP =
-    "usage: freelunch demo --text FILE --out DIR [--steps N] [--seqlen T] [--batch B] [--lr X] [--family F]\n"
-    "Exercises the model core end to end until the corpora and tokenizers land:\n"
-    "writes the bytes of FILE as llm.c token files (first 90%% train, last 10%%\n"
-    "validation; vocabulary 256), creates a small model of family F (llama,\n"
-    "qwen2, gpt2 or opt), trains it with AdamW (10%% warm-up, linear decay),\n"
-    "saves it as an HF directory in DIR, reloads it and evaluates validation\n"
-    "perplexity before training, after training, and after the reload.\n"
-    "  --text FILE   any text file\n"
-    "  --out DIR     output directory (model, train.bin, val.bin)\n"
-    "  --steps N     optimiser steps (default 200)\n"
-    "  --seqlen T    window length (default 128)\n"
-    "  --batch B     windows per step (default 8)\n"
-    "  --lr X        peak learning rate (default 3e-3)\n"
-    "  --family F    default llama\n" COMMON_HELP;
-
-static int read_file(const char *path, unsigned char **buf, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return fl_err("%s: cannot open", path);
-    fseek(f, 0, SEEK_END);
-    long sz = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    *buf = malloc(sz > 0 ? (size_t)sz : 1);
-    *n = fread(*buf, 1, (size_t)sz, f);
-    fclose(f);
-    if ((long)*n != sz) { free(*buf); return fl_err("%s: read error", path); }
-    return 0;
-}
-
-static int cmd_demo(int argc, char **argv) {
-    static struct option o[] = { { "text", required_argument, 0, 't' }, { "out", required_argument, 0, 'o' },
-                                 { "steps", required_argument, 0, 'n' }, { "seqlen", required_argument, 0, 's' },
-                                 { "batch", required_argument, 0, 'b' }, { "lr", required_argument, 0, 'l' },
-                                 { "family", required_argument, 0, 'f' }, COMMON_OPTS, { 0, 0, 0, 0 } };
-    const char *text = NULL, *out = NULL, *fam = "llama";
-    int steps = 200, T = 128, B = 8, c;
-    float lr = 3e-3f;
-    while ((c = getopt_long(argc, argv, "", o, NULL)) != -1) {
-        switch (c) {
-        case 't': text = optarg; break;
-        case 'o': out = optarg; break;
-        case 'n': steps = parse_int("demo", "--steps", optarg, 1); break;
-        case 's': T = parse_int("demo", "--seqlen", optarg, 2); break;
-        case 'b': B = parse_int("demo", "--batch", optarg, 1); break;
-        case 'l': lr = (float)atof(optarg); break;
-        case 'f': fam = optarg; break;
-        case 'h': fputs(DEMO_HELP, stdout); return 0;
-        default: if (!common_opt(c, "demo")) return usage_error("demo", "unknown option");
-        }
-    }
-    if (!text || !out) return usage_error("demo", "--text and --out are required");
-    fl_family f;
-    if (!strcmp(fam, "llama")) f = FL_LLAMA;
-    else if (!strcmp(fam, "qwen2")) f = FL_QWEN2;
-    else if (!strcmp(fam, "gpt2")) f = FL_GPT2;
-    else if (!strcmp(fam, "opt")) f = FL_OPT;
-    else return usage_error("demo", "--family must be llama, qwen2, gpt2 or opt");
-    unsigned char *bytes = NULL;
-    size_t nb = 0;
-    if (read_file(text, &bytes, &nb) != 0) return fail();
-    if (nb < (size_t)20 * T) { free(bytes); fl_err("%s: %zu bytes is too little text for windows of %d", text, nb, T); return fail(); }
-    int64_t ntr = (int64_t)(nb * 9 / 10), nva = (int64_t)nb - ntr;
-    int32_t *tok = malloc(sizeof(int32_t) * nb);
-    for (size_t i = 0; i < nb; i++) tok[i] = bytes[i];
-    free(bytes);
-    if (mkdir(out, 0755) != 0 && access(out, W_OK) != 0) { free(tok); fl_err("%s: cannot create directory", out); return fail(); }
-    char path[4096];
-    snprintf(path, sizeof path, "%s/train.bin", out);
-    if (fl_tokfile_write(path, tok, ntr) != 0) { free(tok); return fail(); }
-    snprintf(path, sizeof path, "%s/val.bin", out);
-    if (fl_tokfile_write(path, tok + ntr, nva) != 0) { free(tok); return fail(); }
-
-    fl_config cfg = { 0 };
-    fl_config_family_defaults(&cfg, f);
-    cfg.vocab = 256; cfg.d = 128; cfg.n_layer = 4; cfg.n_head = 4; cfg.head_dim = 32;
-    cfg.n_kv_head = cfg.rms ? 2 : 4; cfg.d_ff = cfg.rms ? 352 : 512; cfg.max_pos = T;
-    fl_model m;
-    if (fl_model_create(&m, &cfg) != 0) { free(tok); return fail(); }
-    fl_model_init_random(&m, 1234);
-    fl_ppl_result r0, r1, r2;
-    if (fl_eval_ppl(&m, tok + ntr, nva, T, 0, 8, 0, &r0) != 0) { free(tok); fl_model_free(&m); return fail(); }
-    printf("demo: %s model, %lld parameters, %lld train / %lld validation bytes\n", fam,
-           (long long)fl_model_num_params(&m), (long long)ntr, (long long)nva);
-    printf("demo: validation ppl before training %.3f (uniform over bytes: 256)\n", r0.ppl);
-
-    fl_model_set_all_trainable(&m, 1);
-    fl_adamw_cfg oc = fl_adamw_defaults();
-    oc.lr = lr; oc.total_steps = steps; oc.warmup_steps = steps / 10; oc.sched = FL_SCHED_LINEAR;
-    oc.weight_decay = 0.01f; oc.clip_norm = 1.0f;
-    fl_adamw opt;
-    fl_adamw_init(&opt, &m, &oc);
-    fl_acts *acts = fl_acts_new();
-    int32_t *in = malloc(sizeof(int32_t) * B * T), *tg = malloc(sizeof(int32_t) * B * T);
-    uint64_t rng = 42;
-    time_t t0 = time(NULL);
-    int tty = isatty(1);
-    for (int s = 1; s <= steps; s++) {
-        for (int b = 0; b < B; b++) {
-            rng = rng * 6364136223846793005ull + 1442695040888963407ull;
-            int64_t off = (int64_t)((rng >> 17) % (uint64_t)(ntr - T - 1));
-            for (int t = 0; t < T; t++) { in[b * T + t] = tok[off + t]; tg[b * T + t] = tok[off + t + 1]; }
-        }
-        fl_fwd a = { .B = B, .T = T, .tokens = in, .targets = tg };
-        fl_range r = fl_range_whole(&m);
-        if (fl_forward(&m, r, &a, acts) != 0 || fl_backward(&m, r, acts, NULL, NULL) != 0) return fail();
-        fl_adamw_step(&opt);
-        if (s % 20 == 0 || s == steps) {
-            long el = (long)(time(NULL) - t0);
-            printf("%sdemo: step %d/%d loss %.4f lr %.2e gnorm %.3f %lds%s", tty ? "\r" : "", s, steps, a.loss,
-                   opt.last_lr, opt.last_gnorm, el, tty ? "   " : "\n");
-            fflush(stdout);
-        }
-    }
-    if (tty) printf("\n");
-    fl_acts_free(acts);
-    fl_adamw_free(&opt);
-    free(in); free(tg);
-    if (fl_eval_ppl(&m, tok + ntr, nva, T, 0, 8, 0, &r1) != 0) return fail();
-    snprintf(path, sizeof path, "%s/model", out);
-    if (fl_model_save(&m, path) != 0) return fail();
-    fl_model m2;
-    if (fl_model_load(&m2, path) != 0) return fail();
-    if (fl_eval_ppl(&m2, tok + ntr, nva, T, 0, 8, 0, &r2) != 0) return fail();
-    printf("demo: validation ppl after training %.3f, after save and reload %.3f (%s)\n", r1.ppl, r2.ppl,
-           r1.nll == r2.nll ? "identical" : "DIFFERENT");
-    printf("demo: model saved in %s (try: freelunch info --model %s)\n", path, path);
-    fl_model_free(&m);
-    fl_model_free(&m2);
-    free(tok);
-    return r1.nll == r2.nll && r1.ppl < r0.ppl ? 0 : 1;
-}
 
 /* ---- dispatch ------------------------------------------------------------ */
 
 static const struct { const char *name, *desc; int (*run)(int, char **); } CMDS[] = {
-    { "info", "family, sizes, parameter count and matrix shapes of a model directory", cmd_info },
-    { "eval", "perplexity of a model on an llm.c token file", cmd_eval },
-    { "demo", "train a small byte-level model on a text file, save, reload, evaluate", cmd_demo },
+    { "info", "family, sizes, parameter count and matrix shapes of a model directory", fl_cmd_info },
+    { "eval", "perplexity of a model on an llm.c token file", fl_cmd_eval },
+    { "demo", "train a small byte-level model on a text file, save, reload, evaluate", fl_cmd_demo },
 };
 
 static void main_help(FILE *f) {
@@ -304,19 +24,20 @@ static void main_help(FILE *f) {
 int main(int argc, char **argv) {
     if (argc < 2) { main_help(stderr); return 2; }
     if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) { main_help(stdout); return 0; }
-    if (fl_gemm_backend_from_env() != 0) return fail();
+    if (fl_gemm_backend_from_env() != 0) return fl_cli_fail();
     for (size_t i = 0; i < sizeof CMDS / sizeof *CMDS; i++)
         if (!strcmp(argv[1], CMDS[i].name)) {
             optind = 1;
+            int threads = 0;
             int sub_argc = argc - 1;
             char **sub_argv = argv + 1;
             /* parse --threads early so it applies before any work */
             for (int k = 1; k < sub_argc; k++) {
-                if (!strcmp(sub_argv[k], "--threads") && k + 1 < sub_argc) g_threads_opt = atoi(sub_argv[k + 1]);
-                else if (!strncmp(sub_argv[k], "--threads=", 10)) g_threads_opt = atoi(sub_argv[k] + 10);
+                if (!strcmp(sub_argv[k], "--threads") && k + 1 < sub_argc) threads = atoi(sub_argv[k + 1]);
+                else if (!strncmp(sub_argv[k], "--threads=", 10)) threads = atoi(sub_argv[k] + 10);
             }
-            if (g_threads_opt < 0) g_threads_opt = 0;
-            fl_threads_init(g_threads_opt);
+            if (threads < 0) threads = 0;
+            fl_threads_init(threads);
             return CMDS[i].run(sub_argc, sub_argv);
         }
     fprintf(stderr, "freelunch: unknown command '%s' (see 'freelunch --help')\n", argv[1]);
