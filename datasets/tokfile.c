@@ -51,8 +51,12 @@ int fl_tokfile_read(const char *path, int vocab, int32_t **tokens, int64_t *n) {
         return fl_err("%s: bad version %d for magic %d (expected %d)", path, h[1], h[0], want_version);
     }
     int64_t count = h[2];
+    if (count < 0) {
+        fclose(fp);
+        return fl_err("%s: negative token count %lld in the header", path, (long long)count);
+    }
     int64_t avail = (size - HEADER_BYTES) / elem;
-    if (count < 0 || count > avail) {
+    if (count > avail) {
         fclose(fp);
         return fl_err("%s: header count %lld tokens is beyond the file size (%lld bytes hold %lld tokens); truncated?",
                       path, (long long)count, (long long)size, (long long)avail);

@@ -62,6 +62,9 @@ static cJSON *read_json(const char *path) {
     if (!s) return NULL;
     const char *end = NULL;
     cJSON *j = cJSON_ParseWithLengthOpts(s, len, &end, 0);
+    /* like Python's json.load, nothing but whitespace may follow the value */
+    for (const char *p = end; j && p < s + len; p++)
+        if (*p != ' ' && *p != '\t' && *p != '\n' && *p != '\r') { cJSON_Delete(j); j = NULL; end = p; }
     if (!j) {
         int line = 1;
         for (const char *p = s; end && p < end; p++) line += *p == '\n';
@@ -434,8 +437,8 @@ typedef struct { hf_entry *e; int n, cap; } hf_map;
 
 /* Adds NAME (printf-style) unless p0 is NULL (an absent bias). The stored
  * shape follows from our parameters and the kind. */
-__attribute__((format(printf, 6, 7)))
-static void add(hf_map *L, map_kind kind, fl_param *p0, fl_param *p1, const char *prefix, const char *fmt, ...) {
+__attribute__((format(printf, 5, 6)))
+static void add(hf_map *L, map_kind kind, fl_param *p0, const char *prefix, const char *fmt, ...) {
     if (!p0) return;
     if (L->n == L->cap) {
         L->cap = L->cap ? 2 * L->cap : 64;
@@ -451,11 +454,9 @@ static void add(hf_map *L, map_kind kind, fl_param *p0, fl_param *p1, const char
     e->opt_prefix = (int)strlen(prefix);
     e->kind = kind;
     e->p[0] = p0;
-    /* QKV kinds get p1 = k and the v parameter through p[2], set by the caller */
-    e->p[1] = p1;
     switch (kind) {
-    case MAP_COPY:
-        e->ndim = p0->cols == 1 ? 1 : 2;
+    case MAP_COPY:   /* norms and biases are vectors, the rest matrices */
+        e->ndim = p0->kind == FL_PK_NORM_W || p0->kind == FL_PK_NORM_B || p0->kind == FL_PK_LINEAR_B ? 1 : 2;
         e->shape[0] = p0->rows;
         e->shape[1] = p0->cols;
         break;
@@ -472,8 +473,9 @@ static void add(hf_map *L, map_kind kind, fl_param *p0, fl_param *p1, const char
 
 static void add_qkv(hf_map *L, map_kind kind, fl_param *q, fl_param *k, fl_param *v, const char *prefix, int l) {
     if (!q) return;
-    add(L, kind, q, k, prefix, kind == MAP_QKV_W ? "h.%d.attn.c_attn.weight" : "h.%d.attn.c_attn.bias", l);
+    add(L, kind, q, prefix, kind == MAP_QKV_W ? "h.%d.attn.c_attn.weight" : "h.%d.attn.c_attn.bias", l);
     hf_entry *e = &L->e[L->n - 1];
+    e->p[1] = k;
     e->p[2] = v;
     int64_t out = (int64_t)q->rows + k->rows + v->rows;
     if (kind == MAP_QKV_W) { e->ndim = 2; e->shape[0] = q->cols; e->shape[1] = out; }
@@ -487,79 +489,79 @@ static void build_map(const fl_model *m, hf_map *L) {
     switch (c->family) {
     case FL_GPT2:
         P = "transformer.";
-        add(L, MAP_COPY, m->embed, NULL, P, "wte.weight");
-        add(L, MAP_COPY, m->pos, NULL, P, "wpe.weight");
+        add(L, MAP_COPY, m->embed, P, "wte.weight");
+        add(L, MAP_COPY, m->pos, P, "wpe.weight");
         for (int l = 0; l < c->n_layer; l++) {
             fl_layer *y = &m->layers[l];
-            add(L, MAP_COPY, y->attn_norm_w, NULL, P, "h.%d.ln_1.weight", l);
-            add(L, MAP_COPY, y->attn_norm_b, NULL, P, "h.%d.ln_1.bias", l);
+            add(L, MAP_COPY, y->attn_norm_w, P, "h.%d.ln_1.weight", l);
+            add(L, MAP_COPY, y->attn_norm_b, P, "h.%d.ln_1.bias", l);
             add_qkv(L, MAP_QKV_W, y->q_w, y->k_w, y->v_w, P, l);
             add_qkv(L, MAP_QKV_B, y->q_b, y->k_b, y->v_b, P, l);
-            add(L, MAP_T, y->o_w, NULL, P, "h.%d.attn.c_proj.weight", l);
-            add(L, MAP_COPY, y->o_b, NULL, P, "h.%d.attn.c_proj.bias", l);
-            add(L, MAP_COPY, y->mlp_norm_w, NULL, P, "h.%d.ln_2.weight", l);
-            add(L, MAP_COPY, y->mlp_norm_b, NULL, P, "h.%d.ln_2.bias", l);
-            add(L, MAP_T, y->fc1_w, NULL, P, "h.%d.mlp.c_fc.weight", l);
-            add(L, MAP_COPY, y->fc1_b, NULL, P, "h.%d.mlp.c_fc.bias", l);
-            add(L, MAP_T, y->fc2_w, NULL, P, "h.%d.mlp.c_proj.weight", l);
-            add(L, MAP_COPY, y->fc2_b, NULL, P, "h.%d.mlp.c_proj.bias", l);
+            add(L, MAP_T, y->o_w, P, "h.%d.attn.c_proj.weight", l);
+            add(L, MAP_COPY, y->o_b, P, "h.%d.attn.c_proj.bias", l);
+            add(L, MAP_COPY, y->mlp_norm_w, P, "h.%d.ln_2.weight", l);
+            add(L, MAP_COPY, y->mlp_norm_b, P, "h.%d.ln_2.bias", l);
+            add(L, MAP_T, y->fc1_w, P, "h.%d.mlp.c_fc.weight", l);
+            add(L, MAP_COPY, y->fc1_b, P, "h.%d.mlp.c_fc.bias", l);
+            add(L, MAP_T, y->fc2_w, P, "h.%d.mlp.c_proj.weight", l);
+            add(L, MAP_COPY, y->fc2_b, P, "h.%d.mlp.c_proj.bias", l);
         }
-        add(L, MAP_COPY, m->final_norm_w, NULL, P, "ln_f.weight");
-        add(L, MAP_COPY, m->final_norm_b, NULL, P, "ln_f.bias");
+        add(L, MAP_COPY, m->final_norm_w, P, "ln_f.weight");
+        add(L, MAP_COPY, m->final_norm_b, P, "ln_f.bias");
         break;
     case FL_OPT:
         P = "model.";   /* OPTForCausalLM; a bare OPTModel saves "decoder.*" */
-        add(L, MAP_COPY, m->embed, NULL, P, "decoder.embed_tokens.weight");
-        add(L, MAP_COPY, m->pos, NULL, P, "decoder.embed_positions.weight");
+        add(L, MAP_COPY, m->embed, P, "decoder.embed_tokens.weight");
+        add(L, MAP_COPY, m->pos, P, "decoder.embed_positions.weight");
         for (int l = 0; l < c->n_layer; l++) {
             fl_layer *y = &m->layers[l];
-            add(L, MAP_COPY, y->q_w, NULL, P, "decoder.layers.%d.self_attn.q_proj.weight", l);
-            add(L, MAP_COPY, y->q_b, NULL, P, "decoder.layers.%d.self_attn.q_proj.bias", l);
-            add(L, MAP_COPY, y->k_w, NULL, P, "decoder.layers.%d.self_attn.k_proj.weight", l);
-            add(L, MAP_COPY, y->k_b, NULL, P, "decoder.layers.%d.self_attn.k_proj.bias", l);
-            add(L, MAP_COPY, y->v_w, NULL, P, "decoder.layers.%d.self_attn.v_proj.weight", l);
-            add(L, MAP_COPY, y->v_b, NULL, P, "decoder.layers.%d.self_attn.v_proj.bias", l);
-            add(L, MAP_COPY, y->o_w, NULL, P, "decoder.layers.%d.self_attn.out_proj.weight", l);
-            add(L, MAP_COPY, y->o_b, NULL, P, "decoder.layers.%d.self_attn.out_proj.bias", l);
-            add(L, MAP_COPY, y->attn_norm_w, NULL, P, "decoder.layers.%d.self_attn_layer_norm.weight", l);
-            add(L, MAP_COPY, y->attn_norm_b, NULL, P, "decoder.layers.%d.self_attn_layer_norm.bias", l);
-            add(L, MAP_COPY, y->fc1_w, NULL, P, "decoder.layers.%d.fc1.weight", l);
-            add(L, MAP_COPY, y->fc1_b, NULL, P, "decoder.layers.%d.fc1.bias", l);
-            add(L, MAP_COPY, y->fc2_w, NULL, P, "decoder.layers.%d.fc2.weight", l);
-            add(L, MAP_COPY, y->fc2_b, NULL, P, "decoder.layers.%d.fc2.bias", l);
-            add(L, MAP_COPY, y->mlp_norm_w, NULL, P, "decoder.layers.%d.final_layer_norm.weight", l);
-            add(L, MAP_COPY, y->mlp_norm_b, NULL, P, "decoder.layers.%d.final_layer_norm.bias", l);
+            add(L, MAP_COPY, y->q_w, P, "decoder.layers.%d.self_attn.q_proj.weight", l);
+            add(L, MAP_COPY, y->q_b, P, "decoder.layers.%d.self_attn.q_proj.bias", l);
+            add(L, MAP_COPY, y->k_w, P, "decoder.layers.%d.self_attn.k_proj.weight", l);
+            add(L, MAP_COPY, y->k_b, P, "decoder.layers.%d.self_attn.k_proj.bias", l);
+            add(L, MAP_COPY, y->v_w, P, "decoder.layers.%d.self_attn.v_proj.weight", l);
+            add(L, MAP_COPY, y->v_b, P, "decoder.layers.%d.self_attn.v_proj.bias", l);
+            add(L, MAP_COPY, y->o_w, P, "decoder.layers.%d.self_attn.out_proj.weight", l);
+            add(L, MAP_COPY, y->o_b, P, "decoder.layers.%d.self_attn.out_proj.bias", l);
+            add(L, MAP_COPY, y->attn_norm_w, P, "decoder.layers.%d.self_attn_layer_norm.weight", l);
+            add(L, MAP_COPY, y->attn_norm_b, P, "decoder.layers.%d.self_attn_layer_norm.bias", l);
+            add(L, MAP_COPY, y->fc1_w, P, "decoder.layers.%d.fc1.weight", l);
+            add(L, MAP_COPY, y->fc1_b, P, "decoder.layers.%d.fc1.bias", l);
+            add(L, MAP_COPY, y->fc2_w, P, "decoder.layers.%d.fc2.weight", l);
+            add(L, MAP_COPY, y->fc2_b, P, "decoder.layers.%d.fc2.bias", l);
+            add(L, MAP_COPY, y->mlp_norm_w, P, "decoder.layers.%d.final_layer_norm.weight", l);
+            add(L, MAP_COPY, y->mlp_norm_b, P, "decoder.layers.%d.final_layer_norm.bias", l);
         }
-        add(L, MAP_COPY, m->final_norm_w, NULL, P, "decoder.final_layer_norm.weight");
-        add(L, MAP_COPY, m->final_norm_b, NULL, P, "decoder.final_layer_norm.bias");
+        add(L, MAP_COPY, m->final_norm_w, P, "decoder.final_layer_norm.weight");
+        add(L, MAP_COPY, m->final_norm_b, P, "decoder.final_layer_norm.bias");
         break;
     case FL_LLAMA:
     case FL_QWEN2:
         P = "model.";
-        add(L, MAP_COPY, m->embed, NULL, P, "embed_tokens.weight");
+        add(L, MAP_COPY, m->embed, P, "embed_tokens.weight");
         for (int l = 0; l < c->n_layer; l++) {
             fl_layer *y = &m->layers[l];
-            add(L, MAP_COPY, y->attn_norm_w, NULL, P, "layers.%d.input_layernorm.weight", l);
-            add(L, MAP_COPY, y->q_w, NULL, P, "layers.%d.self_attn.q_proj.weight", l);
-            add(L, MAP_COPY, y->q_b, NULL, P, "layers.%d.self_attn.q_proj.bias", l);
-            add(L, MAP_COPY, y->k_w, NULL, P, "layers.%d.self_attn.k_proj.weight", l);
-            add(L, MAP_COPY, y->k_b, NULL, P, "layers.%d.self_attn.k_proj.bias", l);
-            add(L, MAP_COPY, y->v_w, NULL, P, "layers.%d.self_attn.v_proj.weight", l);
-            add(L, MAP_COPY, y->v_b, NULL, P, "layers.%d.self_attn.v_proj.bias", l);
-            add(L, MAP_COPY, y->o_w, NULL, P, "layers.%d.self_attn.o_proj.weight", l);
-            add(L, MAP_COPY, y->o_b, NULL, P, "layers.%d.self_attn.o_proj.bias", l);
-            add(L, MAP_COPY, y->mlp_norm_w, NULL, P, "layers.%d.post_attention_layernorm.weight", l);
-            add(L, MAP_COPY, y->fc1_w, NULL, P, "layers.%d.mlp.gate_proj.weight", l);
-            add(L, MAP_COPY, y->fc1_b, NULL, P, "layers.%d.mlp.gate_proj.bias", l);
-            add(L, MAP_COPY, y->up_w, NULL, P, "layers.%d.mlp.up_proj.weight", l);
-            add(L, MAP_COPY, y->fc2_w, NULL, P, "layers.%d.mlp.down_proj.weight", l);
-            add(L, MAP_COPY, y->fc2_b, NULL, P, "layers.%d.mlp.down_proj.bias", l);
+            add(L, MAP_COPY, y->attn_norm_w, P, "layers.%d.input_layernorm.weight", l);
+            add(L, MAP_COPY, y->q_w, P, "layers.%d.self_attn.q_proj.weight", l);
+            add(L, MAP_COPY, y->q_b, P, "layers.%d.self_attn.q_proj.bias", l);
+            add(L, MAP_COPY, y->k_w, P, "layers.%d.self_attn.k_proj.weight", l);
+            add(L, MAP_COPY, y->k_b, P, "layers.%d.self_attn.k_proj.bias", l);
+            add(L, MAP_COPY, y->v_w, P, "layers.%d.self_attn.v_proj.weight", l);
+            add(L, MAP_COPY, y->v_b, P, "layers.%d.self_attn.v_proj.bias", l);
+            add(L, MAP_COPY, y->o_w, P, "layers.%d.self_attn.o_proj.weight", l);
+            add(L, MAP_COPY, y->o_b, P, "layers.%d.self_attn.o_proj.bias", l);
+            add(L, MAP_COPY, y->mlp_norm_w, P, "layers.%d.post_attention_layernorm.weight", l);
+            add(L, MAP_COPY, y->fc1_w, P, "layers.%d.mlp.gate_proj.weight", l);
+            add(L, MAP_COPY, y->fc1_b, P, "layers.%d.mlp.gate_proj.bias", l);
+            add(L, MAP_COPY, y->up_w, P, "layers.%d.mlp.up_proj.weight", l);
+            add(L, MAP_COPY, y->fc2_w, P, "layers.%d.mlp.down_proj.weight", l);
+            add(L, MAP_COPY, y->fc2_b, P, "layers.%d.mlp.down_proj.bias", l);
         }
-        add(L, MAP_COPY, m->final_norm_w, NULL, P, "norm.weight");
+        add(L, MAP_COPY, m->final_norm_w, P, "norm.weight");
         break;
     }
     /* HF drops lm_head when tied (save_pretrained dedups it), never prefixed */
-    if (!c->tied) add(L, MAP_COPY, m->head, NULL, "", "lm_head.weight");
+    if (!c->tied) add(L, MAP_COPY, m->head, "", "lm_head.weight");
 }
 
 /* Stored tensors we know and skip: GPT-2's causal-mask buffers and older
@@ -753,14 +755,15 @@ int fl_model_load(fl_model *m, const char *dir) {
     if (wsrc_open(&s, dir) != 0) { fl_model_free(m); return -1; }
     hf_map L;
     build_map(m, &L);
-    float *tmp = NULL;
-    size_t tmpcap = 0;
+    /* Names and shapes first, so a bad checkpoint fails before we read
+     * gigabytes; then the leftovers; then the data. */
+    const fl_st_tensor **found = calloc((size_t)L.n, sizeof *found);
+    int *fidx = calloc((size_t)L.n, sizeof *fidx);
     int rc = 0;
     char sa[160], sb[160];
     for (int i = 0; i < L.n && rc == 0; i++) {
         const hf_entry *e = &L.e[i];
-        int fi;
-        const fl_st_tensor *t = wsrc_find(&s, e, &fi);
+        const fl_st_tensor *t = found[i] = wsrc_find(&s, e, &fidx[i]);
         if (!t) {
             rc = fl_err("%s: tensor %s is missing (config.json describes a %s model with %d layers%s)", s.where, e->name,
                         fl_family_name(c.family), c.n_layer, c.tied ? "" : " and an untied lm_head");
@@ -768,12 +771,9 @@ int fl_model_load(fl_model *m, const char *dir) {
         }
         int same = t->ndim == e->ndim;
         for (int k = 0; same && k < e->ndim; k++) same = t->shape[k] == e->shape[k];
-        if (!same) {
-            rc = fl_err("%s: tensor %s has shape %s but config.json implies %s", s.f[fi].path, t->name,
+        if (!same)
+            rc = fl_err("%s: tensor %s has shape %s but config.json implies %s", s.f[fidx[i]].path, t->name,
                         shape_str(sa, sizeof sa, t->shape, t->ndim), shape_str(sb, sizeof sb, e->shape, e->ndim));
-            break;
-        }
-        rc = load_entry(&s.f[fi], t, e, &tmp, &tmpcap);
     }
     /* Whatever is left over is a sign of a mismatch (more layers than the
      * config says, another family's names), so it is an error too. */
@@ -788,6 +788,11 @@ int fl_model_load(fl_model *m, const char *dir) {
             rc = fl_err("%s: unexpected tensor %s (not part of the %s model with %d layers that config.json describes)",
                         s.f[i].path, nm, fl_family_name(c.family), c.n_layer);
         }
+    float *tmp = NULL;
+    size_t tmpcap = 0;
+    for (int i = 0; i < L.n && rc == 0; i++) rc = load_entry(&s.f[fidx[i]], found[i], &L.e[i], &tmp, &tmpcap);
+    free(found);
+    free(fidx);
     fl_free(tmp);
     free(L.e);
     wsrc_close(&s);

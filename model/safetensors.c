@@ -145,7 +145,11 @@ int fl_st_open(fl_st_file *f, const char *path) {
     f->data = f->map + 8 + hlen;
     f->data_size = size - 8 - (size_t)hlen;
 
-    root = cJSON_ParseWithLength((const char *)f->map + 8, (size_t)hlen);
+    const char *hjson = (const char *)f->map + 8, *hend = NULL;
+    root = cJSON_ParseWithLengthOpts(hjson, (size_t)hlen, &hend, 0);
+    /* cJSON stops at the end of the object; only padding may follow it */
+    for (const char *p = hend; root && p < hjson + hlen; p++)
+        if (*p != ' ' && *p != '\t' && *p != '\n' && *p != '\r') { cJSON_Delete(root); root = NULL; }
     if (!root) {
         fl_err("%s: header is not valid JSON (corrupt, or not a safetensors file)", path);
         goto fail;
@@ -334,7 +338,7 @@ int fl_st_write(const char *path, const fl_st_out *ts, int n) {
     for (int i = 0; ok && i < n; i++) {
         size_t numel = 1;
         for (int j = 0; j < ts[i].ndim; j++) numel *= (size_t)ts[i].shape[j];
-        ok = fwrite(ts[i].data, sizeof(float), numel, fp) == numel;
+        if (numel) ok = fwrite(ts[i].data, sizeof(float), numel, fp) == numel;   /* empty: data may be NULL */
     }
     if (ok && (fflush(fp) != 0 || fsync(fileno(fp)) != 0)) ok = 0;
     int err = ok ? 0 : errno;

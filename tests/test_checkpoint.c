@@ -207,6 +207,12 @@ static void test_st_header_not_json(void **st) {
     write_st_raw(p, "{\"w\": {\"dtype\": \"F32\", shape", NULL, 0);
     fl_st_file f;
     EXPECT_ERR(fl_st_open(&f, p), p, "not valid JSON");
+    write_st_raw(p, "{}  garbage", NULL, 0);   /* only padding may follow the object */
+    EXPECT_ERR(fl_st_open(&f, p), p, "not valid JSON");
+    write_st_raw(p, "{}      ", NULL, 0);      /* which is fine */
+    assert_int_equal(fl_st_open(&f, p), 0);
+    assert_int_equal(f.n, 0);
+    fl_st_close(&f);
     tu_rmrf(dir);
 }
 

@@ -1,0 +1,173 @@
+#!/bin/sh
+# make bench: speed and memory benchmarks of freelunch, with PyTorch and the
+# machine's own sgemm peak measured in the same run, closing with a summary
+# of every ratio against its target (PASS / BELOW-TARGET). Missing a target
+# never fails; a benchmark that crashes does (exit 1).
+#
+#   BUILD            where the bench binaries are (default build)
+#   BENCH_THREADS    threads for freelunch and PyTorch (default: physical cores)
+#   BENCH_BACKENDS   GEMM backends to run (default "openblas onednn")
+#   BENCH_SECONDS    timed seconds per speed case and side (default 4)
+#   BENCH_QUICK=1    a fast smoke run (1 s, 3 reps); figures are rougher
+#
+# Stages: (1) GEMM peak and linear-layer GEMM shapes per backend
+# (bench_gemm), (2) forward+backward speed per case, freelunch (bench_speed,
+# every backend) and PyTorch (bench/torch_bench.py, Debian's
+# /usr/bin/python3) back to back for each case, each PyTorch case in a fresh
+# process, (3) peak tracked memory of one block (bench_mem), (4) summary.
+BUILD=${BUILD:-build}
+B=$BUILD/bench
+PY=/usr/bin/python3
+HERE=$(dirname "$0")
+CASES="llama-small-block llama-small-model gpt2-small-block gpt2-small-model gpt2-124m-block"
+
+if [ "${BENCH_QUICK:-0}" = 1 ]; then
+  BENCH_SECONDS=${BENCH_SECONDS:-1}; BENCH_MIN_REPS=${BENCH_MIN_REPS:-3}; BENCH_MAX_REPS=${BENCH_MAX_REPS:-5}
+fi
+BENCH_SECONDS=${BENCH_SECONDS:-4}; BENCH_MIN_REPS=${BENCH_MIN_REPS:-5}; BENCH_MAX_REPS=${BENCH_MAX_REPS:-15}
+export BENCH_SECONDS BENCH_MIN_REPS BENCH_MAX_REPS
+[ -n "${BENCH_THREADS:-}" ] && export BENCH_THREADS
+[ -n "${BENCH_BACKENDS:-}" ] && export BENCH_BACKENDS
+
+for b in bench_gemm bench_speed bench_mem; do
+  [ -x "$B/$b" ] || { echo "bench: $B/$b is missing (build it with make bench)"; exit 1; }
+done
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/flbench.XXXXXX") || exit 1
+trap 'rm -rf "$tmp"' EXIT INT TERM
+log=$tmp/results
+: >"$log"
+failed=""
+t_start=$(date +%s)
+
+# --- foreign CPU load: how much of the machine other processes used ------
+HZ=$(getconf CLK_TCK 2>/dev/null || echo 100)
+NCPU=$(getconf _NPROCESSORS_ONLN 2>/dev/null || echo 1)
+busy_jiffies() { awk '/^cpu /{print $2+$3+$4+$7+$8+$9; exit}' /proc/stat 2>/dev/null || echo 0; }
+child_cpu() {   # seconds of CPU used by this shell's finished children
+  times | awk 'NR==2{ s=0; for (i=1;i<=2;i++){ split($i,a,"m"); sub("s","",a[2]); s+=a[1]*60+a[2] } print s }'
+}
+mark() { m_busy=$(busy_jiffies); m_cpu=$(child_cpu); m_wall=$(date +%s.%N); }
+# load_report <stage>: prints and logs the share of all CPUs that processes
+# other than the benchmarks used since the last mark.
+load_report() {
+  b1=$(busy_jiffies); c1=$(child_cpu); w1=$(date +%s.%N)
+  awk -v b0="$m_busy" -v b1="$b1" -v c0="$m_cpu" -v c1="$c1" -v w0="$m_wall" -v w1="$w1" \
+      -v hz="$HZ" -v n="$NCPU" -v st="$1" 'BEGIN{
+        wall = w1 - w0; if (wall <= 0) wall = 1e-9
+        f = ((b1 - b0) / hz - (c1 - c0)) / (wall * n) * 100; if (f < 0) f = 0
+        printf "LOAD %s foreign=%.1f wall=%.1f\n", st, f, wall }' | tee -a "$log"
+}
+
+run() {   # run <label> <command...>: output to the terminal and the log
+  label=$1; shift
+  "$@" >"$tmp/out" 2>&1; rc=$?
+  cat "$tmp/out"; cat "$tmp/out" >>"$log"
+  [ $rc -ne 0 ] && { echo "bench: $label exited with status $rc"; failed="$failed $label"; }
+  return 0
+}
+
+echo "== machine"
+model=$(awk -F': *' '/^model name/{print $2; exit}' /proc/cpuinfo)
+echo "cpu: $model; $NCPU logical CPUs; load average $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "settings: BENCH_SECONDS=$BENCH_SECONDS reps $BENCH_MIN_REPS..$BENCH_MAX_REPS, median of reps after 2 warm-up steps"
+
+echo "== 1. GEMM: sgemm peak and linear-layer shapes, per backend (GFLOP/s)"
+mark; run bench_gemm "$B/bench_gemm"; load_report gemm
+NT=$(awk '/^THREADS /{print $2; exit}' "$log")
+[ -n "$NT" ] || NT=1
+
+have_torch=1
+if ! "$PY" -c 'import torch' >/dev/null 2>&1; then
+  have_torch=0
+  echo "bench: $PY cannot import torch (apt-get install python3-torch); PyTorch ratios are skipped"
+fi
+
+echo "== 2. forward+backward speed, freelunch vs PyTorch, $NT threads each"
+mark
+for c in $CASES; do
+  run "bench_speed $c" "$B/bench_speed" "$c"
+  [ $have_torch = 1 ] && run "torch_bench $c" "$PY" "$HERE/torch_bench.py" --threads "$NT" \
+      --seconds "$BENCH_SECONDS" --min-reps "$BENCH_MIN_REPS" --max-reps "$BENCH_MAX_REPS" "$c"
+done
+load_report speed
+
+echo "== 3. peak tracked memory of one block's forward+backward (+ grads, AdamW moments)"
+mark; run bench_mem "$B/bench_mem"; load_report mem
+
+t_end=$(date +%s)
+echo
+echo "== summary ($NT threads; speed = median step time; ratios > 1 mean freelunch is faster; $((t_end - t_start)) s in all)"
+awk -v backends="${BENCH_BACKENDS:-openblas onednn}" '
+function kv(s,   i, p) {   # fields key=value of the current line into V[]
+  delete V
+  for (i = 1; i <= NF; i++) if ((p = index($i, "=")) > 0) V[substr($i, 1, p - 1)] = substr($i, p + 1)
+}
+function verdict(x, t) { return x >= t ? "PASS" : "BELOW-TARGET" }
+/^RESULT speed / { kv(); fl[$3 " " $4] = V["tok_s"]; gf[$3 " " $4] = V["gflops"] }
+/^RESULT torch / { kv(); pt[$3] = V["tok_s"] }
+/^RESULT peak /  { kv(); pk[$3 " " $4] = V["gflops"]; if (V["gflops"] + 0 > peak) { peak = V["gflops"] + 0; peakwho = $3 " " $4 } }
+/^RESULT gemm /  { kv(); gm[$3 " " $4 " " $5] = V["gflops"]; if (!($4 in seen)) { seen[$4] = 1; shapes[++ns] = $4 } }
+/^RESULT mem /   { kv(); mem[++nm] = $3; mm[$3] = V["measured"]; ma[$3] = V["analytic"]; mr[$3] = V["ratio"] }
+/^LOAD /         { kv(); load[$2] = V["foreign"] }
+END {
+  nb = split(backends, be, /[ ,]+/)
+  nc = split("llama-small-block llama-small-model gpt2-small-block gpt2-small-model gpt2-124m-block", cs, " ")
+  fmt = "%-34s %-9s %12s %12s %9s %9s  %s\n"
+  printf fmt, "speed: fwd+bwd tokens/s", "backend", "freelunch", "pytorch", "fl/pt", "target", "verdict"
+  for (i = 1; i <= nc; i++) for (j = 1; j <= nb; j++) {
+    k = be[j] " " cs[i]
+    if (!(k in fl)) continue
+    tgt = cs[i] ~ /124m/ ? 1 : 2
+    if (cs[i] in pt && pt[cs[i]] > 0) {
+      r = fl[k] / pt[cs[i]]
+      printf fmt, cs[i], be[j], fl[k], pt[cs[i]], sprintf("%.2fx", r), sprintf(">=%dx", tgt), verdict(r, tgt)
+    } else printf fmt, cs[i], be[j], fl[k], "n/a", "n/a", sprintf(">=%dx", tgt), "NO-PYTORCH"
+  }
+  printf "\n"
+  fmt2 = "%-34s %-9s %12s %12s %9s %9s  %s\n"
+  printf fmt2, "GEMM efficiency", "backend", "GFLOP/s", "peak", "share", "target", "verdict"
+  for (j = 1; j <= nb; j++) {
+    k = be[j] " gpt2-124m-block"
+    if (!(k in gf) || peak <= 0) continue
+    r = gf[k] / peak
+    printf fmt2, "d=768 block fwd+bwd (GEMM FLOPs)", be[j], gf[k], sprintf("%.1f", peak), sprintf("%.1f%%", 100 * r), ">=50%", verdict(r, 0.5)
+  }
+  if (peak > 0) printf "  peak = best large sgemm of the run: %s; per backend:", peakwho
+  for (k in pk) printf " %s %s", k, pk[k]
+  printf "\n\n"
+  if (nb > 1) {
+    printf "%-34s %12s %12s %12s\n", "backends side by side", be[1], be[2], be[2] "/" be[1]
+    for (i = 1; i <= nc; i++) {
+      a = fl[be[1] " " cs[i]]; b = fl[be[2] " " cs[i]]
+      if (a > 0 && b > 0) printf "%-34s %12s %12s %11.2fx\n", cs[i] " tok/s", a, b, b / a
+    }
+    for (s = 1; s <= ns; s++) {
+      split("fwd dx dw", wh, " ")
+      for (w = 1; w <= 3; w++) {
+        a = gm[be[1] " " shapes[s] " " wh[w]]; b = gm[be[2] " " shapes[s] " " wh[w]]
+        if (a > 0 && b > 0) printf "%-34s %12s %12s %11.2fx\n", "gemm " shapes[s] " " wh[w] " GFLOP/s", a, b, b / a
+      }
+    }
+    printf "\n"
+  }
+  fmt3 = "%-34s %12s %12s %9s %9s  %s\n"
+  printf fmt3, "memory: one block fwd+bwd peak", "measured", "analytic", "ratio", "target", "verdict"
+  for (i = 1; i <= nm; i++) {
+    c = mem[i]; r = mr[c] + 0
+    printf fmt3, c, sprintf("%.1fMiB", mm[c] / 1048576), sprintf("%.1fMiB", ma[c] / 1048576), sprintf("%.3f", r),
+           "1+-10%", (r >= 0.9 && r <= 1.1) ? "PASS" : "BELOW-TARGET"
+  }
+  printf "\n"
+  worst = 0
+  for (s in load) if (load[s] + 0 > worst) worst = load[s] + 0
+  printf "other processes used, of the whole machine: gemm %s%%, speed %s%%, mem %s%%", load["gemm"], load["speed"], load["mem"]
+  if (worst > 10) printf "  -- WARNING: the machine was busy; speed figures are unreliable, rerun when idle"
+  printf "\n"
+}' "$log"
+
+if [ -n "$failed" ]; then
+  echo "bench: failed:$failed"
+  exit 1
+fi
+exit 0
