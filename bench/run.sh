@@ -44,14 +44,17 @@ t_start=$(date +%s)
 HZ=$(getconf CLK_TCK 2>/dev/null || echo 100)
 NCPU=$(getconf _NPROCESSORS_ONLN 2>/dev/null || echo 1)
 busy_jiffies() { awk '/^cpu /{print $2+$3+$4+$7+$8+$9; exit}' /proc/stat 2>/dev/null || echo 0; }
-child_cpu() {   # seconds of CPU used by this shell's finished children
-  times | awk 'NR==2{ s=0; for (i=1;i<=2;i++){ split($i,a,"m"); sub("s","",a[2]); s+=a[1]*60+a[2] } print s }'
+# CPU seconds used by this shell's finished children. `times` must run in
+# this shell itself (inside $(...) it would report a subshell's children).
+child_cpu() {
+  times >"$tmp/times"
+  cpu=$(awk 'NR==2{ s=0; for (i=1;i<=2;i++){ split($i,a,"m"); sub("s","",a[2]); s+=a[1]*60+a[2] } print s }' "$tmp/times")
 }
-mark() { m_busy=$(busy_jiffies); m_cpu=$(child_cpu); m_wall=$(date +%s.%N); }
+mark() { m_busy=$(busy_jiffies); child_cpu; m_cpu=$cpu; m_wall=$(date +%s.%N); }
 # load_report <stage>: prints and logs the share of all CPUs that processes
 # other than the benchmarks used since the last mark.
 load_report() {
-  b1=$(busy_jiffies); c1=$(child_cpu); w1=$(date +%s.%N)
+  b1=$(busy_jiffies); child_cpu; c1=$cpu; w1=$(date +%s.%N)
   awk -v b0="$m_busy" -v b1="$b1" -v c0="$m_cpu" -v c1="$c1" -v w0="$m_wall" -v w1="$w1" \
       -v hz="$HZ" -v n="$NCPU" -v st="$1" 'BEGIN{
         wall = w1 - w0; if (wall <= 0) wall = 1e-9

@@ -1,5 +1,7 @@
 /* Commands on whole models: info, eval, demo. */
 #include "cli.h"
+#include "datasets/bpe.h"
+#include "datasets/corpus.h"
 #include "datasets/tokfile.h"
 #include "eval/ppl.h"
 #include "model/adamw.h"
@@ -56,23 +58,55 @@ int fl_cmd_info(int argc, char **argv) {
 /* ---- eval ---------------------------------------------------------------- */
 
 static const char *EVAL_HELP =
-    "usage: freelunch eval --model DIR --data FILE.bin --seqlen N [--max-windows K] [--batch B] [--json]\n"
-    "Perplexity on an llm.c token file: non-overlapping windows of N tokens,\n"
-    "every next-token prediction inside a window counted, ppl = exp(mean NLL).\n"
+    "usage: freelunch eval --model DIR (--data FILE.bin | --split NAME) [--seqlen N] [--stride S]\n"
+    "                      [--max-windows K] [--batch B] [--json] [--tokenizer DIR|gpt2] [--cache DIR]\n"
+    "Perplexity the SparseGPT/Wanda way: the tokens are cut into non-overlapping\n"
+    "windows of N tokens, every next-token prediction inside a window counts,\n"
+    "ppl = exp(mean NLL). A split's documents are joined with \"\\n\\n\" and\n"
+    "tokenized with the model directory's tokenizer (vocab.json, merges.txt).\n"
     "  --model DIR        HF model directory\n"
     "  --data FILE.bin    llm.c token file (uint16 or uint32)\n"
-    "  --seqlen N         window length (at most the model's context)\n"
+    "  --split NAME       a corpus split (freelunch data stats lists them)\n"
+    "  --seqlen N         window length (default: the model's context)\n"
+    "  --stride S         sliding windows every S tokens, counting only new tokens\n"
     "  --max-windows K    evaluate only the first K windows\n"
     "  --batch B          windows per forward pass (default 4)\n"
+    "  --tokenizer DIR    tokenizer for --split (default: the model directory)\n"
+    "  --cache DIR        corpus cache (default $FL_CACHE or ~/.cache/freelunch)\n"
     "  --json             print {\"ppl\":..., \"nll\":..., \"tokens\":...}\n" FL_COMMON_HELP;
+
+/* The evaluation tokens of a split: documents joined with "\n\n", encoded
+ * with the tokenizer in tokdir ("gpt2": the cache's GPT-2 vocabulary). */
+int fl_split_tokens(const char *cache, const char *split, const char *tokdir, int vocab, int32_t **tok, int64_t *n) {
+    fl_split sp;
+    if (fl_split_load(cache, split, &sp) != 0) return -1;
+    char gdir[4200];
+    if (!strcmp(tokdir, "gpt2")) { snprintf(gdir, sizeof gdir, "%.4000s/gpt2", cache); tokdir = gdir; }
+    fl_bpe *t;
+    if (fl_bpe_load(&t, tokdir) != 0) { fl_split_free(&sp); return -1; }
+    if (fl_bpe_vocab_size(t) > vocab) {
+        fl_err("%s: tokenizer has %d entries but the model only %d", tokdir, fl_bpe_vocab_size(t), vocab);
+        fl_bpe_free(t); fl_split_free(&sp);
+        return -1;
+    }
+    size_t len;
+    char *text = fl_split_join(&sp, &len);
+    int rc = fl_bpe_encode(t, text, len, tok, n);
+    free(text);
+    fl_bpe_free(t);
+    fl_split_free(&sp);
+    return rc;
+}
 
 int fl_cmd_eval(int argc, char **argv) {
     static struct option o[] = { { "model", required_argument, 0, 'm' }, { "data", required_argument, 0, 'd' },
                                  { "seqlen", required_argument, 0, 's' }, { "max-windows", required_argument, 0, 'w' },
                                  { "batch", required_argument, 0, 'b' }, { "json", no_argument, 0, 'J' },
+                                 { "stride", required_argument, 0, 'S' }, { "split", required_argument, 0, 'p' },
+                                 { "tokenizer", required_argument, 0, 't' }, { "cache", required_argument, 0, 'c' },
                                  FL_COMMON_OPTS, { 0, 0, 0, 0 } };
-    const char *dir = NULL, *data = NULL;
-    int seqlen = 0, maxw = 0, batch = 4, json = 0, c;
+    const char *dir = NULL, *data = NULL, *split = NULL, *tokdir = NULL, *cache_opt = NULL;
+    int seqlen = 0, maxw = 0, batch = 4, json = 0, stride = 0, c;
     while ((c = getopt_long(argc, argv, "", o, NULL)) != -1) {
         switch (c) {
         case 'm': dir = optarg; break;
@@ -81,13 +115,18 @@ int fl_cmd_eval(int argc, char **argv) {
         case 'w': maxw = fl_cli_int("eval", "--max-windows", optarg, 1); break;
         case 'b': batch = fl_cli_int("eval", "--batch", optarg, 1); break;
         case 'J': json = 1; break;
+        case 'S': stride = fl_cli_int("eval", "--stride", optarg, 1); break;
+        case 'p': split = optarg; break;
+        case 't': tokdir = optarg; break;
+        case 'c': cache_opt = optarg; break;
         case 'h': fputs(EVAL_HELP, stdout); return 0;
         default: if (!fl_cli_common_opt(c, "eval")) return fl_cli_usage("eval", "unknown option");
         }
     }
-    if (!dir || !data || !seqlen) return fl_cli_usage("eval", "--model, --data and --seqlen are required");
+    if (!dir || !!data == !!split) return fl_cli_usage("eval", "--model and one of --data or --split are required");
     fl_model m;
     if (fl_model_load(&m, dir) != 0) return fl_cli_fail();
+    if (!seqlen) seqlen = m.cfg.max_pos;
     if (seqlen > m.cfg.max_pos) {
         fl_err("%s/config.json: --seqlen %d exceeds the model's context of %d positions", dir, seqlen, m.cfg.max_pos);
         fl_model_free(&m);
@@ -95,11 +134,16 @@ int fl_cmd_eval(int argc, char **argv) {
     }
     int32_t *tok = NULL;
     int64_t n = 0;
-    if (fl_tokfile_read(data, m.cfg.vocab, &tok, &n) != 0) { fl_model_free(&m); return fl_cli_fail(); }
+    if (split) {
+        char cache[4096];
+        fl_cache_dir(cache, sizeof cache, cache_opt);
+        if (fl_split_tokens(cache, split, tokdir ? tokdir : dir, m.cfg.vocab, &tok, &n) != 0) { fl_model_free(&m); return fl_cli_fail(); }
+        data = split;
+    } else if (fl_tokfile_read(data, m.cfg.vocab, &tok, &n) != 0) { fl_model_free(&m); return fl_cli_fail(); }
     fl_ppl_result r;
     fl_flops_reset();
     time_t t0 = time(NULL);
-    int rc = fl_eval_ppl(&m, tok, n, seqlen, maxw, batch, !json && isatty(2), &r);
+    int rc = fl_eval_ppl(&m, tok, n, seqlen, stride, maxw, batch, !json && isatty(2), &r);
     free(tok);
     fl_model_free(&m);
     if (rc != 0) {
@@ -196,7 +240,7 @@ int fl_cmd_demo(int argc, char **argv) {
     if (fl_model_create(&m, &cfg) != 0) { free(tok); return fl_cli_fail(); }
     fl_model_init_random(&m, 1234);
     fl_ppl_result r0, r1, r2;
-    if (fl_eval_ppl(&m, tok + ntr, nva, T, 0, 8, 0, &r0) != 0) { free(tok); fl_model_free(&m); return fl_cli_fail(); }
+    if (fl_eval_ppl(&m, tok + ntr, nva, T, 0, 0, 8, 0, &r0) != 0) { free(tok); fl_model_free(&m); return fl_cli_fail(); }
     printf("demo: %s model, %lld parameters, %lld train / %lld validation bytes\n", fam,
            (long long)fl_model_num_params(&m), (long long)ntr, (long long)nva);
     printf("demo: validation ppl before training %.3f (uniform over bytes: 256)\n", r0.ppl);
@@ -233,12 +277,12 @@ int fl_cmd_demo(int argc, char **argv) {
     fl_acts_free(acts);
     fl_adamw_free(&opt);
     free(in); free(tg);
-    if (fl_eval_ppl(&m, tok + ntr, nva, T, 0, 8, 0, &r1) != 0) return fl_cli_fail();
+    if (fl_eval_ppl(&m, tok + ntr, nva, T, 0, 0, 8, 0, &r1) != 0) return fl_cli_fail();
     snprintf(path, sizeof path, "%s/model", out);
     if (fl_model_save(&m, path) != 0) return fl_cli_fail();
     fl_model m2;
     if (fl_model_load(&m2, path) != 0) return fl_cli_fail();
-    if (fl_eval_ppl(&m2, tok + ntr, nva, T, 0, 8, 0, &r2) != 0) return fl_cli_fail();
+    if (fl_eval_ppl(&m2, tok + ntr, nva, T, 0, 0, 8, 0, &r2) != 0) return fl_cli_fail();
     printf("demo: validation ppl after training %.3f, after save and reload %.3f (%s)\n", r1.ppl, r2.ppl,
            r1.nll == r2.nll ? "identical" : "DIFFERENT");
     printf("demo: model saved in %s (try: freelunch info --model %s)\n", path, path);

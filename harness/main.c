@@ -13,12 +13,13 @@ static const struct { const char *name, *desc; int (*run)(int, char **); } CMDS[
     { "info", "family, sizes, parameter count and matrix shapes of a model directory", fl_cmd_info },
     { "eval", "perplexity of a model on an llm.c token file", fl_cmd_eval },
     { "demo", "train a small byte-level model on a text file, save, reload, evaluate", fl_cmd_demo },
+    { "pretrain", "train a preset's dense base model from scratch on the SOTU train split", fl_cmd_pretrain },
 };
 
 static void main_help(FILE *f) {
     fprintf(f, "usage: freelunch COMMAND [options]   (freelunch COMMAND --help for each)\n\n"
                "freelunch: pruning and recovery of language models, on a CPU, in C.\n\ncommands:\n");
-    for (size_t i = 0; i < sizeof CMDS / sizeof *CMDS; i++) fprintf(f, "  %-8s %s\n", CMDS[i].name, CMDS[i].desc);
+    for (size_t i = 0; i < sizeof CMDS / sizeof *CMDS; i++) fprintf(f, "  %-16s %s\n", CMDS[i].name, CMDS[i].desc);
 }
 
 int main(int argc, char **argv) {

@@ -1,0 +1,39 @@
+#include "presets.h"
+#include <string.h>
+
+/* Sizes are chosen so that pretraining on a 2-core machine takes at most
+ * about ten minutes for `tiny` and `tiny-gpt2`, seconds for `micro`.
+ * The vocabulary is a BPE trained on the SOTU train split: GPT-2's 50257
+ * entries would make the LM head dominate a model this small. */
+const fl_preset FL_PRESETS[] = {
+    { .name = "tiny", .desc = "llama family, d=192, 4 layers, GQA 6/2 heads, SwiGLU 512, vocab 4096, context 256",
+      .family = FL_LLAMA, .vocab = 4096, .d = 192, .n_layer = 4, .n_head = 6, .n_kv_head = 2, .d_ff = 512,
+      .seqlen = 256, .tied = 1,
+      .steps = 1200, .batch = 8, .warmup = 60, .lr = 3e-3f, .min_lr_frac = 0.1f, .weight_decay = 0.1f, .clip = 1.0f,
+      .eval_every = 200, .eval_windows = 64, .ckpt_every = 200, .seed = 1 },
+    { .name = "tiny-gpt2", .desc = "gpt2 family, d=192, 4 layers, 6 heads, GELU 768, vocab 4096, context 256",
+      .family = FL_GPT2, .vocab = 4096, .d = 192, .n_layer = 4, .n_head = 6, .n_kv_head = 6, .d_ff = 768,
+      .seqlen = 256, .tied = 1,
+      .steps = 1200, .batch = 8, .warmup = 60, .lr = 3e-3f, .min_lr_frac = 0.1f, .weight_decay = 0.1f, .clip = 1.0f,
+      .eval_every = 200, .eval_windows = 64, .ckpt_every = 200, .seed = 1 },
+    { .name = "micro", .desc = "llama family for tests: d=64, 2 layers, 4/2 heads, vocab 512, context 64",
+      .family = FL_LLAMA, .vocab = 512, .d = 64, .n_layer = 2, .n_head = 4, .n_kv_head = 2, .d_ff = 128,
+      .seqlen = 64, .tied = 1,
+      .steps = 60, .batch = 8, .warmup = 6, .lr = 5e-3f, .min_lr_frac = 0.1f, .weight_decay = 0.1f, .clip = 1.0f,
+      .eval_every = 30, .eval_windows = 16, .ckpt_every = 20, .seed = 1 },
+};
+const int FL_N_PRESETS = sizeof FL_PRESETS / sizeof *FL_PRESETS;
+
+const fl_preset *fl_preset_find(const char *name) {
+    for (int i = 0; i < FL_N_PRESETS; i++)
+        if (!strcmp(FL_PRESETS[i].name, name)) return &FL_PRESETS[i];
+    return NULL;
+}
+
+void fl_preset_config(const fl_preset *p, fl_config *c) {
+    memset(c, 0, sizeof *c);
+    fl_config_family_defaults(c, p->family);
+    c->vocab = p->vocab; c->d = p->d; c->n_layer = p->n_layer; c->n_head = p->n_head;
+    c->n_kv_head = p->n_kv_head; c->head_dim = p->d / p->n_head; c->d_ff = p->d_ff;
+    c->max_pos = p->seqlen; c->tied = p->tied;
+}
