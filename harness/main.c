@@ -14,6 +14,8 @@ static const struct { const char *name, *desc; int (*run)(int, char **); } CMDS[
     { "eval", "perplexity of a model on an llm.c token file", fl_cmd_eval },
     { "demo", "train a small byte-level model on a text file, save, reload, evaluate", fl_cmd_demo },
     { "pretrain", "train a preset's dense base model from scratch on the SOTU train split", fl_cmd_pretrain },
+    { "prune", "prune every linear of a model with a criterion, save, evaluate (one cell)", fl_cmd_prune },
+    { "list", "the pruning criteria and sparsity patterns", fl_cmd_list },
 };
 
 static void main_help(FILE *f) {

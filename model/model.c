@@ -339,12 +339,14 @@ static void sub_alloc(const fl_model *m, sub_acts *s, int kind, int B, int T, in
 }
 
 /* x_out = x_in + sublayer(x_in); s->x must already hold x_in. */
-static void sub_forward(fl_model *m, int sidx, sub_acts *s, float *x_out, int B, int T, int pos0) {
+static void sub_forward(fl_model *m, int sidx, sub_acts *s, float *x_out, int B, int T, int pos0,
+                        fl_hook hook, void *hctx) {
     const fl_config *c = &m->cfg;
     const int N = B * T, d = c->d, hd = c->head_dim, qd = c->n_head * hd, kvd = c->n_kv_head * hd;
     fl_layer *y = &m->layers[sidx / 2];
     if (sidx % 2 == 0) {
         norm_fwd(m, s->xn, s->mean, s->rstd, s->x, y->attn_norm_w, y->attn_norm_b, N);
+        if (hook) hook(hctx, sidx / 2, FL_SITE_QKV, s->xn, N, d);
         fl_matmul_forward(s->q, s->xn, y->q_w->w, P(y->q_b), N, d, qd);
         fl_matmul_forward(s->k, s->xn, y->k_w->w, P(y->k_b), N, d, kvd);
         fl_matmul_forward(s->v, s->xn, y->v_w->w, P(y->v_b), N, d, kvd);
@@ -353,16 +355,19 @@ static void sub_forward(fl_model *m, int sidx, sub_acts *s, float *x_out, int B,
             fl_rope_forward(s->k, m->rope_cos, m->rope_sin, B, T, c->n_kv_head, hd, pos0);
         }
         fl_attention_forward(s->ao, s->att, s->q, s->k, s->v, B, T, c->n_head, c->n_kv_head, hd);
+        if (hook) hook(hctx, sidx / 2, FL_SITE_O, s->ao, N, qd);
         fl_matmul_forward(x_out, s->ao, y->o_w->w, P(y->o_b), N, qd, d);
     } else {
         const int F = c->d_ff;
         norm_fwd(m, s->xn, s->mean, s->rstd, s->x, y->mlp_norm_w, y->mlp_norm_b, N);
+        if (hook) hook(hctx, sidx / 2, FL_SITE_MLP_IN, s->xn, N, d);
         fl_matmul_forward(s->h, s->xn, y->fc1_w->w, P(y->fc1_b), N, d, F);
         if (c->act == FL_ACT_SWIGLU) {
             fl_matmul_forward(s->up, s->xn, y->up_w->w, NULL, N, d, F);
             fl_swiglu_forward(s->a, s->h, s->up, (int64_t)N * F);
         } else if (c->act == FL_ACT_RELU) fl_relu_forward(s->a, s->h, (int64_t)N * F);
         else fl_gelu_forward(s->a, s->h, (int64_t)N * F);
+        if (hook) hook(hctx, sidx / 2, FL_SITE_MLP_OUT, s->a, N, F);
         fl_matmul_forward(x_out, s->a, y->fc2_w->w, P(y->fc2_b), N, F, d);
     }
     fl_accum(x_out, s->x, (int64_t)N * d);   /* residual */
@@ -468,7 +473,7 @@ int fl_forward(fl_model *m, fl_range r, fl_fwd *a, fl_acts *acts) {
         if (acts) { sa = &acts->sub[s - r.s0]; sub_alloc(m, sa, s % 2, B, T, 1); }
         else sa = &scratch[s % 2];
         memcpy(sa->x, cur, sizeof(float) * N * d);
-        sub_forward(m, s, sa, cur, B, T, a->pos0);
+        sub_forward(m, s, sa, cur, B, T, a->pos0, a->hook, a->hook_ctx);
     }
     if (r.head) {
         sub_acts tmp = { 0 };

@@ -119,6 +119,14 @@ fl_range fl_range_mlp(int l);
 
 typedef struct fl_acts fl_acts;  /* activations saved for backward */
 
+/* Where a linear reads its input, for hooks: the normed input of q/k/v,
+ * the attention output (input of o), the normed input of the MLP (fc1, or
+ * gate and up), and the activation (input of fc2/down). */
+typedef enum { FL_SITE_QKV = 0, FL_SITE_O, FL_SITE_MLP_IN, FL_SITE_MLP_OUT } fl_site;
+/* Called during forward with the [N, cols] input of the linears at `site`
+ * of block `layer` (pruning statistics, layer errors). */
+typedef void (*fl_hook)(void *ctx, int layer, fl_site site, const float *x, int N, int cols);
+
 typedef struct {
     int B, T;
     const int32_t *tokens;   /* [B*T] when r.embed */
@@ -128,6 +136,8 @@ typedef struct {
     float *logits;           /* optional copy [B*T*V] when r.head */
     float *nll;              /* optional per-position NLL [B*T] when r.head */
     int pos0;                /* position of the first token of each row (usually 0) */
+    fl_hook hook;            /* optional */
+    void *hook_ctx;
     /* outputs */
     double loss;             /* mean NLL over counted targets */
     int64_t n_targets;

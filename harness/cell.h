@@ -1,0 +1,54 @@
+/* One grid cell (design.md, "The pipeline of one grid cell"): load the dense
+ * model, draw the calibration windows, walk the decoder unit by unit
+ * (collect statistics on the sparse stream, prune every linear of the unit,
+ * recover, advance the stream), save the pruned model, evaluate. */
+#ifndef FL_CELL_H
+#define FL_CELL_H
+#include <stddef.h>
+#include <stdint.h>
+
+#define FL_MAX_EVALS 16
+
+typedef struct {
+    const char *model_dir;
+    const char *criterion;     /* "wanda", "sparseswaps:wanda", ... */
+    const char *sparsity;      /* "0.5" or "2:4" */
+    const char *pattern;       /* "row" (default) or "matrix" */
+    const char *reconstruct;   /* "none" */
+    const char *calib_file;    /* a token file, one document, or NULL */
+    const char *calib_split;   /* or a corpus split */
+    int calib_samples, seqlen;
+    uint64_t seed;
+    const char *evals[FL_MAX_EVALS];  /* token files or split names; none = the test splits */
+    int n_evals;
+    int eval_seqlen;           /* 0: the model's context */
+    int eval_max_windows;      /* 0: all */
+    const char *out_dir;
+    const char *cache;         /* corpus cache (resolved) */
+    int batch;                 /* windows per forward pass in the pruning pass (0: 8) */
+    int progress;
+} fl_cell_cfg;
+
+typedef struct {
+    char name[64];
+    double sparsity, err;      /* achieved sparsity; ||XW^T - XW'^T||^2 / ||XW^T||^2 */
+} fl_linear_report;
+
+typedef struct {
+    double sparsity;           /* over every pruned linear */
+    int n_linears;
+    fl_linear_report *lin;
+    int n_evals;
+    char eval_name[FL_MAX_EVALS][256];
+    double ppl[FL_MAX_EVALS], nll[FL_MAX_EVALS];
+    int64_t eval_tokens[FL_MAX_EVALS];
+    /* profile per phase */
+    double secs_calib, secs_stats, secs_prune, secs_eval;
+    size_t peak_prune_bytes, peak_eval_bytes, peak_rss_kb;
+    uint64_t flops;
+} fl_cell_result;
+
+int fl_cell_run(const fl_cell_cfg *c, fl_cell_result *r);
+void fl_cell_result_free(fl_cell_result *r);
+
+#endif

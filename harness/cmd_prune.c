@@ -1,0 +1,110 @@
+/* freelunch prune (one cell) and freelunch list (the registries). */
+#include "cell.h"
+#include "cli.h"
+#include "criteria/criterion.h"
+#include "datasets/corpus.h"
+#include "model/err.h"
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static const char *PRUNE_HELP =
+    "usage: freelunch prune --model DIR --criterion NAME[:ARG] --sparsity S|N:M [--pattern row|matrix]\n"
+    "                       [--reconstruct none] (--calib FILE.bin | --calib-split NAME)\n"
+    "                       [--calib-samples N] [--seqlen T] [--seed S] [--eval FILE.bin|SPLIT]... --out DIR\n"
+    "Prunes every linear of every block, block by block as the Wanda and SparseGPT\n"
+    "reference code do: one forward pass of the still-dense block over all\n"
+    "calibration windows (on the sparse stream) collects each linear's statistics,\n"
+    "all its linears are pruned, then the pruned block's outputs feed the next.\n"
+    "Writes DIR: the pruned HF model (config.json, model.safetensors, tokenizer),\n"
+    "calib.bin (the windows used) and freelunch.json (achieved sparsity, layer-wise\n"
+    "error ||XW^T - XW'^T||^2/||XW^T||^2 of every linear, perplexities, profile);\n"
+    "then prints perplexity on every --eval set (default: the test splits).\n"
+    "  --criterion C     see 'freelunch list'\n"
+    "  --sparsity S      fraction pruned in (0,1), or N:M (N kept of every M inputs)\n"
+    "  --pattern P       row (default: each row loses the same fraction) or matrix\n"
+    "  --calib FILE.bin  calibration token file (one document)\n"
+    "  --calib-split S   calibration split (default sotu-train), tokenized with DIR's tokenizer\n"
+    "  --calib-samples N windows (default 128)\n"
+    "  --seqlen T        window length (default: the model's context)\n"
+    "  --seed S          calibration draw and random criteria (default 0)\n"
+    "  --eval E          token file or split; repeatable\n"
+    "  --eval-windows K  evaluate at most K windows per set\n"
+    "  --cache DIR       corpus cache\n" FL_COMMON_HELP;
+
+int fl_cmd_prune(int argc, char **argv) {
+    static struct option o[] = {
+        { "model", required_argument, 0, 'm' }, { "criterion", required_argument, 0, 'c' },
+        { "sparsity", required_argument, 0, 's' }, { "pattern", required_argument, 0, 'p' },
+        { "reconstruct", required_argument, 0, 'r' }, { "calib", required_argument, 0, 'f' },
+        { "calib-split", required_argument, 0, 'S' }, { "calib-samples", required_argument, 0, 'n' },
+        { "seqlen", required_argument, 0, 'T' }, { "seed", required_argument, 0, 'e' },
+        { "eval", required_argument, 0, 'E' }, { "eval-windows", required_argument, 0, 'W' },
+        { "out", required_argument, 0, 'o' }, { "cache", required_argument, 0, 'C' },
+        FL_COMMON_OPTS, { 0, 0, 0, 0 } };
+    fl_cell_cfg c = { .calib_samples = 128, .reconstruct = "none", .pattern = "row" };
+    const char *cache_opt = NULL;
+    int opt;
+    while ((opt = getopt_long(argc, argv, "", o, NULL)) != -1) {
+        switch (opt) {
+        case 'm': c.model_dir = optarg; break;
+        case 'c': c.criterion = optarg; break;
+        case 's': c.sparsity = optarg; break;
+        case 'p': c.pattern = optarg; break;
+        case 'r': c.reconstruct = optarg; break;
+        case 'f': c.calib_file = optarg; break;
+        case 'S': c.calib_split = optarg; break;
+        case 'n': c.calib_samples = fl_cli_int("prune", "--calib-samples", optarg, 1); break;
+        case 'T': c.seqlen = fl_cli_int("prune", "--seqlen", optarg, 2); break;
+        case 'e': c.seed = (uint64_t)fl_cli_int("prune", "--seed", optarg, 0); break;
+        case 'E':
+            if (c.n_evals == FL_MAX_EVALS) return fl_cli_usage("prune", "too many --eval sets");
+            c.evals[c.n_evals++] = optarg;
+            break;
+        case 'W': c.eval_max_windows = fl_cli_int("prune", "--eval-windows", optarg, 1); break;
+        case 'o': c.out_dir = optarg; break;
+        case 'C': cache_opt = optarg; break;
+        case 'h': fputs(PRUNE_HELP, stdout); return 0;
+        default: if (!fl_cli_common_opt(opt, "prune")) return fl_cli_usage("prune", "unknown option");
+        }
+    }
+    if (!c.model_dir || !c.criterion || !c.sparsity || !c.out_dir)
+        return fl_cli_usage("prune", "--model, --criterion, --sparsity and --out are required");
+    if (c.calib_file && c.calib_split) return fl_cli_usage("prune", "give --calib or --calib-split, not both");
+    char cache[4096];
+    fl_cache_dir(cache, sizeof cache, cache_opt);
+    c.cache = cache;
+    c.progress = isatty(2);
+    fl_cell_result r;
+    if (fl_cell_run(&c, &r) != 0) { fl_cell_result_free(&r); return fl_cli_fail(); }
+    printf("pruned %s with %s at %s (%s): sparsity %.4f over %d linears\n", c.model_dir, c.criterion, c.sparsity,
+           c.pattern, r.sparsity, r.n_linears);
+    double e = 0;
+    for (int i = 0; i < r.n_linears; i++) e += r.lin[i].err;
+    printf("mean layer-wise error %.5f\n", r.n_linears ? e / r.n_linears : 0);
+    for (int i = 0; i < r.n_evals; i++)
+        printf("ppl %-12s %10.4f  (%lld tokens)\n", r.eval_name[i], r.ppl[i], (long long)r.eval_tokens[i]);
+    printf("model, calib.bin and freelunch.json in %s\n", c.out_dir);
+    fl_cell_result_free(&r);
+    return 0;
+}
+
+static const char *LIST_HELP =
+    "usage: freelunch list\n"
+    "Prints every pruning criterion (and, once they land, every reconstructor)\n"
+    "with its one-line description.\n" FL_COMMON_HELP;
+
+int fl_cmd_list(int argc, char **argv) {
+    static struct option o[] = { FL_COMMON_OPTS, { 0, 0, 0, 0 } };
+    int opt;
+    while ((opt = getopt_long(argc, argv, "", o, NULL)) != -1) {
+        if (opt == 'h') { fputs(LIST_HELP, stdout); return 0; }
+        if (!fl_cli_common_opt(opt, "list")) return fl_cli_usage("list", "unknown option");
+    }
+    static const char *needs[] = { "no data", "activation norms", "Gram matrix X^T X" };
+    printf("criteria:\n");
+    for (int i = 0; FL_CRITERIA[i]; i++)
+        printf("  %-12s %s [%s]\n", FL_CRITERIA[i]->name, FL_CRITERIA[i]->desc, needs[FL_CRITERIA[i]->stats]);
+    printf("sparsity patterns: row (default), matrix, N:M (e.g. 2:4, 4:8)\n");
+    return 0;
+}
