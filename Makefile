@@ -13,7 +13,7 @@ OBLAS   := /usr/lib/x86_64-linux-gnu/openblas-openmp
 CPPFLAGS += -I. -I/usr/include/x86_64-linux-gnu/openblas-openmp -I/usr/include/hwloc -D_GNU_SOURCE
 CFLAGS  ?= -O2 -march=native -g
 CFLAGS  += -std=c11 -Wall -Wextra -Werror -fopenmp
-LDLIBS  := -L$(OBLAS) -Wl,-rpath,$(OBLAS) -lopenblas -ldnnl -lhwloc -lcjson -linih -lcsv -lm -fopenmp
+LDLIBS  := -L$(OBLAS) -Wl,-rpath,$(OBLAS) -lopenblas -ldnnl -lhwloc -lcjson -linih -lcsv -lcrypto -lpcre2-8 -lm -fopenmp
 
 BUILD   ?= build
 SRC_DIRS := model datasets eval harness criteria reconstructors plots reports
@@ -24,8 +24,8 @@ TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 BENCH_SRC := $(wildcard bench/bench_*.c)
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
-DEB_PKGS := build-essential libopenblas-openmp-dev libdnnl-dev libcsv-dev libhwloc-dev \
-            gnuplot-nox libcjson-dev libinih-dev libcmocka-dev python3-torch python3-numpy
+DEB_PKGS := build-essential libopenblas-openmp-dev libdnnl-dev libcsv-dev libhwloc-dev libssl-dev \
+            gnuplot-nox libcjson-dev libinih-dev libcmocka-dev python3-torch python3-numpy libpcre2-dev
 
 .PHONY: all deps test test-asan bench study clean tests-build
 all: $(BUILD)/freelunch $(BUILD)/libfreelunch.a

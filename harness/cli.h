@@ -36,5 +36,8 @@ int fl_cmd_demo(int argc, char **argv);
 int fl_cmd_pretrain(int argc, char **argv);
 int fl_cmd_prune(int argc, char **argv);
 int fl_cmd_list(int argc, char **argv);
+int fl_cmd_data(int argc, char **argv);
+int fl_cmd_tokenize(int argc, char **argv);
+int fl_cmd_tokenizer_train(int argc, char **argv);
 
 #endif

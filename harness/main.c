@@ -16,6 +16,9 @@ static const struct { const char *name, *desc; int (*run)(int, char **); } CMDS[
     { "pretrain", "train a preset's dense base model from scratch on the SOTU train split", fl_cmd_pretrain },
     { "prune", "prune every linear of a model with a criterion, save, evaluate (one cell)", fl_cmd_prune },
     { "list", "the pruning criteria and sparsity patterns", fl_cmd_list },
+    { "data", "the corpora: fetch, verify, stats, calibration windows", fl_cmd_data },
+    { "tokenize", "encode a split or a text file with a BPE tokenizer into an llm.c token file", fl_cmd_tokenize },
+    { "tokenizer-train", "learn a byte-level BPE tokenizer from a split or a text file", fl_cmd_tokenizer_train },
 };
 
 static void main_help(FILE *f) {
