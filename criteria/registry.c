@@ -6,10 +6,17 @@
 #include <string.h>
 
 extern const fl_criterion fl_crit_magnitude, fl_crit_random;
+extern const fl_criterion fl_crit_wanda, fl_crit_ria, fl_crit_sparsegpt;
+extern const fl_criterion fl_crit_sparseswaps, fl_crit_sparsefw;
 
 const fl_criterion *const FL_CRITERIA[] = {
     &fl_crit_magnitude,
     &fl_crit_random,
+    &fl_crit_wanda,
+    &fl_crit_ria,
+    &fl_crit_sparsegpt,
+    &fl_crit_sparseswaps,
+    &fl_crit_sparsefw,
     NULL,
 };
 
