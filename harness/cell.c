@@ -2,6 +2,7 @@
 #include "cell.h"
 #include "cli.h"
 #include "criteria/criterion.h"
+#include "reconstructors/recon.h"
 #include "datasets/bpe.h"
 #include "datasets/calib.h"
 #include "datasets/corpus.h"
@@ -54,22 +55,35 @@ static int copy_file(const char *src, const char *dst) {
     return 0;
 }
 
-/* ---- statistics collection through forward hooks ------------------------ */
+/* ---- statistics and captures through forward hooks --------------------- */
 
-typedef struct { fl_stats st[4]; } block_stats;   /* one per fl_site */
+/* Statistics of every (layer, site) of the unit being pruned. */
+typedef struct { fl_stats (*st)[4]; int l0, l1; } unit_stats;
 
-static void collect_hook(void *ctx, int layer, fl_site site, const float *x, int N, int cols) {
-    (void)layer; (void)cols;
-    block_stats *bs = ctx;
-    fl_stats_add(&bs->st[site], x, N);
+static void stats_hook(void *ctx, int layer, fl_site site, const float *x, int N, int cols) {
+    (void)cols;
+    unit_stats *us = ctx;
+    if (layer >= us->l0 && layer < us->l1) fl_stats_add(&us->st[layer - us->l0][site], x, N);
 }
 
-/* Which site feeds each linear of a block (order of fl_layer_linears). */
+/* Copies the input of one site into dst (the current batch's rows). */
+typedef struct { fl_site site; float *dst; } capture_ctx;
+static void capture_hook(void *ctx, int layer, fl_site site, const float *x, int N, int cols) {
+    (void)layer;
+    capture_ctx *cc = ctx;
+    if (site == cc->site) memcpy(cc->dst, x, sizeof(float) * (size_t)N * cols);
+}
+
+/* Which site feeds each linear of a block (short names of fl_layer_linears). */
 static fl_site site_of(const char *short_name) {
     if (!strcmp(short_name, "o")) return FL_SITE_O;
     if (!strcmp(short_name, "fc2") || !strcmp(short_name, "down")) return FL_SITE_MLP_OUT;
     if (!strcmp(short_name, "fc1") || !strcmp(short_name, "gate") || !strcmp(short_name, "up")) return FL_SITE_MLP_IN;
     return FL_SITE_QKV;
+}
+
+static int site_width(const fl_model *m, fl_site s) {
+    return s == FL_SITE_O ? m->cfg.n_head * m->cfg.head_dim : s == FL_SITE_MLP_OUT ? m->cfg.d_ff : m->cfg.d;
 }
 
 /* ||X D^T||^2 / ||X W^T||^2 with D = W - W', from the Gram matrix G = X^T X:
@@ -86,18 +100,209 @@ static double layer_error(const float *W, const float *Wp, int rows, int cols, c
     return den > 0 ? num / den : 0.0;
 }
 
-/* Runs block l of m over every calibration window of the stream X
- * [nwin*T, d], in batches; with a hook, collects; with advance, writes the
- * block's output back into X. */
-static int block_pass(fl_model *m, int l, float *X, int nwin, int T, int batch, fl_hook hook, void *ctx, int advance) {
-    const int d = m->cfg.d;
+/* Runs the range r of m over every window of `in` [nwin*T, d] in batches,
+ * writing `out` (may equal in, or be NULL), calling hook if given. With a
+ * capture site, each batch's input at that site is copied into cap. */
+static int range_pass(fl_model *m, fl_range r, const float *in, float *out, int nwin, int T, int batch,
+                      fl_hook hook, void *hctx, fl_site cap_site, float *cap) {
+    const int d = m->cfg.d, cw = cap ? site_width(m, cap_site) : 0;
+    float *tmp = out ? NULL : fl_allocf((size_t)batch * T * d);
     for (int w0 = 0; w0 < nwin; w0 += batch) {
         int B = nwin - w0 < batch ? nwin - w0 : batch;
-        float *x = X + (int64_t)w0 * T * d;
-        fl_fwd a = { .B = B, .T = T, .x_in = x, .x_out = advance ? x : NULL, .hook = hook, .hook_ctx = ctx };
-        if (fl_forward(m, fl_range_blocks(l, l), &a, NULL) != 0) return -1;
+        capture_ctx cc = { cap_site, cap ? cap + (int64_t)w0 * T * cw : NULL };
+        fl_fwd a = { .B = B, .T = T, .x_in = in + (int64_t)w0 * T * d, .x_out = out ? out + (int64_t)w0 * T * d : tmp,
+                     .hook = cap ? capture_hook : hook, .hook_ctx = cap ? (void *)&cc : hctx };
+        if (fl_forward(m, r, &a, NULL) != 0) { fl_free(tmp); return -1; }
     }
+    fl_free(tmp);
     return 0;
+}
+
+/* ---- the walk over the decoder ------------------------------------------- */
+
+typedef struct {
+    const fl_cell_cfg *c;
+    fl_model *m, *dense;          /* dense: a copy of the unpruned model, for the dense stream */
+    const fl_criterion *crit;
+    const char *carg;
+    fl_pattern pat;
+    const fl_reconstructor *rec;
+    const char *rarg;
+    fl_recon_opts ro;
+    fl_prop prop;
+    int nwin, T, batch;
+    float *S, *D;                 /* sparse and dense streams [nwin*T, d] */
+    fl_cell_result *r;
+    int64_t pruned, weights;
+} walk_t;
+
+static fl_unit_report *new_report(walk_t *w) {
+    fl_cell_result *r = w->r;
+    if (r->n_units == r->cap_units) {
+        r->cap_units = r->cap_units ? 2 * r->cap_units : 32;
+        r->units = realloc(r->units, sizeof(fl_unit_report) * r->cap_units);
+    }
+    fl_unit_report *u = &r->units[r->n_units++];
+    memset(u, 0, sizeof *u);
+    return u;
+}
+
+/* Prune one linear with the statistics of its input; records its error. */
+static int prune_linear(walk_t *w, int l, int i, fl_param *p, const fl_stats *st) {
+    float *W0 = fl_allocf((size_t)p->n);
+    memcpy(W0, p->w, sizeof(float) * p->n);
+    uint8_t *mask = fl_alloc((size_t)p->n);
+    fl_prune_job job = { .arg = w->carg, .W = p->w, .rows = p->rows, .cols = p->cols, .st = st, .pat = w->pat,
+                         .mask = mask, .seed = w->c->seed * 1000003ull + (uint64_t)(l * 8 + i) };
+    int rc = fl_criterion_run(w->crit, &job);
+    if (rc == 0) rc = fl_param_set_mask(p, mask);
+    if (rc == 0) {
+        fl_linear_report *lr = &w->r->lin[w->r->n_linears++];
+        snprintf(lr->name, sizeof lr->name, "%s", p->name);
+        int64_t z = 0;
+        for (int64_t k = 0; k < p->n; k++) z += !mask[k];
+        lr->sparsity = (double)z / p->n;
+        lr->err = layer_error(W0, p->w, p->rows, p->cols, st->gram);
+        w->pruned += z;
+        w->weights += p->n;
+    }
+    fl_free(W0);
+    fl_free(mask);
+    return rc;
+}
+
+/* A range unit: statistics on the sparse stream through the still-dense
+ * unit (whose output is also the `sparse` target), the dense stream's
+ * output when needed, prune, recover, advance. */
+static int walk_range(walk_t *w, fl_range rg, const char *name) {
+    fl_model *m = w->m;
+    const int d = m->cfg.d, nw = w->nwin, T = w->T;
+    const int l0 = rg.s0 / 2, l1 = (rg.s1 + 1) / 2;
+    const size_t ssz = (size_t)nw * T * d;
+    double t0 = now_s();
+    fl_mem_phase("statistics");
+    unit_stats us = { calloc((size_t)(l1 - l0), sizeof *us.st), l0, l1 };
+    for (int l = l0; l < l1; l++)
+        for (int s = 0; s < 4; s++) fl_stats_init(&us.st[l - l0][s], FL_STATS_GRAM, site_width(m, (fl_site)s));
+    float *Tg = w->rec->recover ? fl_allocf(ssz) : NULL;   /* the unit's target */
+    int rc = range_pass(m, rg, w->S, w->prop == FL_PROP_SPARSE ? Tg : NULL, nw, T, w->batch, stats_hook, &us, 0, NULL);
+    if (rc == 0 && w->D) rc = range_pass(w->dense, rg, w->D, Tg ? Tg : w->D, nw, T, w->batch, NULL, NULL, 0, NULL);
+    w->r->secs_stats += now_s() - t0;
+    t0 = now_s();
+    fl_mem_phase("pruning");
+    for (int l = l0; l < l1 && rc == 0; l++) {
+        fl_param *lw[7];
+        const char *nm[7];
+        int k = fl_layer_linears(m, l, lw, NULL, nm);
+        for (int i = 0; i < k && rc == 0; i++) {
+            int sub = fl_param_sublayer(lw[i]);
+            if (sub < rg.s0 || sub >= rg.s1) continue;
+            rc = prune_linear(w, l, i, lw[i], &us.st[l - l0][site_of(nm[i])]);
+        }
+    }
+    for (int l = l0; l < l1; l++) for (int s = 0; s < 4; s++) fl_stats_free(&us.st[l - l0][s]);
+    free(us.st);
+    w->r->secs_prune += now_s() - t0;
+    if (rc == 0 && w->rec->recover) {
+        fl_mem_phase("recovery");
+        fl_unit u = { .r = rg, .in_w = d, .out_w = d };
+        snprintf(u.name, sizeof u.name, "%s", name);
+        fl_unit_report *rep = new_report(w);
+        t0 = now_s();
+        rc = w->rec->recover(m, &u, w->prop == FL_PROP_DENSE ? w->D : w->S, Tg, nw, T, &w->ro, rep);
+        w->r->secs_recover += now_s() - t0;
+    }
+    /* advance: the sparse stream through the pruned (and recovered) unit;
+     * the dense stream already holds the dense unit's output (Tg or D) */
+    if (rc == 0) rc = range_pass(m, rg, w->S, w->S, nw, T, w->batch, NULL, NULL, 0, NULL);
+    if (rc == 0 && w->D && Tg) memcpy(w->D, Tg, sizeof(float) * ssz);
+    fl_free(Tg);
+    return rc;
+}
+
+/* Matrix granularity inside sublayer s: the linears of each site in order
+ * (q,k,v then o; fc1[,up] then fc2/down), each from its own input captured
+ * on the sparse stream after the ones before it were recovered. */
+static int walk_matrix_sublayer(walk_t *w, int s) {
+    fl_model *m = w->m;
+    const int nw = w->nwin, T = w->T, l = s / 2;
+    const int64_t NT = (int64_t)nw * T;
+    fl_range rg = { s, s + 1, 0, 0 };
+    fl_site sites[2] = { s % 2 ? FL_SITE_MLP_IN : FL_SITE_QKV, s % 2 ? FL_SITE_MLP_OUT : FL_SITE_O };
+    fl_param *lw[7], *lb[7];
+    const char *nm[7];
+    int k = fl_layer_linears(m, l, lw, lb, nm), rc = 0;
+    for (int si = 0; si < 2 && rc == 0; si++) {
+        const int cw = site_width(m, sites[si]);
+        double t0 = now_s();
+        fl_mem_phase("statistics");
+        float *Xs = fl_allocf((size_t)NT * cw), *Xd = NULL;
+        rc = range_pass(m, rg, w->S, NULL, nw, T, w->batch, NULL, NULL, sites[si], Xs);
+        if (rc == 0 && w->D) {
+            Xd = fl_allocf((size_t)NT * cw);
+            rc = range_pass(w->dense, rg, w->D, NULL, nw, T, w->batch, NULL, NULL, sites[si], Xd);
+        }
+        fl_stats st;
+        fl_stats_init(&st, FL_STATS_GRAM, cw);
+        for (int64_t r0 = 0; r0 < NT && rc == 0; r0 += 4096) fl_stats_add(&st, Xs + r0 * cw, (int)(NT - r0 < 4096 ? NT - r0 : 4096));
+        w->r->secs_stats += now_s() - t0;
+        for (int i = 0; i < k && rc == 0; i++) {
+            if (site_of(nm[i]) != sites[si]) continue;
+            fl_param *p = lw[i];
+            /* target: the still-dense linear on the sparse (or dense) input */
+            fl_mem_phase("recovery");
+            float *Y = w->rec->recover ? fl_allocf((size_t)NT * p->rows) : NULL;
+            const float *Xt = w->prop == FL_PROP_SPARSE ? Xs : Xd;
+            if (Y) for (int64_t r0 = 0; r0 < NT; r0 += 4096)
+                fl_linear_forward(p, lb[i], Xt + r0 * cw, Y + r0 * p->rows, (int)(NT - r0 < 4096 ? NT - r0 : 4096));
+            t0 = now_s();
+            fl_mem_phase("pruning");
+            rc = prune_linear(w, l, i, p, &st);
+            w->r->secs_prune += now_s() - t0;
+            if (rc == 0 && Y) {
+                fl_mem_phase("recovery");
+                fl_unit u = { .is_linear = 1, .w = p, .b = lb[i], .in_w = cw, .out_w = p->rows };
+                snprintf(u.name, sizeof u.name, "%.50s", p->name);
+                char *dot = strrchr(u.name, '.');
+                if (dot && !strcmp(dot, ".weight")) *dot = 0;
+                fl_unit_report *rep = new_report(w);
+                t0 = now_s();
+                rc = w->rec->recover(m, &u, w->prop == FL_PROP_DENSE ? Xd : Xs, Y, nw, T, &w->ro, rep);
+                w->r->secs_recover += now_s() - t0;
+            }
+            fl_free(Y);
+        }
+        fl_stats_free(&st);
+        fl_free(Xs);
+        fl_free(Xd);
+    }
+    if (rc == 0) rc = range_pass(m, rg, w->S, w->S, nw, T, w->batch, NULL, NULL, 0, NULL);
+    if (rc == 0 && w->D) rc = range_pass(w->dense, rg, w->D, w->D, nw, T, w->batch, NULL, NULL, 0, NULL);
+    return rc;
+}
+
+static int walk_decoder(walk_t *w) {
+    const int L = w->m->cfg.n_layer;
+    int rc = 0;
+    double t0 = now_s();
+    if (w->rec->gran == FL_GRAN_MATRIX) {
+        for (int s = 0; s < 2 * L && rc == 0; s++) {
+            rc = walk_matrix_sublayer(w, s);
+            if (w->c->progress) fprintf(stderr, "%s: sublayer %d/%d done (%.1fs)\n", w->rec->name, s + 1, 2 * L, now_s() - t0);
+        }
+        return rc;
+    }
+    int step = w->rec->gran == FL_GRAN_SUBLAYER ? 1 : 2 * w->rec->blocks_per_unit(w->rarg, L);
+    for (int s0 = 0; s0 < 2 * L && rc == 0; s0 += step) {
+        int s1 = s0 + step < 2 * L ? s0 + step : 2 * L;
+        char name[64];
+        if (step == 1) snprintf(name, sizeof name, "layers.%d.%s", s0 / 2, s0 % 2 ? "mlp" : "attn");
+        else if (s1 - s0 == 2) snprintf(name, sizeof name, "layers.%d", s0 / 2);
+        else snprintf(name, sizeof name, "layers.%d-%d", s0 / 2, s1 / 2 - 1);
+        rc = walk_range(w, (fl_range){ s0, s1, 0, 0 }, name);
+        if (w->c->progress) fprintf(stderr, "%s: %s done (%.1fs)\n", w->rec->name, name, now_s() - t0);
+    }
+    return rc;
 }
 
 /* ---- evaluation sets ---------------------------------------------------- */
@@ -111,17 +316,23 @@ static int eval_tokens(const fl_cell_cfg *c, const char *spec, int vocab, int32_
 
 int fl_cell_run(const fl_cell_cfg *c, fl_cell_result *r) {
     memset(r, 0, sizeof *r);
-    const fl_criterion *crit;
-    const char *carg;
-    if (fl_criterion_find(c->criterion, &crit, &carg) != 0) return -1;
-    fl_pattern pat;
-    if (fl_pattern_parse(c->sparsity, c->pattern, &pat) != 0) return -1;
-    if (c->reconstruct && strcmp(c->reconstruct, "none") != 0)
-        return fl_err("reconstructor '%s' is not available yet (valid: none)", c->reconstruct);
+    walk_t w = { .c = c, .r = r };
+    if (fl_criterion_find(c->criterion, &w.crit, &w.carg) != 0) return -1;
+    if (fl_pattern_parse(c->sparsity, c->pattern, &w.pat) != 0) return -1;
+    if (fl_recon_find(c->reconstruct ? c->reconstruct : "none", &w.rec, &w.rarg) != 0) return -1;
+    if (fl_prop_parse(c->propagation ? c->propagation : "sparse", &w.prop) != 0) return -1;
+    w.ro = (fl_recon_opts){ .lr = c->lr > 0 ? c->lr : 1e-3f, .weight_decay = c->weight_decay, .epochs = c->epochs > 0 ? c->epochs : 1,
+                            .batch = c->recon_batch > 0 ? c->recon_batch : 2, .grad_accum = c->grad_accum,
+                            .bias_norm_only = c->trainable && !strcmp(c->trainable, "bias-norm"), .seed = c->seed,
+                            .progress = c->progress };
+    if (c->loss && fl_loss_parse(c->loss, &w.ro.loss) != 0) return -1;
+    if (c->trainable && strcmp(c->trainable, "all") && strcmp(c->trainable, "bias-norm"))
+        return fl_err("unknown --trainable '%s' (valid: all, bias-norm)", c->trainable);
     if (c->calib_samples < 1) return fl_err("--calib-samples must be at least 1");
     const int batch = c->batch > 0 ? c->batch : 8;
     double t0 = now_s();
     fl_flops_reset();
+    fl_mem_phase_reset_all();
 
     /* 1. model and calibration windows */
     fl_mem_phase("calibration");
@@ -133,14 +344,14 @@ int fl_cell_run(const fl_cell_cfg *c, fl_cell_result *r) {
         return fl_err("%s/config.json: --seqlen %d exceeds the model's context of %d positions", c->model_dir, T, m.cfg.max_pos);
     }
     for (int l = 0; l < L; l++) {   /* every linear of every block is pruned: fail early on a bad N:M */
-        fl_param *w[7];
-        const char *nm[7];
-        int k = fl_layer_linears(&m, l, w, NULL, nm);
+        fl_param *lw[7];
+        int k = fl_layer_linears(&m, l, lw, NULL, NULL);
         for (int i = 0; i < k; i++)
-            if (fl_pattern_check(&pat, w[i]->rows, w[i]->cols, w[i]->name) != 0) { fl_model_free(&m); return -1; }
+            if (fl_pattern_check(&w.pat, lw[i]->rows, lw[i]->cols, lw[i]->name) != 0) { fl_model_free(&m); return -1; }
     }
     fl_calib cal = { 0 };
     int rc;
+    const fl_pattern pat = w.pat;
     if (c->calib_file) rc = fl_calib_sample_file(c->calib_file, m.cfg.vocab, c->calib_samples, T, c->seed, &cal);
     else {
         fl_split sp;
@@ -167,55 +378,27 @@ int fl_cell_run(const fl_cell_cfg *c, fl_cell_result *r) {
     fl_calib_free(&cal);
     r->secs_calib = now_s() - t0;
 
-    /* 2-4. block by block: statistics on the sparse stream, prune, advance */
-    fl_mem_phase("pruning");
+    /* 2-4. unit by unit: statistics on the sparse stream, prune, recover, advance */
+    w.m = &m;
+    w.nwin = nwin; w.T = T; w.batch = batch; w.S = X;
     r->lin = calloc((size_t)L * 7, sizeof(fl_linear_report));
-    int64_t pruned_total = 0, weights_total = 0;
-    for (int l = 0; l < L && rc == 0; l++) {
-        double ts = now_s();
-        block_stats bs;
-        fl_stats_kind need = fl_criterion_stats(crit, carg);
-        (void)need;   /* the Gram is always collected: the layer error needs it */
-        int widths[4] = { d, m.cfg.n_head * m.cfg.head_dim, d, m.cfg.d_ff };
-        for (int s = 0; s < 4; s++) fl_stats_init(&bs.st[s], FL_STATS_GRAM, widths[s]);
-        rc = block_pass(&m, l, X, nwin, T, batch, collect_hook, &bs, 0);
-        r->secs_stats += now_s() - ts;
-        ts = now_s();
-        fl_param *w[7];
-        const char *nm[7];
-        int k = fl_layer_linears(&m, l, w, NULL, nm);
-        for (int i = 0; i < k && rc == 0; i++) {
-            fl_param *p = w[i];
-            float *W0 = fl_allocf((size_t)p->n);
-            memcpy(W0, p->w, sizeof(float) * p->n);
-            uint8_t *mask = fl_alloc((size_t)p->n);
-            fl_prune_job job = { .arg = carg, .W = p->w, .rows = p->rows, .cols = p->cols,
-                                 .st = &bs.st[site_of(nm[i])], .pat = pat, .mask = mask,
-                                 .seed = c->seed * 1000003ull + (uint64_t)(l * 8 + i) };
-            rc = fl_criterion_run(crit, &job);
-            if (rc == 0) rc = fl_param_set_mask(p, mask);
-            if (rc == 0) {
-                fl_linear_report *lr = &r->lin[r->n_linears++];
-                snprintf(lr->name, sizeof lr->name, "%s", p->name);
-                lr->sparsity = fl_mask_sparsity(mask, p->n);
-                lr->err = layer_error(W0, p->w, p->rows, p->cols, bs.st[site_of(nm[i])].gram);
-                pruned_total += (int64_t)llround(lr->sparsity * p->n);
-                weights_total += p->n;
-            }
-            fl_free(W0);
-            fl_free(mask);
-        }
-        for (int s = 0; s < 4; s++) fl_stats_free(&bs.st[s]);
-        if (rc == 0) rc = block_pass(&m, l, X, nwin, T, batch, NULL, NULL, 1);
-        r->secs_prune += now_s() - ts;
-        if (c->progress) {
-            fprintf(stderr, "prune: block %d/%d done (%s, %.1fs)\n", l + 1, L, crit->name, now_s() - t0);
-        }
+    if (w.rec->recover && w.prop != FL_PROP_SPARSE) {
+        /* the dense stream needs the dense model: a second copy (counted) */
+        w.dense = calloc(1, sizeof(fl_model));
+        if (fl_model_load(w.dense, c->model_dir) != 0) { free(w.dense); fl_free(X); fl_model_free(&m); return -1; }
+        w.D = fl_allocf((size_t)nwin * T * d);
+        memcpy(w.D, X, sizeof(float) * (size_t)nwin * T * d);
     }
+    rc = walk_decoder(&w);
+    if (w.dense) { fl_model_free(w.dense); free(w.dense); }
+    fl_free(w.D);
     fl_free(X);
     r->peak_prune_bytes = fl_mem_phase_peak("pruning");
+    r->peak_recover_bytes = fl_mem_phase_peak("recovery");
+    for (int i = 0; i < r->n_units; i++)
+        if (r->units[i].working_bytes > r->working_bytes) r->working_bytes = r->units[i].working_bytes;
     if (rc != 0) { fl_model_free(&m); return -1; }
-    r->sparsity = weights_total ? (double)pruned_total / weights_total : 0;
+    r->sparsity = w.weights ? (double)w.pruned / w.weights : 0;
 
     /* 5. save the pruned model with its tokenizer */
     if (fl_model_save(&m, c->out_dir) != 0) { fl_model_free(&m); return -1; }
@@ -265,10 +448,21 @@ int fl_cell_run(const fl_cell_cfg *c, fl_cell_result *r) {
     cJSON_AddStringToObject(cell, "sparsity", c->sparsity);
     cJSON_AddStringToObject(cell, "pattern", pat.kind == FL_PAT_NM ? "nm" : pat.kind == FL_PAT_MATRIX ? "matrix" : "row");
     cJSON_AddStringToObject(cell, "reconstruct", c->reconstruct ? c->reconstruct : "none");
+    (void)pat;
     cJSON_AddStringToObject(cell, "calib", c->calib_file ? c->calib_file : c->calib_split ? c->calib_split : "sotu-train");
     cJSON_AddNumberToObject(cell, "calib_samples", c->calib_samples);
     cJSON_AddNumberToObject(cell, "seqlen", T);
     cJSON_AddNumberToObject(cell, "seed", (double)c->seed);
+    if (w.rec->recover) {
+        cJSON_AddStringToObject(cell, "propagation", fl_prop_name(w.prop));
+        cJSON_AddStringToObject(cell, "loss", fl_loss_name(w.ro.loss));
+        cJSON_AddStringToObject(cell, "trainable", w.ro.bias_norm_only ? "bias-norm" : "all");
+        cJSON_AddNumberToObject(cell, "lr", w.ro.lr);
+        cJSON_AddNumberToObject(cell, "epochs", w.ro.epochs);
+        cJSON_AddNumberToObject(cell, "batch_size", w.ro.batch);
+        cJSON_AddNumberToObject(cell, "grad_accum", w.ro.grad_accum > 0 ? w.ro.grad_accum : 1);
+        cJSON_AddNumberToObject(cell, "weight_decay", w.ro.weight_decay);
+    }
     cJSON_AddNumberToObject(j, "sparsity", r->sparsity);
     cJSON *lins = cJSON_AddArrayToObject(j, "linears");
     for (int i = 0; i < r->n_linears; i++) {
@@ -278,13 +472,29 @@ int fl_cell_run(const fl_cell_cfg *c, fl_cell_result *r) {
         cJSON_AddNumberToObject(o, "error", r->lin[i].err);
         cJSON_AddItemToArray(lins, o);
     }
+    cJSON *us = cJSON_AddArrayToObject(j, "units");
+    for (int i = 0; i < r->n_units; i++) {
+        const fl_unit_report *u = &r->units[i];
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "name", u->name);
+        cJSON_AddNumberToObject(o, "loss_before", u->loss_before);
+        cJSON_AddNumberToObject(o, "loss_after", u->loss_after);
+        cJSON_AddNumberToObject(o, "steps", u->steps);
+        cJSON_AddNumberToObject(o, "seconds", u->seconds);
+        cJSON_AddNumberToObject(o, "working_bytes", (double)u->working_bytes);
+        cJSON_AddNumberToObject(o, "peak_bytes", (double)u->peak_bytes);
+        cJSON_AddItemToArray(us, o);
+    }
     cJSON *ev = cJSON_AddObjectToObject(j, "perplexity");
     for (int i = 0; i < r->n_evals; i++) cJSON_AddNumberToObject(ev, r->eval_name[i], r->ppl[i]);
     cJSON *pf = cJSON_AddObjectToObject(j, "profile");
     cJSON_AddNumberToObject(pf, "seconds_calibration", r->secs_calib);
     cJSON_AddNumberToObject(pf, "seconds_statistics", r->secs_stats);
     cJSON_AddNumberToObject(pf, "seconds_pruning", r->secs_prune);
+    cJSON_AddNumberToObject(pf, "seconds_recovery", r->secs_recover);
     cJSON_AddNumberToObject(pf, "seconds_evaluation", r->secs_eval);
+    cJSON_AddNumberToObject(pf, "peak_bytes_recovery", (double)r->peak_recover_bytes);
+    cJSON_AddNumberToObject(pf, "recovery_working_bytes", (double)r->working_bytes);
     cJSON_AddNumberToObject(pf, "peak_bytes_pruning", (double)r->peak_prune_bytes);
     cJSON_AddNumberToObject(pf, "peak_bytes_evaluation", (double)r->peak_eval_bytes);
     cJSON_AddNumberToObject(pf, "peak_rss_kb", (double)r->peak_rss_kb);
@@ -310,5 +520,7 @@ int fl_cell_run(const fl_cell_cfg *c, fl_cell_result *r) {
 
 void fl_cell_result_free(fl_cell_result *r) {
     free(r->lin);
+    free(r->units);
     r->lin = NULL;
+    r->units = NULL;
 }

@@ -6,6 +6,7 @@
 #define FL_CELL_H
 #include <stddef.h>
 #include <stdint.h>
+#include "reconstructors/recon.h"
 
 #define FL_MAX_EVALS 16
 
@@ -14,7 +15,12 @@ typedef struct {
     const char *criterion;     /* "wanda", "sparseswaps:wanda", ... */
     const char *sparsity;      /* "0.5" or "2:4" */
     const char *pattern;       /* "row" (default) or "matrix" */
-    const char *reconstruct;   /* "none" */
+    const char *reconstruct;   /* "none", "matrix", "matrix-ls", "sublayer", "block", "blocks:K", "blocks:all" */
+    const char *propagation;   /* "sparse" (default), "dense", "dense-target" */
+    const char *loss;          /* "mse" (default), "nmse", "cosine" */
+    const char *trainable;     /* "all" (default) or "bias-norm" */
+    float lr, weight_decay;    /* reconstruction AdamW */
+    int epochs, recon_batch, grad_accum;
     const char *calib_file;    /* a token file, one document, or NULL */
     const char *calib_split;   /* or a corpus split */
     int calib_samples, seqlen;
@@ -43,8 +49,12 @@ typedef struct {
     double ppl[FL_MAX_EVALS], nll[FL_MAX_EVALS];
     int64_t eval_tokens[FL_MAX_EVALS];
     /* profile per phase */
-    double secs_calib, secs_stats, secs_prune, secs_eval;
-    size_t peak_prune_bytes, peak_eval_bytes, peak_rss_kb;
+    double secs_calib, secs_stats, secs_prune, secs_recover, secs_eval;
+    size_t peak_prune_bytes, peak_recover_bytes, peak_eval_bytes, peak_rss_kb;
+    size_t working_bytes;      /* largest recovery working set of any unit */
+    /* one report per reconstructed unit */
+    int n_units, cap_units;
+    fl_unit_report *units;
     uint64_t flops;
 } fl_cell_result;
 

@@ -2,6 +2,7 @@
 #include "cell.h"
 #include "cli.h"
 #include "criteria/criterion.h"
+#include "reconstructors/recon.h"
 #include "datasets/corpus.h"
 #include "model/err.h"
 #include <stdlib.h>
@@ -10,7 +11,9 @@
 
 static const char *PRUNE_HELP =
     "usage: freelunch prune --model DIR --criterion NAME[:ARG] --sparsity S|N:M [--pattern row|matrix]\n"
-    "                       [--reconstruct none] (--calib FILE.bin | --calib-split NAME)\n"
+    "                       [--reconstruct NAME] [--propagation MODE] [--loss L] [--trainable all|bias-norm]\n"
+    "                       [--lr X] [--epochs E] [--batch-size B] [--grad-accum K] [--weight-decay W]\n"
+    "                       (--calib FILE.bin | --calib-split NAME)\n"
     "                       [--calib-samples N] [--seqlen T] [--seed S] [--eval FILE.bin|SPLIT]... --out DIR\n"
     "Prunes every linear of every block, block by block as the Wanda and SparseGPT\n"
     "reference code do: one forward pass of the still-dense block over all\n"
@@ -23,6 +26,15 @@ static const char *PRUNE_HELP =
     "  --criterion C     see 'freelunch list'\n"
     "  --sparsity S      fraction pruned in (0,1), or N:M (N kept of every M inputs)\n"
     "  --pattern P       row (default: each row loses the same fraction) or matrix\n"
+    "  --reconstruct R   none (default), matrix, matrix-ls, sublayer, block, blocks:K, blocks:all\n"
+    "  --propagation M   sparse (default), dense, dense-target (design.md step 4a)\n"
+    "  --loss L          mse (default), nmse, cosine\n"
+    "  --trainable T     all (default) or bias-norm\n"
+    "  --lr X            reconstruction AdamW learning rate (default 1e-3)\n"
+    "  --epochs E        passes over the calibration windows (default 1)\n"
+    "  --batch-size B    windows per step (default 2)\n"
+    "  --grad-accum K    micro-batches per optimiser step (default 1)\n"
+    "  --weight-decay W  (default 0)\n"
     "  --calib FILE.bin  calibration token file (one document)\n"
     "  --calib-split S   calibration split (default sotu-train), tokenized with DIR's tokenizer\n"
     "  --calib-samples N windows (default 128)\n"
@@ -41,6 +53,10 @@ int fl_cmd_prune(int argc, char **argv) {
         { "seqlen", required_argument, 0, 'T' }, { "seed", required_argument, 0, 'e' },
         { "eval", required_argument, 0, 'E' }, { "eval-windows", required_argument, 0, 'W' },
         { "out", required_argument, 0, 'o' }, { "cache", required_argument, 0, 'C' },
+        { "propagation", required_argument, 0, 'P' }, { "loss", required_argument, 0, 'L' },
+        { "trainable", required_argument, 0, 't' }, { "lr", required_argument, 0, 'l' },
+        { "epochs", required_argument, 0, 'x' }, { "batch-size", required_argument, 0, 'b' },
+        { "grad-accum", required_argument, 0, 'g' }, { "weight-decay", required_argument, 0, 'w' },
         FL_COMMON_OPTS, { 0, 0, 0, 0 } };
     fl_cell_cfg c = { .calib_samples = 128, .reconstruct = "none", .pattern = "row" };
     const char *cache_opt = NULL;
@@ -64,6 +80,14 @@ int fl_cmd_prune(int argc, char **argv) {
         case 'W': c.eval_max_windows = fl_cli_int("prune", "--eval-windows", optarg, 1); break;
         case 'o': c.out_dir = optarg; break;
         case 'C': cache_opt = optarg; break;
+        case 'P': c.propagation = optarg; break;
+        case 'L': c.loss = optarg; break;
+        case 't': c.trainable = optarg; break;
+        case 'l': c.lr = (float)fl_cli_float("prune", "--lr", optarg); break;
+        case 'x': c.epochs = fl_cli_int("prune", "--epochs", optarg, 1); break;
+        case 'b': c.recon_batch = fl_cli_int("prune", "--batch-size", optarg, 1); break;
+        case 'g': c.grad_accum = fl_cli_int("prune", "--grad-accum", optarg, 1); break;
+        case 'w': c.weight_decay = (float)fl_cli_float("prune", "--weight-decay", optarg); break;
         case 'h': fputs(PRUNE_HELP, stdout); return 0;
         default: if (!fl_cli_common_opt(opt, "prune")) return fl_cli_usage("prune", "unknown option");
         }
@@ -82,6 +106,13 @@ int fl_cmd_prune(int argc, char **argv) {
     double e = 0;
     for (int i = 0; i < r.n_linears; i++) e += r.lin[i].err;
     printf("mean layer-wise error %.5f\n", r.n_linears ? e / r.n_linears : 0);
+    if (r.n_units) {
+        double lb = 0, la = 0;
+        for (int i = 0; i < r.n_units; i++) { lb += r.units[i].loss_before; la += r.units[i].loss_after; }
+        printf("reconstructed %d units with %s: mean loss %.5g -> %.5g; working set %.2f MB, recovery peak %.2f MB, %.1fs\n",
+               r.n_units, c.reconstruct, lb / r.n_units, la / r.n_units, r.working_bytes / 1e6, r.peak_recover_bytes / 1e6,
+               r.secs_recover);
+    }
     for (int i = 0; i < r.n_evals; i++)
         printf("ppl %-12s %10.4f  (%lld tokens)\n", r.eval_name[i], r.ppl[i], (long long)r.eval_tokens[i]);
     printf("model, calib.bin and freelunch.json in %s\n", c.out_dir);
@@ -106,5 +137,9 @@ int fl_cmd_list(int argc, char **argv) {
     for (int i = 0; FL_CRITERIA[i]; i++)
         printf("  %-12s %s [%s]\n", FL_CRITERIA[i]->name, FL_CRITERIA[i]->desc, needs[FL_CRITERIA[i]->stats]);
     printf("sparsity patterns: row (default), matrix, N:M (e.g. 2:4, 4:8)\n");
+    printf("reconstructors:\n");
+    for (int i = 0; FL_RECONSTRUCTORS[i]; i++)
+        printf("  %-12s %s\n", FL_RECONSTRUCTORS[i]->name, FL_RECONSTRUCTORS[i]->desc);
+    printf("propagation: sparse (default), dense, dense-target; losses: mse (default), nmse, cosine\n");
     return 0;
 }

@@ -521,13 +521,19 @@ static int param_trainable(const fl_param *p) { return p && p->trainable && p->g
 
 /* Does any sublayer in [s0, s) (or the embedding) have a trainable parameter?
  * If not, backward can stop at s unless the caller wants dx_in. */
+int fl_param_sublayer(const fl_param *p) {
+    if (p->layer < 0) return -1;
+    int mlp = strstr(p->name, ".mlp_norm.") || strstr(p->name, ".fc1.") || strstr(p->name, ".fc2.") ||
+              strstr(p->name, ".up.");
+    return 2 * p->layer + (mlp ? 1 : 0);
+}
+
 static int below_trainable(fl_model *m, fl_range r, int s) {
     if (r.embed && (param_trainable(m->embed) || param_trainable(m->pos))) return 1;
     for (int i = 0; i < m->n_params; i++) {
         const fl_param *p = &m->params[i];
         if (p->layer < 0 || !param_trainable(p)) continue;
-        int sub0 = 2 * p->layer, sub = sub0 + (strstr(p->name, ".mlp_norm.") || strstr(p->name, ".fc1.") ||
-                                               strstr(p->name, ".fc2.") || strstr(p->name, ".up.") ? 1 : 0);
+        int sub = fl_param_sublayer(p);
         if (sub >= r.s0 && sub < s) return 1;
     }
     return 0;

@@ -95,6 +95,10 @@ int64_t fl_model_num_params(const fl_model *m);
  * q,k,v,o,gate,up,down); returns the count (6 or 7). */
 int fl_layer_linears(fl_model *m, int l, fl_param **w, fl_param **b, const char **short_names);
 
+/* Sublayer of a block parameter (2l attention part, 2l+1 MLP part), or -1
+ * for the embedding, positions, final norm and head. */
+int fl_param_sublayer(const fl_param *p);
+
 /* Trainability. Setting trainable allocates a zeroed gradient. */
 void fl_param_set_trainable(fl_param *p, int on);
 void fl_model_set_all_trainable(fl_model *m, int on);

@@ -1,0 +1,96 @@
+/* Reconstructors as plug-ins: recovery after pruning. Like the criteria, a
+ * reconstructor is a const struct (name, one-line description, granularity,
+ * routine), one file each, listed in FL_RECONSTRUCTORS
+ * (reconstructors/registry.c).
+ *
+ * The cell (harness/cell.c) cuts the decoder into units of the
+ * reconstructor's granularity and, for each unit, hands the routine the
+ * unit, its inputs X and targets Y over all calibration windows (already
+ * chosen by the propagation mode, design.md step 4a); the routine trains the
+ * unit's trainable parameters so that unit(X) approaches Y. Pruned weights
+ * stay exactly zero (masks). */
+#ifndef FL_RECON_H
+#define FL_RECON_H
+#include "model/model.h"
+#include <stddef.h>
+
+typedef enum {
+    FL_GRAN_NONE = 0,   /* no recovery; units are blocks (the Wanda/SparseGPT pass) */
+    FL_GRAN_MATRIX,     /* every linear alone */
+    FL_GRAN_SUBLAYER,   /* attention and MLP parts apart (the paper's "1/2") */
+    FL_GRAN_BLOCKS,     /* K consecutive blocks (block = 1) */
+    FL_GRAN_RETRAIN     /* prune everything, then train the whole model */
+} fl_gran;
+
+typedef enum { FL_PROP_SPARSE = 0, FL_PROP_DENSE, FL_PROP_DENSE_TARGET } fl_prop;
+typedef enum { FL_LOSS_MSE = 0, FL_LOSS_NMSE, FL_LOSS_COSINE } fl_loss;
+
+/* A unit: a range of sublayers, or one linear. */
+typedef struct {
+    int is_linear;
+    fl_range r;           /* ranges */
+    fl_param *w, *b;      /* a linear: weight and bias (b may be NULL) */
+    int in_w, out_w;      /* widths of X and Y rows */
+    char name[64];
+} fl_unit;
+
+typedef struct {
+    float lr, weight_decay;
+    int epochs, batch, grad_accum;
+    fl_loss loss;
+    int bias_norm_only;   /* --trainable bias-norm */
+    uint64_t seed;
+    int progress;
+    float ls_damp;        /* matrix-ls: dampening, fraction of mean diag (default 0.01) */
+} fl_recon_opts;
+
+typedef struct {
+    char name[64];
+    double loss_before, loss_after;
+    int steps;
+    double seconds;
+    size_t working_bytes;  /* parameters of the unit + everything allocated while recovering it */
+    size_t peak_bytes;     /* tracked peak while recovering it (streams included) */
+    int diverged;
+} fl_unit_report;
+
+typedef struct fl_reconstructor {
+    const char *name, *desc;
+    fl_gran gran;
+    /* Argument after a colon ("blocks:2", "retrain:lora"); NULL = none allowed. */
+    int (*check_arg)(const char *arg);
+    /* Units of `blocks`-like reconstructors: blocks per unit from the arg (L = all). */
+    int (*blocks_per_unit)(const char *arg, int n_layer);
+    /* Recover one unit from X -> Y over n rows of T tokens... NULL = none. */
+    int (*recover)(fl_model *m, const fl_unit *u, const float *X, const float *Y, int nwin, int T,
+                   const fl_recon_opts *o, fl_unit_report *rep);
+} fl_reconstructor;
+
+extern const fl_reconstructor *const FL_RECONSTRUCTORS[];
+int fl_recon_find(const char *spec, const fl_reconstructor **out, const char **arg);
+int fl_prop_parse(const char *s, fl_prop *out);
+int fl_loss_parse(const char *s, fl_loss *out);
+const char *fl_prop_name(fl_prop p);
+const char *fl_loss_name(fl_loss l);
+const char *fl_gran_name(fl_gran g);
+
+/* Forward of a unit over a batch of B windows (x [B*T, in_w] -> y [B*T, out_w]);
+ * with acts, keeps what backward needs (ranges only; a linear needs x). */
+int fl_unit_forward(fl_model *m, const fl_unit *u, const float *x, float *y, int B, int T, fl_acts *acts);
+/* Backward: adds parameter gradients of trainable parameters. */
+int fl_unit_backward(fl_model *m, const fl_unit *u, fl_acts *acts, const float *x, const float *dy, int B, int T);
+/* Marks the unit's parameters trainable (all, or biases and norms only);
+ * returns how many, or -1 with a message if none. Frozen elsewhere. */
+int fl_unit_set_trainable(fl_model *m, const fl_unit *u, int bias_norm_only);
+size_t fl_unit_param_bytes(fl_model *m, const fl_unit *u);
+/* The loss over rows of width w and its gradient (dy may be NULL). */
+double fl_recon_loss(fl_loss kind, const float *y, const float *t, int64_t rows, int w, float *dy);
+
+/* The AdamW routine shared by matrix, sublayer, block(s). */
+int fl_recover_adam(fl_model *m, const fl_unit *u, const float *X, const float *Y, int nwin, int T,
+                    const fl_recon_opts *o, fl_unit_report *rep);
+/* Exact masked least squares for one linear (matrix-ls). */
+int fl_recover_ls(fl_model *m, const fl_unit *u, const float *X, const float *Y, int nwin, int T,
+                  const fl_recon_opts *o, fl_unit_report *rep);
+
+#endif
