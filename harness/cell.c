@@ -375,7 +375,7 @@ int fl_cell_run(const fl_cell_cfg *c, fl_cell_result *r) {
         fl_fwd a = { .B = B, .T = T, .tokens = cal.tokens + (int64_t)w0 * T, .x_out = X + (int64_t)w0 * T * d };
         if (fl_forward(&m, (fl_range){ 0, 0, 1, 0 }, &a, NULL) != 0) { fl_free(X); fl_calib_free(&cal); fl_model_free(&m); return -1; }
     }
-    fl_calib_free(&cal);
+    if (w.rec->gran != FL_GRAN_RETRAIN) fl_calib_free(&cal);
     r->secs_calib = now_s() - t0;
 
     /* 2-4. unit by unit: statistics on the sparse stream, prune, recover, advance */
@@ -390,6 +390,15 @@ int fl_cell_run(const fl_cell_cfg *c, fl_cell_result *r) {
         memcpy(w.D, X, sizeof(float) * (size_t)nwin * T * d);
     }
     rc = walk_decoder(&w);
+    if (rc == 0 && w.rec->gran == FL_GRAN_RETRAIN) {
+        /* retraining: the walk pruned every block (as none); now the model */
+        fl_free(X); X = NULL;
+        fl_mem_phase("recovery");
+        double tr = now_s();
+        rc = fl_retrain(&m, w.rarg, cal.tokens, nwin, T, &w.ro, new_report(&w));
+        r->secs_recover += now_s() - tr;
+    }
+    fl_calib_free(&cal);
     if (w.dense) { fl_model_free(w.dense); free(w.dense); }
     fl_free(w.D);
     fl_free(X);

@@ -89,6 +89,11 @@ double fl_recon_loss(fl_loss kind, const float *y, const float *t, int64_t rows,
 /* The AdamW routine shared by matrix, sublayer, block(s). */
 int fl_recover_adam(fl_model *m, const fl_unit *u, const float *X, const float *Y, int nwin, int T,
                     const fl_recon_opts *o, fl_unit_report *rep);
+/* Retraining baselines (retrain:full, retrain:bias-norm) on the
+ * calibration windows' tokens [nwin*T], next-token cross-entropy. */
+int fl_retrain(fl_model *m, const char *arg, const int32_t *tok, int nwin, int T, const fl_recon_opts *o,
+               fl_unit_report *rep);
+int fl_retrain_check_arg(const char *arg);
 /* Exact masked least squares for one linear (matrix-ls). */
 int fl_recover_ls(fl_model *m, const fl_unit *u, const float *X, const float *Y, int nwin, int T,
                   const fl_recon_opts *o, fl_unit_report *rep);

@@ -45,8 +45,13 @@ static const fl_reconstructor rc_blocks = {
     .gran = FL_GRAN_BLOCKS, .check_arg = blocks_arg, .blocks_per_unit = blocks_k, .recover = fl_recover_adam,
 };
 
+static const fl_reconstructor rc_retrain = {
+    .name = "retrain", .desc = "retrain:full|bias-norm: prune everything, then train the whole model (cross-entropy)",
+    .gran = FL_GRAN_RETRAIN, .check_arg = fl_retrain_check_arg, .blocks_per_unit = one_block,
+};
+
 const fl_reconstructor *const FL_RECONSTRUCTORS[] = {
-    &rc_none, &rc_matrix, &rc_matrix_ls, &rc_sublayer, &rc_block, &rc_blocks, NULL,
+    &rc_none, &rc_matrix, &rc_matrix_ls, &rc_sublayer, &rc_block, &rc_blocks, &rc_retrain, NULL,
 };
 
 int fl_recon_find(const char *spec, const fl_reconstructor **out, const char **arg) {
@@ -66,7 +71,7 @@ int fl_recon_find(const char *spec, const fl_reconstructor **out, const char **a
         strncat(names, i ? ", " : "", sizeof names - strlen(names) - 1);
         strncat(names, FL_RECONSTRUCTORS[i]->name, sizeof names - strlen(names) - 1);
     }
-    return fl_err("unknown reconstructor '%.*s' (valid: %s, blocks:K, blocks:all)", (int)len, spec, names);
+    return fl_err("unknown reconstructor '%.*s' (valid: %s; blocks:K, blocks:all, retrain:full, retrain:bias-norm)", (int)len, spec, names);
 }
 
 int fl_prop_parse(const char *s, fl_prop *out) {

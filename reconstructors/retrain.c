@@ -1,0 +1,119 @@
+/* Retraining baselines: every linear is pruned first (block by block on the
+ * sparse stream, as with `none`), then the whole model is trained with
+ * next-token cross-entropy on the calibration windows: all parameters
+ * (retrain:full) or biases and norms only (retrain:bias-norm). Pruned
+ * weights stay exactly zero (masks). LoRA and MaskLoRA are not implemented
+ * yet: they are refused with a clear error. */
+#include "recon.h"
+#include "model/adamw.h"
+#include "model/alloc.h"
+#include "model/err.h"
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + 1e-9 * ts.tv_nsec;
+}
+
+int fl_retrain_check_arg(const char *arg) {
+    if (!arg || !strcmp(arg, "full") || !strcmp(arg, "bias-norm")) return 0;
+    if (!strcmp(arg, "lora") || !strcmp(arg, "masklora"))
+        return fl_err("retrain:%s is not implemented yet (valid now: retrain:full, retrain:bias-norm)", arg);
+    return fl_err("retrain:%s: unknown mode (valid: full, bias-norm; lora and masklora are planned)", arg);
+}
+
+static double mean_ce(fl_model *m, const int32_t *tok, int32_t *tg, int nwin, int T, int batch) {
+    double s = 0;
+    int64_t n = 0;
+    for (int w0 = 0; w0 < nwin; w0 += batch) {
+        int B = nwin - w0 < batch ? nwin - w0 : batch;
+        fl_fwd a = { .B = B, .T = T, .tokens = tok + (int64_t)w0 * T, .targets = tg + (int64_t)w0 * T };
+        if (fl_forward(m, fl_range_whole(m), &a, NULL) != 0) return NAN;
+        s += a.loss * a.n_targets;
+        n += a.n_targets;
+    }
+    return n ? s / n : NAN;
+}
+
+int fl_retrain(fl_model *m, const char *arg, const int32_t *tok, int nwin, int T, const fl_recon_opts *o,
+               fl_unit_report *rep) {
+    const int bias_norm = (arg && !strcmp(arg, "bias-norm")) || o->bias_norm_only;
+    const int batch = o->batch > 0 ? (o->batch < nwin ? o->batch : nwin) : 1, accum = o->grad_accum > 0 ? o->grad_accum : 1;
+    const int epochs = o->epochs > 0 ? o->epochs : 1, per_epoch = (nwin + batch - 1) / batch;
+    const int micro = per_epoch * epochs, steps = (micro + accum - 1) / accum;
+    double t0 = now_s();
+    snprintf(rep->name, sizeof rep->name, "model (retrain:%s)", bias_norm ? "bias-norm" : "full");
+    /* targets: the next token inside each window; the last has none */
+    int32_t *tg = malloc(sizeof(int32_t) * (size_t)nwin * T);
+    for (int w = 0; w < nwin; w++)
+        for (int t = 0; t < T; t++) tg[(int64_t)w * T + t] = t + 1 < T ? tok[(int64_t)w * T + t + 1] : -1;
+    rep->loss_before = mean_ce(m, tok, tg, nwin, T, batch);
+    size_t live0 = fl_mem_live();
+    fl_mem_reset_peak();
+    int n = 0;
+    for (int i = 0; i < m->n_params; i++) {
+        fl_param *p = &m->params[i];
+        int on = !bias_norm || p->kind == FL_PK_NORM_W || p->kind == FL_PK_NORM_B || p->kind == FL_PK_LINEAR_B;
+        fl_param_set_trainable(p, on);
+        n += on;
+    }
+    if (!n) { free(tg); return fl_err("retrain:bias-norm: the model has no bias or norm parameter"); }
+    fl_adamw_cfg oc = fl_adamw_defaults();
+    oc.lr = o->lr; oc.weight_decay = o->weight_decay; oc.total_steps = steps; oc.warmup_steps = steps / 10;
+    oc.sched = FL_SCHED_LINEAR;
+    fl_adamw opt;
+    if (fl_adamw_init(&opt, m, &oc) != 0) { free(tg); return -1; }
+    fl_acts *acts = fl_acts_new();
+    int32_t *tb = malloc(sizeof(int32_t) * (size_t)batch * T), *gb = malloc(sizeof(int32_t) * (size_t)batch * T);
+    int *perm = malloc(sizeof(int) * nwin);
+    for (int i = 0; i < nwin; i++) perm[i] = i;
+    uint64_t rs = o->seed * 0x9E3779B97F4A7C15ull + 5;
+    int rc = 0, mb = 0, tty = o->progress && isatty(2);
+    for (int ep = 0; ep < epochs && rc == 0; ep++) {
+        for (int i = nwin - 1; i > 0; i--) {
+            rs = rs * 6364136223846793005ull + 1442695040888963407ull;
+            int j = (int)((rs >> 33) % (uint64_t)(i + 1)), t = perm[i];
+            perm[i] = perm[j]; perm[j] = t;
+        }
+        for (int w0 = 0; w0 < nwin && rc == 0; w0 += batch) {
+            int B = nwin - w0 < batch ? nwin - w0 : batch;
+            for (int b = 0; b < B; b++) {
+                memcpy(tb + (int64_t)b * T, tok + (int64_t)perm[w0 + b] * T, sizeof(int32_t) * T);
+                memcpy(gb + (int64_t)b * T, tg + (int64_t)perm[w0 + b] * T, sizeof(int32_t) * T);
+            }
+            fl_fwd a = { .B = B, .T = T, .tokens = tb, .targets = gb };
+            if ((rc = fl_forward(m, fl_range_whole(m), &a, acts)) != 0) break;
+            if (!isfinite(a.loss)) {
+                rep->diverged = 1;
+                rc = fl_err("retraining diverged at step %d (loss %g)", opt.t + 1, a.loss);
+                break;
+            }
+            if ((rc = fl_backward(m, fl_range_whole(m), acts, NULL, NULL)) != 0) break;
+            if (++mb % accum == 0 || mb == micro) {
+                if (accum > 1)
+                    for (int i = 0; i < opt.n; i++)
+                        for (int64_t k = 0; k < opt.p[i]->n; k++) opt.p[i]->g[k] /= accum;
+                fl_adamw_step(&opt);
+            }
+            if (tty) { fprintf(stderr, "\r  retrain step %d/%d loss %.4f   ", opt.t, steps, a.loss); fflush(stderr); }
+        }
+    }
+    if (tty) fprintf(stderr, "\r%*s\r", 60, "");
+    rep->steps = opt.t;
+    fl_acts_free(acts);
+    free(tb); free(gb); free(perm);
+    fl_adamw_free(&opt);
+    rep->working_bytes = fl_mem_peak() - live0 + sizeof(float) * (size_t)fl_model_num_params(m);
+    rep->peak_bytes = fl_mem_peak();
+    for (int i = 0; i < m->n_params; i++) fl_param_set_trainable(&m->params[i], 0);
+    if (rc == 0) rep->loss_after = mean_ce(m, tok, tg, nwin, T, batch);
+    free(tg);
+    rep->seconds = now_s() - t0;
+    return rc;
+}
