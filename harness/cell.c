@@ -209,7 +209,7 @@ static int walk_range(walk_t *w, fl_range rg, const char *name) {
         snprintf(u.name, sizeof u.name, "%s", name);
         fl_unit_report *rep = new_report(w);
         t0 = now_s();
-        rc = w->rec->recover(m, &u, w->prop == FL_PROP_DENSE ? w->D : w->S, Tg, nw, T, &w->ro, rep);
+        rc = (w->c->recover_override ? w->c->recover_override : w->rec->recover)(m, &u, w->prop == FL_PROP_DENSE ? w->D : w->S, Tg, nw, T, &w->ro, rep);
         w->r->secs_recover += now_s() - t0;
     }
     /* advance: the sparse stream through the pruned (and recovered) unit;
@@ -267,7 +267,7 @@ static int walk_matrix_sublayer(walk_t *w, int s) {
                 if (dot && !strcmp(dot, ".weight")) *dot = 0;
                 fl_unit_report *rep = new_report(w);
                 t0 = now_s();
-                rc = w->rec->recover(m, &u, w->prop == FL_PROP_DENSE ? Xd : Xs, Y, nw, T, &w->ro, rep);
+                rc = (w->c->recover_override ? w->c->recover_override : w->rec->recover)(m, &u, w->prop == FL_PROP_DENSE ? Xd : Xs, Y, nw, T, &w->ro, rep);
                 w->r->secs_recover += now_s() - t0;
             }
             fl_free(Y);

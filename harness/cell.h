@@ -32,6 +32,10 @@ typedef struct {
     const char *out_dir;
     const char *cache;         /* corpus cache (resolved) */
     int batch;                 /* windows per forward pass in the pruning pass (0: 8) */
+    /* Tests only: called instead of the reconstructor's routine, with the
+     * same arguments (the unit, its inputs X and targets Y). */
+    int (*recover_override)(fl_model *m, const fl_unit *u, const float *X, const float *Y, int nwin, int T,
+                            const fl_recon_opts *o, fl_unit_report *rep);
     int progress;
 } fl_cell_cfg;
 
