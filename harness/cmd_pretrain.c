@@ -275,6 +275,13 @@ int fl_cmd_pretrain(int argc, char **argv) {
     fl_cache_dir(cache, sizeof cache, cache_opt);
     if (!out) { pj(dirbuf, pj(mdir, cache, "models"), p->name); out = dirbuf; }
     if (mkdirs(out) != 0) return fl_cli_fail();
+    {   /* a finished model is kept: the main job builds it once and reuses it */
+        char fj[PATH_BUF], cj[PATH_BUF];
+        if (exists(pj(fj, out, "freelunch.json")) && exists(pj(cj, out, "model.safetensors")) && !steps_opt) {
+            printf("pretrain: %s already holds the trained %s model (remove the directory to retrain)\n", out, p->name);
+            return 0;
+        }
+    }
     fl_bpe *tok = NULL;
     int32_t *train = NULL, *val = NULL;
     int64_t ntr = 0, nval = 0;
