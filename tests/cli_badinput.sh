@@ -60,5 +60,25 @@ expect 1 "$T/cfg/config.json" "config.json that is not JSON" "$FL" info --model 
 cp -r "$M" "$T/shape"; sed 's/"intermediate_size":[[:space:]]*[0-9]*/"intermediate_size": 300/' "$M/config.json" >"$T/shape/config.json"
 expect 1 "$T/shape/model.safetensors.*300" "shape that disagrees with config.json" "$FL" info --model "$T/shape"
 
+# tokenizers and the registries
+expect 0 "" "tokenize --help" "$FL" tokenize --help
+expect 0 "" "tokenizer-train --help" "$FL" tokenizer-train --help
+expect 0 "" "prune --help" "$FL" prune --help
+expect 0 "" "pretrain --help" "$FL" pretrain --help
+expect 0 "" "data --help" "$FL" data --help
+expect 0 "" "list" "$FL" list
+mkdir -p "$T/tok_nomerges" && printf '{}' >"$T/tok_nomerges/vocab.json"
+expect 1 "$T/tok_nomerges/merges.txt" "tokenizer directory missing merges.txt" "$FL" tokenize --tokenizer "$T/tok_nomerges" --in "$T/text.txt" --out "$T/x.bin"
+[ ! -e "$T/x.bin" ] && echo "ok $((n = n + 1)) - no output left behind" || { echo "not ok $((n = n + 1)) - output left behind"; bad=1; }
+# pruning: bad criterion, sparsity, N:M, reconstructor
+expect 1 "unknown criterion 'wandaa'.*valid" "unknown criterion" "$FL" prune --model "$M" --criterion wandaa --sparsity 0.5 --calib "$T/d/train.bin" --out "$T/p"
+expect 1 "sparsity '1.5'" "sparsity outside (0,1)" "$FL" prune --model "$M" --criterion wanda --sparsity 1.5 --calib "$T/d/train.bin" --out "$T/p"
+expect 1 "N < M" "N:M with N >= M" "$FL" prune --model "$M" --criterion wanda --sparsity 4:4 --calib "$T/d/train.bin" --out "$T/p"
+expect 1 "does not divide" "M not dividing the width" "$FL" prune --model "$M" --criterion wanda --sparsity 2:3 --calib "$T/d/train.bin" --out "$T/p"
+expect 1 "unknown reconstructor" "unknown reconstructor" "$FL" prune --model "$M" --criterion wanda --sparsity 0.5 --reconstruct foo --calib "$T/d/train.bin" --out "$T/p"
+expect 1 "context" "calibration seqlen beyond the context" "$FL" prune --model "$M" --criterion wanda --sparsity 0.5 --seqlen 999 --calib "$T/d/train.bin" --out "$T/p"
+expect 0 "" "prune with sublayer reconstruction" "$FL" prune --model "$M" --criterion wanda --sparsity 0.5 --reconstruct sublayer --calib "$T/d/train.bin" --calib-samples 4 --eval "$T/d/val.bin" --out "$T/p"
+[ -s "$T/p/model.safetensors" ] && [ -s "$T/p/calib.bin" ] && [ -s "$T/p/freelunch.json" ] && echo "ok $((n = n + 1)) - prune wrote model, calib.bin and freelunch.json" || { echo "not ok $((n = n + 1)) - prune outputs missing"; bad=1; }
+
 echo "# $n checks"
 exit $bad
