@@ -140,11 +140,17 @@ void fl_stats_add(fl_stats *s, const float *X, int N) {
     if (s->kind == FL_STATS_NONE || N <= 0) return;
     const int C = s->cols;
     double *sq = s->sqnorm;
+    /* Each thread owns a slice of 64 columns and walks the rows: contiguous
+     * reads (walking one column down all rows was 3 s at 32768 x 3072). */
     #pragma omp parallel for schedule(static)
-    for (int j = 0; j < C; j++) {
-        double a = 0;
-        for (int n = 0; n < N; n++) a += (double)X[(int64_t)n * C + j] * X[(int64_t)n * C + j];
-        sq[j] += a;
+    for (int j0 = 0; j0 < C; j0 += 64) {
+        int j1 = j0 + 64 < C ? j0 + 64 : C;
+        double a[64] = { 0 };
+        for (int n = 0; n < N; n++) {
+            const float *x = X + (int64_t)n * C;
+            for (int j = j0; j < j1; j++) a[j - j0] += (double)x[j] * x[j];
+        }
+        for (int j = j0; j < j1; j++) sq[j] += a[j - j0];
     }
     if (s->kind == FL_STATS_GRAM) fl_gemm(1, 0, C, C, N, 1.0f, X, C, X, C, 1.0f, s->gram, C);
     s->nsamples += N;

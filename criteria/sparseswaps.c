@@ -19,33 +19,41 @@
  *  - N:M: only pairs inside a group of M, all of them: O(d (M-N) N / M)
  *    per swap, plus the O(d) update.
  *  - row / matrix patterns: all pairs would be O(k (d-k)) per swap (2.4M
- *    for d = 3072 at 50%). Instead, a candidate search first takes the
- *    K = 64 kept weights with the smallest a_p and the K pruned weights with
- *    the smallest b_u and evaluates those K^2 pairs exactly: O(d + K^2).
- *    Only when that finds no improving pair does an exact search run over
- *    all pairs, pruned by the bound |G_pu| <= sqrt(G_pp G_uu) (G is PSD):
- *    delta(p, .) >= a_p + min_u b_u - 2 |w_p| sqrt(G_pp) max_u |w_u| sqrt(G_uu),
- *    visiting kept p in increasing order of that bound and stopping once it
- *    cannot beat the best pair found; worst case O(k (d-k)). So a swap costs
- *    O(d + K^2) and every row that stops before its budget ends with one exact
- *    search that certifies it 1-swap optimal.
+ *    for d = 3072 at 50%), and G (37 MB at d = 3072) does not fit in cache.
+ *    A candidate search first takes the K = 32 kept weights with the
+ *    smallest a_p and the K pruned weights with the smallest b_u and finds
+ *    the best partner of each among ALL weights of the other kind: one
+ *    contiguous row of G each (G_pu = G_up), a float SIMD pass and, near the
+ *    best, an exact double pass. That is O(K d) per swap with streaming
+ *    memory access, and covers every pair with p or u among the candidates.
+ *    Only when it finds no improving pair does an exact search run over all
+ *    pairs, pruned by a bound from |G_pu| <= sqrt(G_pp G_uu) (G is PSD):
+ *    min_u delta(p, u) >= a_p + min_u (b_u - 2 s_u s_p), s = |w| sqrt(diag G),
+ *    a lower envelope of lines evaluated at s_p; kept p are visited in
+ *    increasing bound until the bound cannot beat the best pair found;
+ *    worst case O(k d). So a swap costs O(K d + d), and every row that stops
+ *    before its budget ends with one exact search certifying it 1-swap
+ *    optimal (the swap applied is the best among the candidates' pairs, and
+ *    the exact best when the candidates have none).
  *  - matrix pattern: the warm start's per-row kept counts are kept.
  * One GEMM (rows x d x d) gives c for all rows at the start; rows then run
  * in parallel (OpenMP), each with O(d) workspace. Results do not depend on
- * the thread count. */
+ * the thread count. G is used as symmetric: X^T X from sgemm may differ from
+ * its transpose in the last bits, which only perturbs errors at ~1e-7. */
 #include "criterion.h"
 #include "swaps_fw.h"
 #include "model/alloc.h"
 #include "model/err.h"
 #include "model/gemm.h"
 #include <math.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define SWAPS_DEFAULT_WARM "wanda"
 #define SWAPS_DEFAULT_BUDGET 100
-#define SWAPS_CAND 64
+#define SWAPS_CAND 32
 
 /* ---- shared helpers ------------------------------------------------------ */
 
@@ -107,48 +115,115 @@ static int kv_cmp(const void *x, const void *y) {
 /* ---- one row ------------------------------------------------------------- */
 
 size_t fl_swaps_work_bytes(int d) {
-    return (size_t)d * (3 * sizeof(double) + 2 * sizeof(fl_kv)) + 64;
+    return (size_t)d * (3 * sizeof(double) + 3 * sizeof(float) + 2 * sizeof(fl_kv) + 2 * sizeof(double)) + 256;
 }
 
-/* Exact best swap over all pairs of the row (branch and bound, see the top). */
-static double exact_best(const float *w, const float *G, const float *sg, int d, const uint8_t *mask,
-                         const double *a, const double *b, fl_kv *kv, double best, int *bp, int *bu) {
-    double bmin = INFINITY, smax = 0;
-    for (int u = 0; u < d; u++)
-        if (!mask[u]) {
-            if (b[u] < bmin) bmin = b[u];
-            double s = fabs((double)w[u]) * sg[u];
-            if (s > smax) smax = s;
-        }
-    int n = 0;
-    for (int p = 0; p < d; p++)
-        if (mask[p]) {
-            double cs = 2.0 * fabs((double)w[p]) * sg[p] * smax;
-            double lb = a[p] + bmin - cs * (1.0 + 1e-5);   /* slack for float G */
-            if (lb < best) kv[n++] = (fl_kv){ -lb, p };
-        }
-    qsort(kv, (size_t)n, sizeof *kv, kv_cmp);        /* increasing bound */
+/* Lower envelope of the lines y = q + k x (for the bound in exact_best). */
+typedef struct { double k, q; } line_t;
+static int line_cmp(const void *x, const void *y) {   /* slope descending, then intercept ascending */
+    const line_t *a = x, *b = y;
+    if (a->k != b->k) return a->k > b->k ? -1 : 1;
+    return (a->q > b->q) - (a->q < b->q);
+}
+static int hull_build(line_t *l, int n) {
+    qsort(l, (size_t)n, sizeof *l, line_cmp);
+    int h = 0;
     for (int i = 0; i < n; i++) {
-        if (-kv[i].v >= best) break;
-        int p = (int)kv[i].i;
-        const float *Gp = G + (int64_t)p * d;
-        const double cp = -2.0 * w[p];
-        double m = INFINITY;
-        int mu = -1;
-        for (int u = 0; u < d; u++) {
-            double v = b[u] + cp * w[u] * Gp[u];     /* b[u] = +inf for kept u */
-            if (v < m) { m = v; mu = u; }
+        if (h > 0 && l[h - 1].k == l[i].k) continue;   /* same slope: the first has the lower intercept */
+        while (h >= 2) {   /* drop the last line while it is nowhere strictly below the others */
+            const line_t *a = &l[h - 2], *b = &l[h - 1], *c = &l[i];
+            if ((c->q - a->q) * (a->k - b->k) <= (b->q - a->q) * (a->k - c->k)) h--;
+            else break;
         }
-        if (mu >= 0 && a[p] + m < best) { best = a[p] + m; *bp = p; *bu = mu; }
+        l[h++] = l[i];
+    }
+    return h;
+}
+static double hull_min(const line_t *l, int h, double x) {
+    int lo = 0, hi = h - 1;
+    while (lo < hi) {
+        int mid = (lo + hi) / 2;
+        if (l[mid].q + l[mid].k * x >= l[mid + 1].q + l[mid + 1].k * x) lo = mid + 1;
+        else hi = mid;
+    }
+    return l[lo].q + l[lo].k * x;
+}
+
+/* Per-swap view of a row: a_p (kept p), b_u (pruned u) in double, the same
+ * in float with +inf for the other role, and scales for float slack. */
+typedef struct {
+    const float *w, *G, *sgd;   /* sgd[j] = sqrt(G_jj) */
+    const uint8_t *mask;
+    const double *a, *b;
+    const float *af, *bf;
+    int d;
+    double aabs, babs, skmax, spmax;   /* max |a|, |b|, |w| sqrt(G_jj) over kept / pruned */
+} row_view;
+
+static inline int pair_better(double v, int p, int u, double best, int bp, int bu) {
+    return v < best || (v == best && bp >= 0 && (p < bp || (p == bp && u < bu)));
+}
+
+/* The best partner of index i (kept: over pruned u; pruned: over kept p),
+ * from row i of G, contiguous: a float SIMD pass for the minimum, then, if
+ * that comes within float rounding of the best so far, a double pass. */
+static double scan_partner(const row_view *rv, int i, double best, int *bp, int *bu) {
+    const int d = rv->d, kept = rv->mask[i];
+    const float *Gi = rv->G + (int64_t)i * d, *x = kept ? rv->bf : rv->af, *w = rv->w;
+    const double ai = kept ? rv->a[i] : rv->b[i], *xd = kept ? rv->b : rv->a;
+    const float cf = (float)(-2.0 * w[i]);
+    float mf = INFINITY;
+    #pragma omp simd reduction(min : mf)
+    for (int j = 0; j < d; j++) {
+        float v = x[j] + cf * w[j] * Gi[j];      /* x[j] = +inf for j of i's own role */
+        mf = v < mf ? v : mf;
+    }
+    const double slack = 1e-5 * (fabs(ai) + (kept ? rv->babs : rv->aabs) +
+                                 2.0 * fabs((double)w[i]) * rv->sgd[i] * (kept ? rv->spmax : rv->skmax)) + 1e-300;
+    if (!(ai + mf < best + slack)) return best;
+    const double ci = -2.0 * w[i];
+    for (int j = 0; j < d; j++) {
+        if (rv->mask[j] == kept) continue;
+        double v = ai + xd[j] + ci * w[j] * Gi[j];
+        int p = kept ? i : j, u = kept ? j : i;
+        if (pair_better(v, p, u, best, *bp, *bu)) { best = v; *bp = p; *bu = u; }
     }
     return best;
 }
 
-int fl_swaps_row(const float *w, const float *G, const float *sg, int d, uint8_t *mask,
+/* Exact best swap over all pairs of the row (branch and bound).
+ * delta(p, u) = a_p + b_u - 2 w_p w_u G_pu >= a_p + b_u - 2 s_p s_u with
+ * s = |w| sqrt(diag G) (|G_pu| <= sqrt(G_pp G_uu), G PSD), so
+ * min_u delta(p, u) >= a_p + h(s_p), h(x) = min_u (b_u - 2 s_u x), the lower
+ * envelope of one line per pruned u (built in O(d log d), queried in
+ * O(log d)). Kept p are visited in increasing bound, each with scan_partner. */
+static double exact_best(const row_view *rv, fl_kv *kv, line_t *hull, double best, int *bp, int *bu) {
+    const int d = rv->d;
+    int nl = 0;
+    for (int u = 0; u < d; u++)
+        if (!rv->mask[u]) hull[nl++] = (line_t){ -2.0 * fabs((double)rv->w[u]) * rv->sgd[u], rv->b[u] };
+    if (!nl) return best;
+    const int h = hull_build(hull, nl);
+    int n = 0;
+    for (int p = 0; p < d; p++)
+        if (rv->mask[p]) {
+            double sp = fabs((double)rv->w[p]) * rv->sgd[p];
+            double lb = rv->a[p] + hull_min(hull, h, sp * (1.0 + 1e-5));   /* slack for float G */
+            if (lb < best) kv[n++] = (fl_kv){ -lb, p };
+        }
+    qsort(kv, (size_t)n, sizeof *kv, kv_cmp);        /* increasing bound */
+    for (int i = 0; i < n && -kv[i].v < best; i++) best = scan_partner(rv, (int)kv[i].i, best, bp, bu);
+    return best;
+}
+
+int fl_swaps_row(const float *w, const float *G, const float *gd, int d, uint8_t *mask,
                  const float *c0, const fl_swaps_opts *o, double err[2], double *trace, int trace_cap,
                  int *optimal, void *work) {
     double *c = work, *a = c + d, *b = a + d;
-    fl_kv *kv1 = (fl_kv *)(b + d), *kv2 = kv1 + d;
+    float *af = (float *)(b + d), *bf = af + d, *sgd = bf + d;
+    fl_kv *kv1 = (fl_kv *)(((uintptr_t)(sgd + d) + 15) & ~(uintptr_t)15), *kv2 = kv1 + d;
+    line_t *hull = (line_t *)(kv2 + d);
+    const int K = o->cand < 0 ? 0 : o->cand;
     if (c0)
         for (int j = 0; j < d; j++) c[j] = c0[j];
     else
@@ -160,8 +235,10 @@ int fl_swaps_row(const float *w, const float *G, const float *sg, int d, uint8_t
             c[j] = s;
         }
     double E = 0;
-    for (int j = 0; j < d; j++)
+    for (int j = 0; j < d; j++) {
         if (!mask[j]) E += (double)w[j] * c[j];
+        sgd[j] = gd[j] > 0 ? sqrtf(gd[j]) : 0.0f;
+    }
     if (trace && trace_cap > 0) trace[0] = E;
     if (err) err[0] = err[1] = E;
     if (optimal) *optimal = 1;
@@ -169,12 +246,23 @@ int fl_swaps_row(const float *w, const float *G, const float *sg, int d, uint8_t
     const double tol = 1e-10 * E;     /* a swap must lower E by more than this */
     const int limit = o->budget > 0 ? o->budget : 100 * d;
     const int M = o->group;
+    row_view rv = { .w = w, .G = G, .sgd = sgd, .mask = mask, .a = a, .b = b, .af = af, .bf = bf, .d = d };
     int nsw = 0;
     while (nsw < limit) {
+        rv.aabs = rv.babs = rv.skmax = rv.spmax = 0;
         for (int j = 0; j < d; j++) {
-            double wj = w[j], g = wj * (double)G[(int64_t)j * d + j];
-            if (mask[j]) { a[j] = 2.0 * wj * c[j] + wj * g; b[j] = INFINITY; }
-            else { b[j] = wj * g - 2.0 * wj * c[j]; a[j] = INFINITY; }
+            const double wj = w[j], g = wj * (double)gd[j], sj = fabs(wj) * sgd[j];
+            if (mask[j]) {
+                a[j] = 2.0 * wj * c[j] + wj * g; b[j] = INFINITY;
+                af[j] = (float)a[j]; bf[j] = INFINITY;
+                if (fabs(a[j]) > rv.aabs) rv.aabs = fabs(a[j]);
+                if (sj > rv.skmax) rv.skmax = sj;
+            } else {
+                b[j] = wj * g - 2.0 * wj * c[j]; a[j] = INFINITY;
+                bf[j] = (float)b[j]; af[j] = INFINITY;
+                if (fabs(b[j]) > rv.babs) rv.babs = fabs(b[j]);
+                if (sj > rv.spmax) rv.spmax = sj;
+            }
         }
         double best = -tol;
         int bp = -1, bu = -1;
@@ -186,32 +274,23 @@ int fl_swaps_row(const float *w, const float *G, const float *sg, int d, uint8_t
                     for (int u = g0; u < g0 + M; u++) {
                         if (mask[u]) continue;
                         double v = a[p] + b[u] - 2.0 * w[p] * w[u] * Gp[u];
-                        if (v < best) { best = v; bp = p; bu = u; }
+                        if (pair_better(v, p, u, best, bp, bu)) { best = v; bp = p; bu = u; }
                     }
                 }
         } else {
-            if (o->cand > 0) {
+            if (K > 0) {   /* candidates: all partners of the K cheapest p and the K best u */
                 int nk = 0, np = 0;
                 for (int j = 0; j < d; j++) {
                     if (mask[j]) kv1[nk++] = (fl_kv){ -a[j], j };
                     else kv2[np++] = (fl_kv){ -b[j], j };
                 }
-                int K1 = nk < o->cand ? nk : o->cand, K2 = np < o->cand ? np : o->cand;
+                const int K1 = nk < K ? nk : K, K2 = np < K ? np : K;
                 fl_kv_top(kv1, nk, K1);
                 fl_kv_top(kv2, np, K2);
-                for (int i = 0; i < K1; i++) {
-                    int p = (int)kv1[i].i;
-                    const float *Gp = G + (int64_t)p * d;
-                    for (int j = 0; j < K2; j++) {
-                        int u = (int)kv2[j].i;
-                        double v = a[p] + b[u] - 2.0 * w[p] * w[u] * Gp[u];
-                        if (v < best || (v == best && bp >= 0 && (p < bp || (p == bp && u < bu)))) {
-                            best = v; bp = p; bu = u;
-                        }
-                    }
-                }
+                for (int t = 0; t < K1; t++) best = scan_partner(&rv, (int)kv1[t].i, best, &bp, &bu);
+                for (int t = 0; t < K2; t++) best = scan_partner(&rv, (int)kv2[t].i, best, &bp, &bu);
             }
-            if (bp < 0) best = exact_best(w, G, sg, d, mask, a, b, kv1, best, &bp, &bu);
+            if (bp < 0) best = exact_best(&rv, kv1, hull, best, &bp, &bu);
         }
         if (bp < 0) break;            /* 1-swap optimal */
         /* apply: prune bp, restore bu */
@@ -303,6 +382,7 @@ static int swaps_prune(fl_prune_job *j) {
     wj.arg = NULL;
     wj.W = tmp;
     wj.verbose = 0;
+    double t0 = omp_get_wtime();
     if (fl_criterion_run(warm, &wj) != 0) {
         char msg[1024];
         snprintf(msg, sizeof msg, "%s", fl_errmsg());
@@ -312,18 +392,17 @@ static int swaps_prune(fl_prune_job *j) {
     /* c = G r for every row: one GEMM, R = W o (1 - mask) */
     for (int64_t i = 0; i < n; i++) tmp[i] = j->mask[i] ? 0.0f : j->W[i];
     float *Cm = fl_allocf((size_t)n);
+    double t1 = omp_get_wtime();
     fl_gemm(0, 0, R, D, D, 1.0f, tmp, D, G, D, 0.0f, Cm, D);
     fl_free(tmp);
-    float *sg = fl_allocf((size_t)D);
-    for (int i = 0; i < D; i++) {
-        float g = G[(int64_t)i * D + i];
-        sg[i] = g > 0 ? sqrtf(g) : 0.0f;
-    }
+    float *gd = fl_allocf((size_t)D);
+    for (int i = 0; i < D; i++) gd[i] = G[(int64_t)i * D + i];
     fl_swaps_opts o = { .budget = sa.budget, .cand = SWAPS_CAND,
                         .group = j->pat.kind == FL_PAT_NM ? j->pat.m : 0 };
     double e0 = 0, e1 = 0;
     long long tot = 0;
     int nopt = 0, maxsw = 0;
+    double t2 = omp_get_wtime();
     #pragma omp parallel reduction(+ : e0, e1, tot, nopt) reduction(max : maxsw)
     {
         void *work = fl_alloc(fl_swaps_work_bytes(D));
@@ -331,7 +410,7 @@ static int swaps_prune(fl_prune_job *j) {
         for (int r = 0; r < R; r++) {
             int opt = 0;
             double er[2];
-            int s = fl_swaps_row(j->W + (int64_t)r * D, G, sg, D, j->mask + (int64_t)r * D,
+            int s = fl_swaps_row(j->W + (int64_t)r * D, G, gd, D, j->mask + (int64_t)r * D,
                                  Cm + (int64_t)r * D, &o, er, NULL, 0, &opt, work);
             e0 += er[0];
             e1 += er[1];
@@ -343,9 +422,10 @@ static int swaps_prune(fl_prune_job *j) {
     }
     if (j->verbose)
         fprintf(stderr, "sparseswaps(%s, budget %d): %dx%d, %.1f swaps/row (max %d), %d/%d rows 1-swap optimal, "
-                "error %.6g -> %.6g (%.1f%% lower)\n", sa.warm, sa.budget, R, D, (double)tot / R, maxsw, nopt, R,
-                e0, e1, e0 > 0 ? 100.0 * (1.0 - e1 / e0) : 0.0);
-    fl_free(sg);
+                "error %.6g -> %.6g (%.1f%% lower); seconds: warm start %.2f, G r %.2f, swaps %.2f\n", sa.warm,
+                sa.budget, R, D, (double)tot / R, maxsw, nopt, R, e0, e1, e0 > 0 ? 100.0 * (1.0 - e1 / e0) : 0.0,
+                t1 - t0, t2 - t1, omp_get_wtime() - t2);
+    fl_free(gd);
     fl_free(Cm);
     return 0;
 }

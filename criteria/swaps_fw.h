@@ -30,9 +30,10 @@ void fl_kv_top(fl_kv *a, int64_t n, int64_t k);
 
 typedef struct {
     int budget;   /* most swaps applied to the row; 0 = no limit (until 1-swap optimal) */
-    int cand;     /* K > 0: first look for the best swap among the K cheapest kept weights to
-                     prune x the K best pruned weights to restore (O(d + K^2)); only when that
-                     finds nothing, search all pairs exactly. 0: exact search every swap. */
+    int cand;     /* K > 0: first look for the best swap among the pairs whose p is one of the K
+                     cheapest kept weights to prune (smallest a_p) or whose u is one of the K best
+                     pruned weights to restore (smallest b_u), O(K d); only when that finds
+                     nothing, search all pairs exactly. 0: exact search every swap. */
     int group;    /* 0: any kept/pruned pair of the row; M > 0: pairs inside one group of M
                      consecutive columns only (N:M patterns; always searched exactly). */
 } fl_swaps_opts;
@@ -43,14 +44,14 @@ size_t fl_swaps_work_bytes(int d);
 /* Refines one row's mask in place by best-improvement 1-swaps (prune one kept
  * weight, restore one pruned weight; the kept count and every group's count
  * stay as they are). c0 = G r for the starting mask (float, e.g. from one
- * GEMM over all rows) or NULL to compute it here in double; sqrt_gdiag[j] =
- * sqrt(G_jj). err (if not NULL) gets E at the start and at the end (as
+ * GEMM over all rows) or NULL to compute it here in double; gdiag[j] = G_jj
+ * (a copy: the diagonal of a large G is one cache miss per entry). err (if not NULL) gets E at the start and at the end (as
  * tracked through the swaps, from c). If trace is not
  * NULL, trace[0] = E at the start and trace[i] = E after swap i, for
  * i < trace_cap. *optimal (if not NULL) is set to 1 when the search ended
  * because no 1-swap improves E, 0 when the budget ran out. Returns the number
  * of swaps applied. work: fl_swaps_work_bytes(d) bytes, 16-byte aligned. */
-int fl_swaps_row(const float *w, const float *G, const float *sqrt_gdiag, int d, uint8_t *mask,
+int fl_swaps_row(const float *w, const float *G, const float *gdiag, int d, uint8_t *mask,
                  const float *c0, const fl_swaps_opts *o, double err[2], double *trace,
                  int trace_cap, int *optimal, void *work);
 

@@ -24,6 +24,6 @@ static int wanda_prune(fl_prune_job *j) {
 }
 
 const fl_criterion fl_crit_wanda = {
-    .name = "wanda", .desc = "Wanda: prune the smallest |W_ij| * ||X_j||_2 (activation norms)",
+    .name = "wanda", .desc = "Wanda: prune the smallest |W_ij| * ||X_j||_2",
     .stats = FL_STATS_NORMS, .prune = wanda_prune,
 };
