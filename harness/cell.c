@@ -397,6 +397,16 @@ int fl_cell_run(const fl_cell_cfg *c, fl_cell_result *r) {
         double tr = now_s();
         rc = fl_retrain(&m, w.rarg, cal.tokens, nwin, T, &w.ro, new_report(&w));
         r->secs_recover += now_s() - tr;
+        if (rc == 0) {   /* retrain:lora merges dense updates: report the sparsity actually saved */
+            int64_t z = 0, n = 0;
+            for (int l = 0; l < L; l++) {
+                fl_param *lw[7];
+                int k = fl_layer_linears(&m, l, lw, NULL, NULL);
+                for (int j = 0; j < k; j++)
+                    for (int64_t q = 0; q < lw[j]->n; q++) { z += lw[j]->w[q] == 0.0f; n++; }
+            }
+            w.pruned = z; w.weights = n;
+        }
     }
     fl_calib_free(&cal);
     if (w.dense) { fl_model_free(w.dense); free(w.dense); }
@@ -462,7 +472,7 @@ int fl_cell_run(const fl_cell_cfg *c, fl_cell_result *r) {
     cJSON_AddNumberToObject(cell, "calib_samples", c->calib_samples);
     cJSON_AddNumberToObject(cell, "seqlen", T);
     cJSON_AddNumberToObject(cell, "seed", (double)c->seed);
-    if (w.rec->recover) {
+    if (w.rec->recover || w.rec->gran == FL_GRAN_RETRAIN) {
         cJSON_AddStringToObject(cell, "propagation", fl_prop_name(w.prop));
         cJSON_AddStringToObject(cell, "loss", fl_loss_name(w.ro.loss));
         cJSON_AddStringToObject(cell, "trainable", w.ro.bias_norm_only ? "bias-norm" : "all");

@@ -46,7 +46,7 @@ static const fl_reconstructor rc_blocks = {
 };
 
 static const fl_reconstructor rc_retrain = {
-    .name = "retrain", .desc = "retrain:full|bias-norm: prune everything, then train the whole model (cross-entropy)",
+    .name = "retrain", .desc = "retrain:full|bias-norm|lora|masklora[:rank=R,alpha=A]: prune everything, then train the whole model (cross-entropy)",
     .gran = FL_GRAN_RETRAIN, .check_arg = fl_retrain_check_arg, .blocks_per_unit = one_block,
 };
 
@@ -71,7 +71,7 @@ int fl_recon_find(const char *spec, const fl_reconstructor **out, const char **a
         strncat(names, i ? ", " : "", sizeof names - strlen(names) - 1);
         strncat(names, FL_RECONSTRUCTORS[i]->name, sizeof names - strlen(names) - 1);
     }
-    return fl_err("unknown reconstructor '%.*s' (valid: %s; blocks:K, blocks:all, retrain:full, retrain:bias-norm)", (int)len, spec, names);
+    return fl_err("unknown reconstructor '%.*s' (valid: %s; blocks:K, blocks:all, retrain:full, retrain:bias-norm, retrain:lora, retrain:masklora)", (int)len, spec, names);
 }
 
 int fl_prop_parse(const char *s, fl_prop *out) {

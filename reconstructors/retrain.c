@@ -2,9 +2,10 @@
  * sparse stream, as with `none`), then the whole model is trained with
  * next-token cross-entropy on the calibration windows: all parameters
  * (retrain:full) or biases and norms only (retrain:bias-norm). Pruned
- * weights stay exactly zero (masks). LoRA and MaskLoRA are not implemented
- * yet: they are refused with a clear error. */
+ * weights stay exactly zero (masks). retrain:lora and retrain:masklora
+ * train low-rank adapters instead (reconstructors/lora.c). */
 #include "recon.h"
+#include "lora.h"
 #include "model/adamw.h"
 #include "model/alloc.h"
 #include "model/err.h"
@@ -23,9 +24,10 @@ static double now_s(void) {
 
 int fl_retrain_check_arg(const char *arg) {
     if (!arg || !strcmp(arg, "full") || !strcmp(arg, "bias-norm")) return 0;
-    if (!strcmp(arg, "lora") || !strcmp(arg, "masklora"))
-        return fl_err("retrain:%s is not implemented yet (valid now: retrain:full, retrain:bias-norm)", arg);
-    return fl_err("retrain:%s: unknown mode (valid: full, bias-norm; lora and masklora are planned)", arg);
+    int lo = fl_lora_parse_arg(arg, NULL, NULL, NULL);   /* lora, masklora[:rank=R,alpha=A] */
+    if (lo != 0) return lo < 0 ? -1 : 0;
+    return fl_err("retrain:%s: unknown mode (valid: full, bias-norm, lora, masklora; "
+                  "lora and masklora take :rank=R,alpha=A, default 8 and 16)", arg);
 }
 
 static double mean_ce(fl_model *m, const int32_t *tok, int32_t *tg, int nwin, int T, int batch) {
@@ -43,6 +45,14 @@ static double mean_ce(fl_model *m, const int32_t *tok, int32_t *tg, int nwin, in
 
 int fl_retrain(fl_model *m, const char *arg, const int32_t *tok, int nwin, int T, const fl_recon_opts *o,
                fl_unit_report *rep) {
+    int lora_masked, lora_rank;
+    float lora_alpha;
+    int lo = fl_lora_parse_arg(arg, &lora_masked, &lora_rank, &lora_alpha);
+    if (lo < 0) return -1;
+    if (lo > 0) {
+        if (o->bias_norm_only) return fl_err("--trainable bias-norm does not apply to retrain:%s", arg);
+        return fl_retrain_lora(m, lora_masked, lora_rank, lora_alpha, tok, nwin, T, o, rep);
+    }
     const int bias_norm = (arg && !strcmp(arg, "bias-norm")) || o->bias_norm_only;
     const int batch = o->batch > 0 ? (o->batch < nwin ? o->batch : nwin) : 1, accum = o->grad_accum > 0 ? o->grad_accum : 1;
     const int epochs = o->epochs > 0 ? o->epochs : 1, per_epoch = (nwin + batch - 1) / batch;
