@@ -329,6 +329,8 @@ int fl_cell_run(const fl_cell_cfg *c, fl_cell_result *r) {
     if (c->trainable && strcmp(c->trainable, "all") && strcmp(c->trainable, "bias-norm"))
         return fl_err("unknown --trainable '%s' (valid: all, bias-norm)", c->trainable);
     if (c->calib_samples < 1) return fl_err("--calib-samples must be at least 1");
+    if (c->distill && w.rec->gran != FL_GRAN_RETRAIN)
+        return fl_err("--distill applies to the retraining baselines only (retrain:full, retrain:bias-norm)");
     const int batch = c->batch > 0 ? c->batch : 8;
     double t0 = now_s();
     fl_flops_reset();
@@ -395,7 +397,13 @@ int fl_cell_run(const fl_cell_cfg *c, fl_cell_result *r) {
         fl_free(X); X = NULL;
         fl_mem_phase("recovery");
         double tr = now_s();
+        fl_model teacher;
+        if (c->distill) {
+            if (fl_model_load(&teacher, c->model_dir) != 0) { fl_calib_free(&cal); fl_model_free(&m); return -1; }
+            w.ro.teacher = &teacher;
+        }
         rc = fl_retrain(&m, w.rarg, cal.tokens, nwin, T, &w.ro, new_report(&w));
+        if (c->distill) { fl_model_free(&teacher); w.ro.teacher = NULL; }
         r->secs_recover += now_s() - tr;
         if (rc == 0) {   /* retrain:lora merges dense updates: report the sparsity actually saved */
             int64_t z = 0, n = 0;
@@ -481,6 +489,7 @@ int fl_cell_run(const fl_cell_cfg *c, fl_cell_result *r) {
         cJSON_AddNumberToObject(cell, "batch_size", w.ro.batch);
         cJSON_AddNumberToObject(cell, "grad_accum", w.ro.grad_accum > 0 ? w.ro.grad_accum : 1);
         cJSON_AddNumberToObject(cell, "weight_decay", w.ro.weight_decay);
+        if (w.rec->gran == FL_GRAN_RETRAIN) cJSON_AddBoolToObject(cell, "distill", c->distill);
     }
     cJSON_AddNumberToObject(j, "sparsity", r->sparsity);
     cJSON *lins = cJSON_AddArrayToObject(j, "linears");

@@ -36,6 +36,7 @@ static const char *PRUNE_HELP =
     "  --batch-size B    windows per step (default 2)\n"
     "  --grad-accum K    micro-batches per optimiser step (default 1)\n"
     "  --weight-decay W  (default 0)\n"
+    "  --distill         retraining: KL to the dense model's next-token distribution\n"
     "  --calib FILE.bin  calibration token file (one document)\n"
     "  --calib-split S   calibration split (default sotu-train), tokenized with DIR's tokenizer\n"
     "  --calib-samples N windows (default 128)\n"
@@ -58,6 +59,7 @@ int fl_cmd_prune(int argc, char **argv) {
         { "trainable", required_argument, 0, 't' }, { "lr", required_argument, 0, 'l' },
         { "epochs", required_argument, 0, 'x' }, { "batch-size", required_argument, 0, 'b' },
         { "grad-accum", required_argument, 0, 'g' }, { "weight-decay", required_argument, 0, 'w' },
+        { "distill", no_argument, 0, 'D' },
         FL_COMMON_OPTS, { 0, 0, 0, 0 } };
     fl_cell_cfg c = { .calib_samples = 128, .reconstruct = "none", .pattern = "row" };
     const char *cache_opt = NULL;
@@ -88,6 +90,7 @@ int fl_cmd_prune(int argc, char **argv) {
         case 'x': c.epochs = fl_cli_int("prune", "--epochs", optarg, 1); break;
         case 'b': c.recon_batch = fl_cli_int("prune", "--batch-size", optarg, 1); break;
         case 'g': c.grad_accum = fl_cli_int("prune", "--grad-accum", optarg, 1); break;
+        case 'D': c.distill = 1; break;
         case 'w': c.weight_decay = (float)fl_cli_float("prune", "--weight-decay", optarg); break;
         case 'h': fputs(PRUNE_HELP, stdout); return 0;
         default: if (!fl_cli_common_opt(opt, "prune")) return fl_cli_usage("prune", "unknown option");

@@ -271,6 +271,7 @@ struct fl_acts {
     sub_acts *sub;       /* s1 - s0 entries */
     sub_acts hd;         /* head: x, mean, rstd, xn; logits in h */
     int32_t *tokens, *targets;
+    const float *soft;   /* borrowed from the caller, see fl_fwd.soft */
     int64_t n_targets;
 };
 
@@ -484,12 +485,15 @@ int fl_forward(fl_model *m, fl_range r, fl_fwd *a, fl_acts *acts) {
         norm_fwd(m, h->xn, h->mean, h->rstd, h->x, m->final_norm_w, m->final_norm_b, N);
         double sum = 0;
         int64_t cnt = 0;
-        if (acts || a->logits) {
-            float *lg = a->logits ? a->logits : NULL;
+        if (acts || a->logits || a->soft) {
+            float *lg = a->logits, *own = NULL;
             if (acts) { h->h = fl_allocf((size_t)N * V); lg = h->h; }
+            else if (!lg) lg = own = fl_allocf((size_t)N * V);
             head_logits(m, h->xn, lg, 0, N);
-            sum = fl_crossentropy_forward(a->nll, lg, a->targets, N, V, &cnt);
+            sum = a->soft ? fl_softce_forward(lg, a->soft, a->targets, N, V, &cnt)
+                          : fl_crossentropy_forward(a->nll, lg, a->targets, N, V, &cnt);
             if (acts && a->logits) memcpy(a->logits, lg, sizeof(float) * N * V);
+            fl_free(own);
         } else {
             /* Inference: logits a chunk of rows at a time, never [N, V]. */
             const int CH = 256;
@@ -509,6 +513,7 @@ int fl_forward(fl_model *m, fl_range r, fl_fwd *a, fl_acts *acts) {
             acts->targets = fl_alloc(sizeof(int32_t) * N);
             memcpy(acts->targets, a->targets, sizeof(int32_t) * N);
             acts->n_targets = cnt;
+            acts->soft = a->soft;
         } else { fl_free(h->mean); fl_free(h->rstd); fl_free(h->xn); }
     } else if (a->x_out) memcpy(a->x_out, cur, sizeof(float) * N * d);
     fl_free(cur);
@@ -550,7 +555,8 @@ int fl_backward(fl_model *m, fl_range r, fl_acts *acts, const float *dx_out, flo
         sub_acts *h = &acts->hd;
         float scale = acts->n_targets ? 1.0f / (float)acts->n_targets : 0.0f;
         float *dlog = h->h;  /* the logits become their own gradient */
-        fl_crossentropy_backward(dlog, h->h, acts->targets, N, V, scale);
+        if (acts->soft) fl_softce_backward(dlog, h->h, acts->soft, acts->targets, N, V, scale);
+        else fl_crossentropy_backward(dlog, h->h, acts->targets, N, V, scale);
         float *dxn = fl_allocf((size_t)N * d);
         fl_gemm(0, 0, N, d, V, 1.0f, dlog, V, m->head->w, d, 0.0f, dxn, d);
         if (param_trainable(m->head)) fl_gemm(1, 0, V, d, N, 1.0f, dlog, V, h->xn, d, 1.0f, m->head->g, d);

@@ -138,6 +138,9 @@ typedef struct {
     float *x_out;            /* [B*T*d] when !r.head (may be NULL) */
     const int32_t *targets;  /* [B*T] when r.head; < 0 means not counted */
     float *logits;           /* optional copy [B*T*V] when r.head */
+    const float *soft;       /* optional teacher probabilities [B*T*V]: the loss becomes
+                                cross-entropy to them (distillation); must stay alive
+                                until the backward */
     float *nll;              /* optional per-position NLL [B*T] when r.head */
     int pos0;                /* position of the first token of each row (usually 0) */
     fl_hook hook;            /* optional */

@@ -393,6 +393,34 @@ void fl_crossentropy_backward(float *dlogits, const float *logits, const int32_t
     }
 }
 
+double fl_softce_forward(const float *logits, const float *p, const int32_t *targets, int N, int V, int64_t *count) {
+    double sum = 0;
+    int64_t cnt = 0;
+    #pragma omp parallel for schedule(static) reduction(+ : sum, cnt)
+    for (int n = 0; n < N; n++) {
+        if (targets[n] < 0) continue;
+        const float *l = logits + (int64_t)n * V, *q = p + (int64_t)n * V;
+        double lse = row_lse(l, V), v = 0;
+        for (int j = 0; j < V; j++) v += (double)q[j] * (lse - l[j]);
+        sum += v;
+        cnt++;
+    }
+    if (count) *count = cnt;
+    return sum;
+}
+
+void fl_softce_backward(float *dlogits, const float *logits, const float *p, const int32_t *targets,
+                        int N, int V, float scale) {
+    #pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++) {
+        const float *l = logits + (int64_t)n * V, *q = p + (int64_t)n * V;
+        float *d = dlogits + (int64_t)n * V;
+        if (targets[n] < 0) { memset(d, 0, sizeof(float) * V); continue; }
+        float lse = (float)row_lse(l, V);
+        for (int j = 0; j < V; j++) d[j] = (expf(l[j] - lse) - q[j]) * scale;
+    }
+}
+
 void fl_add(float *out, const float *a, const float *b, int64_t n) {
     #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < n; i++) out[i] = a[i] + b[i];

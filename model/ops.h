@@ -65,6 +65,15 @@ double fl_crossentropy_forward(float *nll, const float *logits, const int32_t *t
 void fl_crossentropy_backward(float *dlogits, const float *logits, const int32_t *targets,
                               int N, int V, float scale);
 
+/* Cross-entropy to soft targets p[N,V] (a teacher's probabilities), over
+ * the rows whose hard target is >= 0: sum_j p_j (lse - l_j) per row, which
+ * is KL(p || softmax(l)) plus the teacher's entropy (a constant). */
+double fl_softce_forward(const float *logits, const float *p, const int32_t *targets, int N, int V, int64_t *count);
+/* dlogits = (softmax(l) - p) * scale for counted rows, 0 elsewhere;
+ * overwrites, may alias logits. */
+void fl_softce_backward(float *dlogits, const float *logits, const float *p, const int32_t *targets,
+                        int N, int V, float scale);
+
 void fl_add(float *out, const float *a, const float *b, int64_t n);      /* out = a + b */
 void fl_accum(float *out, const float *a, int64_t n);                    /* out += a */
 

@@ -42,6 +42,8 @@ typedef struct {
     uint64_t seed;
     int progress;
     float ls_damp;        /* matrix-ls: dampening, fraction of mean diag (default 0.01) */
+    fl_model *teacher;    /* retraining with --distill: the dense model, whose
+                             next-token distribution replaces the hard targets */
 } fl_recon_opts;
 
 typedef struct {

@@ -50,6 +50,7 @@ int fl_retrain(fl_model *m, const char *arg, const int32_t *tok, int nwin, int T
     int lo = fl_lora_parse_arg(arg, &lora_masked, &lora_rank, &lora_alpha);
     if (lo < 0) return -1;
     if (lo > 0) {
+        if (o->teacher) return fl_err("--distill is not available with retrain:%s (use retrain:full or retrain:bias-norm)", arg);
         if (o->bias_norm_only) return fl_err("--trainable bias-norm does not apply to retrain:%s", arg);
         return fl_retrain_lora(m, lora_masked, lora_rank, lora_alpha, tok, nwin, T, o, rep);
     }
@@ -58,7 +59,7 @@ int fl_retrain(fl_model *m, const char *arg, const int32_t *tok, int nwin, int T
     const int epochs = o->epochs > 0 ? o->epochs : 1, per_epoch = (nwin + batch - 1) / batch;
     const int micro = per_epoch * epochs, steps = (micro + accum - 1) / accum;
     double t0 = now_s();
-    snprintf(rep->name, sizeof rep->name, "model (retrain:%s)", bias_norm ? "bias-norm" : "full");
+    snprintf(rep->name, sizeof rep->name, "model (retrain:%s%s)", bias_norm ? "bias-norm" : "full", o->teacher ? ", distilled" : "");
     /* targets: the next token inside each window; the last has none */
     int32_t *tg = malloc(sizeof(int32_t) * (size_t)nwin * T);
     for (int w = 0; w < nwin; w++)
@@ -81,6 +82,8 @@ int fl_retrain(fl_model *m, const char *arg, const int32_t *tok, int nwin, int T
     if (fl_adamw_init(&opt, m, &oc) != 0) { free(tg); return -1; }
     fl_acts *acts = fl_acts_new();
     int32_t *tb = malloc(sizeof(int32_t) * (size_t)batch * T), *gb = malloc(sizeof(int32_t) * (size_t)batch * T);
+    /* distillation: the teacher's probabilities for the batch [B*T, V] */
+    float *soft = o->teacher ? fl_allocf((size_t)batch * T * m->cfg.vocab) : NULL;
     int *perm = malloc(sizeof(int) * nwin);
     for (int i = 0; i < nwin; i++) perm[i] = i;
     uint64_t rs = o->seed * 0x9E3779B97F4A7C15ull + 5;
@@ -97,7 +100,20 @@ int fl_retrain(fl_model *m, const char *arg, const int32_t *tok, int nwin, int T
                 memcpy(tb + (int64_t)b * T, tok + (int64_t)perm[w0 + b] * T, sizeof(int32_t) * T);
                 memcpy(gb + (int64_t)b * T, tg + (int64_t)perm[w0 + b] * T, sizeof(int32_t) * T);
             }
-            fl_fwd a = { .B = B, .T = T, .tokens = tb, .targets = gb };
+            if (soft) {
+                const int V = m->cfg.vocab;
+                fl_fwd ta = { .B = B, .T = T, .tokens = tb, .targets = gb, .logits = soft };
+                if ((rc = fl_forward(o->teacher, fl_range_whole(o->teacher), &ta, NULL)) != 0) break;
+                #pragma omp parallel for schedule(static)
+                for (int64_t n = 0; n < (int64_t)B * T; n++) {   /* softmax in place */
+                    float *row = soft + n * V, mx = row[0];
+                    for (int j = 1; j < V; j++) mx = row[j] > mx ? row[j] : mx;
+                    double z = 0;
+                    for (int j = 0; j < V; j++) { row[j] = expf(row[j] - mx); z += row[j]; }
+                    for (int j = 0; j < V; j++) row[j] = (float)(row[j] / z);
+                }
+            }
+            fl_fwd a = { .B = B, .T = T, .tokens = tb, .targets = gb, .soft = soft };
             if ((rc = fl_forward(m, fl_range_whole(m), &a, acts)) != 0) break;
             if (!isfinite(a.loss)) {
                 rep->diverged = 1;
@@ -118,6 +134,7 @@ int fl_retrain(fl_model *m, const char *arg, const int32_t *tok, int nwin, int T
     rep->steps = opt.t;
     fl_acts_free(acts);
     free(tb); free(gb); free(perm);
+    fl_free(soft);
     fl_adamw_free(&opt);
     rep->working_bytes = fl_mem_peak() - live0 + sizeof(float) * (size_t)fl_model_num_params(m);
     rep->peak_bytes = fl_mem_peak();

@@ -238,6 +238,37 @@ static void test_crossentropy(void **s) {
     fl_free(c.l); fl_free(d);
 }
 
+typedef struct { int N, V; float *l, *p; int32_t *t; } sce_ctx;
+static double sce_loss(void *q) {
+    sce_ctx *c = q;
+    int64_t k;
+    return fl_softce_forward(c->l, c->p, c->t, c->N, c->V, &k) / (double)k;
+}
+static void test_soft_crossentropy(void **s) {
+    (void)s;
+    int32_t t[4] = { 0, -1, 0, 0 };
+    sce_ctx c = { .N = 4, .V = 7, .t = t };
+    c.l = fl_allocf(28); c.p = fl_allocf(28);
+    tu_fill(c.l, 28, 3, 22);
+    tu_fill(c.p, 28, 1, 23);
+    for (int n = 0; n < 4; n++) {   /* rows of p: probability distributions */
+        double z = 0;
+        for (int j = 0; j < 7; j++) { c.p[n * 7 + j] = expf(c.p[n * 7 + j]); z += c.p[n * 7 + j]; }
+        for (int j = 0; j < 7; j++) c.p[n * 7 + j] /= (float)z;
+    }
+    float *d = fl_allocf(28);
+    fl_softce_backward(d, c.l, c.p, t, 4, 7, 1.0f / 3);
+    assert_true(fd_check(sce_loss, &c, c.l, d, 28, 1e-2f) < TOL);
+    /* with one-hot p it equals the hard cross-entropy */
+    memset(c.p, 0, sizeof(float) * 28);
+    int32_t h[4] = { 2, -1, 5, 1 };
+    for (int n = 0; n < 4; n++) if (h[n] >= 0) c.p[n * 7 + h[n]] = 1.0f;
+    int64_t k1, k2;
+    double a = fl_softce_forward(c.l, c.p, h, 4, 7, &k1), b = fl_crossentropy_forward(NULL, c.l, h, 4, 7, &k2);
+    assert_true(fabs(a - b) < 1e-5 * fabs(b) && k1 == k2);
+    fl_free(c.l); fl_free(c.p); fl_free(d);
+}
+
 /* The checker itself must reject a wrong gradient: flip one sign. */
 static void test_fd_catches_wrong_gradient(void **s) {
     (void)s;
@@ -382,7 +413,7 @@ int main(void) {
         cmocka_unit_test(test_layernorm), cmocka_unit_test(test_rmsnorm), cmocka_unit_test(test_matmul),
         cmocka_unit_test(test_gelu), cmocka_unit_test(test_relu), cmocka_unit_test(test_swiglu),
         cmocka_unit_test(test_rope), cmocka_unit_test(test_attention_mha), cmocka_unit_test(test_attention_gqa),
-        cmocka_unit_test(test_attention_long), cmocka_unit_test(test_embed), cmocka_unit_test(test_crossentropy),
+        cmocka_unit_test(test_attention_long), cmocka_unit_test(test_embed), cmocka_unit_test(test_crossentropy), cmocka_unit_test(test_soft_crossentropy),
         cmocka_unit_test(test_model_gpt2), cmocka_unit_test(test_model_opt), cmocka_unit_test(test_model_llama),
         cmocka_unit_test(test_model_qwen2), cmocka_unit_test(test_frozen_subset),
     };
