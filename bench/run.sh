@@ -9,23 +9,34 @@
 #   BENCH_BACKENDS   GEMM backends to run (default "openblas onednn")
 #   BENCH_SECONDS    timed seconds per speed case and side (default 4)
 #   BENCH_QUICK=1    a fast smoke run (1 s, 3 reps); figures are rougher
+#   BENCH_OTHER_TIMEOUT  seconds allowed to each other benchmark (default 900)
+#   BENCH_FULL=1     run bench_criteria in full (else with --quick: it takes
+#                    over 5 minutes in full on 2 cores)
 #
 # Stages: (1) GEMM peak and linear-layer GEMM shapes per backend
 # (bench_gemm), (2) forward+backward speed per case, freelunch (bench_speed,
 # every backend) and PyTorch (bench/torch_bench.py, Debian's
 # /usr/bin/python3) back to back for each case, each PyTorch case in a fresh
-# process, (3) peak tracked memory of one block (bench_mem), (4) summary.
+# process, (3) peak tracked memory of one block (bench_mem), (4) every other
+# $BUILD/bench/bench_* binary (other modules' benchmarks: tokenizer,
+# criteria, ...) with its own defaults, (5) summary: every ratio against its
+# target. Another benchmark's "RESULT ... ratio=R ... target=T" lines are
+# summarised generically (ratio >= target passes).
 BUILD=${BUILD:-build}
 B=$BUILD/bench
 PY=/usr/bin/python3
 HERE=$(dirname "$0")
 CASES="llama-small-block llama-small-model gpt2-small-block gpt2-small-model gpt2-124m-block"
 
+# Settings of our own benchmarks; passed to them alone, so the other
+# benchmarks keep their own defaults unless the caller set these.
 if [ "${BENCH_QUICK:-0}" = 1 ]; then
-  BENCH_SECONDS=${BENCH_SECONDS:-1}; BENCH_MIN_REPS=${BENCH_MIN_REPS:-3}; BENCH_MAX_REPS=${BENCH_MAX_REPS:-5}
+  S=${BENCH_SECONDS:-1}; RMIN=${BENCH_MIN_REPS:-3}; RMAX=${BENCH_MAX_REPS:-5}
+  BENCH_SECONDS=$S; export BENCH_SECONDS   # the other benchmarks shorten too
+else
+  S=${BENCH_SECONDS:-4}; RMIN=${BENCH_MIN_REPS:-5}; RMAX=${BENCH_MAX_REPS:-15}
 fi
-BENCH_SECONDS=${BENCH_SECONDS:-4}; BENCH_MIN_REPS=${BENCH_MIN_REPS:-5}; BENCH_MAX_REPS=${BENCH_MAX_REPS:-15}
-export BENCH_SECONDS BENCH_MIN_REPS BENCH_MAX_REPS
+OWN="BENCH_SECONDS=$S BENCH_MIN_REPS=$RMIN BENCH_MAX_REPS=$RMAX"
 [ -n "${BENCH_THREADS:-}" ] && export BENCH_THREADS
 [ -n "${BENCH_BACKENDS:-}" ] && export BENCH_BACKENDS
 
@@ -73,10 +84,10 @@ run() {   # run <label> <command...>: output to the terminal and the log
 echo "== machine"
 model=$(awk -F': *' '/^model name/{print $2; exit}' /proc/cpuinfo)
 echo "cpu: $model; $NCPU logical CPUs; load average $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "settings: BENCH_SECONDS=$BENCH_SECONDS reps $BENCH_MIN_REPS..$BENCH_MAX_REPS, median of reps after 2 warm-up steps"
+echo "settings: about $S s timed per case and side, $RMIN..$RMAX reps, median of reps after 2 warm-up steps"
 
 echo "== 1. GEMM: sgemm peak and linear-layer shapes, per backend (GFLOP/s)"
-mark; run bench_gemm "$B/bench_gemm"; load_report gemm
+mark; run bench_gemm env $OWN "$B/bench_gemm"; load_report gemm
 NT=$(awk '/^THREADS /{print $2; exit}' "$log")
 [ -n "$NT" ] || NT=1
 
@@ -89,14 +100,33 @@ fi
 echo "== 2. forward+backward speed, freelunch vs PyTorch, $NT threads each"
 mark
 for c in $CASES; do
-  run "bench_speed $c" "$B/bench_speed" "$c"
+  run "bench_speed $c" env $OWN "$B/bench_speed" "$c"
   [ $have_torch = 1 ] && run "torch_bench $c" "$PY" "$HERE/torch_bench.py" --threads "$NT" \
-      --seconds "$BENCH_SECONDS" --min-reps "$BENCH_MIN_REPS" --max-reps "$BENCH_MAX_REPS" "$c"
+      --seconds "$S" --min-reps "$RMIN" --max-reps "$RMAX" "$c"
 done
 load_report speed
 
 echo "== 3. peak tracked memory of one block's forward+backward (+ grads, AdamW moments)"
-mark; run bench_mem "$B/bench_mem"; load_report mem
+mark; run bench_mem env $OWN "$B/bench_mem"; load_report mem
+
+others=""
+for b in "$B"/bench_*; do
+  n=$(basename "$b")
+  case $n in bench_gemm|bench_speed|bench_mem|*.*) continue ;; esac
+  [ -f "$b" ] && [ -x "$b" ] && others="$others $n"
+done
+if [ -n "$others" ]; then
+  echo "== 4. other benchmarks:$others"
+  mark
+  for n in $others; do
+    echo "-- $n"
+    args=""
+    [ $n = bench_criteria ] && [ "${BENCH_FULL:-0}" != 1 ] && args=--quick
+    # a hung benchmark (say, a network fetch) must not hang make bench
+    run "$n" timeout "${BENCH_OTHER_TIMEOUT:-900}" "$B/$n" $args
+  done
+  load_report others
+fi
 
 t_end=$(date +%s)
 echo
@@ -113,6 +143,12 @@ function verdict(x, t) { return x >= t ? "PASS" : "BELOW-TARGET" }
 /^RESULT gemm /  { kv(); gm[$3 " " $4 " " $5] = V["gflops"]; if (!($4 in seen)) { seen[$4] = 1; shapes[++ns] = $4 } }
 /^RESULT mem /   { kv(); mem[++nm] = $3; mm[$3] = V["measured"]; ma[$3] = V["analytic"]; mr[$3] = V["ratio"] }
 /^LOAD /         { kv(); load[$2] = V["foreign"] }
+/^RESULT / && $2 !~ /^(speed|torch|peak|gemm|mem)$/ && / ratio=/ {
+  kv(); lab = ""
+  for (i = 2; i <= NF && index($i, "=") == 0; i++) lab = lab (lab == "" ? "" : " ") $i
+  ol[++no] = lab; orat[no] = V["ratio"]
+  otgt[no] = ("target" in V) ? V["target"] : ($2 == "sparsegpt-torch" ? 1 : "")   # bench_criteria.c: target >= 1x
+}
 END {
   nb = split(backends, be, /[ ,]+/)
   nc = split("llama-small-block llama-small-model gpt2-small-block gpt2-small-model gpt2-124m-block", cs, " ")
@@ -162,9 +198,17 @@ END {
            "1+-10%", (r >= 0.9 && r <= 1.1) ? "PASS" : "BELOW-TARGET"
   }
   printf "\n"
+  if (no > 0) {
+    printf "%-58s %9s %9s  %s\n", "other benchmarks (their ratio=, > 1: freelunch faster)", "ratio", "target", "verdict"
+    for (i = 1; i <= no; i++)
+      printf "%-58s %9s %9s  %s\n", ol[i], sprintf("%.2fx", orat[i]), otgt[i] == "" ? "none" : sprintf(">=%gx", otgt[i]),
+             otgt[i] == "" ? "-" : verdict(orat[i] + 0, otgt[i] + 0)
+    printf "\n"
+  }
   worst = 0
   for (s in load) if (load[s] + 0 > worst) worst = load[s] + 0
   printf "other processes used, of the whole machine: gemm %s%%, speed %s%%, mem %s%%", load["gemm"], load["speed"], load["mem"]
+  if ("others" in load) printf ", other benchmarks %s%%", load["others"]
   if (worst > 10) printf "  -- WARNING: the machine was busy; speed figures are unreliable, rerun when idle"
   printf "\n"
 }' "$log"

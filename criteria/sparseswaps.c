@@ -432,6 +432,6 @@ static int swaps_prune(fl_prune_job *j) {
 
 const fl_criterion fl_crit_sparseswaps = {
     .name = "sparseswaps",
-    .desc = "SparseSwaps: refine a warm-start mask (default wanda) by error-lowering 1-swaps per row (Gram matrix)",
+    .desc = "SparseSwaps[:WARM[:BUDGET]]: refine WARM's mask (wanda) by error-lowering 1-swaps, BUDGET per row (100)",
     .stats = FL_STATS_GRAM, .stats_for = swaps_stats_for, .check_arg = swaps_check_arg, .prune = swaps_prune,
 };
