@@ -1,0 +1,30 @@
+#!/bin/sh
+# pretrain: SIGKILL mid-run, resume, and get exactly the model of an
+# uninterrupted run (same seed, same threads). Prints TAP-style lines.
+BUILD=${BUILD:-build}
+FL="$BUILD/freelunch"
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+n=0; bad=0
+ok() { n=$((n + 1)); echo "ok $n - $1"; }
+notok() { n=$((n + 1)); echo "not ok $n - $1"; bad=1; }
+
+"$FL" pretrain --preset micro --steps 120 --threads 2 --out "$T/a" >"$T/a.log" 2>&1 && ok "uninterrupted micro run" || { notok "uninterrupted micro run: $(tail -1 "$T/a.log")"; exit 1; }
+grep -q '"unigram_val_ppl"' "$T/a/freelunch.json" && ok "freelunch.json records the unigram baseline" || notok "no unigram baseline"
+[ ! -e "$T/a/ckpt" ] && ok "checkpoints removed after a finished run" || notok "ckpt left behind"
+
+# the second run reuses the tokenizer and token files, so it starts at once
+mkdir -p "$T/b" && cp -r "$T/a/vocab.json" "$T/a/merges.txt" "$T/a/data" "$T/b/"
+"$FL" pretrain --preset micro --steps 120 --threads 2 --out "$T/b" >"$T/b.log" 2>&1 &
+pid=$!
+i=0
+while [ ! -e "$T/b/ckpt/state.json" ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i + 1)); done
+kill -9 $pid 2>/dev/null; wait $pid 2>/dev/null
+if [ -e "$T/b/freelunch.json" ]; then notok "the run finished before it could be killed"; exit 1; fi
+[ -e "$T/b/ckpt/state.json" ] && ok "killed after checkpoint $(cat "$T/b/ckpt/state.json" | tr -d '\n ')" || { notok "no checkpoint written"; exit 1; }
+"$FL" pretrain --preset micro --steps 120 --threads 2 --out "$T/b" --resume >"$T/r.log" 2>&1 && ok "resumed run finished" || notok "resume failed: $(tail -1 "$T/r.log")"
+grep -q "resumed from" "$T/r.log" && ok "it resumed rather than restarted" || notok "did not resume"
+cmp -s "$T/a/model.safetensors" "$T/b/model.safetensors" && ok "resumed model is bit-identical to the uninterrupted one" || notok "resumed model differs"
+"$FL" pretrain --preset micro --out "$T/a" >"$T/c.log" 2>&1 && grep -q "already holds" "$T/c.log" && ok "a finished model is reused" || notok "finished model not reused"
+echo "# $n checks"
+exit $bad
