@@ -24,10 +24,12 @@
  * between iterations (at the relaxed optimum every fractional entry has the
  * same gradient), so an iteration costs about one GEMM, 2 rows d^2 flops:
  * ITERS x 14.5 GFLOP for a 768 x 3072 layer. The row and N:M budgets are
- * products over rows, so each row gets its own exact step (rows run in
- * blocks of 256: O(256 d) memory); the matrix budget couples rows, so there
- * the oracle is a top-K over the whole matrix and one step size serves all
- * rows (O(rows d) doubles of state). c starts from one GEMM.
+ * products over rows, so each row gets its own exact step; blocks of 64
+ * rows run in parallel, each on one thread with its own single-threaded
+ * GEMMs (no barrier per iteration; O(64 d) memory per block). The matrix
+ * budget couples rows, so there the oracle is a top-K over the whole matrix,
+ * one step size serves all rows, and the threads share each iteration
+ * (O(rows d) doubles of state). c starts from one GEMM.
  *
  * ALPHA (default 0, in [0, 1)): the fraction of the warm start's kept weights
  * fixed to 1 (in each row / group / the matrix, floor(ALPHA k) of them) and
@@ -160,20 +162,20 @@ static void lmo_scope(const float *w, const double *c, const uint8_t *fix, int n
 
 /* ---- Frank-Wolfe on a block of rows ------------------------------------- */
 
-#define FW_BLOCK_ROWS 256   /* rows per block for the row and N:M patterns */
-#define FW_PAR_MIN 65536    /* fewer weights in a block: no OpenMP inside the iterations */
+#define FW_BLOCK_ROWS 64    /* rows per block for the row and N:M patterns */
+#define FW_PAR_MIN 65536    /* matrix pattern: fewer weights than this, no threads */
+#define FW_GEMM_MIN (1 << 22)   /* fewer flops for G v: a plain double loop instead of a GEMM */
 
 /* Runs Frank-Wolfe on the B rows of W [B, D] (mask, Cm, sal, rtr, rgap start
  * at the block's first row) and rounds their masks. M: scope width for the
  * row (M = D) and N:M patterns; global: the matrix pattern, one oracle and one
  * step size over the whole block (then B = all rows). rtr [B, T+1] gets each
  * row's objective r^T G r per iteration, rgap [B, T] its share of the gap. */
-static void fw_block(const float *W, int B, int D, const float *G, const float *sal, int M, int global,
+static void fw_block(const float *W, int B, int D, const float *G, const float *sal, int M, int global, int par,
                      uint8_t *mask, const float *Cm, const fl_fw_opts *o, double *rtr, double *rgap,
                      long long *nrows_gemm, long long *naxpy) {
     const int T = o->iters, ng = D / M;
     const int64_t n = (int64_t)B * D;
-    const int par = n >= FW_PAR_MIN;   /* small blocks: threads cost more than they save */
     double *m = fl_alloc(sizeof(double) * n), *c = fl_alloc(sizeof(double) * n), *gv = fl_alloc(sizeof(double) * n);
     uint8_t *s = fl_alloc((size_t)n), *sn = fl_alloc((size_t)n), *fix = fl_alloc((size_t)n);
     float *Vf = fl_allocf((size_t)n), *GVf = fl_allocf((size_t)n);
@@ -255,6 +257,7 @@ static void fw_block(const float *W, int B, int D, const float *G, const float *
         int nl = 0;
         for (int r = 0; r < B; r++)
             if (big[r]) list[nl++] = r;
+        #pragma omp atomic
         *nrows_gemm += nl;
         if (nl) {
             #pragma omp parallel for schedule(static) if (par)
@@ -265,9 +268,9 @@ static void fw_block(const float *W, int B, int D, const float *G, const float *
                     Vf[(int64_t)i * D + j] = sn[o0 + j] ? 0.0f : W[o0 + j];
                 }
             }
-            if (par) {
+            if ((double)nl * D * D >= FW_GEMM_MIN) {   /* one thread when called from a parallel region */
                 fl_gemm(0, 0, nl, D, D, 1.0f, Vf, D, G, D, 0.0f, GVf, D);
-                #pragma omp parallel for schedule(static)
+                #pragma omp parallel for schedule(static) if (par)
                 for (int i = 0; i < nl; i++) {
                     const int64_t o0 = (int64_t)list[i] * D;
                     for (int j = 0; j < D; j++) gv[o0 + j] = GVf[(int64_t)i * D + j];
@@ -376,14 +379,17 @@ int fl_sparsefw_run(const float *W, int rows, int cols, const float *G, const fl
     double *rtr = fl_alloc(sizeof(double) * (size_t)R * (T + 1)), *rgap = fl_alloc(sizeof(double) * ((size_t)R * T + 1));
     long long ngemm = 0, naxpy = 0;
     double t0 = omp_get_wtime();
-    if (pat->kind == FL_PAT_MATRIX) fw_block(W, R, D, G, sal, D, 1, mask, Cm, o, rtr, rgap, &ngemm, &naxpy);
-    else
+    if (pat->kind == FL_PAT_MATRIX)
+        fw_block(W, R, D, G, sal, D, 1, n >= FW_PAR_MIN, mask, Cm, o, rtr, rgap, &ngemm, &naxpy);
+    else {   /* blocks of rows in parallel, each block on one thread: no barrier per iteration */
+        #pragma omp parallel for schedule(dynamic, 1)
         for (int r0 = 0; r0 < R; r0 += FW_BLOCK_ROWS) {
             const int B = R - r0 < FW_BLOCK_ROWS ? R - r0 : FW_BLOCK_ROWS;
             const int64_t o0 = (int64_t)r0 * D;
-            fw_block(W + o0, B, D, G, sal + o0, pat->kind == FL_PAT_NM ? pat->m : D, 0, mask + o0, Cm + o0, o,
+            fw_block(W + o0, B, D, G, sal + o0, pat->kind == FL_PAT_NM ? pat->m : D, 0, 0, mask + o0, Cm + o0, o,
                      rtr + (int64_t)r0 * (T + 1), rgap + (int64_t)r0 * T, &ngemm, &naxpy);
         }
+    }
     for (int t = 0; t <= T; t++) {
         double sm = 0, g = 0;
         for (int r = 0; r < R; r++) {

@@ -20,7 +20,7 @@
  *    per swap, plus the O(d) update.
  *  - row / matrix patterns: all pairs would be O(k (d-k)) per swap (2.4M
  *    for d = 3072 at 50%), and G (37 MB at d = 3072) does not fit in cache.
- *    A candidate search first takes the K = 32 kept weights with the
+ *    A candidate search first takes the K = 64 kept weights with the
  *    smallest a_p and the K pruned weights with the smallest b_u and finds
  *    the best partner of each among ALL weights of the other kind: one
  *    contiguous row of G each (G_pu = G_up), a float SIMD pass and, near the
@@ -53,7 +53,7 @@
 
 #define SWAPS_DEFAULT_WARM "wanda"
 #define SWAPS_DEFAULT_BUDGET 100
-#define SWAPS_CAND 32
+#define SWAPS_CAND 64
 
 /* ---- shared helpers ------------------------------------------------------ */
 

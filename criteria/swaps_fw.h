@@ -45,10 +45,10 @@ size_t fl_swaps_work_bytes(int d);
  * weight, restore one pruned weight; the kept count and every group's count
  * stay as they are). c0 = G r for the starting mask (float, e.g. from one
  * GEMM over all rows) or NULL to compute it here in double; gdiag[j] = G_jj
- * (a copy: the diagonal of a large G is one cache miss per entry). err (if not NULL) gets E at the start and at the end (as
- * tracked through the swaps, from c). If trace is not
- * NULL, trace[0] = E at the start and trace[i] = E after swap i, for
- * i < trace_cap. *optimal (if not NULL) is set to 1 when the search ended
+ * (a copy: the diagonal of a large G is one cache miss per entry). err (if
+ * not NULL) gets E at the start and at the end (tracked through the swaps,
+ * from c). If trace is not NULL, trace[0] = E at the start and trace[i] = E
+ * after swap i, for i < trace_cap. *optimal (if not NULL) is set to 1 when the search ended
  * because no 1-swap improves E, 0 when the budget ran out. Returns the number
  * of swaps applied. work: fl_swaps_work_bytes(d) bytes, 16-byte aligned. */
 int fl_swaps_row(const float *w, const float *G, const float *gdiag, int d, uint8_t *mask,

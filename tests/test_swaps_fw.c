@@ -20,13 +20,14 @@ static const char *warm_name(void) {
 }
 
 /* Correlated inputs: X = Z (I + U V^T) diag(scale), Z uniform, U V^T of rank
- * 4, per-feature scales spread over ~1.5 decades (outlier features as in
- * LLM activations). Returns stats with the Gram matrix. */
+ * 4 with columns about as large as the identity's, per-feature scales spread
+ * over ~1.5 decades (outlier features as in LLM activations). Returns stats
+ * with the Gram matrix. */
 static void make_stats(fl_stats *st, int D, int N, uint64_t seed) {
     float *Z = fl_allocf((size_t)N * D), *A = fl_allocf((size_t)D * D), *X = fl_allocf((size_t)N * D);
     float *U = fl_allocf((size_t)D * 4), *V = fl_allocf((size_t)D * 4), *sc = fl_allocf(D);
     tu_fill(Z, (size_t)N * D, 1.0f, seed);
-    tu_fill(U, (size_t)D * 4, 0.6f, seed + 1);
+    tu_fill(U, (size_t)D * 4, 3.0f / sqrtf((float)D), seed + 1);
     tu_fill(V, (size_t)D * 4, 0.6f, seed + 2);
     tu_fill(sc, D, 1.0f, seed + 3);
     fl_gemm(0, 1, D, D, 4, 1.0f, U, 4, V, 4, 0.0f, A, D);
