@@ -475,7 +475,6 @@ int fl_cell_run(const fl_cell_cfg *c, fl_cell_result *r) {
     cJSON_AddStringToObject(cell, "sparsity", c->sparsity);
     cJSON_AddStringToObject(cell, "pattern", pat.kind == FL_PAT_NM ? "nm" : pat.kind == FL_PAT_MATRIX ? "matrix" : "row");
     cJSON_AddStringToObject(cell, "reconstruct", c->reconstruct ? c->reconstruct : "none");
-    (void)pat;
     cJSON_AddStringToObject(cell, "calib", c->calib_file ? c->calib_file : c->calib_split ? c->calib_split : "sotu-train");
     cJSON_AddNumberToObject(cell, "calib_samples", c->calib_samples);
     cJSON_AddNumberToObject(cell, "seqlen", T);
