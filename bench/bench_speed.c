@@ -3,12 +3,14 @@
  *
  *   RESULT speed <backend> <case> tok_s=<tokens/s> ms=<median ms/step>
  *          gflop=<GEMM GFLOP per step> gflops=<achieved GFLOP/s>
+ *          tokens=<per step> times=<every timed step, ms, in run order>
  *
  * The same cases (names, shapes, work) are run on PyTorch by
  * bench/torch_bench.py; bench/run.sh pairs the lines up.
  *
  * A step is: zero the gradients, forward with the activations kept,
- * backward. Every parameter is trainable. Block cases feed a random
+ * backward. Every parameter is trainable (block cases: a one-block model
+ * with every parameter of the block trainable). Block cases feed a random
  * x [B,T,d] and a random dy [B,T,d] (the gradient w.r.t. the block output)
  * and do not ask for dx_in (PyTorch's x does not require grad either).
  * Model cases feed random tokens and targets through the embedding, all
@@ -98,11 +100,16 @@ static int run_step(runner *u) {
 static int bench_case(const bcase *k, const char *backend) {
     fl_config c;
     make_config(&c, k);
+    if (!k->whole) c.n_layer = 1;
     runner u;
     memset(&u, 0, sizeof u);
     if (fl_model_create(&u.m, &c) != 0) { fprintf(stderr, "bench_speed: %s\n", fl_errmsg()); return -1; }
     fl_model_init_random(&u.m, 1234);
-    fl_model_set_all_trainable(&u.m, 1);
+    /* Model cases: every parameter. Block cases: every parameter of the
+     * block, and only those (a one-block model), like PyTorch's lone Block
+     * module: zeroing the gradients then touches the same tensors. */
+    for (int i = 0; i < u.m.n_params; i++)
+        if (k->whole || u.m.params[i].layer == 0) fl_param_set_trainable(&u.m.params[i], 1);
     u.acts = fl_acts_new();
     const size_t N = (size_t)k->B * k->T;
     u.f.B = k->B; u.f.T = k->T;
@@ -135,10 +142,14 @@ static int bench_case(const bcase *k, const char *backend) {
         if (run_step(&u) != 0) goto fail;
         ts[i] = now() - a;
     }
+    char times[64 * 16] = "";
+    for (int i = 0, o = 0; i < reps; i++)
+        o += snprintf(times + o, sizeof times - o, "%s%.2f", i ? "," : "", 1e3 * ts[i]);
     qsort(ts, reps, sizeof ts[0], cmpd);
     double med = reps % 2 ? ts[reps / 2] : 0.5 * (ts[reps / 2 - 1] + ts[reps / 2]);
-    printf("RESULT speed %s %s tok_s=%.1f ms=%.2f min_ms=%.2f reps=%d gflop=%.3f gflops=%.1f\n",
-           backend, k->name, (double)N / med, 1e3 * med, 1e3 * ts[0], reps, flops * 1e-9, flops * 1e-9 / med);
+    printf("RESULT speed %s %s tok_s=%.1f ms=%.2f min_ms=%.2f reps=%d gflop=%.3f gflops=%.1f tokens=%zu times=%s\n",
+           backend, k->name, (double)N / med, 1e3 * med, 1e3 * ts[0], reps, flops * 1e-9, flops * 1e-9 / med, N,
+           times);
     fflush(stdout);
     fl_acts_free(u.acts);
     fl_free(u.x); fl_free(u.y); fl_free(u.dy); free(u.tok); free(u.tgt);

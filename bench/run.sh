@@ -7,8 +7,10 @@
 #   BUILD            where the bench binaries are (default build)
 #   BENCH_THREADS    threads for freelunch and PyTorch (default: physical cores)
 #   BENCH_BACKENDS   GEMM backends to run (default "openblas onednn")
-#   BENCH_SECONDS    timed seconds per speed case and side (default 4)
+#   BENCH_SECONDS    timed seconds per speed case and side (default 6)
+#   BENCH_ROUNDS     alternating freelunch/PyTorch rounds per case (default 2)
 #   BENCH_QUICK=1    a fast smoke run (1 s, 3 reps); figures are rougher
+#   BENCH_OTHERS=0   skip the other modules' benchmarks (stage 4)
 #   BENCH_OTHER_TIMEOUT  seconds allowed to each other benchmark (default 900)
 #   BENCH_FULL=1     run bench_criteria in full (else with --quick: it takes
 #                    over 5 minutes in full on 2 cores)
@@ -16,8 +18,8 @@
 # Stages: (1) GEMM peak and linear-layer GEMM shapes per backend
 # (bench_gemm), (2) forward+backward speed per case, freelunch (bench_speed,
 # every backend) and PyTorch (bench/torch_bench.py, Debian's
-# /usr/bin/python3) back to back for each case, each PyTorch case in a fresh
-# process, (3) peak tracked memory of one block (bench_mem), (4) every other
+# /usr/bin/python3) in alternating rounds for each case, each PyTorch run in
+# a fresh process, (3) peak tracked memory of one block (bench_mem), (4) every other
 # $BUILD/bench/bench_* binary (other modules' benchmarks: tokenizer,
 # criteria, ...) with its own defaults, (5) summary: every ratio against its
 # target. Another benchmark's "RESULT ... ratio=R ... target=T" lines are
@@ -34,8 +36,9 @@ if [ "${BENCH_QUICK:-0}" = 1 ]; then
   S=${BENCH_SECONDS:-1}; RMIN=${BENCH_MIN_REPS:-3}; RMAX=${BENCH_MAX_REPS:-5}
   BENCH_SECONDS=$S; export BENCH_SECONDS   # the other benchmarks shorten too
 else
-  S=${BENCH_SECONDS:-4}; RMIN=${BENCH_MIN_REPS:-5}; RMAX=${BENCH_MAX_REPS:-15}
+  S=${BENCH_SECONDS:-6}; RMIN=${BENCH_MIN_REPS:-5}; RMAX=${BENCH_MAX_REPS:-15}
 fi
+ROUNDS=${BENCH_ROUNDS:-2}
 OWN="BENCH_SECONDS=$S BENCH_MIN_REPS=$RMIN BENCH_MAX_REPS=$RMAX"
 [ -n "${BENCH_THREADS:-}" ] && export BENCH_THREADS
 [ -n "${BENCH_BACKENDS:-}" ] && export BENCH_BACKENDS
@@ -73,11 +76,11 @@ load_report() {
         printf "LOAD %s foreign=%.1f wall=%.1f\n", st, f, wall }' | tee -a "$log"
 }
 
-run() {   # run <label> <command...>: output to the terminal and the log
+run() {   # run <label> <command...>: output to the terminal (as it comes) and the log
   label=$1; shift
-  "$@" >"$tmp/out" 2>&1; rc=$?
-  cat "$tmp/out"; cat "$tmp/out" >>"$log"
-  [ $rc -ne 0 ] && { echo "bench: $label exited with status $rc"; failed="$failed $label"; }
+  { "$@" 2>&1; echo $? >"$tmp/rc"; } | tee "$tmp/out"
+  rc=$(cat "$tmp/rc"); cat "$tmp/out" >>"$log"
+  [ "$rc" -ne 0 ] && { echo "bench: $label exited with status $rc"; failed="$failed $label"; }
   return 0
 }
 
@@ -97,12 +100,22 @@ if ! "$PY" -c 'import torch' >/dev/null 2>&1; then
   echo "bench: $PY cannot import torch (apt-get install python3-torch); PyTorch ratios are skipped"
 fi
 
-echo "== 2. forward+backward speed, freelunch vs PyTorch, $NT threads each"
+echo "== 2. forward+backward speed, freelunch vs PyTorch, $NT threads each, $ROUNDS alternating rounds"
+# Each case alternates freelunch and PyTorch for ROUNDS rounds of S/ROUNDS
+# seconds, so a load that comes and goes (a shared machine) hits both
+# sides alike; the summary takes the median over every timed step of all
+# rounds (the times= field).
 mark
+RS=$(awk -v s="$S" -v r="$ROUNDS" 'BEGIN{ printf "%g", s / r }')
+RMIN_R=$(( (RMIN + ROUNDS - 1) / ROUNDS )); RMAX_R=$(( (RMAX + ROUNDS - 1) / ROUNDS ))
 for c in $CASES; do
-  run "bench_speed $c" env $OWN "$B/bench_speed" "$c"
-  [ $have_torch = 1 ] && run "torch_bench $c" "$PY" "$HERE/torch_bench.py" --threads "$NT" \
-      --seconds "$S" --min-reps "$RMIN" --max-reps "$RMAX" "$c"
+  r=1
+  while [ $r -le $ROUNDS ]; do
+    run "bench_speed $c" env BENCH_SECONDS=$RS BENCH_MIN_REPS=$RMIN_R BENCH_MAX_REPS=$RMAX_R "$B/bench_speed" "$c"
+    [ $have_torch = 1 ] && run "torch_bench $c" "$PY" "$HERE/torch_bench.py" --threads "$NT" \
+        --seconds "$RS" --min-reps "$RMIN_R" --max-reps "$RMAX_R" "$c"
+    r=$((r + 1))
+  done
 done
 load_report speed
 
@@ -110,10 +123,11 @@ echo "== 3. peak tracked memory of one block's forward+backward (+ grads, AdamW 
 mark; run bench_mem env $OWN "$B/bench_mem"; load_report mem
 
 others=""
-for b in "$B"/bench_*; do
+[ "${BENCH_OTHERS:-1}" = 0 ] || for b in "$B"/bench_*; do
   n=$(basename "$b")
   case $n in bench_gemm|bench_speed|bench_mem|*.*) continue ;; esac
-  [ -f "$b" ] && [ -x "$b" ] && others="$others $n"
+  # only binaries whose source is still in bench/ (no stale leftovers)
+  [ -f "$b" ] && [ -x "$b" ] && [ -f "$HERE/$n.c" ] && others="$others $n"
 done
 if [ -n "$others" ]; then
   echo "== 4. other benchmarks:$others"
@@ -137,8 +151,17 @@ function kv(s,   i, p) {   # fields key=value of the current line into V[]
   for (i = 1; i <= NF; i++) if ((p = index($i, "=")) > 0) V[substr($i, 1, p - 1)] = substr($i, p + 1)
 }
 function verdict(x, t) { return x >= t ? "PASS" : "BELOW-TARGET" }
-/^RESULT speed / { kv(); fl[$3 " " $4] = V["tok_s"]; gf[$3 " " $4] = V["gflops"] }
-/^RESULT torch / { kv(); pt[$3] = V["tok_s"] }
+function addtimes(key, list,   n, a, i) {   # append the ms of every step to T[key]
+  n = split(list, a, ",")
+  for (i = 1; i <= n; i++) T[key, ++TN[key]] = a[i] + 0
+}
+function median(key,   n, i, j, x, b) {     # median of T[key] (insertion sort; a few dozen values)
+  n = TN[key]; if (n == 0) return 0
+  for (i = 1; i <= n; i++) { x = T[key, i]; for (j = i - 1; j >= 1 && b[j] > x; j--) b[j + 1] = b[j]; b[j + 1] = x }
+  return n % 2 ? b[(n + 1) / 2] : 0.5 * (b[n / 2] + b[n / 2 + 1])
+}
+/^RESULT speed / { kv(); k = $3 " " $4; addtimes("fl " k, V["times"]); tokens[k] = V["tokens"]; gflop[k] = V["gflop"] }
+/^RESULT torch / { kv(); addtimes("pt " $3, V["times"]); ptok[$3] = V["tokens"] }
 /^RESULT peak /  { kv(); pk[$3 " " $4] = V["gflops"]; if (V["gflops"] + 0 > peak) { peak = V["gflops"] + 0; peakwho = $3 " " $4 } }
 /^RESULT gemm /  { kv(); gm[$3 " " $4 " " $5] = V["gflops"]; if (!($4 in seen)) { seen[$4] = 1; shapes[++ns] = $4 } }
 /^RESULT mem /   { kv(); mem[++nm] = $3; mm[$3] = V["measured"]; ma[$3] = V["analytic"]; mr[$3] = V["ratio"] }
@@ -150,20 +173,26 @@ function verdict(x, t) { return x >= t ? "PASS" : "BELOW-TARGET" }
   otgt[no] = ("target" in V) ? V["target"] : ($2 == "sparsegpt-torch" ? 1 : "")   # bench_criteria.c: target >= 1x
 }
 END {
+  for (k in tokens) { m = median("fl " k); if (m > 0) { fl[k] = sprintf("%.1f", tokens[k] / m * 1e3); gf[k] = sprintf("%.1f", gflop[k] / m * 1e3) } }
+  for (k in ptok) { m = median("pt " k); if (m > 0) pt[k] = sprintf("%.1f", ptok[k] / m * 1e3) }
   nb = split(backends, be, /[ ,]+/)
   nc = split("llama-small-block llama-small-model gpt2-small-block gpt2-small-model gpt2-124m-block", cs, " ")
-  fmt = "%-34s %-9s %12s %12s %9s %9s  %s\n"
-  printf fmt, "speed: fwd+bwd tokens/s", "backend", "freelunch", "pytorch", "fl/pt", "target", "verdict"
+  # ceiling: the fl/pt ratio freelunch would reach running every GEMM FLOP
+  # of the step (fl_flops) at the sgemm peak of this run and nothing else, i.e.
+  # peak / (GEMM FLOPs per step / PyTorch step time).
+  fmt = "%-34s %-9s %12s %12s %9s %9s %9s  %s\n"
+  printf fmt, "speed: fwd+bwd tokens/s", "backend", "freelunch", "pytorch", "fl/pt", "ceiling", "target", "verdict"
   for (i = 1; i <= nc; i++) for (j = 1; j <= nb; j++) {
     k = be[j] " " cs[i]
     if (!(k in fl)) continue
     tgt = cs[i] ~ /124m/ ? 1 : 2
     if (cs[i] in pt && pt[cs[i]] > 0) {
       r = fl[k] / pt[cs[i]]
-      printf fmt, cs[i], be[j], fl[k], pt[cs[i]], sprintf("%.2fx", r), sprintf(">=%dx", tgt), verdict(r, tgt)
-    } else printf fmt, cs[i], be[j], fl[k], "n/a", "n/a", sprintf(">=%dx", tgt), "NO-PYTORCH"
+      ceil_ = peak > 0 ? sprintf("%.2fx", peak / (gflop[k] * pt[cs[i]] / tokens[k])) : "n/a"
+      printf fmt, cs[i], be[j], fl[k], pt[cs[i]], sprintf("%.2fx", r), ceil_, sprintf(">=%dx", tgt), verdict(r, tgt)
+    } else printf fmt, cs[i], be[j], fl[k], "n/a", "n/a", "n/a", sprintf(">=%dx", tgt), "NO-PYTORCH"
   }
-  printf "\n"
+  printf "  ceiling = the fl/pt freelunch would reach doing only its GEMM FLOPs, all at the sgemm peak below\n\n"
   fmt2 = "%-34s %-9s %12s %12s %9s %9s  %s\n"
   printf fmt2, "GEMM efficiency", "backend", "GFLOP/s", "peak", "share", "target", "verdict"
   for (j = 1; j <= nb; j++) {

@@ -3,7 +3,8 @@
 Run by Debian's /usr/bin/python3 (python3-torch 1.13), fp32, on the CPU,
 with torch.set_num_threads(--threads). Prints one line per case:
 
-    RESULT torch <case> tok_s=<tokens/s> ms=<median ms/step> ...
+    RESULT torch <case> tok_s=<tokens/s> ms=<median ms/step> ... tokens=<per step>
+           times=<every timed step, ms, in run order>
 
 The same cases (names, shapes, work) as bench_speed.c's CASES. A step is:
 set every .grad to None (optimizer.zero_grad(set_to_none=True)), forward,
@@ -182,8 +183,9 @@ def bench(case, args):
         ts.append(time.perf_counter() - t0)
     med = statistics.median(ts)
     N = B * T
-    print(f"RESULT torch {name} tok_s={N / med:.1f} ms={1e3 * med:.2f} min_ms={1e3 * min(ts):.2f} reps={reps}",
-          flush=True)
+    times = ",".join(f"{1e3 * t:.2f}" for t in ts)
+    print(f"RESULT torch {name} tok_s={N / med:.1f} ms={1e3 * med:.2f} min_ms={1e3 * min(ts):.2f} reps={reps} "
+          f"tokens={N} times={times}", flush=True)
 
 
 def main():
