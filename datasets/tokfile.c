@@ -3,6 +3,7 @@
  * insist the file is exactly header + count tokens, as llm.c's loader does,
  * so a half-written or concatenated file is caught here, not in training. */
 #include "tokfile.h"
+#include "model/fileio.h"
 #include "model/err.h"
 #include <errno.h>
 #include <stdio.h>
@@ -112,14 +113,9 @@ int fl_tokfile_write(const char *path, const int32_t *tokens, int64_t n) {
     h[1] = elem == 2 ? VERSION16 : VERSION32;
     h[2] = (int32_t)n;
 
-    char *tmp = malloc(strlen(path) + 5);
-    sprintf(tmp, "%s.tmp", path);
-    FILE *fp = fopen(tmp, "wb");
-    if (!fp) {
-        int err = errno;
-        free(tmp);
-        return fl_err("%s: cannot create the temporary file: %s", path, strerror(err));
-    }
+    char *tmp;
+    FILE *fp = fl_tmp_open(path, &tmp);
+    if (!fp) return -1;
     int ok = fwrite(h, 4, HEADER_INTS, fp) == HEADER_INTS;
     uint8_t *buf = malloc((size_t)CHUNK * (size_t)elem);
     for (int64_t i0 = 0; ok && i0 < n; i0 += CHUNK) {
@@ -131,12 +127,5 @@ int fl_tokfile_write(const char *path, const int32_t *tokens, int64_t n) {
         ok = fwrite(buf, (size_t)elem, k, fp) == k;
     }
     free(buf);
-    if (ok && (fflush(fp) != 0 || fsync(fileno(fp)) != 0)) ok = 0;
-    int err = ok ? 0 : errno;
-    if (fclose(fp) != 0 && ok) { ok = 0; err = errno; }
-    if (ok && rename(tmp, path) != 0) { ok = 0; err = errno; }
-    if (!ok) unlink(tmp);
-    free(tmp);
-    if (!ok) return fl_err("%s: write failed: %s", path, strerror(err ? err : EIO));
-    return 0;
+    return fl_tmp_commit(fp, tmp, path, ok);
 }

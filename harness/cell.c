@@ -11,6 +11,7 @@
 #include "model/alloc.h"
 #include "model/checkpoint.h"
 #include "model/err.h"
+#include "model/fileio.h"
 #include "model/gemm.h"
 #include "model/model.h"
 #include <cjson/cJSON.h>
@@ -38,22 +39,6 @@ static size_t peak_rss_kb(void) {
 
 static int file_exists(const char *p) { struct stat st; return stat(p, &st) == 0 && S_ISREG(st.st_mode); }
 
-static int copy_file(const char *src, const char *dst) {
-    FILE *in = fopen(src, "rb");
-    if (!in) return fl_err("%s: cannot open", src);
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%.4000s.tmp", dst);
-    FILE *out = fopen(tmp, "wb");
-    if (!out) { fclose(in); return fl_err("%s: cannot write", tmp); }
-    char buf[1 << 16];
-    size_t n;
-    int ok = 1;
-    while ((n = fread(buf, 1, sizeof buf, in)) > 0) ok &= fwrite(buf, 1, n, out) == n;
-    fclose(in);
-    ok &= fclose(out) == 0;
-    if (!ok || rename(tmp, dst) != 0) return fl_err("%s: write failed", dst);
-    return 0;
-}
 
 /* ---- statistics and captures through forward hooks --------------------- */
 
@@ -434,7 +419,7 @@ int fl_cell_run(const fl_cell_cfg *c, fl_cell_result *r) {
         char src[4200], dst[4200];
         snprintf(src, sizeof src, "%.4000s/%s", c->model_dir, tokfiles[i]);
         snprintf(dst, sizeof dst, "%.4000s/%s", c->out_dir, tokfiles[i]);
-        if (file_exists(src) && copy_file(src, dst) != 0) { fl_model_free(&m); return -1; }
+        if (file_exists(src) && fl_copy_file_atomic(src, dst) != 0) { fl_model_free(&m); return -1; }
     }
 
     /* 6. evaluate */
@@ -531,15 +516,7 @@ int fl_cell_run(const fl_cell_cfg *c, fl_cell_result *r) {
     char *js = cJSON_Print(j);
     cJSON_Delete(j);
     snprintf(path, sizeof path, "%.4000s/freelunch.json", c->out_dir);
-    char tmp[4300];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "wb");
-    rc = f ? 0 : fl_err("%s: cannot write", tmp);
-    if (f) {
-        int ok = fputs(js, f) >= 0;
-        ok &= fclose(f) == 0;
-        if (!ok || rename(tmp, path) != 0) rc = fl_err("%s: write failed", path);
-    }
+    rc = fl_write_file_atomic(path, js, strlen(js));
     free(js);
     fl_model_free(&m);
     return rc;

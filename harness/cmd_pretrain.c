@@ -22,6 +22,7 @@
 #include "model/alloc.h"
 #include "model/checkpoint.h"
 #include "model/err.h"
+#include "model/fileio.h"
 #include "model/gemm.h"
 #include "model/safetensors.h"
 #include <cjson/cJSON.h>
@@ -64,17 +65,6 @@ static int mkdirs(const char *path) {
     return 0;
 }
 
-static int write_atomic(const char *path, const char *text) {
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "wb");
-    if (!f) return fl_err("%s: cannot write", tmp);
-    size_t n = strlen(text);
-    int ok = fwrite(text, 1, n, f) == n;
-    ok &= fclose(f) == 0;
-    if (!ok || rename(tmp, path) != 0) return fl_err("%s: write failed", path);
-    return 0;
-}
 
 static uint64_t splitmix64(uint64_t *s) {
     uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
@@ -188,7 +178,7 @@ static int save_ckpt(const char *dir, fl_model *m, fl_adamw *o, int step, double
     char js[256];
     snprintf(js, sizeof js, "{\"step\": %d, \"elapsed\": %.3f}\n", step, elapsed);
     pj(path, tmp, "state.json");
-    if (write_atomic(path, js) != 0) return -1;
+    if (fl_write_file_atomic(path, js, strlen(js)) != 0) return -1;
     /* swap: ckpt -> ckpt.old, ckpt.tmp -> ckpt, drop ckpt.old. A kill at any
      * point leaves ckpt or ckpt.old complete. */
     char cmd[2 * PATH_BUF];
@@ -380,7 +370,7 @@ int fl_cmd_pretrain(int argc, char **argv) {
     char *js = cJSON_Print(j);
     char path[4200];
     pj(path, out, "freelunch.json");
-    int rc = write_atomic(path, js);
+    int rc = fl_write_file_atomic(path, js, strlen(js));
     free(js);
     cJSON_Delete(j);
     if (rc != 0) return fl_cli_fail();

@@ -7,6 +7,7 @@
 #include "checkpoint.h"
 #include "alloc.h"
 #include "err.h"
+#include "fileio.h"
 #include "safetensors.h"
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -80,24 +81,12 @@ static cJSON *read_json(const char *path) {
 
 /* path.tmp, fsync, rename: a reader never sees half a file. */
 static int write_text_atomic(const char *path, const char *text) {
-    char *tmp = malloc(strlen(path) + 5);
-    sprintf(tmp, "%s.tmp", path);
-    FILE *fp = fopen(tmp, "wb");
-    if (!fp) {
-        int err = errno;
-        free(tmp);
-        return fl_err("%s: cannot create the temporary file: %s", path, strerror(err));
-    }
+    char *tmp;
+    FILE *fp = fl_tmp_open(path, &tmp);
+    if (!fp) return -1;
     size_t n = strlen(text);
     int ok = fwrite(text, 1, n, fp) == n && fputc('\n', fp) != EOF;
-    if (ok && (fflush(fp) != 0 || fsync(fileno(fp)) != 0)) ok = 0;
-    int err = ok ? 0 : errno;
-    if (fclose(fp) != 0 && ok) { ok = 0; err = errno; }
-    if (ok && rename(tmp, path) != 0) { ok = 0; err = errno; }
-    if (!ok) unlink(tmp);
-    free(tmp);
-    if (!ok) return fl_err("%s: write failed: %s", path, strerror(err ? err : EIO));
-    return 0;
+    return fl_tmp_commit(fp, tmp, path, ok);
 }
 
 static int mkdir_p(const char *dir) {

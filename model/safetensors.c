@@ -5,6 +5,7 @@
  * failure is one fl_err() line that starts with the file's path. */
 #include "safetensors.h"
 #include "err.h"
+#include "fileio.h"
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -323,14 +324,11 @@ int fl_st_write(const char *path, const fl_st_out *ts, int n) {
     uint8_t lenb[8];
     for (int i = 0; i < 8; i++) lenb[i] = (uint8_t)((uint64_t)padded >> (8 * i));
 
-    char *tmp = malloc(strlen(path) + 5);
-    sprintf(tmp, "%s.tmp", path);
-    FILE *fp = fopen(tmp, "wb");
+    char *tmp;
+    FILE *fp = fl_tmp_open(path, &tmp);
     if (!fp) {
-        int err = errno;
         free(json);
-        free(tmp);
-        return fl_err("%s: cannot create the temporary file: %s", path, strerror(err));
+        return -1;
     }
     int ok = fwrite(lenb, 1, 8, fp) == 8 && fwrite(json, 1, len, fp) == len;
     for (size_t i = len; ok && i < padded; i++) ok = fputc(' ', fp) != EOF;
@@ -340,12 +338,5 @@ int fl_st_write(const char *path, const fl_st_out *ts, int n) {
         for (int j = 0; j < ts[i].ndim; j++) numel *= (size_t)ts[i].shape[j];
         if (numel) ok = fwrite(ts[i].data, sizeof(float), numel, fp) == numel;   /* empty: data may be NULL */
     }
-    if (ok && (fflush(fp) != 0 || fsync(fileno(fp)) != 0)) ok = 0;
-    int err = ok ? 0 : errno;
-    if (fclose(fp) != 0 && ok) { ok = 0; err = errno; }
-    if (ok && rename(tmp, path) != 0) { ok = 0; err = errno; }
-    if (!ok) unlink(tmp);
-    free(tmp);
-    if (!ok) return fl_err("%s: write failed: %s", path, strerror(err ? err : EIO));
-    return 0;
+    return fl_tmp_commit(fp, tmp, path, ok);
 }

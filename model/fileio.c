@@ -1,0 +1,53 @@
+#include "fileio.h"
+#include "err.h"
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+FILE *fl_tmp_open(const char *path, char **tmp) {
+    size_t n = strlen(path) + 5;
+    *tmp = malloc(n);
+    snprintf(*tmp, n, "%s.tmp", path);
+    FILE *fp = fopen(*tmp, "wb");
+    if (!fp) {
+        int err = errno;
+        free(*tmp);
+        *tmp = NULL;
+        fl_err("%s: cannot create the temporary file: %s", path, strerror(err));
+    }
+    return fp;
+}
+
+int fl_tmp_commit(FILE *fp, char *tmp, const char *path, int ok) {
+    int err = ok ? 0 : errno;
+    if (ok && (fflush(fp) != 0 || fsync(fileno(fp)) != 0)) { ok = 0; err = errno; }
+    if (fclose(fp) != 0 && ok) { ok = 0; err = errno; }
+    if (ok && rename(tmp, path) != 0) { ok = 0; err = errno; }
+    if (!ok) unlink(tmp);
+    free(tmp);
+    if (!ok) return fl_err("%s: write failed: %s", path, strerror(err ? err : EIO));
+    return 0;
+}
+
+int fl_write_file_atomic(const char *path, const void *data, size_t n) {
+    char *tmp;
+    FILE *fp = fl_tmp_open(path, &tmp);
+    if (!fp) return -1;
+    return fl_tmp_commit(fp, tmp, path, n == 0 || fwrite(data, 1, n, fp) == n);
+}
+
+int fl_copy_file_atomic(const char *src, const char *dst) {
+    FILE *in = fopen(src, "rb");
+    if (!in) return fl_err("%s: cannot open: %s", src, strerror(errno));
+    char *tmp;
+    FILE *out = fl_tmp_open(dst, &tmp);
+    if (!out) { fclose(in); return -1; }
+    char buf[1 << 16];
+    size_t n;
+    int ok = 1;
+    while (ok && (n = fread(buf, 1, sizeof buf, in)) > 0) ok = fwrite(buf, 1, n, out) == n;
+    if (ferror(in)) ok = 0;
+    fclose(in);
+    return fl_tmp_commit(out, tmp, dst, ok);
+}

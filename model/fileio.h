@@ -1,0 +1,21 @@
+/* Writing files so that a reader never sees half of one: write PATH.tmp,
+ * fsync, rename over PATH; on any failure remove PATH.tmp and report one
+ * line naming PATH and the problem. One implementation for every output
+ * of freelunch (checkpoints, token files, JSON, copies). */
+#ifndef FL_FILEIO_H
+#define FL_FILEIO_H
+#include <stddef.h>
+#include <stdio.h>
+
+/* Opens PATH.tmp for writing; *tmp receives its (malloc'd) name. NULL with
+ * a message on failure. */
+FILE *fl_tmp_open(const char *path, char **tmp);
+/* Finishes a file from fl_tmp_open: `ok` says whether every write went
+ * well. Flushes, syncs, closes, renames (or unlinks), frees tmp. */
+int fl_tmp_commit(FILE *fp, char *tmp, const char *path, int ok);
+/* A whole buffer, atomically. */
+int fl_write_file_atomic(const char *path, const void *data, size_t n);
+/* A copy of src at dst, atomically. */
+int fl_copy_file_atomic(const char *src, const char *dst);
+
+#endif
