@@ -3,6 +3,7 @@
  * clear). */
 #include "criterion.h"
 #include "model/alloc.h"
+#include "model/rng.h"
 #include <math.h>
 
 static int magnitude_prune(fl_prune_job *j) {
@@ -19,18 +20,11 @@ const fl_criterion fl_crit_magnitude = {
     .stats = FL_STATS_NONE, .prune = magnitude_prune,
 };
 
-static uint64_t splitmix64(uint64_t *x) {
-    uint64_t z = (*x += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
 static int random_prune(fl_prune_job *j) {
     int64_t n = (int64_t)j->rows * j->cols;
     float *s = fl_allocf((size_t)n);
     uint64_t st = j->seed ^ 0x5eed5eed5eedull;
-    for (int64_t i = 0; i < n; i++) s[i] = (float)((splitmix64(&st) >> 40) * (1.0 / 16777216.0));
+    for (int64_t i = 0; i < n; i++) s[i] = (float)((fl_splitmix64(&st) >> 40) * (1.0 / 16777216.0));
     fl_mask_from_scores(s, j->rows, j->cols, &j->pat, j->mask);
     fl_free(s);
     return 0;

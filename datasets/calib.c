@@ -6,21 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-uint64_t fl_splitmix64(uint64_t *s) {
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-uint64_t fl_rand_below(uint64_t *s, uint64_t bound) {
-    if (bound <= 1) return 0;
-    uint64_t threshold = (0 - bound) % bound; /* 2^64 mod bound: draws below it are dropped */
-    for (;;) {
-        uint64_t r = fl_splitmix64(s);
-        if (r >= threshold) return r % bound;
-    }
-}
 
 void fl_calib_free(fl_calib *c) {
     if (!c) return;

@@ -15,6 +15,7 @@
 #define FL_CALIB_H
 #include "datasets/bpe.h"
 #include "datasets/corpus.h"
+#include "model/rng.h"   /* fl_splitmix64, fl_rand_below */
 #include <stdint.h>
 
 typedef struct {
@@ -24,10 +25,6 @@ typedef struct {
     int64_t *offset; /* ... at token offset offset[i] of that document */
 } fl_calib;
 
-/* splitmix64: the next value of the generator with state *s. */
-uint64_t fl_splitmix64(uint64_t *s);
-/* Uniform in [0, bound) (bound > 0), by rejection. */
-uint64_t fl_rand_below(uint64_t *s, uint64_t bound);
 
 /* The sampler on documents already tokenized (docs[i] has lens[i] tokens).
  * `what` names the source in errors (a split name or a file). Error when

@@ -23,6 +23,7 @@
 #include "model/checkpoint.h"
 #include "model/err.h"
 #include "model/fileio.h"
+#include "model/rng.h"
 #include "model/gemm.h"
 #include "model/safetensors.h"
 #include <cjson/cJSON.h>
@@ -65,13 +66,6 @@ static int mkdirs(const char *path) {
     return 0;
 }
 
-
-static uint64_t splitmix64(uint64_t *s) {
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
 
 /* ---- data ------------------------------------------------------------ */
 
@@ -315,7 +309,7 @@ int fl_cmd_pretrain(int argc, char **argv) {
     for (step = step + 1; step <= S; step++) {
         uint64_t rs = p->seed * 1000003ull + (uint64_t)step;
         for (int b = 0; b < B; b++) {
-            int64_t off = (int64_t)(splitmix64(&rs) % (uint64_t)(ntr - T));
+            int64_t off = (int64_t)(fl_splitmix64(&rs) % (uint64_t)(ntr - T));
             memcpy(in + b * T, train + off, sizeof(int32_t) * T);
             memcpy(tg + b * T, train + off + 1, sizeof(int32_t) * T);
         }

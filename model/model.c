@@ -4,6 +4,7 @@
 #include "err.h"
 #include "gemm.h"
 #include "ops.h"
+#include "rng.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -143,15 +144,8 @@ void fl_model_free(fl_model *m) {
     memset(m, 0, sizeof *m);
 }
 
-/* splitmix64 + Box-Muller: a reproducible N(0,1) stream without libc rand. */
-static uint64_t splitmix(uint64_t *s) {
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-static double unif(uint64_t *s) { return ((splitmix(s) >> 11) + 0.5) * (1.0 / 9007199254740992.0); }
-static float gauss(uint64_t *s) { return (float)(sqrt(-2.0 * log(unif(s))) * cos(6.283185307179586 * unif(s))); }
+/* Box-Muller over splitmix64: a reproducible N(0,1) stream. */
+static float gauss(uint64_t *s) { return (float)(sqrt(-2.0 * log(fl_rand_unit(s))) * cos(6.283185307179586 * fl_rand_unit(s))); }
 
 void fl_model_init_random(fl_model *m, uint64_t seed) {
     uint64_t s = seed;

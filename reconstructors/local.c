@@ -5,6 +5,7 @@
 #include "model/alloc.h"
 #include "model/err.h"
 #include "model/gemm.h"
+#include "model/rng.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -112,13 +113,6 @@ static double full_loss(fl_model *m, const fl_unit *u, const float *X, const flo
     return tot / nwin;
 }
 
-static uint64_t splitmix64(uint64_t *s) {
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
 int fl_recover_adam(fl_model *m, const fl_unit *u, const float *X, const float *Y, int nwin, int T,
                     const fl_recon_opts *o, fl_unit_report *rep) {
     const int batch = o->batch > 0 ? (o->batch < nwin ? o->batch : nwin) : 1, accum = o->grad_accum > 0 ? o->grad_accum : 1;
@@ -146,7 +140,7 @@ int fl_recover_adam(fl_model *m, const fl_unit *u, const float *X, const float *
     const size_t rin = (size_t)T * u->in_w, rout = (size_t)T * u->out_w;
     for (int ep = 0; ep < (o->epochs > 0 ? o->epochs : 1) && rc == 0; ep++) {
         for (int i = nwin - 1; i > 0; i--) {   /* Fisher-Yates, seeded */
-            int j = (int)(splitmix64(&rs) % (uint64_t)(i + 1)), t = perm[i];
+            int j = (int)(fl_splitmix64(&rs) % (uint64_t)(i + 1)), t = perm[i];
             perm[i] = perm[j]; perm[j] = t;
         }
         for (int w0 = 0; w0 < nwin && rc == 0; w0 += batch) {

@@ -1,5 +1,6 @@
 /* LoRA and MaskLoRA retraining; see lora.h. */
 #include "lora.h"
+#include "model/rng.h"
 #include "model/adamw.h"
 #include "model/alloc.h"
 #include "model/err.h"
@@ -68,13 +69,6 @@ int fl_lora_parse_arg(const char *arg, int *masked, int *rank, float *alpha) {
 
 /* ---- adapters ------------------------------------------------------------ */
 
-static uint64_t splitmix(uint64_t *s) {
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
 int fl_lora_attach(fl_lora *L, fl_model *m, int masked, int rank, float alpha, uint64_t seed) {
     memset(L, 0, sizeof *L);
     if (rank < 1) return fl_err("LoRA: rank must be at least 1 (got %d)", rank);
@@ -101,7 +95,7 @@ int fl_lora_attach(fl_lora *L, fl_model *m, int masked, int rank, float alpha, u
             uint64_t rs = seed * 0xD1B54A32D192ED03ull + 0x632BE59BD9B4E019ull * (uint64_t)(L->n + 1);
             const float bound = 1.0f / sqrtf((float)s->in);
             for (size_t q = 0; q < na; q++)
-                s->A[q] = bound * (float)(2.0 * ((splitmix(&rs) >> 11) * (1.0 / 9007199254740992.0)) - 1.0);
+                s->A[q] = bound * (float)(2.0 * ((fl_splitmix64(&rs) >> 11) * (1.0 / 9007199254740992.0)) - 1.0);
             if (!masked) p->mask = NULL;   /* the full dW: backward must not mask it */
             fl_param_set_trainable(p, 1);
             L->n++;
