@@ -168,7 +168,13 @@ static int walk_range(walk_t *w, fl_range rg, const char *name) {
     fl_mem_phase("statistics");
     unit_stats us = { calloc((size_t)(l1 - l0), sizeof *us.st), l0, l1 };
     for (int l = l0; l < l1; l++)
-        for (int s = 0; s < 4; s++) fl_stats_init(&us.st[l - l0][s], FL_STATS_GRAM, site_width(m, (fl_site)s));
+        for (int s = 0; s < 4; s++) {
+            /* sites 0-1 feed the attention part (sublayer 2l), 2-3 the MLP
+             * part: only the unit's own get a Gram matrix */
+            int sub = 2 * l + (s >= FL_SITE_MLP_IN);
+            int in = sub >= rg.s0 && sub < rg.s1;
+            fl_stats_init(&us.st[l - l0][s], in ? FL_STATS_GRAM : FL_STATS_NONE, site_width(m, (fl_site)s));
+        }
     float *Tg = w->rec->recover ? fl_allocf(ssz) : NULL;   /* the unit's target */
     int rc = range_pass(m, rg, w->S, w->prop == FL_PROP_SPARSE ? Tg : NULL, nw, T, w->batch, stats_hook, &us, 0, NULL);
     if (rc == 0 && w->D) rc = range_pass(w->dense, rg, w->D, Tg ? Tg : w->D, nw, T, w->batch, NULL, NULL, 0, NULL);
