@@ -1,0 +1,57 @@
+/* results.csv: the study's one tidy table, one row per grid cell, every
+ * parameter and every metric a column (design.md, "Formats"). Read and
+ * written with libcsv; always written whole to a temporary file and renamed
+ * (model/fileio.h), so a kill never leaves half a row.
+ *
+ * The columns are fixed, in the order of FL_RESULT_COLUMNS, and documented
+ * in README.md ("results.csv"). A reader looks columns up by name, so new
+ * columns may be appended later without breaking old readers; a file whose
+ * header is not exactly ours is refused with one line naming it. */
+#ifndef FL_RESULTS_H
+#define FL_RESULTS_H
+#include <stddef.h>
+
+/* X(name, description) for every column, in file order. Per-phase columns
+ * (calibration, statistics, pruning, recovery, evaluation) come from
+ * FL_PHASE_COLUMNS. */
+#define FL_PHASES(X) X(calibration) X(statistics) X(pruning) X(recovery) X(evaluation)
+
+extern const char *const FL_RESULT_COLS[];
+extern const int FL_RESULT_NCOLS;
+/* Index of a column, or -1. */
+int fl_result_col(const char *name);
+
+typedef struct {
+    int nrows, cap;
+    char ***rows;   /* rows[r][c]: malloc'd strings, never NULL ("" when empty) */
+} fl_table;
+
+/* Reads PATH. A missing file is an empty table (returns 0); a file with a
+ * different header or a malformed row is an error (-1, message naming PATH). */
+int fl_table_read(const char *path, fl_table *t);
+/* Writes the whole table atomically (PATH.tmp, fsync, rename). */
+int fl_table_write(const char *path, const fl_table *t);
+/* Appends an empty row; returns its index. */
+int fl_table_add_row(fl_table *t);
+const char *fl_table_get(const fl_table *t, int row, const char *col);
+/* Column value as a number; NAN when empty or not a number. */
+double fl_table_num(const fl_table *t, int row, const char *col);
+void fl_table_set(fl_table *t, int row, const char *col, const char *val);
+void fl_table_setf(fl_table *t, int row, const char *col, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* Row index of the cell with this cell_id, or -1. */
+int fl_table_find(const fl_table *t, const char *cell_id);
+void fl_table_free(fl_table *t);
+
+/* Recomputes every pareto_* column. Among the rows with status "ok" and a
+ * finite ppl, a row is on a front if no other row of its group is at least
+ * as good on both axes and strictly better on one (lower is better on
+ * both). Axes: (working_bytes, ppl) -> pareto_mem, (recovery_peak_bytes,
+ * ppl) -> pareto_peak, (recovery_wall_s, ppl) -> pareto_time. Groups: the
+ * same model, criterion and sparsity (columns pareto_*); the same model and
+ * sparsity over every criterion (columns pareto_*_all). Comparing fronts
+ * across sparsities would mix unlike models, so "overall" is per sparsity.
+ * Values "1"/"0"; "" for rows that are not ok. */
+void fl_table_pareto(fl_table *t);
+
+#endif
