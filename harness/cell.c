@@ -164,8 +164,7 @@ static int walk_range(walk_t *w, fl_range rg, const char *name) {
     const int d = m->cfg.d, nw = w->nwin, T = w->T;
     const int l0 = rg.s0 / 2, l1 = (rg.s1 + 1) / 2;
     const size_t ssz = (size_t)nw * T * d;
-    double t0 = now_s();
-    fl_mem_phase("statistics");
+    fl_prof_enter(&w->r->prof, FL_PH_STATS);
     unit_stats us = { calloc((size_t)(l1 - l0), sizeof *us.st), l0, l1 };
     for (int l = l0; l < l1; l++)
         for (int s = 0; s < 4; s++) {
@@ -178,9 +177,7 @@ static int walk_range(walk_t *w, fl_range rg, const char *name) {
     float *Tg = w->rec->recover ? fl_allocf(ssz) : NULL;   /* the unit's target */
     int rc = range_pass(m, rg, w->S, w->prop == FL_PROP_SPARSE ? Tg : NULL, nw, T, w->batch, stats_hook, &us, 0, NULL);
     if (rc == 0 && w->D) rc = range_pass(w->dense, rg, w->D, Tg ? Tg : w->D, nw, T, w->batch, NULL, NULL, 0, NULL);
-    w->r->secs_stats += now_s() - t0;
-    t0 = now_s();
-    fl_mem_phase("pruning");
+    fl_prof_enter(&w->r->prof, FL_PH_PRUNE);
     for (int l = l0; l < l1 && rc == 0; l++) {
         fl_param *lw[7];
         const char *nm[7];
@@ -193,18 +190,17 @@ static int walk_range(walk_t *w, fl_range rg, const char *name) {
     }
     for (int l = l0; l < l1; l++) for (int s = 0; s < 4; s++) fl_stats_free(&us.st[l - l0][s]);
     free(us.st);
-    w->r->secs_prune += now_s() - t0;
     if (rc == 0 && w->rec->recover) {
-        fl_mem_phase("recovery");
+        fl_prof_enter(&w->r->prof, FL_PH_RECOVER);
         fl_unit u = { .r = rg, .in_w = d, .out_w = d };
         snprintf(u.name, sizeof u.name, "%s", name);
         fl_unit_report *rep = new_report(w);
-        t0 = now_s();
         rc = (w->c->recover_override ? w->c->recover_override : w->rec->recover)(m, &u, w->prop == FL_PROP_DENSE ? w->D : w->S, Tg, nw, T, &w->ro, rep);
-        w->r->secs_recover += now_s() - t0;
     }
     /* advance: the sparse stream through the pruned (and recovered) unit;
-     * the dense stream already holds the dense unit's output (Tg or D) */
+     * the dense stream already holds the dense unit's output (Tg or D).
+     * Moving the streams is counted with the statistics' forward passes. */
+    fl_prof_enter(&w->r->prof, FL_PH_STATS);
     if (rc == 0) rc = range_pass(m, rg, w->S, w->S, nw, T, w->batch, NULL, NULL, 0, NULL);
     if (rc == 0 && w->D && Tg) memcpy(w->D, Tg, sizeof(float) * ssz);
     fl_free(Tg);
@@ -225,8 +221,7 @@ static int walk_matrix_sublayer(walk_t *w, int s) {
     int k = fl_layer_linears(m, l, lw, lb, nm), rc = 0;
     for (int si = 0; si < 2 && rc == 0; si++) {
         const int cw = site_width(m, sites[si]);
-        double t0 = now_s();
-        fl_mem_phase("statistics");
+        fl_prof_enter(&w->r->prof, FL_PH_STATS);
         float *Xs = fl_allocf((size_t)NT * cw), *Xd = NULL;
         rc = range_pass(m, rg, w->S, NULL, nw, T, w->batch, NULL, NULL, sites[si], Xs);
         if (rc == 0 && w->D) {
@@ -236,30 +231,25 @@ static int walk_matrix_sublayer(walk_t *w, int s) {
         fl_stats st;
         fl_stats_init(&st, FL_STATS_GRAM, cw);
         for (int64_t r0 = 0; r0 < NT && rc == 0; r0 += 4096) fl_stats_add(&st, Xs + r0 * cw, (int)(NT - r0 < 4096 ? NT - r0 : 4096));
-        w->r->secs_stats += now_s() - t0;
         for (int i = 0; i < k && rc == 0; i++) {
             if (site_of(nm[i]) != sites[si]) continue;
             fl_param *p = lw[i];
             /* target: the still-dense linear on the sparse (or dense) input */
-            fl_mem_phase("recovery");
+            fl_prof_enter(&w->r->prof, FL_PH_RECOVER);
             float *Y = w->rec->recover ? fl_allocf((size_t)NT * p->rows) : NULL;
             const float *Xt = w->prop == FL_PROP_SPARSE ? Xs : Xd;
             if (Y) for (int64_t r0 = 0; r0 < NT; r0 += 4096)
                 fl_linear_forward(p, lb[i], Xt + r0 * cw, Y + r0 * p->rows, (int)(NT - r0 < 4096 ? NT - r0 : 4096));
-            t0 = now_s();
-            fl_mem_phase("pruning");
+            fl_prof_enter(&w->r->prof, FL_PH_PRUNE);
             rc = prune_linear(w, l, i, p, &st);
-            w->r->secs_prune += now_s() - t0;
             if (rc == 0 && Y) {
-                fl_mem_phase("recovery");
+                fl_prof_enter(&w->r->prof, FL_PH_RECOVER);
                 fl_unit u = { .is_linear = 1, .w = p, .b = lb[i], .in_w = cw, .out_w = p->rows };
                 snprintf(u.name, sizeof u.name, "%.50s", p->name);
                 char *dot = strrchr(u.name, '.');
                 if (dot && !strcmp(dot, ".weight")) *dot = 0;
                 fl_unit_report *rep = new_report(w);
-                t0 = now_s();
                 rc = (w->c->recover_override ? w->c->recover_override : w->rec->recover)(m, &u, w->prop == FL_PROP_DENSE ? Xd : Xs, Y, nw, T, &w->ro, rep);
-                w->r->secs_recover += now_s() - t0;
             }
             fl_free(Y);
         }
@@ -267,6 +257,7 @@ static int walk_matrix_sublayer(walk_t *w, int s) {
         fl_free(Xs);
         fl_free(Xd);
     }
+    fl_prof_enter(&w->r->prof, FL_PH_STATS);
     if (rc == 0) rc = range_pass(m, rg, w->S, w->S, nw, T, w->batch, NULL, NULL, 0, NULL);
     if (rc == 0 && w->D) rc = range_pass(w->dense, rg, w->D, w->D, nw, T, w->batch, NULL, NULL, 0, NULL);
     return rc;
@@ -323,12 +314,13 @@ int fl_cell_run(const fl_cell_cfg *c, fl_cell_result *r) {
     if (c->distill && w.rec->gran != FL_GRAN_RETRAIN)
         return fl_err("--distill applies to the retraining baselines only (retrain:full, retrain:bias-norm)");
     const int batch = c->batch > 0 ? c->batch : 8;
-    double t0 = now_s();
     fl_flops_reset();
     fl_mem_phase_reset_all();
+    fl_prof_init(&r->prof);
+    const double wall0 = fl_wall_s(), cpu0 = fl_cpu_s();
 
     /* 1. model and calibration windows */
-    fl_mem_phase("calibration");
+    fl_prof_enter(&r->prof, FL_PH_CALIB);
     fl_model m;
     if (fl_model_load(&m, c->model_dir) != 0) return -1;
     const int T = c->seqlen > 0 ? c->seqlen : m.cfg.max_pos, d = m.cfg.d, L = m.cfg.n_layer;
@@ -369,7 +361,6 @@ int fl_cell_run(const fl_cell_cfg *c, fl_cell_result *r) {
         if (fl_forward(&m, (fl_range){ 0, 0, 1, 0 }, &a, NULL) != 0) { fl_free(X); fl_calib_free(&cal); fl_model_free(&m); return -1; }
     }
     if (w.rec->gran != FL_GRAN_RETRAIN) fl_calib_free(&cal);
-    r->secs_calib = now_s() - t0;
 
     /* 2-4. unit by unit: statistics on the sparse stream, prune, recover, advance */
     w.m = &m;
@@ -386,8 +377,7 @@ int fl_cell_run(const fl_cell_cfg *c, fl_cell_result *r) {
     if (rc == 0 && w.rec->gran == FL_GRAN_RETRAIN) {
         /* retraining: the walk pruned every block (as none); now the model */
         fl_free(X); X = NULL;
-        fl_mem_phase("recovery");
-        double tr = now_s();
+        fl_prof_enter(&r->prof, FL_PH_RECOVER);
         fl_model teacher;
         if (c->distill) {
             if (fl_model_load(&teacher, c->model_dir) != 0) { fl_calib_free(&cal); fl_model_free(&m); return -1; }
@@ -395,7 +385,6 @@ int fl_cell_run(const fl_cell_cfg *c, fl_cell_result *r) {
         }
         rc = fl_retrain(&m, w.rarg, cal.tokens, nwin, T, &w.ro, new_report(&w));
         if (c->distill) { fl_model_free(&teacher); w.ro.teacher = NULL; }
-        r->secs_recover += now_s() - tr;
         if (rc == 0) {   /* retrain:lora merges dense updates: report the sparsity actually saved */
             int64_t z = 0, n = 0;
             for (int l = 0; l < L; l++) {
@@ -407,6 +396,7 @@ int fl_cell_run(const fl_cell_cfg *c, fl_cell_result *r) {
             w.pruned = z; w.weights = n;
         }
     }
+    fl_prof_enter(&r->prof, FL_PH_NONE);
     fl_calib_free(&cal);
     if (w.dense) { fl_model_free(w.dense); free(w.dense); }
     fl_free(w.D);
@@ -418,10 +408,11 @@ int fl_cell_run(const fl_cell_cfg *c, fl_cell_result *r) {
     if (rc != 0) { fl_model_free(&m); return -1; }
     r->sparsity = w.weights ? (double)w.pruned / w.weights : 0;
 
-    /* 5. save the pruned model with its tokenizer */
-    if (fl_model_save(&m, c->out_dir) != 0) { fl_model_free(&m); return -1; }
+    /* 5. save the pruned model with its tokenizer (a grid keeps it only
+     * when asked: --keep-models) */
+    if (!c->no_model && fl_model_save(&m, c->out_dir) != 0) { fl_model_free(&m); return -1; }
     const char *tokfiles[] = { "vocab.json", "merges.txt" };
-    for (int i = 0; i < 2; i++) {
+    for (int i = 0; i < 2 && !c->no_model; i++) {
         char src[4200], dst[4200];
         snprintf(src, sizeof src, "%.4000s/%s", c->model_dir, tokfiles[i]);
         snprintf(dst, sizeof dst, "%.4000s/%s", c->out_dir, tokfiles[i]);
@@ -429,8 +420,7 @@ int fl_cell_run(const fl_cell_cfg *c, fl_cell_result *r) {
     }
 
     /* 6. evaluate */
-    fl_mem_phase("evaluation");
-    double te = now_s();
+    fl_prof_enter(&r->prof, FL_PH_EVAL);
     const char *const *evals = c->n_evals ? c->evals : FL_TEST_SPLITS;
     int ne = c->n_evals;
     if (!ne) while (FL_TEST_SPLITS[ne]) ne++;
@@ -452,9 +442,18 @@ int fl_cell_run(const fl_cell_cfg *c, fl_cell_result *r) {
         r->ppl[i] = pr.ppl; r->nll[i] = pr.nll; r->eval_tokens[i] = pr.tokens;
         r->n_evals = i + 1;
     }
-    r->secs_eval = now_s() - te;
+    fl_prof_enter(&r->prof, FL_PH_NONE);
+    r->wall = fl_wall_s() - wall0;
+    r->cpu = fl_cpu_s() - cpu0;
+    r->secs_calib = r->prof.ph[FL_PH_CALIB].wall;
+    r->secs_stats = r->prof.ph[FL_PH_STATS].wall;
+    r->secs_prune = r->prof.ph[FL_PH_PRUNE].wall;
+    r->secs_recover = r->prof.ph[FL_PH_RECOVER].wall;
+    r->secs_eval = r->prof.ph[FL_PH_EVAL].wall;
     r->peak_eval_bytes = fl_mem_phase_peak("evaluation");
-    r->peak_rss_kb = peak_rss_kb();
+    r->peak_rss_kb = peak_rss_kb();   /* getrusage and VmHWM count slightly differently: the larger */
+    for (int i = 0; i < FL_NPHASES; i++)
+        if (r->prof.ph[i].peak_rss_kb > r->peak_rss_kb) r->peak_rss_kb = r->prof.ph[i].peak_rss_kb;
     r->flops = fl_flops();
 
     /* provenance */
@@ -470,6 +469,7 @@ int fl_cell_run(const fl_cell_cfg *c, fl_cell_result *r) {
     cJSON_AddNumberToObject(cell, "calib_samples", c->calib_samples);
     cJSON_AddNumberToObject(cell, "seqlen", T);
     cJSON_AddNumberToObject(cell, "seed", (double)c->seed);
+    cJSON_AddNumberToObject(cell, "eval_windows", c->eval_max_windows);
     if (w.rec->recover || w.rec->gran == FL_GRAN_RETRAIN) {
         cJSON_AddStringToObject(cell, "propagation", fl_prop_name(w.prop));
         cJSON_AddStringToObject(cell, "loss", fl_loss_name(w.ro.loss));
@@ -519,6 +519,19 @@ int fl_cell_run(const fl_cell_cfg *c, fl_cell_result *r) {
     cJSON_AddNumberToObject(pf, "flops", (double)r->flops);
     cJSON_AddNumberToObject(pf, "threads", fl_threads());
     cJSON_AddStringToObject(pf, "backend", fl_gemm_backend_name());
+    cJSON_AddNumberToObject(pf, "wall_seconds", r->wall);
+    cJSON_AddNumberToObject(pf, "cpu_seconds", r->cpu);
+    cJSON_AddBoolToObject(pf, "rss_per_phase_exact", r->prof.rss_exact);
+    cJSON *phs = cJSON_AddObjectToObject(pf, "phases");
+    for (int i = 0; i < FL_NPHASES; i++) {
+        const fl_phase_prof *q = &r->prof.ph[i];
+        cJSON *o = cJSON_AddObjectToObject(phs, FL_PHASE_NAMES[i]);
+        cJSON_AddNumberToObject(o, "wall_seconds", q->wall);
+        cJSON_AddNumberToObject(o, "cpu_seconds", q->cpu);
+        cJSON_AddNumberToObject(o, "peak_bytes", (double)q->peak_bytes);
+        cJSON_AddNumberToObject(o, "peak_rss_kb", (double)q->peak_rss_kb);
+        cJSON_AddNumberToObject(o, "flops", (double)q->flops);
+    }
     char *js = cJSON_Print(j);
     cJSON_Delete(j);
     snprintf(path, sizeof path, "%.4000s/freelunch.json", c->out_dir);

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "reconstructors/recon.h"
+#include "profile.h"
 
 #define FL_MAX_EVALS 16
 
@@ -38,6 +39,7 @@ typedef struct {
     int (*recover_override)(fl_model *m, const fl_unit *u, const float *X, const float *Y, int nwin, int T,
                             const fl_recon_opts *o, fl_unit_report *rep);
     int progress;
+    int no_model;              /* do not write the pruned model (a grid without --keep-models) */
 } fl_cell_cfg;
 
 typedef struct {
@@ -61,6 +63,8 @@ typedef struct {
     int n_units, cap_units;
     fl_unit_report *units;
     uint64_t flops;
+    fl_prof prof;              /* per phase: wall, CPU, FLOPs, peaks */
+    double wall, cpu;          /* the whole cell */
 } fl_cell_result;
 
 int fl_cell_run(const fl_cell_cfg *c, fl_cell_result *r);

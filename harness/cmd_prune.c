@@ -46,7 +46,8 @@ static const char *PRUNE_HELP =
     "  --seed S          calibration draw and random criteria (default 0)\n"
     "  --eval E          token file or split; repeatable\n"
     "  --eval-windows K  evaluate at most K windows per set\n"
-    "  --cache DIR       corpus cache\n" FL_COMMON_HELP;
+    "  --cache DIR       corpus cache\n"
+    "  --no-model        do not write the pruned model (only calib.bin and freelunch.json)\n" FL_COMMON_HELP;
 
 int fl_cmd_prune(int argc, char **argv) {
     static struct option o[] = {
@@ -61,7 +62,7 @@ int fl_cmd_prune(int argc, char **argv) {
         { "trainable", required_argument, 0, 't' }, { "lr", required_argument, 0, 'l' },
         { "epochs", required_argument, 0, 'x' }, { "batch-size", required_argument, 0, 'b' },
         { "grad-accum", required_argument, 0, 'g' }, { "weight-decay", required_argument, 0, 'w' },
-        { "distill", no_argument, 0, 'D' },
+        { "distill", no_argument, 0, 'D' }, { "no-model", no_argument, 0, 'N' },
         FL_COMMON_OPTS, { 0, 0, 0, 0 } };
     fl_cell_cfg c = { .calib_samples = 128, .reconstruct = "none", .pattern = "row" };
     const char *cache_opt = NULL;
@@ -93,6 +94,7 @@ int fl_cmd_prune(int argc, char **argv) {
         case 'b': c.recon_batch = fl_cli_int("prune", "--batch-size", optarg, 1); break;
         case 'g': c.grad_accum = fl_cli_int("prune", "--grad-accum", optarg, 1); break;
         case 'D': c.distill = 1; break;
+        case 'N': c.no_model = 1; break;
         case 'w': c.weight_decay = (float)fl_cli_float("prune", "--weight-decay", optarg); break;
         case 'h': fputs(PRUNE_HELP, stdout); return 0;
         default: if (!fl_cli_common_opt(opt, "prune")) return fl_cli_usage("prune", "unknown option");
@@ -128,7 +130,7 @@ int fl_cmd_prune(int argc, char **argv) {
     }
     for (int i = 0; i < r.n_evals; i++)
         printf("ppl %-12s %10.4f  (%lld tokens)\n", r.eval_name[i], r.ppl[i], (long long)r.eval_tokens[i]);
-    printf("model, calib.bin and freelunch.json in %s\n", c.out_dir);
+    printf("%scalib.bin and freelunch.json in %s\n", c.no_model ? "" : "model, ", c.out_dir);
     fl_cell_result_free(&r);
     return 0;
 }
