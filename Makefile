@@ -35,6 +35,17 @@ $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
 
+# The commit a binary was built from goes into every results file and report:
+# build/commit.txt changes only when `git describe` does, so only version.o rebuilds.
+$(BUILD)/commit.txt: FORCE
+	@mkdir -p $(BUILD)
+	@c=$$(git describe --always --dirty --abbrev=12 2>/dev/null || echo unknown); \
+	[ "$$(cat $@ 2>/dev/null)" = "$$c" ] || echo "$$c" > $@
+$(BUILD)/harness/version.o: $(BUILD)/commit.txt
+$(BUILD)/harness/version.o: CPPFLAGS += -DFL_COMMIT='"$(shell cat $(BUILD)/commit.txt 2>/dev/null || echo unknown)"'
+.PHONY: FORCE
+FORCE:
+
 $(BUILD)/libfreelunch.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^

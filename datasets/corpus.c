@@ -205,7 +205,7 @@ static int unhex(const char *s, unsigned char *d) {
     return isxdigit((unsigned char)s[64]) ? -1 : 0;
 }
 
-static int sha256_buf(const void *p, size_t n, unsigned char *out) {
+int fl_sha256(const void *p, size_t n, unsigned char out[32]) {
     EVP_MD_CTX *c = EVP_MD_CTX_new();
     unsigned len = 0;
     int ok = c && EVP_DigestInit_ex(c, EVP_sha256(), NULL) && EVP_DigestUpdate(c, p, n) && EVP_DigestFinal_ex(c, out, &len);
@@ -368,7 +368,7 @@ static int ck_load(ck_table *t) {
         ck_corpus *c = &t->c[i];
         unsigned len;
         if (c->lines) EVP_DigestFinal_ex(c->lines, c->lines_sha, &len);
-        else sha256_buf("", 0, c->lines_sha);
+        else fl_sha256("", 0, c->lines_sha);
         if (c->have_summary && (c->files != c->nf || memcmp(c->agg, c->lines_sha, 32) != 0))
             rc = fl_err("%s: corpus %s: its summary line (files %ld) does not match its %d file lines", t->path, CORPORA[i].name,
                         c->files, c->nf);

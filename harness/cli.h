@@ -35,6 +35,7 @@ int fl_cmd_eval(int argc, char **argv);
 int fl_cmd_demo(int argc, char **argv);
 int fl_cmd_pretrain(int argc, char **argv);
 int fl_cmd_prune(int argc, char **argv);
+int fl_cmd_study(int argc, char **argv);
 int fl_cmd_list(int argc, char **argv);
 int fl_cmd_data(int argc, char **argv);
 int fl_cmd_tokenize(int argc, char **argv);

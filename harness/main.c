@@ -15,6 +15,7 @@ static const struct { const char *name, *desc; int (*run)(int, char **); } CMDS[
     { "eval", "perplexity of a model on an llm.c token file", fl_cmd_eval },
     { "demo", "train a small byte-level model on a text file, save, reload, evaluate", fl_cmd_demo },
     { "pretrain", "train a preset's dense base model from scratch on the SOTU train split", fl_cmd_pretrain },
+    { "study", "run a Cartesian grid of cells: results.csv, Pareto fronts, plots, report", fl_cmd_study },
     { "prune", "prune every linear of a model with a criterion, save, evaluate (one cell)", fl_cmd_prune },
     { "list", "the pruning criteria and sparsity patterns", fl_cmd_list },
     { "data", "the corpora: fetch, verify, stats, calibration windows", fl_cmd_data },

@@ -25,8 +25,8 @@ const char *const FL_RESULT_COLS[] = {
     "unit_names", "unit_loss_before", "unit_loss_after",
     /* perplexity: the first evaluation set, the three test splits, and all sets as name=ppl;... */
     "eval_set", "ppl", "ppl_sotu_test", "ppl_moby_test", "ppl_kjv_test", "ppl_all",
-    /* memory */
-    "working_bytes", "recovery_peak_bytes", "peak_bytes", "peak_rss_kb",
+    /* memory (the recovery phase's peak is recovery_peak_bytes, below) */
+    "working_bytes", "peak_bytes", "peak_rss_kb",
     /* profile per phase, then the whole cell */
     FL_PHASES(PHASE_COLS)
     "wall_s", "cpu_s", "flops", "gflops",

@@ -68,6 +68,28 @@ int fl_physical_cores(void) {
     return n > 0 ? n : 1;
 }
 
+void fl_machine_desc(char *buf, size_t n) {
+    hwloc_topology_t topo;
+    snprintf(buf, n, "unknown machine");
+    if (hwloc_topology_init(&topo) != 0) return;
+    if (hwloc_topology_load(topo) == 0) {
+        hwloc_obj_t root = hwloc_get_root_obj(topo), pkg = hwloc_get_obj_by_type(topo, HWLOC_OBJ_PACKAGE, 0);
+        const char *cpu = pkg ? hwloc_obj_get_info_by_name(pkg, "CPUModel") : NULL;
+        if (!cpu) cpu = hwloc_obj_get_info_by_name(root, "CPUModel");
+        size_t k = (size_t)snprintf(buf, n, "%s; %d cores, %d PUs, %d NUMA node(s)", cpu ? cpu : "unknown CPU",
+                                    hwloc_get_nbobjs_by_type(topo, HWLOC_OBJ_CORE), hwloc_get_nbobjs_by_type(topo, HWLOC_OBJ_PU),
+                                    hwloc_get_nbobjs_by_type(topo, HWLOC_OBJ_NUMANODE));
+        static const struct { hwloc_obj_type_t t; const char *name; } caches[] = {
+            { HWLOC_OBJ_L1CACHE, "L1d" }, { HWLOC_OBJ_L2CACHE, "L2" }, { HWLOC_OBJ_L3CACHE, "L3" } };
+        for (int i = 0; i < 3 && k < n; i++) {
+            hwloc_obj_t c = hwloc_get_obj_by_type(topo, caches[i].t, 0);
+            if (c && c->attr) k += (size_t)snprintf(buf + k, n - k, ", %s %llu KiB x%d", caches[i].name,
+                                                   (unsigned long long)c->attr->cache.size / 1024, hwloc_get_nbobjs_by_type(topo, caches[i].t));
+        }
+    }
+    hwloc_topology_destroy(topo);
+}
+
 int fl_threads_init(int n) {
     /* Activation buffers are allocated and freed every step. Above glibc's
      * mmap threshold each one is a fresh mapping: page faults and kernel

@@ -8,6 +8,7 @@
  * Every call adds 2*M*N*K to a global FLOP counter. */
 #ifndef FL_GEMM_H
 #define FL_GEMM_H
+#include <stddef.h>
 #include <stdint.h>
 
 typedef enum { FL_BACKEND_OPENBLAS = 0, FL_BACKEND_ONEDNN = 1 } fl_backend;
@@ -34,5 +35,7 @@ void fl_flops_add(uint64_t n);
 int fl_threads_init(int n);
 int fl_threads(void);
 int fl_physical_cores(void);
+/* One line for reports (hwloc): CPU model, cores, PUs, NUMA nodes, caches. */
+void fl_machine_desc(char *buf, size_t n);
 
 #endif

@@ -1,0 +1,524 @@
+/* freelunch study: the Cartesian grid runner (issue 6).
+ *
+ * Every cell runs as its own process (`freelunch prune ... --out
+ * OUT/cells/NAME-ID`): a cell that crashes, aborts or runs out of memory
+ * becomes a failed row instead of taking the grid down; --jobs N cells run
+ * side by side with the cores shared out; and the process-wide counters the
+ * profiler reads (tracked allocator, FLOPs, peak RSS) belong to one cell
+ * only. The runner itself is single-threaded: it alone writes results.csv,
+ * rewriting it whole (temp file + rename) after every finished cell, so a
+ * kill at any moment leaves the previous complete file. A cell is
+ * identified by the hash of its settings (grid.h); running again with the
+ * same --out skips every cell already in results.csv. Children die with the
+ * runner (PR_SET_PDEATHSIG), so a killed runner leaves no orphan that could
+ * race a re-run on the same cell directory. */
+#include "cli.h"
+#include "grid.h"
+#include "results.h"
+#include "profile.h"
+#include "version.h"
+#include "datasets/corpus.h"
+#include "model/err.h"
+#include "model/gemm.h"
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static const char *STUDY_HELP =
+    "usage: freelunch study [--grid FILE.ini] [--out DIR] [--jobs N] [--set key=value]... [--dry-run]\n"
+    "                       [--keep-models] [--cache DIR] [--print-default-grid]\n"
+    "Runs every cell of a Cartesian grid of `freelunch prune` settings, appends\n"
+    "one row per cell to DIR/results.csv (columns: README.md), flags the Pareto\n"
+    "fronts, then draws DIR/plots/ and writes DIR/report.md and DIR/report.html.\n"
+    "With no --grid it runs the embedded default study (--print-default-grid\n"
+    "shows it): it fetches the corpora and builds the `tiny` base model first if\n"
+    "they are missing (cached in ~/.cache/freelunch).\n"
+    "Running again with the same --out skips the cells already in results.csv,\n"
+    "so a killed study resumes where it stopped; a failed cell is a row with its\n"
+    "status and message, and the grid goes on.\n"
+    "  --grid FILE       INI grid: [grid] dimensions, [fixed] settings (README: \"Grids\")\n"
+    "  --out DIR         results directory (default runs/study)\n"
+    "  --jobs N          cells run side by side, threads shared out (default 1)\n"
+    "  --set KEY=VALUE   override a key of the grid (repeatable; VALUE may be a list)\n"
+    "  --dry-run         list the cells (and which are done) with their predicted\n"
+    "                    recovery peak memory; run nothing\n"
+    "  --keep-models     keep every cell's pruned model (default: only calib.bin,\n"
+    "                    freelunch.json and the log)\n"
+    "  --cache DIR       corpus and model cache\n"
+    "  --print-default-grid  print the embedded default grid and exit\n" FL_COMMON_HELP;
+
+/* ---- running one cell --------------------------------------------------- */
+
+typedef struct {
+    const fl_cell_spec *spec;
+    pid_t pid;
+    double t0;
+    char dir[4096];
+} job_t;
+
+/* Maps a grid key to its prune option; eval expands to one --eval per set. */
+static int build_argv(const fl_cell_spec *s, const char *dir, const char *cache, int threads, int keep,
+                      char **argv, char *store, size_t store_n) {
+    int n = 0;
+    size_t used = 0;
+#define KEEP(str) (argv[n++] = strcpy(store + used, str), used += strlen(str) + 1)
+    KEEP("freelunch");
+    KEEP("prune");
+    for (int i = 0; i < s->nkeys; i++) {
+        const char *k = s->key[i], *v = s->val[i];
+        char opt[80];
+        if (!strcmp(k, "distill")) {
+            if (!strcmp(v, "true") || !strcmp(v, "1") || !strcmp(v, "yes")) KEEP("--distill");
+            continue;
+        }
+        if (!strcmp(k, "threads")) continue;   /* the runner's own --threads below */
+        if (!strcmp(k, "eval")) {
+            char buf[4096];
+            snprintf(buf, sizeof buf, "%s", v);
+            for (char *t = strtok(buf, ","); t; t = strtok(NULL, ",")) { KEEP("--eval"); KEEP(t); }
+            continue;
+        }
+        snprintf(opt, sizeof opt, "--%s", k);
+        KEEP(opt);
+        KEEP(v);
+        if (used > store_n - 8192) return fl_err("cell %s: too many settings", s->id);
+    }
+    const char *t = fl_cell_get(s, "threads");
+    char tb[32];
+    snprintf(tb, sizeof tb, "%d", t ? atoi(t) : threads);
+    KEEP("--threads");
+    KEEP(tb);
+    KEEP("--out");
+    KEEP(dir);
+    KEEP("--cache");
+    KEEP(cache);
+    if (!keep) KEEP("--no-model");
+#undef KEEP
+    argv[n] = NULL;
+    return n;
+}
+
+static pid_t spawn_cell(job_t *j, const char *cache, int threads, int keep) {
+    static char store[65536];
+    char *argv[256];
+    if (build_argv(j->spec, j->dir, cache, threads, keep, argv, store, sizeof store) < 0) return -1;
+    if (mkdir(j->dir, 0755) != 0 && errno != EEXIST) return fl_err("%s: cannot create directory: %s", j->dir, strerror(errno));
+    /* a previous run killed mid-cell may have left files: never read them as this run's */
+    char p[4200];
+    snprintf(p, sizeof p, "%s/freelunch.json", j->dir);
+    unlink(p);
+    snprintf(p, sizeof p, "%s/log", j->dir);
+    int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0) return fl_err("%s: cannot create: %s", p, strerror(errno));
+    /* the command line heads the log, so any cell can be redone by hand */
+    for (int i = 0; argv[i]; i++) dprintf(fd, "%s%s", i ? " " : "", argv[i]);
+    dprintf(fd, "\n");
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid < 0) { close(fd); return fl_err("fork: %s", strerror(errno)); }
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent) _exit(1);    /* the runner died before prctl */
+        dup2(fd, 1);
+        dup2(fd, 2);
+        close(fd);
+        int nul = open("/dev/null", O_RDONLY);
+        if (nul >= 0) { dup2(nul, 0); close(nul); }
+        execv("/proc/self/exe", argv);
+        fprintf(stderr, "freelunch: cannot run /proc/self/exe: %s\n", strerror(errno));
+        _exit(127);
+    }
+    close(fd);
+    j->pid = pid;
+    j->t0 = fl_wall_s();
+    return pid;
+}
+
+/* The last non-empty line of a cell's log: its error line. */
+static void last_line(const char *path, char *out, size_t n) {
+    out[0] = 0;
+    FILE *f = fopen(path, "r");
+    if (!f) return;
+    char line[2048];
+    while (fgets(line, sizeof line, f)) {
+        size_t k = strlen(line);
+        while (k && (line[k - 1] == '\n' || line[k - 1] == '\r')) line[--k] = 0;
+        if (k) snprintf(out, n, "%s", line);
+    }
+    fclose(f);
+}
+
+static char *read_text(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *s = n >= 0 ? malloc((size_t)n + 1) : NULL;
+    if (s && fread(s, 1, (size_t)n, f) != (size_t)n) { free(s); s = NULL; }
+    if (s) s[n] = 0;
+    fclose(f);
+    return s;
+}
+
+static double jnum(const cJSON *o, const char *k) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    return cJSON_IsNumber(v) ? v->valuedouble : NAN;
+}
+
+static void set_num(fl_table *t, int r, const char *col, double v) {
+    if (isfinite(v)) fl_table_setf(t, r, col, "%.10g", v);
+}
+
+/* The settings as the grid gave them (every row has them, failed or not). */
+static void fill_settings(fl_table *t, int r, const fl_cell_spec *s) {
+    for (int i = 0; i < s->nkeys; i++) {
+        char col[64];
+        snprintf(col, sizeof col, "%s", !strcmp(s->key[i], "calib-split") ? "calib" : s->key[i]);
+        for (char *p = col; *p; p++) if (*p == '-') *p = '_';
+        if (fl_result_col(col) >= 0) fl_table_set(t, r, col, s->val[i]);
+    }
+}
+
+/* An "ok" row from the cell's freelunch.json. */
+static int fill_from_json(fl_table *t, int r, const char *dir) {
+    char p[4200];
+    snprintf(p, sizeof p, "%s/freelunch.json", dir);
+    char *text = read_text(p);
+    cJSON *j = text ? cJSON_Parse(text) : NULL;
+    free(text);
+    if (!j) return fl_err("%s: missing or not JSON", p);
+    const cJSON *cell = cJSON_GetObjectItemCaseSensitive(j, "cell"), *pf = cJSON_GetObjectItemCaseSensitive(j, "profile");
+    /* effective settings, defaults included */
+    static const char *str_keys[] = { "criterion", "sparsity", "pattern", "reconstruct", "propagation", "loss", "trainable", "calib" };
+    for (size_t i = 0; i < sizeof str_keys / sizeof *str_keys; i++) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(cell, str_keys[i]);
+        if (cJSON_IsString(v)) fl_table_set(t, r, str_keys[i], v->valuestring);
+    }
+    static const char *num_keys[] = { "lr", "epochs", "batch_size", "grad_accum", "weight_decay", "calib_samples", "seqlen", "seed", "eval_windows" };
+    for (size_t i = 0; i < sizeof num_keys / sizeof *num_keys; i++) set_num(t, r, num_keys[i], jnum(cell, num_keys[i]));
+    /* lr and weight decay are floats in the cell: 3e-3, not 0.003000000026 */
+    if (isfinite(jnum(cell, "lr"))) fl_table_setf(t, r, "lr", "%.6g", jnum(cell, "lr"));
+    if (isfinite(jnum(cell, "weight_decay"))) fl_table_setf(t, r, "weight_decay", "%.6g", jnum(cell, "weight_decay"));
+    const cJSON *ds = cJSON_GetObjectItemCaseSensitive(cell, "distill");
+    if (cJSON_IsBool(ds)) fl_table_set(t, r, "distill", cJSON_IsTrue(ds) ? "true" : "false");
+    const cJSON *src = cJSON_GetObjectItemCaseSensitive(j, "source_model");
+    if (cJSON_IsString(src)) fl_table_set(t, r, "model", src->valuestring);
+    set_num(t, r, "achieved_sparsity", jnum(j, "sparsity"));
+    /* layer errors, unit losses */
+    double e = 0;
+    int ne = 0;
+    const cJSON *it;
+    cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(j, "linears")) { e += jnum(it, "error"); ne++; }
+    if (ne) set_num(t, r, "mean_layer_error", e / ne);
+    char names[8192] = "", lb[8192] = "", la[8192] = "";
+    double sb = 0, sa = 0;
+    int nu = 0;
+    cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(j, "units")) {
+        const cJSON *nm = cJSON_GetObjectItemCaseSensitive(it, "name");
+        double b = jnum(it, "loss_before"), a = jnum(it, "loss_after");
+        size_t k;
+        k = strlen(names); snprintf(names + k, sizeof names - k, "%s%s", nu ? ";" : "", cJSON_IsString(nm) ? nm->valuestring : "?");
+        k = strlen(lb); snprintf(lb + k, sizeof lb - k, "%s%.6g", nu ? ";" : "", b);
+        k = strlen(la); snprintf(la + k, sizeof la - k, "%s%.6g", nu ? ";" : "", a);
+        sb += b; sa += a; nu++;
+    }
+    fl_table_setf(t, r, "n_units", "%d", nu);
+    if (nu) {
+        fl_table_set(t, r, "unit_names", names);
+        fl_table_set(t, r, "unit_loss_before", lb);
+        fl_table_set(t, r, "unit_loss_after", la);
+        set_num(t, r, "recon_loss_before", sb / nu);
+        set_num(t, r, "recon_loss_after", sa / nu);
+    }
+    /* perplexities: the first set is `ppl` */
+    char all[4096] = "";
+    int first = 1;
+    cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(j, "perplexity")) {
+        if (!cJSON_IsNumber(it)) continue;
+        if (first) { fl_table_set(t, r, "eval_set", it->string); set_num(t, r, "ppl", it->valuedouble); }
+        size_t k = strlen(all);
+        snprintf(all + k, sizeof all - k, "%s%s=%.6f", first ? "" : ";", it->string, it->valuedouble);
+        char col[300];
+        snprintf(col, sizeof col, "ppl_%s", it->string);
+        for (char *q = col; *q; q++) if (*q == '-') *q = '_';
+        if (fl_result_col(col) >= 0) set_num(t, r, col, it->valuedouble);
+        first = 0;
+    }
+    fl_table_set(t, r, "ppl_all", all);
+    /* memory and profile */
+    set_num(t, r, "working_bytes", jnum(pf, "recovery_working_bytes"));
+    set_num(t, r, "peak_rss_kb", jnum(pf, "peak_rss_kb"));
+    double peak = 0;
+    const cJSON *phs = cJSON_GetObjectItemCaseSensitive(pf, "phases");
+    for (int i = 0; i < FL_NPHASES; i++) {
+        const cJSON *ph = cJSON_GetObjectItemCaseSensitive(phs, FL_PHASE_NAMES[i]);
+        char col[64];
+        static const char *f[][2] = { { "wall_seconds", "wall_s" }, { "cpu_seconds", "cpu_s" }, { "peak_bytes", "peak_bytes" },
+                                      { "peak_rss_kb", "peak_rss_kb" }, { "flops", "flops" } };
+        for (int k = 0; k < 5; k++) {
+            snprintf(col, sizeof col, "%s_%s", FL_PHASE_NAMES[i], f[k][1]);
+            set_num(t, r, col, jnum(ph, f[k][0]));
+        }
+        double w = jnum(ph, "wall_seconds"), fl = jnum(ph, "flops"), pk = jnum(ph, "peak_bytes");
+        snprintf(col, sizeof col, "%s_gflops", FL_PHASE_NAMES[i]);
+        if (w > 0) set_num(t, r, col, fl / w / 1e9);
+        if (pk > peak) peak = pk;
+    }
+    set_num(t, r, "peak_bytes", peak);
+    double w = jnum(pf, "wall_seconds"), fl = jnum(pf, "flops");
+    set_num(t, r, "wall_s", w);
+    set_num(t, r, "cpu_s", jnum(pf, "cpu_seconds"));
+    set_num(t, r, "flops", fl);
+    if (w > 0) set_num(t, r, "gflops", fl / w / 1e9);
+    set_num(t, r, "threads", jnum(pf, "threads"));
+    const cJSON *be = cJSON_GetObjectItemCaseSensitive(pf, "backend");
+    if (cJSON_IsString(be)) fl_table_set(t, r, "backend", be->valuestring);
+    cJSON_Delete(j);
+    return 0;
+}
+
+/* The finished job's row: "ok", or "diverged"/"error" with the log's last line. */
+static void collect(fl_table *t, const job_t *j, int status, const char *machine) {
+    int r = fl_table_add_row(t);
+    fl_table_set(t, r, "cell_id", j->spec->id);
+    fill_settings(t, r, j->spec);
+    char logp[4200], msg[2048];
+    snprintf(logp, sizeof logp, "%s/log", j->dir);
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0 && fill_from_json(t, r, j->dir) == 0) {
+        fl_table_set(t, r, "status", "ok");
+    } else {
+        last_line(logp, msg, sizeof msg);
+        if (WIFSIGNALED(status)) snprintf(msg, sizeof msg, "killed by signal %d (%s)", WTERMSIG(status), strsignal(WTERMSIG(status)));
+        else if (WIFEXITED(status) && WEXITSTATUS(status) == 0) snprintf(msg, sizeof msg, "%s", fl_errmsg());
+        fl_table_set(t, r, "status", strstr(msg, "diverged") ? "diverged" : "error");
+        fl_table_set(t, r, "message", msg);
+        set_num(t, r, "wall_s", fl_wall_s() - j->t0);
+    }
+    if (!*fl_table_get(t, r, "backend")) fl_table_set(t, r, "backend", fl_gemm_backend_name());
+    fl_table_set(t, r, "machine", machine);
+    fl_table_set(t, r, "commit", fl_commit());
+    time_t now = time(NULL);
+    char ts[64];
+    strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
+    fl_table_set(t, r, "finished_at", ts);
+}
+
+/* ---- helpers ------------------------------------------------------------ */
+
+/* Runs `freelunch ARGS...` (this binary) in the foreground; its output goes
+ * to ours. */
+static int run_self(char *const argv[]) {
+    pid_t pid = fork();
+    if (pid < 0) return fl_err("fork: %s", strerror(errno));
+    if (pid == 0) {
+        execv("/proc/self/exe", argv);
+        _exit(127);
+    }
+    int st;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {}
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) return fl_err("freelunch %s %s failed (see its message above)", argv[1], argv[2] ? argv[2] : "");
+    return 0;
+}
+
+static int file_exists(const char *p) { struct stat st; return stat(p, &st) == 0; }
+
+static void fmt_dur(double s, char *buf, size_t n) {
+    if (s < 90) snprintf(buf, n, "%.0fs", s);
+    else if (s < 5400) snprintf(buf, n, "%.0fm%02.0fs", floor(s / 60), fmod(s, 60));
+    else snprintf(buf, n, "%.0fh%02.0fm", floor(s / 3600), fmod(s, 3600) / 60);
+}
+
+/* "wanda 0.5 sublayer seed=0" from the keys that vary */
+static void describe(const fl_grid *g, const fl_cell_spec *s, char *buf, size_t n) {
+    size_t k = 0;
+    buf[0] = 0;
+    for (int i = 0; i < s->nkeys && k < n; i++) {
+        const fl_dim *d = fl_grid_get(g, s->key[i]);
+        if (!d || d->nvals < 2 || !strcmp(s->key[i], "eval")) continue;
+        k += (size_t)snprintf(buf + k, n - k, "%s%s=%s", k ? " " : "", s->key[i], s->val[i]);
+    }
+    if (!k) snprintf(buf, n, "%s", s->name);
+}
+
+/* ---- the command -------------------------------------------------------- */
+
+int fl_cmd_study(int argc, char **argv) {
+    static struct option o[] = {
+        { "grid", required_argument, 0, 'g' }, { "out", required_argument, 0, 'o' }, { "jobs", required_argument, 0, 'J' },
+        { "set", required_argument, 0, 's' }, { "dry-run", no_argument, 0, 'n' }, { "keep-models", no_argument, 0, 'k' },
+        { "cache", required_argument, 0, 'C' }, { "print-default-grid", no_argument, 0, 'P' }, FL_COMMON_OPTS, { 0, 0, 0, 0 } };
+    const char *grid_file = NULL, *out = "runs/study", *cache_opt = NULL, *sets[64];
+    int nsets = 0, jobs = 1, dry = 0, keep = 0, opt;
+    while ((opt = getopt_long(argc, argv, "", o, NULL)) != -1) {
+        switch (opt) {
+        case 'g': grid_file = optarg; break;
+        case 'o': out = optarg; break;
+        case 'J': jobs = fl_cli_int("study", "--jobs", optarg, 1); break;
+        case 's':
+            if (nsets == 64) return fl_cli_usage("study", "too many --set");
+            sets[nsets++] = optarg;
+            break;
+        case 'n': dry = 1; break;
+        case 'k': keep = 1; break;
+        case 'C': cache_opt = optarg; break;
+        case 'P': fputs(FL_DEFAULT_GRID, stdout); return 0;
+        case 'h': fputs(STUDY_HELP, stdout); return 0;
+        default: if (!fl_cli_common_opt(opt, "study")) return fl_cli_usage("study", "unknown option");
+        }
+    }
+    if (optind < argc) return fl_cli_usage("study", "unexpected argument");
+    char cache[4096];
+    fl_cache_dir(cache, sizeof cache, cache_opt);
+
+    /* the grid */
+    fl_grid g;
+    if ((grid_file ? fl_grid_parse_file(grid_file, &g) : fl_grid_parse_string(FL_DEFAULT_GRID, "the default grid", &g)) != 0)
+        return fl_cli_fail();
+    for (int i = 0; i < nsets; i++)
+        if (fl_grid_set(&g, sets[i]) != 0) { fl_grid_free(&g); return fl_cli_fail(); }
+    int default_model = !fl_grid_get(&g, "model");
+    char model[4200];
+    snprintf(model, sizeof model, "%s/models/tiny", cache);
+    if (default_model) {
+        char a[4300];
+        snprintf(a, sizeof a, "model=%s", model);
+        fl_grid_set(&g, a);
+    }
+    if (fl_grid_check(&g) != 0) { fl_grid_free(&g); return fl_cli_fail(); }
+    fl_cell_spec *cells;
+    int ncells;
+    if (fl_grid_cells(&g, &cells, &ncells) != 0) { fl_grid_free(&g); return fl_cli_fail(); }
+
+    char path[4200], results[4200];
+    snprintf(results, sizeof results, "%s/results.csv", out);
+    fl_table t;
+    if (fl_table_read(results, &t) != 0) { free(cells); fl_grid_free(&g); return fl_cli_fail(); }
+    int done_before = 0;
+    for (int i = 0; i < ncells; i++) done_before += fl_table_find(&t, cells[i].id) >= 0;
+
+    if (dry) {
+        printf("%d cells (%d already in %s)\n", ncells, done_before, results);
+        printf("%-4s %-12s %-5s %s\n", "#", "cell_id", "done", "settings");
+        for (int i = 0; i < ncells; i++) {
+            char d[1024];
+            describe(&g, &cells[i], d, sizeof d);
+            printf("%-4d %-12s %-5s %s\n", i + 1, cells[i].id, fl_table_find(&t, cells[i].id) >= 0 ? "yes" : "no", d);
+        }
+        fl_table_free(&t);
+        free(cells);
+        fl_grid_free(&g);
+        return 0;
+    }
+
+    /* one runner per results directory */
+    if (mkdir(out, 0755) != 0 && errno != EEXIST) { fl_err("%s: cannot create directory: %s", out, strerror(errno)); goto fail; }
+    snprintf(path, sizeof path, "%s/cells", out);
+    if (mkdir(path, 0755) != 0 && errno != EEXIST) { fl_err("%s: cannot create directory: %s", path, strerror(errno)); goto fail; }
+    snprintf(path, sizeof path, "%s/.lock", out);
+    int lock = open(path, O_RDWR | O_CREAT, 0644);
+    if (lock < 0 || flock(lock, LOCK_EX | LOCK_NB) != 0) { fl_err("%s: another study is running in this directory", out); goto fail; }
+    snprintf(path, sizeof path, "%s/grid.ini", out);
+    if (fl_grid_write(&g, path) != 0) goto fail;
+
+    /* the corpora and, for the default model, the base model (both cached) */
+    {
+        char *fetch[] = { "freelunch", "data", "fetch", "--cache", cache, NULL };
+        if (run_self(fetch) != 0) goto fail;
+        snprintf(path, sizeof path, "%.4000s/config.json", model);
+        if (default_model && !file_exists(path)) {
+            fprintf(stderr, "study: building the default base model (preset tiny, about 11 minutes on 2 cores)\n");
+            char *pre[] = { "freelunch", "pretrain", "--preset", "tiny", "--resume", "--cache", cache, NULL };
+            if (run_self(pre) != 0) goto fail;
+        }
+    }
+
+    char machine[512];
+    fl_machine_desc(machine, sizeof machine);
+    int per_job = fl_threads() / jobs;
+    if (per_job < 1) per_job = 1;
+    int todo = 0;
+    for (int i = 0; i < ncells; i++) todo += fl_table_find(&t, cells[i].id) < 0;
+    printf("study: %d cells, %d done before, %d to run; %d job(s) x %d thread(s); results in %s\n", ncells, done_before, todo,
+           jobs, per_job, results);
+    printf("machine: %s; backend %s; commit %s\n", machine, fl_gemm_backend_name(), fl_commit());
+    fflush(stdout);
+
+    job_t *running = calloc((size_t)jobs, sizeof *running);
+    int next = 0, active = 0, finished = 0, failed = 0;
+    double t_start = fl_wall_s(), busy = 0;
+    for (;;) {
+        while (active < jobs) {
+            while (next < ncells && fl_table_find(&t, cells[next].id) >= 0) next++;
+            if (next == ncells) break;
+            int slot = 0;
+            while (running[slot].pid) slot++;
+            job_t *j = &running[slot];
+            j->spec = &cells[next++];
+            snprintf(j->dir, sizeof j->dir, "%.3000s/cells/%s-%s", out, j->spec->name, j->spec->id);
+            char d[1024];
+            describe(&g, j->spec, d, sizeof d);
+            printf("[%d/%d] start %s (%s)\n", done_before + finished + active + 1, ncells, d, j->spec->id);
+            fflush(stdout);
+            if (spawn_cell(j, cache, per_job, keep) < 0) { j->pid = 0; free(running); goto fail; }
+            active++;
+        }
+        if (!active) break;
+        int st;
+        pid_t pid = waitpid(-1, &st, 0);
+        if (pid < 0) { if (errno == EINTR) continue; fl_err("waitpid: %s", strerror(errno)); free(running); goto fail; }
+        int slot = 0;
+        while (slot < jobs && running[slot].pid != pid) slot++;
+        if (slot == jobs) continue;   /* not ours */
+        job_t *j = &running[slot];
+        collect(&t, j, st, machine);
+        int r = t.nrows - 1;
+        fl_table_pareto(&t);
+        if (fl_table_write(results, &t) != 0) { free(running); goto fail; }
+        double secs = fl_wall_s() - j->t0;
+        busy += secs;
+        finished++;
+        active--;
+        j->pid = 0;
+        const char *status = fl_table_get(&t, r, "status");
+        failed += strcmp(status, "ok") != 0;
+        char d[1024], eta[32], took[32];
+        describe(&g, j->spec, d, sizeof d);
+        int left = todo - finished;
+        fmt_dur(left * (busy / finished) / jobs, eta, sizeof eta);
+        fmt_dur(secs, took, sizeof took);
+        if (!strcmp(status, "ok"))
+            printf("[%d/%d] done  %s: ppl %s, working set %.2f MB, %s; ETA %s\n", done_before + finished, ncells, d,
+                   fl_table_get(&t, r, "ppl"), fl_table_num(&t, r, "working_bytes") / 1e6, took, left ? eta : "0s");
+        else
+            printf("[%d/%d] %s %s: %s; ETA %s\n", done_before + finished, ncells, status, d, fl_table_get(&t, r, "message"),
+                   left ? eta : "0s");
+        fflush(stdout);
+    }
+    free(running);
+    char took[32];
+    fmt_dur(fl_wall_s() - t_start, took, sizeof took);
+    printf("study: %d cells run (%d failed) in %s; %s\n", finished, failed, took, results);
+    /* plots and report from the whole table: REPORT-HOOK (lands with plots/ and reports/) */
+    fl_table_free(&t);
+    free(cells);
+    fl_grid_free(&g);
+    close(lock);
+    return 0;
+fail:
+    fl_table_free(&t);
+    free(cells);
+    fl_grid_free(&g);
+    return fl_cli_fail();
+}

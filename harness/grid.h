@@ -1,0 +1,63 @@
+/* Grid specs: the Cartesian product of cell settings (design.md, "Formats").
+ *
+ *   [grid]                       ; each key a dimension, values comma-separated
+ *   criterion   = wanda, sparsegpt
+ *   reconstruct = none, sublayer, "retrain:masklora:rank=8"
+ *   seed        = 0, 1, 2
+ *   [fixed]                      ; settings shared by every cell
+ *   calib-samples = 64
+ *   eval          = sotu-test, moby-test   ; eval takes a list: every cell evaluates all
+ *
+ * Every option of `freelunch prune` is a key (without the dashes; '_' and
+ * '-' are the same), plus backend and threads. A value with a comma is
+ * written in double quotes. A key in [fixed] with several values is a
+ * dimension too, except eval (a list). `--set key=value[,value]` replaces a
+ * key wherever it was. Values are checked against the registries when the
+ * grid is built, so a typo fails before any cell runs. */
+#ifndef FL_GRID_H
+#define FL_GRID_H
+
+#define FL_GRID_MAX_DIMS 32
+
+typedef struct {
+    char *key;            /* canonical: dashes, e.g. "calib-samples" */
+    int nvals;
+    char **vals;
+} fl_dim;
+
+typedef struct {
+    fl_dim dims[FL_GRID_MAX_DIMS];
+    int ndims;
+    char *source;         /* file name or "the default grid", for messages */
+    char *eval_list;      /* eval's values comma-joined (fl_grid_cells) */
+} fl_grid;
+
+/* One cell: a value for every key of the grid, in the grid's key order. */
+typedef struct {
+    int nkeys;
+    const char *key[FL_GRID_MAX_DIMS];
+    const char *val[FL_GRID_MAX_DIMS];    /* for eval: the whole list, comma-joined */
+    char id[13];                          /* 12 hex digits of SHA-256 of the canonical key=value list */
+    char name[160];                       /* readable: criterion_sparsity_reconstruct_sSEED */
+} fl_cell_spec;
+
+extern const char *const FL_GRID_KEYS[];   /* every valid key, NULL-terminated */
+extern const char FL_DEFAULT_GRID[];        /* the embedded default (INI text) */
+
+int fl_grid_parse_file(const char *path, fl_grid *g);
+int fl_grid_parse_string(const char *text, const char *name, fl_grid *g);
+/* "key=value[,value...]" */
+int fl_grid_set(fl_grid *g, const char *assignment);
+/* Checks every key and value (registries, numbers). */
+int fl_grid_check(const fl_grid *g);
+/* The value(s) of a key as written, or NULL. */
+const fl_dim *fl_grid_get(const fl_grid *g, const char *key);
+/* The cells, in lexicographic order of the dimensions as written (the last
+ * key varies fastest). *cells is malloc'd; strings point into g. */
+int fl_grid_cells(fl_grid *g, fl_cell_spec **cells, int *n);
+const char *fl_cell_get(const fl_cell_spec *c, const char *key);
+/* Writes the grid back as INI (every key in [grid] or [fixed]). */
+int fl_grid_write(const fl_grid *g, const char *path);
+void fl_grid_free(fl_grid *g);
+
+#endif
