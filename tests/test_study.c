@@ -1,0 +1,280 @@
+/* The study harness's pieces that need no model: results.csv (columns,
+ * round trip through libcsv, refusals), the Pareto flags on a hand-made
+ * table, and grid specs (parsing, --set, checks, cells, ids). The end-to-end
+ * grid run, kill and resume are in tests/cli_study.sh. */
+#include "testutil.h"
+#include "harness/grid.h"
+#include "harness/results.h"
+#include "model/err.h"
+
+static void write_text(const char *path, const char *s) {
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(s, f);
+    fclose(f);
+}
+
+/* ---- results.csv ---------------------------------------------------------- */
+
+static void test_columns_unique(void **st) {
+    (void)st;
+    for (int i = 0; i < FL_RESULT_NCOLS; i++) {
+        assert_int_equal(fl_result_col(FL_RESULT_COLS[i]), i);   /* the first match is itself: no duplicate */
+        for (const char *p = FL_RESULT_COLS[i]; *p; p++) assert_true((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_');
+    }
+    /* the columns the plots, the report and the README rely on */
+    const char *need[] = { "cell_id", "status", "message", "criterion", "sparsity", "reconstruct", "seed", "ppl", "working_bytes",
+                           "recovery_peak_bytes", "recovery_wall_s", "unit_loss_after", "pareto_mem", "pareto_peak", "pareto_time",
+                           "pareto_mem_all", "machine", "commit", "backend", "threads", "statistics_gflops", "evaluation_cpu_s" };
+    for (size_t i = 0; i < sizeof need / sizeof *need; i++) assert_true(fl_result_col(need[i]) >= 0);
+    assert_int_equal(fl_result_col("no_such_column"), -1);
+}
+
+static void test_roundtrip(void **st) {
+    (void)st;
+    char dir[256], path[300];
+    tu_tmpdir(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/results.csv", dir);
+    fl_table t;
+    assert_int_equal(fl_table_read(path, &t), 0);   /* missing: empty */
+    assert_int_equal(t.nrows, 0);
+    int r = fl_table_add_row(&t);
+    fl_table_set(&t, r, "cell_id", "abc");
+    fl_table_set(&t, r, "message", "a, \"quoted\"\nmulti-line message");
+    fl_table_setf(&t, r, "ppl", "%.3f", 12.5);
+    r = fl_table_add_row(&t);
+    fl_table_set(&t, r, "cell_id", "def");
+    assert_int_equal(fl_table_write(path, &t), 0);
+    fl_table u;
+    assert_int_equal(fl_table_read(path, &u), 0);
+    assert_int_equal(u.nrows, 2);
+    assert_string_equal(fl_table_get(&u, 0, "message"), "a, \"quoted\"\nmulti-line message");
+    assert_true(fabs(fl_table_num(&u, 0, "ppl") - 12.5) < 1e-12);
+    assert_true(isnan(fl_table_num(&u, 1, "ppl")));
+    assert_int_equal(fl_table_find(&u, "def"), 1);
+    assert_int_equal(fl_table_find(&u, "xyz"), -1);
+    /* no temporary left behind */
+    char tmp[320];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    assert_int_equal(access(tmp, F_OK), -1);
+    fl_table_free(&t);
+    fl_table_free(&u);
+    tu_rmrf(dir);
+}
+
+static void test_refusals(void **st) {
+    (void)st;
+    char dir[256], path[300];
+    tu_tmpdir(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/other.csv", dir);
+    fl_table t;
+    write_text(path, "a,b,c\n1,2,3\n");
+    assert_int_equal(fl_table_read(path, &t), -1);
+    assert_non_null(strstr(fl_errmsg(), path));
+    assert_non_null(strstr(fl_errmsg(), "header"));
+    /* our header, then a short row */
+    FILE *f = fopen(path, "w");
+    for (int i = 0; i < FL_RESULT_NCOLS; i++) fprintf(f, "%s%s", i ? "," : "", FL_RESULT_COLS[i]);
+    fprintf(f, "\nx,ok\n");
+    fclose(f);
+    assert_int_equal(fl_table_read(path, &t), -1);
+    assert_non_null(strstr(fl_errmsg(), "line 2"));
+    tu_rmrf(dir);
+}
+
+/* A hand-made grid of results with a known answer. Within (wanda, 0.5):
+ *   none      mem 0    ppl 120   -> front (least memory)
+ *   matrix    mem 10   ppl 110   -> front
+ *   sublayer  mem 20   ppl 100   -> front
+ *   block     mem 40   ppl 105   -> dominated by sublayer
+ *   blocks    mem 40   ppl 100   -> dominated by sublayer (equal ppl, more memory)
+ *   full      mem 100  ppl 99    -> front (best ppl)
+ *   failed    (status error)      -> ""
+ * sparsegpt at 0.5: one cell mem 15 ppl 101 -> on its own front, and on the
+ * all-criteria front (nothing has mem <= 15 and ppl <= 101 except...) no: it
+ * dominates matrix (10,110)? no (more memory). It is dominated by nobody.
+ * wanda's matrix (10, 110) stays on the all-criteria front; wanda's sublayer
+ * (20, 100) too. Another sparsity (2:4) never mixes with 0.5. */
+static void test_pareto(void **st) {
+    (void)st;
+    struct { const char *crit, *sp, *rec, *status; double mem, ppl, secs; const char *front, *front_all; } rows[] = {
+        { "wanda", "0.5", "none", "ok", 0, 120, 0, "1", "1" },
+        { "wanda", "0.5", "matrix", "ok", 10, 110, 5, "1", "1" },
+        { "wanda", "0.5", "sublayer", "ok", 20, 100, 7, "1", "1" },
+        { "wanda", "0.5", "block", "ok", 40, 105, 6, "0", "0" },
+        { "wanda", "0.5", "blocks:2", "ok", 40, 100, 8, "0", "0" },
+        { "wanda", "0.5", "retrain:full", "ok", 100, 99, 50, "1", "1" },
+        { "wanda", "0.5", "blocks:all", "error", 1, 1, 1, "", "" },
+        { "sparsegpt", "0.5", "sublayer", "ok", 15, 101, 7, "1", "1" },
+        { "sparsegpt", "0.5", "block", "ok", 16, 130, 7, "0", "0" },
+        { "wanda", "2:4", "none", "ok", 30, 500, 0, "1", "1" },
+    };
+    fl_table t = { 0 };
+    int n = sizeof rows / sizeof *rows;
+    for (int i = 0; i < n; i++) {
+        int r = fl_table_add_row(&t);
+        fl_table_set(&t, r, "model", "m");
+        fl_table_set(&t, r, "criterion", rows[i].crit);
+        fl_table_set(&t, r, "sparsity", rows[i].sp);
+        fl_table_set(&t, r, "pattern", "row");
+        fl_table_set(&t, r, "reconstruct", rows[i].rec);
+        fl_table_set(&t, r, "status", rows[i].status);
+        fl_table_setf(&t, r, "working_bytes", "%g", rows[i].mem);
+        fl_table_setf(&t, r, "recovery_peak_bytes", "%g", rows[i].mem * 2 + 5);
+        fl_table_setf(&t, r, "recovery_wall_s", "%g", rows[i].secs);
+        fl_table_setf(&t, r, "ppl", "%g", rows[i].ppl);
+    }
+    fl_table_pareto(&t);
+    for (int i = 0; i < n; i++) {
+        assert_string_equal(fl_table_get(&t, i, "pareto_mem"), rows[i].front);
+        assert_string_equal(fl_table_get(&t, i, "pareto_mem_all"), rows[i].front_all);
+        /* the recovery peak is an increasing function of mem here: same fronts */
+        assert_string_equal(fl_table_get(&t, i, "pareto_peak"), rows[i].front);
+    }
+    /* time: wanda's block (6 s, 105) is not dominated by sublayer (7 s, 100) */
+    assert_string_equal(fl_table_get(&t, 3, "pareto_time"), "1");
+    assert_string_equal(fl_table_get(&t, 4, "pareto_time"), "0");   /* (8 s, 100) vs sublayer (7 s, 100) */
+    /* across criteria at 0.5, sparsegpt's sublayer (7 s, 101) is dominated by wanda's (7 s, 100) */
+    assert_string_equal(fl_table_get(&t, 7, "pareto_time"), "1");
+    assert_string_equal(fl_table_get(&t, 7, "pareto_time_all"), "0");
+    fl_table_free(&t);
+}
+
+/* ---- grids -------------------------------------------------------------- */
+
+static void test_grid_parse(void **st) {
+    (void)st;
+    fl_grid g;
+    const char *ini =
+        "; a comment\n[grid]\ncriterion = wanda, sparsegpt\nsparsity=0.5, 2:4\n"
+        "reconstruct = none, \"retrain:masklora:rank=4,alpha=8\"\n[fixed]\ncalib_samples = 16\n--seed = 3\n"
+        "eval = sotu-test, moby-test\n";
+    assert_int_equal(fl_grid_parse_string(ini, "t.ini", &g), 0);
+    assert_int_equal(fl_grid_check(&g), 0);
+    const fl_dim *d = fl_grid_get(&g, "reconstruct");
+    assert_non_null(d);
+    assert_int_equal(d->nvals, 2);
+    assert_string_equal(d->vals[1], "retrain:masklora:rank=4,alpha=8");
+    assert_non_null(fl_grid_get(&g, "calib-samples"));   /* '_' and '--' are canonicalised */
+    assert_string_equal(fl_grid_get(&g, "seed")->vals[0], "3");
+    fl_cell_spec *c;
+    int n;
+    assert_int_equal(fl_grid_cells(&g, &c, &n), 0);
+    assert_int_equal(n, 8);   /* eval is a list, not a dimension */
+    assert_string_equal(fl_cell_get(&c[0], "eval"), "sotu-test,moby-test");
+    /* the last key varies fastest */
+    assert_string_equal(fl_cell_get(&c[0], "reconstruct"), "none");
+    assert_string_equal(fl_cell_get(&c[1], "reconstruct"), "retrain:masklora:rank=4,alpha=8");
+    assert_string_equal(fl_cell_get(&c[2], "sparsity"), "2:4");
+    assert_string_equal(fl_cell_get(&c[4], "criterion"), "sparsegpt");
+    for (int i = 0; i < n; i++) {
+        assert_int_equal(strlen(c[i].id), 12);
+        for (int j = 0; j < i; j++) assert_string_not_equal(c[i].id, c[j].id);
+        assert_null(strchr(c[i].name, ':'));
+        assert_null(strchr(c[i].name, '/'));
+    }
+    char id0[13];
+    strcpy(id0, c[0].id);
+    free(c);
+    /* the same cells written in another key order keep their ids */
+    fl_grid h;
+    const char *ini2 =
+        "[fixed]\neval = sotu-test, moby-test\nseed=3\ncalib-samples=16\n[grid]\nreconstruct = none, \"retrain:masklora:rank=4,alpha=8\"\n"
+        "sparsity=0.5, 2:4\ncriterion = wanda, sparsegpt\n";
+    assert_int_equal(fl_grid_parse_string(ini2, "u.ini", &h), 0);
+    assert_int_equal(fl_grid_cells(&h, &c, &n), 0);
+    int found = 0;
+    for (int i = 0; i < n; i++) found += !strcmp(c[i].id, id0);
+    assert_int_equal(found, 1);
+    free(c);
+    /* --set replaces a key; a list makes it a dimension */
+    assert_int_equal(fl_grid_set(&h, "seed=0,1,2"), 0);
+    assert_int_equal(fl_grid_cells(&h, &c, &n), 0);
+    assert_int_equal(n, 24);
+    free(c);
+    /* a grid written back parses to the same cells */
+    char dir[256], path[300];
+    tu_tmpdir(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/grid.ini", dir);
+    assert_int_equal(fl_grid_write(&h, path), 0);
+    fl_grid k;
+    assert_int_equal(fl_grid_parse_file(path, &k), 0);
+    fl_cell_spec *c2;
+    int n2;
+    assert_int_equal(fl_grid_cells(&h, &c, &n), 0);
+    assert_int_equal(fl_grid_cells(&k, &c2, &n2), 0);
+    assert_int_equal(n, n2);
+    for (int i = 0; i < n; i++) {
+        found = 0;
+        for (int j = 0; j < n2; j++) found += !strcmp(c[i].id, c2[j].id);
+        assert_int_equal(found, 1);
+    }
+    free(c);
+    free(c2);
+    fl_grid_free(&k);
+    tu_rmrf(dir);
+    fl_grid_free(&g);
+    fl_grid_free(&h);
+}
+
+/* Each bad grid: an error naming the source and the problem. */
+static void test_grid_errors(void **st) {
+    (void)st;
+    struct { const char *ini, *want1, *want2; int at_check; } cases[] = {
+        { "[grid]\ncriterion = wanda\nsparsity = 0.5\nfoo = 1\n", "unknown key 'foo'", "valid: model, criterion", 0 },
+        { "[grid]\ncriterion = wanda, wandx\nsparsity = 0.5\n", "unknown criterion 'wandx'", "valid: magnitude", 1 },
+        { "[grid]\ncriterion = wanda\nsparsity = 0.5\nreconstruct = blockz\n", "unknown reconstructor 'blockz'", "sublayer", 1 },
+        { "[grid]\ncriterion = wanda\nsparsity = 1.5\n", "sparsity", "1.5", 1 },
+        { "[grid]\ncriterion = wanda\nsparsity = 0.5\nseed = -1\n", "'seed'", "-1", 1 },
+        { "[grid]\ncriterion = wanda\nsparsity = 0.5\nlr = fast\n", "'lr'", "fast", 1 },
+        { "[grid]\ncriterion = wanda\nsparsity = 0.5, 0.5\n", "given twice", "0.5", 1 },
+        { "[grid]\ncriterion = wanda\nsparsity = 0.5\nloss = l1\n", "loss", "l1", 1 },
+        { "[grid]\ncriterion = wanda\nsparsity = 0.5\npropagation = both\n", "propagation", "both", 1 },
+        { "[grids]\ncriterion = wanda\n", "unknown section [grids]", "[fixed]", 0 },
+        { "[grid]\ncriterion = wanda\nthis is not a key\n", "line 3", "not a key", 0 },
+        { "[grid]\ncriterion = wanda, \"sparsegpt\n", "unterminated quote", "criterion", 0 },
+        { "[grid]\ncriterion = wanda,,sparsegpt\nsparsity = 0.5\n", "empty value", "criterion", 0 },
+        { "[grid]\nsparsity = 0.5\n", "no criterion", "", 1 },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        fl_grid g;
+        int rc = fl_grid_parse_string(cases[i].ini, "bad.ini", &g);
+        if (cases[i].at_check) {
+            assert_int_equal(rc, 0);
+            rc = fl_grid_check(&g);
+            fl_grid_free(&g);
+        }
+        if (rc != -1 || !strstr(fl_errmsg(), "bad.ini") || !strstr(fl_errmsg(), cases[i].want1) || !strstr(fl_errmsg(), cases[i].want2))
+            fail_msg("case %zu: rc %d, message '%s'", i, rc, fl_errmsg());
+    }
+    fl_grid g;
+    assert_int_equal(fl_grid_parse_file("/nonexistent/grid.ini", &g), -1);
+    assert_non_null(strstr(fl_errmsg(), "/nonexistent/grid.ini"));
+    assert_int_equal(fl_grid_parse_string("[grid]\ncriterion=wanda\nsparsity=0.5\n", "ok.ini", &g), 0);
+    assert_int_equal(fl_grid_set(&g, "noequals"), -1);
+    assert_int_equal(fl_grid_set(&g, "bogus=1"), -1);
+    assert_non_null(strstr(fl_errmsg(), "unknown key 'bogus'"));
+    fl_grid_free(&g);
+}
+
+static void test_default_grid(void **st) {
+    (void)st;
+    fl_grid g;
+    assert_int_equal(fl_grid_parse_string(FL_DEFAULT_GRID, "default", &g), 0);
+    assert_int_equal(fl_grid_check(&g), 0);
+    fl_cell_spec *c;
+    int n;
+    assert_int_equal(fl_grid_cells(&g, &c, &n), 0);
+    assert_true(n >= 8);
+    free(c);
+    fl_grid_free(&g);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_columns_unique), cmocka_unit_test(test_roundtrip), cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_pareto), cmocka_unit_test(test_grid_parse), cmocka_unit_test(test_grid_errors),
+        cmocka_unit_test(test_default_grid),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
