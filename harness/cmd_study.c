@@ -303,7 +303,7 @@ static void collect(fl_table *t, const job_t *j, int status, const char *machine
         if (WIFSIGNALED(status)) snprintf(msg, sizeof msg, "killed by signal %d (%s)", WTERMSIG(status), strsignal(WTERMSIG(status)));
         else if (WIFEXITED(status) && WEXITSTATUS(status) == 0) snprintf(msg, sizeof msg, "%s", fl_errmsg());
         fl_table_set(t, r, "status", strstr(msg, "diverged") ? "diverged" : "error");
-        fl_table_set(t, r, "message", msg);
+        fl_table_set(t, r, "message", strncmp(msg, "freelunch: ", 11) ? msg : msg + 11);
         set_num(t, r, "wall_s", fl_wall_s() - j->t0);
     }
     if (!*fl_table_get(t, r, "backend")) fl_table_set(t, r, "backend", fl_gemm_backend_name());

@@ -1,0 +1,115 @@
+#!/bin/sh
+# freelunch study end to end on a micro model: a small grid with two jobs,
+# a failing cell that becomes a row, SIGKILL of the runner mid-grid and a
+# resume that runs every cell exactly once, and clear errors for bad grids.
+# Prints TAP-style lines.
+BUILD=${BUILD:-build}
+FL="$BUILD/freelunch"
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+n=0; bad=0
+ok() { n=$((n + 1)); echo "ok $n - $1"; }
+notok() { n=$((n + 1)); echo "not ok $n - $1"; bad=1; }
+check() { if eval "$2"; then ok "$1"; else notok "$1"; fi; }
+# data rows of a results.csv (every row starts with its quoted cell id; a
+# quoted multi-line message does not)
+rows() { grep -c '^"[0-9a-f]\{12\}"' "$1" 2>/dev/null || echo 0; }
+col() { /usr/bin/python3 -c "import csv,sys; [print(r[sys.argv[2]]) for r in csv.DictReader(open(sys.argv[1]))]" "$1" "$2"; }
+
+"$FL" pretrain --preset micro --steps 30 --threads 2 --out "$T/m" >"$T/m.log" 2>&1 && ok "micro base model" || { notok "micro base model: $(tail -1 "$T/m.log")"; exit 1; }
+
+cat >"$T/grid.ini" <<EOF
+; a micro grid
+[grid]
+criterion   = magnitude, wanda
+reconstruct = none, sublayer, block
+[fixed]
+model         = $T/m
+sparsity      = 0.5
+calib-samples = 4
+eval          = sotu-test
+eval-windows  = 2
+EOF
+
+# dry run: the cells, nothing run
+"$FL" study --grid "$T/grid.ini" --out "$T/out" --dry-run >"$T/dry.log" 2>&1
+check "dry run lists 6 cells" "grep -q '^6 cells' '$T/dry.log'"
+check "dry run writes nothing" "[ ! -e '$T/out/results.csv' ]"
+
+# the grid, two jobs at a time
+"$FL" study --grid "$T/grid.ini" --out "$T/out" --jobs 2 >"$T/run.log" 2>&1
+check "study exits 0" "[ $? -eq 0 ]"
+check "6 rows" "[ $(rows "$T/out/results.csv") -eq 6 ]"
+check "every row ok" "[ \"\$(col '$T/out/results.csv' status | sort -u)\" = ok ]"
+check "every row has a perplexity" "! col '$T/out/results.csv' ppl | grep -qv '^[0-9]'"
+check "reconstruction rows have a working set" "[ \$(col '$T/out/results.csv' working_bytes | grep -cv '^0\$') -eq 4 ]"
+check "machine and commit recorded" "col '$T/out/results.csv' machine | grep -q cores && [ -n \"\$(col '$T/out/results.csv' commit | sed -n 1p)\" ]"
+check "each cell keeps freelunch.json, calib.bin and its log, no model" \
+  "[ \$(ls '$T/out/cells' | wc -l) -eq 6 ] && [ \$(ls '$T/out'/cells/*/freelunch.json | wc -l) -eq 6 ] && [ \$(ls '$T/out'/cells/*/calib.bin | wc -l) -eq 6 ] && ! ls '$T/out'/cells/*/model.safetensors >/dev/null 2>&1"
+check "the grid as run is saved" "grep -q 'reconstruct = none, sublayer, block' '$T/out/grid.ini'"
+check "progress shows cells done of total and an ETA" "grep -q '^\[6/6\] done' '$T/run.log' && grep -q ETA '$T/run.log'"
+check "Pareto flags set on ok rows" "[ \$(col '$T/out/results.csv' pareto_mem | grep -c '^[01]\$') -eq 6 ]"
+
+# again: nothing to do, nothing written twice
+cp "$T/out/results.csv" "$T/before.csv"
+"$FL" study --grid "$T/grid.ini" --out "$T/out" >"$T/again.log" 2>&1
+check "a second run skips every cell" "grep -q '6 done before, 0 to run' '$T/again.log' && cmp -s '$T/before.csv' '$T/out/results.csv'"
+
+# a failing cell (N:M that the widths do not allow) is a row, and the grid goes on
+"$FL" study --grid "$T/grid.ini" --out "$T/out" --set sparsity=0.5,3:7 --set criterion=wanda --set reconstruct=none >"$T/fail.log" 2>&1
+check "a grid with a failing cell exits 0" "[ $? -eq 0 ]"
+check "the failed cell is a row with status error and the cell's message" \
+  "[ $(rows "$T/out/results.csv") -eq 7 ] && col '$T/out/results.csv' status | grep -qx error && col '$T/out/results.csv' message | grep -q 'M=7 does not divide'"
+
+# SIGKILL the runner mid-grid, then resume: every cell exactly once
+cat >"$T/grid2.ini" <<EOF
+[grid]
+criterion   = magnitude, wanda
+reconstruct = none, sublayer
+seed        = 0, 1
+[fixed]
+model         = $T/m
+sparsity      = 0.5
+calib-samples = 4
+eval          = sotu-test
+eval-windows  = 2
+EOF
+"$FL" study --grid "$T/grid2.ini" --out "$T/k" >"$T/k1.log" 2>&1 &
+pid=$!
+i=0
+while [ "$(rows "$T/k/results.csv")" -lt 2 ] && [ $i -lt 1200 ]; do sleep 0.05; i=$((i + 1)); done
+kill -9 $pid 2>/dev/null; wait $pid 2>/dev/null
+r1=$(rows "$T/k/results.csv")
+check "killed mid-grid ($r1 of 8 rows written)" "[ $r1 -ge 2 ] && [ $r1 -lt 8 ]"
+sleep 0.3
+check "no cell outlives the runner" "! pgrep -f '$T/k/cells' >/dev/null"
+check "the file left by the kill is complete CSV" "col '$T/k/results.csv' cell_id >/dev/null 2>&1"
+cp "$T/k/results.csv" "$T/k1.csv"
+"$FL" study --grid "$T/grid2.ini" --out "$T/k" >"$T/k2.log" 2>&1
+check "resumed run exits 0" "[ $? -eq 0 ]"
+check "resume ran only the missing cells" "grep -q \"$r1 done before, $((8 - r1)) to run\" '$T/k2.log'"
+check "every cell exactly once" "[ $(rows "$T/k/results.csv") -eq 8 ] && [ \$(col '$T/k/results.csv' cell_id | sort -u | wc -l) -eq 8 ]"
+check "rows written before the kill are kept as they were" \
+  "[ \"\$(col '$T/k1.csv' finished_at)\" = \"\$(col '$T/k/results.csv' finished_at | head -$r1)\" ]"
+
+# bad input: one line naming the problem, non-zero exit, nothing written
+printf '[grid]\ncriterion = wanda, wandx\nsparsity = 0.5\n' >"$T/bad1.ini"
+"$FL" study --grid "$T/bad1.ini" --out "$T/bad" >"$T/b1.log" 2>&1; rc=$?
+check "unknown criterion: exit 1, one line naming the file, the value and the valid ones" \
+  "[ $rc -eq 1 ] && [ \$(wc -l <'$T/b1.log') -eq 1 ] && grep -q \"bad1.ini: key 'criterion': unknown criterion 'wandx' (valid: magnitude\" '$T/b1.log'"
+printf '[grid]\ncriterion = wanda\nsparsity = 0.5\nlearning-rate = 1\n' >"$T/bad2.ini"
+"$FL" study --grid "$T/bad2.ini" --out "$T/bad" >"$T/b2.log" 2>&1; rc=$?
+check "unknown key: exit 1, one line listing the valid keys" \
+  "[ $rc -eq 1 ] && [ \$(wc -l <'$T/b2.log') -eq 1 ] && grep -q \"unknown key 'learning-rate' (valid: model, criterion\" '$T/b2.log'"
+printf '[grid]\ncriterion = wanda\nsparsity = 0.5\n[fixed\n' >"$T/bad3.ini"
+"$FL" study --grid "$T/bad3.ini" --out "$T/bad" >"$T/b3.log" 2>&1; rc=$?
+check "malformed grid: exit 1, one line with the line number" "[ $rc -eq 1 ] && [ \$(wc -l <'$T/b3.log') -eq 1 ] && grep -q 'bad3.ini: line 4' '$T/b3.log'"
+"$FL" study --set 'reconstruct=none,blockz' --out "$T/bad" >"$T/b4.log" 2>&1; rc=$?
+check "unknown reconstructor via --set: exit 1, one line" "[ $rc -eq 1 ] && [ \$(wc -l <'$T/b4.log') -eq 1 ] && grep -q \"unknown reconstructor 'blockz'\" '$T/b4.log'"
+check "no results directory made by bad input" "[ ! -e '$T/bad' ]"
+printf 'not,our,header\n' >"$T/other.csv"; mkdir -p "$T/o2"; cp "$T/other.csv" "$T/o2/results.csv"
+"$FL" study --grid "$T/grid.ini" --out "$T/o2" >"$T/b5.log" 2>&1; rc=$?
+check "a foreign results.csv is refused, untouched" "[ $rc -eq 1 ] && grep -q 'o2/results.csv: not a freelunch results file' '$T/b5.log' && cmp -s '$T/other.csv' '$T/o2/results.csv'"
+"$FL" study --help | grep -q -- '--dry-run' && ok "study --help" || notok "study --help"
+echo "# $n checks"
+exit $bad
