@@ -14,7 +14,7 @@ check() { if eval "$2"; then ok "$1"; else notok "$1"; fi; }
 # data rows of a results.csv (every row starts with its quoted cell id; a
 # quoted multi-line message does not)
 rows() { grep -c '^"[0-9a-f]\{12\}"' "$1" 2>/dev/null || echo 0; }
-col() { /usr/bin/python3 -c "import csv,sys; [print(r[sys.argv[2]]) for r in csv.DictReader(open(sys.argv[1]))]" "$1" "$2"; }
+col() { /usr/bin/python3 -c "import csv,sys,signal; signal.signal(signal.SIGPIPE, signal.SIG_DFL); [print(r[sys.argv[2]]) for r in csv.DictReader(open(sys.argv[1]))]" "$1" "$2"; }
 
 "$FL" pretrain --preset micro --steps 30 --threads 2 --out "$T/m" >"$T/m.log" 2>&1 && ok "micro base model" || { notok "micro base model: $(tail -1 "$T/m.log")"; exit 1; }
 
