@@ -204,7 +204,9 @@ static int walk_range(walk_t *w, fl_range rg, const char *name) {
         w->r->secs_recover += now_s() - t0;
     }
     /* advance: the sparse stream through the pruned (and recovered) unit;
-     * the dense stream already holds the dense unit's output (Tg or D) */
+     * the dense stream already holds the dense unit's output (Tg or D).
+     * Its own phase: it is propagation, not part of the recovery peak. */
+    fl_mem_phase("propagation");
     if (rc == 0) rc = range_pass(m, rg, w->S, w->S, nw, T, w->batch, NULL, NULL, 0, NULL);
     if (rc == 0 && w->D && Tg) memcpy(w->D, Tg, sizeof(float) * ssz);
     fl_free(Tg);
@@ -267,6 +269,7 @@ static int walk_matrix_sublayer(walk_t *w, int s) {
         fl_free(Xs);
         fl_free(Xd);
     }
+    fl_mem_phase("propagation");
     if (rc == 0) rc = range_pass(m, rg, w->S, w->S, nw, T, w->batch, NULL, NULL, 0, NULL);
     if (rc == 0 && w->D) rc = range_pass(w->dense, rg, w->D, w->D, nw, T, w->batch, NULL, NULL, 0, NULL);
     return rc;
