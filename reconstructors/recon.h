@@ -100,4 +100,30 @@ int fl_retrain_check_arg(const char *arg);
 int fl_recover_ls(fl_model *m, const fl_unit *u, const float *X, const float *Y, int nwin, int T,
                   const fl_recon_opts *o, fl_unit_report *rep);
 
+/* ---- predicted memory --------------------------------------------------- */
+
+/* What fl_recon_predict expects a cell to measure (harness/cell.c). */
+typedef struct {
+    size_t working_bytes;        /* fl_cell_result.working_bytes: the largest unit's parameters,
+                                    gradients, Adam moments, activations saved over one batch and
+                                    the temporaries of its routine */
+    size_t peak_recover_bytes;   /* fl_cell_result.peak_recover_bytes: tracked peak of the recovery
+                                    phase = a unit's working set + what the cell holds meanwhile
+                                    (the model with its masks, the calibration streams, the unit's
+                                    target, the dense model's copy in dense modes) */
+    char unit[64];               /* the unit with the largest working set ("" for none) */
+} fl_recon_predict_out;
+
+/* Counts both figures from the shapes alone (nothing is allocated or run)
+ * for a cell of model cfg with --reconstruct `reconstruct`, --propagation
+ * `propagation` (NULL: sparse), --trainable bias-norm when
+ * trainable_bias_norm, nwin calibration windows of T tokens and
+ * --batch-size `batch` (<= 0: the cell's default, 2). Per-thread kernel
+ * scratch is counted for the current OpenMP thread count. `none` gives 0
+ * and 0 (no recovery phase). Returns 0, or -1 with a message for a bad
+ * argument or a reconstructor it cannot predict (retrain:lora and
+ * retrain:masklora, for now). --distill's teacher is not counted. */
+int fl_recon_predict(const fl_config *cfg, const char *reconstruct, const char *propagation, int trainable_bias_norm,
+                     int nwin, int T, int batch, fl_recon_predict_out *out);
+
 #endif
