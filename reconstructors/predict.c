@@ -199,7 +199,7 @@ static void take(fl_recon_predict_out *out, int64_t working, int64_t peak, const
     if ((size_t)peak > out->peak_recover_bytes) out->peak_recover_bytes = (size_t)peak;
 }
 
-/* retrain:full and retrain:bias-norm (fl_retrain), after every block was
+/* retrain:full and retrain:bias-norm (retrain.c), after every block was
  * pruned: the model with all its masks is live. Before training, the mean
  * cross-entropy pass (no saved activations): fwd_noacts, the final norm's
  * mean, rstd [N] and output [N,d], and HEAD_CHUNK rows of logits. Training:
@@ -289,7 +289,7 @@ int fl_recon_predict(const fl_config *cfg, const char *reconstruct, const char *
         return 0;
     }
     /* Range units: the target Tg [NT,d] beside the streams. */
-    const int step = rec->gran == FL_GRAN_SUBLAYER ? 1 : 2 * rec->blocks_per_unit(arg, L);
+    const int step = rec->gran == FL_GRAN_SUBLAYER ? 1 : 2 * (rec->blocks_per_unit ? rec->blocks_per_unit(arg, L) : 1);
     for (int s0 = 0; s0 < 2 * L; s0 += step) {
         int s1 = s0 + step < 2 * L ? s0 + step : 2 * L;
         for (int k = s0; k < s1; k++) masks += sub_mask_bytes(&s, k % 2);
