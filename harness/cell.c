@@ -199,7 +199,8 @@ static int walk_range(walk_t *w, fl_range rg, const char *name) {
     }
     /* advance: the sparse stream through the pruned (and recovered) unit;
      * the dense stream already holds the dense unit's output (Tg or D).
-     * Moving the streams is counted with the statistics' forward passes. */
+     * Moving the streams is counted with the statistics' forward passes,
+     * not in the recovery peak. */
     fl_prof_enter(&w->r->prof, FL_PH_STATS);
     if (rc == 0) rc = range_pass(m, rg, w->S, w->S, nw, T, w->batch, NULL, NULL, 0, NULL);
     if (rc == 0 && w->D && Tg) memcpy(w->D, Tg, sizeof(float) * ssz);
@@ -274,7 +275,7 @@ static int walk_decoder(walk_t *w) {
         }
         return rc;
     }
-    int step = w->rec->gran == FL_GRAN_SUBLAYER ? 1 : 2 * w->rec->blocks_per_unit(w->rarg, L);
+    int step = w->rec->gran == FL_GRAN_SUBLAYER ? 1 : 2 * (w->rec->blocks_per_unit ? w->rec->blocks_per_unit(w->rarg, L) : 1);
     for (int s0 = 0; s0 < 2 * L && rc == 0; s0 += step) {
         int s1 = s0 + step < 2 * L ? s0 + step : 2 * L;
         char name[64];
@@ -383,7 +384,7 @@ int fl_cell_run(const fl_cell_cfg *c, fl_cell_result *r) {
             if (fl_model_load(&teacher, c->model_dir) != 0) { fl_calib_free(&cal); fl_model_free(&m); return -1; }
             w.ro.teacher = &teacher;
         }
-        rc = fl_retrain(&m, w.rarg, cal.tokens, nwin, T, &w.ro, new_report(&w));
+        rc = w.rec->retrain(&m, w.rarg, cal.tokens, nwin, T, &w.ro, new_report(&w));
         if (c->distill) { fl_model_free(&teacher); w.ro.teacher = NULL; }
         if (rc == 0) {   /* retrain:lora merges dense updates: report the sparsity actually saved */
             int64_t z = 0, n = 0;

@@ -154,7 +154,8 @@ int fl_cmd_list(int argc, char **argv) {
     printf("sparsity patterns: row (default), matrix, N:M (e.g. 2:4, 4:8)\n");
     printf("reconstructors:\n");
     for (int i = 0; FL_RECONSTRUCTORS[i]; i++)
-        printf("  %-12s %s\n", FL_RECONSTRUCTORS[i]->name, FL_RECONSTRUCTORS[i]->desc);
+        printf("  %-12s %s [granularity: %s]\n", FL_RECONSTRUCTORS[i]->name, FL_RECONSTRUCTORS[i]->desc,
+               fl_gran_name(FL_RECONSTRUCTORS[i]->gran));
     printf("propagation: sparse (default), dense, dense-target; losses: mse (default), nmse, cosine\n");
     return 0;
 }

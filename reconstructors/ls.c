@@ -9,6 +9,7 @@
 #include "model/alloc.h"
 #include "model/err.h"
 #include "model/gemm.h"
+#include <omp.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,7 +49,7 @@ int fl_recover_ls(fl_model *m, const fl_unit *u, const float *X, const float *Y,
     float *G = fl_allocf((size_t)in * in), *R = fl_allocf((size_t)ia * out);
     fl_gemm(1, 0, in, in, (int)N, 1.0f, X, in, X, in, 0.0f, G, in);
     fl_gemm(1, 0, in, out, (int)N, 1.0f, X, in, Y, out, 0.0f, R, out);
-    double *xs = calloc(in, sizeof(double));   /* column sums of X: the bias row/column of G' */
+    double *xs = fl_alloc(sizeof(double) * in);   /* column sums of X: the bias row/column of G' */
     if (hb) {
         for (int64_t n = 0; n < N; n++) for (int j = 0; j < in; j++) xs[j] += X[n * in + j];
         for (int i = 0; i < out; i++) {
@@ -62,10 +63,18 @@ int fl_recover_ls(fl_model *m, const fl_unit *u, const float *X, const float *Y,
     md /= in;
     const double lam = (o->ls_damp > 0 ? o->ls_damp : 0.01) * md;
     int bad = 0;
+    /* Per thread, one row's system sized for every input (kept list, normal
+     * matrix, right-hand side): allocated once for the most threads a team
+     * can have, as model/ops.c sizes its scratch, and tracked, since
+     * ia^2 doubles per thread is this routine's largest buffer. */
+    const int nt = omp_get_max_threads();
+    int *Ks = fl_alloc(sizeof(int) * (size_t)nt * ia);
+    double *As = fl_alloc(sizeof(double) * (size_t)nt * ia * ia), *rhss = fl_alloc(sizeof(double) * (size_t)nt * ia);
     #pragma omp parallel
     {
-        int *K = malloc(sizeof(int) * ia);
-        double *A = malloc(sizeof(double) * (size_t)ia * ia), *rhs = malloc(sizeof(double) * ia);
+        const int th = omp_get_thread_num();
+        int *K = Ks + (size_t)th * ia;
+        double *A = As + (size_t)th * ia * ia, *rhs = rhss + (size_t)th * ia;
         #pragma omp for schedule(dynamic, 4)
         for (int i = 0; i < out; i++) {
             int k = 0;
@@ -96,9 +105,9 @@ int fl_recover_ls(fl_model *m, const fl_unit *u, const float *X, const float *Y,
                 else wr[K[a]] = (float)rhs[a];
             }
         }
-        free(K); free(A); free(rhs);
     }
-    free(xs);
+    fl_free(Ks); fl_free(As); fl_free(rhss);
+    fl_free(xs);
     fl_free(G); fl_free(R);
     if (bad) { fl_free(yb); return fl_err("%s: least squares failed at row %d (matrix not positive definite)", u->name, bad - 1); }
     double after = 0;

@@ -1,7 +1,10 @@
 /* Reconstructors as plug-ins: recovery after pruning. Like the criteria, a
  * reconstructor is a const struct (name, one-line description, granularity,
- * routine), one file each, listed in FL_RECONSTRUCTORS
- * (reconstructors/registry.c).
+ * routine) in a file of its own (none.c, matrix.c, matrix_ls.c, sublayer.c,
+ * block.c, blocks.c, retrain.c), listed in FL_RECONSTRUCTORS
+ * (reconstructors/registry.c). Routines several share live beside them:
+ * local.c (AdamW on a unit), ls.c (least squares), lora.c (adapters);
+ * options.c parses the propagation modes and losses.
  *
  * The cell (harness/cell.c) cuts the decoder into units of the
  * reconstructor's granularity and, for each unit, hands the routine the
@@ -61,11 +64,16 @@ typedef struct fl_reconstructor {
     fl_gran gran;
     /* Argument after a colon ("blocks:2", "retrain:lora"); NULL = none allowed. */
     int (*check_arg)(const char *arg);
-    /* Units of `blocks`-like reconstructors: blocks per unit from the arg (L = all). */
+    /* Units of FL_GRAN_BLOCKS (and of the block-by-block pruning pass of
+     * none and retrain): blocks per unit from the arg; NULL = one block. */
     int (*blocks_per_unit)(const char *arg, int n_layer);
     /* Recover one unit from X -> Y over n rows of T tokens... NULL = none. */
     int (*recover)(fl_model *m, const fl_unit *u, const float *X, const float *Y, int nwin, int T,
                    const fl_recon_opts *o, fl_unit_report *rep);
+    /* FL_GRAN_RETRAIN: after every block is pruned, train the whole model on
+     * the calibration windows' tokens [nwin*T]; one report. NULL otherwise. */
+    int (*retrain)(fl_model *m, const char *arg, const int32_t *tok, int nwin, int T, const fl_recon_opts *o,
+                   fl_unit_report *rep);
 } fl_reconstructor;
 
 extern const fl_reconstructor *const FL_RECONSTRUCTORS[];
@@ -91,13 +99,40 @@ double fl_recon_loss(fl_loss kind, const float *y, const float *t, int64_t rows,
 /* The AdamW routine shared by matrix, sublayer, block(s). */
 int fl_recover_adam(fl_model *m, const fl_unit *u, const float *X, const float *Y, int nwin, int T,
                     const fl_recon_opts *o, fl_unit_report *rep);
-/* Retraining baselines (retrain:full, retrain:bias-norm) on the
- * calibration windows' tokens [nwin*T], next-token cross-entropy. */
+/* Retraining baselines (retrain:full, retrain:bias-norm; lora and masklora
+ * through lora.c) on the calibration windows' tokens [nwin*T], next-token
+ * cross-entropy: the retrain entry's routine. */
 int fl_retrain(fl_model *m, const char *arg, const int32_t *tok, int nwin, int T, const fl_recon_opts *o,
                fl_unit_report *rep);
 int fl_retrain_check_arg(const char *arg);
 /* Exact masked least squares for one linear (matrix-ls). */
 int fl_recover_ls(fl_model *m, const fl_unit *u, const float *X, const float *Y, int nwin, int T,
                   const fl_recon_opts *o, fl_unit_report *rep);
+
+/* ---- predicted memory --------------------------------------------------- */
+
+/* What fl_recon_predict expects a cell to measure (harness/cell.c). */
+typedef struct {
+    size_t working_bytes;        /* fl_cell_result.working_bytes: the largest unit's parameters,
+                                    gradients, Adam moments, activations saved over one batch and
+                                    the temporaries of its routine */
+    size_t peak_recover_bytes;   /* fl_cell_result.peak_recover_bytes: tracked peak of the recovery
+                                    phase = a unit's working set + what the cell holds meanwhile
+                                    (the model with its masks, the calibration streams, the unit's
+                                    target, the dense model's copy in dense modes) */
+    char unit[64];               /* the unit with the largest working set ("" for none) */
+} fl_recon_predict_out;
+
+/* Counts both figures from the shapes alone (nothing is allocated or run)
+ * for a cell of model cfg with --reconstruct `reconstruct`, --propagation
+ * `propagation` (NULL: sparse), --trainable bias-norm when
+ * trainable_bias_norm, nwin calibration windows of T tokens and
+ * --batch-size `batch` (<= 0: the cell's default, 2). Per-thread kernel
+ * scratch is counted for the current OpenMP thread count. `none` gives 0
+ * and 0 (no recovery phase). Returns 0, or -1 with a message for a bad
+ * argument or a reconstructor it cannot predict (retrain:lora and
+ * retrain:masklora, for now). --distill's teacher is not counted. */
+int fl_recon_predict(const fl_config *cfg, const char *reconstruct, const char *propagation, int trainable_bias_norm,
+                     int nwin, int T, int batch, fl_recon_predict_out *out);
 
 #endif

@@ -144,3 +144,8 @@ int fl_retrain(fl_model *m, const char *arg, const int32_t *tok, int nwin, int T
     rep->seconds = now_s() - t0;
     return rc;
 }
+
+const fl_reconstructor fl_rec_retrain = {
+    .name = "retrain", .desc = "retrain:full|bias-norm|lora|masklora[:rank=R,alpha=A]: prune everything, then train the whole model (cross-entropy)",
+    .gran = FL_GRAN_RETRAIN, .check_arg = fl_retrain_check_arg, .retrain = fl_retrain,
+};

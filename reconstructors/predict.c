@@ -1,0 +1,303 @@
+/* The memory a cell's recovery will take, counted from the shapes alone.
+ *
+ * It walks the decoder the way harness/cell.c does (the same units, in the
+ * same order) and, for each unit, adds up the tracked allocations that are
+ * live while the unit is recovered. Every term below names the buffer it
+ * stands for; nothing is fitted to a measurement, and nothing is allocated
+ * (a dry run may ask about a model far larger than this machine).
+ *
+ * Notation (all sizes in elements; bytes = 4 per float, 8 per double):
+ *   b = min(batch, nwin) windows per optimiser batch, N = b*T tokens,
+ *   d hidden, qd = heads*hd, kvd = kv_heads*hd, F ffn, V vocab,
+ *   nt = OpenMP threads (the kernels' per-thread scratch), RB = 64 rows
+ *   per attention block (model/ops.c), NT = nwin*T calibration tokens. */
+#include "recon.h"
+#include "lora.h"
+#include "model/err.h"
+#include <omp.h>
+#include <stdio.h>
+#include <string.h>
+
+#define RB 64          /* attention row block, model/ops.c */
+#define HEAD_CHUNK 256 /* rows of logits at a time in a forward without saved activations, model/model.c */
+
+typedef struct {
+    const fl_config *c;
+    int64_t b, T, N, d, qd, kvd, F, V, nt;
+    int swiglu;
+} shp;
+
+/* ---- parameters --------------------------------------------------------- */
+
+/* One tensor inside the model's single data block, padded to 16 floats (64
+ * bytes) as fl_model_create lays it out. */
+static int64_t padded(int64_t n) { return (n + 15) / 16 * 16; }
+
+/* The model as loaded: every parameter (padded) and the RoPE tables. */
+static int64_t model_bytes(const fl_config *c) {
+    const int64_t d = c->d, qd = (int64_t)c->n_head * c->head_dim, kvd = (int64_t)c->n_kv_head * c->head_dim, F = c->d_ff;
+    int64_t f = padded((int64_t)c->vocab * d);                                   /* embed */
+    if (c->learned_pos) f += padded((int64_t)(c->max_pos + c->pos_offset) * d);  /* positions */
+    int64_t blk = padded(d) * (c->rms ? 2 : 4);                                  /* two norms (w[, b]) */
+    blk += padded(qd * d) + 2 * padded(kvd * d) + padded(d * qd);                /* q, k, v, o */
+    if (c->qkv_bias) blk += padded(qd) + 2 * padded(kvd);
+    if (c->o_bias) blk += padded(d);
+    blk += padded(F * d) * (c->act == FL_ACT_SWIGLU ? 2 : 1) + padded(d * F);    /* fc1 (gate[, up]), fc2 */
+    if (c->mlp_bias) blk += padded(F) + padded(d);
+    f += blk * c->n_layer;
+    f += padded(d) * (c->rms ? 1 : 2);                                           /* final norm */
+    if (!c->tied) f += padded((int64_t)c->vocab * d);                            /* LM head */
+    if (!c->learned_pos) f += 2 * ((int64_t)c->max_pos * c->head_dim / 2);        /* rope cos, sin */
+    return 4 * f;
+}
+
+/* Parameters of one sublayer (0 attention, 1 MLP), unpadded as
+ * fl_unit_param_bytes counts them: all of them, or biases and norms only. */
+static int64_t sub_params(const shp *s, int kind, int bias_norm_only) {
+    const fl_config *c = s->c;
+    int64_t bn = s->d * (c->rms ? 1 : 2), w;
+    if (kind == 0) {
+        bn += c->qkv_bias ? s->qd + 2 * s->kvd : 0;
+        bn += c->o_bias ? s->d : 0;
+        w = s->qd * s->d + 2 * s->kvd * s->d + s->d * s->qd;
+    } else {
+        bn += c->mlp_bias ? s->F + s->d : 0;
+        w = s->F * s->d * (s->swiglu ? 3 : 2);
+    }
+    return bias_norm_only ? bn : bn + w;
+}
+
+/* The whole model's parameters, unpadded (fl_model_num_params). */
+static int64_t all_params(const shp *s, int bias_norm_only) {
+    const fl_config *c = s->c;
+    int64_t n = c->n_layer * (sub_params(s, 0, bias_norm_only) + sub_params(s, 1, bias_norm_only));
+    n += s->d * (c->rms ? 1 : 2);   /* final norm */
+    if (bias_norm_only) return n;
+    n += s->V * s->d * (c->tied ? 1 : 2);
+    if (c->learned_pos) n += (int64_t)(c->max_pos + c->pos_offset) * s->d;
+    return n;
+}
+
+/* The linears of a block in fl_layer_linears order, with the site feeding
+ * each (its input width) and whether it has a bias. */
+typedef struct { int64_t rows, cols; int bias, sub; } lin_t;
+static int block_linears(const shp *s, lin_t *o) {
+    const fl_config *c = s->c;
+    int n = 0;
+    o[n++] = (lin_t){ s->qd, s->d, c->qkv_bias, 0 };
+    o[n++] = (lin_t){ s->kvd, s->d, c->qkv_bias, 0 };
+    o[n++] = (lin_t){ s->kvd, s->d, c->qkv_bias, 0 };
+    o[n++] = (lin_t){ s->d, s->qd, c->o_bias, 0 };
+    o[n++] = (lin_t){ s->F, s->d, c->mlp_bias, 1 };
+    if (s->swiglu) o[n++] = (lin_t){ s->F, s->d, 0, 1 };
+    o[n++] = (lin_t){ s->d, s->F, c->mlp_bias, 1 };
+    return n;
+}
+
+/* Mask bytes (one per weight) of the linears of one sublayer. */
+static int64_t sub_mask_bytes(const shp *s, int kind) {
+    return kind == 0 ? s->qd * s->d + 2 * s->kvd * s->d + s->d * s->qd : s->F * s->d * (s->swiglu ? 3 : 2);
+}
+
+/* ---- activations and the kernels' temporaries ------------------------- */
+
+/* model.c's sub_acts of one sublayer: x, mean, rstd, xn (mean is allocated
+ * for RMSNorm too); attention q, k, v, ao and, when kept for backward, the
+ * probabilities att [b, H, T, T]; MLP h, a and up (SwiGLU). */
+static int64_t sub_acts(const shp *s, int kind, int keep_att) {
+    int64_t f = 2 * s->N * s->d + 2 * s->N;
+    if (kind == 0) f += 2 * s->N * s->qd + 2 * s->N * s->kvd + (keep_att ? s->b * s->c->n_head * s->T * s->T : 0);
+    else f += s->N * s->F * (s->swiglu ? 3 : 2);
+    return 4 * f;
+}
+
+/* The peak of one sublayer's backward above what is already live, with its
+ * norm and biases trainable (true for both --trainable all and bias-norm):
+ * dxn [N,d], then
+ *   attention: dao, dq [N,qd], dk, dv [N,kvd] together with the largest of
+ *              the per-thread score block nt*RB*T (attention backward) and
+ *              the per-thread column-sum partials of a bias gradient;
+ *   MLP:       da, dh [N,F] with dup [N,F] (SwiGLU) or a bias's partials;
+ *   then the norm's weight gradient: x-hat [N,d] and its partials nt*d. */
+static int64_t sub_bwd(const shp *s, int kind) {
+    const fl_config *c = s->c;
+    int64_t inner, cs = 0;
+    if (kind == 0) {
+        if (c->o_bias) cs = s->d;
+        if (c->qkv_bias && s->qd > cs) cs = s->qd;
+        if (c->qkv_bias && s->kvd > cs) cs = s->kvd;
+        int64_t att = RB * s->T;
+        inner = 2 * s->N * s->qd + 2 * s->N * s->kvd + s->nt * (att > cs ? att : cs);
+    } else {
+        if (c->mlp_bias) cs = s->F > s->d ? s->F : s->d;
+        int64_t extra = s->swiglu ? s->N * s->F : s->nt * cs;
+        inner = 2 * s->N * s->F + extra;
+    }
+    int64_t norm = s->N * s->d + s->nt * s->d;
+    return 4 * (s->N * s->d + (inner > norm ? inner : norm));
+}
+
+/* A forward with no saved activations over sublayers [s0, s1): the residual
+ * stream [N,d], one scratch sub_acts of each kind (fl_forward allocates both
+ * whatever the range holds) and, inside an attention sublayer, the
+ * per-thread score block nt*RB*T. */
+static int64_t fwd_noacts(const shp *s, int has_attn) {
+    return 4 * s->N * s->d + sub_acts(s, 0, 0) + sub_acts(s, 1, 0) + (has_attn ? 4 * s->nt * RB * s->T : 0);
+}
+
+/* ---- one unit ---------------------------------------------------------- */
+
+/* fl_recover_adam on sublayers [s0, s1): peak above what was live when it
+ * began. The "before" loss pass: its output [N,d] + fwd_noacts. Training:
+ * gradients and both Adam moments of the trainable parameters, the batch
+ * buffers xb, yb, out, dy [N,d], the saved activations of every sublayer,
+ * and either the forward's residual stream [N,d] or the backward's two
+ * residual gradients [N,d] with the largest sublayer backward. */
+static int64_t range_rel(const shp *s, int s0, int s1, int bias_norm_only, int64_t *params) {
+    int64_t p = 0, pt = 0, acts = 0, bw = 0;
+    for (int k = s0; k < s1; k++) {
+        p += sub_params(s, k % 2, 0);
+        pt += sub_params(s, k % 2, bias_norm_only);
+        acts += sub_acts(s, k % 2, 1);
+        int64_t sb = sub_bwd(s, k % 2);
+        bw = sb > bw ? sb : bw;
+    }
+    *params = 4 * p;
+    int64_t before = 4 * s->N * s->d + fwd_noacts(s, s0 % 2 == 0 || s1 - s0 > 1);
+    int64_t fixed = 4 * (3 * pt + 4 * s->N * s->d) + acts;
+    int64_t fwd = fixed + 4 * s->N * s->d, bwd = fixed + 8 * s->N * s->d + bw;
+    int64_t r = before > fwd ? before : fwd;
+    return r > bwd ? r : bwd;
+}
+
+/* fl_recover_adam on one linear [rows, cols]: the "before" loss output
+ * [N,rows]; in training, gradient and moments of W (and b), xb [N,cols],
+ * yb, out, dy [N,rows], and the bias gradient's per-thread partials. */
+static int64_t linear_adam_rel(const shp *s, const lin_t *l, int bias_norm_only) {
+    int64_t pt = (bias_norm_only ? 0 : l->rows * l->cols) + (l->bias ? l->rows : 0);
+    int64_t before = s->N * l->rows;
+    int64_t train = 3 * pt + s->N * l->cols + 3 * s->N * l->rows + (l->bias ? s->nt * l->rows : 0);
+    return 4 * (before > train ? before : train);
+}
+
+/* fl_recover_ls on one linear: one window's output [T,rows], the Gram
+ * matrix G [cols,cols], R [cols(+1),rows], the column sums (doubles) and,
+ * per thread, the kept-input list (ints), the normal matrix and right-hand
+ * side (doubles) of one row, sized for every input plus the bias. */
+static int64_t linear_ls_rel(const shp *s, const lin_t *l) {
+    int64_t ia = l->cols + l->bias;
+    return 4 * (s->T * l->rows + l->cols * l->cols + ia * l->rows) + 8 * l->cols + s->nt * (4 * ia + 8 * ia * ia + 8 * ia);
+}
+
+/* ---- the cell ---------------------------------------------------------- */
+
+static void take(fl_recon_predict_out *out, int64_t working, int64_t peak, const char *unit) {
+    if ((size_t)working > out->working_bytes) {
+        out->working_bytes = (size_t)working;
+        snprintf(out->unit, sizeof out->unit, "%s", unit);
+    }
+    if ((size_t)peak > out->peak_recover_bytes) out->peak_recover_bytes = (size_t)peak;
+}
+
+/* retrain:full and retrain:bias-norm (retrain.c), after every block was
+ * pruned: the model with all its masks is live. Before training, the mean
+ * cross-entropy pass (no saved activations): fwd_noacts, the final norm's
+ * mean, rstd [N] and output [N,d], and HEAD_CHUNK rows of logits. Training:
+ * gradients and moments, the saved activations of every sublayer and of the
+ * head (x, mean, rstd, xn, logits [N,V], tokens and targets as int32), then
+ * the larger of the forward's residual stream, the head's backward (the
+ * residual gradient, dxn and the final norm's x-hat [N,d] with its
+ * partials) and, the logits freed, the blocks' backward. */
+static void predict_retrain(const shp *s, int bias_norm, fl_recon_predict_out *out) {
+    const fl_config *c = s->c;
+    const int64_t N = s->N, d = s->d, held = model_bytes(c) + c->n_layer * (sub_mask_bytes(s, 0) + sub_mask_bytes(s, 1));
+    int64_t acts = 0, bw = 0;
+    for (int k = 0; k < 2; k++) {
+        acts += c->n_layer * sub_acts(s, k, 1);
+        bw = sub_bwd(s, k) > bw ? sub_bwd(s, k) : bw;
+    }
+    acts += 4 * (2 * N * d + 2 * N + N * s->V) + 2 * 4 * N;
+    int64_t fwd = acts + 4 * N * d;
+    int64_t head = acts + 4 * (3 * N * d + s->nt * d);
+    int64_t blocks = acts - 4 * N * s->V + 8 * N * d + bw;
+    int64_t train = 4 * 3 * all_params(s, bias_norm) + (fwd > head ? (fwd > blocks ? fwd : blocks) : (head > blocks ? head : blocks));
+    int64_t ce_head = 4 * (2 * N + N * d + (int64_t)HEAD_CHUNK * s->V), ce_att = 4 * s->nt * RB * s->T;
+    int64_t ce_peak = 4 * N * d + sub_acts(s, 0, 0) + sub_acts(s, 1, 0) + (ce_att > ce_head ? ce_att : ce_head);
+    int64_t rel = train > ce_peak ? train : ce_peak;
+    take(out, 4 * all_params(s, 0) + train, held + rel, bias_norm ? "model (retrain:bias-norm)" : "model (retrain:full)");
+}
+
+int fl_recon_predict(const fl_config *cfg, const char *reconstruct, const char *propagation, int trainable_bias_norm,
+                     int nwin, int T, int batch, fl_recon_predict_out *out) {
+    memset(out, 0, sizeof *out);
+    const fl_reconstructor *rec;
+    const char *arg;
+    fl_prop prop;
+    if (fl_recon_find(reconstruct ? reconstruct : "none", &rec, &arg) != 0) return -1;
+    if (fl_prop_parse(propagation ? propagation : "sparse", &prop) != 0) return -1;
+    if (fl_config_validate(cfg, "predict") != 0) return -1;
+    if (nwin < 1 || T < 1) return fl_err("predict: %d windows of %d tokens: both must be at least 1", nwin, T);
+    if (T > cfg->max_pos) return fl_err("predict: --seqlen %d exceeds the model's context of %d positions", T, cfg->max_pos);
+    if (batch <= 0) batch = 2;   /* the cell's default --batch-size */
+    shp s = { .c = cfg, .b = batch < nwin ? batch : nwin, .T = T, .d = cfg->d, .F = cfg->d_ff, .V = cfg->vocab,
+              .qd = (int64_t)cfg->n_head * cfg->head_dim, .kvd = (int64_t)cfg->n_kv_head * cfg->head_dim,
+              .nt = omp_get_max_threads(), .swiglu = cfg->act == FL_ACT_SWIGLU };
+    s.N = s.b * T;
+    const int L = cfg->n_layer;
+    if (rec->gran == FL_GRAN_RETRAIN) {
+        if (fl_lora_parse_arg(arg, NULL, NULL, NULL) != 0)
+            /* Hook: the adapters' state (W0 copies, A, B, their gradients and
+             * moments, the dense dW buffers) is counted by
+             * fl_lora_predict_working in reconstructors/lora.c, being
+             * rewritten for a low-rank backward; call it here once it lands. */
+            return fl_err("predict: retrain:%s is not predicted here yet (LoRA adapters)", arg);
+        predict_retrain(&s, trainable_bias_norm || (arg && !strcmp(arg, "bias-norm")), out);
+        return 0;
+    }
+    if (!rec->recover) return 0;   /* none: no recovery phase */
+
+    /* Live through every unit's recovery: the model, the sparse stream
+     * [NT,d] and, when a stream is dense, the dense model's second copy and
+     * the dense stream [NT,d]. Masks (a byte per weight) accumulate as the
+     * walk prunes. */
+    const int64_t NT = (int64_t)nwin * T, stream = 4 * NT * s.d, dense = prop != FL_PROP_SPARSE;
+    int64_t held = model_bytes(cfg) + stream + (dense ? model_bytes(cfg) + stream : 0), masks = 0;
+    char name[64];
+    if (rec->gran == FL_GRAN_MATRIX) {
+        /* Each site's input captured on the sparse stream Xs [NT,cw] (and on
+         * the dense stream Xd), its Gram statistics (cw x cw floats and cw
+         * doubles), and the linear's target Y [NT,rows]. */
+        lin_t lin[7];
+        const int k = block_linears(&s, lin);
+        static const char *n6[] = { "q", "k", "v", "o", "fc1", "fc2" }, *n7[] = { "q", "k", "v", "o", "gate", "up", "down" };
+        for (int l = 0; l < L; l++)
+            for (int i = 0; i < k; i++) {
+                const lin_t *li = &lin[i];
+                const int64_t cw = li->cols;
+                masks += li->rows * li->cols;
+                int64_t site = 4 * NT * cw * (dense ? 2 : 1) + 4 * cw * cw + 8 * cw + 4 * NT * li->rows;
+                int64_t rel;
+                if (rec->recover == fl_recover_ls) rel = linear_ls_rel(&s, li);
+                else {
+                    if (trainable_bias_norm && !li->bias)
+                        return fl_err("predict: layers.%d.%s has no bias or norm to train (--trainable bias-norm)", l, (k == 7 ? n7 : n6)[i]);
+                    rel = linear_adam_rel(&s, li, trainable_bias_norm);
+                }
+                snprintf(name, sizeof name, "layers.%d.%s", l, (k == 7 ? n7 : n6)[i]);
+                take(out, 4 * (li->rows * li->cols + (li->bias ? li->rows : 0)) + rel, held + masks + site + rel, name);
+            }
+        return 0;
+    }
+    /* Range units: the target Tg [NT,d] beside the streams. */
+    const int step = rec->gran == FL_GRAN_SUBLAYER ? 1 : 2 * (rec->blocks_per_unit ? rec->blocks_per_unit(arg, L) : 1);
+    for (int s0 = 0; s0 < 2 * L; s0 += step) {
+        int s1 = s0 + step < 2 * L ? s0 + step : 2 * L;
+        for (int k = s0; k < s1; k++) masks += sub_mask_bytes(&s, k % 2);
+        int64_t params, rel = range_rel(&s, s0, s1, trainable_bias_norm, &params);
+        if (step == 1) snprintf(name, sizeof name, "layers.%d.%s", s0 / 2, s0 % 2 ? "mlp" : "attn");
+        else if (s1 - s0 == 2) snprintf(name, sizeof name, "layers.%d", s0 / 2);
+        else snprintf(name, sizeof name, "layers.%d-%d", s0 / 2, s1 / 2 - 1);
+        take(out, params + rel, held + masks + stream + rel, name);
+    }
+    return 0;
+}

@@ -1,0 +1,135 @@
+/* Memory of recovery (issue 5): for every reconstructor and propagation
+ * mode, on a micro llama and a micro gpt2, the two figures a cell measures
+ * with the tracked allocator (the largest unit's working set and the peak
+ * of the recovery phase) agree within 10% with fl_recon_predict, which
+ * counts them from the shapes alone. */
+#include "tests/testutil.h"
+#include "datasets/tokfile.h"
+#include "harness/cell.h"
+#include "model/alloc.h"
+#include "model/checkpoint.h"
+#include "model/err.h"
+#include "model/gemm.h"
+
+static char g_dir[256], g_calib[300], g_eval[300], g_llama[300], g_gpt2[300];
+
+enum { VOCAB = 48, SEQ = 16, NWIN = 6, RBATCH = 4 };
+
+static int make_model(const char *dir, fl_family fam, int d_ff, uint64_t seed) {
+    fl_config c = { 0 };
+    fl_config_family_defaults(&c, fam);
+    /* three blocks, so blocks:2 (units of 2 and 1 blocks) differs from
+     * blocks:all; d_ff unlike d, kv heads unlike heads (llama), so a term
+     * with the wrong width shows */
+    c.vocab = VOCAB; c.d = 32; c.n_layer = 3; c.n_head = 4; c.n_kv_head = fam == FL_LLAMA ? 2 : 4; c.head_dim = 8;
+    c.d_ff = d_ff; c.max_pos = SEQ;
+    fl_model m;
+    if (fl_model_create(&m, &c) != 0) return -1;
+    fl_model_init_random(&m, seed);
+    int rc = fl_model_save(&m, dir);
+    fl_model_free(&m);
+    return rc;
+}
+
+static int setup(void **st) {
+    (void)st;
+    tu_tmpdir(g_dir, sizeof g_dir);
+    snprintf(g_calib, sizeof g_calib, "%s/calib.bin", g_dir);
+    snprintf(g_eval, sizeof g_eval, "%s/eval.bin", g_dir);
+    snprintf(g_llama, sizeof g_llama, "%s/llama", g_dir);
+    snprintf(g_gpt2, sizeof g_gpt2, "%s/gpt2", g_dir);
+    int32_t t[4000];
+    uint64_t s = 5;
+    for (int i = 0; i < 4000; i++) t[i] = (int32_t)(tu_rng(&s) % VOCAB);
+    if (fl_tokfile_write(g_calib, t, 4000) != 0 || fl_tokfile_write(g_eval, t, 200) != 0) return -1;
+    if (make_model(g_llama, FL_LLAMA, 48, 3) != 0) return -1;
+    return make_model(g_gpt2, FL_GPT2, 80, 4);
+}
+
+static int teardown(void **st) { (void)st; tu_rmrf(g_dir); return 0; }
+
+typedef struct { const char *recon, *prop; int bias_norm; } cell_t;
+
+static double ratio(size_t measured, size_t predicted) { return predicted ? (double)measured / predicted : NAN; }
+
+/* Runs the cell, predicts it, and checks both figures within [0.9, 1.1]. */
+static void check_cell(const char *model, const char *fam, const cell_t *k, int idx) {
+    char out[400];
+    snprintf(out, sizeof out, "%s/%s_%d", g_dir, fam, idx);
+    fl_cell_cfg c = { .model_dir = model, .criterion = "magnitude", .sparsity = "0.5", .pattern = "row",
+                      .reconstruct = k->recon, .propagation = k->prop, .trainable = k->bias_norm ? "bias-norm" : "all",
+                      .calib_file = g_calib, .calib_samples = NWIN, .seqlen = SEQ, .seed = 1, .n_evals = 1,
+                      .eval_max_windows = 1, .out_dir = out, .cache = g_dir, .lr = 1e-3f, .epochs = 1,
+                      .recon_batch = RBATCH };
+    c.evals[0] = g_eval;
+    fl_cell_result r;
+    int rc = fl_cell_run(&c, &r);
+    if (rc != 0) print_error("%s %s %s: %s\n", fam, k->recon, k->prop, fl_errmsg());
+    assert_int_equal(rc, 0);
+    fl_config cfg;
+    assert_int_equal(fl_config_load(&cfg, model), 0);
+    fl_recon_predict_out p;
+    size_t live = fl_mem_live();
+    rc = fl_recon_predict(&cfg, k->recon, k->prop, k->bias_norm, NWIN, SEQ, RBATCH, &p);
+    if (rc != 0) print_error("predict %s: %s\n", k->recon, fl_errmsg());
+    assert_int_equal(rc, 0);
+    assert_true(fl_mem_live() == live);   /* from the shapes: nothing allocated */
+    double rw = ratio(r.working_bytes, p.working_bytes), rp = ratio(r.peak_recover_bytes, p.peak_recover_bytes);
+    print_message("%-5s %-18s %-12s %-9s working %8zu / %8zu = %.4f (%s)  peak %8zu / %8zu = %.4f\n", fam, k->recon,
+                  k->prop, k->bias_norm ? "bias-norm" : "all", r.working_bytes, p.working_bytes, rw, p.unit,
+                  r.peak_recover_bytes, p.peak_recover_bytes, rp);
+    if (!strcmp(k->recon, "none")) {   /* no recovery phase at all */
+        assert_true(r.working_bytes == 0 && p.working_bytes == 0);
+        assert_true(r.peak_recover_bytes == 0 && p.peak_recover_bytes == 0);
+    } else {
+        assert_true(rw >= 0.9 && rw <= 1.1);
+        assert_true(rp >= 0.9 && rp <= 1.1);
+        /* the peak holds the working set (its parameters are the model's) */
+        assert_true(p.peak_recover_bytes > p.working_bytes);
+    }
+    fl_cell_result_free(&r);
+}
+
+static void check_family(const char *model, const char *fam, int has_bias) {
+    static const char *local[] = { "matrix", "matrix-ls", "sublayer", "block", "blocks:2", "blocks:all" };
+    static const char *props[] = { "sparse", "dense", "dense-target" };
+    cell_t cells[40];
+    int n = 0;
+    cells[n++] = (cell_t){ "none", "sparse", 0 };
+    for (int i = 0; i < 6; i++)
+        for (int j = 0; j < 3; j++) cells[n++] = (cell_t){ local[i], props[j], 0 };
+    /* --trainable bias-norm: a linear alone has only its bias to train */
+    if (has_bias) cells[n++] = (cell_t){ "matrix", "sparse", 1 };
+    cells[n++] = (cell_t){ "sublayer", "sparse", 1 };
+    cells[n++] = (cell_t){ "blocks:2", "dense", 1 };
+    cells[n++] = (cell_t){ "retrain:full", "sparse", 0 };
+    cells[n++] = (cell_t){ "retrain:bias-norm", "sparse", 0 };
+    for (int i = 0; i < n; i++) check_cell(model, fam, &cells[i], i);
+}
+
+static void test_llama(void **s) { (void)s; check_family(g_llama, "llama", 0); }
+static void test_gpt2(void **s) { (void)s; check_family(g_gpt2, "gpt2", 1); }
+
+/* What the prediction refuses, with a message, like the cell would. */
+static void test_predict_refuses(void **s) {
+    (void)s;
+    fl_config cfg;
+    assert_int_equal(fl_config_load(&cfg, g_llama), 0);
+    fl_recon_predict_out p;
+    assert_int_equal(fl_recon_predict(&cfg, "retrain:lora", NULL, 0, NWIN, SEQ, RBATCH, &p), -1);
+    assert_non_null(strstr(fl_errmsg(), "not predicted"));
+    assert_int_equal(fl_recon_predict(&cfg, "matrix", NULL, 1, NWIN, SEQ, RBATCH, &p), -1);   /* llama linears: no bias */
+    assert_non_null(strstr(fl_errmsg(), "bias-norm"));
+    assert_int_equal(fl_recon_predict(&cfg, "blocks:0", NULL, 0, NWIN, SEQ, RBATCH, &p), -1);
+    assert_int_equal(fl_recon_predict(&cfg, "block", "sideways", 0, NWIN, SEQ, RBATCH, &p), -1);
+    assert_int_equal(fl_recon_predict(&cfg, "block", NULL, 0, NWIN, SEQ + 1, RBATCH, &p), -1);
+    assert_non_null(strstr(fl_errmsg(), "context"));
+}
+
+int main(void) {
+    fl_threads_init(0);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_predict_refuses), cmocka_unit_test(test_llama), cmocka_unit_test(test_gpt2),
+    };
+    return cmocka_run_group_tests_name("recon_mem", tests, setup, teardown);
+}
