@@ -19,7 +19,9 @@
 #include "version.h"
 #include "datasets/corpus.h"
 #include "model/err.h"
+#include "model/checkpoint.h"
 #include "model/gemm.h"
+#include "reconstructors/recon.h"
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -352,6 +354,23 @@ static void describe(const fl_grid *g, const fl_cell_spec *s, char *buf, size_t 
     if (!k) snprintf(buf, n, "%s", s->name);
 }
 
+/* The analytic recovery working set and peak of a cell, from its model's
+ * config.json and its settings; "?" when they cannot be predicted (model
+ * not built yet, or a reconstructor predict.c does not cover). */
+static void predict_cell(const fl_cell_spec *s, char *wk, char *pk, size_t n) {
+    fl_config cfg;
+    const char *model = fl_cell_get(s, "model");
+    if (!model || fl_config_load(&cfg, model) != 0) return;
+    const char *rec = fl_cell_get(s, "reconstruct"), *prop = fl_cell_get(s, "propagation"), *tr = fl_cell_get(s, "trainable");
+    const char *ns = fl_cell_get(s, "calib-samples"), *ts = fl_cell_get(s, "seqlen"), *bs = fl_cell_get(s, "batch-size");
+    fl_recon_predict_out o;
+    if (fl_recon_predict(&cfg, rec ? rec : "none", prop ? prop : "sparse", tr && !strcmp(tr, "bias-norm"), ns ? atoi(ns) : 128,
+                         ts ? atoi(ts) : cfg.max_pos, bs ? atoi(bs) : 2, &o) != 0)
+        return;
+    snprintf(wk, n, "%.2f", o.working_bytes / 1e6);
+    snprintf(pk, n, "%.2f", o.peak_recover_bytes / 1e6);
+}
+
 /* ---- the command -------------------------------------------------------- */
 
 int fl_cmd_study(int argc, char **argv) {
@@ -409,12 +428,14 @@ int fl_cmd_study(int argc, char **argv) {
     for (int i = 0; i < ncells; i++) done_before += fl_table_find(&t, cells[i].id) >= 0;
 
     if (dry) {
-        printf("%d cells (%d already in %s)\n", ncells, done_before, results);
-        printf("%-4s %-12s %-5s %s\n", "#", "cell_id", "done", "settings");
+        printf("%d cells (%d already in %s); predicted recovery working set and peak, MB (reconstructors/predict.c)\n",
+               ncells, done_before, results);
+        printf("%-4s %-12s %-5s %9s %9s  %s\n", "#", "cell_id", "done", "working", "peak", "settings");
         for (int i = 0; i < ncells; i++) {
-            char d[1024];
+            char d[1024], wk[32] = "?", pk[32] = "?";
             describe(&g, &cells[i], d, sizeof d);
-            printf("%-4d %-12s %-5s %s\n", i + 1, cells[i].id, fl_table_find(&t, cells[i].id) >= 0 ? "yes" : "no", d);
+            predict_cell(&cells[i], wk, pk, sizeof wk);
+            printf("%-4d %-12s %-5s %9s %9s  %s\n", i + 1, cells[i].id, fl_table_find(&t, cells[i].id) >= 0 ? "yes" : "no", wk, pk, d);
         }
         fl_table_free(&t);
         free(cells);
