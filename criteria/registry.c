@@ -7,7 +7,7 @@
 
 extern const fl_criterion fl_crit_magnitude, fl_crit_random;
 extern const fl_criterion fl_crit_wanda, fl_crit_ria, fl_crit_sparsegpt;
-extern const fl_criterion fl_crit_sparseswaps, fl_crit_sparsefw;
+extern const fl_criterion fl_crit_sparseswaps, fl_crit_sparsefw, fl_crit_obs;
 
 const fl_criterion *const FL_CRITERIA[] = {
     &fl_crit_magnitude,
@@ -17,6 +17,7 @@ const fl_criterion *const FL_CRITERIA[] = {
     &fl_crit_sparsegpt,
     &fl_crit_sparseswaps,
     &fl_crit_sparsefw,
+    &fl_crit_obs,
     NULL,
 };
 

@@ -189,6 +189,29 @@ static void ref_scores(const layer *L, const char *spec, double *s) {
             }
         return;
     }
+    if (!strcmp(spec, "obs")) {
+        /* H = X^T X + 1% of its mean diagonal, inverted in double by
+         * Gauss-Jordan (independent of the LAPACK path under test) */
+        double *H = calloc((size_t)C * C, sizeof(double)), *I = calloc((size_t)C * C, sizeof(double)), md = 0;
+        for (int n = 0; n < L->N; n++)
+            for (int a = 0; a < C; a++)
+                for (int b = 0; b < C; b++) H[(int64_t)a * C + b] += (double)L->X[(int64_t)n * C + a] * L->X[(int64_t)n * C + b];
+        for (int a = 0; a < C; a++) md += H[(int64_t)a * C + a] / C;
+        for (int a = 0; a < C; a++) { H[(int64_t)a * C + a] += 0.01 * md + 1e-8; I[(int64_t)a * C + a] = 1; }
+        for (int p = 0; p < C; p++) {   /* SPD: no pivoting needed */
+            double d = H[(int64_t)p * C + p];
+            for (int b = 0; b < C; b++) { H[(int64_t)p * C + b] /= d; I[(int64_t)p * C + b] /= d; }
+            for (int a = 0; a < C; a++) {
+                if (a == p) continue;
+                double f = H[(int64_t)a * C + p];
+                for (int b = 0; b < C; b++) { H[(int64_t)a * C + b] -= f * H[(int64_t)p * C + b]; I[(int64_t)a * C + b] -= f * I[(int64_t)p * C + b]; }
+            }
+        }
+        for (int r = 0; r < R; r++)
+            for (int c = 0; c < C; c++) s[(int64_t)r * C + c] = (double)W[(int64_t)r * C + c] * W[(int64_t)r * C + c] / I[(int64_t)c * C + c];
+        free(H); free(I);
+        return;
+    }
     double alpha = !strcmp(spec, "ria") ? 0.5 : atof(spec + 4);
     double *col = calloc(C, sizeof(double)), *row = calloc(R, sizeof(double)), *xn = calloc(C, sizeof(double));
     for (int r = 0; r < R; r++)
@@ -210,7 +233,7 @@ static void ref_scores(const layer *L, const char *spec, double *s) {
 
 static void test_reference_masks(void **state) {
     (void)state;
-    static const char *SPECS[] = { "magnitude", "wanda", "ria", "ria:0", "ria:1.3" };
+    static const char *SPECS[] = { "magnitude", "wanda", "ria", "ria:0", "ria:1.3", "obs" };
     layer L;
     layer_make(&L, 40, 192, 256, 7);
     const int64_t n = (int64_t)L.R * L.C;
