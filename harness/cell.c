@@ -313,7 +313,7 @@ int fl_cell_run(const fl_cell_cfg *c, fl_cell_result *r) {
         return fl_err("unknown --trainable '%s' (valid: all, bias-norm)", c->trainable);
     if (c->calib_samples < 1) return fl_err("--calib-samples must be at least 1");
     if (c->distill && w.rec->gran != FL_GRAN_RETRAIN)
-        return fl_err("--distill applies to the retraining baselines only (retrain:full, retrain:bias-norm)");
+        return fl_err("--distill applies to the retraining baselines only (retrain:full, retrain:bias-norm, retrain:lora, retrain:masklora)");
     const int batch = c->batch > 0 ? c->batch : 8;
     fl_flops_reset();
     fl_mem_phase_reset_all();

@@ -238,13 +238,44 @@ fl_range fl_range_mlp(int l) { return (fl_range){ 2 * l + 1, 2 * l + 2, 0, 0 }; 
 
 static float *tr_grad(fl_param *p) { return p && p->trainable ? p->g : NULL; }
 
+/* Every linear of the model goes through these two, so an adapter on its
+ * weight (fl_adapter) takes part wherever the linear does. */
 void fl_linear_forward(const fl_param *w, const fl_param *b, const float *x, float *y, int N) {
-    fl_matmul_forward(y, x, w->w, b ? b->w : NULL, N, w->cols, w->rows);
+    const fl_adapter *ad = w->ad;
+    const int I = w->cols, O = w->rows;
+    if (ad && ad->mask) {
+        /* MaskLoRA: M o (BA) is not low-rank; W_eff exists only while used */
+        fl_masklora_compose(ad->dense, w->w, ad->mask, ad->A, ad->B, ad->scale, O, I, ad->rank);
+        fl_matmul_forward(y, x, ad->dense, b ? b->w : NULL, N, I, O);
+        return;
+    }
+    fl_matmul_forward(y, x, w->w, b ? b->w : NULL, N, I, O);
+    if (ad) {
+        float *tmp = fl_allocf((size_t)N * ad->rank);
+        fl_lowrank_forward(y, x, ad->A, ad->B, ad->scale, N, I, O, ad->rank, tmp);
+        fl_free(tmp);
+    }
 }
 
 void fl_linear_backward(fl_param *w, fl_param *b, const float *x, const float *dy, float *dx, int N) {
-    fl_matmul_backward(dx, tr_grad(w), tr_grad(b), dy, x, w->w, N, w->cols, w->rows);
+    fl_adapter *ad = w->ad;
+    const int I = w->cols, O = w->rows;
+    if (ad && ad->mask) {
+        /* dx through W_eff first, then the same scratch holds G */
+        fl_masklora_compose(ad->dense, w->w, ad->mask, ad->A, ad->B, ad->scale, O, I, ad->rank);
+        fl_matmul_backward(dx, tr_grad(w), tr_grad(b), dy, x, ad->dense, N, I, O);
+        mask_grad(w);
+        if (ad->gA || ad->gB)
+            fl_masklora_backward(ad->gA, ad->gB, ad->dense, ad->mask, dy, x, ad->A, ad->B, ad->scale, N, I, O, ad->rank);
+        return;
+    }
+    fl_matmul_backward(dx, tr_grad(w), tr_grad(b), dy, x, w->w, N, I, O);
     mask_grad(w);
+    if (ad && (dx || ad->gA || ad->gB)) {
+        float *tmp = fl_allocf((size_t)2 * N * ad->rank);
+        fl_lowrank_backward(dx, ad->gA, ad->gB, dy, x, ad->A, ad->B, ad->scale, N, I, O, ad->rank, tmp);
+        fl_free(tmp);
+    }
 }
 
 /* ---- saved activations ------------------------------------------------- */
@@ -285,6 +316,8 @@ static void acts_clear(fl_acts *a) {
     a->valid = 0;
 }
 
+void fl_acts_release(fl_acts *a) { if (a) acts_clear(a); }
+
 void fl_acts_free(fl_acts *a) {
     if (!a) return;
     acts_clear(a);
@@ -301,6 +334,37 @@ size_t fl_acts_bytes(const fl_acts *a) {
             for (size_t j = 0; j < sizeof(sub_acts) / sizeof(float *); j++) n += fl_alloc_size(f[j]);
         }
     return n + fl_alloc_size(a->tokens) + fl_alloc_size(a->targets);
+}
+
+/* Floats sub_alloc gives one sublayer (kind 0 attention, 1 MLP). */
+static size_t sub_floats(const fl_config *c, int kind, int B, int T, int keep_att) {
+    size_t N = (size_t)B * T, d = c->d, qd = (size_t)c->n_head * c->head_dim, kvd = (size_t)c->n_kv_head * c->head_dim;
+    size_t n = 2 * N * d + 2 * N;   /* x, xn, mean, rstd */
+    if (kind == 0) n += 2 * N * qd + 2 * N * kvd + (keep_att ? (size_t)B * c->n_head * T * T : 0);
+    else n += (c->act == FL_ACT_SWIGLU ? 3 : 2) * N * c->d_ff;
+    return n;
+}
+
+size_t fl_acts_predict_bytes(const fl_config *c, fl_range r, int B, int T) {
+    size_t N = (size_t)B * T, f = 0, ints = 0;
+    for (int s = r.s0; s < r.s1; s++) f += sub_floats(c, s % 2, B, T, 1);
+    if (r.head) { f += 2 * N * c->d + 2 * N + N * c->vocab; ints += N; }   /* x, xn, mean, rstd, logits; targets */
+    if (r.embed) ints += N;                                                  /* tokens */
+    return sizeof(float) * f + sizeof(int32_t) * ints;
+}
+
+size_t fl_backward_tmp_bytes(const fl_config *c, fl_range r, int B, int T, size_t lin_tmp) {
+    size_t N = (size_t)B * T, d = c->d, qd = (size_t)c->n_head * c->head_dim, kvd = (size_t)c->n_kv_head * c->head_dim;
+    /* at the head: dcur and the normed input's gradient, logits still held */
+    size_t head = r.head ? 2 * N * d * sizeof(float) : 0;
+    if (r.s0 >= r.s1) return head;
+    /* in a sublayer: dcur, dnext, dxn, and its own inner gradients */
+    size_t attn = sizeof(float) * (2 * N * qd + 2 * N * kvd) + fl_attention_scratch_bytes(T);
+    size_t mlp = sizeof(float) * (c->act == FL_ACT_SWIGLU ? 3 : 2) * N * c->d_ff;
+    size_t sub = sizeof(float) * 3 * N * d + (attn > mlp ? attn : mlp) + lin_tmp;
+    size_t logits = r.head ? sizeof(float) * N * c->vocab : 0;   /* given back before the sublayers */
+    sub = sub > logits ? sub - logits : 0;
+    return head > sub ? head : sub;
 }
 
 /* ---- sublayer forward -------------------------------------------------- */
@@ -337,33 +401,33 @@ static void sub_alloc(const fl_model *m, sub_acts *s, int kind, int B, int T, in
 static void sub_forward(fl_model *m, int sidx, sub_acts *s, float *x_out, int B, int T, int pos0,
                         fl_hook hook, void *hctx) {
     const fl_config *c = &m->cfg;
-    const int N = B * T, d = c->d, hd = c->head_dim, qd = c->n_head * hd, kvd = c->n_kv_head * hd;
+    const int N = B * T, d = c->d, hd = c->head_dim, qd = c->n_head * hd;
     fl_layer *y = &m->layers[sidx / 2];
     if (sidx % 2 == 0) {
         norm_fwd(m, s->xn, s->mean, s->rstd, s->x, y->attn_norm_w, y->attn_norm_b, N);
         if (hook) hook(hctx, sidx / 2, FL_SITE_QKV, s->xn, N, d);
-        fl_matmul_forward(s->q, s->xn, y->q_w->w, P(y->q_b), N, d, qd);
-        fl_matmul_forward(s->k, s->xn, y->k_w->w, P(y->k_b), N, d, kvd);
-        fl_matmul_forward(s->v, s->xn, y->v_w->w, P(y->v_b), N, d, kvd);
+        fl_linear_forward(y->q_w, y->q_b, s->xn, s->q, N);
+        fl_linear_forward(y->k_w, y->k_b, s->xn, s->k, N);
+        fl_linear_forward(y->v_w, y->v_b, s->xn, s->v, N);
         if (!c->learned_pos) {
             fl_rope_forward(s->q, m->rope_cos, m->rope_sin, B, T, c->n_head, hd, pos0);
             fl_rope_forward(s->k, m->rope_cos, m->rope_sin, B, T, c->n_kv_head, hd, pos0);
         }
         fl_attention_forward(s->ao, s->att, s->q, s->k, s->v, B, T, c->n_head, c->n_kv_head, hd);
         if (hook) hook(hctx, sidx / 2, FL_SITE_O, s->ao, N, qd);
-        fl_matmul_forward(x_out, s->ao, y->o_w->w, P(y->o_b), N, qd, d);
+        fl_linear_forward(y->o_w, y->o_b, s->ao, x_out, N);
     } else {
         const int F = c->d_ff;
         norm_fwd(m, s->xn, s->mean, s->rstd, s->x, y->mlp_norm_w, y->mlp_norm_b, N);
         if (hook) hook(hctx, sidx / 2, FL_SITE_MLP_IN, s->xn, N, d);
-        fl_matmul_forward(s->h, s->xn, y->fc1_w->w, P(y->fc1_b), N, d, F);
+        fl_linear_forward(y->fc1_w, y->fc1_b, s->xn, s->h, N);
         if (c->act == FL_ACT_SWIGLU) {
-            fl_matmul_forward(s->up, s->xn, y->up_w->w, NULL, N, d, F);
+            fl_linear_forward(y->up_w, NULL, s->xn, s->up, N);
             fl_swiglu_forward(s->a, s->h, s->up, (int64_t)N * F);
         } else if (c->act == FL_ACT_RELU) fl_relu_forward(s->a, s->h, (int64_t)N * F);
         else fl_gelu_forward(s->a, s->h, (int64_t)N * F);
         if (hook) hook(hctx, sidx / 2, FL_SITE_MLP_OUT, s->a, N, F);
-        fl_matmul_forward(x_out, s->a, y->fc2_w->w, P(y->fc2_b), N, F, d);
+        fl_linear_forward(y->fc2_w, y->fc2_b, s->a, x_out, N);
     }
     fl_accum(x_out, s->x, (int64_t)N * d);   /* residual */
 }
@@ -379,32 +443,29 @@ static void sub_backward(fl_model *m, int sidx, sub_acts *s, const float *dy, fl
     if (sidx % 2 == 0) {
         float *dao = fl_allocf((size_t)N * qd), *dq = fl_allocf((size_t)N * qd);
         float *dk = fl_allocf((size_t)N * kvd), *dv = fl_allocf((size_t)N * kvd);
-        fl_matmul_backward(dao, tr_grad(y->o_w), tr_grad(y->o_b), dy, s->ao, y->o_w->w, N, qd, d);
+        fl_linear_backward(y->o_w, y->o_b, s->ao, dy, dao, N);
         fl_attention_backward(dq, dk, dv, dao, s->q, s->k, s->v, s->att, B, T, c->n_head, c->n_kv_head, hd);
         if (!c->learned_pos) {
             fl_rope_backward(dq, m->rope_cos, m->rope_sin, B, T, c->n_head, hd, pos0);
             fl_rope_backward(dk, m->rope_cos, m->rope_sin, B, T, c->n_kv_head, hd, pos0);
         }
-        fl_matmul_backward(dxn, tr_grad(y->q_w), tr_grad(y->q_b), dq, s->xn, y->q_w->w, N, d, qd);
-        fl_matmul_backward(dxn, tr_grad(y->k_w), tr_grad(y->k_b), dk, s->xn, y->k_w->w, N, d, kvd);
-        fl_matmul_backward(dxn, tr_grad(y->v_w), tr_grad(y->v_b), dv, s->xn, y->v_w->w, N, d, kvd);
-        mask_grad(y->q_w); mask_grad(y->k_w); mask_grad(y->v_w); mask_grad(y->o_w);
+        fl_linear_backward(y->q_w, y->q_b, s->xn, dq, dxn, N);
+        fl_linear_backward(y->k_w, y->k_b, s->xn, dk, dxn, N);
+        fl_linear_backward(y->v_w, y->v_b, s->xn, dv, dxn, N);
         fl_free(dao); fl_free(dq); fl_free(dk); fl_free(dv);
         nw = y->attn_norm_w; nb = y->attn_norm_b;
     } else {
         const int F = c->d_ff;
         float *da = fl_allocf((size_t)N * F), *dh = fl_allocf((size_t)N * F);
-        fl_matmul_backward(da, tr_grad(y->fc2_w), tr_grad(y->fc2_b), dy, s->a, y->fc2_w->w, N, F, d);
+        fl_linear_backward(y->fc2_w, y->fc2_b, s->a, dy, da, N);
         if (c->act == FL_ACT_SWIGLU) {
             float *dup = fl_allocf((size_t)N * F);
             fl_swiglu_backward(dh, dup, da, s->h, s->up, (int64_t)N * F);
-            fl_matmul_backward(dxn, tr_grad(y->up_w), NULL, dup, s->xn, y->up_w->w, N, d, F);
-            mask_grad(y->up_w);
+            fl_linear_backward(y->up_w, NULL, s->xn, dup, dxn, N);
             fl_free(dup);
         } else if (c->act == FL_ACT_RELU) fl_relu_backward(dh, s->h, da, (int64_t)N * F);
         else fl_gelu_backward(dh, s->h, da, (int64_t)N * F);
-        fl_matmul_backward(dxn, tr_grad(y->fc1_w), tr_grad(y->fc1_b), dh, s->xn, y->fc1_w->w, N, d, F);
-        mask_grad(y->fc1_w); mask_grad(y->fc2_w);
+        fl_linear_backward(y->fc1_w, y->fc1_b, s->xn, dh, dxn, N);
         fl_free(da); fl_free(dh);
         nw = y->mlp_norm_w; nb = y->mlp_norm_b;
     }
@@ -516,7 +577,10 @@ int fl_forward(fl_model *m, fl_range r, fl_fwd *a, fl_acts *acts) {
     return 0;
 }
 
-static int param_trainable(const fl_param *p) { return p && p->trainable && p->g; }
+/* A parameter takes gradients when trainable, or when its adapter does. */
+static int param_trainable(const fl_param *p) {
+    return p && ((p->trainable && p->g) || (p->ad && (p->ad->gA || p->ad->gB)));
+}
 
 /* Does any sublayer in [s0, s) (or the embedding) have a trainable parameter?
  * If not, backward can stop at s unless the caller wants dx_in. */
@@ -553,7 +617,7 @@ int fl_backward(fl_model *m, fl_range r, fl_acts *acts, const float *dx_out, flo
         else fl_crossentropy_backward(dlog, h->h, acts->targets, N, V, scale);
         float *dxn = fl_allocf((size_t)N * d);
         fl_gemm(0, 0, N, d, V, 1.0f, dlog, V, m->head->w, d, 0.0f, dxn, d);
-        if (param_trainable(m->head)) fl_gemm(1, 0, V, d, N, 1.0f, dlog, V, h->xn, d, 1.0f, m->head->g, d);
+        if (tr_grad(m->head)) fl_gemm(1, 0, V, d, N, 1.0f, dlog, V, h->xn, d, 1.0f, m->head->g, d);
         norm_bwd(m, dcur, dxn, h, m->final_norm_w, m->final_norm_b, N);
         fl_free(dxn);
         fl_free(h->h); h->h = NULL;
@@ -575,8 +639,8 @@ int fl_backward(fl_model *m, fl_range r, fl_acts *acts, const float *dx_out, flo
         float *t = dcur; dcur = dnext; dnext = t;
     }
     if (r.embed) {
-        float *dwte = param_trainable(m->embed) ? m->embed->g : NULL;
-        float *dwpe = param_trainable(m->pos) ? m->pos->g : NULL;
+        float *dwte = tr_grad(m->embed);
+        float *dwpe = tr_grad(m->pos);
         if (dwte || dwpe) fl_embed_backward(dwte, dwpe, dcur, acts->tokens, B, T, d, acts->pos0 + c->pos_offset);
     } else if (dx_in) fl_accum(dx_in, dcur, (int64_t)N * d);
     fl_free(dcur);

@@ -51,6 +51,24 @@ typedef enum {
     FL_PK_EMBED = 0, FL_PK_POS, FL_PK_NORM_W, FL_PK_NORM_B, FL_PK_LINEAR_W, FL_PK_LINEAR_B, FL_PK_HEAD
 } fl_pkind;
 
+/* A low-rank adapter on a linear weight W [out, in] (LoRA, MaskLoRA),
+ * consumed by the forward and backward of the linear that carries it:
+ *   mask == NULL:  y = x W^T + s (x A^T) B^T      (W frozen, never merged)
+ *   mask != NULL:  y = x (W + s M o (B A))^T       (pruned entries stay W's 0)
+ * Backward ADDS into gA, gB (each may be NULL: frozen) and dx. Plain LoRA
+ * never forms anything [out, in]. MaskLoRA needs W_eff and its gradient
+ * M o (dY^T X), both [out, in]: they go, one after the other, into `dense`,
+ * a scratch of at least out*in floats owned by the caller. Linears run one
+ * at a time, so one scratch sized for the largest may serve every adapter. */
+typedef struct {
+    int rank;
+    float scale;
+    float *A, *B;        /* [rank, in], [out, rank] */
+    float *gA, *gB;      /* gradients (NULL: not trained) */
+    const uint8_t *mask; /* MaskLoRA's M, or NULL */
+    float *dense;        /* MaskLoRA scratch [>= out*in] */
+} fl_adapter;
+
 typedef struct {
     char name[64];     /* canonical: "layers.3.q.weight", "embed.weight", ... */
     fl_pkind kind;
@@ -61,6 +79,7 @@ typedef struct {
     float *g;          /* gradient, allocated while trainable (fl_param_set_trainable) */
     float *m, *v;      /* AdamW moments, owned by the optimiser */
     uint8_t *mask;     /* NULL, or 1 = kept, 0 = pruned; linear weights only */
+    fl_adapter *ad;    /* NULL, or a low-rank adapter (block linears; owned by its user) */
     int trainable;
 } fl_param;
 
@@ -162,10 +181,24 @@ int fl_backward(fl_model *m, fl_range r, fl_acts *acts, const float *dx_out, flo
 
 fl_acts *fl_acts_new(void);
 void fl_acts_free(fl_acts *a);
+/* Gives back what the last forward kept (the next forward allocates again):
+ * a training loop calls it after backward so that work between steps (a
+ * teacher's forward) does not sit on top of stale activations. */
+void fl_acts_release(fl_acts *a);
 size_t fl_acts_bytes(const fl_acts *a);
+/* What a forward over range r with acts keeps for B windows of T tokens:
+ * equals fl_acts_bytes after that forward (the memory planner's figure). */
+size_t fl_acts_predict_bytes(const fl_config *c, fl_range r, int B, int T);
+/* The largest set of tracked temporaries the backward of range r allocates
+ * beside the saved activations (residual gradients, a sublayer's inner
+ * gradients, the attention scratch; the logits are given back after the
+ * head). Assumes no trainable norm or bias; lin_tmp: the bytes each linear's
+ * backward adds on top (an adapter's 2*N*rank floats). */
+size_t fl_backward_tmp_bytes(const fl_config *c, fl_range r, int B, int T, size_t lin_tmp);
 
-/* One linear as a submodel: y[N, out] = x[N, in] W^T + b. Backward adds
- * dx (if non-NULL) and, when trainable, dW (masked) and db. */
+/* One linear as a submodel: y[N, out] = x[N, in] W^T + b (plus its adapter,
+ * if w->ad). Backward adds dx (if non-NULL) and, when trainable, dW
+ * (masked) and db, and the adapter's dA, dB. */
 void fl_linear_forward(const fl_param *w, const fl_param *b, const float *x, float *y, int N);
 void fl_linear_backward(fl_param *w, fl_param *b, const float *x, const float *dy, float *dx, int N);
 

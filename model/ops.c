@@ -168,6 +168,51 @@ void fl_matmul_backward(float *dx, float *dW, float *db, const float *dout, cons
     if (db) colsum(db, dout, NULL, N, O);
 }
 
+/* ---- low-rank adapters ------------------------------------------------ */
+
+void fl_lowrank_forward(float *out, const float *x, const float *A, const float *B, float s,
+                        int N, int I, int O, int R, float *tmp) {
+    fl_gemm(0, 1, N, R, I, 1.0f, x, I, A, I, 0.0f, tmp, R);       /* x A^T [N,R] */
+    fl_gemm(0, 1, N, O, R, s, tmp, R, B, R, 1.0f, out, O);        /* += s (x A^T) B^T */
+}
+
+void fl_lowrank_backward(float *dx, float *dA, float *dB, const float *dout, const float *x,
+                         const float *A, const float *B, float s, int N, int I, int O, int R, float *tmp) {
+    float *xa = tmp, *dyb = tmp + (size_t)N * R;
+    fl_gemm(0, 0, N, R, O, 1.0f, dout, O, B, R, 0.0f, dyb, R);    /* dout B [N,R] */
+    if (dB) {
+        fl_gemm(0, 1, N, R, I, 1.0f, x, I, A, I, 0.0f, xa, R);
+        fl_gemm(1, 0, O, R, N, s, dout, O, xa, R, 1.0f, dB, R);
+    }
+    if (dA) fl_gemm(1, 0, R, I, N, s, dyb, R, x, I, 1.0f, dA, I);
+    if (dx) fl_gemm(0, 0, N, I, R, s, dyb, R, A, I, 1.0f, dx, I);
+}
+
+void fl_masklora_compose(float *weff, const float *W0, const uint8_t *M, const float *A, const float *B,
+                         float s, int O, int I, int R) {
+    const int64_t n = (int64_t)O * I;
+    memcpy(weff, W0, sizeof(float) * (size_t)n);
+    fl_gemm(0, 0, O, I, R, s, B, R, A, I, 1.0f, weff, I);
+    if (M) {
+        #pragma omp parallel for schedule(static)
+        for (int64_t k = 0; k < n; k++)
+            if (!M[k]) weff[k] = W0[k];
+    }
+}
+
+void fl_masklora_backward(float *dA, float *dB, float *g, const uint8_t *M, const float *dout, const float *x,
+                          const float *A, const float *B, float s, int N, int I, int O, int R) {
+    const int64_t n = (int64_t)O * I;
+    fl_gemm(1, 0, O, I, N, 1.0f, dout, O, x, I, 0.0f, g, I);     /* dL/dW_eff */
+    if (M) {
+        #pragma omp parallel for schedule(static)
+        for (int64_t k = 0; k < n; k++)
+            if (!M[k]) g[k] = 0.0f;
+    }
+    if (dB) fl_gemm(0, 1, O, R, I, s, g, I, A, I, 1.0f, dB, R);
+    if (dA) fl_gemm(1, 0, R, I, O, s, B, R, g, I, 1.0f, dA, I);
+}
+
 /* ---- RoPE -------------------------------------------------------------- */
 
 void fl_rope_table(float *cos_t, float *sin_t, int max_pos, int hd, float theta) {
@@ -256,6 +301,8 @@ void fl_attention_forward(float *out, float *att, const float *q, const float *k
         }
     fl_free(scratch);
 }
+
+size_t fl_attention_scratch_bytes(int T) { return sizeof(float) * (size_t)omp_get_max_threads() * RB * T; }
 
 void fl_attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *q,
                            const float *k, const float *v, const float *att,

@@ -4,6 +4,7 @@
  * micro-batches); any gradient output may be NULL to skip it. */
 #ifndef FL_OPS_H
 #define FL_OPS_H
+#include <stddef.h>
 #include <stdint.h>
 
 /* out[N,C] = wte[tok] + (wpe ? wpe[pos0 + t + offset] : 0), t = n % T */
@@ -28,6 +29,25 @@ void fl_matmul_forward(float *out, const float *x, const float *W, const float *
 void fl_matmul_backward(float *dx, float *dW, float *db, const float *dout, const float *x,
                         const float *W, int N, int I, int O);
 
+/* Low-rank adapters of a linear (LoRA, MaskLoRA), A [R,I], B [O,R], scale s.
+ * LoRA keeps W frozen and adds the adapter's path beside it:
+ *   out[N,O] += s (x A^T) B^T;  tmp: N*R floats of scratch.
+ * Its backward never forms a dense [O,I] gradient (tmp: 2*N*R floats; x A^T
+ * is recomputed, cheaper in memory than keeping it for every linear):
+ *   dB += s dout^T (x A^T);  dA += s (dout B)^T x;  dx += s (dout B) A. */
+void fl_lowrank_forward(float *out, const float *x, const float *A, const float *B, float s,
+                        int N, int I, int O, int R, float *tmp);
+void fl_lowrank_backward(float *dx, float *dA, float *dB, const float *dout, const float *x,
+                         const float *A, const float *B, float s, int N, int I, int O, int R, float *tmp);
+/* MaskLoRA: weff[O,I] = W0 + s M o (B A) (M NULL: no mask), so the pruned
+ * entries keep W0's value (0) exactly. */
+void fl_masklora_compose(float *weff, const float *W0, const uint8_t *M, const float *A, const float *B,
+                         float s, int O, int I, int R);
+/* MaskLoRA's adapter gradients: G = M o (dout^T x) into g [O,I] (scratch,
+ * overwritten), then dB += s G A^T, dA += s B^T G. G is inherently dense. */
+void fl_masklora_backward(float *dA, float *dB, float *g, const uint8_t *M, const float *dout, const float *x,
+                          const float *A, const float *B, float s, int N, int I, int O, int R);
+
 /* RoPE, HF rotate-half: for i < hd/2, with c = cos[p][i], s = sin[p][i]:
  *   y[i] = x[i] c - x[i+hd/2] s,   y[i+hd/2] = x[i+hd/2] c + x[i] s.
  * In place on x[B,T,nh*hd]; backward rotates by the opposite angle. */
@@ -40,6 +60,8 @@ void fl_rope_backward(float *dx, const float *cos_t, const float *sin_t, int B, 
  * may be NULL in inference, then a per-thread scratch row block is used). */
 void fl_attention_forward(float *out, float *att, const float *q, const float *k, const float *v,
                           int B, int T, int H, int KV, int hd);
+/* Bytes of the per-thread scratch the attention backward allocates. */
+size_t fl_attention_scratch_bytes(int T);
 void fl_attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *q,
                            const float *k, const float *v, const float *att,
                            int B, int T, int H, int KV, int hd);

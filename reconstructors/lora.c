@@ -5,6 +5,7 @@
 #include "model/alloc.h"
 #include "model/err.h"
 #include "model/gemm.h"
+#include "model/ops.h"
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -74,10 +75,19 @@ int fl_lora_attach(fl_lora *L, fl_model *m, int masked, int rank, float alpha, u
     if (rank < 1) return fl_err("LoRA: rank must be at least 1 (got %d)", rank);
     if (!isfinite(alpha) || alpha <= 0) return fl_err("LoRA: alpha must be positive (got %g)", alpha);
     int n = 0;
-    for (int l = 0; l < m->cfg.n_layer; l++) n += fl_layer_linears(m, l, NULL, NULL, NULL);
+    int64_t dense_n = 0;
+    for (int l = 0; l < m->cfg.n_layer; l++) {
+        fl_param *w[7];
+        int k = fl_layer_linears(m, l, w, NULL, NULL);
+        for (int j = 0; j < k; j++)
+            if (masked && w[j]->mask && w[j]->n > dense_n) dense_n = w[j]->n;
+        n += k;
+    }
     if (!n) return fl_err("LoRA: the model has no block linear");
     L->m = m; L->masked = masked; L->rank = rank; L->alpha = alpha; L->scale = alpha / rank;
+    /* the slots never move: every p->ad points into this array */
     L->s = calloc((size_t)n, sizeof(fl_lora_slot));
+    if (dense_n) L->dense = fl_allocf((size_t)dense_n);
     for (int i = 0; i < m->n_params; i++) fl_param_set_trainable(&m->params[i], 0);
     for (int l = 0; l < m->cfg.n_layer; l++) {
         fl_param *w[7];
@@ -85,59 +95,25 @@ int fl_lora_attach(fl_lora *L, fl_model *m, int masked, int rank, float alpha, u
         for (int j = 0; j < k; j++) {
             fl_lora_slot *s = &L->s[L->n];
             fl_param *p = w[j];
-            s->p = p; s->mask = p->mask; s->out = p->rows; s->in = p->cols;
-            s->w0 = fl_allocf((size_t)p->n);
-            memcpy(s->w0, p->w, sizeof(float) * (size_t)p->n);
+            s->p = p; s->out = p->rows; s->in = p->cols;
             size_t na = (size_t)rank * s->in, nb = (size_t)s->out * rank;
-            s->A = fl_allocf(na); s->gA = fl_allocf(na); s->mA = fl_allocf(na); s->vA = fl_allocf(na);
-            s->B = fl_allocf(nb); s->gB = fl_allocf(nb); s->mB = fl_allocf(nb); s->vB = fl_allocf(nb);
+            fl_adapter *ad = &s->ad;
+            ad->rank = rank; ad->scale = L->scale;
+            ad->A = fl_allocf(na); ad->gA = fl_allocf(na); s->mA = fl_allocf(na); s->vA = fl_allocf(na);
+            ad->B = fl_allocf(nb); ad->gB = fl_allocf(nb); s->mB = fl_allocf(nb); s->vB = fl_allocf(nb);
+            /* a linear without a mask has M = 1: plain LoRA, the low-rank path */
+            ad->mask = masked ? p->mask : NULL;
+            ad->dense = ad->mask ? L->dense : NULL;
             /* PEFT: kaiming_uniform_(a = sqrt(5)) on A, i.e. U(-1/sqrt(in), 1/sqrt(in)); B = 0 */
             uint64_t rs = seed * 0xD1B54A32D192ED03ull + 0x632BE59BD9B4E019ull * (uint64_t)(L->n + 1);
             const float bound = 1.0f / sqrtf((float)s->in);
             for (size_t q = 0; q < na; q++)
-                s->A[q] = bound * (float)(2.0 * ((fl_splitmix64(&rs) >> 11) * (1.0 / 9007199254740992.0)) - 1.0);
-            if (!masked) p->mask = NULL;   /* the full dW: backward must not mask it */
-            fl_param_set_trainable(p, 1);
+                ad->A[q] = bound * (float)(2.0 * ((fl_splitmix64(&rs) >> 11) * (1.0 / 9007199254740992.0)) - 1.0);
+            p->ad = ad;
             L->n++;
         }
     }
     return 0;
-}
-
-void fl_lora_compose(fl_lora *L) {
-    for (int i = 0; i < L->n; i++) {
-        fl_lora_slot *s = &L->s[i];
-        float *w = s->p->w;
-        const int64_t n = s->p->n;
-        memcpy(w, s->w0, sizeof(float) * (size_t)n);
-        fl_gemm(0, 0, s->out, s->in, L->rank, L->scale, s->B, L->rank, s->A, s->in, 1.0f, w, s->in);
-        if (L->masked && s->mask) {
-            const uint8_t *mk = s->mask;
-            const float *w0 = s->w0;
-            #pragma omp parallel for schedule(static)
-            for (int64_t k = 0; k < n; k++)
-                if (!mk[k]) w[k] = w0[k];   /* = 0: the update is M o (BA) */
-        }
-    }
-}
-
-void fl_lora_grads(fl_lora *L, float gscale) {
-    for (int i = 0; i < L->n; i++) {
-        fl_lora_slot *s = &L->s[i];
-        float *G = s->p->g;
-        const int64_t n = s->p->n;
-        if (L->masked && s->mask) {
-            const uint8_t *mk = s->mask;
-            #pragma omp parallel for schedule(static)
-            for (int64_t k = 0; k < n; k++)
-                if (!mk[k]) G[k] = 0.0f;
-        }
-        const float a = L->scale * gscale;
-        /* dB [out, rank] = s G A^T ;  dA [rank, in] = s B^T G */
-        fl_gemm(0, 1, s->out, L->rank, s->in, a, G, s->in, s->A, s->in, 0.0f, s->gB, L->rank);
-        fl_gemm(1, 0, L->rank, s->in, s->out, a, s->B, L->rank, G, s->in, 0.0f, s->gA, s->in);
-        memset(G, 0, sizeof(float) * (size_t)n);
-    }
 }
 
 static double sumsq(const float *g, int64_t n) {
@@ -162,81 +138,102 @@ static void adam_update(const fl_adamw_cfg *c, float *w, float *g, float *m, flo
     }
 }
 
-double fl_lora_adamw_step(fl_lora *L, const fl_adamw_cfg *c) {
+double fl_lora_adamw_step(fl_lora *L, const fl_adamw_cfg *c, float gscale) {
     L->t++;
     double ss = 0;
     for (int i = 0; i < L->n; i++) {
         fl_lora_slot *s = &L->s[i];
-        ss += sumsq(s->gA, (int64_t)L->rank * s->in) + sumsq(s->gB, (int64_t)s->out * L->rank);
+        ss += sumsq(s->ad.gA, (int64_t)L->rank * s->in) + sumsq(s->ad.gB, (int64_t)s->out * L->rank);
     }
-    double gnorm = sqrt(ss);
-    float gscale = (c->clip_norm > 0 && gnorm > c->clip_norm) ? (float)(c->clip_norm / gnorm) : 1.0f;
+    double gnorm = sqrt(ss) * gscale;
+    float clip = (c->clip_norm > 0 && gnorm > c->clip_norm) ? (float)(c->clip_norm / gnorm) : 1.0f;
     float lr = (float)(c->lr * fl_lr_factor(c, L->t));
     float bc1 = 1.0f - powf(c->beta1, (float)L->t), bc2 = 1.0f - powf(c->beta2, (float)L->t);
     for (int i = 0; i < L->n; i++) {
         fl_lora_slot *s = &L->s[i];
-        adam_update(c, s->A, s->gA, s->mA, s->vA, (int64_t)L->rank * s->in, L->rank, s->in, lr, gscale, bc1, bc2);
-        adam_update(c, s->B, s->gB, s->mB, s->vB, (int64_t)s->out * L->rank, s->out, L->rank, lr, gscale, bc1, bc2);
+        adam_update(c, s->ad.A, s->ad.gA, s->mA, s->vA, (int64_t)L->rank * s->in, L->rank, s->in, lr, gscale * clip, bc1, bc2);
+        adam_update(c, s->ad.B, s->ad.gB, s->mB, s->vB, (int64_t)s->out * L->rank, s->out, L->rank, lr, gscale * clip, bc1, bc2);
     }
     return gnorm;
 }
 
 void fl_lora_detach(fl_lora *L, int merge) {
     if (!L->s) return;
-    if (merge) fl_lora_compose(L);
     for (int i = 0; i < L->n; i++) {
         fl_lora_slot *s = &L->s[i];
-        if (!merge) memcpy(s->p->w, s->w0, sizeof(float) * (size_t)s->p->n);
-        s->p->mask = s->mask;
-        fl_param_set_trainable(s->p, 0);
-        fl_free(s->w0); fl_free(s->A); fl_free(s->B); fl_free(s->gA); fl_free(s->gB);
+        fl_adapter *ad = &s->ad;
+        if (merge) {
+            if (ad->mask) {
+                fl_masklora_compose(ad->dense, s->p->w, ad->mask, ad->A, ad->B, ad->scale, s->out, s->in, ad->rank);
+                memcpy(s->p->w, ad->dense, sizeof(float) * (size_t)s->p->n);
+            } else {
+                fl_gemm(0, 0, s->out, s->in, L->rank, L->scale, ad->B, L->rank, ad->A, s->in, 1.0f, s->p->w, s->in);
+            }
+        }
+        s->p->ad = NULL;
+        fl_free(ad->A); fl_free(ad->B); fl_free(ad->gA); fl_free(ad->gB);
         fl_free(s->mA); fl_free(s->vA); fl_free(s->mB); fl_free(s->vB);
     }
+    fl_free(L->dense);
+    L->dense = NULL;
     free(L->s);
     L->s = NULL;
     L->n = 0;
 }
 
 size_t fl_lora_bytes(const fl_lora *L) {
-    size_t b = 0;
+    size_t b = fl_alloc_size(L->dense);
     for (int i = 0; i < L->n; i++) {
         const fl_lora_slot *s = &L->s[i];
-        b += fl_alloc_size(s->w0) + fl_alloc_size(s->A) + fl_alloc_size(s->B) + fl_alloc_size(s->gA) +
-             fl_alloc_size(s->gB) + fl_alloc_size(s->mA) + fl_alloc_size(s->vA) + fl_alloc_size(s->mB) +
-             fl_alloc_size(s->vB);
+        b += fl_alloc_size(s->ad.A) + fl_alloc_size(s->ad.B) + fl_alloc_size(s->ad.gA) + fl_alloc_size(s->ad.gB) +
+             fl_alloc_size(s->mA) + fl_alloc_size(s->vA) + fl_alloc_size(s->mB) + fl_alloc_size(s->vB);
     }
     return b;
 }
 
-/* ---- the retraining ----------------------------------------------------- */
-
-static double mean_ce(fl_model *m, const int32_t *tok, int32_t *tg, int nwin, int T, int batch) {
-    double s = 0;
-    int64_t n = 0;
-    for (int w0 = 0; w0 < nwin; w0 += batch) {
-        int B = nwin - w0 < batch ? nwin - w0 : batch;
-        fl_fwd a = { .B = B, .T = T, .tokens = tok + (int64_t)w0 * T, .targets = tg + (int64_t)w0 * T };
-        if (fl_forward(m, fl_range_whole(m), &a, NULL) != 0) return NAN;
-        s += a.loss * a.n_targets;
-        n += a.n_targets;
+size_t fl_lora_predict_working(const fl_config *c, int masked, int rank, int distill, int B, int T) {
+    const size_t d = c->d, qd = (size_t)c->n_head * c->head_dim, kvd = (size_t)c->n_kv_head * c->head_dim, F = c->d_ff;
+    const size_t N = (size_t)B * T, V = c->vocab;
+    /* block linears [out, in] in fl_layer_linears order */
+    size_t shp[7][2] = { { qd, d }, { kvd, d }, { kvd, d }, { d, qd }, { F, d }, { F, d }, { d, F } };
+    const int swi = c->act == FL_ACT_SWIGLU;
+    size_t lin_w = 0, adapters = 0, largest = 0;
+    for (int j = 0; j < 7; j++) {
+        if (j == 5 && !swi) continue;   /* up: SwiGLU only */
+        lin_w += shp[j][0] * shp[j][1];
+        adapters += 4 * (size_t)rank * (shp[j][0] + shp[j][1]);   /* A, B, their gradients and moments */
+        if (shp[j][0] * shp[j][1] > largest) largest = shp[j][0] * shp[j][1];
     }
-    return n ? s / n : NAN;
+    /* parameters, as fl_model_create registers them */
+    size_t norms = (c->rms ? 1 : 2) * d, bias = 0;
+    if (c->qkv_bias) bias += qd + 2 * kvd;
+    if (c->o_bias) bias += d;
+    if (c->mlp_bias) bias += F + d;
+    size_t params = V * d + (c->learned_pos ? (size_t)(c->max_pos + c->pos_offset) * d : 0) +
+                    (size_t)c->n_layer * (lin_w + 2 * norms + bias) + norms + (c->tied ? 0 : V * d);
+    fl_range whole = { 0, 2 * c->n_layer, 1, 1 };
+    size_t lin_tmp = sizeof(float) * 2 * N * rank * !masked;   /* LoRA's [N, rank] pair in a linear's backward */
+    return sizeof(float) * (params + (size_t)c->n_layer * adapters + (masked ? largest : 0) + (distill ? N * V : 0)) +
+           fl_acts_predict_bytes(c, whole, B, T) + fl_backward_tmp_bytes(c, whole, B, T, lin_tmp);
 }
+
+/* ---- the retraining ----------------------------------------------------- */
 
 int fl_retrain_lora(fl_model *m, int masked, int rank, float alpha, const int32_t *tok, int nwin, int T,
                     const fl_recon_opts *o, fl_unit_report *rep) {
-    if (nwin < 1 || T < 2) return fl_err("retrain:%s: need at least one window of 2 tokens", masked ? "masklora" : "lora");
+    const char *mode = masked ? "masklora" : "lora";
+    if (nwin < 1 || T < 2) return fl_err("retrain:%s: need at least one window of 2 tokens", mode);
     const int batch = o->batch > 0 ? (o->batch < nwin ? o->batch : nwin) : 1, accum = o->grad_accum > 0 ? o->grad_accum : 1;
     const int epochs = o->epochs > 0 ? o->epochs : 1, per_epoch = (nwin + batch - 1) / batch;
     const int micro = per_epoch * epochs, steps = (micro + accum - 1) / accum;
     double t0 = now_s();
-    snprintf(rep->name, sizeof rep->name, "model (retrain:%s r=%d alpha=%g%s)", masked ? "masklora" : "lora", rank,
-             (double)alpha, masked ? "" : ", merged dense");
-    /* targets: the next token inside each window; the last has none */
-    int32_t *tg = malloc(sizeof(int32_t) * (size_t)nwin * T);
-    for (int w = 0; w < nwin; w++)
-        for (int t = 0; t < T; t++) tg[(int64_t)w * T + t] = t + 1 < T ? tok[(int64_t)w * T + t + 1] : -1;
-    rep->loss_before = mean_ce(m, tok, tg, nwin, T, batch);
+    /* a label only: an extreme rank or alpha may cut its tail, harmlessly */
+    char label[160];
+    snprintf(label, sizeof label, "model (retrain:%s r=%d alpha=%g%s%s)", mode, rank, (double)alpha,
+             masked ? "" : ", merged dense", o->teacher ? ", distilled" : "");
+    snprintf(rep->name, sizeof rep->name, "%.63s", label);
+    int32_t *tg = fl_retrain_targets(tok, nwin, T);
+    rep->loss_before = fl_retrain_mean_ce(m, tok, tg, nwin, T, batch);
     size_t live0 = fl_mem_live();
     fl_mem_reset_peak();
     fl_lora L;
@@ -246,35 +243,26 @@ int fl_retrain_lora(fl_model *m, int masked, int rank, float alpha, const int32_
     oc.sched = FL_SCHED_LINEAR;
     fl_acts *acts = fl_acts_new();
     int32_t *tb = malloc(sizeof(int32_t) * (size_t)batch * T), *gb = malloc(sizeof(int32_t) * (size_t)batch * T);
+    float *soft = o->teacher ? fl_allocf((size_t)batch * T * m->cfg.vocab) : NULL;
     int *perm = malloc(sizeof(int) * nwin);
     for (int i = 0; i < nwin; i++) perm[i] = i;
     uint64_t rs = o->seed * 0x9E3779B97F4A7C15ull + 5;
     int rc = 0, mb = 0, tty = o->progress && isatty(2);
     for (int ep = 0; ep < epochs && rc == 0; ep++) {
-        for (int i = nwin - 1; i > 0; i--) {
-            rs = rs * 6364136223846793005ull + 1442695040888963407ull;
-            int j = (int)((rs >> 33) % (uint64_t)(i + 1)), t = perm[i];
-            perm[i] = perm[j]; perm[j] = t;
-        }
+        fl_retrain_shuffle(perm, nwin, &rs);
         for (int w0 = 0; w0 < nwin && rc == 0; w0 += batch) {
-            int B = nwin - w0 < batch ? nwin - w0 : batch;
-            for (int b = 0; b < B; b++) {
-                memcpy(tb + (int64_t)b * T, tok + (int64_t)perm[w0 + b] * T, sizeof(int32_t) * T);
-                memcpy(gb + (int64_t)b * T, tg + (int64_t)perm[w0 + b] * T, sizeof(int32_t) * T);
-            }
-            fl_fwd a = { .B = B, .T = T, .tokens = tb, .targets = gb };
+            int B = fl_retrain_batch(tok, tg, perm, nwin, T, w0, batch, tb, gb);
+            if (soft && (rc = fl_retrain_soft_targets(o->teacher, tb, gb, B, T, soft)) != 0) break;
+            fl_fwd a = { .B = B, .T = T, .tokens = tb, .targets = gb, .soft = soft };
             if ((rc = fl_forward(m, fl_range_whole(m), &a, acts)) != 0) break;
             if (!isfinite(a.loss)) {
                 rep->diverged = 1;
-                rc = fl_err("retrain:%s diverged at step %d (loss %g)", masked ? "masklora" : "lora", L.t + 1, a.loss);
+                rc = fl_err("retrain:%s diverged at step %d (loss %g)", mode, L.t + 1, a.loss);
                 break;
             }
             if ((rc = fl_backward(m, fl_range_whole(m), acts, NULL, NULL)) != 0) break;
-            if (++mb % accum == 0 || mb == micro) {
-                fl_lora_grads(&L, 1.0f / accum);
-                fl_lora_adamw_step(&L, &oc);
-                fl_lora_compose(&L);
-            }
+            fl_acts_release(acts);
+            if (++mb % accum == 0 || mb == micro) fl_lora_adamw_step(&L, &oc, 1.0f / accum);
             if (tty) { fprintf(stderr, "\r  retrain step %d/%d loss %.4f   ", L.t, steps, a.loss); fflush(stderr); }
         }
     }
@@ -282,10 +270,10 @@ int fl_retrain_lora(fl_model *m, int masked, int rank, float alpha, const int32_
     rep->steps = L.t;
     fl_acts_free(acts);
     free(tb); free(gb); free(perm);
+    fl_free(soft);
     rep->working_bytes = fl_mem_peak() - live0 + sizeof(float) * (size_t)fl_model_num_params(m);
     rep->peak_bytes = fl_mem_peak();
-    fl_lora_detach(&L, rc == 0);   /* merge, or back to W0 on failure */
-    for (int i = 0; i < m->n_params; i++) fl_param_set_trainable(&m->params[i], 0);
+    fl_lora_detach(&L, rc == 0);   /* merge; on failure W is still W0 */
     if (rc == 0 && masked) {
         /* MaskLoRA keeps the sparsity exactly */
         for (int l = 0; l < m->cfg.n_layer && rc == 0; l++) {
@@ -303,10 +291,10 @@ int fl_retrain_lora(fl_model *m, int masked, int rank, float alpha, const int32_
         }
     }
     if (rc == 0) {
-        rep->loss_after = mean_ce(m, tok, tg, nwin, T, batch);
+        rep->loss_after = fl_retrain_mean_ce(m, tok, tg, nwin, T, batch);
         if (!isfinite(rep->loss_after)) {
             rep->diverged = 1;
-            rc = fl_err("retrain:%s: the merged model's loss is %g", masked ? "masklora" : "lora", rep->loss_after);
+            rc = fl_err("retrain:%s: the merged model's loss is %g", mode, rep->loss_after);
         }
     }
     free(tg);

@@ -6,21 +6,29 @@
  *     LoRA      W_eff = W0 + s (B A)
  *     MaskLoRA  W_eff = W0 + s (M o (B A))      (M = the pruning mask)
  * so with MaskLoRA the pruned entries stay exactly 0. Only A and B are
- * trained, with next-token cross-entropy on the calibration windows, the
+ * trained, with next-token cross-entropy on the calibration windows (or,
+ * with --distill, cross-entropy to the dense teacher's distribution), the
  * same batches, epochs, seeded shuffle, warm-up (10%) + linear decay and
- * gradient accumulation as fl_retrain; AdamW is a private copy of
- * model/adamw.c's update over the adapter buffers. At the end the adapters
- * are merged into W (p->w = W_eff). LoRA's merged weights are NOT sparse
- * (the adapters touch the pruned entries); the mask pointers are restored
- * but W is not re-zeroed.
+ * gradient accumulation as fl_retrain; AdamW is model/adamw.c's update over
+ * the adapter buffers. At the end the adapters are merged into W
+ * (p->w = W_eff). LoRA's merged weights are NOT sparse (the adapters touch
+ * the pruned entries); its masks stay attached but W is not re-zeroed.
  *
- * Mechanics (model.c untouched): each step W_eff is written into p->w, the
- * linear weights are marked trainable so backward leaves dL/dW_eff in p->g
- * (for LoRA the mask pointer is detached meanwhile so the gradient is not
- * masked), then dB = s G A^T and dA = s B^T G with G = dW (LoRA) or
- * M o dW (MaskLoRA). W0 copies, adapters, their gradients and moments all
- * come from the tracked allocator, as do the dense dW buffers, so the
- * memory figures count them. */
+ * Mechanics: W0 stays in p->w, frozen, throughout; each linear carries an
+ * fl_adapter (model.h) that its forward and backward consume.
+ *   LoRA: y = x W0^T + s (x A^T) B^T; backward forms only dA, dB, dx
+ *     (a few [N, rank] temporaries), never a dense [out, in] gradient.
+ *   MaskLoRA: M o (BA) has no low-rank form, so one scratch [out*in] sized
+ *     for the largest linear is shared by all: forward composes W_eff there
+ *     just before the linear's GEMM (rank*out*in flops, small beside the
+ *     GEMM's N*out*in), backward composes it again for dx and then reuses
+ *     the scratch for G = M o (dY^T X), which it projects to dA, dB. This is
+ *     cheaper in memory than keeping merged weights (a second copy of every
+ *     linear, or of W0) and exact: p->w is never written until the merge.
+ * Nothing dense per linear survives a linear's backward: the working set is
+ * the model, the adapters with their gradients and two moments, the saved
+ * activations, and (MaskLoRA) the one scratch; fl_lora_predict_working
+ * counts it. Everything comes from the tracked allocator. */
 #ifndef FL_LORA_H
 #define FL_LORA_H
 #include "recon.h"
@@ -46,15 +54,21 @@ int fl_lora_parse_arg(const char *arg, int *masked, int *rank, float *alpha);
 int fl_retrain_lora(fl_model *m, int masked, int rank, float alpha, const int32_t *tok, int nwin, int T,
                     const fl_recon_opts *o, fl_unit_report *rep);
 
+/* The working set fl_retrain_lora reports (rep->working_bytes), counted
+ * from the shapes alone for B windows of T tokens: parameters, adapters
+ * (A, B, their gradients and two moments), the activations one batch keeps
+ * for backward, the largest set of backward temporaries, MaskLoRA's scratch
+ * (the largest linear), and with distill the teacher's probabilities [B*T, V].
+ * Assumes every block linear is masked for MaskLoRA. For dry runs. */
+size_t fl_lora_predict_working(const fl_config *cfg, int masked, int rank, int distill, int B, int T);
+
 /* ---- lower level (used by fl_retrain_lora; exposed for tests) ---------- */
 
 typedef struct {
     fl_param *p;
-    uint8_t *mask;        /* p's mask (NULL if unmasked) */
     int out, in;
-    float *w0;            /* [out*in] copy of W at attach time */
-    float *A, *B;         /* [rank*in], [out*rank] */
-    float *gA, *gB, *mA, *vA, *mB, *vB;
+    fl_adapter ad;        /* A, B, gA, gB, mask, scratch: what the linear kernels read; p->ad = &ad */
+    float *mA, *vA, *mB, *vB;   /* AdamW moments */
 } fl_lora_slot;
 
 typedef struct {
@@ -62,27 +76,24 @@ typedef struct {
     int masked, rank, n;
     float alpha, scale;   /* scale = alpha / rank */
     fl_lora_slot *s;      /* one per block linear, layer by layer */
+    float *dense;         /* MaskLoRA's one scratch [max out*in] (NULL for LoRA) */
     int t;                /* AdamW steps taken */
 } fl_lora;
 
-/* Attaches adapters to every block linear (A random from seed, B = 0),
- * marks those weights trainable (everything else frozen) and, for plain
- * LoRA, detaches their masks. p->w still equals W0 afterwards. */
+/* Attaches adapters to every block linear (A random from seed, B = 0) and
+ * freezes every parameter of the model: afterwards forward and backward
+ * run through the adapters and backward adds into their gA, gB. p->w stays
+ * W0 until fl_lora_detach merges. */
 int fl_lora_attach(fl_lora *L, fl_model *m, int masked, int rank, float alpha, uint64_t seed);
-/* p->w = W_eff for every adapted linear. */
-void fl_lora_compose(fl_lora *L);
-/* From the dW accumulated in p->g (scaled by gscale, e.g. 1/accum): gA, gB
- * (overwritten), then p->g zeroed. */
-void fl_lora_grads(fl_lora *L, float gscale);
-/* One AdamW step on A and B from gA, gB (same update as fl_adamw_step,
- * weight decay on matrices, clipping by c->clip_norm), lr from fl_lr_factor.
- * Returns the global gradient norm before clipping. Does not compose. */
-double fl_lora_adamw_step(fl_lora *L, const fl_adamw_cfg *c);
-/* Detaches: merge != 0 leaves p->w = W_eff (composed from the current A, B),
- * else restores W0. Restores masks, freezes the weights (frees p->g) and
- * frees every adapter buffer. */
+/* One AdamW step on A and B from gA * gscale, gB * gscale (gscale: e.g.
+ * 1/accum), the same update as fl_adamw_step (weight decay on matrices,
+ * clipping by c->clip_norm), lr from fl_lr_factor; zeroes gA, gB. Returns
+ * the global norm of the scaled gradient before clipping. */
+double fl_lora_adamw_step(fl_lora *L, const fl_adamw_cfg *c, float gscale);
+/* Detaches: merge != 0 writes W_eff (from the current A, B) into p->w, else
+ * W stays W0. Removes the adapters from the model and frees every buffer. */
 void fl_lora_detach(fl_lora *L, int merge);
-/* Bytes of the adapter state (W0 copies, A, B, gradients, moments). */
+/* Bytes of the adapter state (A, B, gradients, moments, scratch). */
 size_t fl_lora_bytes(const fl_lora *L);
 
 #endif

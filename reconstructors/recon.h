@@ -105,6 +105,20 @@ int fl_recover_adam(fl_model *m, const fl_unit *u, const float *X, const float *
 int fl_retrain(fl_model *m, const char *arg, const int32_t *tok, int nwin, int T, const fl_recon_opts *o,
                fl_unit_report *rep);
 int fl_retrain_check_arg(const char *arg);
+/* Pieces of the retraining loop shared by fl_retrain and fl_retrain_lora,
+ * so both see the same batches in the same order. */
+/* Next-token targets of the windows (the last token of each has none: -1); malloc'd. */
+int32_t *fl_retrain_targets(const int32_t *tok, int nwin, int T);
+/* Mean cross-entropy of the model over the windows, batch by batch. */
+double fl_retrain_mean_ce(fl_model *m, const int32_t *tok, const int32_t *tg, int nwin, int T, int batch);
+/* One epoch's seeded Fisher-Yates shuffle of perm[n], advancing *rs. */
+void fl_retrain_shuffle(int *perm, int n, uint64_t *rs);
+/* Copies the windows perm[w0 .. w0+batch) (fewer at the end) into tb, gb;
+ * returns how many. */
+int fl_retrain_batch(const int32_t *tok, const int32_t *tg, const int *perm, int nwin, int T, int w0, int batch,
+                     int32_t *tb, int32_t *gb);
+/* --distill: the teacher's next-token probabilities for a batch, soft [B*T, V]. */
+int fl_retrain_soft_targets(fl_model *teacher, const int32_t *tb, const int32_t *gb, int B, int T, float *soft);
 /* Exact masked least squares for one linear (matrix-ls). */
 int fl_recover_ls(fl_model *m, const fl_unit *u, const float *X, const float *Y, int nwin, int T,
                   const fl_recon_opts *o, fl_unit_report *rep);

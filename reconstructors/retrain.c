@@ -3,7 +3,8 @@
  * next-token cross-entropy on the calibration windows: all parameters
  * (retrain:full) or biases and norms only (retrain:bias-norm). Pruned
  * weights stay exactly zero (masks). retrain:lora and retrain:masklora
- * train low-rank adapters instead (reconstructors/lora.c). */
+ * train low-rank adapters instead (reconstructors/lora.c), with the same
+ * batches (the helpers below). --distill works with all four. */
 #include "recon.h"
 #include "lora.h"
 #include "model/adamw.h"
@@ -30,7 +31,14 @@ int fl_retrain_check_arg(const char *arg) {
                   "lora and masklora take :rank=R,alpha=A, default 8 and 16)", arg);
 }
 
-static double mean_ce(fl_model *m, const int32_t *tok, int32_t *tg, int nwin, int T, int batch) {
+int32_t *fl_retrain_targets(const int32_t *tok, int nwin, int T) {
+    int32_t *tg = malloc(sizeof(int32_t) * (size_t)nwin * T);
+    for (int w = 0; w < nwin; w++)
+        for (int t = 0; t < T; t++) tg[(int64_t)w * T + t] = t + 1 < T ? tok[(int64_t)w * T + t + 1] : -1;
+    return tg;
+}
+
+double fl_retrain_mean_ce(fl_model *m, const int32_t *tok, const int32_t *tg, int nwin, int T, int batch) {
     double s = 0;
     int64_t n = 0;
     for (int w0 = 0; w0 < nwin; w0 += batch) {
@@ -43,6 +51,39 @@ static double mean_ce(fl_model *m, const int32_t *tok, int32_t *tg, int nwin, in
     return n ? s / n : NAN;
 }
 
+void fl_retrain_shuffle(int *perm, int n, uint64_t *rs) {
+    for (int i = n - 1; i > 0; i--) {
+        *rs = *rs * 6364136223846793005ull + 1442695040888963407ull;
+        int j = (int)((*rs >> 33) % (uint64_t)(i + 1)), t = perm[i];
+        perm[i] = perm[j]; perm[j] = t;
+    }
+}
+
+int fl_retrain_batch(const int32_t *tok, const int32_t *tg, const int *perm, int nwin, int T, int w0, int batch,
+                     int32_t *tb, int32_t *gb) {
+    int B = nwin - w0 < batch ? nwin - w0 : batch;
+    for (int b = 0; b < B; b++) {
+        memcpy(tb + (int64_t)b * T, tok + (int64_t)perm[w0 + b] * T, sizeof(int32_t) * T);
+        memcpy(gb + (int64_t)b * T, tg + (int64_t)perm[w0 + b] * T, sizeof(int32_t) * T);
+    }
+    return B;
+}
+
+int fl_retrain_soft_targets(fl_model *teacher, const int32_t *tb, const int32_t *gb, int B, int T, float *soft) {
+    const int V = teacher->cfg.vocab;
+    fl_fwd ta = { .B = B, .T = T, .tokens = tb, .targets = gb, .logits = soft };
+    if (fl_forward(teacher, fl_range_whole(teacher), &ta, NULL) != 0) return -1;
+    #pragma omp parallel for schedule(static)
+    for (int64_t n = 0; n < (int64_t)B * T; n++) {   /* softmax in place */
+        float *row = soft + n * V, mx = row[0];
+        for (int j = 1; j < V; j++) mx = row[j] > mx ? row[j] : mx;
+        double z = 0;
+        for (int j = 0; j < V; j++) { row[j] = expf(row[j] - mx); z += row[j]; }
+        for (int j = 0; j < V; j++) row[j] = (float)(row[j] / z);
+    }
+    return 0;
+}
+
 int fl_retrain(fl_model *m, const char *arg, const int32_t *tok, int nwin, int T, const fl_recon_opts *o,
                fl_unit_report *rep) {
     int lora_masked, lora_rank;
@@ -50,7 +91,6 @@ int fl_retrain(fl_model *m, const char *arg, const int32_t *tok, int nwin, int T
     int lo = fl_lora_parse_arg(arg, &lora_masked, &lora_rank, &lora_alpha);
     if (lo < 0) return -1;
     if (lo > 0) {
-        if (o->teacher) return fl_err("--distill is not available with retrain:%s (use retrain:full or retrain:bias-norm)", arg);
         if (o->bias_norm_only) return fl_err("--trainable bias-norm does not apply to retrain:%s", arg);
         return fl_retrain_lora(m, lora_masked, lora_rank, lora_alpha, tok, nwin, T, o, rep);
     }
@@ -61,10 +101,8 @@ int fl_retrain(fl_model *m, const char *arg, const int32_t *tok, int nwin, int T
     double t0 = now_s();
     snprintf(rep->name, sizeof rep->name, "model (retrain:%s%s)", bias_norm ? "bias-norm" : "full", o->teacher ? ", distilled" : "");
     /* targets: the next token inside each window; the last has none */
-    int32_t *tg = malloc(sizeof(int32_t) * (size_t)nwin * T);
-    for (int w = 0; w < nwin; w++)
-        for (int t = 0; t < T; t++) tg[(int64_t)w * T + t] = t + 1 < T ? tok[(int64_t)w * T + t + 1] : -1;
-    rep->loss_before = mean_ce(m, tok, tg, nwin, T, batch);
+    int32_t *tg = fl_retrain_targets(tok, nwin, T);
+    rep->loss_before = fl_retrain_mean_ce(m, tok, tg, nwin, T, batch);
     size_t live0 = fl_mem_live();
     fl_mem_reset_peak();
     int n = 0;
@@ -89,30 +127,10 @@ int fl_retrain(fl_model *m, const char *arg, const int32_t *tok, int nwin, int T
     uint64_t rs = o->seed * 0x9E3779B97F4A7C15ull + 5;
     int rc = 0, mb = 0, tty = o->progress && isatty(2);
     for (int ep = 0; ep < epochs && rc == 0; ep++) {
-        for (int i = nwin - 1; i > 0; i--) {
-            rs = rs * 6364136223846793005ull + 1442695040888963407ull;
-            int j = (int)((rs >> 33) % (uint64_t)(i + 1)), t = perm[i];
-            perm[i] = perm[j]; perm[j] = t;
-        }
+        fl_retrain_shuffle(perm, nwin, &rs);
         for (int w0 = 0; w0 < nwin && rc == 0; w0 += batch) {
-            int B = nwin - w0 < batch ? nwin - w0 : batch;
-            for (int b = 0; b < B; b++) {
-                memcpy(tb + (int64_t)b * T, tok + (int64_t)perm[w0 + b] * T, sizeof(int32_t) * T);
-                memcpy(gb + (int64_t)b * T, tg + (int64_t)perm[w0 + b] * T, sizeof(int32_t) * T);
-            }
-            if (soft) {
-                const int V = m->cfg.vocab;
-                fl_fwd ta = { .B = B, .T = T, .tokens = tb, .targets = gb, .logits = soft };
-                if ((rc = fl_forward(o->teacher, fl_range_whole(o->teacher), &ta, NULL)) != 0) break;
-                #pragma omp parallel for schedule(static)
-                for (int64_t n = 0; n < (int64_t)B * T; n++) {   /* softmax in place */
-                    float *row = soft + n * V, mx = row[0];
-                    for (int j = 1; j < V; j++) mx = row[j] > mx ? row[j] : mx;
-                    double z = 0;
-                    for (int j = 0; j < V; j++) { row[j] = expf(row[j] - mx); z += row[j]; }
-                    for (int j = 0; j < V; j++) row[j] = (float)(row[j] / z);
-                }
-            }
+            int B = fl_retrain_batch(tok, tg, perm, nwin, T, w0, batch, tb, gb);
+            if (soft && (rc = fl_retrain_soft_targets(o->teacher, tb, gb, B, T, soft)) != 0) break;
             fl_fwd a = { .B = B, .T = T, .tokens = tb, .targets = gb, .soft = soft };
             if ((rc = fl_forward(m, fl_range_whole(m), &a, acts)) != 0) break;
             if (!isfinite(a.loss)) {
@@ -121,6 +139,7 @@ int fl_retrain(fl_model *m, const char *arg, const int32_t *tok, int nwin, int T
                 break;
             }
             if ((rc = fl_backward(m, fl_range_whole(m), acts, NULL, NULL)) != 0) break;
+            fl_acts_release(acts);
             if (++mb % accum == 0 || mb == micro) {
                 if (accum > 1)
                     for (int i = 0; i < opt.n; i++)
@@ -139,7 +158,7 @@ int fl_retrain(fl_model *m, const char *arg, const int32_t *tok, int nwin, int T
     rep->working_bytes = fl_mem_peak() - live0 + sizeof(float) * (size_t)fl_model_num_params(m);
     rep->peak_bytes = fl_mem_peak();
     for (int i = 0; i < m->n_params; i++) fl_param_set_trainable(&m->params[i], 0);
-    if (rc == 0) rep->loss_after = mean_ce(m, tok, tg, nwin, T, batch);
+    if (rc == 0) rep->loss_after = fl_retrain_mean_ce(m, tok, tg, nwin, T, batch);
     free(tg);
     rep->seconds = now_s() - t0;
     return rc;
