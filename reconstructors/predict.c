@@ -245,12 +245,17 @@ int fl_recon_predict(const fl_config *cfg, const char *reconstruct, const char *
     s.N = s.b * T;
     const int L = cfg->n_layer;
     if (rec->gran == FL_GRAN_RETRAIN) {
-        if (fl_lora_parse_arg(arg, NULL, NULL, NULL) != 0)
-            /* Hook: the adapters' state (W0 copies, A, B, their gradients and
-             * moments, the dense dW buffers) is counted by
-             * fl_lora_predict_working in reconstructors/lora.c, being
-             * rewritten for a low-rank backward; call it here once it lands. */
-            return fl_err("predict: retrain:%s is not predicted here yet (LoRA adapters)", arg);
+        int masked, rank;
+        float alpha;
+        if (fl_lora_parse_arg(arg, &masked, &rank, &alpha) > 0) {
+            /* the adapters, their gradients and moments, the saved
+             * activations and (MaskLoRA) the one scratch: lora.c's count;
+             * the model and its masks are held as for retrain:full */
+            const int64_t held = model_bytes(cfg) + L * (sub_mask_bytes(&s, 0) + sub_mask_bytes(&s, 1));
+            const int64_t work = (int64_t)fl_lora_predict_working(cfg, masked, rank, 0, s.b, T);
+            take(out, work, held + work - 4 * all_params(&s, 0), masked ? "model (retrain:masklora)" : "model (retrain:lora)");
+            return 0;
+        }
         predict_retrain(&s, trainable_bias_norm || (arg && !strcmp(arg, "bias-norm")), out);
         return 0;
     }

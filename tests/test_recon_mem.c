@@ -104,6 +104,8 @@ static void check_family(const char *model, const char *fam, int has_bias) {
     cells[n++] = (cell_t){ "blocks:2", "dense", 1 };
     cells[n++] = (cell_t){ "retrain:full", "sparse", 0 };
     cells[n++] = (cell_t){ "retrain:bias-norm", "sparse", 0 };
+    cells[n++] = (cell_t){ "retrain:lora", "sparse", 0 };
+    cells[n++] = (cell_t){ "retrain:masklora:rank=4", "sparse", 0 };
     for (int i = 0; i < n; i++) check_cell(model, fam, &cells[i], i);
 }
 
@@ -116,8 +118,7 @@ static void test_predict_refuses(void **s) {
     fl_config cfg;
     assert_int_equal(fl_config_load(&cfg, g_llama), 0);
     fl_recon_predict_out p;
-    assert_int_equal(fl_recon_predict(&cfg, "retrain:lora", NULL, 0, NWIN, SEQ, RBATCH, &p), -1);
-    assert_non_null(strstr(fl_errmsg(), "not predicted"));
+    assert_int_equal(fl_recon_predict(&cfg, "retrain:lora:rank=0", NULL, 0, NWIN, SEQ, RBATCH, &p), -1);
     assert_int_equal(fl_recon_predict(&cfg, "matrix", NULL, 1, NWIN, SEQ, RBATCH, &p), -1);   /* llama linears: no bias */
     assert_non_null(strstr(fl_errmsg(), "bias-norm"));
     assert_int_equal(fl_recon_predict(&cfg, "blocks:0", NULL, 0, NWIN, SEQ, RBATCH, &p), -1);
