@@ -85,7 +85,7 @@ bench: deps all $(BENCH_BIN)
 	BUILD=$(BUILD) sh bench/run.sh
 
 study: deps all
-	sh harness/study.sh
+	./freelunch study $(STUDY_ARGS)
 
 clean:
 	rm -rf build build-asan freelunch
