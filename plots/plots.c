@@ -221,6 +221,7 @@ static int scatter(ctx *c, const fl_panel *p, const char *kind, const char *xcol
     snprintf(name, sizeof name, "%s_%s", kind, p->tag);
     snprintf(title, sizeof title, "%s against perplexity, %.400s (every ok cell; all criteria)", what, p->label);
     gp_begin(&gp, name, title, xlabel, want_log(xlo, xhi, 30), c->ppl_label, want_log(ylo, yhi, 5));
+    fl_sb_puts(&gp, "set offsets graph 0.04, graph 0.04, graph 0.05, graph 0.05\n");   /* markers off the border */
     fl_sb_puts(&gp, fl_sb_str(&plot));
     gp_end(&gp, name);
     int rc = emit(c, name, title, &dat, &gp);

@@ -104,7 +104,7 @@ static void doc_row(doc *d, int n, char *const *cells) {
     fl_sb_puts(&d->html, "</tr>\n");
     if (head) {
         fl_sb_puts(&d->md, "|");
-        for (int i = 0; i < n; i++) fl_sb_puts(&d->md, i ? "---:|" : "---|");
+        for (int i = 0; i < n; i++) fl_sb_puts(&d->md, "---|");
         fl_sb_puts(&d->md, "\n");
     }
 }
@@ -263,8 +263,8 @@ static void setup(doc *d, const fl_table *t, const char *csv) {
     doc_li(d, "Calibration: %s; %s windows of %s tokens, drawn per cell from its seed", v, v2, v3);
     joined(v, sizeof v, t, "eval_set", 1);
     joined(v2, sizeof v2, t, "eval_windows", 1);
-    doc_li(d, "Evaluation: perplexity (`ppl`) on %s, windows: %s (empty: all); per-split columns `ppl_sotu_test`, "
-              "`ppl_moby_test`, `ppl_kjv_test` and `ppl_all` hold the other sets", v, v2);
+    doc_li(d, "Evaluation: perplexity (`ppl`) on %s, %s%s; the columns `ppl_sotu_test`, `ppl_moby_test`, "
+              "`ppl_kjv_test` and `ppl_all` of results.csv hold the other sets", v, strcmp(v2, "–") ? "windows per cell: " : "every window", strcmp(v2, "–") ? v2 : "");
     joined(v, sizeof v, t, "machine", 1);
     joined(v2, sizeof v2, t, "backend", 1);
     joined(v3, sizeof v3, t, "threads", 1);
@@ -278,6 +278,7 @@ static void setup(doc *d, const fl_table *t, const char *csv) {
         char name[64];
         snprintf(name, sizeof name, "`%s`", PARAMS[k]);
         joined(v, sizeof v, t, PARAMS[k], 1);
+        if (!strcmp(v, "–")) continue;   /* not recorded (e.g. no optimiser for `none`) */
         char *row[2] = { name, v };
         doc_row(d, 2, row);
     }
@@ -517,8 +518,7 @@ static const char *HTML_HEAD =
     "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>freelunch report</title>\n<style>\n"
     "body { font-family: sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em; line-height: 1.45; }\n"
     "table { border-collapse: collapse; margin: 1em 0; }\n"
-    "th, td { border: 1px solid #bbb; padding: 0.25em 0.6em; text-align: right; }\n"
-    "th:first-child, td:first-child { text-align: left; }\n"
+    "th, td { border: 1px solid #bbb; padding: 0.25em 0.6em; text-align: left; }\n"
     "code { background: #f3f3f3; padding: 0 0.2em; }\n"
     "figure { margin: 1.5em 0; } img { max-width: 100%; height: auto; }\n"
     "figcaption { font-style: italic; }\n</style>\n</head>\n<body>\n";
