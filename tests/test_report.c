@@ -328,11 +328,36 @@ static void test_bad_input(void **state) {
     tu_rmrf(dir);
 }
 
+/* gnuplot missing: an error naming the script (kept in plots/ to re-run by
+ * hand), and no report. */
+static void test_gnuplot_missing(void **state) {
+    (void)state;
+    char dir[512], csv[600], path[1024];
+    tu_tmpdir(dir, sizeof dir);
+    make_results(dir, 2, csv, sizeof csv);
+    char *old = strdup(getenv("PATH") ? getenv("PATH") : "");
+    setenv("PATH", dir, 1);   /* a directory without gnuplot */
+    int rc = fl_report_make(csv, dir);
+    setenv("PATH", old, 1);
+    free(old);
+    expect_err(rc, "gnuplot not found", ".gp");
+    const char *gp = strstr(fl_errmsg(), dir);
+    assert_non_null(gp);
+    snprintf(path, sizeof path, "%.*s", (int)strcspn(gp, ":"), gp);
+    assert_true(exists(path));
+    snprintf(path, sizeof path, "%s/report.md", dir);
+    assert_false(exists(path));
+    snprintf(path, sizeof path, "%s/report.html", dir);
+    assert_false(exists(path));
+    tu_rmrf(dir);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_plots_and_report),
         cmocka_unit_test(test_one_seed_cannot_judge),
         cmocka_unit_test(test_bad_input),
+        cmocka_unit_test(test_gnuplot_missing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
