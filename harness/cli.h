@@ -40,5 +40,7 @@ int fl_cmd_list(int argc, char **argv);
 int fl_cmd_data(int argc, char **argv);
 int fl_cmd_tokenize(int argc, char **argv);
 int fl_cmd_tokenizer_train(int argc, char **argv);
+int fl_cmd_plot(int argc, char **argv);
+int fl_cmd_report(int argc, char **argv);
 
 #endif

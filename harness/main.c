@@ -21,6 +21,8 @@ static const struct { const char *name, *desc; int (*run)(int, char **); } CMDS[
     { "data", "the corpora: fetch, verify, stats, calibration windows", fl_cmd_data },
     { "tokenize", "encode a split or a text file with a BPE tokenizer into an llm.c token file", fl_cmd_tokenize },
     { "tokenizer-train", "learn a byte-level BPE tokenizer from a split or a text file", fl_cmd_tokenizer_train },
+    { "plot", "draw the study's plots (gnuplot, PNG and SVG) from a results.csv", fl_cmd_plot },
+    { "report", "write report.md and a self-contained report.html from a results.csv", fl_cmd_report },
 };
 
 static void main_help(FILE *f) {

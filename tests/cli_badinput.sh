@@ -1,23 +1,7 @@
 #!/bin/sh
 # The CLI on bad input: one clear line on stderr naming the file and the
 # problem, a non-zero exit, no crash. Prints "ok"/"not ok" lines (TAP).
-BUILD=${BUILD:-build}
-FL="$BUILD/freelunch"
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-n=0; bad=0
-# expect CODE PATTERN -- command...: exit code and a one-line stderr matching PATTERN
-expect() {
-  code=$1; pat=$2; desc=$3; shift 3
-  n=$((n + 1))
-  "$@" >"$T/out" 2>"$T/err"; rc=$?
-  lines=$(wc -l <"$T/err")
-  if [ "$rc" -eq "$code" ] && { [ -z "$pat" ] || { [ "$lines" -eq 1 ] && grep -q -- "$pat" "$T/err"; }; }; then
-    echo "ok $n - $desc"
-  else
-    echo "not ok $n - $desc (exit $rc, stderr: $(head -c 300 "$T/err"))"; bad=1
-  fi
-}
+. "$(dirname "$0")/clilib.sh"
 
 # A real model to damage: the demo trains one in a second.
 head -c 60000 /usr/share/common-licenses/GPL-3 >"$T/text.txt"

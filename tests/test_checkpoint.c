@@ -34,19 +34,6 @@ static void write_bytes(const char *path, const void *b, size_t n) {
 
 static void write_text(const char *path, const char *s) { write_bytes(path, s, strlen(s)); }
 
-static char *read_all(const char *path) {
-    FILE *f = fopen(path, "rb");
-    assert_non_null(f);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = malloc((size_t)n + 1);
-    assert_int_equal(fread(s, 1, (size_t)n, f), (size_t)n);
-    s[n] = 0;
-    fclose(f);
-    return s;
-}
-
 /* A safetensors file from a literal header and raw data bytes. */
 static void write_st_raw(const char *path, const char *header, const void *data, size_t n) {
     uint64_t len = strlen(header);
@@ -347,7 +334,7 @@ static void test_st_write_read(void **st) {
     char tmp[320];
     snprintf(tmp, sizeof tmp, "%s.tmp", p);
     assert_int_not_equal(access(tmp, F_OK), 0);
-    char *raw = read_all(p);
+    char *raw = tu_read_all(p);
     uint64_t hlen = 0;
     for (int i = 7; i >= 0; i--) hlen = hlen << 8 | (uint8_t)raw[i];
     assert_int_equal(hlen % 8, 0);
@@ -457,7 +444,7 @@ static void test_gpt2_layout(void **st) {
     assert_int_equal(n, 2 + 12 * m.cfg.n_layer + 2);
     free_tensors(t, n);
     path_in(p, sizeof p, dir, "config.json");
-    char *cfg = read_all(p);
+    char *cfg = tu_read_all(p);
     assert_non_null(strstr(cfg, "\"GPT2LMHeadModel\""));
     assert_non_null(strstr(cfg, "\"model_type\":\t\"gpt2\""));
     assert_non_null(strstr(cfg, "\"layer_norm_epsilon\":\t1e-05"));
@@ -621,7 +608,7 @@ static void test_ckpt_shape_disagrees_with_config(void **st) {
     saved_gpt2(dir, sizeof dir, &m);
     /* config.json now claims a wider MLP than the weights hold */
     path_in(p, sizeof p, dir, "config.json");
-    char *cfg = read_all(p), *k = strstr(cfg, "\"n_inner\":\t40");
+    char *cfg = tu_read_all(p), *k = strstr(cfg, "\"n_inner\":\t40");
     assert_non_null(k);
     memcpy(k + 11, "48", 2);
     write_text(p, cfg);

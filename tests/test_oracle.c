@@ -223,20 +223,6 @@ static void test_full(void **state) {
 
 /* ---- submodels ------------------------------------------------------------ */
 
-static char *slurp(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) fail_msg("cannot open %s", path);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = malloc((size_t)n + 1);
-    assert_non_null(s);
-    if (fread(s, 1, (size_t)n, f) != (size_t)n) fail_msg("cannot read %s", path);
-    s[n] = 0;
-    fclose(f);
-    return s;
-}
-
 static int json_int(const cJSON *o, const char *k) {
     const cJSON *j = cJSON_GetObjectItemCaseSensitive(o, k);
     if (!cJSON_IsNumber(j)) fail_msg("subs.json: \"%s\" missing", k);
@@ -382,7 +368,7 @@ static void test_subs(void **state) {
     char dir[2400], path[2600];
     snprintf(dir, sizeof dir, "%s/%s", g_cases, name);
     snprintf(path, sizeof path, "%s/subs.json", dir);
-    char *js = slurp(path);
+    char *js = tu_read_all(path);
     cJSON *arr = cJSON_Parse(js);
     if (!cJSON_IsArray(arr)) fail_msg("%s: not a JSON array", path);
     int n = 0;

@@ -25,6 +25,22 @@ static inline void tu_rmrf(const char *dir) {
     if (system(cmd) != 0) fprintf(stderr, "warning: could not remove %s\n", dir);
 }
 
+/* A whole file as a NUL-terminated string (malloc'd); fails the test when
+ * it cannot be read. */
+static inline char *tu_read_all(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) fail_msg("cannot open %s", path);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *s = malloc((size_t)n + 1);
+    assert_non_null(s);
+    if (fread(s, 1, (size_t)n, f) != (size_t)n) fail_msg("cannot read %s", path);
+    s[n] = 0;
+    fclose(f);
+    return s;
+}
+
 /* Deterministic uniform floats in [-scale, scale]. */
 static inline uint64_t tu_rng(uint64_t *s) {
     *s ^= *s << 13; *s ^= *s >> 7; *s ^= *s << 17; return *s;

@@ -1,0 +1,466 @@
+/* Plots with gnuplot; see plots.h. Each plot is a tab-separated .dat file
+ * and a .gp script written by this file, then `gnuplot NAME.gp` run in the
+ * plots directory: the script draws the PNG (pngcairo) and the SVG. */
+#include "plots.h"
+#include "sbuf.h"
+#include "summary.h"
+#include "model/checkpoint.h"
+#include "model/err.h"
+#include "model/fileio.h"
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+typedef struct {
+    const fl_table *t;
+    char stage[4200];      /* where everything is drawn first */
+    char dir[4200];        /* OUT/plots */
+    fl_names recons;       /* every reconstructor: its index picks colour and marker */
+    char ppl_label[300];
+    fl_plot_list *made;
+} ctx;
+
+/* A colour and a marker per reconstructor, the same in every plot. */
+static const char *const COLOURS[] = { "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b",
+                                       "#e377c2", "#7f7f7f", "#bcbd22", "#17becf", "#393b79", "#637939" };
+static const int MARKERS[] = { 7, 5, 9, 11, 13, 6, 4, 8, 10, 12, 1, 2, 3 };
+#define NCOLOURS ((int)(sizeof COLOURS / sizeof *COLOURS))
+#define NMARKERS ((int)(sizeof MARKERS / sizeof *MARKERS))
+
+static const char *colour(const ctx *c, const char *recon) {
+    int i = fl_names_index(&c->recons, recon);
+    return COLOURS[(i < 0 ? 0 : i) % NCOLOURS];
+}
+static int marker(const ctx *c, const char *recon) {
+    int i = fl_names_index(&c->recons, recon);
+    return MARKERS[(i < 0 ? 0 : i) % NMARKERS];
+}
+
+/* A gnuplot string literal: single quotes, a quote doubled. */
+static void gp_str(fl_sbuf *b, const char *s) {
+    fl_sb_puts(b, "'");
+    for (; *s; s++) fl_sb_puts(b, *s == '\'' ? "''" : (char[]){ *s, 0 });
+    fl_sb_puts(b, "'");
+}
+
+/* Log scale where values span more than `ratio`; never with values <= 0,
+ * which a log axis cannot show (e.g. the zero working set of `none`). */
+static int want_log(double lo, double hi, double ratio) { return lo > 0 && isfinite(hi) && hi / lo >= ratio; }
+
+static void gp_begin(fl_sbuf *g, const char *name, const char *title, const char *xlabel, int logx, const char *ylabel,
+                     int logy) {
+    fl_sb_printf(g, "# freelunch: %s\n# Re-draw with `gnuplot %s.gp` in this directory.\n", title, name);
+    fl_sb_printf(g, "set terminal pngcairo size 1000,650 noenhanced font 'sans,11'\nset output '%s.png'\n", name);
+    fl_sb_puts(g, "set datafile separator '\\t'\nset grid\nset key outside right top box opaque\nset title ");
+    gp_str(g, title);
+    fl_sb_printf(g, "\nset xlabel ");
+    gp_str(g, xlabel);
+    if (logx) fl_sb_puts(g, " . ' (log scale)'");
+    fl_sb_printf(g, "\nset ylabel ");
+    gp_str(g, ylabel);
+    if (logy) fl_sb_puts(g, " . ' (log scale)'");
+    fl_sb_puts(g, "\n");
+    if (logx) fl_sb_puts(g, "set logscale x\n");
+    if (logy) fl_sb_puts(g, "set logscale y\n");
+}
+
+static void gp_end(fl_sbuf *g, const char *name) {
+    fl_sb_printf(g, "\nset terminal svg size 1000,650 noenhanced font 'sans,11' background rgb 'white'\n"
+                    "set output '%s.svg'\nreplot\n", name);
+}
+
+/* ---- running gnuplot ------------------------------------------------------ */
+
+static void stage_path(char *out, size_t n, const ctx *c, const char *name, const char *ext) {
+    snprintf(out, n, "%.4000s/%.150s.%s", c->stage, name, ext);
+}
+
+/* The last non-empty line gnuplot printed: it names the script line at fault. */
+static void last_line(const char *path, char *out, size_t n) {
+    out[0] = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f) return;
+    char line[512];
+    while (fgets(line, sizeof line, f)) {
+        line[strcspn(line, "\r\n")] = 0;
+        if (line[strspn(line, " \t^")]) snprintf(out, n, "%s", line + strspn(line, " \t"));
+    }
+    fclose(f);
+}
+
+static int run_gnuplot(ctx *c, const char *name) {
+    char script[300], log[4300];
+    snprintf(script, sizeof script, "%.150s.gp", name);
+    stage_path(log, sizeof log, c, name, "log");
+    pid_t pid = fork();
+    if (pid < 0) return fl_err("%s/%s: cannot start gnuplot: %s", c->dir, script, strerror(errno));
+    if (pid == 0) {
+        /* relative file names in the script: it runs where it lies */
+        int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (fd < 0 || chdir(c->stage) != 0) _exit(126);
+        dup2(fd, 1);
+        dup2(fd, 2);
+        execlp("gnuplot", "gnuplot", script, (char *)NULL);
+        _exit(127);
+    }
+    int st;
+    while (waitpid(pid, &st, 0) < 0)
+        if (errno != EINTR) return fl_err("%s/%s: waiting for gnuplot: %s", c->dir, script, strerror(errno));
+    char why[600];
+    last_line(log, why, sizeof why);
+    unlink(log);
+    if (WIFEXITED(st) && WEXITSTATUS(st) == 127)
+        return fl_err("%s/%s: gnuplot not found on PATH (Debian package gnuplot-nox)", c->dir, script);
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+        return fl_err("%s/%s: gnuplot failed (%s %d)%s%s", c->dir, script, WIFEXITED(st) ? "exit" : "signal",
+                      WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st), why[0] ? ": " : "", why);
+    for (int k = 0; k < 2; k++) {
+        char img[4300];
+        struct stat sb;
+        stage_path(img, sizeof img, c, name, k ? "svg" : "png");
+        if (stat(img, &sb) != 0 || sb.st_size == 0)
+            return fl_err("%s/%s: gnuplot wrote no %s%s%s", c->dir, script, k ? "SVG" : "PNG", why[0] ? ": " : "", why);
+    }
+    return 0;
+}
+
+/* Moves NAME.ext from the staging directory into OUT/plots. */
+static int move_out(const ctx *c, const char *name, const char *ext) {
+    char from[4300], to[4400];
+    stage_path(from, sizeof from, c, name, ext);
+    snprintf(to, sizeof to, "%.4000s/%.150s.%s", c->dir, name, ext);
+    if (rename(from, to) != 0) return fl_err("%s: cannot move into place: %s", to, strerror(errno));
+    return 0;
+}
+
+/* Writes NAME.dat and NAME.gp into the stage and draws them. On failure the
+ * script and its data are moved into OUT/plots, so that the error names a
+ * file the reader can open and run. */
+static int emit(ctx *c, const char *name, const char *title, const fl_sbuf *dat, const fl_sbuf *gp) {
+    char path[4300];
+    stage_path(path, sizeof path, c, name, "dat");
+    if (fl_write_file_atomic(path, fl_sb_str(dat), dat->len) != 0) return -1;
+    stage_path(path, sizeof path, c, name, "gp");
+    if (fl_write_file_atomic(path, fl_sb_str(gp), gp->len) != 0) return -1;
+    if (run_gnuplot(c, name) != 0) {
+        char msg[2048];
+        snprintf(msg, sizeof msg, "%s", fl_errmsg());
+        if (mkdir(c->dir, 0755) == 0 || errno == EEXIST) { move_out(c, name, "gp"); move_out(c, name, "dat"); }
+        return fl_err("%s", msg);
+    }
+    fl_plot_list *l = c->made;
+    if (l->n == l->cap) {
+        l->cap = l->cap ? 2 * l->cap : 16;
+        l->v = realloc(l->v, sizeof(fl_plot) * (size_t)l->cap);
+    }
+    fl_plot *p = &l->v[l->n++];
+    snprintf(p->name, sizeof p->name, "%s", name);
+    snprintf(p->title, sizeof p->title, "%s", title);
+    return 0;
+}
+
+/* ---- memory / time against perplexity ------------------------------------- */
+
+typedef struct { double x, y; } pt;
+static int by_x(const void *a, const void *b) {
+    const pt *p = a, *q = b;
+    return p->x != q->x ? (p->x < q->x ? -1 : 1) : (p->y < q->y ? -1 : p->y > q->y);
+}
+
+/* Every ok cell of the panel at (xcol * scale, ppl), one block (gnuplot
+ * `index`) per reconstructor, then the cells flagged on the front. */
+static int scatter(ctx *c, const fl_panel *p, const char *kind, const char *xcol, double scale, const char *flag,
+                   const char *xlabel, const char *what) {
+    const fl_table *t = c->t;
+    fl_sbuf dat = { 0 }, gp = { 0 }, plot = { 0 };
+    double xlo = INFINITY, xhi = -INFINITY, ylo = INFINITY, yhi = -INFINITY;
+    int blocks = 0;
+    for (int k = 0; k < c->recons.n; k++) {
+        const char *rec = c->recons.v[k];
+        int n = 0;
+        for (int r = 0; r < t->nrows; r++) {
+            double x = fl_table_num(t, r, xcol) * scale, y = fl_table_num(t, r, "ppl");
+            if (!fl_row_matches(t, r, p, NULL, rec) || !isfinite(x) || !isfinite(y)) continue;
+            if (!n++) fl_sb_printf(&dat, "# reconstructor %s: x\tppl\tcriterion\tseed\n", rec);
+            fl_sb_printf(&dat, "%.9g\t%.9g\t%s\t%s\n", x, y, fl_table_get(t, r, "criterion"), fl_table_get(t, r, "seed"));
+            xlo = fmin(xlo, x); xhi = fmax(xhi, x); ylo = fmin(ylo, y); yhi = fmax(yhi, y);
+        }
+        if (!n) continue;
+        fl_sb_puts(&dat, "\n\n");
+        fl_sb_printf(&plot, "%s '%s_%s.dat' index %d using 1:2 with points pt %d ps 1.4 lc rgb '%s' title ", blocks ? ", \\\n    " : "plot",
+                     kind, p->tag, blocks, marker(c, rec), colour(c, rec));
+        gp_str(&plot, rec);
+        blocks++;
+    }
+    if (!blocks) { fl_sb_free(&dat); fl_sb_free(&gp); fl_sb_free(&plot); return 0; }   /* no finite x: nothing to draw */
+    pt *front = malloc(sizeof(pt) * (size_t)t->nrows);
+    int nf = 0;
+    for (int r = 0; r < t->nrows; r++) {
+        double x = fl_table_num(t, r, xcol) * scale, y = fl_table_num(t, r, "ppl");
+        if (fl_row_matches(t, r, p, NULL, NULL) && !strcmp(fl_table_get(t, r, flag), "1") && isfinite(x) && isfinite(y))
+            front[nf++] = (pt){ x, y };
+    }
+    if (nf) {
+        /* sorted by x, a front's ppl falls: `steps` draws the staircase
+         * (best ppl reachable within each budget) */
+        qsort(front, (size_t)nf, sizeof *front, by_x);
+        fl_sb_printf(&dat, "# Pareto front (%s = 1): x\tppl\n", flag);
+        for (int i = 0; i < nf; i++) fl_sb_printf(&dat, "%.9g\t%.9g\n", front[i].x, front[i].y);
+        fl_sb_printf(&plot, ", \\\n    '%s_%s.dat' index %d using 1:2 with steps lw 2 lc rgb 'black' title 'Pareto front'",
+                     kind, p->tag, blocks);
+    }
+    free(front);
+    char name[128], title[1024];
+    snprintf(name, sizeof name, "%s_%s", kind, p->tag);
+    snprintf(title, sizeof title, "%s against perplexity, %.400s (every ok cell; all criteria)", what, p->label);
+    gp_begin(&gp, name, title, xlabel, want_log(xlo, xhi, 30), c->ppl_label, want_log(ylo, yhi, 5));
+    fl_sb_puts(&gp, "set offsets graph 0.04, graph 0.04, graph 0.05, graph 0.05\n");   /* markers off the border */
+    fl_sb_puts(&gp, fl_sb_str(&plot));
+    gp_end(&gp, name);
+    int rc = emit(c, name, title, &dat, &gp);
+    fl_sb_free(&dat); fl_sb_free(&gp); fl_sb_free(&plot);
+    return rc;
+}
+
+/* ---- perplexity bars ----------------------------------------------------------- */
+
+/* One group of bars per criterion, one bar per reconstructor: the mean over
+ * seeds, the error bar ± the sample std (none drawn with one seed). */
+static int bars(ctx *c, const fl_panel *p) {
+    const fl_table *t = c->t;
+    fl_names crits, recs;
+    fl_names_of(t, "criterion", 0, &crits);
+    fl_names_of(t, "reconstruct", 0, &recs);
+    fl_sbuf dat = { 0 }, gp = { 0 }, plot = { 0 };
+    int used[256] = { 0 }, nused = 0;   /* reconstructors with a value in this panel */
+    for (int k = 0; k < recs.n && nused < 256; k++)
+        if (fl_stat_of(t, p, NULL, recs.v[k], "ppl").n) used[nused++] = k;
+    double lo = INFINITY, hi = -INFINITY;
+    fl_sb_puts(&dat, "# criterion");
+    for (int j = 0; j < nused; j++) fl_sb_printf(&dat, "\tmean %s\tstd %s", recs.v[used[j]], recs.v[used[j]]);
+    fl_sb_puts(&dat, "\n");
+    for (int i = 0; i < crits.n; i++) {
+        if (!fl_stat_of(t, p, crits.v[i], NULL, "ppl").n) continue;
+        fl_sb_printf(&dat, "%s", crits.v[i]);
+        for (int j = 0; j < nused; j++) {
+            fl_stat s = fl_stat_of(t, p, crits.v[i], recs.v[used[j]], "ppl");
+            if (s.n) { lo = fmin(lo, s.mean); hi = fmax(hi, s.mean); }
+            fl_sb_printf(&dat, "\t%.9g\t%.9g", s.mean, s.n > 1 ? s.std : 0.0);
+        }
+        fl_sb_puts(&dat, "\n");
+    }
+    char name[128], title[1024];
+    snprintf(name, sizeof name, "bars_%s", p->tag);
+    snprintf(title, sizeof title, "Perplexity by criterion and reconstructor, %.400s (mean over seeds, error bar ± std)", p->label);
+    int logy = want_log(lo, hi, 10);
+    gp_begin(&gp, name, title, "pruning criterion", 0, c->ppl_label, logy);
+    fl_sb_puts(&gp, "set style data histogram\nset style histogram errorbars gap 1 lw 1\n"
+                    "set style fill solid 0.85 border -1\nset xtics nomirror\n");
+    if (!logy) fl_sb_puts(&gp, "set yrange [0:*]\n");
+    for (int j = 0; j < nused; j++) {
+        fl_sb_printf(&gp, "%s '%s.dat' using %d:%d%s lc rgb '%s' title ", j ? ", \\\n    " : "plot", name, 2 + 2 * j,
+                     3 + 2 * j, j ? "" : ":xtic(1)", colour(c, recs.v[used[j]]));
+        gp_str(&gp, recs.v[used[j]]);
+    }
+    gp_end(&gp, name);
+    int rc = emit(c, name, title, &dat, &gp);
+    fl_sb_free(&dat); fl_sb_free(&gp); fl_sb_free(&plot);
+    fl_names_free(&crits);
+    fl_names_free(&recs);
+    return rc;
+}
+
+/* ---- reconstruction loss along depth --------------------------------------------- */
+
+/* Parses a ';'-separated list of numbers; returns how many (at most cap). */
+static int parse_list(const char *s, double *out, int cap) {
+    int n = 0;
+    while (*s && n < cap) {
+        char *end;
+        double v = strtod(s, &end);
+        out[n++] = end == s ? NAN : v;
+        s = strchr(s, ';');
+        if (!s) break;
+        s++;
+    }
+    return n;
+}
+
+static int count_items(const char *s) {
+    if (!*s) return 0;
+    int n = 1;
+    for (; *s; s++) n += *s == ';';
+    return n;
+}
+
+#define MAX_UNITS 4096
+
+/* Units are placed at the depth where they end: unit i of n at (i+1)/n of
+ * the decoder, in blocks when config.json tells how many there are. Units of
+ * different reconstructors (6 matrices, 2 sublayers or 1 block per block)
+ * then line up. Retraining is left out: its one "unit" is the whole model and
+ * its loss is the LM's cross-entropy, not a submodel's reconstruction loss. */
+static int depth(ctx *c, const fl_panel *p, const char *crit, int n_layer) {
+    const fl_table *t = c->t;
+    fl_sbuf dat = { 0 }, gp = { 0 };
+    double *before = calloc(MAX_UNITS, sizeof(double)), *after = calloc(MAX_UNITS, sizeof(double));
+    double *v = malloc(MAX_UNITS * sizeof(double));
+    double lo = INFINITY, hi = -INFINITY;
+    int blocks = 0;
+    char name[128], title[1024];
+    char csafe[64];
+    snprintf(csafe, sizeof csafe, "%s", crit);
+    for (char *q = csafe; *q; q++) if (!((*q >= 'a' && *q <= 'z') || (*q >= '0' && *q <= '9') || *q == '.')) *q = '-';
+    snprintf(name, sizeof name, "depth_%.60s_%.40s", p->tag, csafe);
+    for (int k = 0; k < c->recons.n; k++) {
+        const char *rec = c->recons.v[k];
+        if (!strncmp(rec, "retrain:", 8)) continue;
+        int n = 0, rows = 0, first = -1;
+        for (int u = 0; u < MAX_UNITS; u++) before[u] = after[u] = 0;
+        for (int r = 0; r < t->nrows; r++) {
+            if (!fl_row_matches(t, r, p, crit, rec)) continue;
+            int m = count_items(fl_table_get(t, r, "unit_names"));
+            if (!m || m > MAX_UNITS || (n && m != n)) continue;   /* seeds of one cell share their units */
+            if (parse_list(fl_table_get(t, r, "unit_loss_before"), v, MAX_UNITS) != m) continue;
+            for (int u = 0; u < m; u++) before[u] += v[u];
+            if (parse_list(fl_table_get(t, r, "unit_loss_after"), v, MAX_UNITS) != m) {
+                for (int u = 0; u < m; u++) before[u] -= v[u];
+                continue;
+            }
+            for (int u = 0; u < m; u++) after[u] += v[u];
+            n = m;
+            rows++;
+            if (first < 0) first = r;
+        }
+        if (!rows) continue;
+        fl_sb_printf(&dat, "# reconstructor %s (mean over %d seed%s): depth\tloss before\tloss after\tunit\n", rec, rows,
+                     rows > 1 ? "s" : "");
+        const char *names = fl_table_get(t, first, "unit_names");
+        for (int u = 0; u < n; u++) {
+            double b = before[u] / rows, a = after[u] / rows;
+            size_t len = strcspn(names, ";");
+            fl_sb_printf(&dat, "%.6g\t%.9g\t%.9g\t%.*s\n", (u + 1.0) / n * (n_layer > 0 ? n_layer : 1), b, a, (int)len, names);
+            names += len + (names[len] == ';');
+            if (isfinite(b)) { lo = fmin(lo, b); hi = fmax(hi, b); }
+            if (isfinite(a)) { lo = fmin(lo, a); hi = fmax(hi, a); }
+        }
+        fl_sb_puts(&dat, "\n\n");
+        if (!blocks) {
+            snprintf(title, sizeof title, "Reconstruction loss per submodel along depth, %.100s, %.400s (mean over seeds)", crit, p->label);
+            gp_begin(&gp, name, title, n_layer > 0 ? "depth: decoder blocks up to the end of the submodel" : "depth: fraction of the decoder up to the end of the submodel",
+                     0, "reconstruction loss of the submodel", 0);
+            fl_sb_printf(&gp, "set key title 'solid: after, dashed: before'\n");
+        }
+        fl_sb_printf(&gp, "%s '%s.dat' index %d using 1:3 with linespoints lw 2 pt %d lc rgb '%s' title ", blocks ? ", \\\n    " : "plot",
+                     name, blocks, marker(c, rec), colour(c, rec));
+        gp_str(&gp, rec);
+        fl_sb_printf(&gp, ", \\\n    '%s.dat' index %d using 1:2 with lines dt 2 lw 1 lc rgb '%s' notitle", name, blocks, colour(c, rec));
+        blocks++;
+    }
+    int rc = 0;
+    if (blocks) {
+        /* losses fall by orders of magnitude along depth and with
+         * reconstruction; the axis is set once every value is known */
+        if (want_log(lo, hi, 10)) {
+            char *plot = strstr(gp.s, "\nplot ");
+            fl_sbuf g2 = { 0 };
+            fl_sb_putn(&g2, gp.s, (size_t)(plot - gp.s));
+            fl_sb_puts(&g2, "\nset logscale y\nset ylabel 'reconstruction loss of the submodel (log scale)'");
+            fl_sb_puts(&g2, plot);
+            fl_sb_free(&gp);
+            gp = g2;
+        }
+        gp_end(&gp, name);
+        rc = emit(c, name, title, &dat, &gp);
+    }
+    free(before); free(after); free(v);
+    fl_sb_free(&dat); fl_sb_free(&gp);
+    return rc;
+}
+
+/* ---- the whole set ------------------------------------------------------------ */
+
+static void rm_stage(const char *stage) {
+    DIR *d = opendir(stage);
+    if (d) {
+        struct dirent *e;
+        char path[4400];
+        while ((e = readdir(d)))
+            if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
+                snprintf(path, sizeof path, "%.4000s/%.255s", stage, e->d_name);
+                unlink(path);
+            }
+        closedir(d);
+    }
+    rmdir(stage);
+}
+
+static int build_all(ctx *c) {
+    fl_panel *ps;
+    int np = fl_panels(c->t, &ps), rc = 0;
+    fl_names crits;
+    fl_names_of(c->t, "criterion", 0, &crits);
+    for (int i = 0; i < np && !rc; i++) rc = bars(c, &ps[i]);
+    for (int i = 0; i < np && !rc; i++) {
+        rc = scatter(c, &ps[i], "mem", "working_bytes", 1e-6, "pareto_mem_all", "recovery working set (MB = 10^6 bytes)",
+                     "Recovery working set");
+        if (!rc) rc = scatter(c, &ps[i], "peak", "recovery_peak_bytes", 1e-6, "pareto_peak_all",
+                              "recovery-phase peak memory (MB = 10^6 bytes)", "Recovery peak memory");
+        if (!rc) rc = scatter(c, &ps[i], "time", "recovery_wall_s", 1, "pareto_time_all", "recovery wall time (s)",
+                              "Recovery time");
+    }
+    for (int i = 0; i < np && !rc; i++) {
+        fl_config cfg;
+        int L = fl_config_load(&cfg, ps[i].model) == 0 ? cfg.n_layer : 0;
+        fl_err_clear();   /* a model directory not found here only costs the axis its unit */
+        for (int k = 0; k < crits.n && !rc; k++) rc = depth(c, &ps[i], crits.v[k], L);
+    }
+    fl_names_free(&crits);
+    free(ps);
+    return rc;
+}
+
+int fl_plots_build(const fl_table *t, const char *out_dir, fl_plot_list *made) {
+    fl_plot_list local = { 0 };
+    ctx c = { .t = t, .made = made ? made : &local };
+    memset(c.made, 0, sizeof *c.made);
+    snprintf(c.dir, sizeof c.dir, "%.4000s/plots", out_dir);
+    snprintf(c.stage, sizeof c.stage, "%.4000s/.plots.XXXXXX", out_dir);
+    if (mkdir(out_dir, 0755) != 0 && errno != EEXIST) return fl_err("%s: cannot create: %s", out_dir, strerror(errno));
+    if (!mkdtemp(c.stage)) return fl_err("%s: cannot create a staging directory: %s", out_dir, strerror(errno));
+    fl_names_of(t, "reconstruct", 0, &c.recons);
+    fl_names evals;
+    fl_names_of(t, "eval_set", 0, &evals);
+    if (evals.n == 1) snprintf(c.ppl_label, sizeof c.ppl_label, "perplexity on %.200s", evals.v[0]);
+    else snprintf(c.ppl_label, sizeof c.ppl_label, "perplexity (first evaluation set of each cell)");
+    fl_names_free(&evals);
+    int rc = build_all(&c);
+    if (!rc && mkdir(c.dir, 0755) != 0 && errno != EEXIST) rc = fl_err("%s: cannot create: %s", c.dir, strerror(errno));
+    static const char *const EXT[] = { "dat", "gp", "png", "svg" };
+    for (int i = 0; !rc && i < c.made->n; i++)
+        for (int e = 0; e < 4 && !rc; e++) rc = move_out(&c, c.made->v[i].name, EXT[e]);
+    rm_stage(c.stage);
+    fl_names_free(&c.recons);
+    if (rc || !made) fl_plot_list_free(c.made);
+    return rc;
+}
+
+int fl_plots_make(const char *results_csv, const char *out_dir) {
+    fl_table t;
+    if (fl_sum_load(results_csv, &t) != 0) return -1;
+    int rc = fl_plots_build(&t, out_dir, NULL);
+    fl_table_free(&t);
+    return rc;
+}
+
+void fl_plot_list_free(fl_plot_list *l) {
+    free(l->v);
+    memset(l, 0, sizeof *l);
+}

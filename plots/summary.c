@@ -1,0 +1,176 @@
+/* Loading, ordering and aggregating results for plots and report; see summary.h. */
+#include "summary.h"
+#include "model/err.h"
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+int fl_sum_load(const char *csv, fl_table *t) {
+    memset(t, 0, sizeof *t);
+    struct stat st;
+    /* fl_table_read treats a missing file as an empty study (the grid
+     * runner's resume starts from it); here it is a mistake. */
+    if (stat(csv, &st) != 0) return fl_err("%s: %s", csv, strerror(errno));
+    if (fl_table_read(csv, t) != 0) return -1;
+    for (int r = 0; r < t->nrows; r++)
+        if (fl_sum_ok(t, r)) return 0;
+    int n = t->nrows;
+    fl_table_free(t);
+    return fl_err("%s: no cell with status ok (%s), nothing to plot or report", csv,
+                  n ? "every row failed" : "no rows");
+}
+
+int fl_sum_ok(const fl_table *t, int r) { return !strcmp(fl_table_get(t, r, "status"), "ok"); }
+
+/* ---- orders ------------------------------------------------------------- */
+
+static const char *const RECON_ORDER[] = { "none", "matrix", "matrix-ls", "sublayer", "block", "blocks:2",
+                                           "blocks:all", "retrain:full", "retrain:bias-norm", "retrain:lora",
+                                           "retrain:masklora", NULL };
+static const char *const CRIT_ORDER[] = { "magnitude", "random", "wanda", "ria", "sparsegpt", "sparseswaps",
+                                          "sparsefw", NULL };
+
+static int rank_in(const char *const *order, const char *s) {
+    int i = 0;
+    for (; order[i]; i++)
+        if (!strcmp(order[i], s)) return i;
+    return i;
+}
+
+static int listed_cmp(const char *const *order, const char *a, const char *b) {
+    int ra = rank_in(order, a), rb = rank_in(order, b);
+    return ra != rb ? (ra < rb ? -1 : 1) : strcmp(a, b);
+}
+
+int fl_recon_cmp(const char *a, const char *b) { return listed_cmp(RECON_ORDER, a, b); }
+int fl_crit_cmp(const char *a, const char *b) { return listed_cmp(CRIT_ORDER, a, b); }
+
+static int as_number(const char *s, double *v) {
+    char *end;
+    *v = strtod(s, &end);
+    return *s && !*end;
+}
+
+int fl_value_cmp(const char *a, const char *b) {
+    double x, y;
+    int na = as_number(a, &x), nb = as_number(b, &y);
+    if (na && nb && x != y) return x < y ? -1 : 1;
+    if (na != nb) return na ? -1 : 1;
+    return strcmp(a, b);
+}
+
+/* ---- distinct values ------------------------------------------------------ */
+
+void fl_names_of(const fl_table *t, const char *col, int all_rows, fl_names *out) {
+    int (*cmp)(const char *, const char *) = !strcmp(col, "reconstruct") ? fl_recon_cmp
+                                           : !strcmp(col, "criterion") ? fl_crit_cmp : fl_value_cmp;
+    memset(out, 0, sizeof *out);
+    out->v = malloc(sizeof(char *) * (size_t)(t->nrows + 1));
+    for (int r = 0; r < t->nrows; r++) {
+        const char *v = fl_table_get(t, r, col);
+        if (!*v || (!all_rows && !fl_sum_ok(t, r)) || fl_names_index(out, v) >= 0) continue;
+        /* insertion sort: a grid has a handful of values per column */
+        int i = out->n++;
+        while (i > 0 && cmp(out->v[i - 1], v) > 0) { out->v[i] = out->v[i - 1]; i--; }
+        out->v[i] = strdup(v);
+    }
+}
+
+int fl_names_index(const fl_names *n, const char *v) {
+    for (int i = 0; i < n->n; i++)
+        if (!strcmp(n->v[i], v)) return i;
+    return -1;
+}
+
+void fl_names_free(fl_names *n) {
+    for (int i = 0; i < n->n; i++) free(n->v[i]);
+    free(n->v);
+    memset(n, 0, sizeof *n);
+}
+
+/* ---- panels --------------------------------------------------------------- */
+
+static void file_safe(char *dst, size_t n, const char *src) {
+    size_t i = 0;
+    for (; src[i] && i + 1 < n; i++) {
+        char c = src[i];
+        dst[i] = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ? c : '-';
+    }
+    dst[i] = 0;
+}
+
+int fl_panels(const fl_table *t, fl_panel **out) {
+    fl_names models, sps, pats;
+    fl_names_of(t, "model", 0, &models);
+    fl_names_of(t, "sparsity", 0, &sps);
+    fl_names_of(t, "pattern", 0, &pats);
+    *out = malloc(sizeof(fl_panel) * (size_t)(t->nrows + 1));
+    int np = 0;
+    /* Walk sparsities in order so panels come out sorted; within one, the
+     * rows' own (model, pattern) pairs in first-seen order. */
+    for (int s = 0; s < sps.n; s++)
+        for (int r = 0; r < t->nrows; r++) {
+            if (!fl_sum_ok(t, r) || strcmp(fl_table_get(t, r, "sparsity"), sps.v[s])) continue;
+            fl_panel p = { .model = fl_table_get(t, r, "model"), .sparsity = fl_table_get(t, r, "sparsity"),
+                           .pattern = fl_table_get(t, r, "pattern") };
+            int seen = 0;
+            for (int i = 0; i < np && !seen; i++) seen = fl_in_panel(t, r, &(*out)[i]);
+            if (seen) continue;
+            char sp[64];
+            file_safe(sp, sizeof sp, p.sparsity);
+            int len = snprintf(p.label, sizeof p.label, "sparsity %s", p.sparsity);
+            int tl = snprintf(p.tag, sizeof p.tag, "s%s", sp);
+            if (pats.n > 1) {
+                char pt[32];
+                file_safe(pt, sizeof pt, p.pattern);
+                len += snprintf(p.label + len, sizeof p.label - (size_t)len, " (pattern %.64s)", p.pattern);
+                tl += snprintf(p.tag + tl, sizeof p.tag - (size_t)tl, "_%s", pt);
+            }
+            if (models.n > 1) {
+                const char *base = strrchr(p.model, '/');
+                snprintf(p.label + len, sizeof p.label - (size_t)len, ", model %.300s", base && base[1] ? base + 1 : p.model);
+                snprintf(p.tag + tl, sizeof p.tag - (size_t)tl, "_m%d", fl_names_index(&models, p.model) + 1);
+            }
+            (*out)[np++] = p;
+        }
+    fl_names_free(&models);
+    fl_names_free(&sps);
+    fl_names_free(&pats);
+    return np;
+}
+
+int fl_in_panel(const fl_table *t, int r, const fl_panel *p) {
+    return !p || (!strcmp(fl_table_get(t, r, "model"), p->model) && !strcmp(fl_table_get(t, r, "sparsity"), p->sparsity) &&
+                  !strcmp(fl_table_get(t, r, "pattern"), p->pattern));
+}
+
+/* ---- mean ± std ------------------------------------------------------------- */
+
+int fl_row_matches(const fl_table *t, int r, const fl_panel *p, const char *crit, const char *recon) {
+    return fl_sum_ok(t, r) && fl_in_panel(t, r, p) && (!crit || !strcmp(fl_table_get(t, r, "criterion"), crit)) &&
+           (!recon || !strcmp(fl_table_get(t, r, "reconstruct"), recon));
+}
+
+fl_stat fl_stat_of(const fl_table *t, const fl_panel *p, const char *crit, const char *recon, const char *col) {
+    /* two passes (mean, then squared deviations): exact enough for a few
+     * seeds whatever the scale of the values */
+    fl_stat s = { NAN, NAN, 0 };
+    double sum = 0;
+    for (int r = 0; r < t->nrows; r++) {
+        double v = fl_table_num(t, r, col);
+        if (fl_row_matches(t, r, p, crit, recon) && isfinite(v)) { sum += v; s.n++; }
+    }
+    if (s.n == 0) return s;
+    s.mean = sum / s.n;
+    if (s.n < 2) return s;
+    double ss = 0;
+    for (int r = 0; r < t->nrows; r++) {
+        double v = fl_table_num(t, r, col);
+        if (fl_row_matches(t, r, p, crit, recon) && isfinite(v)) ss += (v - s.mean) * (v - s.mean);
+    }
+    s.std = sqrt(ss / (s.n - 1));
+    return s;
+}

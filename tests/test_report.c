@@ -1,0 +1,363 @@
+/* Plots and report from a results.csv made here by code: 2 criteria x 4
+ * reconstructors x 2 sparsities x 2 seeds and one failed cell, with
+ * perplexities chosen so that every verdict goes one way in one place and
+ * the other way elsewhere. Expected numbers are computed here, not read
+ * back from the report. */
+#include "tests/testutil.h"
+#include "harness/results.h"
+#include "model/checkpoint.h"
+#include "model/err.h"
+#include "plots/plots.h"
+#include "reports/report.h"
+#include <openssl/evp.h>
+#include <sys/stat.h>
+
+static const char *CRIT[2] = { "wanda", "sparsegpt" };
+static const char *REC[4] = { "none", "sublayer", "block", "retrain:full" };
+static const char *SPARSITY[2] = { "0.5", "0.6" };
+/* PPL[sparsity][criterion][reconstructor][seed]. At 0.5, wanda's sublayer
+ * (20.2) is within block's spread (20.1 ± 0.28) and sparsegpt's (25.1) is
+ * not (23.1 ± 0.14); at 0.6 wanda's sublayer is not, sparsegpt's is the best.
+ * Wanda's best beats SparseGPT's at 0.5 (20.1 vs 23.1), loses at 0.6. */
+static const double PPL[2][2][4][2] = {
+    { { { 40, 42 }, { 20.0, 20.4 }, { 19.9, 20.3 }, { 22, 22.5 } },
+      { { 30, 31 }, { 25.0, 25.2 }, { 23.0, 23.2 }, { 24, 24.4 } } },
+    { { { 90, 95 }, { 35.0, 35.6 }, { 34.0, 34.2 }, { 40, 41 } },
+      { { 60, 62 }, { 28.0, 28.2 }, { 28.3, 28.5 }, { 30, 30.5 } } },
+};
+static const double WORKING[4] = { 0, 1e6, 2e6, 8e6 }, PEAK[4] = { 5e6, 6e6, 7e6, 20e6 }, SECS[4] = { 0, 3, 4, 10 };
+static const char *FAILED_MSG = "blocks:all: reconstruction diverged at step 7 (loss nan)";
+
+/* A model directory the report can describe: config.json and vocab.json. */
+static void make_model(const char *dir) {
+    mkdir(dir, 0755);
+    fl_config c;
+    memset(&c, 0, sizeof c);
+    fl_config_family_defaults(&c, FL_GPT2);
+    c.vocab = 300; c.d = 64; c.n_layer = 2; c.n_head = 4; c.n_kv_head = 4; c.head_dim = 16; c.d_ff = 256; c.max_pos = 128;
+    c.tied = 1;
+    char path[800];
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    assert_int_equal(fl_config_save(&c, path), 0);
+    snprintf(path, sizeof path, "%s/vocab.json", dir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("{\"a\": 0, \"b\": 1, \"c\": 2}", f);
+    fclose(f);
+}
+
+/* Units and their losses per reconstructor (none has none). */
+static const char *UNITS[4][3] = {
+    { "", "", "" },
+    { "layers.0.attn;layers.0.mlp;layers.1.attn;layers.1.mlp", "0.5;0.4;0.3;0.2", "0.05;0.04;0.03;0.02" },
+    { "layers.0;layers.1", "0.9;0.6", "0.02;0.01" },
+    { "model (retrain:full)", "4.1", "3.2" },
+};
+
+/* A row with the cell's identity; the caller adds its metrics. */
+static int add_cell(fl_table *t, const char *id, const char *status, const char *model, const char *crit,
+                    const char *sparsity, const char *rec, int seed) {
+    int r = fl_table_add_row(t);
+    fl_table_set(t, r, "cell_id", id);
+    fl_table_set(t, r, "status", status);
+    fl_table_set(t, r, "model", model);
+    fl_table_set(t, r, "criterion", crit);
+    fl_table_set(t, r, "sparsity", sparsity);
+    fl_table_set(t, r, "pattern", "row");
+    fl_table_set(t, r, "reconstruct", rec);
+    fl_table_setf(t, r, "seed", "%d", seed);
+    return r;
+}
+
+/* results.csv in dir with `seeds` seeds per cell (1 or 2). */
+static void make_results(const char *dir, int seeds, char *csv, size_t n) {
+    char model[700], id[16];
+    snprintf(model, sizeof model, "%s/model", dir);
+    make_model(model);
+    fl_table t = { 0 };
+    int nid = 0;
+    for (int s = 0; s < 2; s++)
+        for (int c = 0; c < 2; c++)
+            for (int k = 0; k < 4; k++)
+                for (int seed = 0; seed < seeds; seed++) {
+                    snprintf(id, sizeof id, "c%03d", nid++);
+                    int r = add_cell(&t, id, "ok", model, CRIT[c], SPARSITY[s], REC[k], seed);
+                    fl_table_set(&t, r, "calib", "sotu-train");
+                    fl_table_set(&t, r, "calib_samples", "16");
+                    fl_table_set(&t, r, "seqlen", "128");
+                    fl_table_set(&t, r, "eval_set", "sotu-test");
+                    fl_table_setf(&t, r, "ppl", "%.17g", PPL[s][c][k][seed]);
+                    fl_table_setf(&t, r, "working_bytes", "%.0f", WORKING[k]);
+                    fl_table_setf(&t, r, "recovery_peak_bytes", "%.0f", PEAK[k]);
+                    fl_table_setf(&t, r, "recovery_wall_s", "%g", SECS[k] + 0.1 * seed);
+                    fl_table_setf(&t, r, "wall_s", "%g", 10 + SECS[k]);
+                    fl_table_set(&t, r, "unit_names", UNITS[k][0]);
+                    fl_table_set(&t, r, "unit_loss_before", UNITS[k][1]);
+                    fl_table_set(&t, r, "unit_loss_after", UNITS[k][2]);
+                    fl_table_set(&t, r, "threads", "2");
+                    fl_table_set(&t, r, "backend", "openblas");
+                    fl_table_set(&t, r, "machine", "testbox");
+                    fl_table_set(&t, r, "commit", "abc1234");
+                }
+    int r = add_cell(&t, "failed01", "diverged", model, "wanda", "0.6", "blocks:all", 0);
+    fl_table_set(&t, r, "message", FAILED_MSG);
+    fl_table_set(&t, r, "wall_s", "5");
+    fl_table_pareto(&t);
+    snprintf(csv, n, "%s/results.csv", dir);
+    assert_int_equal(fl_table_write(csv, &t), 0);
+    fl_table_free(&t);
+}
+
+static int exists(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+/* The line of text starting with `prefix`, copied into out. */
+static void line_of(const char *text, const char *prefix, char *out, size_t n) {
+    for (const char *p = text; p; p = strchr(p, '\n')) {
+        if (*p == '\n') p++;
+        if (!strncmp(p, prefix, strlen(prefix))) {
+            size_t len = strcspn(p, "\n");
+            snprintf(out, n, "%.*s", (int)len, p);
+            return;
+        }
+    }
+    fail_msg("no line starting with \"%s\"", prefix);
+}
+
+#define ASSERT_HAS(text, s) do { if (!strstr((text), (s))) fail_msg("expected \"%s\" in:\n%.600s", (s), (text)); } while (0)
+#define ASSERT_LACKS(text, s) do { if (strstr((text), (s))) fail_msg("did not expect \"%s\"", (s)); } while (0)
+
+/* The line starting with `prefix` holds `needle`. */
+static void line_has(const char *text, const char *prefix, const char *needle) {
+    char line[2048];
+    line_of(text, prefix, line, sizeof line);
+    if (!strstr(line, needle)) fail_msg("expected \"%s\" in:\n%s", needle, line);
+}
+
+/* mean ± sample std of two values, as the report formats it */
+static void two_seeds(char *out, size_t n, const double v[2]) {
+    double m = (v[0] + v[1]) / 2, sd = fabs(v[0] - v[1]) / sqrt(2.0);
+    snprintf(out, n, "%.2f ± %.2f (2)", m, sd);
+}
+
+static void test_plots_and_report(void **state) {
+    (void)state;
+    char dir[512], csv[600], path[1024];
+    tu_tmpdir(dir, sizeof dir);
+    make_results(dir, 2, csv, sizeof csv);
+    assert_int_equal(fl_plots_make(csv, dir), 0);
+    assert_int_equal(fl_report_make(csv, dir), 0);
+
+    /* every plot, both formats, real PNG and SVG, with its script and data */
+    static const char *KINDS[] = { "bars", "mem", "peak", "time" };
+    static const char *TAGS[] = { "s0.5", "s0.6" };
+    char names[16][64];
+    int nn = 0;
+    for (int s = 0; s < 2; s++) {
+        for (int k = 0; k < 4; k++) snprintf(names[nn++], 64, "%s_%s", KINDS[k], TAGS[s]);
+        for (int c = 0; c < 2; c++) snprintf(names[nn++], 64, "depth_%s_%s", TAGS[s], CRIT[c]);
+    }
+    for (int i = 0; i < nn; i++) {
+        snprintf(path, sizeof path, "%s/plots/%.60s.png", dir, names[i]);
+        char *png = tu_read_all(path);
+        struct stat st;
+        assert_int_equal(stat(path, &st), 0);
+        if (st.st_size < 8 || memcmp(png, "\x89PNG\r\n\x1a\n", 8)) fail_msg("%s is not a PNG", path);
+        free(png);
+        snprintf(path, sizeof path, "%s/plots/%.60s.svg", dir, names[i]);
+        char *svg = tu_read_all(path);
+        if (!strstr(svg, "<svg")) fail_msg("%s is not an SVG", path);
+        free(svg);
+        snprintf(path, sizeof path, "%s/plots/%.60s.gp", dir, names[i]);
+        assert_true(exists(path));
+        snprintf(path, sizeof path, "%s/plots/%.60s.dat", dir, names[i]);
+        assert_true(exists(path));
+    }
+    /* the Pareto front is drawn from the flags: at 0.5 memory, none (0 MB,
+     * ppl 30) and wanda+sublayer... are on it; the data file says so */
+    snprintf(path, sizeof path, "%s/plots/mem_s0.5.dat", dir);
+    char *dat = tu_read_all(path);
+    ASSERT_HAS(dat, "# Pareto front");
+    free(dat);
+    /* nothing staged is left behind */
+    snprintf(path, sizeof path, "ls -a '%s' | grep -q '^\\.plots\\.'", dir);
+    assert_int_not_equal(system(path), 0);
+
+    snprintf(path, sizeof path, "%s/report.md", dir);
+    char *md = tu_read_all(path);
+    snprintf(path, sizeof path, "%s/report.html", dir);
+    char *html = tu_read_all(path);
+    char want[256], line[2048];
+
+    /* tables: mean ± std computed here */
+    two_seeds(want, sizeof want, PPL[0][0][1]);
+    ASSERT_HAS(md, want);
+    ASSERT_HAS(html, want);
+    two_seeds(want, sizeof want, PPL[1][1][3]);
+    ASSERT_HAS(md, want);
+    char best[300];
+    two_seeds(want, sizeof want, PPL[0][0][2]);        /* block is wanda's best at 0.5: bold */
+    snprintf(best, sizeof best, "**%s**", want);
+    ASSERT_HAS(md, best);
+    line_of(md, "| sublayer |", line, sizeof line);    /* one row per reconstructor, a column per criterion */
+    ASSERT_HAS(line, "| 20.20 ± 0.28 (2) |");
+    snprintf(want, sizeof want, "| retrain:full | 8 | %.2f | %.2f | %.2f |", WORKING[3] * 1e-6, PEAK[3] * 1e-6, SECS[3] + 0.05);
+    ASSERT_HAS(md, want);
+
+    /* set-up from the CSV and the model directory */
+    ASSERT_HAS(md, "family gpt2, 2 blocks, hidden size 64");
+    ASSERT_HAS(md, "`vocab.json` with 3 entries");
+    ASSERT_HAS(md, "33 cells: 32 ok, 1 failed");
+    ASSERT_HAS(md, "testbox");
+    ASSERT_HAS(md, "abc1234");
+
+    /* verdict 1 flips with the numbers */
+    line_has(md, "- wanda, sparsity 0.5:", "best block 20.10");
+    line_has(md, "- wanda, sparsity 0.5:", "Sublayer within the best's spread: **yes**");
+    line_has(md, "- sparsegpt, sparsity 0.5:", "Sublayer within the best's spread: **no**");
+    line_has(md, "- wanda, sparsity 0.6:", "Sublayer within the best's spread: **no**");
+    line_has(md, "- sparsegpt, sparsity 0.6:", "Sublayer within the best's spread: **yes** (it is the best)");
+    snprintf(want, sizeof want, "Recovery peak: sublayer %.2f MB = %.2f× block (%.2f MB)", PEAK[1] * 1e-6, PEAK[1] / PEAK[2],
+             PEAK[2] * 1e-6);
+    line_has(md, "- sparsegpt, sparsity 0.6:", want);
+    snprintf(want, sizeof want, "%.2f× retrain:full", PEAK[1] / PEAK[3]);
+    line_has(md, "- sparsegpt, sparsity 0.6:", want);
+    line_has(md, "- wanda, sparsity 0.6:", "no blocks:all cell");   /* the only blocks:all cell failed */
+    /* sublayer passes at two pairs and its peak is below block's and retrain's */
+    ASSERT_HAS(md, "holds in 2 of 4 judged (criterion, sparsity) pairs; 0 cannot be judged");
+
+    /* verdict 2 flips between the sparsities */
+    line_has(md, "- sparsity 0.5, best reconstruction:", "Wanda matches or beats SparseGPT: **yes**, beats it");
+    line_has(md, "- sparsity 0.6, best reconstruction:", "Wanda matches or beats SparseGPT: **no**");
+    line_has(md, "- sparsity 0.5, both with sublayer:", "Wanda matches or beats SparseGPT: **yes**");
+    line_has(md, "- sparsity 0.6, both with sublayer:", "Wanda matches or beats SparseGPT: **no**");
+
+    /* failed cell with its message, in both files */
+    ASSERT_HAS(md, FAILED_MSG);
+    ASSERT_HAS(html, FAILED_MSG);
+    ASSERT_HAS(md, "failed01");
+
+    /* HTML is self-contained: every src is a data: URI holding an SVG, no links */
+    ASSERT_HAS(html, "src=\"data:image/svg+xml;base64,");
+    int imgs = 0;
+    for (const char *p = strstr(html, "src=\""); p; p = strstr(p + 1, "src=\"")) {
+        if (strncmp(p + 5, "data:image/svg+xml;base64,", 26)) fail_msg("external source: %.60s", p);
+        imgs++;
+    }
+    assert_int_equal(imgs, nn);
+    ASSERT_LACKS(html, "href=");
+    ASSERT_LACKS(html, "<link");
+    ASSERT_LACKS(html, "url(");
+    const char *b64 = strstr(html, "base64,") + 7;
+    size_t len = strcspn(b64, "\"");
+    unsigned char *svg = malloc(len + 1);
+    int dn = EVP_DecodeBlock(svg, (const unsigned char *)b64, (int)len);
+    assert_true(dn > 0);
+    svg[dn] = 0;
+    ASSERT_HAS((char *)svg, "<svg");
+    free(svg);
+    ASSERT_HAS(html, "<table>");
+    ASSERT_HAS(html, "<strong>yes</strong>");
+    free(md);
+    free(html);
+    /* FL_TEST_KEEP=1 keeps the directory to look at the plots and report */
+    if (getenv("FL_TEST_KEEP")) printf("kept %s\n", dir);
+    else tu_rmrf(dir);
+}
+
+/* One seed: no std anywhere, so the verdicts that need one say so. */
+static void test_one_seed_cannot_judge(void **state) {
+    (void)state;
+    char dir[512], csv[600], path[1024];
+    tu_tmpdir(dir, sizeof dir);
+    make_results(dir, 1, csv, sizeof csv);
+    assert_int_equal(fl_report_make(csv, dir), 0);
+    snprintf(path, sizeof path, "%s/report.md", dir);
+    char *md = tu_read_all(path);
+    char want[64];
+    snprintf(want, sizeof want, "| %.2f (1) |", PPL[0][0][1][0]);
+    ASSERT_HAS(md, want);
+    line_has(md, "- wanda, sparsity 0.5:", "**cannot judge** (the best has one seed");
+    line_has(md, "- sparsegpt, sparsity 0.6:", "**yes** (it is the best)");   /* being the best needs no spread */
+    line_has(md, "- sparsity 0.6, best reconstruction:", "**cannot judge**");
+    line_has(md, "- sparsity 0.5, best reconstruction:", "**yes** (lower mean");   /* lower is lower, spread or not */
+    free(md);
+    tu_rmrf(dir);
+}
+
+static void expect_err(int rc, const char *a, const char *b) {
+    const char *msg = fl_errmsg();
+    if (rc != -1) fail_msg("expected failure, got %d", rc);
+    if (strchr(msg, '\n')) fail_msg("not one line: %s", msg);
+    if (!strstr(msg, a) || (b && !strstr(msg, b))) fail_msg("message \"%s\" lacks \"%s\" / \"%s\"", msg, a, b ? b : "");
+}
+
+static void test_bad_input(void **state) {
+    (void)state;
+    char dir[512], csv[600], path[1024];
+    tu_tmpdir(dir, sizeof dir);
+    snprintf(csv, sizeof csv, "%s/results.csv", dir);
+    /* missing */
+    expect_err(fl_plots_make(csv, dir), csv, "No such file");
+    expect_err(fl_report_make(csv, dir), csv, "No such file");
+    /* wrong header */
+    FILE *f = fopen(csv, "w");
+    assert_non_null(f);
+    fputs("cell_id,status,ppl\nc1,ok,12.5\n", f);
+    fclose(f);
+    expect_err(fl_plots_make(csv, dir), csv, "header");
+    expect_err(fl_report_make(csv, dir), csv, "header");
+    /* a proper header but no ok row */
+    fl_table t = { 0 };
+    int r = fl_table_add_row(&t);
+    fl_table_set(&t, r, "cell_id", "x");
+    fl_table_set(&t, r, "status", "error");
+    fl_table_set(&t, r, "message", "boom");
+    assert_int_equal(fl_table_write(csv, &t), 0);
+    fl_table_free(&t);
+    expect_err(fl_report_make(csv, dir), csv, "no cell with status ok");
+    /* nothing half-written */
+    snprintf(path, sizeof path, "%s/report.md", dir);
+    assert_false(exists(path));
+    snprintf(path, sizeof path, "%s/report.html", dir);
+    assert_false(exists(path));
+    snprintf(path, sizeof path, "%s/plots", dir);
+    assert_false(exists(path));
+    tu_rmrf(dir);
+}
+
+/* gnuplot missing: an error naming the script (kept in plots/ to re-run by
+ * hand), and no report. */
+static void test_gnuplot_missing(void **state) {
+    (void)state;
+    char dir[512], csv[600], path[1024];
+    tu_tmpdir(dir, sizeof dir);
+    make_results(dir, 2, csv, sizeof csv);
+    char *old = strdup(getenv("PATH") ? getenv("PATH") : "");
+    setenv("PATH", dir, 1);   /* a directory without gnuplot */
+    int rc = fl_report_make(csv, dir);
+    setenv("PATH", old, 1);
+    free(old);
+    expect_err(rc, "gnuplot not found", ".gp");
+    const char *gp = strstr(fl_errmsg(), dir);
+    assert_non_null(gp);
+    snprintf(path, sizeof path, "%.*s", (int)strcspn(gp, ":"), gp);
+    assert_true(exists(path));
+    snprintf(path, sizeof path, "%s/report.md", dir);
+    assert_false(exists(path));
+    snprintf(path, sizeof path, "%s/report.html", dir);
+    assert_false(exists(path));
+    tu_rmrf(dir);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_plots_and_report),
+        cmocka_unit_test(test_one_seed_cannot_judge),
+        cmocka_unit_test(test_bad_input),
+        cmocka_unit_test(test_gnuplot_missing),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
