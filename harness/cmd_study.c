@@ -22,6 +22,7 @@
 #include "model/checkpoint.h"
 #include "model/gemm.h"
 #include "reconstructors/recon.h"
+#include "reports/report.h"
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -531,7 +532,15 @@ int fl_cmd_study(int argc, char **argv) {
     char took[32];
     fmt_dur(fl_wall_s() - t_start, took, sizeof took);
     printf("study: %d cells run (%d failed) in %s; %s\n", finished, failed, took, results);
-    /* plots and report from the whole table: REPORT-HOOK (lands with plots/ and reports/) */
+    /* plots and report from the whole table (a grid whose cells all failed
+     * has nothing to plot: the CSV says why) */
+    int any_ok = 0;
+    for (int r = 0; r < t.nrows; r++) any_ok |= !strcmp(fl_table_get(&t, r, "status"), "ok");
+    if (any_ok) {
+        if (fl_report_make(results, out) != 0) goto fail;
+        printf("report: %s/report.md, %s/report.html, plots in %s/plots\n", out, out, out);
+    } else
+        printf("no cell succeeded: no plots or report (see the messages in %s)\n", results);
     fl_table_free(&t);
     free(cells);
     fl_grid_free(&g);
