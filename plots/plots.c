@@ -67,8 +67,8 @@ static void gp_begin(fl_sbuf *g, const char *name, const char *title, const char
     gp_str(g, ylabel);
     if (logy) fl_sb_puts(g, " . ' (log scale)'");
     fl_sb_puts(g, "\n");
-    if (logx) fl_sb_puts(g, "set logscale x\n");
-    if (logy) fl_sb_puts(g, "set logscale y\n");
+    if (logx) fl_sb_puts(g, "set logscale x\nset format x \"%g\"\n");
+    if (logy) fl_sb_puts(g, "set logscale y\nset format y \"%g\"\n");
 }
 
 static void gp_end(fl_sbuf *g, const char *name) {
@@ -372,7 +372,7 @@ static int depth(ctx *c, const fl_panel *p, const char *crit, int n_layer) {
             char *plot = strstr(gp.s, "\nplot ");
             fl_sbuf g2 = { 0 };
             fl_sb_putn(&g2, gp.s, (size_t)(plot - gp.s));
-            fl_sb_puts(&g2, "\nset logscale y\nset ylabel 'reconstruction loss of the submodel (log scale)'");
+            fl_sb_puts(&g2, "\nset logscale y\nset format y \"%g\"\nset ylabel 'reconstruction loss of the submodel (log scale)'");
             fl_sb_puts(&g2, plot);
             fl_sb_free(&gp);
             gp = g2;

@@ -48,6 +48,9 @@ check "each cell keeps freelunch.json, calib.bin and its log, no model" \
   "[ \$(ls '$T/out/cells' | wc -l) -eq 6 ] && [ \$(ls '$T/out'/cells/*/freelunch.json | wc -l) -eq 6 ] && [ \$(ls '$T/out'/cells/*/calib.bin | wc -l) -eq 6 ] && ! ls '$T/out'/cells/*/model.safetensors >/dev/null 2>&1"
 check "the grid as run is saved" "grep -q 'reconstruct = none, sublayer, block' '$T/out/grid.ini'"
 check "progress shows cells done of total and an ETA" "grep -q '^\[6/6\] done' '$T/run.log' && grep -q ETA '$T/run.log'"
+check "plots drawn (PNG and SVG)" "[ \$(ls '$T/out'/plots/*.png | wc -l) -ge 5 ] && [ \$(ls '$T/out'/plots/*.svg | wc -l) -ge 5 ] && head -c 8 '$T/out/plots/mem_s0.5.png' | grep -q PNG"
+check "report.md has the perplexity table and the verdicts" "grep -q '^## Perplexity' '$T/out/report.md' && grep -q 'Free lunch' '$T/out/report.md' && grep -q '| sublayer |' '$T/out/report.md'"
+check "report.html embeds its plots" "grep -q 'data:image/svg+xml;base64' '$T/out/report.html' && ! grep -q 'src=\"plots/' '$T/out/report.html'"
 check "Pareto flags set on ok rows" "[ \$(col '$T/out/results.csv' pareto_mem | grep -c '^[01]\$') -eq 6 ]"
 
 # again: nothing to do, nothing written twice
@@ -110,6 +113,9 @@ check "no results directory made by bad input" "[ ! -e '$T/bad' ]"
 printf 'not,our,header\n' >"$T/other.csv"; mkdir -p "$T/o2"; cp "$T/other.csv" "$T/o2/results.csv"
 "$FL" study --grid "$T/grid.ini" --out "$T/o2" >"$T/b5.log" 2>&1; rc=$?
 check "a foreign results.csv is refused, untouched" "[ $rc -eq 1 ] && grep -q 'o2/results.csv: not a freelunch results file' '$T/b5.log' && cmp -s '$T/other.csv' '$T/o2/results.csv'"
+for g in grids/*.ini; do
+  "$FL" study --grid "$g" --dry-run --out "$T/dry-$(basename "$g")" >"$T/g.log" 2>&1 && grep -q ' cells (' "$T/g.log" && ok "example grid $g parses" || notok "example grid $g: $(tail -1 "$T/g.log")"
+done
 "$FL" study --help | grep -q -- '--dry-run' && ok "study --help" || notok "study --help"
 echo "# $n checks"
 exit $bad
