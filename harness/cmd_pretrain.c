@@ -57,16 +57,6 @@ static char *pj(char *out, const char *dir, const char *name) {
 
 static int exists(const char *p) { struct stat st; return stat(p, &st) == 0; }
 
-static int mkdirs(const char *path) {
-    char buf[4096];
-    snprintf(buf, sizeof buf, "%s", path);
-    for (char *p = buf + 1; *p; p++)
-        if (*p == '/') { *p = 0; if (mkdir(buf, 0755) != 0 && errno != EEXIST) return fl_err("%s: cannot create directory", buf); *p = '/'; }
-    if (mkdir(buf, 0755) != 0 && errno != EEXIST) return fl_err("%s: cannot create directory", buf);
-    return 0;
-}
-
-
 /* ---- data ------------------------------------------------------------ */
 
 /* Tokenizer: DIR/vocab.json + merges.txt, trained on the train split when
@@ -100,7 +90,7 @@ static int prepare_data(const fl_preset *p, const char *cache, const char *dir, 
     pj(path2, dir, "data/val.bin");
     if (!exists(path) || !exists(path2)) {
         pj(path, dir, "data");
-        if (mkdirs(path) != 0) return -1;
+        if (fl_mkdir_p(path) != 0) return -1;
         if (!tr.docs && fl_split_load(cache, "sotu-train", &tr) != 0) return -1;
         if (fl_split_load(cache, "sotu-val", &va) != 0) { fl_split_free(&tr); return -1; }
         int eot = fl_bpe_eot(*tok);
@@ -258,7 +248,7 @@ int fl_cmd_pretrain(int argc, char **argv) {
     char cache[4096], dirbuf[PATH_BUF], mdir[PATH_BUF];
     fl_cache_dir(cache, sizeof cache, cache_opt);
     if (!out) { pj(dirbuf, pj(mdir, cache, "models"), p->name); out = dirbuf; }
-    if (mkdirs(out) != 0) return fl_cli_fail();
+    if (fl_mkdir_p(out) != 0) return fl_cli_fail();
     {   /* a finished model is kept: the main job builds it once and reuses it */
         char fj[PATH_BUF], cj[PATH_BUF];
         if (exists(pj(fj, out, "freelunch.json")) && exists(pj(cj, out, "model.safetensors")) && !steps_opt) {

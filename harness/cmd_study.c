@@ -19,6 +19,7 @@
 #include "version.h"
 #include "datasets/corpus.h"
 #include "model/err.h"
+#include "model/fileio.h"
 #include "model/checkpoint.h"
 #include "model/gemm.h"
 #include "reconstructors/recon.h"
@@ -445,7 +446,7 @@ int fl_cmd_study(int argc, char **argv) {
     }
 
     /* one runner per results directory */
-    if (mkdir(out, 0755) != 0 && errno != EEXIST) { fl_err("%s: cannot create directory: %s", out, strerror(errno)); goto fail; }
+    if (fl_mkdir_p(out) != 0) goto fail;
     snprintf(path, sizeof path, "%s/cells", out);
     if (mkdir(path, 0755) != 0 && errno != EEXIST) { fl_err("%s: cannot create directory: %s", path, strerror(errno)); goto fail; }
     snprintf(path, sizeof path, "%s/.lock", out);

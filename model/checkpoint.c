@@ -89,27 +89,6 @@ static int write_text_atomic(const char *path, const char *text) {
     return fl_tmp_commit(fp, tmp, path, ok);
 }
 
-static int mkdir_p(const char *dir) {
-    char *p = strdup(dir);
-    int rc = 0;
-    for (char *s = p + 1; ; s++) {
-        if (*s != '/' && *s != 0) continue;
-        char c = *s;
-        *s = 0;
-        if (mkdir(p, 0777) != 0 && errno != EEXIST) {
-            rc = fl_err("%s: cannot create directory %s: %s", dir, p, strerror(errno));
-            break;
-        }
-        *s = c;
-        if (!c) break;
-    }
-    free(p);
-    struct stat st;
-    if (rc == 0 && (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)))
-        rc = fl_err("%s: exists and is not a directory", dir);
-    return rc;
-}
-
 /* ---- config.json: reading ----------------------------------------------- */
 
 /* Key readers. An absent key or a JSON null takes the default, as in HF,
@@ -792,7 +771,7 @@ int fl_model_load(fl_model *m, const char *dir) {
 /* ---- save --------------------------------------------------------------- */
 
 int fl_model_save(const fl_model *m, const char *dir) {
-    if (mkdir_p(dir) != 0) return -1;
+    if (fl_mkdir_p(dir) != 0) return -1;
     hf_map L;
     build_map(m, &L);
     fl_st_out *outs = calloc((size_t)L.n, sizeof *outs);

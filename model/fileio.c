@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 FILE *fl_tmp_open(const char *path, char **tmp) {
@@ -50,4 +51,25 @@ int fl_copy_file_atomic(const char *src, const char *dst) {
     if (ferror(in)) ok = 0;
     fclose(in);
     return fl_tmp_commit(out, tmp, dst, ok);
+}
+
+int fl_mkdir_p(const char *dir) {
+    char *p = strdup(dir);
+    int rc = 0;
+    for (char *s = p + 1; ; s++) {
+        if (*s != '/' && *s != 0) continue;
+        char c = *s;
+        *s = 0;
+        if (mkdir(p, 0777) != 0 && errno != EEXIST) {
+            rc = fl_err("%s: cannot create directory %s: %s", dir, p, strerror(errno));
+            break;
+        }
+        *s = c;
+        if (!c) break;
+    }
+    free(p);
+    struct stat st;
+    if (rc == 0 && (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)))
+        rc = fl_err("%s: exists and is not a directory", dir);
+    return rc;
 }

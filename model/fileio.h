@@ -18,4 +18,7 @@ int fl_write_file_atomic(const char *path, const void *data, size_t n);
 /* A copy of src at dst, atomically. */
 int fl_copy_file_atomic(const char *src, const char *dst);
 
+/* mkdir -p: DIR and its missing parents; an error names DIR. */
+int fl_mkdir_p(const char *dir);
+
 #endif

@@ -77,23 +77,23 @@ calib-samples = 4
 eval          = sotu-test
 eval-windows  = 2
 EOF
-"$FL" study --grid "$T/grid2.ini" --out "$T/k" >"$T/k1.log" 2>&1 &
+"$FL" study --grid "$T/grid2.ini" --out "$T/nested/k" >"$T/k1.log" 2>&1 &
 pid=$!
 i=0
-while [ "$(rows "$T/k/results.csv")" -lt 2 ] && [ $i -lt 1200 ]; do sleep 0.05; i=$((i + 1)); done
+while [ "$(rows "$T/nested/k/results.csv")" -lt 2 ] && [ $i -lt 1200 ]; do sleep 0.05; i=$((i + 1)); done
 kill -9 $pid 2>/dev/null; wait $pid 2>/dev/null
-r1=$(rows "$T/k/results.csv")
+r1=$(rows "$T/nested/k/results.csv")
 check "killed mid-grid ($r1 of 8 rows written)" "[ $r1 -ge 2 ] && [ $r1 -lt 8 ]"
 sleep 0.3
-check "no cell outlives the runner" "! pgrep -f '$T/k/cells' >/dev/null"
-check "the file left by the kill is complete CSV" "col '$T/k/results.csv' cell_id >/dev/null 2>&1"
-cp "$T/k/results.csv" "$T/k1.csv"
-"$FL" study --grid "$T/grid2.ini" --out "$T/k" >"$T/k2.log" 2>&1
+check "no cell outlives the runner" "! pgrep -f '$T/nested/k/cells' >/dev/null"
+check "the file left by the kill is complete CSV" "col '$T/nested/k/results.csv' cell_id >/dev/null 2>&1"
+cp "$T/nested/k/results.csv" "$T/k1.csv"
+"$FL" study --grid "$T/grid2.ini" --out "$T/nested/k" >"$T/k2.log" 2>&1
 check "resumed run exits 0" "[ $? -eq 0 ]"
 check "resume ran only the missing cells" "grep -q \"$r1 done before, $((8 - r1)) to run\" '$T/k2.log'"
-check "every cell exactly once" "[ $(rows "$T/k/results.csv") -eq 8 ] && [ \$(col '$T/k/results.csv' cell_id | sort -u | wc -l) -eq 8 ]"
+check "every cell exactly once" "[ $(rows "$T/nested/k/results.csv") -eq 8 ] && [ \$(col '$T/nested/k/results.csv' cell_id | sort -u | wc -l) -eq 8 ]"
 check "rows written before the kill are kept as they were" \
-  "[ \"\$(col '$T/k1.csv' finished_at)\" = \"\$(col '$T/k/results.csv' finished_at | head -$r1)\" ]"
+  "[ \"\$(col '$T/k1.csv' finished_at)\" = \"\$(col '$T/nested/k/results.csv' finished_at | head -$r1)\" ]"
 
 # bad input: one line naming the problem, non-zero exit, nothing written
 printf '[grid]\ncriterion = wanda, wandx\nsparsity = 0.5\n' >"$T/bad1.ini"
