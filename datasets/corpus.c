@@ -54,6 +54,7 @@
  * <cache>/fetch.log. */
 #include "corpus.h"
 #include "model/err.h"
+#include "model/fileio.h"
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
@@ -230,25 +231,6 @@ static int sha256_file(const char *path, unsigned char *out, long long *size) {
     EVP_MD_CTX_free(c);
     if (bad) return fl_err("%s: read error", path);
     *size = n;
-    return 0;
-}
-
-static int read_all(const char *path, char **text, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return fl_err("%s: cannot open: %s", path, strerror(errno));
-    size_t cap = 1 << 16, n = 0, k;
-    char *b = malloc(cap + 1);
-    while (b && (k = fread(b + n, 1, cap - n, f)) > 0) {
-        n += k;
-        if (n == cap) { char *nb = realloc(b, 2 * cap + 1); if (!nb) { free(b); b = NULL; break; } b = nb; cap *= 2; }
-    }
-    int bad = ferror(f);
-    fclose(f);
-    if (!b) return fl_err("%s: out of memory", path);
-    if (bad) { free(b); return fl_err("%s: read error", path); }
-    b[n] = 0;
-    *text = b;
-    *len = n;
     return 0;
 }
 
@@ -588,7 +570,7 @@ static int kjv_fetch(const char *stage, const char *out, const char *log, int ve
     if (rc) return fl_err("bible -f Gen1:1-Rev22:21 failed (exit %d; see %s)", rc, log);
     char *text;
     size_t len;
-    if (read_all(raw, &text, &len) != 0) return -1;
+    if (fl_read_file(raw, &text, &len) != 0) return -1;
     int book = -1, ln = 0;
     size_t cap = 1 << 20, n = 0;
     char *buf = malloc(cap);
@@ -787,7 +769,7 @@ int fl_split_load(const char *cache, const char *name, fl_split *out) {
         char p[PATH_MAX];
         pathf(p, sizeof p, "%s/%s", cache, c->f[i].path);
         fl_doc *d = &out->docs[out->n];
-        if ((rc = read_all(p, &d->text, &d->len)) != 0) break;
+        if ((rc = fl_read_file(p, &d->text, &d->len)) != 0) break;
         d->name = strndup(base, bl - 4);
         out->bytes += d->len;
         out->n++;

@@ -149,33 +149,6 @@ static pid_t spawn_cell(job_t *j, const char *cache, int threads, int keep) {
     return pid;
 }
 
-/* The last non-empty line of a cell's log: its error line. */
-static void last_line(const char *path, char *out, size_t n) {
-    out[0] = 0;
-    FILE *f = fopen(path, "r");
-    if (!f) return;
-    char line[2048];
-    while (fgets(line, sizeof line, f)) {
-        size_t k = strlen(line);
-        while (k && (line[k - 1] == '\n' || line[k - 1] == '\r')) line[--k] = 0;
-        if (k) snprintf(out, n, "%s", line);
-    }
-    fclose(f);
-}
-
-static char *read_text(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = n >= 0 ? malloc((size_t)n + 1) : NULL;
-    if (s && fread(s, 1, (size_t)n, f) != (size_t)n) { free(s); s = NULL; }
-    if (s) s[n] = 0;
-    fclose(f);
-    return s;
-}
-
 static double jnum(const cJSON *o, const char *k) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
     return cJSON_IsNumber(v) ? v->valuedouble : NAN;
@@ -199,8 +172,8 @@ static void fill_settings(fl_table *t, int r, const fl_cell_spec *s) {
 static int fill_from_json(fl_table *t, int r, const char *dir) {
     char p[4200];
     snprintf(p, sizeof p, "%s/freelunch.json", dir);
-    char *text = read_text(p);
-    cJSON *j = text ? cJSON_Parse(text) : NULL;
+    char *text = NULL;
+    cJSON *j = fl_read_file(p, &text, NULL) == 0 ? cJSON_Parse(text) : NULL;
     free(text);
     if (!j) return fl_err("%s: missing or not JSON", p);
     const cJSON *cell = cJSON_GetObjectItemCaseSensitive(j, "cell"), *pf = cJSON_GetObjectItemCaseSensitive(j, "profile");
@@ -303,7 +276,7 @@ static void collect(fl_table *t, const job_t *j, int status, const char *machine
     if (WIFEXITED(status) && WEXITSTATUS(status) == 0 && fill_from_json(t, r, j->dir) == 0) {
         fl_table_set(t, r, "status", "ok");
     } else {
-        last_line(logp, msg, sizeof msg);
+        fl_last_line(logp, msg, sizeof msg);
         if (WIFSIGNALED(status)) snprintf(msg, sizeof msg, "killed by signal %d (%s)", WTERMSIG(status), strsignal(WTERMSIG(status)));
         else if (WIFEXITED(status) && WEXITSTATUS(status) == 0) snprintf(msg, sizeof msg, "%s", fl_errmsg());
         fl_table_set(t, r, "status", strstr(msg, "diverged") ? "diverged" : "error");

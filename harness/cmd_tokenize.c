@@ -5,6 +5,7 @@
 #include "datasets/corpus.h"
 #include "datasets/tokfile.h"
 #include "model/err.h"
+#include "model/fileio.h"
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,30 +15,6 @@ static double now_s(void) {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
-static int read_text(const char *path, char **buf, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return fl_err("%s: cannot open: %s", path, strerror(errno));
-    size_t cap = 1 << 16, len = 0;
-    char *b = malloc(cap + 1);
-    while (b) {
-        size_t k = fread(b + len, 1, cap - len, f);
-        len += k;
-        if (len < cap) break;
-        char *q = realloc(b, cap * 2 + 1);
-        if (!q) { free(b); b = NULL; break; }
-        b = q;
-        cap *= 2;
-    }
-    int bad = ferror(f);
-    fclose(f);
-    if (!b) return fl_err("%s: out of memory", path);
-    if (bad) { free(b); return fl_err("%s: read error", path); }
-    b[len] = 0;
-    *buf = b;
-    *n = len;
-    return 0;
 }
 
 /* --tokenizer gpt2 means <cache>/gpt2, installed by `freelunch data fetch`. */
@@ -95,7 +72,7 @@ int fl_cmd_tokenize(int argc, char **argv) {
     size_t len = 0;
     const char *what = in;
     if (in) {
-        if (read_text(in, &text, &len) != 0) { fl_bpe_free(tok); return fl_cli_fail(); }
+        if (fl_read_file(in, &text, &len) != 0) { fl_bpe_free(tok); return fl_cli_fail(); }
     } else {
         fl_split s;
         if (fl_split_load(cache, split, &s) != 0) { fl_bpe_free(tok); return fl_cli_fail(); }
@@ -174,7 +151,7 @@ int fl_cmd_tokenizer_train(int argc, char **argv) {
     size_t *lv = NULL;
     int n;
     if (in) {
-        if (read_text(in, &text, &len) != 0) return fl_cli_fail();
+        if (fl_read_file(in, &text, &len) != 0) return fl_cli_fail();
         texts = (const char *const *)&text;
         lens = &len;
         n = 1;

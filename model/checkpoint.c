@@ -33,34 +33,10 @@ static int is_file(const char *path) {
     return stat(path, &st) == 0 && S_ISREG(st.st_mode);
 }
 
-/* Whole file as a NUL-terminated string. */
-static char *read_text(const char *path, size_t *len) {
-    FILE *fp = fopen(path, "rb");
-    if (!fp) { fl_err("%s: cannot open: %s", path, strerror(errno)); return NULL; }
-    struct stat st;
-    if (fstat(fileno(fp), &st) != 0 || !S_ISREG(st.st_mode)) {
-        fclose(fp);
-        fl_err("%s: not a regular file", path);
-        return NULL;
-    }
-    size_t n = (size_t)st.st_size;
-    char *s = malloc(n + 1);
-    if (!s || fread(s, 1, n, fp) != n) {
-        free(s);
-        fclose(fp);
-        fl_err("%s: read failed", path);
-        return NULL;
-    }
-    fclose(fp);
-    s[n] = 0;
-    *len = n;
-    return s;
-}
-
 static cJSON *read_json(const char *path) {
     size_t len;
-    char *s = read_text(path, &len);
-    if (!s) return NULL;
+    char *s;
+    if (fl_read_file(path, &s, &len) != 0) return NULL;
     const char *end = NULL;
     cJSON *j = cJSON_ParseWithLengthOpts(s, len, &end, 0);
     /* like Python's json.load, nothing but whitespace may follow the value */

@@ -73,3 +73,40 @@ int fl_mkdir_p(const char *dir) {
         rc = fl_err("%s: exists and is not a directory", dir);
     return rc;
 }
+
+/* Grows the buffer as it reads, so pipes and /proc files work too. */
+int fl_read_file(const char *path, char **buf, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return fl_err("%s: cannot open: %s", path, strerror(errno));
+    size_t cap = 1 << 16, n = 0, k;
+    char *b = malloc(cap + 1);
+    while (b && (k = fread(b + n, 1, cap - n, f)) > 0) {
+        n += k;
+        if (n == cap) {
+            char *nb = realloc(b, 2 * cap + 1);
+            if (!nb) { free(b); b = NULL; break; }
+            b = nb;
+            cap *= 2;
+        }
+    }
+    int bad = ferror(f);
+    fclose(f);
+    if (!b) return fl_err("%s: out of memory", path);
+    if (bad) { free(b); return fl_err("%s: read error (is it a directory?)", path); }
+    b[n] = 0;
+    *buf = b;
+    if (len) *len = n;
+    return 0;
+}
+
+void fl_last_line(const char *path, char *out, size_t n) {
+    out[0] = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f) return;
+    char line[2048];
+    while (fgets(line, sizeof line, f)) {
+        line[strcspn(line, "\r\n")] = 0;
+        if (line[strspn(line, " \t^")]) snprintf(out, n, "%s", line + strspn(line, " \t"));
+    }
+    fclose(f);
+}

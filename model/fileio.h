@@ -21,4 +21,12 @@ int fl_copy_file_atomic(const char *src, const char *dst);
 /* mkdir -p: DIR and its missing parents; an error names DIR. */
 int fl_mkdir_p(const char *dir);
 
+/* The whole of PATH, NUL-terminated, malloc'd into *buf (len may be NULL);
+ * -1 with a message naming PATH. */
+int fl_read_file(const char *path, char **buf, size_t *len);
+/* The last line of a text file with more than blanks (and gnuplot's '^'
+ * markers), leading blanks trimmed; "" if none or unreadable. Error lines of
+ * logs. */
+void fl_last_line(const char *path, char *out, size_t n);
+
 #endif

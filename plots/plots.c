@@ -82,19 +82,6 @@ static void stage_path(char *out, size_t n, const ctx *c, const char *name, cons
     snprintf(out, n, "%.4000s/%.150s.%s", c->stage, name, ext);
 }
 
-/* The last non-empty line gnuplot printed: it names the script line at fault. */
-static void last_line(const char *path, char *out, size_t n) {
-    out[0] = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f) return;
-    char line[512];
-    while (fgets(line, sizeof line, f)) {
-        line[strcspn(line, "\r\n")] = 0;
-        if (line[strspn(line, " \t^")]) snprintf(out, n, "%s", line + strspn(line, " \t"));
-    }
-    fclose(f);
-}
-
 static int run_gnuplot(ctx *c, const char *name) {
     char script[300], log[4300];
     snprintf(script, sizeof script, "%.150s.gp", name);
@@ -114,7 +101,7 @@ static int run_gnuplot(ctx *c, const char *name) {
     while (waitpid(pid, &st, 0) < 0)
         if (errno != EINTR) return fl_err("%s/%s: waiting for gnuplot: %s", c->dir, script, strerror(errno));
     char why[600];
-    last_line(log, why, sizeof why);
+    fl_last_line(log, why, sizeof why);
     unlink(log);
     if (WIFEXITED(st) && WEXITSTATUS(st) == 127)
         return fl_err("%s/%s: gnuplot not found on PATH (Debian package gnuplot-nox)", c->dir, script);

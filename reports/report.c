@@ -168,15 +168,10 @@ static void joined(char *out, size_t n, const fl_table *t, const char *col, int 
 /* ---- set-up ------------------------------------------------------------------ */
 
 static cJSON *read_json(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fl_sbuf b = { 0 };
-    char buf[65536];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof buf, f)) > 0) fl_sb_putn(&b, buf, n);
-    fclose(f);
-    cJSON *j = cJSON_Parse(fl_sb_str(&b));
-    fl_sb_free(&b);
+    char *text;
+    if (fl_read_file(path, &text, NULL) != 0) return NULL;
+    cJSON *j = cJSON_Parse(text);
+    free(text);
     return j;
 }
 
