@@ -64,6 +64,11 @@ check "a grid with a failing cell exits 0" "[ $? -eq 0 ]"
 check "the failed cell is a row with status error and the cell's message" \
   "[ $(rows "$T/out/results.csv") -eq 7 ] && col '$T/out/results.csv' status | grep -qx error && col '$T/out/results.csv' message | grep -q 'M=7 does not divide'"
 
+# a diverging cell (absurd learning rate) is a row with status diverged
+"$FL" study --grid "$T/grid.ini" --out "$T/out" --set criterion=wanda --set reconstruct=sublayer --set lr=1e12 >"$T/div.log" 2>&1
+check "a diverged cell is a row with status diverged and its message" \
+  "[ $(rows "$T/out/results.csv") -eq 8 ] && col '$T/out/results.csv' status | grep -qx diverged && col '$T/out/results.csv' message | grep -q 'reconstruction diverged at step'"
+
 # SIGKILL the runner mid-grid, then resume: every cell exactly once
 cat >"$T/grid2.ini" <<EOF
 [grid]
