@@ -100,6 +100,19 @@ check "every cell exactly once" "[ $(rows "$T/nested/k/results.csv") -eq 8 ] && 
 check "rows written before the kill are kept as they were" \
   "[ \"\$(col '$T/k1.csv' finished_at)\" = \"\$(col '$T/nested/k/results.csv' finished_at | head -$r1)\" ]"
 
+# --keep-models keeps the pruned model, and it loads
+"$FL" study --grid "$T/grid.ini" --out "$T/keep" --set criterion=wanda --set reconstruct=none --keep-models >"$T/keep.log" 2>&1
+check "--keep-models keeps a model that loads" "\"$FL\" info --model \"\$(ls -d '$T/keep'/cells/*)\" >/dev/null 2>&1"
+
+# one runner per results directory
+"$FL" study --grid "$T/grid2.ini" --out "$T/lock" --set seed=0,1,2,3,4,5 >"$T/lock1.log" 2>&1 &
+pid=$!
+i=0
+while [ ! -e "$T/lock/grid.ini" ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i + 1)); done
+"$FL" study --grid "$T/grid2.ini" --out "$T/lock" >"$T/lock2.log" 2>&1; rc=$?
+kill -9 $pid 2>/dev/null; wait $pid 2>/dev/null
+check "a second runner on the same directory is refused" "[ $rc -eq 1 ] && grep -q 'another study is running' '$T/lock2.log'"
+
 # bad input: one line naming the problem, non-zero exit, nothing written
 printf '[grid]\ncriterion = wanda, wandx\nsparsity = 0.5\n' >"$T/bad1.ini"
 "$FL" study --grid "$T/bad1.ini" --out "$T/bad" >"$T/b1.log" 2>&1; rc=$?
