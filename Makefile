@@ -29,7 +29,8 @@ DEB_PKGS := build-essential libopenblas-openmp-dev libdnnl-dev libcsv-dev libhwl
 
 .PHONY: all deps test test-asan bench study clean tests-build
 all: $(BUILD)/freelunch $(BUILD)/libfreelunch.a
-	@ln -sf $(BUILD)/freelunch freelunch
+	@# ./freelunch is the normal build; the sanitizer build must not take its place
+	@if [ "$(BUILD)" = build ]; then ln -sf $(BUILD)/freelunch freelunch; fi
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
