@@ -33,7 +33,8 @@ static const char *PRUNE_HELP =
     "  --loss L          mse (default), nmse, cosine\n"
     "  --trainable T     all (default) or bias-norm\n"
     "  --lr X            AdamW learning rate (default: the preset's tuned value for\n"
-    "                    freelunch's own models, else 1e-3 local, 1e-5 retraining)\n"
+    "                    freelunch's own models: tiny 3e-3 matrix/sublayer, 1e-3 block and\n"
+    "                    larger, 1e-4 retraining; else 1e-3 local, 1e-5 retraining)\n"
     "  --epochs E        passes over the calibration windows (default 1)\n"
     "  --batch-size B    windows per step (default 2)\n"
     "  --grad-accum K    micro-batches per optimiser step (default 1)\n"
@@ -103,13 +104,7 @@ int fl_cmd_prune(int argc, char **argv) {
     if (!c.model_dir || !c.criterion || !c.sparsity || !c.out_dir)
         return fl_cli_usage("prune", "--model, --criterion, --sparsity and --out are required");
     if (c.calib_file && c.calib_split) return fl_cli_usage("prune", "give --calib or --calib-split, not both");
-    if (c.lr <= 0) {
-        /* the preset's tuned defaults (presets.c); else 1e-3 for local units
-         * and the paper's 1e-5 for retraining */
-        const fl_preset *p = fl_preset_of_model(c.model_dir);
-        int retrain = c.reconstruct && !strncmp(c.reconstruct, "retrain", 7);
-        c.lr = p ? (retrain ? p->retrain_lr : p->recon_lr) : (retrain ? 1e-5f : 1e-3f);
-    }
+    if (c.lr <= 0) c.lr = fl_preset_lr(fl_preset_of_model(c.model_dir), c.reconstruct);   /* presets.c */
     char cache[4096];
     fl_cache_dir(cache, sizeof cache, cache_opt);
     c.cache = cache;

@@ -16,8 +16,9 @@ typedef struct {
     int eval_every, eval_windows, ckpt_every;
     uint64_t seed;
     /* reconstruction defaults for models of this preset (freelunch prune
-     * without --lr): local units (AdamW) and the retraining baselines */
-    float recon_lr, retrain_lr;
+     * without --lr): matrix and sublayer units, block-sized units (block,
+     * blocks:K, blocks:all), and the retraining baselines */
+    float recon_lr, recon_lr_blocks, retrain_lr;
 } fl_preset;
 
 extern const fl_preset FL_PRESETS[];
@@ -26,6 +27,10 @@ const fl_preset *fl_preset_find(const char *name);
 /* The preset a model directory was pretrained from (its freelunch.json),
  * or NULL for any other model. */
 const fl_preset *fl_preset_of_model(const char *dir);
+/* The default learning rate of a reconstructor ("sublayer", "blocks:2",
+ * "retrain:full", ...) for a model of preset p, or for any other model
+ * (p NULL): 1e-3 local, the paper's 1e-5 for retraining. */
+float fl_preset_lr(const fl_preset *p, const char *reconstruct);
 /* The model config of a preset (context = its seqlen). */
 void fl_preset_config(const fl_preset *p, fl_config *c);
 

@@ -4,6 +4,7 @@
  * grid run, kill and resume are in tests/cli_study.sh. */
 #include "testutil.h"
 #include "harness/grid.h"
+#include "harness/presets.h"
 #include "harness/results.h"
 #include "model/err.h"
 
@@ -270,11 +271,27 @@ static void test_default_grid(void **st) {
     fl_grid_free(&g);
 }
 
+/* Default learning rates by reconstructor (presets.c's sweep). */
+static void test_preset_lr(void **st) {
+    (void)st;
+    const fl_preset *t = fl_preset_find("tiny");
+    assert_non_null(t);
+    assert_true(fl_preset_lr(t, "matrix") == 3e-3f);
+    assert_true(fl_preset_lr(t, "sublayer") == 3e-3f);
+    assert_true(fl_preset_lr(t, "block") == 1e-3f);
+    assert_true(fl_preset_lr(t, "blocks:2") == 1e-3f);
+    assert_true(fl_preset_lr(t, "blocks:all") == 1e-3f);
+    assert_true(fl_preset_lr(t, "retrain:full") == 1e-4f);
+    assert_true(fl_preset_lr(t, "retrain:masklora:rank=4") == 1e-4f);
+    assert_true(fl_preset_lr(NULL, "block") == 1e-3f);
+    assert_true(fl_preset_lr(NULL, "retrain:full") == 1e-5f);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_columns_unique), cmocka_unit_test(test_roundtrip), cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_pareto), cmocka_unit_test(test_grid_parse), cmocka_unit_test(test_grid_errors),
-        cmocka_unit_test(test_default_grid),
+        cmocka_unit_test(test_default_grid), cmocka_unit_test(test_preset_lr),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
