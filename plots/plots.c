@@ -250,7 +250,14 @@ static int bars(ctx *c, const fl_panel *p) {
     gp_begin(&gp, name, title, "pruning criterion", 0, c->ppl_label, logy);
     fl_sb_puts(&gp, "set style data histogram\nset style histogram errorbars gap 1 lw 1\n"
                     "set style fill solid 0.85 border -1\nset xtics nomirror\n");
-    if (!logy) fl_sb_puts(&gp, "set yrange [0:*]\n");
+    if (!logy) {
+        /* Perplexities of one sparsity differ by a few percent: bars from 0
+         * would hide every difference, so the axis starts half the spread of
+         * the means below the lowest one (the title says where). */
+        double span = hi > lo ? hi - lo : fabs(hi) * 0.05 + 1e-9, y0 = lo - 0.5 * span;
+        if (y0 < 0) y0 = 0;
+        fl_sb_printf(&gp, "set yrange [%.9g:*]\nset label 1 'y axis starts at %.4g' at graph 0.01, graph 0.97 left\n", y0, y0);
+    }
     for (int j = 0; j < nused; j++) {
         fl_sb_printf(&gp, "%s '%s.dat' using %d:%d%s lc rgb '%s' title ", j ? ", \\\n    " : "plot", name, 2 + 2 * j,
                      3 + 2 * j, j ? "" : ":xtic(1)", colour(c, recs.v[used[j]]));
