@@ -90,7 +90,11 @@ static int build_argv(const fl_cell_spec *s, const char *dir, const char *cache,
         if (!strcmp(k, "eval")) {
             char buf[4096];
             snprintf(buf, sizeof buf, "%s", v);
-            for (char *t = strtok(buf, ","); t; t = strtok(NULL, ",")) { KEEP("--eval"); KEEP(t); }
+            for (char *t = strtok(buf, ","); t; t = strtok(NULL, ",")) {
+                if (n > 200) return fl_err("cell %s: too many evaluation sets", s->id);
+                KEEP("--eval");
+                KEEP(t);
+            }
             continue;
         }
         snprintf(opt, sizeof opt, "--%s", k);
