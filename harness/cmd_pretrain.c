@@ -315,15 +315,17 @@ int fl_cmd_pretrain(int argc, char **argv) {
             if (fl_eval_ppl(&m, val, nval, T, 0, p->eval_windows, 8, 0, &vr) != 0) return fl_cli_fail();
             last_val = vr.ppl;
         }
+        char vs[32] = "-";   /* before the first evaluation there is no validation ppl yet */
+        if (last_val == last_val) snprintf(vs, sizeof vs, "%.2f", last_val);
         if (tty) {
             int w = 30, done = (int)((double)step / S * w);
             char bar[40];
             for (int i = 0; i < w; i++) bar[i] = i < done ? '#' : '.';
             bar[w] = 0;
-            printf("\r[%s] step %d/%d loss %.3f val ppl %.1f %.0f tok/s ETA %.0fs   ", bar, step, S, ema, last_val, tps, eta);
+            printf("\r[%s] step %d/%d loss %.3f val ppl %s %.0f tok/s ETA %.0fs   ", bar, step, S, ema, vs, tps, eta);
             fflush(stdout);
         } else if (step % (S / 20 > 0 ? S / 20 : 1) == 0 || step == S) {
-            printf("pretrain: step %d/%d loss %.3f val ppl %.2f %.0f tok/s eta %.0fs\n", step, S, ema, last_val, tps, eta);
+            printf("pretrain: step %d/%d loss %.3f val ppl %s %.0f tok/s eta %.0fs\n", step, S, ema, vs, tps, eta);
             fflush(stdout);
         }
         if (step % p->ckpt_every == 0 && step < S) {
