@@ -438,7 +438,7 @@ int fl_cmd_study(int argc, char **argv) {
         if (run_self(fetch) != 0) goto fail;
         snprintf(path, sizeof path, "%.4000s/config.json", model);
         if (default_model && !file_exists(path)) {
-            fprintf(stderr, "study: building the default base model (preset tiny, about 11 minutes on 2 cores)\n");
+            fprintf(stderr, "study: building the default base model (preset tiny, about 12 minutes on 2 cores)\n");
             char *pre[] = { "freelunch", "pretrain", "--preset", "tiny", "--resume", "--cache", cache, NULL };
             if (run_self(pre) != 0) goto fail;
         }
