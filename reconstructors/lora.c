@@ -219,6 +219,13 @@ size_t fl_lora_predict_working(const fl_config *c, int masked, int rank, int dis
 
 /* ---- the retraining ----------------------------------------------------- */
 
+/* One optimiser step over the adapters (fl_retrain_loop's callback). */
+typedef struct { fl_lora *L; const fl_adamw_cfg *oc; } lora_step_ctx;
+static void lora_step(void *ctx, int accum) {
+    lora_step_ctx *c = ctx;
+    fl_lora_adamw_step(c->L, c->oc, 1.0f / accum);
+}
+
 int fl_retrain_lora(fl_model *m, int masked, int rank, float alpha, const int32_t *tok, int nwin, int T,
                     const fl_recon_opts *o, fl_unit_report *rep) {
     const char *mode = masked ? "masklora" : "lora";
@@ -241,36 +248,10 @@ int fl_retrain_lora(fl_model *m, int masked, int rank, float alpha, const int32_
     fl_adamw_cfg oc = fl_adamw_defaults();
     oc.lr = o->lr; oc.weight_decay = o->weight_decay; oc.total_steps = steps; oc.warmup_steps = steps / 10;
     oc.sched = FL_SCHED_LINEAR;
-    fl_acts *acts = fl_acts_new();
-    int32_t *tb = malloc(sizeof(int32_t) * (size_t)batch * T), *gb = malloc(sizeof(int32_t) * (size_t)batch * T);
-    float *soft = o->teacher ? fl_allocf((size_t)batch * T * m->cfg.vocab) : NULL;
-    int *perm = malloc(sizeof(int) * nwin);
-    for (int i = 0; i < nwin; i++) perm[i] = i;
-    uint64_t rs = o->seed * 0x9E3779B97F4A7C15ull + 5;
-    int rc = 0, mb = 0, tty = o->progress && isatty(2);
-    for (int ep = 0; ep < epochs && rc == 0; ep++) {
-        fl_retrain_shuffle(perm, nwin, &rs);
-        for (int w0 = 0; w0 < nwin && rc == 0; w0 += batch) {
-            int B = fl_retrain_batch(tok, tg, perm, nwin, T, w0, batch, tb, gb);
-            if (soft && (rc = fl_retrain_soft_targets(o->teacher, tb, gb, B, T, soft)) != 0) break;
-            fl_fwd a = { .B = B, .T = T, .tokens = tb, .targets = gb, .soft = soft };
-            if ((rc = fl_forward(m, fl_range_whole(m), &a, acts)) != 0) break;
-            if (!isfinite(a.loss)) {
-                rep->diverged = 1;
-                rc = fl_err("retrain:%s diverged at step %d (loss %g)", mode, L.t + 1, a.loss);
-                break;
-            }
-            if ((rc = fl_backward(m, fl_range_whole(m), acts, NULL, NULL)) != 0) break;
-            fl_acts_release(acts);
-            if (++mb % accum == 0 || mb == micro) fl_lora_adamw_step(&L, &oc, 1.0f / accum);
-            if (tty) { fprintf(stderr, "\r  retrain step %d/%d loss %.4f   ", L.t, steps, a.loss); fflush(stderr); }
-        }
-    }
-    if (tty) fprintf(stderr, "\r%*s\r", 60, "");
-    rep->steps = L.t;
-    fl_acts_free(acts);
-    free(tb); free(gb); free(perm);
-    fl_free(soft);
+    lora_step_ctx sc = { &L, &oc };
+    char what[32];
+    snprintf(what, sizeof what, "retrain:%s", mode);
+    int rc = fl_retrain_loop(m, tok, tg, nwin, T, batch, epochs, accum, steps, o, what, lora_step, &sc, rep);
     rep->working_bytes = fl_mem_peak() - live0 + sizeof(float) * (size_t)fl_model_num_params(m);
     rep->peak_bytes = fl_mem_peak();
     fl_lora_detach(&L, rc == 0);   /* merge; on failure W is still W0 */

@@ -119,6 +119,15 @@ int fl_retrain_batch(const int32_t *tok, const int32_t *tg, const int *perm, int
                      int32_t *tb, int32_t *gb);
 /* --distill: the teacher's next-token probabilities for a batch, soft [B*T, V]. */
 int fl_retrain_soft_targets(fl_model *teacher, const int32_t *tb, const int32_t *gb, int B, int T, float *soft);
+/* The training loop every retraining baseline shares: `epochs` seeded
+ * shuffles of the windows, batches of `batch`, next-token cross-entropy (or
+ * the teacher's soft targets with o->teacher), backward over the whole
+ * model, and step(ctx, accum) after every `accum` micro-batches (and after
+ * the last). Stops with rep->diverged on a non-finite loss ("WHAT diverged
+ * at step N"); sets rep->steps. Whatever it allocates is freed on return. */
+int fl_retrain_loop(fl_model *m, const int32_t *tok, const int32_t *tg, int nwin, int T, int batch, int epochs, int accum,
+                    int steps, const fl_recon_opts *o, const char *what, void (*step)(void *ctx, int accum), void *ctx,
+                    fl_unit_report *rep);
 /* Exact masked least squares for one linear (matrix-ls). */
 int fl_recover_ls(fl_model *m, const fl_unit *u, const float *X, const float *Y, int nwin, int T,
                   const fl_recon_opts *o, fl_unit_report *rep);

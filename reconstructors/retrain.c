@@ -84,6 +84,55 @@ int fl_retrain_soft_targets(fl_model *teacher, const int32_t *tb, const int32_t 
     return 0;
 }
 
+/* One optimiser step of the whole-model loop: the gradients summed over
+ * `accum` micro-batches are averaged, then AdamW. */
+typedef struct { fl_adamw *opt; } full_step_ctx;
+static void full_step(void *ctx, int accum) {
+    fl_adamw *opt = ((full_step_ctx *)ctx)->opt;
+    if (accum > 1)
+        for (int i = 0; i < opt->n; i++)
+            for (int64_t k = 0; k < opt->p[i]->n; k++) opt->p[i]->g[k] /= accum;
+    fl_adamw_step(opt);
+}
+
+int fl_retrain_loop(fl_model *m, const int32_t *tok, const int32_t *tg, int nwin, int T, int batch, int epochs, int accum,
+                    int steps, const fl_recon_opts *o, const char *what, void (*step)(void *ctx, int accum), void *ctx,
+                    fl_unit_report *rep) {
+    const int micro = (nwin + batch - 1) / batch * epochs;
+    fl_acts *acts = fl_acts_new();
+    int32_t *tb = malloc(sizeof(int32_t) * (size_t)batch * T), *gb = malloc(sizeof(int32_t) * (size_t)batch * T);
+    /* distillation: the teacher's probabilities for the batch [B*T, V] */
+    float *soft = o->teacher ? fl_allocf((size_t)batch * T * m->cfg.vocab) : NULL;
+    int *perm = malloc(sizeof(int) * nwin);
+    for (int i = 0; i < nwin; i++) perm[i] = i;
+    uint64_t rs = o->seed * 0x9E3779B97F4A7C15ull + 5;
+    int rc = 0, mb = 0, t = 0, tty = o->progress && isatty(2);
+    for (int ep = 0; ep < epochs && rc == 0; ep++) {
+        fl_retrain_shuffle(perm, nwin, &rs);
+        for (int w0 = 0; w0 < nwin && rc == 0; w0 += batch) {
+            int B = fl_retrain_batch(tok, tg, perm, nwin, T, w0, batch, tb, gb);
+            if (soft && (rc = fl_retrain_soft_targets(o->teacher, tb, gb, B, T, soft)) != 0) break;
+            fl_fwd a = { .B = B, .T = T, .tokens = tb, .targets = gb, .soft = soft };
+            if ((rc = fl_forward(m, fl_range_whole(m), &a, acts)) != 0) break;
+            if (!isfinite(a.loss)) {
+                rep->diverged = 1;
+                rc = fl_err("%s diverged at step %d (loss %g)", what, t + 1, a.loss);
+                break;
+            }
+            if ((rc = fl_backward(m, fl_range_whole(m), acts, NULL, NULL)) != 0) break;
+            fl_acts_release(acts);
+            if (++mb % accum == 0 || mb == micro) { step(ctx, accum); t++; }
+            if (tty) { fprintf(stderr, "\r  retrain step %d/%d loss %.4f   ", t, steps, a.loss); fflush(stderr); }
+        }
+    }
+    if (tty) fprintf(stderr, "\r%*s\r", 60, "");
+    rep->steps = t;
+    fl_acts_free(acts);
+    free(tb); free(gb); free(perm);
+    fl_free(soft);
+    return rc;
+}
+
 int fl_retrain(fl_model *m, const char *arg, const int32_t *tok, int nwin, int T, const fl_recon_opts *o,
                fl_unit_report *rep) {
     int lora_masked, lora_rank;
@@ -118,42 +167,8 @@ int fl_retrain(fl_model *m, const char *arg, const int32_t *tok, int nwin, int T
     oc.sched = FL_SCHED_LINEAR;
     fl_adamw opt;
     if (fl_adamw_init(&opt, m, &oc) != 0) { free(tg); return -1; }
-    fl_acts *acts = fl_acts_new();
-    int32_t *tb = malloc(sizeof(int32_t) * (size_t)batch * T), *gb = malloc(sizeof(int32_t) * (size_t)batch * T);
-    /* distillation: the teacher's probabilities for the batch [B*T, V] */
-    float *soft = o->teacher ? fl_allocf((size_t)batch * T * m->cfg.vocab) : NULL;
-    int *perm = malloc(sizeof(int) * nwin);
-    for (int i = 0; i < nwin; i++) perm[i] = i;
-    uint64_t rs = o->seed * 0x9E3779B97F4A7C15ull + 5;
-    int rc = 0, mb = 0, tty = o->progress && isatty(2);
-    for (int ep = 0; ep < epochs && rc == 0; ep++) {
-        fl_retrain_shuffle(perm, nwin, &rs);
-        for (int w0 = 0; w0 < nwin && rc == 0; w0 += batch) {
-            int B = fl_retrain_batch(tok, tg, perm, nwin, T, w0, batch, tb, gb);
-            if (soft && (rc = fl_retrain_soft_targets(o->teacher, tb, gb, B, T, soft)) != 0) break;
-            fl_fwd a = { .B = B, .T = T, .tokens = tb, .targets = gb, .soft = soft };
-            if ((rc = fl_forward(m, fl_range_whole(m), &a, acts)) != 0) break;
-            if (!isfinite(a.loss)) {
-                rep->diverged = 1;
-                rc = fl_err("retraining diverged at step %d (loss %g)", opt.t + 1, a.loss);
-                break;
-            }
-            if ((rc = fl_backward(m, fl_range_whole(m), acts, NULL, NULL)) != 0) break;
-            fl_acts_release(acts);
-            if (++mb % accum == 0 || mb == micro) {
-                if (accum > 1)
-                    for (int i = 0; i < opt.n; i++)
-                        for (int64_t k = 0; k < opt.p[i]->n; k++) opt.p[i]->g[k] /= accum;
-                fl_adamw_step(&opt);
-            }
-            if (tty) { fprintf(stderr, "\r  retrain step %d/%d loss %.4f   ", opt.t, steps, a.loss); fflush(stderr); }
-        }
-    }
-    if (tty) fprintf(stderr, "\r%*s\r", 60, "");
-    rep->steps = opt.t;
-    fl_acts_free(acts);
-    free(tb); free(gb); free(perm);
-    fl_free(soft);
+    full_step_ctx sc = { &opt };
+    int rc = fl_retrain_loop(m, tok, tg, nwin, T, batch, epochs, accum, steps, o, "retraining", full_step, &sc, rep);
     fl_adamw_free(&opt);
     rep->working_bytes = fl_mem_peak() - live0 + sizeof(float) * (size_t)fl_model_num_params(m);
     rep->peak_bytes = fl_mem_peak();
