@@ -1,6 +1,8 @@
 /* The pipeline of one grid cell; see cell.h and design.md. */
 #include "cell.h"
 #include "cli.h"
+#include "presets.h"
+#include "settings.h"
 #include "criteria/criterion.h"
 #include "reconstructors/recon.h"
 #include "datasets/bpe.h"
@@ -297,20 +299,25 @@ static int eval_tokens(const fl_cell_cfg *c, const char *spec, int vocab, int32_
 
 /* ---- the cell ----------------------------------------------------------- */
 
-int fl_cell_run(const fl_cell_cfg *c, fl_cell_result *r) {
+int fl_cell_run(const fl_cell_cfg *given, fl_cell_result *r) {
     memset(r, 0, sizeof *r);
+    /* Every unset setting takes its default from the settings table here,
+     * once, so the pipeline and freelunch.json see the values it ran with. */
+    fl_cell_cfg cfg = *given;
+    fl_settings_defaults(&cfg);
+    if (cfg.lr <= 0) cfg.lr = fl_preset_lr(fl_preset_of_model(cfg.model_dir), cfg.reconstruct);   /* derived: presets.c */
+    const fl_cell_cfg *c = &cfg;
     walk_t w = { .c = c, .r = r };
     if (fl_criterion_find(c->criterion, &w.crit, &w.carg) != 0) return -1;
     if (fl_pattern_parse(c->sparsity, c->pattern, &w.pat) != 0) return -1;
-    if (fl_recon_find(c->reconstruct ? c->reconstruct : "none", &w.rec, &w.rarg) != 0) return -1;
-    if (fl_prop_parse(c->propagation ? c->propagation : "sparse", &w.prop) != 0) return -1;
-    w.ro = (fl_recon_opts){ .lr = c->lr > 0 ? c->lr : 1e-3f, .weight_decay = c->weight_decay, .epochs = c->epochs > 0 ? c->epochs : 1,
-                            .batch = c->recon_batch > 0 ? c->recon_batch : 2, .grad_accum = c->grad_accum,
-                            .bias_norm_only = c->trainable && !strcmp(c->trainable, "bias-norm"), .seed = c->seed,
+    if (w.pat.kind == FL_PAT_NM) cfg.pattern = NULL;   /* implied by the sparsity: freelunch.json names none */
+    if (fl_recon_find(c->reconstruct, &w.rec, &w.rarg) != 0) return -1;
+    if (fl_prop_parse(c->propagation, &w.prop) != 0) return -1;
+    w.ro = (fl_recon_opts){ .lr = c->lr, .weight_decay = c->weight_decay, .epochs = c->epochs, .batch = c->recon_batch,
+                            .grad_accum = c->grad_accum, .bias_norm_only = !strcmp(c->trainable, "bias-norm"), .seed = c->seed,
                             .progress = c->progress };
-    if (c->loss && fl_loss_parse(c->loss, &w.ro.loss) != 0) return -1;
-    if (c->trainable && strcmp(c->trainable, "all") && strcmp(c->trainable, "bias-norm"))
-        return fl_err("unknown --trainable '%s' (valid: all, bias-norm)", c->trainable);
+    if (fl_loss_parse(c->loss, &w.ro.loss) != 0) return -1;
+    if (fl_setting_check(fl_setting_find("trainable"), c->trainable) != 0) return -1;
     if (c->calib_samples < 1) return fl_err("--calib-samples must be at least 1");
     if (c->distill && w.rec->gran != FL_GRAN_RETRAIN)
         return fl_err("--distill applies to the retraining baselines only (retrain:full, retrain:bias-norm, retrain:lora, retrain:masklora)");
@@ -337,13 +344,11 @@ int fl_cell_run(const fl_cell_cfg *c, fl_cell_result *r) {
     }
     fl_calib cal = { 0 };
     int rc;
-    const fl_pattern pat = w.pat;
     if (c->calib_file) rc = fl_calib_sample_file(c->calib_file, m.cfg.vocab, c->calib_samples, T, c->seed, &cal);
     else {
         fl_split sp;
         fl_bpe *tok;
-        const char *sname = c->calib_split ? c->calib_split : "sotu-train";
-        if (fl_split_load(c->cache, sname, &sp) != 0) { fl_model_free(&m); return -1; }
+        if (fl_split_load(c->cache, c->calib_split, &sp) != 0) { fl_model_free(&m); return -1; }
         if (fl_bpe_load(&tok, c->model_dir) != 0) { fl_split_free(&sp); fl_model_free(&m); return -1; }
         rc = fl_calib_sample_split(&sp, tok, c->calib_samples, T, c->seed, &cal);
         fl_bpe_free(tok);
@@ -461,27 +466,12 @@ int fl_cell_run(const fl_cell_cfg *c, fl_cell_result *r) {
     cJSON *j = cJSON_CreateObject();
     cJSON_AddStringToObject(j, "kind", "pruned");
     cJSON_AddStringToObject(j, "source_model", c->model_dir);
+    /* the settings as run, each under its JSON key (settings.c); those of
+     * the recovery only for cells that recover */
+    cfg.seqlen = T;
     cJSON *cell = cJSON_AddObjectToObject(j, "cell");
-    cJSON_AddStringToObject(cell, "criterion", c->criterion);
-    cJSON_AddStringToObject(cell, "sparsity", c->sparsity);
-    cJSON_AddStringToObject(cell, "pattern", pat.kind == FL_PAT_NM ? "nm" : pat.kind == FL_PAT_MATRIX ? "matrix" : "row");
-    cJSON_AddStringToObject(cell, "reconstruct", c->reconstruct ? c->reconstruct : "none");
-    cJSON_AddStringToObject(cell, "calib", c->calib_file ? c->calib_file : c->calib_split ? c->calib_split : "sotu-train");
-    cJSON_AddNumberToObject(cell, "calib_samples", c->calib_samples);
-    cJSON_AddNumberToObject(cell, "seqlen", T);
-    cJSON_AddNumberToObject(cell, "seed", (double)c->seed);
-    cJSON_AddNumberToObject(cell, "eval_windows", c->eval_max_windows);
-    if (w.rec->recover || w.rec->gran == FL_GRAN_RETRAIN) {
-        cJSON_AddStringToObject(cell, "propagation", fl_prop_name(w.prop));
-        cJSON_AddStringToObject(cell, "loss", fl_loss_name(w.ro.loss));
-        cJSON_AddStringToObject(cell, "trainable", w.ro.bias_norm_only ? "bias-norm" : "all");
-        cJSON_AddNumberToObject(cell, "lr", w.ro.lr);
-        cJSON_AddNumberToObject(cell, "epochs", w.ro.epochs);
-        cJSON_AddNumberToObject(cell, "batch_size", w.ro.batch);
-        cJSON_AddNumberToObject(cell, "grad_accum", w.ro.grad_accum > 0 ? w.ro.grad_accum : 1);
-        cJSON_AddNumberToObject(cell, "weight_decay", w.ro.weight_decay);
-        if (w.rec->gran == FL_GRAN_RETRAIN) cJSON_AddBoolToObject(cell, "distill", c->distill);
-    }
+    fl_settings_to_json(c, FL_FOR_ALL | (w.rec->recover || w.rec->gran == FL_GRAN_RETRAIN ? FL_FOR_RECOVERY : 0) |
+                               (w.rec->gran == FL_GRAN_RETRAIN ? FL_FOR_RETRAIN : 0), cell);
     cJSON_AddNumberToObject(j, "sparsity", r->sparsity);
     cJSON *lins = cJSON_AddArrayToObject(j, "linears");
     for (int i = 0; i < r->n_linears; i++) {

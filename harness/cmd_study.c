@@ -15,6 +15,7 @@
 #include "cli.h"
 #include "grid.h"
 #include "results.h"
+#include "settings.h"
 #include "profile.h"
 #include "version.h"
 #include "datasets/corpus.h"
@@ -80,26 +81,24 @@ static int build_argv(const fl_cell_spec *s, const char *dir, const char *cache,
     KEEP("freelunch");
     KEEP("prune");
     for (int i = 0; i < s->nkeys; i++) {
-        const char *k = s->key[i], *v = s->val[i];
+        const fl_setting *st = fl_setting_find(s->key[i]);
+        const char *v = s->val[i];
         char opt[80];
-        if (!strcmp(k, "distill")) {
-            if (!strcmp(v, "true") || !strcmp(v, "1") || !strcmp(v, "yes")) KEEP("--distill");
-            continue;
-        }
-        if (!strcmp(k, "threads")) continue;   /* the runner's own --threads below */
-        if (!strcmp(k, "eval")) {
+        snprintf(opt, sizeof opt, "--%s", st->key);
+        if (st->type == FL_SET_FLAG) {
+            if (fl_setting_true(v)) KEEP(opt);
+        } else if (st->type == FL_SET_LIST) {
             char buf[4096];
             snprintf(buf, sizeof buf, "%s", v);
             for (char *t = strtok(buf, ","); t; t = strtok(NULL, ",")) {
-                if (n > 200) return fl_err("cell %s: too many evaluation sets", s->id);
-                KEEP("--eval");
+                if (n > 200) return fl_err("cell %s: too many %s values", s->id, st->key);
+                KEEP(opt);
                 KEEP(t);
             }
-            continue;
+        } else if (strcmp(st->key, "threads")) {   /* threads: the runner's own --threads below */
+            KEEP(opt);
+            KEEP(v);
         }
-        snprintf(opt, sizeof opt, "--%s", k);
-        KEEP(opt);
-        KEEP(v);
         if (used > store_n - 8192) return fl_err("cell %s: too many settings", s->id);
     }
     const char *t = fl_cell_get(s, "threads");
@@ -165,10 +164,8 @@ static void set_num(fl_table *t, int r, const char *col, double v) {
 /* The settings as the grid gave them (every row has them, failed or not). */
 static void fill_settings(fl_table *t, int r, const fl_cell_spec *s) {
     for (int i = 0; i < s->nkeys; i++) {
-        char col[64];
-        snprintf(col, sizeof col, "%s", !strcmp(s->key[i], "calib-split") ? "calib" : s->key[i]);
-        for (char *p = col; *p; p++) if (*p == '-') *p = '_';
-        if (fl_result_col(col) >= 0) fl_table_set(t, r, col, s->val[i]);
+        const fl_setting *st = fl_setting_find(s->key[i]);
+        if (st->csv) fl_table_set(t, r, st->csv, s->val[i]);
     }
 }
 
@@ -181,21 +178,15 @@ static int fill_from_json(fl_table *t, int r, const char *dir) {
     free(text);
     if (!j) return fl_err("%s: missing or not JSON", p);
     const cJSON *cell = cJSON_GetObjectItemCaseSensitive(j, "cell"), *pf = cJSON_GetObjectItemCaseSensitive(j, "profile");
-    /* effective settings, defaults included */
-    static const char *str_keys[] = { "criterion", "sparsity", "pattern", "reconstruct", "propagation", "loss", "trainable", "calib" };
-    for (size_t i = 0; i < sizeof str_keys / sizeof *str_keys; i++) {
-        const cJSON *v = cJSON_GetObjectItemCaseSensitive(cell, str_keys[i]);
-        if (cJSON_IsString(v)) fl_table_set(t, r, str_keys[i], v->valuestring);
+    /* the settings as run, defaults included: the table says where each is */
+    for (int i = 0; i < FL_NSETTINGS; i++) {
+        const fl_setting *st = &FL_SETTINGS[i];
+        const cJSON *v = st->json && st->csv ? cJSON_GetObjectItemCaseSensitive(cell, st->json) : NULL;
+        if (cJSON_IsString(v)) fl_table_set(t, r, st->csv, v->valuestring);
+        else if (cJSON_IsBool(v)) fl_table_set(t, r, st->csv, cJSON_IsTrue(v) ? "true" : "false");
+        /* floats keep a float's digits: 3e-3, not 0.003000000026 */
+        else if (cJSON_IsNumber(v)) fl_table_setf(t, r, st->csv, st->type == FL_SET_FLOAT ? "%.6g" : "%.10g", v->valuedouble);
     }
-    static const char *num_keys[] = { "lr", "epochs", "batch_size", "grad_accum", "weight_decay", "calib_samples", "seqlen", "seed", "eval_windows" };
-    for (size_t i = 0; i < sizeof num_keys / sizeof *num_keys; i++) set_num(t, r, num_keys[i], jnum(cell, num_keys[i]));
-    /* lr and weight decay are floats in the cell: 3e-3, not 0.003000000026 */
-    if (isfinite(jnum(cell, "lr"))) fl_table_setf(t, r, "lr", "%.6g", jnum(cell, "lr"));
-    if (isfinite(jnum(cell, "weight_decay"))) fl_table_setf(t, r, "weight_decay", "%.6g", jnum(cell, "weight_decay"));
-    const cJSON *ds = cJSON_GetObjectItemCaseSensitive(cell, "distill");
-    if (cJSON_IsBool(ds)) fl_table_set(t, r, "distill", cJSON_IsTrue(ds) ? "true" : "false");
-    const cJSON *src = cJSON_GetObjectItemCaseSensitive(j, "source_model");
-    if (cJSON_IsString(src)) fl_table_set(t, r, "model", src->valuestring);
     set_num(t, r, "achieved_sparsity", jnum(j, "sparsity"));
     /* layer errors, unit losses */
     double e = 0;
@@ -340,11 +331,11 @@ static void predict_cell(const fl_cell_spec *s, char *wk, char *pk, size_t n) {
     fl_config cfg;
     const char *model = fl_cell_get(s, "model");
     if (!model || fl_config_load(&cfg, model) != 0) return;
-    const char *rec = fl_cell_get(s, "reconstruct"), *prop = fl_cell_get(s, "propagation"), *tr = fl_cell_get(s, "trainable");
-    const char *ns = fl_cell_get(s, "calib-samples"), *ts = fl_cell_get(s, "seqlen"), *bs = fl_cell_get(s, "batch-size");
+    const char *v[5], *keys[5] = { "reconstruct", "propagation", "trainable", "calib-samples", "batch-size" };
+    for (int i = 0; i < 5; i++) v[i] = fl_cell_get(s, keys[i]) ? fl_cell_get(s, keys[i]) : fl_setting_def(keys[i]);
+    const char *ts = fl_cell_get(s, "seqlen");
     fl_recon_predict_out o;
-    if (fl_recon_predict(&cfg, rec ? rec : "none", prop ? prop : "sparse", tr && !strcmp(tr, "bias-norm"), ns ? atoi(ns) : 128,
-                         ts ? atoi(ts) : cfg.max_pos, bs ? atoi(bs) : 2, &o) != 0)
+    if (fl_recon_predict(&cfg, v[0], v[1], !strcmp(v[2], "bias-norm"), atoi(v[3]), ts ? atoi(ts) : cfg.max_pos, atoi(v[4]), &o) != 0)
         return;
     snprintf(wk, n, "%.2f", o.working_bytes / 1e6);
     snprintf(pk, n, "%.2f", o.peak_recover_bytes / 1e6);

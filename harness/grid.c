@@ -1,27 +1,16 @@
 /* Grid specs; see grid.h. INI parsing is inih's; this file only turns its
  * key/value callbacks into dimensions and checks them. */
 #include "grid.h"
-#include "criteria/criterion.h"
+#include "settings.h"
 #include "datasets/corpus.h"
 #include "model/err.h"
 #include "model/fileio.h"
-#include "reconstructors/recon.h"
 #include <ctype.h>
 #include <errno.h>
 #include <ini.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* Every option of `freelunch prune` (grid keys spell them without the
- * leading dashes), plus the common backend and threads. The order fixes the
- * canonical string a cell's id is hashed from, so a grid file may list its
- * keys in any order and the same cell keeps the same id. Never reorder or
- * rename: ids of existing results would change; append new keys at the end. */
-const char *const FL_GRID_KEYS[] = {
-    "model", "criterion", "sparsity", "pattern", "reconstruct", "propagation", "loss", "trainable", "lr",
-    "epochs", "batch-size", "grad-accum", "weight-decay", "distill", "calib", "calib-split", "calib-samples",
-    "seqlen", "seed", "eval", "eval-windows", "backend", "threads", NULL };
 
 /* The main job's grid (README: "The main job"). The issue's full grid is 5
  * criteria x 8 reconstructors x 3 sparsities x 3 seeds = 360 cells
@@ -56,12 +45,6 @@ void fl_grid_free(fl_grid *g) {
     memset(g, 0, sizeof *g);
 }
 
-static int key_index(const char *k) {
-    for (int i = 0; FL_GRID_KEYS[i]; i++)
-        if (!strcmp(FL_GRID_KEYS[i], k)) return i;
-    return -1;
-}
-
 /* "batch_size" and "batch-size" are the same key; a leading "--" is allowed. */
 static void canon_key(const char *in, char *out, size_t n) {
     while (*in == '-') in++;
@@ -73,9 +56,9 @@ static void canon_key(const char *in, char *out, size_t n) {
 
 static int unknown_key(const char *src, const char *k) {
     char names[1024] = "";
-    for (int i = 0; FL_GRID_KEYS[i]; i++) {
+    for (int i = 0; i < FL_NSETTINGS; i++) {
         strncat(names, i ? ", " : "", sizeof names - strlen(names) - 1);
-        strncat(names, FL_GRID_KEYS[i], sizeof names - strlen(names) - 1);
+        strncat(names, FL_SETTINGS[i].key, sizeof names - strlen(names) - 1);
     }
     return fl_err("%s: unknown key '%s' (valid: %s)", src, k, names);
 }
@@ -111,7 +94,7 @@ static int split_values(const char *src, const char *key, const char *s, fl_dim 
 static int grid_put(fl_grid *g, const char *src, const char *rawkey, const char *value) {
     char key[64];
     canon_key(rawkey, key, sizeof key);
-    if (key_index(key) < 0) return unknown_key(src, key);
+    if (!fl_setting_find(key)) return unknown_key(src, key);
     fl_dim d = { 0 };
     if (split_values(src, key, value, &d) != 0) { dim_free(&d); return -1; }
     d.key = strdup(key);
@@ -182,62 +165,28 @@ const fl_dim *fl_grid_get(const fl_grid *g, const char *key) {
 
 /* ---- checking ------------------------------------------------------------ */
 
-static int check_num(const char *src, const char *key, const char *v, int integer, double lo) {
-    char *end;
-    errno = 0;
-    double x = strtod(v, &end);
-    if (errno || end == v || *end || (integer && x != (double)(long long)x) || x < lo)
-        return fl_err("%s: key '%s': '%s' is not %s >= %g", src, key, v, integer ? "an integer" : "a number", lo);
-    return 0;
-}
-
-static int check_one(const char *src, const char *key, const char *v) {
-    const fl_criterion *c;
-    const fl_reconstructor *r;
-    const char *arg;
-    fl_pattern pat;
-    fl_prop prop;
-    fl_loss loss;
-    int rc = 0;
-    if (!strcmp(key, "criterion")) rc = fl_criterion_find(v, &c, &arg);
-    else if (!strcmp(key, "reconstruct")) rc = fl_recon_find(v, &r, &arg);
-    else if (!strcmp(key, "sparsity")) rc = fl_pattern_parse(v, "row", &pat);
-    else if (!strcmp(key, "pattern")) rc = strcmp(v, "row") && strcmp(v, "matrix") ? fl_err("unknown pattern '%s' (valid: row, matrix)", v) : 0;
-    else if (!strcmp(key, "propagation")) rc = fl_prop_parse(v, &prop);
-    else if (!strcmp(key, "loss")) rc = fl_loss_parse(v, &loss);
-    else if (!strcmp(key, "trainable")) rc = strcmp(v, "all") && strcmp(v, "bias-norm") ? fl_err("unknown trainable '%s' (valid: all, bias-norm)", v) : 0;
-    else if (!strcmp(key, "backend")) rc = strcmp(v, "openblas") && strcmp(v, "onednn") ? fl_err("unknown backend '%s' (valid: openblas, onednn)", v) : 0;
-    else if (!strcmp(key, "distill"))
-        rc = strcmp(v, "true") && strcmp(v, "false") && strcmp(v, "1") && strcmp(v, "0") && strcmp(v, "yes") && strcmp(v, "no")
-                 ? fl_err("'%s' is not true or false", v) : 0;
-    else if (!strcmp(key, "lr")) return check_num(src, key, v, 0, 1e-30);
-    else if (!strcmp(key, "weight-decay")) return check_num(src, key, v, 0, 0);
-    else if (!strcmp(key, "seed")) return check_num(src, key, v, 1, 0);
-    else if (!strcmp(key, "seqlen")) return check_num(src, key, v, 1, 2);
-    else if (!strcmp(key, "epochs") || !strcmp(key, "batch-size") || !strcmp(key, "grad-accum") ||
-             !strcmp(key, "calib-samples") || !strcmp(key, "eval-windows") || !strcmp(key, "threads"))
-        return check_num(src, key, v, 1, 1);
-    if (rc != 0) {
-        char m[1100];
-        snprintf(m, sizeof m, "%s", fl_errmsg());
-        return fl_err("%s: key '%s': %s", src, key, m);
-    }
-    return 0;
+/* The table's check, with the source and key in the message. */
+static int check_one(const char *src, const fl_setting *s, const char *v) {
+    if (fl_setting_check(s, v) == 0) return 0;
+    char m[1100];
+    snprintf(m, sizeof m, "%s", fl_errmsg());
+    return fl_err("%s: key '%s': %s", src, s->key, m);
 }
 
 int fl_grid_check(const fl_grid *g) {
     for (int i = 0; i < g->ndims; i++) {
         const fl_dim *d = &g->dims[i];
-        if (key_index(d->key) < 0) return unknown_key(g->source, d->key);
+        const fl_setting *s = fl_setting_find(d->key);
+        if (!s) return unknown_key(g->source, d->key);
+        if (s->excl && fl_grid_get(g, s->excl))
+            return fl_err("%s: give %s or %s, not both", g->source, s->key, s->excl);
         for (int j = 0; j < d->nvals; j++)
-            if (check_one(g->source, d->key, d->vals[j]) != 0) return -1;
+            if (check_one(g->source, s, d->vals[j]) != 0) return -1;
         for (int j = 0; j < d->nvals; j++)
             for (int k = 0; k < j; k++)
                 if (!strcmp(d->vals[j], d->vals[k]))
                     return fl_err("%s: key '%s': value '%s' given twice", g->source, d->key, d->vals[j]);
     }
-    const fl_dim *cf = fl_grid_get(g, "calib"), *cs = fl_grid_get(g, "calib-split");
-    if (cf && cs) return fl_err("%s: give calib or calib-split, not both", g->source);
     if (!fl_grid_get(g, "criterion")) return fl_err("%s: no criterion given", g->source);
     if (!fl_grid_get(g, "sparsity")) return fl_err("%s: no sparsity given", g->source);
     return 0;
@@ -252,13 +201,14 @@ const char *fl_cell_get(const fl_cell_spec *c, const char *key) {
 }
 
 static void cell_identity(fl_cell_spec *c) {
-    /* canonical: key=value\n in FL_GRID_KEYS order */
+    /* canonical: key=value\n in the settings table's order, so a grid may
+     * list its keys in any order and the same cell keeps the same id */
     char canon[8192] = "";
-    for (int k = 0; FL_GRID_KEYS[k]; k++) {
-        const char *v = fl_cell_get(c, FL_GRID_KEYS[k]);
+    for (int k = 0; k < FL_NSETTINGS; k++) {
+        const char *v = fl_cell_get(c, FL_SETTINGS[k].key);
         if (!v) continue;
         size_t n = strlen(canon);
-        snprintf(canon + n, sizeof canon - n, "%s=%s\n", FL_GRID_KEYS[k], v);
+        snprintf(canon + n, sizeof canon - n, "%s=%s\n", FL_SETTINGS[k].key, v);
     }
     unsigned char h[32];
     fl_sha256(canon, strlen(canon), h);

@@ -8,8 +8,9 @@
  *   calib-samples = 64
  *   eval          = sotu-test, moby-test   ; eval takes a list: every cell evaluates all
  *
- * Every option of `freelunch prune` is a key (without the dashes; '_' and
- * '-' are the same), plus backend and threads. A value with a comma is
+ * Every setting of harness/settings.c is a key (the options of `freelunch
+ * prune` without the dashes; '_' and '-' are the same), plus backend and
+ * threads. A value with a comma is
  * written in double quotes. A key in [fixed] with several values is a
  * dimension too, except eval (a list). `--set key=value[,value]` replaces a
  * key wherever it was. Values are checked against the registries when the
@@ -41,7 +42,6 @@ typedef struct {
     char name[160];                       /* readable: criterion_sparsity_reconstruct_sSEED */
 } fl_cell_spec;
 
-extern const char *const FL_GRID_KEYS[];   /* every valid key, NULL-terminated */
 extern const char FL_DEFAULT_GRID[];        /* the embedded default (INI text) */
 
 int fl_grid_parse_file(const char *path, fl_grid *g);

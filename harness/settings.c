@@ -1,0 +1,241 @@
+/* The cell settings table; see settings.h. */
+#include "settings.h"
+#include "criteria/criterion.h"
+#include "datasets/corpus.h"
+#include "model/err.h"
+#include "reconstructors/recon.h"
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- validators: each asks the registry that will interpret the value ---- */
+
+static int check_criterion(const char *v) {
+    const fl_criterion *c;
+    const char *arg;
+    return fl_criterion_find(v, &c, &arg);
+}
+
+static int check_reconstruct(const char *v) {
+    const fl_reconstructor *r;
+    const char *arg;
+    return fl_recon_find(v, &r, &arg);
+}
+
+static int check_sparsity(const char *v) {
+    fl_pattern p;
+    return fl_pattern_parse(v, "row", &p);
+}
+
+/* A pattern shapes a fractional sparsity; any valid fraction asks for it. */
+static int check_pattern(const char *v) {
+    fl_pattern p;
+    return fl_pattern_parse("0.5", v, &p);
+}
+
+static int check_propagation(const char *v) {
+    fl_prop p;
+    return fl_prop_parse(v, &p);
+}
+
+static int check_loss(const char *v) {
+    fl_loss l;
+    return fl_loss_parse(v, &l);
+}
+
+static int check_trainable(const char *v) {
+    return strcmp(v, "all") && strcmp(v, "bias-norm") ? fl_err("unknown trainable '%s' (valid: all, bias-norm)", v) : 0;
+}
+
+static int check_split(const char *v) {
+    for (int i = 0; FL_SPLITS[i]; i++)
+        if (!strcmp(FL_SPLITS[i], v)) return 0;
+    char all[256] = "";
+    for (int i = 0; FL_SPLITS[i]; i++) snprintf(all + strlen(all), sizeof all - strlen(all), "%s%s", i ? ", " : "", FL_SPLITS[i]);
+    return fl_err("unknown split '%s' (splits: %s)", v, all);
+}
+
+static int check_backend(const char *v) {
+    return strcmp(v, "openblas") && strcmp(v, "onednn") ? fl_err("unknown backend '%s' (valid: openblas, onednn)", v) : 0;
+}
+
+/* ---- the table ------------------------------------------------------------ */
+
+#define F(field) offsetof(fl_cell_cfg, field)
+#define ALL FL_FOR_ALL
+#define REC (FL_FOR_RECOVERY | FL_FOR_RETRAIN)
+#define RET FL_FOR_RETRAIN
+
+/* The rows' order is the canonical order of a cell's id (grid.c) and of the
+ * settings columns of results.csv: append only. Settings of the recovery
+ * (propagation ... weight-decay) are written for reconstructing and
+ * retraining cells only, distill for retraining only. For an N:M sparsity
+ * the pattern is implied by the sparsity, so fl_cell_run writes none. */
+const fl_setting FL_SETTINGS[] = {
+    { "model", FL_SET_STR, NULL, 0, NULL, NULL, "DIR", "the dense model (a HF directory)", "model", "model", ALL, F(model_dir) },
+    { "criterion", FL_SET_STR, NULL, 0, check_criterion, NULL, "C", "pruning criterion[:ARG], see 'freelunch list'",
+      "criterion", "criterion", ALL, F(criterion) },
+    { "sparsity", FL_SET_STR, NULL, 0, check_sparsity, NULL, "S", "fraction pruned in (0,1), or N:M (N kept of every M inputs)",
+      "sparsity", "sparsity", ALL, F(sparsity) },
+    { "pattern", FL_SET_STR, "row", 0, check_pattern, NULL, "P",
+      "row (each row loses the same fraction) or matrix; N:M implies its own", "pattern", "pattern", ALL, F(pattern) },
+    { "reconstruct", FL_SET_STR, "none", 0, check_reconstruct, NULL, "R",
+      "none, matrix, matrix-ls, sublayer, block, blocks:K, blocks:all, retrain:full,\n"
+      "retrain:bias-norm, retrain:lora, retrain:masklora[:rank=R,alpha=A]", "reconstruct", "reconstruct", ALL, F(reconstruct) },
+    { "propagation", FL_SET_STR, "sparse", 0, check_propagation, NULL, "M", "sparse, dense or dense-target: the stream each unit learns from",
+      "propagation", "propagation", REC, F(propagation) },
+    { "loss", FL_SET_STR, "mse", 0, check_loss, NULL, "L", "mse, nmse or cosine", "loss", "loss", REC, F(loss) },
+    { "trainable", FL_SET_STR, "all", 0, check_trainable, NULL, "T", "all or bias-norm", "trainable", "trainable", REC, F(trainable) },
+    { "lr", FL_SET_FLOAT, NULL, 1e-30, NULL, NULL, "X",
+      "AdamW learning rate (default: the preset's tuned value for freelunch's\n"
+      "own models: tiny 3e-3 matrix/sublayer, 1e-3 block and larger, 1e-4\n"
+      "retraining; else 1e-3 local, 1e-5 retraining)", "lr", "lr", REC, F(lr) },
+    { "epochs", FL_SET_INT, "1", 1, NULL, NULL, "E", "passes over the calibration windows", "epochs", "epochs", REC, F(epochs) },
+    { "batch-size", FL_SET_INT, "2", 1, NULL, NULL, "B", "windows per step", "batch_size", "batch_size", REC, F(recon_batch) },
+    { "grad-accum", FL_SET_INT, "1", 1, NULL, NULL, "K", "micro-batches per optimiser step", "grad_accum", "grad_accum", REC, F(grad_accum) },
+    { "weight-decay", FL_SET_FLOAT, "0", 0, NULL, NULL, "W", "AdamW weight decay", "weight_decay", "weight_decay", REC, F(weight_decay) },
+    { "distill", FL_SET_FLAG, "false", 0, NULL, NULL, "", "retraining: KL to the dense model's next-token distribution",
+      "distill", "distill", RET, F(distill) },
+    { "calib", FL_SET_STR, NULL, 0, NULL, "calib-split", "FILE.bin", "calibration token file (one document)", "calib", "calib", ALL,
+      F(calib_file) },
+    { "calib-split", FL_SET_STR, "sotu-train", 0, check_split, "calib", "S", "calibration split, tokenized with the model's tokenizer",
+      "calib", "calib", ALL, F(calib_split) },
+    { "calib-samples", FL_SET_INT, "128", 1, NULL, NULL, "N", "calibration windows", "calib_samples", "calib_samples", ALL,
+      F(calib_samples) },
+    { "seqlen", FL_SET_INT, NULL, 2, NULL, NULL, "T", "window length (default: the model's context)", "seqlen", "seqlen", ALL, F(seqlen) },
+    { "seed", FL_SET_SEED, "0", 0, NULL, NULL, "S", "calibration draw and random criteria", "seed", "seed", ALL, F(seed) },
+    { "eval", FL_SET_LIST, NULL, 0, NULL, NULL, "E", "token file or split; repeatable (default: the test splits)", NULL, NULL, ALL,
+      F(evals) },
+    { "eval-windows", FL_SET_INT, NULL, 1, NULL, NULL, "K", "evaluate at most K windows per set (default: all)", "eval_windows",
+      "eval_windows", ALL, F(eval_max_windows) },
+    /* where a cell runs: the profile in freelunch.json records them */
+    { "backend", FL_SET_COMMON, NULL, 0, check_backend, NULL, "NAME", "GEMM backend", NULL, "backend", ALL, 0 },
+    { "threads", FL_SET_COMMON, NULL, 1, NULL, NULL, "N", "threads", NULL, "threads", ALL, 0 },
+};
+const int FL_NSETTINGS = (int)(sizeof FL_SETTINGS / sizeof *FL_SETTINGS);
+
+#undef F
+#undef ALL
+#undef REC
+#undef RET
+
+const fl_setting *fl_setting_find(const char *key) {
+    for (int i = 0; i < FL_NSETTINGS; i++)
+        if (!strcmp(FL_SETTINGS[i].key, key)) return &FL_SETTINGS[i];
+    return NULL;
+}
+
+const char *fl_setting_def(const char *key) {
+    const fl_setting *s = fl_setting_find(key);
+    return s ? s->def : NULL;
+}
+
+int fl_setting_true(const char *v) { return !strcmp(v, "true") || !strcmp(v, "1") || !strcmp(v, "yes"); }
+
+/* threads is an integer although it has no fl_cell_cfg field */
+static int is_integer(const fl_setting *s) {
+    return s->type == FL_SET_INT || s->type == FL_SET_SEED || (s->type == FL_SET_COMMON && !s->check);
+}
+
+int fl_setting_check(const fl_setting *s, const char *v) {
+    if (s->type == FL_SET_FLAG)
+        return fl_setting_true(v) || !strcmp(v, "false") || !strcmp(v, "0") || !strcmp(v, "no") ? 0
+                                                                                                : fl_err("'%s' is not true or false", v);
+    if (s->type == FL_SET_FLOAT || is_integer(s)) {
+        char *end;
+        errno = 0;
+        double x = strtod(v, &end);
+        int integer = is_integer(s);
+        if (errno || end == v || *end || x != x || (integer && (x != (double)(long long)x || x > 1 << 30)) || x < s->lo)
+            return fl_err("'%s' is not %s >= %g", v, integer ? "an integer" : "a number", s->lo);
+        return 0;
+    }
+    return s->check ? s->check(v) : 0;
+}
+
+int fl_setting_set(const fl_setting *s, const char *v, fl_cell_cfg *c) {
+    char *field = (char *)c + s->off;
+    if (s->type == FL_SET_FLAG && !v) { *(int *)field = 1; return 0; }
+    if (s->type == FL_SET_COMMON) return fl_err("--%s is not a cell setting", s->key);
+    if (s->type != FL_SET_STR && s->type != FL_SET_LIST && fl_setting_check(s, v) != 0) return -1;
+    switch (s->type) {
+    case FL_SET_STR: *(const char **)field = v; break;
+    case FL_SET_INT: *(int *)field = (int)strtod(v, NULL); break;
+    case FL_SET_FLOAT: *(float *)field = (float)strtod(v, NULL); break;   /* as a double, then rounded: like the CLI always did */
+    case FL_SET_SEED: *(uint64_t *)field = (uint64_t)strtod(v, NULL); break;
+    case FL_SET_FLAG: *(int *)field = fl_setting_true(v); break;
+    case FL_SET_LIST:
+        if (c->n_evals == FL_MAX_EVALS) return fl_err("too many --%s values (at most %d)", s->key, FL_MAX_EVALS);
+        c->evals[c->n_evals++] = v;
+        break;
+    case FL_SET_COMMON: break;
+    }
+    return 0;
+}
+
+static int is_unset(const fl_setting *s, const fl_cell_cfg *c) {
+    const char *field = (const char *)c + s->off;
+    switch (s->type) {
+    case FL_SET_STR: return !*(const char *const *)field;
+    case FL_SET_INT: case FL_SET_FLAG: return !*(const int *)field;
+    case FL_SET_FLOAT: return *(const float *)field == 0.0f;
+    case FL_SET_SEED: return !*(const uint64_t *)field;
+    case FL_SET_LIST: return !c->n_evals;
+    case FL_SET_COMMON: return 0;
+    }
+    return 0;
+}
+
+int fl_settings_exclusive(const fl_cell_cfg *c) {
+    for (int i = 0; i < FL_NSETTINGS; i++) {
+        const fl_setting *s = &FL_SETTINGS[i];
+        if (s->excl && !is_unset(s, c) && !is_unset(fl_setting_find(s->excl), c))
+            return fl_err("give --%s or --%s, not both", s->key, s->excl);
+    }
+    return 0;
+}
+
+void fl_settings_defaults(fl_cell_cfg *c) {
+    for (int i = 0; i < FL_NSETTINGS; i++) {
+        const fl_setting *s = &FL_SETTINGS[i];
+        if (!s->def || s->type == FL_SET_COMMON || !is_unset(s, c)) continue;
+        if (s->excl && !is_unset(fl_setting_find(s->excl), c)) continue;   /* the other one was given */
+        fl_setting_set(s, s->def, c);   /* the defaults are static strings: keeping the pointer is safe */
+    }
+}
+
+void fl_settings_help(FILE *f) {
+    for (int i = 0; i < FL_NSETTINGS; i++) {
+        const fl_setting *s = &FL_SETTINGS[i];
+        if (s->type == FL_SET_COMMON) continue;
+        char left[64];
+        snprintf(left, sizeof left, "--%s%s%s", s->key, *s->arg ? " " : "", s->arg);
+        fprintf(f, "  %-17s ", left);
+        for (const char *p = s->help; *p; p++) {
+            fputc(*p, f);
+            if (*p == '\n') fprintf(f, "%20s", "");
+        }
+        if (s->def && s->type != FL_SET_FLAG) fprintf(f, " (default %s)", s->def);
+        fputc('\n', f);
+    }
+}
+
+void fl_settings_to_json(const fl_cell_cfg *c, int scope, cJSON *obj) {
+    for (int i = 0; i < FL_NSETTINGS; i++) {
+        const fl_setting *s = &FL_SETTINGS[i];
+        if (!s->json || !(s->scope & scope)) continue;
+        const char *field = (const char *)c + s->off;
+        switch (s->type) {
+        case FL_SET_STR:
+            if (*(const char *const *)field) cJSON_AddStringToObject(obj, s->json, *(const char *const *)field);
+            break;
+        case FL_SET_INT: cJSON_AddNumberToObject(obj, s->json, *(const int *)field); break;
+        case FL_SET_FLOAT: cJSON_AddNumberToObject(obj, s->json, *(const float *)field); break;
+        case FL_SET_SEED: cJSON_AddNumberToObject(obj, s->json, (double)*(const uint64_t *)field); break;
+        case FL_SET_FLAG: cJSON_AddBoolToObject(obj, s->json, *(const int *)field); break;
+        case FL_SET_LIST: case FL_SET_COMMON: break;
+        }
+    }
+}
