@@ -1,11 +1,14 @@
 /* The study harness's pieces that need no model: results.csv (columns,
  * round trip through libcsv, refusals), the Pareto flags on a hand-made
- * table, and grid specs (parsing, --set, checks, cells, ids). The end-to-end
+ * table, grid specs (parsing, --set, checks, cells, ids) and the cell
+ * settings table against results.csv and README.md. The end-to-end
  * grid run, kill and resume are in tests/cli_study.sh. */
 #include "testutil.h"
 #include "harness/grid.h"
 #include "harness/presets.h"
 #include "harness/results.h"
+#include "harness/settings.h"
+#include "model/fileio.h"
 #include "model/err.h"
 
 static void write_text(const char *path, const char *s) {
@@ -271,6 +274,103 @@ static void test_default_grid(void **st) {
     fl_grid_free(&g);
 }
 
+/* ---- the settings table -------------------------------------------------- */
+
+/* Every key of the grid that has ever existed, in the order cell ids are
+ * hashed in: a row of the table moved or renamed would change every id. */
+static void test_settings_table(void **st) {
+    (void)st;
+    static const char *const IDS_ORDER[] = {
+        "model", "criterion", "sparsity", "pattern", "reconstruct", "propagation", "loss", "trainable", "lr", "epochs",
+        "batch-size", "grad-accum", "weight-decay", "distill", "calib", "calib-split", "calib-samples", "seqlen", "seed", "eval",
+        "eval-windows", "backend", "threads" };
+    int n = (int)(sizeof IDS_ORDER / sizeof *IDS_ORDER);
+    assert_true(FL_NSETTINGS >= n);
+    for (int i = 0; i < n; i++) assert_string_equal(FL_SETTINGS[i].key, IDS_ORDER[i]);
+    /* the settings columns of results.csv: right after cell_id, status, message, in table order */
+    int col = 3;
+    for (int i = 0; i < FL_NSETTINGS; i++) {
+        const fl_setting *s = &FL_SETTINGS[i];
+        assert_ptr_equal(fl_setting_find(s->key), s);   /* unique */
+        for (const char *p = s->key; *p; p++) assert_true((*p >= 'a' && *p <= 'z') || *p == '-');
+        assert_non_null(s->help);
+        if (s->def) assert_int_equal(fl_setting_check(s, s->def), 0);
+        if (s->csv) assert_true(fl_result_col(s->csv) >= 0);
+        if (!s->csv || s->type == FL_SET_COMMON || fl_result_col(s->csv) < col) continue;   /* calib-split shares calib's column */
+        assert_string_equal(FL_RESULT_COLS[col], s->csv);
+        col++;
+    }
+    assert_string_equal(FL_RESULT_COLS[col], "achieved_sparsity");
+    /* the same cell as written by the version before the table: the id must not move */
+    const char *ini = "[fixed]\nthreads = 1\nbackend = openblas\neval-windows = 5\neval = sotu-test, moby-test\nseed = 3\nseqlen = 16\n"
+                      "calib-samples = 8\ncalib-split = sotu-val\ndistill = true\nweight-decay = 0.1\ngrad-accum = 2\nbatch-size = 4\n"
+                      "epochs = 2\nlr = 1e-3\ntrainable = all\nloss = nmse\npropagation = dense\nreconstruct = retrain:full\n"
+                      "pattern = row\nsparsity = 2:4\ncriterion = wanda\nmodel = m\n";
+    fl_grid g;
+    assert_int_equal(fl_grid_parse_string(ini, "pin.ini", &g), 0);
+    assert_int_equal(fl_grid_check(&g), 0);
+    fl_cell_spec *c;
+    int nc;
+    assert_int_equal(fl_grid_cells(&g, &c, &nc), 0);
+    assert_int_equal(nc, 1);
+    assert_string_equal(c[0].id, "ab86c0515632");
+    free(c);
+    fl_grid_free(&g);
+    /* defaults resolve once, and a given calib file keeps the split's default away */
+    fl_cell_cfg cfg = { .calib_file = "x.bin" };
+    fl_settings_defaults(&cfg);
+    assert_string_equal(cfg.pattern, "row");
+    assert_string_equal(cfg.reconstruct, "none");
+    assert_int_equal(cfg.calib_samples, 128);
+    assert_int_equal(cfg.recon_batch, 2);
+    assert_null(cfg.calib_split);
+    assert_int_equal(fl_settings_exclusive(&cfg), 0);
+    cfg.calib_split = "sotu-val";
+    assert_int_equal(fl_settings_exclusive(&cfg), -1);
+    fl_cell_cfg d = { 0 };
+    fl_settings_defaults(&d);
+    assert_string_equal(d.calib_split, "sotu-train");
+}
+
+/* The backticked names of README.md between `from` and `to` on the text after `anchor`, comma-joined. */
+static void readme_names(const char *text, const char *anchor, const char *from, const char *to, char *out, size_t n) {
+    out[0] = 0;
+    const char *a = strstr(text, anchor);
+    if (!a) fail_msg("README.md: no '%s'", anchor);
+    const char *b = strstr(a, from), *e = b ? strstr(b + strlen(from), to) : NULL;
+    if (!b || !e) fail_msg("README.md: no '%s' ... '%s' after '%s'", from, to, anchor);
+    for (const char *p = b + strlen(from); p < e; p++) {
+        if (*p != '`') continue;
+        const char *q = strchr(p + 1, '`');
+        if (!q || q > e) break;
+        size_t k = strlen(out);
+        snprintf(out + k, n - k, "%s%.*s", k ? "," : "", (int)(q - p - 1), p + 1);
+        p = q;
+    }
+}
+
+/* README.md's grid keys and results.csv settings columns are the table's. */
+static void test_settings_readme(void **st) {
+    (void)st;
+    char *text = NULL;
+    assert_int_equal(fl_read_file("README.md", &text, NULL), 0);   /* tests run from the checkout's root */
+    char keys[2048] = "", common[256] = "", cols[2048] = "", got[2048];
+    for (int i = 0; i < FL_NSETTINGS; i++) {
+        const fl_setting *s = &FL_SETTINGS[i];
+        if (s->type == FL_SET_COMMON) snprintf(common + strlen(common), sizeof common - strlen(common), "%s%s", *common ? "," : "", s->key);
+        else snprintf(keys + strlen(keys), sizeof keys - strlen(keys), "%s%s", *keys ? "," : "", s->key);
+        if (s->csv && s->type != FL_SET_COMMON && !strstr(cols, s->csv))
+            snprintf(cols + strlen(cols), sizeof cols - strlen(cols), "%s%s", *cols ? "," : "", s->csv);
+    }
+    readme_names(text, "- Keys are the options of `freelunch prune`", "without their dashes (", ")", got, sizeof got);
+    assert_string_equal(got, keys);
+    readme_names(text, "- Keys are the options of `freelunch prune`", "), plus ", ";", got, sizeof got);
+    assert_string_equal(got, common);
+    readme_names(text, "### results.csv", "the settings, with the defaults the cell used: ", " (", got, sizeof got);
+    assert_string_equal(got, cols);
+    free(text);
+}
+
 /* Default learning rates by reconstructor (presets.c's sweep). */
 static void test_preset_lr(void **st) {
     (void)st;
@@ -291,7 +391,8 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_columns_unique), cmocka_unit_test(test_roundtrip), cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_pareto), cmocka_unit_test(test_grid_parse), cmocka_unit_test(test_grid_errors),
-        cmocka_unit_test(test_default_grid), cmocka_unit_test(test_preset_lr),
+        cmocka_unit_test(test_default_grid), cmocka_unit_test(test_preset_lr), cmocka_unit_test(test_settings_table),
+        cmocka_unit_test(test_settings_readme),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
