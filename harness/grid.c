@@ -35,13 +35,13 @@ static void dim_free(fl_dim *d) {
     for (int i = 0; i < d->nvals; i++) free(d->vals[i]);
     free(d->vals);
     free(d->key);
+    free(d->joined);
     memset(d, 0, sizeof *d);
 }
 
 void fl_grid_free(fl_grid *g) {
     for (int i = 0; i < g->ndims; i++) dim_free(&g->dims[i]);
     free(g->source);
-    free(g->eval_list);
     memset(g, 0, sizeof *g);
 }
 
@@ -224,21 +224,26 @@ static void cell_identity(fl_cell_spec *c) {
         if (!isalnum((unsigned char)*p) && *p != '.' && *p != '-' && *p != '_') *p = '-';
 }
 
+/* A list setting (eval) is one value every cell gets whole, not a dimension. */
+static int is_list(const char *key) {
+    const fl_setting *s = fl_setting_find(key);
+    return s && s->type == FL_SET_LIST;
+}
+
 int fl_grid_cells(fl_grid *g, fl_cell_spec **cells, int *n) {
-    /* eval is a list every cell gets whole, not a dimension */
-    fl_grid *gm = g;   /* the joined list lives in the grid */
-    free(gm->eval_list);
-    gm->eval_list = NULL;
     long long total = 1;
     for (int i = 0; i < g->ndims; i++)
-        if (strcmp(g->dims[i].key, "eval")) total *= g->dims[i].nvals;
+        if (!is_list(g->dims[i].key)) total *= g->dims[i].nvals;
     if (total > 1000000) return fl_err("%s: %lld cells: too many", g->source, total);
-    const fl_dim *ev = fl_grid_get(g, "eval");
-    if (ev) {
+    for (int i = 0; i < g->ndims; i++) {   /* the comma-joined list lives in its dimension */
+        fl_dim *d = &g->dims[i];
+        free(d->joined);
+        d->joined = NULL;
+        if (!is_list(d->key)) continue;
         size_t len = 1;
-        for (int j = 0; j < ev->nvals; j++) len += strlen(ev->vals[j]) + 1;
-        gm->eval_list = calloc(1, len);
-        for (int j = 0; j < ev->nvals; j++) { if (j) strcat(gm->eval_list, ","); strcat(gm->eval_list, ev->vals[j]); }
+        for (int j = 0; j < d->nvals; j++) len += strlen(d->vals[j]) + 1;
+        d->joined = calloc(1, len);
+        for (int j = 0; j < d->nvals; j++) { if (j) strcat(d->joined, ","); strcat(d->joined, d->vals[j]); }
     }
     fl_cell_spec *cs = calloc((size_t)total, sizeof *cs);
     int idx[FL_GRID_MAX_DIMS] = { 0 };
@@ -246,12 +251,12 @@ int fl_grid_cells(fl_grid *g, fl_cell_spec **cells, int *n) {
         fl_cell_spec *s = &cs[c];
         for (int i = 0; i < g->ndims; i++) {
             s->key[i] = g->dims[i].key;
-            s->val[i] = strcmp(g->dims[i].key, "eval") ? g->dims[i].vals[idx[i]] : g->eval_list;
+            s->val[i] = g->dims[i].joined ? g->dims[i].joined : g->dims[i].vals[idx[i]];
         }
         s->nkeys = g->ndims;
         cell_identity(s);
         for (int i = g->ndims - 1; i >= 0; i--) {   /* odometer: the last key fastest */
-            if (!strcmp(g->dims[i].key, "eval")) continue;
+            if (g->dims[i].joined) continue;
             if (++idx[i] < g->dims[i].nvals) break;
             idx[i] = 0;
         }
@@ -270,7 +275,7 @@ int fl_grid_write(const fl_grid *g, const char *path) {
         ok = ok && fprintf(f, "[%s]\n", sec ? "fixed" : "grid") > 0;
         for (int i = 0; i < g->ndims; i++) {
             const fl_dim *d = &g->dims[i];
-            int is_dim = d->nvals > 1 && strcmp(d->key, "eval");
+            int is_dim = d->nvals > 1 && !is_list(d->key);
             if (is_dim != !sec) continue;
             ok = ok && fprintf(f, "%s = ", d->key) > 0;
             for (int j = 0; j < d->nvals; j++)

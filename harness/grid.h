@@ -24,20 +24,20 @@ typedef struct {
     char *key;            /* canonical: dashes, e.g. "calib-samples" */
     int nvals;
     char **vals;
+    char *joined;         /* a list setting (eval): its values comma-joined (fl_grid_cells) */
 } fl_dim;
 
 typedef struct {
     fl_dim dims[FL_GRID_MAX_DIMS];
     int ndims;
     char *source;         /* file name or "the default grid", for messages */
-    char *eval_list;      /* eval's values comma-joined (fl_grid_cells) */
 } fl_grid;
 
 /* One cell: a value for every key of the grid, in the grid's key order. */
 typedef struct {
     int nkeys;
     const char *key[FL_GRID_MAX_DIMS];
-    const char *val[FL_GRID_MAX_DIMS];    /* for eval: the whole list, comma-joined */
+    const char *val[FL_GRID_MAX_DIMS];    /* for a list (eval): the whole list, comma-joined */
     char id[13];                          /* 12 hex digits of SHA-256 of the canonical key=value list */
     char name[160];                       /* readable: criterion_sparsity_reconstruct_sSEED */
 } fl_cell_spec;
