@@ -5,6 +5,7 @@
 #include "plots/plots.h"
 #include "plots/sbuf.h"
 #include "plots/summary.h"
+#include "harness/settings.h"
 #include "model/checkpoint.h"
 #include "model/err.h"
 #include "model/fileio.h"
@@ -210,14 +211,25 @@ static void setup_model(doc *d, const char *dir) {
     cJSON_Delete(j);
 }
 
-/* The cell parameters; every one but model and seed may be a grid axis. */
-static const char *const PARAMS[] = { "criterion", "sparsity", "pattern", "reconstruct", "propagation", "loss",
-                                      "trainable", "lr", "epochs", "batch_size", "grad_accum", "weight_decay",
-                                      "distill", "calib", "calib_samples", "seqlen", "seed", "eval_windows", NULL };
+/* The cell parameters: the settings' results.csv columns, in the settings
+ * table's order, but the model (its own item) and where a cell ran (the
+ * machine item). PARAMS is NULL-terminated. */
+static const char *PARAMS[64];
+static void params_init(void) {
+    int n = 0;
+    for (int i = 0; i < FL_NSETTINGS && n < 63; i++) {
+        const fl_setting *s = &FL_SETTINGS[i];
+        int dup = 0;
+        for (int k = 0; k < n; k++) dup |= s->csv && !strcmp(PARAMS[k], s->csv);
+        if (s->csv && !dup && s->type != FL_SET_COMMON && strcmp(s->key, "model")) PARAMS[n++] = s->csv;
+    }
+    PARAMS[n] = NULL;
+}
 
 /* Parameters that take two values inside one table cell (panel, criterion,
  * reconstructor): the tables pool them with the seeds, the reader must know. */
 static void pooled(const fl_table *t, char *out, size_t n) {
+    params_init();
     static const char *const KEY[] = { "model", "sparsity", "pattern", "criterion", "reconstruct", "seed" };
     size_t len = 0;
     out[0] = 0;
@@ -267,6 +279,7 @@ static void setup(doc *d, const fl_table *t, const char *csv) {
     joined(v, sizeof v, t, "commit", 1);
     doc_li(d, "Commit: %s", v);
     doc_p(d, "Grid (values over every row):");
+    params_init();
     char *hdr[2] = { "parameter", "values" };
     doc_row(d, 2, hdr);
     for (int k = 0; PARAMS[k]; k++) {
