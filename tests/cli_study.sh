@@ -43,6 +43,8 @@ check "6 rows" "[ $(rows "$T/out/results.csv") -eq 6 ]"
 check "every row ok" "[ \"\$(col '$T/out/results.csv' status | sort -u)\" = ok ]"
 check "every row has a perplexity" "! col '$T/out/results.csv' ppl | grep -qv '^[0-9]'"
 check "reconstruction rows have a working set" "[ \$(col '$T/out/results.csv' working_bytes | grep -cv '^0\$') -eq 4 ]"
+check "settings the grid left out are their defaults, read back from freelunch.json" \
+  "[ \"\$(col '$T/out/results.csv' calib | sort -u)\" = sotu-train ] && [ \"\$(col '$T/out/results.csv' pattern | sort -u)\" = row ] && [ \$(col '$T/out/results.csv' batch_size | grep -cx 2) -eq 4 ]"
 check "machine and commit recorded" "col '$T/out/results.csv' machine | grep -q cores && [ -n \"\$(col '$T/out/results.csv' commit | sed -n 1p)\" ]"
 check "each cell keeps freelunch.json, calib.bin and its log, no model" \
   "[ \$(ls '$T/out/cells' | wc -l) -eq 6 ] && [ \$(ls '$T/out'/cells/*/freelunch.json | wc -l) -eq 6 ] && [ \$(ls '$T/out'/cells/*/calib.bin | wc -l) -eq 6 ] && ! ls '$T/out'/cells/*/model.safetensors >/dev/null 2>&1"

@@ -10,7 +10,9 @@
 #include "model/alloc.h"
 #include "model/checkpoint.h"
 #include "model/err.h"
+#include "model/fileio.h"
 #include "model/gemm.h"
+#include <cjson/cJSON.h>
 #include "criteria/criterion.h"
 #include <sys/stat.h>
 
@@ -228,6 +230,23 @@ static void test_nm_zeros_after_block(void **s) {
     fl_pattern pat;
     fl_pattern_parse("2:4", NULL, &pat);
     check_zeros(c.out_dir, &pat);
+    /* freelunch.json: the settings as run; N:M names no pattern (the grid
+     * takes only row or matrix), the recovery's settings with their defaults */
+    char path[500], *text = NULL;
+    snprintf(path, sizeof path, "%s/freelunch.json", c.out_dir);
+    assert_int_equal(fl_read_file(path, &text, NULL), 0);
+    cJSON *j = cJSON_Parse(text), *cell = cJSON_GetObjectItemCaseSensitive(j, "cell");
+    free(text);
+    assert_non_null(cell);
+    assert_null(cJSON_GetObjectItemCaseSensitive(cell, "pattern"));
+    assert_string_equal(cJSON_GetObjectItemCaseSensitive(cell, "sparsity")->valuestring, "2:4");
+    assert_string_equal(cJSON_GetObjectItemCaseSensitive(cell, "model")->valuestring, g_model);
+    assert_string_equal(cJSON_GetObjectItemCaseSensitive(cell, "loss")->valuestring, "cosine");
+    assert_string_equal(cJSON_GetObjectItemCaseSensitive(cell, "trainable")->valuestring, "all");
+    assert_int_equal(cJSON_GetObjectItemCaseSensitive(cell, "grad_accum")->valueint, 1);
+    assert_int_equal(cJSON_GetObjectItemCaseSensitive(cell, "seqlen")->valueint, 32);
+    assert_null(cJSON_GetObjectItemCaseSensitive(cell, "distill"));   /* retraining only */
+    cJSON_Delete(j);
 }
 
 /* Distillation: the retrained model keeps its sparsity and moves towards
