@@ -261,15 +261,20 @@ static void test_grid_errors(void **st) {
     fl_grid_free(&g);
 }
 
+/* The cells of a grid that parses and checks; their strings live in g. */
+static int checked_cells(const char *ini, fl_grid *g, fl_cell_spec **c) {
+    int n;
+    assert_int_equal(fl_grid_parse_string(ini, "t.ini", g), 0);
+    assert_int_equal(fl_grid_check(g), 0);
+    assert_int_equal(fl_grid_cells(g, c, &n), 0);
+    return n;
+}
+
 static void test_default_grid(void **st) {
     (void)st;
     fl_grid g;
-    assert_int_equal(fl_grid_parse_string(FL_DEFAULT_GRID, "default", &g), 0);
-    assert_int_equal(fl_grid_check(&g), 0);
     fl_cell_spec *c;
-    int n;
-    assert_int_equal(fl_grid_cells(&g, &c, &n), 0);
-    assert_true(n >= 8);
+    assert_true(checked_cells(FL_DEFAULT_GRID, &g, &c) >= 8);
     free(c);
     fl_grid_free(&g);
 }
@@ -307,12 +312,8 @@ static void test_settings_table(void **st) {
                       "epochs = 2\nlr = 1e-3\ntrainable = all\nloss = nmse\npropagation = dense\nreconstruct = retrain:full\n"
                       "pattern = row\nsparsity = 2:4\ncriterion = wanda\nmodel = m\n";
     fl_grid g;
-    assert_int_equal(fl_grid_parse_string(ini, "pin.ini", &g), 0);
-    assert_int_equal(fl_grid_check(&g), 0);
     fl_cell_spec *c;
-    int nc;
-    assert_int_equal(fl_grid_cells(&g, &c, &nc), 0);
-    assert_int_equal(nc, 1);
+    assert_int_equal(checked_cells(ini, &g, &c), 1);
     assert_string_equal(c[0].id, "ab86c0515632");
     free(c);
     fl_grid_free(&g);
