@@ -14,6 +14,7 @@
  * process's peak so far (getrusage), an upper bound, and rss_exact is 0. */
 #ifndef FL_PROFILE_H
 #define FL_PROFILE_H
+#include "model/clock.h" /* fl_wall_s, fl_cpu_s */
 #include <stddef.h>
 #include <stdint.h>
 
@@ -40,7 +41,5 @@ extern const char *const FL_PHASE_NAMES[FL_NPHASES];
 void fl_prof_init(fl_prof *p);
 /* Ends the current phase (if any) and enters ph (FL_PH_NONE: none). */
 void fl_prof_enter(fl_prof *p, fl_phase ph);
-double fl_wall_s(void);
-double fl_cpu_s(void);    /* the whole process, every thread */
 
 #endif
