@@ -8,7 +8,7 @@
  *   data/train.bin  the train split, each document tokenised on its own and
  *                   followed by <|endoftext|>;
  *   data/val.bin    the validation split joined with "\n\n" and tokenised
- *                   (the evaluation protocol of design.md);
+ *                   (the evaluation protocol, docs/ARCHITECTURE.md);
  *   ckpt/           the last checkpoint: model, AdamW moments, step.
  * Batches are drawn from a PRNG seeded by (seed, step), so a run resumed
  * from a checkpoint takes exactly the steps an uninterrupted one would. */

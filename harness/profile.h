@@ -1,6 +1,6 @@
-/* The profiler of one cell: for each phase of design.md's pipeline
- * (calibration, statistics, pruning, recovery, evaluation) the wall and CPU
- * seconds, the FLOPs counted at every GEMM (model/gemm.h), the tracked
+/* The profiler of one cell: for each phase of a cell's pipeline (calibration,
+ * statistics, pruning, recovery, evaluation; docs/ARCHITECTURE.md) the wall
+ * and CPU seconds, the FLOPs counted at every GEMM (model/gemm.h), the tracked
  * allocator's peak (model/alloc.h) and the process's peak RSS.
  *
  * Phases interleave (the pruning pass alternates statistics, pruning and
