@@ -13,6 +13,8 @@
 
 #define EOT_TEXT "<|endoftext|>"
 
+/* Hashes of byte strings and of (left, right) id pairs, and growing an array
+ * to hold `need` elements (doubling); inline, as both halves run them hot. */
 static inline uint64_t hash_bytes(const unsigned char *p, size_t n) {
     uint64_t h = 0x9E3779B97F4A7C15ull ^ (uint64_t)n;
     while (n >= 8) {
