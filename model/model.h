@@ -1,6 +1,6 @@
 /* The decoder-only transformer: configuration, parameters, submodels.
  *
- * Families (design.md):
+ * Families:
  *   gpt2  : learned positions, LayerNorm, GELU(tanh), biases everywhere, tied head
  *   opt   : gpt2 with ReLU, positions offset by 2, pre-LN, final LayerNorm
  *   llama : RMSNorm, RoPE (rotate-half), SwiGLU (gate, up, down), no biases, GQA

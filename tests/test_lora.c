@@ -1,4 +1,4 @@
-/* LoRA and MaskLoRA retraining (issue 5, "Retraining baselines"): the
+/* LoRA and MaskLoRA retraining (the paper's retraining baselines): the
  * low-rank linear kernels and a whole model with adapters against finite
  * differences (with and without masks, with --distill's soft targets) and
  * against PyTorch; with B = 0 the first forward is the pruned model's;

@@ -1,4 +1,4 @@
-/* Reconstruction (issue 5): propagation modes against a direct computation,
+/* Reconstruction: propagation modes against a direct computation,
  * masks kept exactly, losses and perplexity lowered, AdamW at matrix
  * granularity reaching the least-squares optimum, determinism, divergence,
  * and the order of working sets across granularities. */
