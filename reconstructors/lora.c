@@ -283,7 +283,7 @@ static int masklora_predict(const fl_predict_job *j, fl_predict_unit *out) { ret
 const fl_reconstructor fl_rec_retrain_lora = {
     .name = "retrain:lora", .desc = "prune everything, then train LoRA adapters on every block linear and merge (dense)",
     .options = lora_options, .priv_size = sizeof(lora_opts), .init = lora_init,
-    .flags = FL_REC_DISTILL, .lr_class = FL_LR_RETRAIN,
+    .flags = FL_REC_DISTILL | FL_REC_DENSIFIES, .lr_class = FL_LR_RETRAIN,
     .plan = lora_plan, .recover = lora_recover, .predict = lora_predict,
 };
 

@@ -130,6 +130,7 @@ typedef enum { FL_LR_LOCAL = 0, FL_LR_BLOCKS, FL_LR_RETRAIN } fl_lr_class;
 
 enum {
     FL_REC_DISTILL = 1,   /* accepts --distill (trains on tokens, so a teacher can replace them) */
+    FL_REC_DENSIFIES = 2, /* its result is not sparse: it writes into pruned weights (LoRA's merge) */
 };
 
 typedef struct fl_reconstructor {
