@@ -28,19 +28,25 @@ static void range_name(char *dst, size_t n, int s0, int s1) {
     else snprintf(dst, n, "layers.%d-%d", s0 / 2, (s1 - 1) / 2);
 }
 
+int fl_plan_range(fl_plan *p, const fl_config *c, int s0, int s1, int prune, int recover) {
+    if (s0 < 0 || s1 > 2 * c->n_layer || s0 >= s1)
+        return fl_err("plan: sublayers [%d, %d) are not a range of the decoder's %d", s0, s1, 2 * c->n_layer);
+    fl_plan_unit *u = add(p);
+    if (!u) return fl_err("plan: out of memory");
+    u->kind = FL_UNIT_RANGE;
+    u->s0 = s0;
+    u->s1 = s1;
+    u->prune = prune;
+    u->recover = recover;
+    range_name(u->name, sizeof u->name, s0, s1);
+    return 0;
+}
+
 int fl_plan_ranges(fl_plan *p, const fl_config *c, int sub, int prune, int recover) {
     if (sub < 1) return fl_err("plan: a unit must span at least one sublayer (got %d)", sub);
     const int S = 2 * c->n_layer;
-    for (int s0 = 0; s0 < S; s0 += sub) {
-        fl_plan_unit *u = add(p);
-        if (!u) return fl_err("plan: out of memory");
-        u->kind = FL_UNIT_RANGE;
-        u->s0 = s0;
-        u->s1 = s0 + sub < S ? s0 + sub : S;
-        u->prune = prune;
-        u->recover = recover;
-        range_name(u->name, sizeof u->name, u->s0, u->s1);
-    }
+    for (int s0 = 0; s0 < S; s0 += sub)
+        if (fl_plan_range(p, c, s0, s0 + sub < S ? s0 + sub : S, prune, recover) != 0) return -1;
     return 0;
 }
 

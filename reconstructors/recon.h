@@ -60,6 +60,8 @@ typedef struct {
  * may be shorter); every block linear alone, in depth order; one model
  * unit. 0, or -1 with a message. */
 int fl_plan_ranges(fl_plan *p, const fl_config *c, int sub, int prune, int recover);
+/* One range unit, sublayers [s0, s1). */
+int fl_plan_range(fl_plan *p, const fl_config *c, int s0, int s1, int prune, int recover);
 int fl_plan_linears(fl_plan *p, const fl_config *c, int prune, int recover);
 int fl_plan_model(fl_plan *p, const char *name);
 /* Every block linear pruned exactly once, units in depth order, ranges
