@@ -13,22 +13,16 @@
  *   BENCH_SECONDS  timed seconds per side (default 4; at least one rep) */
 #include "datasets/bpe.h"
 #include "datasets/corpus.h"
+#include "model/clock.h"
 #include "model/err.h"
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #define TIKTOKEN_VERSION "1.0.21"
-
-static double now_s(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
 
 static int cmp_d(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
@@ -81,12 +75,12 @@ int main(int argc, char **argv) {
     free(ids);
     double rates[1000];
     int reps = 0;
-    double start = now_s();
+    double start = fl_wall_s();
     do {
-        double t0 = now_s();
+        double t0 = fl_wall_s();
         if (fl_bpe_encode(tok, text, len, &ids, &n) != 0) return die("encode");
-        rates[reps++] = (double)len / 1e6 / (now_s() - t0);
-        if (now_s() - start < secs && reps < 1000) free(ids);
+        rates[reps++] = (double)len / 1e6 / (fl_wall_s() - t0);
+        if (fl_wall_s() - start < secs && reps < 1000) free(ids);
         else break;
     } while (1);
     qsort(rates, (size_t)reps, sizeof *rates, cmp_d);

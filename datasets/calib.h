@@ -1,7 +1,7 @@
-/* The calibration sampler (design.md, step 1 of a grid cell): n windows of
- * seqlen tokens from one split, each taken whole from one document that has
- * at least seqlen tokens, at a random offset; documents shorter than that
- * are skipped. Window i: a document drawn uniformly from the qualifying
+/* The calibration sampler (step 1 of a grid cell, docs/ARCHITECTURE.md): n
+ * windows of seqlen tokens from one split, each taken whole from one document
+ * that has at least seqlen tokens, at a random offset; documents shorter than
+ * that are skipped. Window i: a document drawn uniformly from the qualifying
  * ones, then an offset drawn uniformly from [0, len - seqlen]; draws are
  * independent (a document can give several windows, which may overlap).
  *

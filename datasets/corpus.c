@@ -150,20 +150,6 @@ const char *fl_cache_dir(char *buf, size_t n, const char *override) {
 static int is_dir(const char *p) { struct stat st; return stat(p, &st) == 0 && S_ISDIR(st.st_mode); }
 static int is_file(const char *p) { struct stat st; return stat(p, &st) == 0 && S_ISREG(st.st_mode); }
 
-static int mkdir_p(const char *path) {
-    char tmp[PATH_MAX];
-    pathf(tmp, sizeof tmp, "%s", path);
-    for (char *p = tmp + 1; *p; p++)
-        if (*p == '/') {
-            *p = 0;
-            if (mkdir(tmp, 0755) != 0 && errno != EEXIST) return fl_err("%s: cannot create directory: %s", tmp, strerror(errno));
-            *p = '/';
-        }
-    if (mkdir(tmp, 0755) != 0 && errno != EEXIST) return fl_err("%s: cannot create directory: %s", tmp, strerror(errno));
-    if (!is_dir(tmp)) return fl_err("%s: not a directory", tmp);
-    return 0;
-}
-
 static int rm_cb(const char *p, const struct stat *st, int flag, struct FTW *f) {
     (void)st; (void)flag; (void)f;
     return remove(p) == 0 || errno == ENOENT ? 0 : -1;
@@ -550,14 +536,6 @@ static int ensure_bible(const char *log, int verbose) {
     return 0;
 }
 
-static int write_file(const char *path, const char *data, size_t n) {
-    FILE *f = fopen(path, "wb");
-    if (!f) return fl_err("%s: cannot create: %s", path, strerror(errno));
-    size_t w = fwrite(data, 1, n, f);
-    if (fclose(f) != 0 || w != n) return fl_err("%s: write error", path);
-    return 0;
-}
-
 /* `bible -f Gen1:1-Rev22:21` -> one file per book in out/. */
 static int kjv_fetch(const char *stage, const char *out, const char *log, int verbose) {
     if (ensure_bible(log, verbose) != 0) return -1;
@@ -596,7 +574,7 @@ static int kjv_fetch(const char *stage, const char *out, const char *log, int ve
                 snprintf(nm, sizeof nm, "%s", KJV_BOOKS[book].name);
                 for (char *c = nm; *c; c++) if (*c == ' ') *c = '_';
                 pathf(fn, sizeof fn, "%s/%02d_%s.txt", out, book + 1, nm);
-                if ((rc = write_file(fn, buf, n)) != 0) break;
+                if ((rc = fl_write_file_atomic(fn, buf, n)) != 0) break;
             }
             book++;
             if (book >= 66 || strlen(KJV_BOOKS[book].abbr) != al || strncmp(KJV_BOOKS[book].abbr, s, al)) {
@@ -616,7 +594,7 @@ static int kjv_fetch(const char *stage, const char *out, const char *log, int ve
     if (rc == 0) {
         char fn[PATH_MAX];
         pathf(fn, sizeof fn, "%s/66_Revelation.txt", out);
-        rc = write_file(fn, buf, n);
+        rc = fl_write_file_atomic(fn, buf, n);
     }
     free(buf);
     free(text);
@@ -628,7 +606,7 @@ static int kjv_fetch(const char *stage, const char *out, const char *log, int ve
 static int fetch_one(int ci, const char *stage, const char *log, int verbose) {
     char out[PATH_MAX], src[PATH_MAX];
     pathf(out, sizeof out, "%s/%s", stage, CORPORA[ci].name);
-    if (mkdir_p(out) != 0) return -1;
+    if (fl_mkdir_p(out) != 0) return -1;
     int n;
     switch (ci) {
     case C_GPT2:
@@ -652,11 +630,10 @@ static int fetch_one(int ci, const char *stage, const char *log, int verbose) {
 }
 
 static int write_manifest(const char *cache, const ck_table *t) {
-    char p[PATH_MAX], tmp[PATH_MAX + 8];
+    char p[PATH_MAX], *tmp;
     pathf(p, sizeof p, "%s/manifest.txt", cache);
-    pathf(tmp, sizeof tmp, "%s.tmp", p);
-    FILE *f = fopen(tmp, "w");
-    if (!f) return fl_err("%s: cannot create: %s", tmp, strerror(errno));
+    FILE *f = fl_tmp_open(p, &tmp);
+    if (!f) return -1;
     time_t now = time(NULL);
     char when[64];
     strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
@@ -667,14 +644,13 @@ static int write_manifest(const char *cache, const ck_table *t) {
         fprintf(f, "%-5s files %ld bytes %lld sha256 %s  from %s\n", CORPORA[i].name, t->c[i].files, t->c[i].bytes, h,
                 CORPORA[i].source);
     }
-    if (fclose(f) != 0 || rename(tmp, p) != 0) { remove(tmp); return fl_err("%s: cannot write", p); }
-    return 0;
+    return fl_tmp_commit(f, tmp, p, !ferror(f));
 }
 
 int fl_data_fetch(const char *cache, int verbose) {
     ck_table t;
     if (ck_load(&t) != 0) return -1;
-    if (mkdir_p(cache) != 0) { ck_free(&t); return -1; }
+    if (fl_mkdir_p(cache) != 0) { ck_free(&t); return -1; }
     char log[PATH_MAX], man[PATH_MAX];
     snprintf(log, sizeof log, "%s/fetch.log", cache);
     snprintf(man, sizeof man, "%s/manifest.txt", cache);
@@ -704,7 +680,7 @@ int fl_data_fetch(const char *cache, int verbose) {
         pathf(dst, sizeof dst, "%s/%s", cache, CORPORA[ci].name);
         pathf(old, sizeof old, "%s/.old-%s-%ld", cache, CORPORA[ci].name, (long)getpid());
         rm_rf(stage);
-        if ((rc = mkdir_p(stage)) != 0) break;
+        if ((rc = fl_mkdir_p(stage)) != 0) break;
         rc = fetch_one(ci, stage, log, verbose);
         if (rc == 0 && !unpinned && ck_check(&t, ci, stage) != 0) {
             char msg[1100];

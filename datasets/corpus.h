@@ -34,7 +34,7 @@ int fl_data_verify(const char *cache);
 int fl_split_load(const char *cache, const char *name, fl_split *out);
 void fl_split_free(fl_split *s);
 /* The evaluation text of a split: its documents joined with "\n\n" (the
- * protocol of design.md). Caller frees. */
+ * evaluation protocol, docs/ARCHITECTURE.md). Caller frees. */
 char *fl_split_join(const fl_split *s, size_t *len);
 
 #endif

@@ -1,4 +1,4 @@
-/* The pipeline of one grid cell; see cell.h and design.md. */
+/* The pipeline of one grid cell; see cell.h and docs/ARCHITECTURE.md. */
 #include "cell.h"
 #include "cli.h"
 #include "presets.h"
@@ -16,6 +16,7 @@
 #include "model/fileio.h"
 #include "model/gemm.h"
 #include "model/model.h"
+#include "model/clock.h"
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <math.h>
@@ -26,12 +27,6 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + 1e-9 * ts.tv_nsec;
-}
 
 static size_t peak_rss_kb(void) {
     struct rusage ru;
@@ -59,14 +54,6 @@ static void capture_hook(void *ctx, int layer, fl_site site, const float *x, int
     (void)layer;
     capture_ctx *cc = ctx;
     if (site == cc->site) memcpy(cc->dst, x, sizeof(float) * (size_t)N * cols);
-}
-
-/* Which site feeds each linear of a block (short names of fl_layer_linears). */
-static fl_site site_of(const char *short_name) {
-    if (!strcmp(short_name, "o")) return FL_SITE_O;
-    if (!strcmp(short_name, "fc2") || !strcmp(short_name, "down")) return FL_SITE_MLP_OUT;
-    if (!strcmp(short_name, "fc1") || !strcmp(short_name, "gate") || !strcmp(short_name, "up")) return FL_SITE_MLP_IN;
-    return FL_SITE_QKV;
 }
 
 static int site_width(const fl_model *m, fl_site s) {
@@ -105,7 +92,17 @@ static int range_pass(fl_model *m, fl_range r, const float *in, float *out, int 
     return 0;
 }
 
-/* ---- the walk over the decoder ------------------------------------------- */
+/* ---- the walk over the plan ----------------------------------------------- */
+
+/* A site's input captured over every window, for the linear units that
+ * read it: on the sparse stream (and the dense one), with its Gram
+ * statistics. sub < 0: nothing captured. */
+typedef struct {
+    int sub;
+    fl_site site;
+    float *Xs, *Xd;
+    fl_stats st;
+} capture_t;
 
 typedef struct {
     const fl_cell_cfg *c;
@@ -113,12 +110,14 @@ typedef struct {
     const fl_criterion *crit;
     const char *carg;
     fl_pattern pat;
-    const fl_reconstructor *rec;
-    const char *rarg;
+    fl_recon_inst rec;
+    fl_plan plan;
     fl_recon_opts ro;
     fl_prop prop;
     int nwin, T, batch;
     float *S, *D;                 /* sparse and dense streams [nwin*T, d] */
+    const int32_t *tok;           /* calibration tokens, for model units */
+    capture_t cap;
     fl_cell_result *r;
     int64_t pruned, weights;
 } walk_t;
@@ -132,6 +131,13 @@ static fl_unit_report *new_report(walk_t *w) {
     fl_unit_report *u = &r->units[r->n_units++];
     memset(u, 0, sizeof *u);
     return u;
+}
+
+/* Hands one bound unit to the reconstructor (or to the tests' override). */
+static int recover(walk_t *w, const fl_unit *u, const float *X, const float *Y) {
+    fl_recover_job j = { .m = w->m, .u = u, .X = X, .Y = Y, .tok = w->tok, .nwin = w->nwin, .T = w->T,
+                         .o = &w->ro, .priv = w->rec.priv };
+    return (w->c->recover_override ? w->c->recover_override : w->rec.r->recover)(&j, new_report(w));
 }
 
 /* Prune one linear with the statistics of its input; records its error. */
@@ -161,8 +167,9 @@ static int prune_linear(walk_t *w, int l, int i, fl_param *p, const fl_stats *st
 /* A range unit: statistics on the sparse stream through the still-dense
  * unit (whose output is also the `sparse` target), the dense stream's
  * output when needed, prune, recover, advance. */
-static int walk_range(walk_t *w, fl_range rg, const char *name) {
+static int walk_range(walk_t *w, const fl_plan_unit *pu) {
     fl_model *m = w->m;
+    const fl_range rg = { pu->s0, pu->s1, 0, 0 };
     const int d = m->cfg.d, nw = w->nwin, T = w->T;
     const int l0 = rg.s0 / 2, l1 = (rg.s1 + 1) / 2;
     const size_t ssz = (size_t)nw * T * d;
@@ -171,33 +178,33 @@ static int walk_range(walk_t *w, fl_range rg, const char *name) {
     for (int l = l0; l < l1; l++)
         for (int s = 0; s < 4; s++) {
             /* sites 0-1 feed the attention part (sublayer 2l), 2-3 the MLP
-             * part: only the unit's own get a Gram matrix */
+             * part: only the unit's own get a Gram matrix (when it prunes) */
             int sub = 2 * l + (s >= FL_SITE_MLP_IN);
-            int in = sub >= rg.s0 && sub < rg.s1;
+            int in = pu->prune && sub >= rg.s0 && sub < rg.s1;
             fl_stats_init(&us.st[l - l0][s], in ? FL_STATS_GRAM : FL_STATS_NONE, site_width(m, (fl_site)s));
         }
-    float *Tg = w->rec->recover ? fl_allocf(ssz) : NULL;   /* the unit's target */
+    float *Tg = pu->recover ? fl_allocf(ssz) : NULL;   /* the unit's target */
     int rc = range_pass(m, rg, w->S, w->prop == FL_PROP_SPARSE ? Tg : NULL, nw, T, w->batch, stats_hook, &us, 0, NULL);
     if (rc == 0 && w->D) rc = range_pass(w->dense, rg, w->D, Tg ? Tg : w->D, nw, T, w->batch, NULL, NULL, 0, NULL);
     fl_prof_enter(&w->r->prof, FL_PH_PRUNE);
-    for (int l = l0; l < l1 && rc == 0; l++) {
+    fl_linear_shape sh[7];
+    fl_config_linears(&m->cfg, sh);
+    for (int l = l0; l < l1 && rc == 0 && pu->prune; l++) {
         fl_param *lw[7];
-        const char *nm[7];
-        int k = fl_layer_linears(m, l, lw, NULL, nm);
+        int k = fl_layer_linears(m, l, lw, NULL, NULL);
         for (int i = 0; i < k && rc == 0; i++) {
             int sub = fl_param_sublayer(lw[i]);
             if (sub < rg.s0 || sub >= rg.s1) continue;
-            rc = prune_linear(w, l, i, lw[i], &us.st[l - l0][site_of(nm[i])]);
+            rc = prune_linear(w, l, i, lw[i], &us.st[l - l0][sh[i].site]);
         }
     }
     for (int l = l0; l < l1; l++) for (int s = 0; s < 4; s++) fl_stats_free(&us.st[l - l0][s]);
     free(us.st);
-    if (rc == 0 && w->rec->recover) {
+    if (rc == 0 && pu->recover) {
         fl_prof_enter(&w->r->prof, FL_PH_RECOVER);
-        fl_unit u = { .r = rg, .in_w = d, .out_w = d };
-        snprintf(u.name, sizeof u.name, "%s", name);
-        fl_unit_report *rep = new_report(w);
-        rc = (w->c->recover_override ? w->c->recover_override : w->rec->recover)(m, &u, w->prop == FL_PROP_DENSE ? w->D : w->S, Tg, nw, T, &w->ro, rep);
+        fl_unit u = { .kind = FL_UNIT_RANGE, .r = rg, .in_w = d, .out_w = d };
+        snprintf(u.name, sizeof u.name, "%s", pu->name);
+        rc = recover(w, &u, w->prop == FL_PROP_DENSE ? w->D : w->S, Tg);
     }
     /* advance: the sparse stream through the pruned (and recovered) unit;
      * the dense stream already holds the dense unit's output (Tg or D).
@@ -210,83 +217,138 @@ static int walk_range(walk_t *w, fl_range rg, const char *name) {
     return rc;
 }
 
-/* Matrix granularity inside sublayer s: the linears of each site in order
- * (q,k,v then o; fc1[,up] then fc2/down), each from its own input captured
- * on the sparse stream after the ones before it were recovered. */
-static int walk_matrix_sublayer(walk_t *w, int s) {
+static void capture_free(capture_t *c) {
+    if (c->sub < 0) return;
+    fl_stats_free(&c->st);
+    fl_free(c->Xs);
+    fl_free(c->Xd);
+    c->Xs = c->Xd = NULL;
+    c->sub = -1;
+}
+
+/* The input of `site` in sublayer s over every window, captured on the
+ * sparse stream after the units before it were recovered (and on the
+ * dense stream), with its Gram statistics; kept for the units that follow
+ * at the same site. */
+static int capture(walk_t *w, int s, fl_site site) {
+    capture_t *c = &w->cap;
+    if (c->sub == s && c->site == site) return 0;
+    capture_free(c);
     fl_model *m = w->m;
-    const int nw = w->nwin, T = w->T, l = s / 2;
+    const int nw = w->nwin, T = w->T, cw = site_width(m, site);
     const int64_t NT = (int64_t)nw * T;
-    fl_range rg = { s, s + 1, 0, 0 };
-    fl_site sites[2] = { s % 2 ? FL_SITE_MLP_IN : FL_SITE_QKV, s % 2 ? FL_SITE_MLP_OUT : FL_SITE_O };
-    fl_param *lw[7], *lb[7];
-    const char *nm[7];
-    int k = fl_layer_linears(m, l, lw, lb, nm), rc = 0;
-    for (int si = 0; si < 2 && rc == 0; si++) {
-        const int cw = site_width(m, sites[si]);
-        fl_prof_enter(&w->r->prof, FL_PH_STATS);
-        float *Xs = fl_allocf((size_t)NT * cw), *Xd = NULL;
-        rc = range_pass(m, rg, w->S, NULL, nw, T, w->batch, NULL, NULL, sites[si], Xs);
-        if (rc == 0 && w->D) {
-            Xd = fl_allocf((size_t)NT * cw);
-            rc = range_pass(w->dense, rg, w->D, NULL, nw, T, w->batch, NULL, NULL, sites[si], Xd);
-        }
-        fl_stats st;
-        fl_stats_init(&st, FL_STATS_GRAM, cw);
-        for (int64_t r0 = 0; r0 < NT && rc == 0; r0 += 4096) fl_stats_add(&st, Xs + r0 * cw, (int)(NT - r0 < 4096 ? NT - r0 : 4096));
-        for (int i = 0; i < k && rc == 0; i++) {
-            if (site_of(nm[i]) != sites[si]) continue;
-            fl_param *p = lw[i];
-            /* target: the still-dense linear on the sparse (or dense) input */
-            fl_prof_enter(&w->r->prof, FL_PH_RECOVER);
-            float *Y = w->rec->recover ? fl_allocf((size_t)NT * p->rows) : NULL;
-            const float *Xt = w->prop == FL_PROP_SPARSE ? Xs : Xd;
-            if (Y) for (int64_t r0 = 0; r0 < NT; r0 += 4096)
-                fl_linear_forward(p, lb[i], Xt + r0 * cw, Y + r0 * p->rows, (int)(NT - r0 < 4096 ? NT - r0 : 4096));
-            fl_prof_enter(&w->r->prof, FL_PH_PRUNE);
-            rc = prune_linear(w, l, i, p, &st);
-            if (rc == 0 && Y) {
-                fl_prof_enter(&w->r->prof, FL_PH_RECOVER);
-                fl_unit u = { .is_linear = 1, .w = p, .b = lb[i], .in_w = cw, .out_w = p->rows };
-                snprintf(u.name, sizeof u.name, "%.50s", p->name);
-                char *dot = strrchr(u.name, '.');
-                if (dot && !strcmp(dot, ".weight")) *dot = 0;
-                fl_unit_report *rep = new_report(w);
-                rc = (w->c->recover_override ? w->c->recover_override : w->rec->recover)(m, &u, w->prop == FL_PROP_DENSE ? Xd : Xs, Y, nw, T, &w->ro, rep);
-            }
-            fl_free(Y);
-        }
-        fl_stats_free(&st);
-        fl_free(Xs);
-        fl_free(Xd);
-    }
+    const fl_range rg = { s, s + 1, 0, 0 };
     fl_prof_enter(&w->r->prof, FL_PH_STATS);
-    if (rc == 0) rc = range_pass(m, rg, w->S, w->S, nw, T, w->batch, NULL, NULL, 0, NULL);
-    if (rc == 0 && w->D) rc = range_pass(w->dense, rg, w->D, w->D, nw, T, w->batch, NULL, NULL, 0, NULL);
+    c->sub = s;
+    c->site = site;
+    c->Xs = fl_allocf((size_t)NT * cw);
+    int rc = range_pass(m, rg, w->S, NULL, nw, T, w->batch, NULL, NULL, site, c->Xs);
+    if (rc == 0 && w->D) {
+        c->Xd = fl_allocf((size_t)NT * cw);
+        rc = range_pass(w->dense, rg, w->D, NULL, nw, T, w->batch, NULL, NULL, site, c->Xd);
+    }
+    fl_stats_init(&c->st, FL_STATS_GRAM, cw);
+    for (int64_t r0 = 0; r0 < NT && rc == 0; r0 += 4096) fl_stats_add(&c->st, c->Xs + r0 * cw, (int)(NT - r0 < 4096 ? NT - r0 : 4096));
     return rc;
 }
 
-static int walk_decoder(walk_t *w) {
-    const int L = w->m->cfg.n_layer;
+/* A linear unit: its site's input (captured once for the linears that
+ * share it), the target (the still-dense linear on the sparse or dense
+ * input), prune, recover. */
+static int walk_linear(walk_t *w, const fl_plan_unit *pu) {
+    fl_model *m = w->m;
+    const int nw = w->nwin, T = w->T;
+    const int64_t NT = (int64_t)nw * T;
+    fl_linear_shape sh[7];
+    fl_config_linears(&m->cfg, sh);
+    fl_param *lw[7], *lb[7];
+    fl_layer_linears(m, pu->layer, lw, lb, NULL);
+    const fl_site site = sh[pu->lin].site;
+    const int cw = site_width(m, site);
+    if (capture(w, pu->s0, site) != 0) return -1;
+    const capture_t *c = &w->cap;
+    fl_param *p = lw[pu->lin];
+    fl_prof_enter(&w->r->prof, FL_PH_RECOVER);
+    float *Y = pu->recover ? fl_allocf((size_t)NT * p->rows) : NULL;
+    const float *Xt = w->prop == FL_PROP_SPARSE ? c->Xs : c->Xd;
+    if (Y) for (int64_t r0 = 0; r0 < NT; r0 += 4096)
+        fl_linear_forward(p, lb[pu->lin], Xt + r0 * cw, Y + r0 * p->rows, (int)(NT - r0 < 4096 ? NT - r0 : 4096));
     int rc = 0;
-    double t0 = now_s();
-    if (w->rec->gran == FL_GRAN_MATRIX) {
-        for (int s = 0; s < 2 * L && rc == 0; s++) {
-            rc = walk_matrix_sublayer(w, s);
-            if (w->c->progress) fprintf(stderr, "%s: sublayer %d/%d done (%.1fs)\n", w->rec->name, s + 1, 2 * L, now_s() - t0);
+    if (pu->prune) {
+        fl_prof_enter(&w->r->prof, FL_PH_PRUNE);
+        rc = prune_linear(w, pu->layer, pu->lin, p, &c->st);
+    }
+    if (rc == 0 && Y) {
+        fl_prof_enter(&w->r->prof, FL_PH_RECOVER);
+        fl_unit u = { .kind = FL_UNIT_LINEAR, .w = p, .b = lb[pu->lin], .in_w = cw, .out_w = p->rows };
+        snprintf(u.name, sizeof u.name, "%.50s", p->name);
+        char *dot = strrchr(u.name, '.');
+        if (dot && !strcmp(dot, ".weight")) *dot = 0;
+        rc = recover(w, &u, w->prop == FL_PROP_DENSE ? c->Xd : c->Xs, Y);
+    }
+    fl_free(Y);
+    return rc;
+}
+
+/* After the last linear unit of sublayer s: both streams through it. */
+static int finish_sublayer(walk_t *w, int s) {
+    capture_free(&w->cap);
+    const fl_range rg = { s, s + 1, 0, 0 };
+    fl_prof_enter(&w->r->prof, FL_PH_STATS);
+    int rc = range_pass(w->m, rg, w->S, w->S, w->nwin, w->T, w->batch, NULL, NULL, 0, NULL);
+    if (rc == 0 && w->D) rc = range_pass(w->dense, rg, w->D, w->D, w->nwin, w->T, w->batch, NULL, NULL, 0, NULL);
+    return rc;
+}
+
+/* A model unit: the streams are no longer needed; the reconstructor trains
+ * the model on the calibration tokens (against the dense model's
+ * distribution with --distill). */
+static int walk_model(walk_t *w, const fl_plan_unit *pu) {
+    fl_free(w->S); w->S = NULL;
+    fl_free(w->D); w->D = NULL;
+    fl_prof_enter(&w->r->prof, FL_PH_RECOVER);
+    fl_model teacher;
+    if (w->c->distill) {
+        if (fl_model_load(&teacher, w->c->model_dir) != 0) return -1;
+        w->ro.teacher = &teacher;
+    }
+    fl_unit u = { .kind = FL_UNIT_MODEL, .r = fl_range_whole(w->m), .in_w = 0, .out_w = 0 };
+    snprintf(u.name, sizeof u.name, "%s", pu->name);
+    int rc = recover(w, &u, NULL, NULL);
+    if (w->c->distill) { fl_model_free(&teacher); w->ro.teacher = NULL; }
+    if (rc == 0) {
+        /* the model's weights may now differ from its masks' zeros (LoRA
+         * merges dense updates): count the sparsity actually saved */
+        int64_t z = 0, n = 0;
+        for (int l = 0; l < w->m->cfg.n_layer; l++) {
+            fl_param *lw[7];
+            int k = fl_layer_linears(w->m, l, lw, NULL, NULL);
+            for (int j = 0; j < k; j++)
+                for (int64_t q = 0; q < lw[j]->n; q++) { z += lw[j]->w[q] == 0.0f; n++; }
         }
-        return rc;
+        w->pruned = z; w->weights = n;
     }
-    int step = w->rec->gran == FL_GRAN_SUBLAYER ? 1 : 2 * (w->rec->blocks_per_unit ? w->rec->blocks_per_unit(w->rarg, L) : 1);
-    for (int s0 = 0; s0 < 2 * L && rc == 0; s0 += step) {
-        int s1 = s0 + step < 2 * L ? s0 + step : 2 * L;
-        char name[64];
-        if (step == 1) snprintf(name, sizeof name, "layers.%d.%s", s0 / 2, s0 % 2 ? "mlp" : "attn");
-        else if (s1 - s0 == 2) snprintf(name, sizeof name, "layers.%d", s0 / 2);
-        else snprintf(name, sizeof name, "layers.%d-%d", s0 / 2, s1 / 2 - 1);
-        rc = walk_range(w, (fl_range){ s0, s1, 0, 0 }, name);
-        if (w->c->progress) fprintf(stderr, "%s: %s done (%.1fs)\n", w->rec->name, name, now_s() - t0);
+    return rc;
+}
+
+static int walk_plan(walk_t *w) {
+    const fl_plan *p = &w->plan;
+    int rc = 0;
+    double t0 = fl_wall_s();
+    w->cap.sub = -1;
+    for (int i = 0; i < p->n && rc == 0; i++) {
+        const fl_plan_unit *u = &p->u[i];
+        if (u->kind == FL_UNIT_RANGE) rc = walk_range(w, u);
+        else if (u->kind == FL_UNIT_MODEL) rc = walk_model(w, u);
+        else {
+            rc = walk_linear(w, u);
+            /* the sublayer is done when the next unit is not a linear of it */
+            const fl_plan_unit *nx = i + 1 < p->n ? &p->u[i + 1] : NULL;
+            if (rc == 0 && (!nx || nx->kind != FL_UNIT_LINEAR || nx->s0 != u->s0)) rc = finish_sublayer(w, u->s0);
+        }
+        if (w->c->progress) fprintf(stderr, "%s: %s done (%.1fs)\n", w->rec.r->name, u->name, fl_wall_s() - t0);
     }
+    capture_free(&w->cap);
     return rc;
 }
 
@@ -299,6 +361,15 @@ static int eval_tokens(const fl_cell_cfg *c, const char *spec, int vocab, int32_
 
 /* ---- the cell ----------------------------------------------------------- */
 
+/* Does the plan have a unit of this kind that recovers? */
+static int plan_recovers(const fl_plan *p, int model_units) {
+    for (int i = 0; i < p->n; i++)
+        if (p->u[i].recover && (p->u[i].kind == FL_UNIT_MODEL) == model_units) return 1;
+    return 0;
+}
+
+static int cell_run(const fl_cell_cfg *c, fl_cell_result *r, walk_t *wp);
+
 int fl_cell_run(const fl_cell_cfg *given, fl_cell_result *r) {
     memset(r, 0, sizeof *r);
     /* Every unset setting takes its default from the settings table here,
@@ -306,12 +377,23 @@ int fl_cell_run(const fl_cell_cfg *given, fl_cell_result *r) {
     fl_cell_cfg cfg = *given;
     fl_settings_defaults(&cfg);
     if (cfg.lr <= 0) cfg.lr = fl_preset_lr(fl_preset_of_model(cfg.model_dir), cfg.reconstruct);   /* derived: presets.c */
+    fl_pattern pat;
+    if (fl_pattern_parse(cfg.sparsity, cfg.pattern, &pat) == 0 && pat.kind == FL_PAT_NM)
+        cfg.pattern = NULL;   /* implied by the sparsity: freelunch.json names none */
     const fl_cell_cfg *c = &cfg;
     walk_t w = { .c = c, .r = r };
+    if (fl_recon_open(c->reconstruct, &w.rec) != 0) return -1;
+    int rc = cell_run(c, r, &w);
+    fl_plan_free(&w.plan);
+    fl_recon_close(&w.rec);
+    return rc;
+}
+
+static int cell_run(const fl_cell_cfg *c, fl_cell_result *r, walk_t *wp) {
+    walk_t w = *wp;
+    int rc = 0;
     if (fl_criterion_find(c->criterion, &w.crit, &w.carg) != 0) return -1;
     if (fl_pattern_parse(c->sparsity, c->pattern, &w.pat) != 0) return -1;
-    if (w.pat.kind == FL_PAT_NM) cfg.pattern = NULL;   /* implied by the sparsity: freelunch.json names none */
-    if (fl_recon_find(c->reconstruct, &w.rec, &w.rarg) != 0) return -1;
     if (fl_prop_parse(c->propagation, &w.prop) != 0) return -1;
     w.ro = (fl_recon_opts){ .lr = c->lr, .weight_decay = c->weight_decay, .epochs = c->epochs, .batch = c->recon_batch,
                             .grad_accum = c->grad_accum, .bias_norm_only = !strcmp(c->trainable, "bias-norm"), .seed = c->seed,
@@ -319,15 +401,22 @@ int fl_cell_run(const fl_cell_cfg *given, fl_cell_result *r) {
     if (fl_loss_parse(c->loss, &w.ro.loss) != 0) return -1;
     if (fl_setting_check(fl_setting_find("trainable"), c->trainable) != 0) return -1;
     if (c->calib_samples < 1) return fl_err("--calib-samples must be at least 1");
-    if (c->distill && w.rec->gran != FL_GRAN_RETRAIN)
-        return fl_err("--distill applies to the retraining baselines only (retrain:full, retrain:bias-norm, retrain:lora, retrain:masklora)");
+    if (c->distill && !(w.rec.r->flags & FL_REC_DISTILL)) {
+        char names[256] = "";
+        for (int i = 0; FL_RECONSTRUCTORS[i]; i++)
+            if (FL_RECONSTRUCTORS[i]->flags & FL_REC_DISTILL) {
+                strncat(names, names[0] ? ", " : "", sizeof names - strlen(names) - 1);
+                strncat(names, FL_RECONSTRUCTORS[i]->name, sizeof names - strlen(names) - 1);
+            }
+        return fl_err("--distill applies to the retraining baselines only (%s)", names);
+    }
     const int batch = c->batch > 0 ? c->batch : 8;
     fl_flops_reset();
     fl_mem_phase_reset_all();
     fl_prof_init(&r->prof);
     const double wall0 = fl_wall_s(), cpu0 = fl_cpu_s();
 
-    /* 1. model and calibration windows */
+    /* 1. model, plan and calibration windows */
     fl_prof_enter(&r->prof, FL_PH_CALIB);
     fl_model m;
     if (fl_model_load(&m, c->model_dir) != 0) return -1;
@@ -342,8 +431,10 @@ int fl_cell_run(const fl_cell_cfg *given, fl_cell_result *r) {
         for (int i = 0; i < k; i++)
             if (fl_pattern_check(&w.pat, lw[i]->rows, lw[i]->cols, lw[i]->name) != 0) { fl_model_free(&m); return -1; }
     }
+    if (fl_recon_plan(&w.rec, &m.cfg, &wp->plan) != 0) { fl_model_free(&m); return -1; }
+    w.plan = wp->plan;
+    const int model_units = plan_recovers(&w.plan, 1), local_units = plan_recovers(&w.plan, 0);
     fl_calib cal = { 0 };
-    int rc;
     if (c->calib_file) rc = fl_calib_sample_file(c->calib_file, m.cfg.vocab, c->calib_samples, T, c->seed, &cal);
     else {
         fl_split sp;
@@ -366,47 +457,25 @@ int fl_cell_run(const fl_cell_cfg *given, fl_cell_result *r) {
         fl_fwd a = { .B = B, .T = T, .tokens = cal.tokens + (int64_t)w0 * T, .x_out = X + (int64_t)w0 * T * d };
         if (fl_forward(&m, (fl_range){ 0, 0, 1, 0 }, &a, NULL) != 0) { fl_free(X); fl_calib_free(&cal); fl_model_free(&m); return -1; }
     }
-    if (w.rec->gran != FL_GRAN_RETRAIN) fl_calib_free(&cal);
+    if (!model_units) fl_calib_free(&cal);   /* only a model unit trains on the tokens */
 
     /* 2-4. unit by unit: statistics on the sparse stream, prune, recover, advance */
     w.m = &m;
-    w.nwin = nwin; w.T = T; w.batch = batch; w.S = X;
+    w.nwin = nwin; w.T = T; w.batch = batch; w.S = X; w.tok = model_units ? cal.tokens : NULL;
     r->lin = calloc((size_t)L * 7, sizeof(fl_linear_report));
-    if (w.rec->recover && w.prop != FL_PROP_SPARSE) {
+    if (local_units && w.prop != FL_PROP_SPARSE) {
         /* the dense stream needs the dense model: a second copy (counted) */
         w.dense = calloc(1, sizeof(fl_model));
         if (fl_model_load(w.dense, c->model_dir) != 0) { free(w.dense); fl_free(X); fl_model_free(&m); return -1; }
         w.D = fl_allocf((size_t)nwin * T * d);
         memcpy(w.D, X, sizeof(float) * (size_t)nwin * T * d);
     }
-    rc = walk_decoder(&w);
-    if (rc == 0 && w.rec->gran == FL_GRAN_RETRAIN) {
-        /* retraining: the walk pruned every block (as none); now the model */
-        fl_free(X); X = NULL;
-        fl_prof_enter(&r->prof, FL_PH_RECOVER);
-        fl_model teacher;
-        if (c->distill) {
-            if (fl_model_load(&teacher, c->model_dir) != 0) { fl_calib_free(&cal); fl_model_free(&m); return -1; }
-            w.ro.teacher = &teacher;
-        }
-        rc = w.rec->retrain(&m, w.rarg, cal.tokens, nwin, T, &w.ro, new_report(&w));
-        if (c->distill) { fl_model_free(&teacher); w.ro.teacher = NULL; }
-        if (rc == 0) {   /* retrain:lora merges dense updates: report the sparsity actually saved */
-            int64_t z = 0, n = 0;
-            for (int l = 0; l < L; l++) {
-                fl_param *lw[7];
-                int k = fl_layer_linears(&m, l, lw, NULL, NULL);
-                for (int j = 0; j < k; j++)
-                    for (int64_t q = 0; q < lw[j]->n; q++) { z += lw[j]->w[q] == 0.0f; n++; }
-            }
-            w.pruned = z; w.weights = n;
-        }
-    }
+    rc = walk_plan(&w);
     fl_prof_enter(&r->prof, FL_PH_NONE);
     fl_calib_free(&cal);
     if (w.dense) { fl_model_free(w.dense); free(w.dense); }
     fl_free(w.D);
-    fl_free(X);
+    fl_free(w.S);
     r->peak_prune_bytes = fl_mem_phase_peak("pruning");
     r->peak_recover_bytes = fl_mem_phase_peak("recovery");
     for (int i = 0; i < r->n_units; i++)
@@ -468,10 +537,11 @@ int fl_cell_run(const fl_cell_cfg *given, fl_cell_result *r) {
     cJSON_AddStringToObject(j, "source_model", c->model_dir);
     /* the settings as run, each under its JSON key (settings.c); those of
      * the recovery only for cells that recover */
-    cfg.seqlen = T;
+    fl_cell_cfg ran = *c;
+    ran.seqlen = T;
     cJSON *cell = cJSON_AddObjectToObject(j, "cell");
-    fl_settings_to_json(c, FL_FOR_ALL | (w.rec->recover || w.rec->gran == FL_GRAN_RETRAIN ? FL_FOR_RECOVERY : 0) |
-                               (w.rec->gran == FL_GRAN_RETRAIN ? FL_FOR_RETRAIN : 0), cell);
+    fl_settings_to_json(&ran, FL_FOR_ALL | (local_units || model_units ? FL_FOR_RECOVERY : 0) |
+                                  (w.rec.r->flags & FL_REC_DISTILL ? FL_FOR_DISTILL : 0), cell);
     cJSON_AddNumberToObject(j, "sparsity", r->sparsity);
     cJSON *lins = cJSON_AddArrayToObject(j, "linears");
     for (int i = 0; i < r->n_linears; i++) {

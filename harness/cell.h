@@ -1,7 +1,7 @@
-/* One grid cell (design.md, "The pipeline of one grid cell"): load the dense
- * model, draw the calibration windows, walk the decoder unit by unit
- * (collect statistics on the sparse stream, prune every linear of the unit,
- * recover, advance the stream), save the pruned model, evaluate. */
+/* One grid cell (docs/ARCHITECTURE.md, "One cell"): load the dense model,
+ * draw the calibration windows, build the reconstructor's plan and walk it
+ * unit by unit (collect statistics on the sparse stream, prune the unit's
+ * linears, recover, advance the stream), save the pruned model, evaluate. */
 #ifndef FL_CELL_H
 #define FL_CELL_H
 #include <stddef.h>
@@ -16,7 +16,7 @@ typedef struct {
     const char *criterion;     /* "wanda", "sparseswaps:wanda", ... */
     const char *sparsity;      /* "0.5" or "2:4" */
     const char *pattern;       /* "row" (default) or "matrix" */
-    const char *reconstruct;   /* "none", "matrix", "matrix-ls", "sublayer", "block", "blocks:K", "blocks:all" */
+    const char *reconstruct;   /* a reconstructor spec: "none", "sublayer", "blocks:2", "retrain:masklora:rank=4", ... */
     const char *propagation;   /* "sparse" (default), "dense", "dense-target" */
     const char *loss;          /* "mse" (default), "nmse", "cosine" */
     const char *trainable;     /* "all" (default) or "bias-norm" */
@@ -36,8 +36,7 @@ typedef struct {
     int batch;                 /* windows per forward pass in the pruning pass (0: 8) */
     /* Tests only: called instead of the reconstructor's routine, with the
      * same arguments (the unit, its inputs X and targets Y). */
-    int (*recover_override)(fl_model *m, const fl_unit *u, const float *X, const float *Y, int nwin, int T,
-                            const fl_recon_opts *o, fl_unit_report *rep);
+    int (*recover_override)(const fl_recover_job *j, fl_unit_report *rep);
     int progress;
     int no_model;              /* do not write the pruned model (a grid without --keep-models) */
 } fl_cell_cfg;

@@ -8,7 +8,7 @@
  *   data/train.bin  the train split, each document tokenised on its own and
  *                   followed by <|endoftext|>;
  *   data/val.bin    the validation split joined with "\n\n" and tokenised
- *                   (the evaluation protocol of design.md);
+ *                   (the evaluation protocol, docs/ARCHITECTURE.md);
  *   ckpt/           the last checkpoint: model, AdamW moments, step.
  * Batches are drawn from a PRNG seeded by (seed, step), so a run resumed
  * from a checkpoint takes exactly the steps an uninterrupted one would. */
@@ -21,6 +21,7 @@
 #include "model/adamw.h"
 #include "model/alloc.h"
 #include "model/checkpoint.h"
+#include "model/clock.h"
 #include "model/err.h"
 #include "model/fileio.h"
 #include "model/rng.h"
@@ -32,14 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + 1e-9 * ts.tv_nsec;
-}
 
 /* dir + "/" + name into out (PATH_BUF bytes); paths are user-given, so an
  * over-long one is cut rather than overflowing (and then fails to open). */
@@ -74,11 +68,11 @@ static int prepare_data(const fl_preset *p, const char *cache, const char *dir, 
         const char **texts = malloc(sizeof(char *) * tr.n);
         size_t *lens = malloc(sizeof(size_t) * tr.n);
         for (int i = 0; i < tr.n; i++) { texts[i] = tr.docs[i].text; lens[i] = tr.docs[i].len; }
-        double t0 = now_s();
+        double t0 = fl_wall_s();
         int rc = fl_bpe_train(tok, texts, lens, tr.n, p->vocab, 0);
         free(texts); free(lens);
         if (rc != 0 || fl_bpe_save(*tok, dir) != 0) { fl_split_free(&tr); return -1; }
-        printf("pretrain: tokenizer trained in %.1fs\n", now_s() - t0);
+        printf("pretrain: tokenizer trained in %.1fs\n", fl_wall_s() - t0);
         fl_bpe_free(*tok);
     }
     if (fl_bpe_load(tok, dir) != 0) { fl_split_free(&tr); return -1; }
@@ -294,7 +288,7 @@ int fl_cmd_pretrain(int argc, char **argv) {
     fl_acts *acts = fl_acts_new();
     int32_t *in = malloc(sizeof(int32_t) * B * T), *tg = malloc(sizeof(int32_t) * B * T);
     int tty = isatty(1);
-    double t0 = now_s(), last_val = NAN, ema = NAN;
+    double t0 = fl_wall_s(), last_val = NAN, ema = NAN;
     int first = step;
     for (step = step + 1; step <= S; step++) {
         uint64_t rs = p->seed * 1000003ull + (uint64_t)step;
@@ -309,7 +303,7 @@ int fl_cmd_pretrain(int argc, char **argv) {
         fl_adamw_step(&opt);
         if (!isfinite(a.loss)) return fl_err("%s: training diverged at step %d (loss %g)", out, step, a.loss), fl_cli_fail();
         ema = isnan(ema) ? a.loss : 0.9 * ema + 0.1 * a.loss;
-        double el = now_s() - t0, tps = (double)(step - first) * B * T / el, eta = el / (step - first) * (S - step);
+        double el = fl_wall_s() - t0, tps = (double)(step - first) * B * T / el, eta = el / (step - first) * (S - step);
         if (step % p->eval_every == 0 || step == S) {
             fl_ppl_result vr;
             if (fl_eval_ppl(&m, val, nval, T, 0, p->eval_windows, 8, 0, &vr) != 0) return fl_cli_fail();
@@ -333,7 +327,7 @@ int fl_cmd_pretrain(int argc, char **argv) {
         }
     }
     if (tty) printf("\n");
-    double train_s = elapsed0 + now_s() - t0;
+    double train_s = elapsed0 + fl_wall_s() - t0;
     fl_acts_free(acts);
     free(in); free(tg);
     fl_ppl_result vr;

@@ -90,8 +90,8 @@ int fl_cmd_prune(int argc, char **argv) {
 
 static const char *LIST_HELP =
     "usage: freelunch list\n"
-    "Prints every pruning criterion (and, once they land, every reconstructor)\n"
-    "with its one-line description.\n" FL_COMMON_HELP;
+    "Prints every pruning criterion and every reconstructor with its one-line\n"
+    "description and its options.\n" FL_COMMON_HELP;
 
 int fl_cmd_list(int argc, char **argv) {
     static struct option o[] = { FL_COMMON_OPTS, { 0, 0, 0, 0 } };
@@ -106,9 +106,14 @@ int fl_cmd_list(int argc, char **argv) {
         printf("  %-12s %s [%s]\n", FL_CRITERIA[i]->name, FL_CRITERIA[i]->desc, needs[FL_CRITERIA[i]->stats]);
     printf("sparsity patterns: row (default), matrix, N:M (e.g. 2:4, 4:8)\n");
     printf("reconstructors:\n");
-    for (int i = 0; FL_RECONSTRUCTORS[i]; i++)
-        printf("  %-12s %s [granularity: %s]\n", FL_RECONSTRUCTORS[i]->name, FL_RECONSTRUCTORS[i]->desc,
-               fl_gran_name(FL_RECONSTRUCTORS[i]->gran));
+    for (int i = 0; FL_RECONSTRUCTORS[i]; i++) {
+        const fl_reconstructor *r = FL_RECONSTRUCTORS[i];
+        printf("  %-18s %s\n", r->name, r->desc);
+        if (r->options) {
+            char opts[512];
+            printf("  %-18s   options: %s\n", "", fl_opts_describe(r->options, opts, sizeof opts));
+        }
+    }
     printf("propagation: sparse (default), dense, dense-target; losses: mse (default), nmse, cosine\n");
     return 0;
 }

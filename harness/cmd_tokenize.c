@@ -4,18 +4,12 @@
 #include "datasets/bpe.h"
 #include "datasets/corpus.h"
 #include "datasets/tokfile.h"
+#include "model/clock.h"
 #include "model/err.h"
 #include "model/fileio.h"
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-
-static double now_s(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
 
 /* --tokenizer gpt2 means <cache>/gpt2, installed by `freelunch data fetch`. */
 static int load_tokenizer(fl_bpe **t, const char *arg, const char *cache) {
@@ -81,11 +75,11 @@ int fl_cmd_tokenize(int argc, char **argv) {
         if (!text) { fl_bpe_free(tok); fl_err("split %s: out of memory", split); return fl_cli_fail(); }
         what = split;
     }
-    double t0 = now_s();
+    double t0 = fl_wall_s();
     int32_t *ids = NULL;
     int64_t n = 0;
     int rc = fl_bpe_encode(tok, text, len, &ids, &n);
-    double dt = now_s() - t0;
+    double dt = fl_wall_s() - t0;
     free(text);
     int vocab = fl_bpe_vocab_size(tok);
     fl_bpe_free(tok);
@@ -165,10 +159,10 @@ int fl_cmd_tokenizer_train(int argc, char **argv) {
         lens = lv;
         n = s.n;
     }
-    double t0 = now_s();
+    double t0 = fl_wall_s();
     fl_bpe *tok;
     int rc = fl_bpe_train(&tok, texts, lens, n, vocab, 1);
-    double dt = now_s() - t0;
+    double dt = fl_wall_s() - t0;
     free(text);
     free(tv);
     free(lv);

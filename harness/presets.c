@@ -1,4 +1,6 @@
 #include "presets.h"
+#include "reconstructors/recon.h"
+#include "model/err.h"
 #include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,10 +46,17 @@ const fl_preset FL_PRESETS[] = {
 const int FL_N_PRESETS = sizeof FL_PRESETS / sizeof *FL_PRESETS;
 
 float fl_preset_lr(const fl_preset *p, const char *reconstruct) {
-    const char *r = reconstruct ? reconstruct : "none";
-    int retrain = !strncmp(r, "retrain", 7), blocks = !strncmp(r, "block", 5);
-    if (!p) return retrain ? 1e-5f : 1e-3f;
-    return retrain ? p->retrain_lr : blocks ? p->recon_lr_blocks : p->recon_lr;
+    /* the reconstructor says which of the preset's rates applies; a bad
+     * spec gets the local rate here and its error from the cell */
+    fl_recon_inst in;
+    fl_lr_class k = FL_LR_LOCAL;
+    if (fl_recon_open(reconstruct ? reconstruct : "none", &in) == 0) {
+        k = in.r->lr_class;
+        fl_recon_close(&in);
+    }
+    fl_err_clear();
+    if (!p) return k == FL_LR_RETRAIN ? 1e-5f : 1e-3f;
+    return k == FL_LR_RETRAIN ? p->retrain_lr : k == FL_LR_BLOCKS ? p->recon_lr_blocks : p->recon_lr;
 }
 
 const fl_preset *fl_preset_find(const char *name) {

@@ -5,21 +5,8 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <time.h>
 
 const char *const FL_PHASE_NAMES[FL_NPHASES] = { "calibration", "statistics", "pruning", "recovery", "evaluation" };
-
-double fl_wall_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + 1e-9 * ts.tv_nsec;
-}
-
-double fl_cpu_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return ts.tv_sec + 1e-9 * ts.tv_nsec;
-}
 
 static int reset_hwm(void) {
     FILE *f = fopen("/proc/self/clear_refs", "w");

@@ -1,6 +1,6 @@
-/* The profiler of one cell: for each phase of design.md's pipeline
- * (calibration, statistics, pruning, recovery, evaluation) the wall and CPU
- * seconds, the FLOPs counted at every GEMM (model/gemm.h), the tracked
+/* The profiler of one cell: for each phase of a cell's pipeline (calibration,
+ * statistics, pruning, recovery, evaluation; docs/ARCHITECTURE.md) the wall
+ * and CPU seconds, the FLOPs counted at every GEMM (model/gemm.h), the tracked
  * allocator's peak (model/alloc.h) and the process's peak RSS.
  *
  * Phases interleave (the pruning pass alternates statistics, pruning and
@@ -14,6 +14,7 @@
  * process's peak so far (getrusage), an upper bound, and rss_exact is 0. */
 #ifndef FL_PROFILE_H
 #define FL_PROFILE_H
+#include "model/clock.h" /* fl_wall_s, fl_cpu_s */
 #include <stddef.h>
 #include <stdint.h>
 
@@ -40,7 +41,5 @@ extern const char *const FL_PHASE_NAMES[FL_NPHASES];
 void fl_prof_init(fl_prof *p);
 /* Ends the current phase (if any) and enters ph (FL_PH_NONE: none). */
 void fl_prof_enter(fl_prof *p, fl_phase ph);
-double fl_wall_s(void);
-double fl_cpu_s(void);    /* the whole process, every thread */
 
 #endif

@@ -18,11 +18,7 @@ static int check_criterion(const char *v) {
     return fl_criterion_find(v, &c, &arg);
 }
 
-static int check_reconstruct(const char *v) {
-    const fl_reconstructor *r;
-    const char *arg;
-    return fl_recon_find(v, &r, &arg);
-}
+static int check_reconstruct(const char *v) { return fl_recon_check(v); }
 
 static int check_sparsity(const char *v) {
     fl_pattern p;
@@ -65,13 +61,13 @@ static int check_backend(const char *v) {
 
 #define F(field) offsetof(fl_cell_cfg, field)
 #define ALL FL_FOR_ALL
-#define REC (FL_FOR_RECOVERY | FL_FOR_RETRAIN)
-#define RET FL_FOR_RETRAIN
+#define REC FL_FOR_RECOVERY
+#define DIS FL_FOR_DISTILL
 
 /* The rows' order is the canonical order of a cell's id (grid.c) and of the
  * settings columns of results.csv: append only. Settings of the recovery
- * (propagation ... weight-decay) are written for reconstructing and
- * retraining cells only, distill for retraining only. For an N:M sparsity
+ * (propagation ... weight-decay) are written for cells that reconstruct or
+ * retrain, distill for the reconstructors that take it (FL_REC_DISTILL). For an N:M sparsity
  * the pattern is implied by the sparsity, so fl_cell_run writes none. */
 const fl_setting FL_SETTINGS[] = {
     { "model", FL_SET_STR, NULL, 0, NULL, NULL, "DIR", "the dense model (a HF directory)", "model", "model", ALL, F(model_dir) },
@@ -97,7 +93,7 @@ const fl_setting FL_SETTINGS[] = {
     { "grad-accum", FL_SET_INT, "1", 1, NULL, NULL, "K", "micro-batches per optimiser step", "grad_accum", "grad_accum", REC, F(grad_accum) },
     { "weight-decay", FL_SET_FLOAT, "0", 0, NULL, NULL, "W", "AdamW weight decay", "weight_decay", "weight_decay", REC, F(weight_decay) },
     { "distill", FL_SET_FLAG, "false", 0, NULL, NULL, "", "retraining: KL to the dense model's next-token distribution",
-      "distill", "distill", RET, F(distill) },
+      "distill", "distill", DIS, F(distill) },
     { "calib", FL_SET_STR, NULL, 0, NULL, "calib-split", "FILE.bin", "calibration token file (one document)", "calib", "calib", ALL,
       F(calib_file) },
     { "calib-split", FL_SET_STR, "sotu-train", 0, check_split, "calib", "S", "calibration split, tokenized with the model's tokenizer",
@@ -119,7 +115,7 @@ const int FL_NSETTINGS = (int)(sizeof FL_SETTINGS / sizeof *FL_SETTINGS);
 #undef F
 #undef ALL
 #undef REC
-#undef RET
+#undef DIS
 
 const fl_setting *fl_setting_find(const char *key) {
     for (int i = 0; i < FL_NSETTINGS; i++)

@@ -27,7 +27,7 @@ typedef enum {
 
 /* When a setting applies, and so is written to freelunch.json (a setting
  * that does not apply is empty in results.csv unless the grid named it). */
-enum { FL_FOR_ALL = 1, FL_FOR_RECOVERY = 2, FL_FOR_RETRAIN = 4 };
+enum { FL_FOR_ALL = 1, FL_FOR_RECOVERY = 2, FL_FOR_DISTILL = 4 };   /* always; a unit recovers; FL_REC_DISTILL */
 
 typedef struct {
     const char *key;       /* dashed: the option --KEY and the grid key KEY */

@@ -189,6 +189,20 @@ int fl_layer_linears(fl_model *m, int l, fl_param **w, fl_param **b, const char 
     return n;
 }
 
+int fl_config_linears(const fl_config *c, fl_linear_shape o[7]) {
+    const int d = c->d, qd = c->n_head * c->head_dim, kvd = c->n_kv_head * c->head_dim, F = c->d_ff;
+    const int swi = c->act == FL_ACT_SWIGLU;
+    int n = 0;
+    o[n++] = (fl_linear_shape){ "q", qd, d, c->qkv_bias, 0, FL_SITE_QKV };
+    o[n++] = (fl_linear_shape){ "k", kvd, d, c->qkv_bias, 0, FL_SITE_QKV };
+    o[n++] = (fl_linear_shape){ "v", kvd, d, c->qkv_bias, 0, FL_SITE_QKV };
+    o[n++] = (fl_linear_shape){ "o", d, qd, c->o_bias, 0, FL_SITE_O };
+    o[n++] = (fl_linear_shape){ swi ? "gate" : "fc1", F, d, c->mlp_bias, 1, FL_SITE_MLP_IN };
+    if (swi) o[n++] = (fl_linear_shape){ "up", F, d, 0, 1, FL_SITE_MLP_IN };
+    o[n++] = (fl_linear_shape){ swi ? "down" : "fc2", d, F, c->mlp_bias, 1, FL_SITE_MLP_OUT };
+    return n;
+}
+
 /* ---- trainability and masks ------------------------------------------- */
 
 void fl_param_set_trainable(fl_param *p, int on) {

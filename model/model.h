@@ -1,6 +1,6 @@
 /* The decoder-only transformer: configuration, parameters, submodels.
  *
- * Families (design.md):
+ * Families:
  *   gpt2  : learned positions, LayerNorm, GELU(tanh), biases everywhere, tied head
  *   opt   : gpt2 with ReLU, positions offset by 2, pre-LN, final LayerNorm
  *   llama : RMSNorm, RoPE (rotate-half), SwiGLU (gate, up, down), no biases, GQA
@@ -149,6 +149,20 @@ typedef enum { FL_SITE_QKV = 0, FL_SITE_O, FL_SITE_MLP_IN, FL_SITE_MLP_OUT } fl_
 /* Called during forward with the [N, cols] input of the linears at `site`
  * of block `layer` (pruning statistics, layer errors). */
 typedef void (*fl_hook)(void *ctx, int layer, fl_site site, const float *x, int N, int cols);
+
+/* The linears of one block as a config implies them, in fl_layer_linears
+ * order, with the site that feeds each: the one place block shapes are
+ * derived from a config for counting and planning (the memory planner,
+ * LoRA's count, reconstruction plans). fl_model_create registers the same
+ * tensors; tests/test_recon_mem.c checks both agree. Returns 6 or 7. */
+typedef struct {
+    const char *name;   /* short name: q, k, v, o, fc1, fc2 or gate, up, down */
+    int rows, cols;     /* [out, in] */
+    int bias;           /* has a bias */
+    int sub;            /* 0 attention part, 1 MLP part */
+    fl_site site;
+} fl_linear_shape;
+int fl_config_linears(const fl_config *c, fl_linear_shape out[7]);
 
 typedef struct {
     int B, T;

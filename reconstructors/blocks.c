@@ -2,27 +2,25 @@
  * blocks:all the whole decoder as one unit, by AdamW (fl_recover_adam,
  * local.c): the paper's larger block sizes, up to "L". */
 #include "recon.h"
-#include "model/err.h"
-#include <stdlib.h>
-#include <string.h>
+#include "predict.h"
+#include <stddef.h>
 
-static int blocks_arg(const char *arg) {
-    if (!arg) return 0;
-    if (!strcmp(arg, "all")) return 0;
-    char *e;
-    long k = strtol(arg, &e, 10);
-    if (*arg == 0 || *e || k < 1) return fl_err("blocks:%s: expected blocks:K with K >= 1, or blocks:all", arg);
-    return 0;
-}
+typedef struct { int k; } blocks_opts;   /* 0 = all */
 
-static int blocks_k(const char *arg, int L) {
-    if (!arg) return 1;
-    if (!strcmp(arg, "all")) return L;
-    int k = atoi(arg);
-    return k > L ? L : k;
+static const fl_option blocks_options[] = {
+    { .name = "k", .help = "blocks per unit, or all (the whole decoder)", .type = FL_OPT_INT_ALL,
+      .offset = offsetof(blocks_opts, k), .def = 1, .min = 1, .max = 1 << 20 },
+    { 0 },
+};
+
+static int blocks_plan(const fl_config *c, const void *priv, fl_plan *p) {
+    const blocks_opts *o = priv;
+    int k = o->k == 0 || o->k > c->n_layer ? c->n_layer : o->k;
+    return fl_plan_ranges(p, c, 2 * k, 1, 1);
 }
 
 const fl_reconstructor fl_rec_blocks = {
     .name = "blocks", .desc = "blocks:K consecutive blocks at a time (blocks:all = the whole decoder), AdamW",
-    .gran = FL_GRAN_BLOCKS, .check_arg = blocks_arg, .blocks_per_unit = blocks_k, .recover = fl_recover_adam,
+    .options = blocks_options, .priv_size = sizeof(blocks_opts),
+    .lr_class = FL_LR_BLOCKS, .plan = blocks_plan, .recover = fl_recover_adam, .predict = fl_pred_range_adam,
 };

@@ -6,21 +6,15 @@
 #include "model/err.h"
 #include "model/gemm.h"
 #include "model/rng.h"
+#include "model/clock.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + 1e-9 * ts.tv_nsec;
-}
-
 int fl_unit_forward(fl_model *m, const fl_unit *u, const float *x, float *y, int B, int T, fl_acts *acts) {
-    if (u->is_linear) {
+    if (u->kind == FL_UNIT_LINEAR) {
         fl_linear_forward(u->w, u->b, x, y, B * T);
         return 0;
     }
@@ -29,7 +23,7 @@ int fl_unit_forward(fl_model *m, const fl_unit *u, const float *x, float *y, int
 }
 
 int fl_unit_backward(fl_model *m, const fl_unit *u, fl_acts *acts, const float *x, const float *dy, int B, int T) {
-    if (u->is_linear) {
+    if (u->kind == FL_UNIT_LINEAR) {
         fl_linear_backward(u->w, u->b, x, dy, NULL, B * T);
         return 0;
     }
@@ -37,7 +31,7 @@ int fl_unit_backward(fl_model *m, const fl_unit *u, fl_acts *acts, const float *
 }
 
 static int in_unit(const fl_unit *u, const fl_param *p) {
-    if (u->is_linear) return p == u->w || (u->b && p == u->b);
+    if (u->kind == FL_UNIT_LINEAR) return p == u->w || (u->b && p == u->b);
     int s = fl_param_sublayer(p);
     return s >= u->r.s0 && s < u->r.s1;
 }
@@ -113,12 +107,16 @@ static double full_loss(fl_model *m, const fl_unit *u, const float *X, const flo
     return tot / nwin;
 }
 
-int fl_recover_adam(fl_model *m, const fl_unit *u, const float *X, const float *Y, int nwin, int T,
-                    const fl_recon_opts *o, fl_unit_report *rep) {
+int fl_recover_adam(const fl_recover_job *j, fl_unit_report *rep) {
+    fl_model *m = j->m;
+    const fl_unit *u = j->u;
+    const float *X = j->X, *Y = j->Y;
+    const int nwin = j->nwin, T = j->T;
+    const fl_recon_opts *o = j->o;
     const int batch = o->batch > 0 ? (o->batch < nwin ? o->batch : nwin) : 1, accum = o->grad_accum > 0 ? o->grad_accum : 1;
     const int per_epoch = (nwin + batch - 1) / batch, micro = per_epoch * (o->epochs > 0 ? o->epochs : 1);
     const int steps = (micro + accum - 1) / accum;
-    double t0 = now_s();
+    double t0 = fl_wall_s();
     size_t live0 = fl_mem_live();
     fl_mem_reset_peak();
     snprintf(rep->name, sizeof rep->name, "%s", u->name);
@@ -129,7 +127,7 @@ int fl_recover_adam(fl_model *m, const fl_unit *u, const float *X, const float *
     oc.warmup_steps = steps / 10; oc.sched = FL_SCHED_LINEAR;
     fl_adamw opt;
     if (fl_adamw_init(&opt, m, &oc) != 0) return -1;
-    fl_acts *acts = u->is_linear ? NULL : fl_acts_new();
+    fl_acts *acts = u->kind == FL_UNIT_LINEAR ? NULL : fl_acts_new();
     float *xb = fl_allocf((size_t)batch * T * u->in_w), *yb = fl_allocf((size_t)batch * T * u->out_w);
     float *out = fl_allocf((size_t)batch * T * u->out_w), *dy = fl_allocf((size_t)batch * T * u->out_w);
     int *perm = malloc(sizeof(int) * nwin);
@@ -176,6 +174,6 @@ int fl_recover_adam(fl_model *m, const fl_unit *u, const float *X, const float *
     for (int i = 0; i < m->n_params; i++) if (m->params[i].trainable) fl_param_set_trainable(&m->params[i], 0);
     if (rc != 0) return -1;
     rep->loss_after = full_loss(m, u, X, Y, nwin, T, batch, o->loss);
-    rep->seconds = now_s() - t0;
+    rep->seconds = fl_wall_s() - t0;
     return 0;
 }

@@ -1,5 +1,7 @@
 /* LoRA and MaskLoRA retraining; see lora.h. */
 #include "lora.h"
+#include "predict.h"
+#include "model/clock.h"
 #include "model/rng.h"
 #include "model/adamw.h"
 #include "model/alloc.h"
@@ -7,66 +9,12 @@
 #include "model/gemm.h"
 #include "model/ops.h"
 #include <errno.h>
+#include <stddef.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + 1e-9 * ts.tv_nsec;
-}
-
-/* ---- the argument ------------------------------------------------------- */
-
-int fl_lora_parse_arg(const char *arg, int *masked, int *rank, float *alpha) {
-    if (!arg) return 0;
-    int mk;
-    size_t k;
-    if (!strncmp(arg, "masklora", 8)) { mk = 1; k = 8; }
-    else if (!strncmp(arg, "lora", 4)) { mk = 0; k = 4; }
-    else return 0;
-    if (arg[k] && arg[k] != ':' && arg[k] != ',') return 0;
-    int r = FL_LORA_RANK_DEFAULT;
-    float a = FL_LORA_ALPHA_DEFAULT;
-    const char *s = arg + k;
-    while (*s) {
-        s++;   /* the separator */
-        size_t len = strcspn(s, ":,");
-        const char *eq = memchr(s, '=', len);
-        if (!len || !eq || eq == s || eq + 1 == s + len)
-            return fl_err("retrain:%s: malformed LoRA option '%.*s' (expected rank=R or alpha=A)", arg, (int)len, s);
-        size_t klen = (size_t)(eq - s);
-        char val[64];
-        size_t vlen = (size_t)(s + len - eq - 1);
-        if (vlen >= sizeof val) return fl_err("retrain:%s: LoRA option value too long", arg);
-        memcpy(val, eq + 1, vlen);
-        val[vlen] = 0;
-        char *e;
-        errno = 0;
-        if ((klen == 4 && !strncmp(s, "rank", 4)) || (klen == 1 && s[0] == 'r')) {
-            long v = strtol(val, &e, 10);
-            if (*e || errno || v < 1 || v > 65536)
-                return fl_err("retrain:%s: rank must be an integer in [1, 65536] (got '%s')", arg, val);
-            r = (int)v;
-        } else if ((klen == 5 && !strncmp(s, "alpha", 5)) || (klen == 1 && s[0] == 'a')) {
-            float v = strtof(val, &e);
-            if (*e || errno || !isfinite(v) || v <= 0)
-                return fl_err("retrain:%s: alpha must be a positive number (got '%s')", arg, val);
-            a = v;
-        } else {
-            return fl_err("retrain:%s: unknown LoRA option '%.*s' (valid: rank=R, alpha=A)", arg, (int)klen, s);
-        }
-        s += len;
-    }
-    if (masked) *masked = mk;
-    if (rank) *rank = r;
-    if (alpha) *alpha = a;
-    return 1;
-}
 
 /* ---- adapters ------------------------------------------------------------ */
 
@@ -194,15 +142,14 @@ size_t fl_lora_bytes(const fl_lora *L) {
 size_t fl_lora_predict_working(const fl_config *c, int masked, int rank, int distill, int B, int T) {
     const size_t d = c->d, qd = (size_t)c->n_head * c->head_dim, kvd = (size_t)c->n_kv_head * c->head_dim, F = c->d_ff;
     const size_t N = (size_t)B * T, V = c->vocab;
-    /* block linears [out, in] in fl_layer_linears order */
-    size_t shp[7][2] = { { qd, d }, { kvd, d }, { kvd, d }, { d, qd }, { F, d }, { F, d }, { d, F } };
-    const int swi = c->act == FL_ACT_SWIGLU;
+    fl_linear_shape sh[7];
+    const int k = fl_config_linears(c, sh);
     size_t lin_w = 0, adapters = 0, largest = 0;
-    for (int j = 0; j < 7; j++) {
-        if (j == 5 && !swi) continue;   /* up: SwiGLU only */
-        lin_w += shp[j][0] * shp[j][1];
-        adapters += 4 * (size_t)rank * (shp[j][0] + shp[j][1]);   /* A, B, their gradients and moments */
-        if (shp[j][0] * shp[j][1] > largest) largest = shp[j][0] * shp[j][1];
+    for (int j = 0; j < k; j++) {
+        const size_t rows = (size_t)sh[j].rows, cols = (size_t)sh[j].cols;
+        lin_w += rows * cols;
+        adapters += 4 * (size_t)rank * (rows + cols);   /* A, B, their gradients and moments */
+        if (rows * cols > largest) largest = rows * cols;
     }
     /* parameters, as fl_model_create registers them */
     size_t norms = (c->rms ? 1 : 2) * d, bias = 0;
@@ -233,7 +180,7 @@ int fl_retrain_lora(fl_model *m, int masked, int rank, float alpha, const int32_
     const int batch = o->batch > 0 ? (o->batch < nwin ? o->batch : nwin) : 1, accum = o->grad_accum > 0 ? o->grad_accum : 1;
     const int epochs = o->epochs > 0 ? o->epochs : 1, per_epoch = (nwin + batch - 1) / batch;
     const int micro = per_epoch * epochs, steps = (micro + accum - 1) / accum;
-    double t0 = now_s();
+    double t0 = fl_wall_s();
     /* a label only: an extreme rank or alpha may cut its tail, harmlessly */
     char label[160];
     snprintf(label, sizeof label, "model (retrain:%s r=%d alpha=%g%s%s)", mode, rank, (double)alpha,
@@ -279,6 +226,70 @@ int fl_retrain_lora(fl_model *m, int masked, int rank, float alpha, const int32_
         }
     }
     free(tg);
-    rep->seconds = now_s() - t0;
+    rep->seconds = fl_wall_s() - t0;
     return rc;
 }
+
+/* ---- the descriptors ------------------------------------------------------ */
+
+typedef fl_lora_opts lora_opts;
+
+static const fl_option lora_options[] = {
+    { .name = "rank", .alias = "r", .help = "adapter rank", .type = FL_OPT_INT, .offset = offsetof(lora_opts, rank),
+      .def = FL_LORA_RANK_DEFAULT, .min = 1, .max = 65536 },
+    { .name = "alpha", .alias = "a", .help = "scale numerator: the update is (alpha/rank) B A", .type = FL_OPT_FLOAT,
+      .offset = offsetof(lora_opts, alpha), .def = FL_LORA_ALPHA_DEFAULT, .min = 0, .max = 1e30 },
+    { 0 },
+};
+
+static int lora_init(void *priv) {
+    const lora_opts *o = priv;
+    if (!(o->alpha > 0)) return fl_err("LoRA: alpha must be positive (got %g)", o->alpha);
+    return 0;
+}
+
+static int lora_plan_named(const fl_config *c, const char *name, fl_plan *p) {
+    if (fl_plan_ranges(p, c, 2, 1, 0) != 0) return -1;   /* prune every block as `none` does */
+    return fl_plan_model(p, name);
+}
+static int lora_plan(const fl_config *c, const void *priv, fl_plan *p) {
+    (void)priv;
+    return lora_plan_named(c, "model (retrain:lora)", p);
+}
+static int masklora_plan(const fl_config *c, const void *priv, fl_plan *p) {
+    (void)priv;
+    return lora_plan_named(c, "model (retrain:masklora)", p);
+}
+
+static int recover_adapters(const fl_recover_job *j, int masked, fl_unit_report *rep) {
+    const lora_opts *lo = j->priv;
+    if (j->o->bias_norm_only) return fl_err("--trainable bias-norm does not apply to retrain:%s", masked ? "masklora" : "lora");
+    return fl_retrain_lora(j->m, masked, lo->rank, (float)lo->alpha, j->tok, j->nwin, j->T, j->o, rep);
+}
+static int lora_recover(const fl_recover_job *j, fl_unit_report *rep) { return recover_adapters(j, 0, rep); }
+static int masklora_recover(const fl_recover_job *j, fl_unit_report *rep) { return recover_adapters(j, 1, rep); }
+
+/* The adapters, their gradients and moments, the saved activations and
+ * (MaskLoRA) the one scratch; the model and its masks are the cell's. */
+static int predict_adapters(const fl_predict_job *j, int masked, fl_predict_unit *out) {
+    const lora_opts *lo = j->priv;
+    out->working = (int64_t)fl_lora_predict_working(j->s->c, masked, lo->rank, 0, (int)j->s->b, (int)j->s->T);
+    out->rel_peak = out->working - 4 * fl_pred_all_params(j->s, 0);
+    return 0;
+}
+static int lora_predict(const fl_predict_job *j, fl_predict_unit *out) { return predict_adapters(j, 0, out); }
+static int masklora_predict(const fl_predict_job *j, fl_predict_unit *out) { return predict_adapters(j, 1, out); }
+
+const fl_reconstructor fl_rec_retrain_lora = {
+    .name = "retrain:lora", .desc = "prune everything, then train LoRA adapters on every block linear and merge (dense)",
+    .options = lora_options, .priv_size = sizeof(lora_opts), .init = lora_init,
+    .flags = FL_REC_DISTILL | FL_REC_DENSIFIES, .lr_class = FL_LR_RETRAIN,
+    .plan = lora_plan, .recover = lora_recover, .predict = lora_predict,
+};
+
+const fl_reconstructor fl_rec_retrain_masklora = {
+    .name = "retrain:masklora", .desc = "prune everything, then train masked LoRA adapters (M o BA): stays sparse",
+    .options = lora_options, .priv_size = sizeof(lora_opts), .init = lora_init,
+    .flags = FL_REC_DISTILL, .lr_class = FL_LR_RETRAIN,
+    .plan = masklora_plan, .recover = masklora_recover, .predict = masklora_predict,
+};

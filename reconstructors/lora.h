@@ -38,12 +38,10 @@
 #define FL_LORA_RANK_DEFAULT 8
 #define FL_LORA_ALPHA_DEFAULT 16.0f
 
-/* Parses a retrain argument: "lora" or "masklora", optionally followed by
- * options after ':' or ',' — "lora:rank=16,alpha=32", "masklora,r=4".
- * Returns 1 if arg names LoRA/MaskLoRA (fills the non-NULL outputs, with the
- * defaults for what is not given), 0 if it does not (arg NULL, "full"...),
- * -1 with a message if it does but the options are malformed. */
-int fl_lora_parse_arg(const char *arg, int *masked, int *rank, float *alpha);
+/* The options of retrain:lora and retrain:masklora, as their descriptors
+ * parse them (fl_recon_inst.priv): "retrain:lora:rank=16,alpha=32",
+ * "retrain:masklora,r=4". */
+typedef struct { int rank; double alpha; } fl_lora_opts;
 
 /* The retraining: adapters on every block linear, trained on the windows
  * tok [nwin*T], merged at the end. masked: MaskLoRA. rep gets the mean CE on

@@ -14,23 +14,22 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
+#include "model/clock.h"
 
 /* LAPACK (Fortran interface, provided by OpenBLAS). */
 void dpotrf_(const char *uplo, const int *n, double *a, const int *lda, int *info);
 void dpotrs_(const char *uplo, const int *n, const int *nrhs, const double *a, const int *lda, double *b,
              const int *ldb, int *info);
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + 1e-9 * ts.tv_nsec;
-}
 
-int fl_recover_ls(fl_model *m, const fl_unit *u, const float *X, const float *Y, int nwin, int T,
-                  const fl_recon_opts *o, fl_unit_report *rep) {
-    if (!u->is_linear) return fl_err("%s: matrix-ls reconstructs single linears only", u->name);
-    double t0 = now_s();
+int fl_recover_ls(const fl_recover_job *j, fl_unit_report *rep) {
+    fl_model *m = j->m;
+    const fl_unit *u = j->u;
+    const float *X = j->X, *Y = j->Y;
+    const int nwin = j->nwin, T = j->T;
+    const fl_recon_opts *o = j->o;
+    if (u->kind != FL_UNIT_LINEAR) return fl_err("%s: matrix-ls reconstructs single linears only", u->name);
+    double t0 = fl_wall_s();
     size_t live0 = fl_mem_live();
     fl_mem_reset_peak();
     snprintf(rep->name, sizeof rep->name, "%s", u->name);
@@ -120,6 +119,6 @@ int fl_recover_ls(fl_model *m, const fl_unit *u, const float *X, const float *Y,
     rep->steps = 1;
     rep->working_bytes = fl_mem_peak() - live0 + fl_unit_param_bytes(m, u);
     rep->peak_bytes = fl_mem_peak();
-    rep->seconds = now_s() - t0;
+    rep->seconds = fl_wall_s() - t0;
     return 0;
 }

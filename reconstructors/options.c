@@ -1,5 +1,5 @@
-/* The recovery options every reconstructor shares: propagation mode,
- * reconstruction loss, and the names of the granularities. */
+/* The recovery options every reconstructor shares: propagation mode and
+ * reconstruction loss. */
 #include "recon.h"
 #include "model/err.h"
 #include <string.h>
@@ -22,7 +22,3 @@ int fl_loss_parse(const char *s, fl_loss *out) {
 
 const char *fl_prop_name(fl_prop p) { return p == FL_PROP_DENSE ? "dense" : p == FL_PROP_DENSE_TARGET ? "dense-target" : "sparse"; }
 const char *fl_loss_name(fl_loss l) { return l == FL_LOSS_NMSE ? "nmse" : l == FL_LOSS_COSINE ? "cosine" : "mse"; }
-const char *fl_gran_name(fl_gran g) {
-    static const char *n[] = { "none", "matrix", "sublayer", "blocks", "retrain" };
-    return n[g];
-}

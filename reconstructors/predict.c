@@ -1,8 +1,8 @@
 /* The memory a cell's recovery will take, counted from the shapes alone.
  *
- * It walks the decoder the way harness/cell.c does (the same units, in the
- * same order) and, for each unit, adds up the tracked allocations that are
- * live while the unit is recovered. Every term below names the buffer it
+ * It walks the reconstructor's plan, the one harness/cell.c walks, and for
+ * each unit adds the unit's own bytes (the reconstructor's predict()) to
+ * what the cell holds while the unit is recovered. Every term below names the buffer it
  * stands for; nothing is fitted to a measurement, and nothing is allocated
  * (a dry run may ask about a model far larger than this machine).
  *
@@ -11,8 +11,7 @@
  *   d hidden, qd = heads*hd, kvd = kv_heads*hd, F ffn, V vocab,
  *   nt = OpenMP threads (the kernels' per-thread scratch), RB = 64 rows
  *   per attention block (model/ops.c), NT = nwin*T calibration tokens. */
-#include "recon.h"
-#include "lora.h"
+#include "predict.h"
 #include "model/err.h"
 #include <omp.h>
 #include <stdio.h>
@@ -21,11 +20,7 @@
 #define RB 64          /* attention row block, model/ops.c */
 #define HEAD_CHUNK 256 /* rows of logits at a time in a forward without saved activations, model/model.c */
 
-typedef struct {
-    const fl_config *c;
-    int64_t b, T, N, d, qd, kvd, F, V, nt;
-    int swiglu;
-} shp;
+typedef fl_shapes shp;
 
 /* ---- parameters --------------------------------------------------------- */
 
@@ -67,30 +62,13 @@ static int64_t sub_params(const shp *s, int kind, int bias_norm_only) {
     return bias_norm_only ? bn : bn + w;
 }
 
-/* The whole model's parameters, unpadded (fl_model_num_params). */
-static int64_t all_params(const shp *s, int bias_norm_only) {
+int64_t fl_pred_all_params(const shp *s, int bias_norm_only) {
     const fl_config *c = s->c;
     int64_t n = c->n_layer * (sub_params(s, 0, bias_norm_only) + sub_params(s, 1, bias_norm_only));
     n += s->d * (c->rms ? 1 : 2);   /* final norm */
     if (bias_norm_only) return n;
     n += s->V * s->d * (c->tied ? 1 : 2);
     if (c->learned_pos) n += (int64_t)(c->max_pos + c->pos_offset) * s->d;
-    return n;
-}
-
-/* The linears of a block in fl_layer_linears order, with the site feeding
- * each (its input width) and whether it has a bias. */
-typedef struct { int64_t rows, cols; int bias, sub; } lin_t;
-static int block_linears(const shp *s, lin_t *o) {
-    const fl_config *c = s->c;
-    int n = 0;
-    o[n++] = (lin_t){ s->qd, s->d, c->qkv_bias, 0 };
-    o[n++] = (lin_t){ s->kvd, s->d, c->qkv_bias, 0 };
-    o[n++] = (lin_t){ s->kvd, s->d, c->qkv_bias, 0 };
-    o[n++] = (lin_t){ s->d, s->qd, c->o_bias, 0 };
-    o[n++] = (lin_t){ s->F, s->d, c->mlp_bias, 1 };
-    if (s->swiglu) o[n++] = (lin_t){ s->F, s->d, 0, 1 };
-    o[n++] = (lin_t){ s->d, s->F, c->mlp_bias, 1 };
     return n;
 }
 
@@ -173,8 +151,8 @@ static int64_t range_rel(const shp *s, int s0, int s1, int bias_norm_only, int64
 /* fl_recover_adam on one linear [rows, cols]: the "before" loss output
  * [N,rows]; in training, gradient and moments of W (and b), xb [N,cols],
  * yb, out, dy [N,rows], and the bias gradient's per-thread partials. */
-static int64_t linear_adam_rel(const shp *s, const lin_t *l, int bias_norm_only) {
-    int64_t pt = (bias_norm_only ? 0 : l->rows * l->cols) + (l->bias ? l->rows : 0);
+static int64_t linear_adam_rel(const shp *s, const fl_linear_shape *l, int bias_norm_only) {
+    int64_t pt = (bias_norm_only ? 0 : (int64_t)l->rows * l->cols) + (l->bias ? l->rows : 0);
     int64_t before = s->N * l->rows;
     int64_t train = 3 * pt + s->N * l->cols + 3 * s->N * l->rows + (l->bias ? s->nt * l->rows : 0);
     return 4 * (before > train ? before : train);
@@ -184,9 +162,70 @@ static int64_t linear_adam_rel(const shp *s, const lin_t *l, int bias_norm_only)
  * matrix G [cols,cols], R [cols(+1),rows], the column sums (doubles) and,
  * per thread, the kept-input list (ints), the normal matrix and right-hand
  * side (doubles) of one row, sized for every input plus the bias. */
-static int64_t linear_ls_rel(const shp *s, const lin_t *l) {
+static int64_t linear_ls_rel(const shp *s, const fl_linear_shape *l) {
     int64_t ia = l->cols + l->bias;
     return 4 * (s->T * l->rows + l->cols * l->cols + ia * l->rows) + 8 * l->cols + s->nt * (4 * ia + 8 * ia * ia + 8 * ia);
+}
+
+/* ---- the units of the shared routines ------------------------------------ */
+
+int fl_pred_range_adam(const fl_predict_job *j, fl_predict_unit *out) {
+    int64_t params;
+    out->rel_peak = range_rel(j->s, j->u->s0, j->u->s1, j->bias_norm_only, &params);
+    out->working = params + out->rel_peak;
+    return 0;
+}
+
+static fl_linear_shape unit_linear(const fl_predict_job *j) {
+    fl_linear_shape sh[7];
+    fl_config_linears(j->s->c, sh);
+    return sh[j->u->lin];
+}
+
+int fl_pred_linear_adam(const fl_predict_job *j, fl_predict_unit *out) {
+    const fl_linear_shape l = unit_linear(j);
+    if (j->bias_norm_only && !l.bias)
+        return fl_err("predict: %s has no bias or norm to train (--trainable bias-norm)", j->u->name);
+    out->rel_peak = linear_adam_rel(j->s, &l, j->bias_norm_only);
+    out->working = 4 * ((int64_t)l.rows * l.cols + (l.bias ? l.rows : 0)) + out->rel_peak;
+    return 0;
+}
+
+int fl_pred_linear_ls(const fl_predict_job *j, fl_predict_unit *out) {
+    const fl_linear_shape l = unit_linear(j);
+    out->rel_peak = linear_ls_rel(j->s, &l);
+    out->working = 4 * ((int64_t)l.rows * l.cols + (l.bias ? l.rows : 0)) + out->rel_peak;
+    return 0;
+}
+
+/* retrain:full and retrain:bias-norm (retrain.c), after every block was
+ * pruned (the model with all its masks is live, counted by the cell's
+ * walk). Before training, the mean
+ * cross-entropy pass (no saved activations): fwd_noacts, the final norm's
+ * mean, rstd [N] and output [N,d], and HEAD_CHUNK rows of logits. Training:
+ * gradients and moments, the saved activations of every sublayer and of the
+ * head (x, mean, rstd, xn, logits [N,V], tokens and targets as int32), then
+ * the larger of the forward's residual stream, the head's backward (the
+ * residual gradient, dxn and the final norm's x-hat [N,d] with its
+ * partials) and, the logits freed, the blocks' backward. */
+void fl_pred_retrain(const shp *s, int bias_norm, fl_predict_unit *out) {
+    const fl_config *c = s->c;
+    const int64_t N = s->N, d = s->d;
+    int64_t acts = 0, bw = 0;
+    for (int k = 0; k < 2; k++) {
+        acts += c->n_layer * sub_acts(s, k, 1);
+        bw = sub_bwd(s, k) > bw ? sub_bwd(s, k) : bw;
+    }
+    acts += 4 * (2 * N * d + 2 * N + N * s->V) + 2 * 4 * N;
+    int64_t fwd = acts + 4 * N * d;
+    int64_t head = acts + 4 * (3 * N * d + s->nt * d);
+    int64_t blocks = acts - 4 * N * s->V + 8 * N * d + bw;
+    int64_t train = 4 * 3 * fl_pred_all_params(s, bias_norm) + (fwd > head ? (fwd > blocks ? fwd : blocks) : (head > blocks ? head : blocks));
+    int64_t ce_head = 4 * (2 * N + N * d + (int64_t)HEAD_CHUNK * s->V), ce_att = 4 * s->nt * RB * s->T;
+    int64_t ce_peak = 4 * N * d + sub_acts(s, 0, 0) + sub_acts(s, 1, 0) + (ce_att > ce_head ? ce_att : ce_head);
+    int64_t rel = train > ce_peak ? train : ce_peak;
+    out->working = 4 * fl_pred_all_params(s, 0) + train;
+    out->rel_peak = rel;
 }
 
 /* ---- the cell ---------------------------------------------------------- */
@@ -199,110 +238,65 @@ static void take(fl_recon_predict_out *out, int64_t working, int64_t peak, const
     if ((size_t)peak > out->peak_recover_bytes) out->peak_recover_bytes = (size_t)peak;
 }
 
-/* retrain:full and retrain:bias-norm (retrain.c), after every block was
- * pruned: the model with all its masks is live. Before training, the mean
- * cross-entropy pass (no saved activations): fwd_noacts, the final norm's
- * mean, rstd [N] and output [N,d], and HEAD_CHUNK rows of logits. Training:
- * gradients and moments, the saved activations of every sublayer and of the
- * head (x, mean, rstd, xn, logits [N,V], tokens and targets as int32), then
- * the larger of the forward's residual stream, the head's backward (the
- * residual gradient, dxn and the final norm's x-hat [N,d] with its
- * partials) and, the logits freed, the blocks' backward. */
-static void predict_retrain(const shp *s, int bias_norm, fl_recon_predict_out *out) {
-    const fl_config *c = s->c;
-    const int64_t N = s->N, d = s->d, held = model_bytes(c) + c->n_layer * (sub_mask_bytes(s, 0) + sub_mask_bytes(s, 1));
-    int64_t acts = 0, bw = 0;
-    for (int k = 0; k < 2; k++) {
-        acts += c->n_layer * sub_acts(s, k, 1);
-        bw = sub_bwd(s, k) > bw ? sub_bwd(s, k) : bw;
+/* What the cell's walk holds while a unit is recovered (harness/cell.c):
+ *   always:        the model and the sparse stream [NT,d] and, when a
+ *                  stream is dense, the dense model's second copy and the
+ *                  dense stream; the masks (a byte per weight) of every
+ *                  linear pruned so far;
+ *   a range unit:  its target [NT,d];
+ *   a linear unit: its site's input captured on the sparse stream [NT,cw]
+ *                  (and on the dense one), that input's Gram statistics
+ *                  (cw x cw floats and cw doubles) and the target [NT,rows];
+ *   a model unit:  the model and every mask (the streams are freed). */
+static int predict_plan(const shp *s, const fl_recon_inst *in, const fl_plan *plan, fl_prop prop, int bias_norm_only,
+                        int64_t NT, fl_recon_predict_out *out) {
+    const fl_config *cfg = s->c;
+    fl_linear_shape sh[7];
+    fl_config_linears(cfg, sh);
+    int dense = 0;
+    for (int i = 0; i < plan->n; i++) dense |= plan->u[i].recover && plan->u[i].kind != FL_UNIT_MODEL;
+    dense &= prop != FL_PROP_SPARSE;
+    const int64_t stream = 4 * NT * s->d, held = model_bytes(cfg) + stream + (dense ? model_bytes(cfg) + stream : 0);
+    int64_t masks = 0;
+    for (int i = 0; i < plan->n; i++) {
+        const fl_plan_unit *u = &plan->u[i];
+        if (u->prune && u->kind == FL_UNIT_LINEAR) masks += (int64_t)sh[u->lin].rows * sh[u->lin].cols;
+        if (u->prune && u->kind == FL_UNIT_RANGE)
+            for (int k = u->s0; k < u->s1; k++) masks += sub_mask_bytes(s, k % 2);
+        if (!u->recover) continue;
+        int64_t cell;
+        if (u->kind == FL_UNIT_RANGE) cell = held + masks + stream;
+        else if (u->kind == FL_UNIT_LINEAR) {
+            const int64_t cw = sh[u->lin].cols;
+            cell = held + masks + 4 * NT * cw * (dense ? 2 : 1) + 4 * cw * cw + 8 * cw + 4 * NT * sh[u->lin].rows;
+        } else cell = model_bytes(cfg) + masks;
+        fl_predict_job j = { .s = s, .u = u, .priv = in->priv, .bias_norm_only = bias_norm_only };
+        fl_predict_unit pu = { 0, 0 };
+        if (in->r->predict(&j, &pu) != 0) return -1;
+        take(out, pu.working, cell + pu.rel_peak, u->name);
     }
-    acts += 4 * (2 * N * d + 2 * N + N * s->V) + 2 * 4 * N;
-    int64_t fwd = acts + 4 * N * d;
-    int64_t head = acts + 4 * (3 * N * d + s->nt * d);
-    int64_t blocks = acts - 4 * N * s->V + 8 * N * d + bw;
-    int64_t train = 4 * 3 * all_params(s, bias_norm) + (fwd > head ? (fwd > blocks ? fwd : blocks) : (head > blocks ? head : blocks));
-    int64_t ce_head = 4 * (2 * N + N * d + (int64_t)HEAD_CHUNK * s->V), ce_att = 4 * s->nt * RB * s->T;
-    int64_t ce_peak = 4 * N * d + sub_acts(s, 0, 0) + sub_acts(s, 1, 0) + (ce_att > ce_head ? ce_att : ce_head);
-    int64_t rel = train > ce_peak ? train : ce_peak;
-    take(out, 4 * all_params(s, 0) + train, held + rel, bias_norm ? "model (retrain:bias-norm)" : "model (retrain:full)");
+    return 0;
 }
 
 int fl_recon_predict(const fl_config *cfg, const char *reconstruct, const char *propagation, int trainable_bias_norm,
                      int nwin, int T, int batch, fl_recon_predict_out *out) {
     memset(out, 0, sizeof *out);
-    const fl_reconstructor *rec;
-    const char *arg;
     fl_prop prop;
-    if (fl_recon_find(reconstruct ? reconstruct : "none", &rec, &arg) != 0) return -1;
     if (fl_prop_parse(propagation ? propagation : "sparse", &prop) != 0) return -1;
     if (fl_config_validate(cfg, "predict") != 0) return -1;
     if (nwin < 1 || T < 1) return fl_err("predict: %d windows of %d tokens: both must be at least 1", nwin, T);
     if (T > cfg->max_pos) return fl_err("predict: --seqlen %d exceeds the model's context of %d positions", T, cfg->max_pos);
     if (batch <= 0) batch = 2;   /* the cell's default --batch-size */
+    fl_recon_inst in;
+    if (fl_recon_open(reconstruct ? reconstruct : "none", &in) != 0) return -1;
+    fl_plan plan;
+    if (fl_recon_plan(&in, cfg, &plan) != 0) { fl_recon_close(&in); return -1; }
     shp s = { .c = cfg, .b = batch < nwin ? batch : nwin, .T = T, .d = cfg->d, .F = cfg->d_ff, .V = cfg->vocab,
               .qd = (int64_t)cfg->n_head * cfg->head_dim, .kvd = (int64_t)cfg->n_kv_head * cfg->head_dim,
               .nt = omp_get_max_threads(), .swiglu = cfg->act == FL_ACT_SWIGLU };
     s.N = s.b * T;
-    const int L = cfg->n_layer;
-    if (rec->gran == FL_GRAN_RETRAIN) {
-        int masked, rank;
-        float alpha;
-        if (fl_lora_parse_arg(arg, &masked, &rank, &alpha) > 0) {
-            /* the adapters, their gradients and moments, the saved
-             * activations and (MaskLoRA) the one scratch: lora.c's count;
-             * the model and its masks are held as for retrain:full */
-            const int64_t held = model_bytes(cfg) + L * (sub_mask_bytes(&s, 0) + sub_mask_bytes(&s, 1));
-            const int64_t work = (int64_t)fl_lora_predict_working(cfg, masked, rank, 0, s.b, T);
-            take(out, work, held + work - 4 * all_params(&s, 0), masked ? "model (retrain:masklora)" : "model (retrain:lora)");
-            return 0;
-        }
-        predict_retrain(&s, trainable_bias_norm || (arg && !strcmp(arg, "bias-norm")), out);
-        return 0;
-    }
-    if (!rec->recover) return 0;   /* none: no recovery phase */
-
-    /* Live through every unit's recovery: the model, the sparse stream
-     * [NT,d] and, when a stream is dense, the dense model's second copy and
-     * the dense stream [NT,d]. Masks (a byte per weight) accumulate as the
-     * walk prunes. */
-    const int64_t NT = (int64_t)nwin * T, stream = 4 * NT * s.d, dense = prop != FL_PROP_SPARSE;
-    int64_t held = model_bytes(cfg) + stream + (dense ? model_bytes(cfg) + stream : 0), masks = 0;
-    char name[64];
-    if (rec->gran == FL_GRAN_MATRIX) {
-        /* Each site's input captured on the sparse stream Xs [NT,cw] (and on
-         * the dense stream Xd), its Gram statistics (cw x cw floats and cw
-         * doubles), and the linear's target Y [NT,rows]. */
-        lin_t lin[7];
-        const int k = block_linears(&s, lin);
-        static const char *n6[] = { "q", "k", "v", "o", "fc1", "fc2" }, *n7[] = { "q", "k", "v", "o", "gate", "up", "down" };
-        for (int l = 0; l < L; l++)
-            for (int i = 0; i < k; i++) {
-                const lin_t *li = &lin[i];
-                const int64_t cw = li->cols;
-                masks += li->rows * li->cols;
-                int64_t site = 4 * NT * cw * (dense ? 2 : 1) + 4 * cw * cw + 8 * cw + 4 * NT * li->rows;
-                int64_t rel;
-                if (rec->recover == fl_recover_ls) rel = linear_ls_rel(&s, li);
-                else {
-                    if (trainable_bias_norm && !li->bias)
-                        return fl_err("predict: layers.%d.%s has no bias or norm to train (--trainable bias-norm)", l, (k == 7 ? n7 : n6)[i]);
-                    rel = linear_adam_rel(&s, li, trainable_bias_norm);
-                }
-                snprintf(name, sizeof name, "layers.%d.%s", l, (k == 7 ? n7 : n6)[i]);
-                take(out, 4 * (li->rows * li->cols + (li->bias ? li->rows : 0)) + rel, held + masks + site + rel, name);
-            }
-        return 0;
-    }
-    /* Range units: the target Tg [NT,d] beside the streams. */
-    const int step = rec->gran == FL_GRAN_SUBLAYER ? 1 : 2 * (rec->blocks_per_unit ? rec->blocks_per_unit(arg, L) : 1);
-    for (int s0 = 0; s0 < 2 * L; s0 += step) {
-        int s1 = s0 + step < 2 * L ? s0 + step : 2 * L;
-        for (int k = s0; k < s1; k++) masks += sub_mask_bytes(&s, k % 2);
-        int64_t params, rel = range_rel(&s, s0, s1, trainable_bias_norm, &params);
-        if (step == 1) snprintf(name, sizeof name, "layers.%d.%s", s0 / 2, s0 % 2 ? "mlp" : "attn");
-        else if (s1 - s0 == 2) snprintf(name, sizeof name, "layers.%d", s0 / 2);
-        else snprintf(name, sizeof name, "layers.%d-%d", s0 / 2, s1 / 2 - 1);
-        take(out, params + rel, held + masks + stream + rel, name);
-    }
-    return 0;
+    int rc = predict_plan(&s, &in, &plan, prop, trainable_bias_norm, (int64_t)nwin * T, out);
+    fl_plan_free(&plan);
+    fl_recon_close(&in);
+    return rc;
 }

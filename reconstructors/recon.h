@@ -1,37 +1,78 @@
-/* Reconstructors as plug-ins: recovery after pruning. Like the criteria, a
- * reconstructor is a const struct (name, one-line description, granularity,
- * routine) in a file of its own (none.c, matrix.c, matrix_ls.c, sublayer.c,
- * block.c, blocks.c, retrain.c), listed in FL_RECONSTRUCTORS
- * (reconstructors/registry.c). Routines several share live beside them:
- * local.c (AdamW on a unit), ls.c (least squares), lora.c (adapters);
- * options.c parses the propagation modes and losses.
+/* Reconstructors as plug-ins: recovery after pruning (docs/ARCHITECTURE.md,
+ * "Plug-ins"). Like a criterion, a reconstructor is one const struct in a
+ * file of its own (none.c, matrix.c, matrix_ls.c, sublayer.c, block.c,
+ * blocks.c, retrain.c, lora.c), listed in FL_RECONSTRUCTORS
+ * (reconstructors/registry.c): a name, a one-line description, an option
+ * table parsed once per cell into a private struct, and three functions:
  *
- * The cell (harness/cell.c) cuts the decoder into units of the
- * reconstructor's granularity and, for each unit, hands the routine the
- * unit, its inputs X and targets Y over all calibration windows (already
- * chosen by the propagation mode, design.md step 4a); the routine trains the
- * unit's trainable parameters so that unit(X) approaches Y. Pruned weights
- * stay exactly zero (masks). */
+ *   plan()    the units it recovers, in depth order, from the model's
+ *             config alone: one linear, a range of sublayers, the whole
+ *             model (plan.c has the builders every plug-in uses);
+ *   recover() one unit: train its trainable parameters so that unit(X)
+ *             approaches Y (pruned weights stay exactly zero), or, for a
+ *             model unit, train the model on the calibration tokens;
+ *   predict() the bytes recovering one unit takes, from shapes alone.
+ *
+ * The cell (harness/cell.c) builds the plan once and walks it: statistics
+ * on the sparse stream, prune, recover, advance. fl_recon_predict
+ * (predict.c) walks the same plan and adds what the cell holds meanwhile.
+ * Neither knows which reconstructor it runs. Routines several plug-ins
+ * share live beside them: local.c (AdamW on a unit), ls.c (least squares),
+ * train.c (the training loop), options.c (propagation modes and losses). */
 #ifndef FL_RECON_H
 #define FL_RECON_H
 #include "model/model.h"
+#include "model/opts.h"
 #include <stddef.h>
-
-typedef enum {
-    FL_GRAN_NONE = 0,   /* no recovery; units are blocks (the Wanda/SparseGPT pass) */
-    FL_GRAN_MATRIX,     /* every linear alone */
-    FL_GRAN_SUBLAYER,   /* attention and MLP parts apart (the paper's "1/2") */
-    FL_GRAN_BLOCKS,     /* K consecutive blocks (block = 1) */
-    FL_GRAN_RETRAIN     /* prune everything, then train the whole model */
-} fl_gran;
 
 typedef enum { FL_PROP_SPARSE = 0, FL_PROP_DENSE, FL_PROP_DENSE_TARGET } fl_prop;
 typedef enum { FL_LOSS_MSE = 0, FL_LOSS_NMSE, FL_LOSS_COSINE } fl_loss;
 
-/* A unit: a range of sublayers, or one linear. */
+/* ---- plans ---------------------------------------------------------------- */
+
+typedef enum {
+    FL_UNIT_LINEAR = 0,   /* one linear of a block */
+    FL_UNIT_RANGE,        /* sublayers [s0, s1): an attention or MLP part, one or more blocks */
+    FL_UNIT_MODEL         /* the whole model, trained on the calibration tokens */
+} fl_unit_kind;
+
+/* One step of a cell's walk, from the config alone. The walk reaches the
+ * units in order; a unit with `prune` has its linears pruned there (with
+ * statistics collected on the sparse stream just before), a unit with
+ * `recover` is handed to the reconstructor. Every block linear is pruned
+ * by exactly one unit, before any unit after it in depth runs
+ * (fl_plan_check). */
 typedef struct {
-    int is_linear;
-    fl_range r;           /* ranges */
+    fl_unit_kind kind;
+    int s0, s1;           /* the sublayers spanned; a linear: its own sublayer, s1 = s0 + 1 */
+    int layer, lin;       /* linear units: the block and the index in fl_layer_linears order */
+    int prune, recover;
+    char name[64];        /* "layers.3.mlp", "layers.0-3", "layers.2.q", "model (retrain:full)" */
+} fl_plan_unit;
+
+typedef struct {
+    fl_plan_unit *u;      /* malloc'd */
+    int n, cap;
+} fl_plan;
+
+/* Builders for plan(): units of `sub` consecutive sublayers over the whole
+ * decoder (1 = attention and MLP apart, 2 = blocks, 2K = K blocks; the last
+ * may be shorter); every block linear alone, in depth order; one model
+ * unit. 0, or -1 with a message. */
+int fl_plan_ranges(fl_plan *p, const fl_config *c, int sub, int prune, int recover);
+/* One range unit, sublayers [s0, s1). */
+int fl_plan_range(fl_plan *p, const fl_config *c, int s0, int s1, int prune, int recover);
+int fl_plan_linears(fl_plan *p, const fl_config *c, int prune, int recover);
+int fl_plan_model(fl_plan *p, const char *name);
+/* Every block linear pruned exactly once, units in depth order, ranges
+ * inside the decoder; -1 with a message naming the reconstructor if not. */
+int fl_plan_check(const fl_plan *p, const fl_config *c, const char *who);
+void fl_plan_free(fl_plan *p);
+
+/* A unit bound to a model: the cell's (and the tests') view. */
+typedef struct {
+    fl_unit_kind kind;
+    fl_range r;           /* ranges and the model */
     fl_param *w, *b;      /* a linear: weight and bias (b may be NULL) */
     int in_w, out_w;      /* widths of X and Y rows */
     char name[64];
@@ -49,6 +90,17 @@ typedef struct {
                              next-token distribution replaces the hard targets */
 } fl_recon_opts;
 
+/* What recover() gets for one unit. */
+typedef struct {
+    fl_model *m;
+    const fl_unit *u;
+    const float *X, *Y;   /* linear and range units: inputs [nwin*T, u->in_w], targets [nwin*T, u->out_w] */
+    const int32_t *tok;   /* model units: the calibration windows' tokens [nwin*T] */
+    int nwin, T;
+    const fl_recon_opts *o;
+    const void *priv;     /* the reconstructor's parsed options */
+} fl_recover_job;
+
 typedef struct {
     char name[64];
     double loss_before, loss_after;
@@ -59,30 +111,65 @@ typedef struct {
     int diverged;
 } fl_unit_report;
 
+typedef struct fl_shapes fl_shapes;   /* predict.h: the shapes a prediction counts with */
+
+/* What predict() gets for one unit, and gives back. */
+typedef struct {
+    const fl_shapes *s;
+    const fl_plan_unit *u;
+    const void *priv;
+    int bias_norm_only;   /* --trainable bias-norm */
+} fl_predict_job;
+typedef struct {
+    int64_t working;      /* the unit's working set: its parameters, gradients, moments,
+                             saved activations and the routine's temporaries */
+    int64_t rel_peak;     /* the routine's tracked peak above what was live when it began */
+} fl_predict_unit;
+
+/* Which of a preset's tuned learning rates is a reconstructor's default
+ * (harness/presets.c). */
+typedef enum { FL_LR_LOCAL = 0, FL_LR_BLOCKS, FL_LR_RETRAIN } fl_lr_class;
+
+enum {
+    FL_REC_DISTILL = 1,   /* accepts --distill (trains on tokens, so a teacher can replace them) */
+    FL_REC_DENSIFIES = 2, /* its result is not sparse: it writes into pruned weights (LoRA's merge) */
+};
+
 typedef struct fl_reconstructor {
     const char *name, *desc;
-    fl_gran gran;
-    /* Argument after a colon ("blocks:2", "retrain:lora"); NULL = none allowed. */
-    int (*check_arg)(const char *arg);
-    /* Units of FL_GRAN_BLOCKS (and of the block-by-block pruning pass of
-     * none and retrain): blocks per unit from the arg; NULL = one block. */
-    int (*blocks_per_unit)(const char *arg, int n_layer);
-    /* Recover one unit from X -> Y over n rows of T tokens... NULL = none. */
-    int (*recover)(fl_model *m, const fl_unit *u, const float *X, const float *Y, int nwin, int T,
-                   const fl_recon_opts *o, fl_unit_report *rep);
-    /* FL_GRAN_RETRAIN: after every block is pruned, train the whole model on
-     * the calibration windows' tokens [nwin*T]; one report. NULL otherwise. */
-    int (*retrain)(fl_model *m, const char *arg, const int32_t *tok, int nwin, int T, const fl_recon_opts *o,
-                   fl_unit_report *rep);
+    const char *alias;             /* another accepted spelling ("retrain" for retrain:full), or NULL */
+    const fl_option *options;      /* model/opts.h; NULL = takes no options */
+    size_t priv_size;              /* the struct the options are parsed into */
+    int (*init)(void *priv);       /* optional: checks across options after parsing */
+    unsigned flags;                /* FL_REC_* */
+    fl_lr_class lr_class;
+    int (*plan)(const fl_config *c, const void *priv, fl_plan *plan);
+    int (*recover)(const fl_recover_job *j, fl_unit_report *rep);       /* NULL: recovers nothing */
+    int (*predict)(const fl_predict_job *j, fl_predict_unit *out);      /* NULL iff recover is */
 } fl_reconstructor;
 
-extern const fl_reconstructor *const FL_RECONSTRUCTORS[];
-int fl_recon_find(const char *spec, const fl_reconstructor **out, const char **arg);
+extern const fl_reconstructor *const FL_RECONSTRUCTORS[];   /* NULL-terminated */
+
+/* An opened reconstructor: the descriptor and its parsed options. */
+typedef struct {
+    const fl_reconstructor *r;
+    void *priv;
+} fl_recon_inst;
+
+/* "name", "name:options" or "name,options" (the longest registered name
+ * that matches): finds it, parses its options and runs its init. -1 with a
+ * message listing every reconstructor when the name is unknown. */
+int fl_recon_open(const char *spec, fl_recon_inst *out);
+void fl_recon_close(fl_recon_inst *in);
+/* Opens and closes: is spec a valid reconstructor with valid options? */
+int fl_recon_check(const char *spec);
+/* The plan of an opened reconstructor for config c, checked. */
+int fl_recon_plan(const fl_recon_inst *in, const fl_config *c, fl_plan *plan);
+
 int fl_prop_parse(const char *s, fl_prop *out);
 int fl_loss_parse(const char *s, fl_loss *out);
 const char *fl_prop_name(fl_prop p);
 const char *fl_loss_name(fl_loss l);
-const char *fl_gran_name(fl_gran g);
 
 /* Forward of a unit over a batch of B windows (x [B*T, in_w] -> y [B*T, out_w]);
  * with acts, keeps what backward needs (ranges only; a linear needs x). */
@@ -96,22 +183,28 @@ size_t fl_unit_param_bytes(fl_model *m, const fl_unit *u);
 /* The loss over rows of width w and its gradient (dy may be NULL). */
 double fl_recon_loss(fl_loss kind, const float *y, const float *t, int64_t rows, int w, float *dy);
 
-/* The AdamW routine shared by matrix, sublayer, block(s). */
-int fl_recover_adam(fl_model *m, const fl_unit *u, const float *X, const float *Y, int nwin, int T,
-                    const fl_recon_opts *o, fl_unit_report *rep);
-/* Retraining baselines (retrain:full, retrain:bias-norm; lora and masklora
- * through lora.c) on the calibration windows' tokens [nwin*T], next-token
- * cross-entropy: the retrain entry's routine. */
-int fl_retrain(fl_model *m, const char *arg, const int32_t *tok, int nwin, int T, const fl_recon_opts *o,
-               fl_unit_report *rep);
-int fl_retrain_check_arg(const char *arg);
-/* Pieces of the retraining loop shared by fl_retrain and fl_retrain_lora,
- * so both see the same batches in the same order. */
+/* The AdamW routine of matrix, sublayer, block and blocks:K (local.c). */
+int fl_recover_adam(const fl_recover_job *j, fl_unit_report *rep);
+/* Exact masked least squares for one linear (matrix-ls, ls.c). */
+int fl_recover_ls(const fl_recover_job *j, fl_unit_report *rep);
+/* Full retraining of every parameter, or of biases and norms only, on the
+ * calibration windows' tokens [nwin*T] with next-token cross-entropy (or
+ * the teacher's distribution with o->teacher): retrain:full and
+ * retrain:bias-norm (retrain.c). */
+int fl_retrain_full(fl_model *m, int bias_norm, const int32_t *tok, int nwin, int T, const fl_recon_opts *o,
+                    fl_unit_report *rep);
+
+/* ---- the retraining loop (retrain.c), shared by full retraining and the
+ * adapters (lora.c), so every baseline sees the same batches in the same
+ * order ------------------------------------------------------------------ */
+
 /* Next-token targets of the windows (the last token of each has none: -1); malloc'd. */
 int32_t *fl_retrain_targets(const int32_t *tok, int nwin, int T);
 /* Mean cross-entropy of the model over the windows, batch by batch. */
 double fl_retrain_mean_ce(fl_model *m, const int32_t *tok, const int32_t *tg, int nwin, int T, int batch);
-/* One epoch's seeded Fisher-Yates shuffle of perm[n], advancing *rs. */
+/* One epoch's seeded Fisher-Yates shuffle of perm[n], advancing *rs (an
+ * LCG stream of its own, kept so that retraining results stay comparable
+ * across versions; local reconstruction shuffles with splitmix64). */
 void fl_retrain_shuffle(int *perm, int n, uint64_t *rs);
 /* Copies the windows perm[w0 .. w0+batch) (fewer at the end) into tb, gb;
  * returns how many. */
@@ -128,9 +221,6 @@ int fl_retrain_soft_targets(fl_model *teacher, const int32_t *tb, const int32_t 
 int fl_retrain_loop(fl_model *m, const int32_t *tok, const int32_t *tg, int nwin, int T, int batch, int epochs, int accum,
                     int steps, const fl_recon_opts *o, const char *what, void (*step)(void *ctx, int accum), void *ctx,
                     fl_unit_report *rep);
-/* Exact masked least squares for one linear (matrix-ls). */
-int fl_recover_ls(fl_model *m, const fl_unit *u, const float *X, const float *Y, int nwin, int T,
-                  const fl_recon_opts *o, fl_unit_report *rep);
 
 /* ---- predicted memory --------------------------------------------------- */
 
@@ -153,8 +243,7 @@ typedef struct {
  * --batch-size `batch` (<= 0: the cell's default, 2). Per-thread kernel
  * scratch is counted for the current OpenMP thread count. `none` gives 0
  * and 0 (no recovery phase). Returns 0, or -1 with a message for a bad
- * argument or a reconstructor it cannot predict (retrain:lora and
- * retrain:masklora, for now). --distill's teacher is not counted. */
+ * argument. --distill's teacher is not counted. */
 int fl_recon_predict(const fl_config *cfg, const char *reconstruct, const char *propagation, int trainable_bias_norm,
                      int nwin, int T, int batch, fl_recon_predict_out *out);
 

@@ -3,10 +3,12 @@
  * next-token cross-entropy on the calibration windows: all parameters
  * (retrain:full) or biases and norms only (retrain:bias-norm). Pruned
  * weights stay exactly zero (masks). retrain:lora and retrain:masklora
- * train low-rank adapters instead (reconstructors/lora.c), with the same
- * batches (the helpers below). --distill works with all four. */
+ * (lora.c) train low-rank adapters instead, through the same loop
+ * (fl_retrain_loop below), so all four see the same batches. --distill
+ * works with all four. */
 #include "recon.h"
-#include "lora.h"
+#include "predict.h"
+#include "model/clock.h"
 #include "model/adamw.h"
 #include "model/alloc.h"
 #include "model/err.h"
@@ -14,22 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + 1e-9 * ts.tv_nsec;
-}
-
-int fl_retrain_check_arg(const char *arg) {
-    if (!arg || !strcmp(arg, "full") || !strcmp(arg, "bias-norm")) return 0;
-    int lo = fl_lora_parse_arg(arg, NULL, NULL, NULL);   /* lora, masklora[:rank=R,alpha=A] */
-    if (lo != 0) return lo < 0 ? -1 : 0;
-    return fl_err("retrain:%s: unknown mode (valid: full, bias-norm, lora, masklora; "
-                  "lora and masklora take :rank=R,alpha=A, default 8 and 16)", arg);
-}
 
 int32_t *fl_retrain_targets(const int32_t *tok, int nwin, int T) {
     int32_t *tg = malloc(sizeof(int32_t) * (size_t)nwin * T);
@@ -133,21 +120,13 @@ int fl_retrain_loop(fl_model *m, const int32_t *tok, const int32_t *tg, int nwin
     return rc;
 }
 
-int fl_retrain(fl_model *m, const char *arg, const int32_t *tok, int nwin, int T, const fl_recon_opts *o,
-               fl_unit_report *rep) {
-    int lora_masked, lora_rank;
-    float lora_alpha;
-    int lo = fl_lora_parse_arg(arg, &lora_masked, &lora_rank, &lora_alpha);
-    if (lo < 0) return -1;
-    if (lo > 0) {
-        if (o->bias_norm_only) return fl_err("--trainable bias-norm does not apply to retrain:%s", arg);
-        return fl_retrain_lora(m, lora_masked, lora_rank, lora_alpha, tok, nwin, T, o, rep);
-    }
-    const int bias_norm = (arg && !strcmp(arg, "bias-norm")) || o->bias_norm_only;
+int fl_retrain_full(fl_model *m, int bias_norm, const int32_t *tok, int nwin, int T, const fl_recon_opts *o,
+                    fl_unit_report *rep) {
+    bias_norm |= o->bias_norm_only;
     const int batch = o->batch > 0 ? (o->batch < nwin ? o->batch : nwin) : 1, accum = o->grad_accum > 0 ? o->grad_accum : 1;
     const int epochs = o->epochs > 0 ? o->epochs : 1, per_epoch = (nwin + batch - 1) / batch;
     const int micro = per_epoch * epochs, steps = (micro + accum - 1) / accum;
-    double t0 = now_s();
+    double t0 = fl_wall_s();
     snprintf(rep->name, sizeof rep->name, "model (retrain:%s%s)", bias_norm ? "bias-norm" : "full", o->teacher ? ", distilled" : "");
     /* targets: the next token inside each window; the last has none */
     int32_t *tg = fl_retrain_targets(tok, nwin, T);
@@ -175,11 +154,52 @@ int fl_retrain(fl_model *m, const char *arg, const int32_t *tok, int nwin, int T
     for (int i = 0; i < m->n_params; i++) fl_param_set_trainable(&m->params[i], 0);
     if (rc == 0) rep->loss_after = fl_retrain_mean_ce(m, tok, tg, nwin, T, batch);
     free(tg);
-    rep->seconds = now_s() - t0;
+    rep->seconds = fl_wall_s() - t0;
     return rc;
 }
 
-const fl_reconstructor fl_rec_retrain = {
-    .name = "retrain", .desc = "retrain:full|bias-norm|lora|masklora[:rank=R,alpha=A]: prune everything, then train the whole model (cross-entropy)",
-    .gran = FL_GRAN_RETRAIN, .check_arg = fl_retrain_check_arg, .retrain = fl_retrain,
+/* ---- the descriptors ------------------------------------------------------ */
+
+/* Prune every block as `none` does, then one unit: the model. */
+static int retrain_plan(const fl_config *c, const char *name, fl_plan *p) {
+    if (fl_plan_ranges(p, c, 2, 1, 0) != 0) return -1;
+    return fl_plan_model(p, name);
+}
+static int full_plan(const fl_config *c, const void *priv, fl_plan *p) {
+    (void)priv;
+    return retrain_plan(c, "model (retrain:full)", p);
+}
+static int bias_norm_plan(const fl_config *c, const void *priv, fl_plan *p) {
+    (void)priv;
+    return retrain_plan(c, "model (retrain:bias-norm)", p);
+}
+
+static int full_recover(const fl_recover_job *j, fl_unit_report *rep) {
+    return fl_retrain_full(j->m, 0, j->tok, j->nwin, j->T, j->o, rep);
+}
+static int bias_norm_recover(const fl_recover_job *j, fl_unit_report *rep) {
+    return fl_retrain_full(j->m, 1, j->tok, j->nwin, j->T, j->o, rep);
+}
+
+static int full_predict(const fl_predict_job *j, fl_predict_unit *out) {
+    fl_pred_retrain(j->s, j->bias_norm_only, out);
+    return 0;
+}
+static int bias_norm_predict(const fl_predict_job *j, fl_predict_unit *out) {
+    fl_pred_retrain(j->s, 1, out);
+    return 0;
+}
+
+const fl_reconstructor fl_rec_retrain_full = {
+    .name = "retrain:full", .alias = "retrain",
+    .desc = "prune everything, then retrain every parameter on the calibration windows (cross-entropy)",
+    .flags = FL_REC_DISTILL, .lr_class = FL_LR_RETRAIN,
+    .plan = full_plan, .recover = full_recover, .predict = full_predict,
+};
+
+const fl_reconstructor fl_rec_retrain_bias_norm = {
+    .name = "retrain:bias-norm",
+    .desc = "prune everything, then retrain only biases and norms (cross-entropy)",
+    .flags = FL_REC_DISTILL, .lr_class = FL_LR_RETRAIN,
+    .plan = bias_norm_plan, .recover = bias_norm_recover, .predict = bias_norm_predict,
 };

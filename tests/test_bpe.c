@@ -18,11 +18,11 @@
 #include "tests/testutil.h"
 #include "datasets/bpe.h"
 #include "datasets/corpus.h"
+#include "model/clock.h"
 #include "model/err.h"
 #include <limits.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <time.h>
 
 #define TIKTOKEN_VERSION "1.0.21"
 
@@ -77,12 +77,6 @@ static const fl_split *split(const char *name) {
     return NULL;
 }
 
-static double now_s(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
 static int setup(void **st) {
     (void)st;
     tu_tmpdir(g_tmp, sizeof g_tmp);
@@ -108,9 +102,9 @@ static int setup(void **st) {
     const char **tv = malloc(sizeof *tv * (size_t)tr->n);
     size_t *lv = malloc(sizeof *lv * (size_t)tr->n);
     for (int i = 0; i < tr->n; i++) tv[i] = tr->docs[i].text, lv[i] = tr->docs[i].len;
-    double t0 = now_s();
+    double t0 = fl_wall_s();
     int rc = fl_bpe_train(&g_trained, tv, lv, tr->n, 4096, 0);
-    printf("trained 4096 tokens on sotu-train (%zu bytes) in %.2f s\n", tr->bytes, now_s() - t0);
+    printf("trained 4096 tokens on sotu-train (%zu bytes) in %.2f s\n", tr->bytes, fl_wall_s() - t0);
     free(tv);
     free(lv);
     if (rc != 0) {
@@ -291,10 +285,10 @@ static void test_gpt2_matches_tiktoken(void **st) {
         write_file(path, cs[i].text, cs[i].len);
         cl += (size_t)snprintf(full + cl, cap - cl, " %d.txt", i);
     }
-    double t0 = now_s();
+    double t0 = fl_wall_s();
     assert_int_equal(sh("%s", full), 0);
     free(full);
-    double t_ref = now_s() - t0;
+    double t_ref = fl_wall_s() - t0;
 
     size_t rn;
     char *ref = read_file(out, &rn);
@@ -311,9 +305,9 @@ static void test_gpt2_matches_tiktoken(void **st) {
         at += 4 * (size_t)cnt;
         int32_t *ids;
         int64_t n;
-        t0 = now_s();
+        t0 = fl_wall_s();
         assert_int_equal(fl_bpe_encode(g_gpt2, cs[i].text, cs[i].len, &ids, &n), 0);
-        t_ours += now_s() - t0;
+        t_ours += fl_wall_s() - t0;
         int64_t k = 0;
         while (k < n && k < cnt && ids[k] == want[k]) k++;
         if (n != cnt || k < n)

@@ -1,4 +1,4 @@
-/* LoRA and MaskLoRA retraining (issue 5, "Retraining baselines"): the
+/* LoRA and MaskLoRA retraining (the paper's retraining baselines): the
  * low-rank linear kernels and a whole model with adapters against finite
  * differences (with and without masks, with --distill's soft targets) and
  * against PyTorch; with B = 0 the first forward is the pruned model's;
@@ -708,7 +708,7 @@ static void test_working_set(void **st) {
     o.epochs = 1;
     prune50();
     fl_unit_report full = { 0 };
-    assert_int_equal(fl_retrain(&g_m, "full", g_tok, NWIN, TT, &o, &full), 0);
+    assert_int_equal(fl_retrain_full(&g_m, 0, g_tok, NWIN, TT, &o, &full), 0);
     for (int mode = 0; mode < 4; mode++) {
         int masked = mode & 1, distill = mode >> 1;
         prune50();
@@ -757,30 +757,46 @@ static void test_bad_rank(void **st) {
     assert_false(g_m.layers[0].q_w->trainable);
 }
 
+/* Opens spec; on success returns its rank and alpha through the
+ * descriptor's parsed options. */
+static int open_lora(const char *spec, int *masked, int *rank, double *alpha) {
+    fl_recon_inst in;
+    if (fl_recon_open(spec, &in) != 0) return -1;
+    const fl_lora_opts *o = in.priv;
+    int ok = !strcmp(in.r->name, "retrain:lora") || !strcmp(in.r->name, "retrain:masklora");
+    if (ok) { *masked = !strcmp(in.r->name, "retrain:masklora"); *rank = o->rank; *alpha = o->alpha; }
+    fl_recon_close(&in);
+    return ok;
+}
+
 static void test_parse(void **st) {
     (void)st;
     int mk = -1, r = -1;
-    float a = -1;
-    assert_int_equal(fl_lora_parse_arg(NULL, &mk, &r, &a), 0);
-    assert_int_equal(fl_lora_parse_arg("full", &mk, &r, &a), 0);
-    assert_int_equal(fl_lora_parse_arg("bias-norm", &mk, &r, &a), 0);
-    assert_int_equal(fl_lora_parse_arg("loraX", &mk, &r, &a), 0);
-    assert_int_equal(fl_lora_parse_arg("lora", &mk, &r, &a), 1);
-    assert_int_equal(mk, 0); assert_int_equal(r, 8); assert_true(a == 16.0f);
-    assert_int_equal(fl_lora_parse_arg("masklora", &mk, &r, &a), 1);
-    assert_int_equal(mk, 1); assert_int_equal(r, 8); assert_true(a == 16.0f);
-    assert_int_equal(fl_lora_parse_arg("masklora:rank=16,alpha=32", &mk, &r, &a), 1);
-    assert_int_equal(mk, 1); assert_int_equal(r, 16); assert_true(a == 32.0f);
-    assert_int_equal(fl_lora_parse_arg("lora,r=4:a=2.5", &mk, &r, &a), 1);
-    assert_int_equal(mk, 0); assert_int_equal(r, 4); assert_true(a == 2.5f);
-    assert_int_equal(fl_lora_parse_arg("lora:rank=0", &mk, &r, &a), -1);
-    assert_int_equal(fl_lora_parse_arg("lora:rank=x", &mk, &r, &a), -1);
-    assert_int_equal(fl_lora_parse_arg("lora:alpha=-1", &mk, &r, &a), -1);
-    assert_int_equal(fl_lora_parse_arg("lora:beta=1", &mk, &r, &a), -1);
-    assert_non_null(strstr(fl_errmsg(), "unknown LoRA option"));
-    assert_int_equal(fl_lora_parse_arg("lora:", &mk, &r, &a), -1);
-    assert_int_equal(fl_lora_parse_arg("lora:rank=", &mk, &r, &a), -1);
-    assert_int_equal(fl_lora_parse_arg("masklora", NULL, NULL, NULL), 1);
+    double a = -1;
+    assert_int_equal(open_lora("retrain:full", &mk, &r, &a), 0);
+    assert_int_equal(open_lora("retrain", &mk, &r, &a), 0);        /* retrain alone = retrain:full */
+    assert_int_equal(open_lora("retrain:bias-norm", &mk, &r, &a), 0);
+    assert_int_equal(open_lora("retrain:loraX", &mk, &r, &a), -1);
+    assert_int_equal(open_lora("retrain:lora", &mk, &r, &a), 1);
+    assert_int_equal(mk, 0); assert_int_equal(r, 8); assert_true(a == 16.0);
+    assert_int_equal(open_lora("retrain:masklora", &mk, &r, &a), 1);
+    assert_int_equal(mk, 1); assert_int_equal(r, 8); assert_true(a == 16.0);
+    assert_int_equal(open_lora("retrain:masklora:rank=16,alpha=32", &mk, &r, &a), 1);
+    assert_int_equal(mk, 1); assert_int_equal(r, 16); assert_true(a == 32.0);
+    assert_int_equal(open_lora("retrain:lora,r=4,a=2.5", &mk, &r, &a), 1);
+    assert_int_equal(mk, 0); assert_int_equal(r, 4); assert_true(a == 2.5);
+    assert_int_equal(open_lora("retrain:lora:4,2.5", &mk, &r, &a), 1);   /* positional: rank, alpha */
+    assert_int_equal(r, 4); assert_true(a == 2.5);
+    assert_int_equal(open_lora("retrain:lora:rank=0", &mk, &r, &a), -1);
+    assert_int_equal(open_lora("retrain:lora:rank=x", &mk, &r, &a), -1);
+    assert_int_equal(open_lora("retrain:lora:alpha=-1", &mk, &r, &a), -1);
+    assert_int_equal(open_lora("retrain:lora:alpha=0", &mk, &r, &a), -1);
+    assert_non_null(strstr(fl_errmsg(), "alpha must be positive"));
+    assert_int_equal(open_lora("retrain:lora:beta=1", &mk, &r, &a), -1);
+    assert_non_null(strstr(fl_errmsg(), "retrain:lora"));
+    assert_non_null(strstr(fl_errmsg(), "rank"));
+    assert_int_equal(open_lora("retrain:lora:rank=", &mk, &r, &a), -1);
+    assert_int_equal(open_lora("retrain:lora:rank=4,rank=5", &mk, &r, &a), -1);
 }
 
 int main(void) {

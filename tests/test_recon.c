@@ -1,4 +1,4 @@
-/* Reconstruction (issue 5): propagation modes against a direct computation,
+/* Reconstruction: propagation modes against a direct computation,
  * masks kept exactly, losses and perplexity lowered, AdamW at matrix
  * granularity reaching the least-squares optimum, determinism, divergence,
  * and the order of working sets across granularities. */
@@ -102,10 +102,10 @@ static double run_ppl(fl_cell_cfg *c, fl_cell_result *r) {
 
 static float *g_spyX[8], *g_spyY[8];
 static int g_spyN;
-static int spy(fl_model *m, const fl_unit *u, const float *X, const float *Y, int nwin, int T,
-               const fl_recon_opts *o, fl_unit_report *rep) {
-    (void)m; (void)o; (void)rep;
-    size_t n = (size_t)nwin * T * u->in_w;
+static int spy(const fl_recover_job *j, fl_unit_report *rep) {
+    (void)rep;
+    const float *X = j->X, *Y = j->Y;
+    size_t n = (size_t)j->nwin * j->T * j->u->in_w;
     g_spyX[g_spyN] = malloc(sizeof(float) * n); memcpy(g_spyX[g_spyN], X, sizeof(float) * n);
     g_spyY[g_spyN] = malloc(sizeof(float) * n); memcpy(g_spyY[g_spyN], Y, sizeof(float) * n);
     g_spyN++;
@@ -334,14 +334,15 @@ static void test_adam_reaches_ls(void **s) {
     fl_param_set_mask(W, mask);
     memcpy(W0, W->w, sizeof(float) * W->n);
     memcpy(b0, b->w, sizeof(float) * b->n);
-    fl_unit u = { .is_linear = 1, .w = W, .b = b, .in_w = 16, .out_w = 24 };
+    fl_unit u = { .kind = FL_UNIT_LINEAR, .w = W, .b = b, .in_w = 16, .out_w = 24 };
     snprintf(u.name, sizeof u.name, "fc1");
     fl_recon_opts o = { .lr = 2e-2f, .epochs = 600, .batch = 8, .seed = 1, .ls_damp = 1e-9f };
     fl_unit_report ra = { 0 }, rl = { 0 };
-    assert_int_equal(fl_recover_ls(&m, &u, X, Y, nwin, T, &o, &rl), 0);
+    fl_recover_job job = { .m = &m, .u = &u, .X = X, .Y = Y, .nwin = nwin, .T = T, .o = &o };
+    assert_int_equal(fl_recover_ls(&job, &rl), 0);
     memcpy(W->w, W0, sizeof(float) * W->n);
     memcpy(b->w, b0, sizeof(float) * b->n);
-    assert_int_equal(fl_recover_adam(&m, &u, X, Y, nwin, T, &o, &ra), 0);
+    assert_int_equal(fl_recover_adam(&job, &ra), 0);
     print_message("loss before %.6g, least squares %.6g, adam %.6g\n", rl.loss_before, rl.loss_after, ra.loss_after);
     assert_true(rl.loss_after <= ra.loss_after * (1 + 1e-3) + 1e-7);   /* LS is the optimum */
     assert_true(ra.loss_after <= rl.loss_after * 1.02 + 1e-5);          /* Adam gets there */
@@ -356,7 +357,8 @@ static void test_bad_options(void **s) {
     fl_cell_result r;
     fl_cell_cfg c = base_cfg("bad", "blocks:0");
     assert_int_equal(fl_cell_run(&c, &r), -1);
-    assert_non_null(strstr(fl_errmsg(), "blocks:K"));
+    assert_non_null(strstr(fl_errmsg(), "reconstructor blocks"));
+    assert_non_null(strstr(fl_errmsg(), "or all"));
     c = base_cfg("bad", "frobnicate");
     assert_int_equal(fl_cell_run(&c, &r), -1);
     assert_non_null(strstr(fl_errmsg(), "valid"));

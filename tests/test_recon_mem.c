@@ -1,4 +1,4 @@
-/* Memory of recovery (issue 5): for every reconstructor and propagation
+/* Memory of recovery: for every reconstructor and propagation
  * mode, on a micro llama and a micro gpt2, the two figures a cell measures
  * with the tracked allocator (the largest unit's working set and the peak
  * of the recovery phase) agree within 10% with fl_recon_predict, which

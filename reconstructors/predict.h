@@ -1,0 +1,29 @@
+/* The shapes a memory prediction counts with, and the counts of the
+ * routines several reconstructors share (predict.c). A reconstructor's
+ * predict() gives the bytes of one unit; fl_recon_predict walks the plan
+ * and adds what the cell holds meanwhile. Sizes are in elements unless a
+ * name says bytes: b = min(batch, nwin) windows per optimiser batch, N = b*T
+ * tokens, d hidden, qd = heads*hd, kvd = kv_heads*hd, F ffn, V vocab, nt =
+ * OpenMP threads (the kernels' per-thread scratch). */
+#ifndef FL_PREDICT_H
+#define FL_PREDICT_H
+#include "recon.h"
+
+struct fl_shapes {
+    const fl_config *c;
+    int64_t b, T, N, d, qd, kvd, F, V, nt;
+    int swiglu;
+};
+
+/* The model's parameters, unpadded (fl_model_num_params), in elements: all
+ * of them, or biases and norms only. */
+int64_t fl_pred_all_params(const fl_shapes *s, int bias_norm_only);
+
+/* predict() of the shared routines: fl_recover_adam on a range or a linear
+ * unit, fl_recover_ls on a linear unit, fl_retrain_full on the model. */
+int fl_pred_range_adam(const fl_predict_job *j, fl_predict_unit *out);
+int fl_pred_linear_adam(const fl_predict_job *j, fl_predict_unit *out);
+int fl_pred_linear_ls(const fl_predict_job *j, fl_predict_unit *out);
+void fl_pred_retrain(const fl_shapes *s, int bias_norm, fl_predict_unit *out);
+
+#endif

@@ -1,0 +1,196 @@
+/* Every registered reconstructor, through the generic interface only: its
+ * descriptor is complete, its plan is valid, and a cell with it on a micro
+ * model runs, keeps the masks exactly (unless it declares that it
+ * densifies), lowers (never raises) the loss of every unit it recovers,
+ * and uses exactly the bytes its predict() says. A new reconstructor is
+ * tested here from its first build, without a line added. */
+#include "tests/testutil.h"
+#include "datasets/tokfile.h"
+#include "harness/cell.h"
+#include "model/alloc.h"
+#include "model/checkpoint.h"
+#include "model/err.h"
+#include "model/gemm.h"
+
+static char g_dir[256], g_calib[300], g_eval[300], g_model[300];
+
+enum { VOCAB = 48, SEQ = 16, NWIN = 6, RBATCH = 4 };
+
+static int setup(void **st) {
+    (void)st;
+    tu_tmpdir(g_dir, sizeof g_dir);
+    snprintf(g_calib, sizeof g_calib, "%s/calib.bin", g_dir);
+    snprintf(g_eval, sizeof g_eval, "%s/eval.bin", g_dir);
+    snprintf(g_model, sizeof g_model, "%s/model", g_dir);
+    /* a learnable token stream (each token mostly follows from the one
+     * before), so training lowers the loss */
+    int32_t t[4000];
+    uint64_t s = 5;
+    t[0] = 1;
+    for (int i = 1; i < 4000; i++) t[i] = tu_rng(&s) % 4 ? (t[i - 1] * 7 + 3) % VOCAB : (int32_t)(tu_rng(&s) % VOCAB);
+    if (fl_tokfile_write(g_calib, t, 4000) != 0 || fl_tokfile_write(g_eval, t, 200) != 0) return -1;
+    fl_config c = { 0 };
+    fl_config_family_defaults(&c, FL_QWEN2);   /* q/k/v biases: every unit kind has something to train */
+    c.vocab = VOCAB; c.d = 32; c.n_layer = 3; c.n_head = 4; c.n_kv_head = 2; c.head_dim = 8; c.d_ff = 48; c.max_pos = SEQ;
+    fl_model m;
+    if (fl_model_create(&m, &c) != 0) return -1;
+    fl_model_init_random(&m, 11);
+    int rc = fl_model_save(&m, g_model);
+    fl_model_free(&m);
+    return rc;
+}
+
+static int teardown(void **st) { (void)st; tu_rmrf(g_dir); return 0; }
+
+/* The descriptor alone: every field generic code relies on. */
+static void test_descriptors(void **st) {
+    (void)st;
+    int n = 0;
+    fl_config cfg;
+    assert_int_equal(fl_config_load(&cfg, g_model), 0);
+    for (int i = 0; FL_RECONSTRUCTORS[i]; i++, n++) {
+        const fl_reconstructor *r = FL_RECONSTRUCTORS[i];
+        assert_non_null(r->name);
+        assert_true(r->desc && strlen(r->desc) > 10 && !strchr(r->desc, '\n'));
+        assert_non_null(r->plan);
+        assert_true((r->recover == NULL) == (r->predict == NULL));
+        assert_true((r->options == NULL) == (r->priv_size == 0));
+        for (const fl_option *o = r->options; o && o->name; o++) assert_true(o->help && o->help[0]);
+        for (int j = 0; j < i; j++) assert_string_not_equal(FL_RECONSTRUCTORS[j]->name, r->name);
+        /* opens by its own name with every option at its default, and plans */
+        fl_recon_inst in;
+        assert_int_equal(fl_recon_open(r->name, &in), 0);
+        assert_ptr_equal(in.r, r);
+        fl_plan p;
+        assert_int_equal(fl_recon_plan(&in, &cfg, &p), 0);
+        assert_true(p.n > 0);
+        int recovers = 0;
+        for (int k = 0; k < p.n; k++) recovers += p.u[k].recover;
+        assert_true((recovers > 0) == (r->recover != NULL));
+        fl_plan_free(&p);
+        fl_recon_close(&in);
+    }
+    assert_true(n >= 10);
+    /* unknown names list every reconstructor */
+    fl_recon_inst in;
+    assert_int_equal(fl_recon_open("frobnicate:3", &in), -1);
+    for (int i = 0; FL_RECONSTRUCTORS[i]; i++) assert_non_null(strstr(fl_errmsg(), FL_RECONSTRUCTORS[i]->name));
+    assert_int_equal(fl_recon_open("matrix:3", &in), -1);   /* no options */
+    assert_non_null(strstr(fl_errmsg(), "takes no options"));
+}
+
+/* fl_plan_check refuses plans that would leave a linear unpruned, prune
+ * one twice, or walk backwards. */
+static void test_plan_check(void **st) {
+    (void)st;
+    fl_config cfg;
+    assert_int_equal(fl_config_load(&cfg, g_model), 0);
+    fl_plan p = { 0 };
+    assert_int_equal(fl_plan_ranges(&p, &cfg, 2, 1, 1), 0);
+    assert_int_equal(fl_plan_check(&p, &cfg, "t"), 0);
+    p.u[1].prune = 0;
+    assert_int_equal(fl_plan_check(&p, &cfg, "t"), -1);
+    assert_non_null(strstr(fl_errmsg(), "layers.1.q"));
+    p.u[1].prune = 1;
+    fl_plan_unit u = p.u[0];
+    p.u[0] = p.u[2]; p.u[2] = u;
+    assert_int_equal(fl_plan_check(&p, &cfg, "t"), -1);
+    fl_plan_free(&p);
+    assert_int_equal(fl_plan_ranges(&p, &cfg, 1, 1, 1), 0);
+    assert_int_equal(fl_plan_linears(&p, &cfg, 1, 1), 0);   /* everything twice, and backwards */
+    assert_int_equal(fl_plan_check(&p, &cfg, "t"), -1);
+    fl_plan_free(&p);
+    assert_int_equal(fl_plan_linears(&p, &cfg, 1, 1), 0);
+    p.u[1] = p.u[0];                                         /* q twice, k never */
+    assert_int_equal(fl_plan_check(&p, &cfg, "t"), -1);
+    assert_non_null(strstr(fl_errmsg(), "layers.0.q 2 times"));
+    fl_plan_free(&p);
+    assert_int_equal(fl_plan_linears(&p, &cfg, 1, 1), 0);
+    assert_int_equal(fl_plan_model(&p, "model"), 0);
+    assert_int_equal(fl_plan_check(&p, &cfg, "t"), 0);
+    p.u[p.n - 1].prune = 1;
+    assert_int_equal(fl_plan_check(&p, &cfg, "t"), -1);
+    fl_plan_free(&p);
+}
+
+/* Rows of the saved model's block linears that do not lose exactly half
+ * their weights (the row pattern at 0.5). */
+static int rows_off_pattern(const char *dir) {
+    fl_model m;
+    assert_int_equal(fl_model_load(&m, dir), 0);
+    int bad = 0;
+    for (int l = 0; l < m.cfg.n_layer; l++) {
+        fl_param *w[7];
+        int k = fl_layer_linears(&m, l, w, NULL, NULL);
+        for (int i = 0; i < k; i++)
+            for (int r = 0; r < w[i]->rows; r++) {
+                int z = 0;
+                for (int c = 0; c < w[i]->cols; c++) z += w[i]->w[(int64_t)r * w[i]->cols + c] == 0.0f;
+                bad += z != w[i]->cols / 2;
+            }
+    }
+    fl_model_free(&m);
+    return bad;
+}
+
+static void run_one(const char *spec, int idx) {
+    char out[400];
+    snprintf(out, sizeof out, "%s/cell_%d", g_dir, idx);
+    fl_recon_inst in;
+    assert_int_equal(fl_recon_open(spec, &in), 0);
+    const int densifies = (in.r->flags & FL_REC_DENSIFIES) != 0, recovers = in.r->recover != NULL;
+    fl_recon_close(&in);
+    fl_cell_cfg c = { .model_dir = g_model, .criterion = "wanda", .sparsity = "0.5", .pattern = "row",
+                      .reconstruct = spec, .calib_file = g_calib, .calib_samples = NWIN, .seqlen = SEQ, .seed = 1,
+                      .n_evals = 1, .eval_max_windows = 1, .out_dir = out, .cache = g_dir, .lr = 1e-4f, .epochs = 2,
+                      .recon_batch = RBATCH };
+    c.evals[0] = g_eval;
+    fl_cell_result r;
+    int rc = fl_cell_run(&c, &r);
+    if (rc != 0) print_error("%s: %s\n", spec, fl_errmsg());
+    assert_int_equal(rc, 0);
+    /* the masks hold: every row of every linear exactly half zeros */
+    int off = rows_off_pattern(out);
+    print_message("%-24s units %2d  rows off the pattern %d  sparsity %.4f\n", spec, r.n_units, off, r.sparsity);
+    if (densifies) assert_true(off > 0 && r.sparsity < 0.5);   /* it says so, and it does */
+    else {
+        assert_int_equal(off, 0);
+        assert_true(r.sparsity == 0.5);
+    }
+    /* one report per recovering unit; none rises */
+    assert_true((r.n_units > 0) == recovers);
+    for (int i = 0; i < r.n_units; i++) {
+        const fl_unit_report *u = &r.units[i];
+        if (!(u->loss_after <= u->loss_before)) print_error("%s %s: loss %g -> %g\n", spec, u->name, u->loss_before, u->loss_after);
+        assert_true(u->loss_after <= u->loss_before);
+        assert_true(u->steps > 0 && u->working_bytes > 0);
+    }
+    /* predict() = what the tracked allocator measured, exactly */
+    fl_config cfg;
+    assert_int_equal(fl_config_load(&cfg, g_model), 0);
+    fl_recon_predict_out p;
+    assert_int_equal(fl_recon_predict(&cfg, spec, NULL, 0, NWIN, SEQ, RBATCH, &p), 0);
+    print_message("%-24s working %zu / predicted %zu, recovery peak %zu / predicted %zu\n", spec, r.working_bytes,
+                  p.working_bytes, r.peak_recover_bytes, p.peak_recover_bytes);
+    assert_true(r.working_bytes == p.working_bytes);
+    assert_true(r.peak_recover_bytes == p.peak_recover_bytes);
+    fl_cell_result_free(&r);
+}
+
+static void test_every_reconstructor(void **st) {
+    (void)st;
+    int i = 0;
+    for (; FL_RECONSTRUCTORS[i]; i++) run_one(FL_RECONSTRUCTORS[i]->name, i);
+    run_one("blocks:2", i++);   /* a last unit shorter than the others */
+    run_one("retrain:masklora:rank=4,alpha=8", i++);
+}
+
+int main(void) {
+    fl_threads_init(0);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_descriptors),
+        cmocka_unit_test(test_plan_check),
+        cmocka_unit_test(test_every_reconstructor),
+    };
+    return cmocka_run_group_tests_name("registry", tests, setup, teardown);
+}
