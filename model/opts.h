@@ -7,16 +7,21 @@
  * The text after the name ("ria:alpha=0.5", "sparseswaps:warm=ria,budget=8",
  * "blocks:2") has two accepted forms:
  *   - named: comma-separated key=value items ("alpha=0.5,iters=20"); an item
- *     without '=' is positional and fills the next option in table order not
- *     yet set. A value may be wrapped in parentheses to hold commas of its
- *     own: "warm=(sparsefw:alpha=0.5,iters=10),budget=4".
- *   - legacy positional: when the text holds no '=' at all, it is split on
- *     ':' and ',' and the pieces fill the options in table order
- *     ("sparseswaps:ria:100" = warm=ria, budget=100). A FL_OPT_SPEC option
- *     in this form takes exactly one piece (a bare plug-in name).
+ *     that does not start with "key=" is positional and fills the next option
+ *     in table order not yet set ("sparseswaps:ria:alpha=1,budget=8" sets
+ *     warm to "ria:alpha=1"). A value may be wrapped in parentheses to hold
+ *     commas of its own: "warm=(sparsefw:alpha=0.5,iters=10),budget=4".
+ *   - legacy positional: when the text holds no '=' outside parentheses, it
+ *     is split on ':' and ',' (outside parentheses) and the pieces fill the
+ *     options in table order ("sparseswaps:ria:100" = warm=ria, budget=100);
+ *     an empty piece keeps that option's default ("sparsefw:ria::5"). A
+ *     FL_OPT_SPEC option in this form takes exactly one piece: a bare plug-in
+ *     name, or a parenthesized spec ("sparseswaps:(ria:alpha=1):100").
  * Every value is range-checked; an unknown key, a repeated key, too many
- * positional values, a malformed number or a value out of range is one
- * error line naming the plug-in and listing the valid options. */
+ * values, an empty named item, a malformed number (numbers are decimal:
+ * no inf, nan or hex), a value out of range, a string not among its choices
+ * or longer than FL_OPT_STRLEN-1, or unbalanced parentheses is one error line
+ * naming the plug-in and listing the valid options. */
 #ifndef FL_OPTS_H
 #define FL_OPTS_H
 #include <stddef.h>
