@@ -108,8 +108,7 @@ static int range_pass(fl_model *m, fl_range r, const float *in, float *out, int 
 typedef struct {
     const fl_cell_cfg *c;
     fl_model *m, *dense;          /* dense: a copy of the unpruned model, for the dense stream */
-    const fl_criterion *crit;
-    const char *carg;
+    const fl_crit_inst *crit;     /* opened once per cell, by fl_cell_run */
     fl_pattern pat;
     const fl_reconstructor *rec;
     const char *rarg;
@@ -137,7 +136,7 @@ static int prune_linear(walk_t *w, int l, int i, fl_param *p, const fl_stats *st
     float *W0 = fl_allocf((size_t)p->n);
     memcpy(W0, p->w, sizeof(float) * p->n);
     uint8_t *mask = fl_alloc((size_t)p->n);
-    fl_prune_job job = { .arg = w->carg, .W = p->w, .rows = p->rows, .cols = p->cols, .st = st, .pat = w->pat,
+    fl_prune_job job = { .W = p->w, .rows = p->rows, .cols = p->cols, .st = st, .pat = w->pat,
                          .mask = mask, .seed = w->c->seed * 1000003ull + (uint64_t)(l * 8 + i) };
     int rc = fl_criterion_run(w->crit, &job);
     if (rc == 0) rc = fl_param_set_mask(p, mask);
@@ -297,10 +296,9 @@ static int eval_tokens(const fl_cell_cfg *c, const char *spec, int vocab, int32_
 
 /* ---- the cell ----------------------------------------------------------- */
 
-int fl_cell_run(const fl_cell_cfg *c, fl_cell_result *r) {
+static int cell_run(const fl_cell_cfg *c, fl_cell_result *r, const fl_crit_inst *crit) {
     memset(r, 0, sizeof *r);
-    walk_t w = { .c = c, .r = r };
-    if (fl_criterion_find(c->criterion, &w.crit, &w.carg) != 0) return -1;
+    walk_t w = { .c = c, .r = r, .crit = crit };
     if (fl_pattern_parse(c->sparsity, c->pattern, &w.pat) != 0) return -1;
     if (fl_recon_find(c->reconstruct ? c->reconstruct : "none", &w.rec, &w.rarg) != 0) return -1;
     if (fl_prop_parse(c->propagation ? c->propagation : "sparse", &w.prop) != 0) return -1;
@@ -539,6 +537,17 @@ int fl_cell_run(const fl_cell_cfg *c, fl_cell_result *r) {
     rc = fl_write_file_atomic(path, js, strlen(js));
     free(js);
     fl_model_free(&m);
+    return rc;
+}
+
+/* The criterion is opened (its options parsed, a warm start resolved) once
+ * for the cell, and closed on every way out of it. */
+int fl_cell_run(const fl_cell_cfg *c, fl_cell_result *r) {
+    memset(r, 0, sizeof *r);
+    fl_crit_inst crit;
+    if (fl_criterion_open(c->criterion, &crit) != 0) return -1;
+    int rc = cell_run(c, r, &crit);
+    fl_criterion_close(&crit);
     return rc;
 }
 

@@ -132,8 +132,8 @@ int fl_cmd_prune(int argc, char **argv) {
 
 static const char *LIST_HELP =
     "usage: freelunch list\n"
-    "Prints every pruning criterion (and, once they land, every reconstructor)\n"
-    "with its one-line description.\n" FL_COMMON_HELP;
+    "Prints every pruning criterion with its one-line description and its\n"
+    "options (name=default, range, help), and every reconstructor.\n" FL_COMMON_HELP;
 
 int fl_cmd_list(int argc, char **argv) {
     static struct option o[] = { FL_COMMON_OPTS, { 0, 0, 0, 0 } };
@@ -144,8 +144,17 @@ int fl_cmd_list(int argc, char **argv) {
     }
     static const char *needs[] = { "no data", "activation norms", "Gram matrix X^T X" };
     printf("criteria:\n");
-    for (int i = 0; FL_CRITERIA[i]; i++)
-        printf("  %-12s %s [%s]\n", FL_CRITERIA[i]->name, FL_CRITERIA[i]->desc, needs[FL_CRITERIA[i]->stats]);
+    for (int i = 0; FL_CRITERIA[i]; i++) {
+        const fl_criterion *c = FL_CRITERIA[i];
+        printf("  %-12s %s [%s]\n", c->name, c->desc, needs[c->stats]);
+        for (int k = 0; c->options && c->options[k].name; k++) {   /* one line per option, with its help */
+            const fl_option one[2] = { c->options[k], { .name = NULL } };
+            char d[512];
+            printf("  %-12s   %s: %s\n", "", fl_opts_describe(one, d, sizeof d), c->options[k].help);
+        }
+    }
+    printf("criterion options: named (ria:alpha=1, sparsefw:warm=(ria:alpha=1),iters=5) or positional in table order\n"
+           "  (ria:1, sparseswaps:wanda:100); a warm start takes its own options; parentheses hold commas\n");
     printf("sparsity patterns: row (default), matrix, N:M (e.g. 2:4, 4:8)\n");
     printf("reconstructors:\n");
     for (int i = 0; FL_RECONSTRUCTORS[i]; i++)
