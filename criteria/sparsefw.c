@@ -23,7 +23,7 @@
  * one GEMM over all such rows. In practice the oracle's vertex jumps around
  * between iterations (at the relaxed optimum every fractional entry has the
  * same gradient), so an iteration costs about one GEMM, 2 rows d^2 flops:
- * ITERS x 14.5 GFLOP for a 768 x 3072 layer. The row and N:M budgets are
+ * iters x 14.5 GFLOP for a 768 x 3072 layer. The row and N:M budgets are
  * products over rows, so each row gets its own exact step; blocks of 64
  * rows run in parallel, each on one thread with its own single-threaded
  * GEMMs (no barrier per iteration; O(64 d) memory per block). The matrix
@@ -31,12 +31,12 @@
  * one step size serves all rows, and the threads share each iteration
  * (O(rows d) doubles of state). c starts from one GEMM.
  *
- * ALPHA (default 0, in [0, 1)): the fraction of the warm start's kept weights
- * fixed to 1 (in each row / group / the matrix, floor(ALPHA k) of them) and
+ * alpha (default 0, in [0, 1)): the fraction of the warm start's kept weights
+ * fixed to 1 (in each row / group / the matrix, floor(alpha k) of them) and
  * excluded from the oracle's budget. Criteria give masks, not scores, so the
  * warm start's kept weights are ranked by Wanda's saliency |W_ij| ||X_j||
- * (||X_j||^2 = G_jj); with WARM = wanda that is the warm start's own order.
- * Frank-Wolfe starts at the warm-start mask, a vertex. ITERS (default 100):
+ * (||X_j||^2 = G_jj); with warm = wanda that is the warm start's own order.
+ * Frank-Wolfe starts at the warm-start mask, a vertex. iters (default 100):
  * iterations; a row stops early when its Frank-Wolfe gap falls below 1e-12 f.
  *
  * Rounding keeps, in each row / group / the matrix, the fixed entries and

@@ -1,6 +1,7 @@
-/* sparseswaps[:warm=SPEC,budget=N] (Zimmer et al., "SparseSwaps: Tractable LLM
- * Pruning Mask Refinement at Scale", arXiv 2512.10922): refine another
- * criterion's mask by 1-swaps that lower the layer-wise pruning error.
+/* sparseswaps[:warm=SPEC,budget=N] (Zimmer et al., "SparseSwaps: Tractable
+ * LLM Pruning Mask Refinement at Scale", arXiv 2512.10922): refine another
+ * criterion's mask (the warm start, wanda by default, with its own options)
+ * by 1-swaps that lower the layer-wise pruning error.
  *
  * With equal sparsity per row the layer error ||X W^T - X W'^T||^2 splits
  * into independent row errors E = r^T G r, r = w o (1 - m) the pruned part
@@ -12,7 +13,7 @@
  *   b_u = -2 w_u c_u + w_u^2 G_uu    (restore u alone),
  * each O(1) from c; after the swap c += w_p G[:,p] - w_u G[:,u], O(d).
  * The row repeatedly applies the best improving swap until none improves
- * (a 1-swap local optimum) or BUDGET swaps are spent. Kept weights are not
+ * (a 1-swap local optimum) or `budget` swaps are spent. Kept weights are not
  * updated: this criterion only chooses the mask.
  *
  * Search for the best swap (d = row width, k = kept count):
