@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 static const char *PRUNE_HELP =
-    "usage: freelunch prune --model DIR --criterion NAME[:ARG] --sparsity S|N:M [--pattern row|matrix]\n"
+    "usage: freelunch prune --model DIR --criterion NAME[:OPTIONS] --sparsity S|N:M [--pattern row|matrix]\n"
     "                       [--reconstruct NAME] [--propagation MODE] [--loss L] [--trainable all|bias-norm]\n"
     "                       [--lr X] [--epochs E] [--batch-size B] [--grad-accum K] [--weight-decay W]\n"
     "                       (--calib FILE.bin | --calib-split NAME)\n"
@@ -24,7 +24,8 @@ static const char *PRUNE_HELP =
     "calib.bin (the windows used) and freelunch.json (achieved sparsity, layer-wise\n"
     "error ||XW^T - XW'^T||^2/||XW^T||^2 of every linear, perplexities, profile);\n"
     "then prints perplexity on every --eval set (default: the test splits).\n"
-    "  --criterion C     see 'freelunch list'\n"
+    "  --criterion C     NAME or NAME:key=value,... or NAME:v1:v2 (e.g. ria:alpha=1,\n"
+    "                    sparseswaps:wanda:100); see 'freelunch list'\n"
     "  --sparsity S      fraction pruned in (0,1), or N:M (N kept of every M inputs)\n"
     "  --pattern P       row (default: each row loses the same fraction) or matrix\n"
     "  --reconstruct R   none (default), matrix, matrix-ls, sublayer, block, blocks:K, blocks:all,\n"
