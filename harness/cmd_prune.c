@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 static const char *PRUNE_HELP =
-    "usage: freelunch prune --model DIR --criterion NAME[:ARG] --sparsity S|N:M [--pattern row|matrix]\n"
+    "usage: freelunch prune --model DIR --criterion NAME[:OPTIONS] --sparsity S|N:M [--pattern row|matrix]\n"
     "                       [--reconstruct NAME] [--propagation MODE] [--loss L] [--trainable all|bias-norm]\n"
     "                       [--lr X] [--epochs E] [--batch-size B] [--grad-accum K] [--weight-decay W]\n"
     "                       (--calib FILE.bin | --calib-split NAME)\n"
@@ -24,7 +24,8 @@ static const char *PRUNE_HELP =
     "calib.bin (the windows used) and freelunch.json (achieved sparsity, layer-wise\n"
     "error ||XW^T - XW'^T||^2/||XW^T||^2 of every linear, perplexities, profile);\n"
     "then prints perplexity on every --eval set (default: the test splits).\n"
-    "  --criterion C     see 'freelunch list'\n"
+    "  --criterion C     NAME or NAME:key=value,... or NAME:v1:v2 (e.g. ria:alpha=1,\n"
+    "                    sparseswaps:wanda:100); see 'freelunch list'\n"
     "  --sparsity S      fraction pruned in (0,1), or N:M (N kept of every M inputs)\n"
     "  --pattern P       row (default: each row loses the same fraction) or matrix\n"
     "  --reconstruct R   none (default), matrix, matrix-ls, sublayer, block, blocks:K, blocks:all,\n"
@@ -144,8 +145,17 @@ int fl_cmd_list(int argc, char **argv) {
     }
     static const char *needs[] = { "no data", "activation norms", "Gram matrix X^T X" };
     printf("criteria:\n");
-    for (int i = 0; FL_CRITERIA[i]; i++)
-        printf("  %-12s %s [%s]\n", FL_CRITERIA[i]->name, FL_CRITERIA[i]->desc, needs[FL_CRITERIA[i]->stats]);
+    for (int i = 0; FL_CRITERIA[i]; i++) {
+        const fl_criterion *c = FL_CRITERIA[i];
+        printf("  %-12s %s [%s]\n", c->name, c->desc, needs[c->stats]);
+        for (int k = 0; c->options && c->options[k].name; k++) {   /* one line per option, with its help */
+            const fl_option one[2] = { c->options[k], { .name = NULL } };
+            char d[512];
+            printf("  %-12s   %s: %s\n", "", fl_opts_describe(one, d, sizeof d), c->options[k].help);
+        }
+    }
+    printf("criterion options: named (ria:alpha=1, sparsefw:warm=(ria:alpha=1),iters=5) or positional in table order\n"
+           "  (ria:1, sparseswaps:wanda:100); a warm start takes its own options; parentheses hold commas\n");
     printf("sparsity patterns: row (default), matrix, N:M (e.g. 2:4, 4:8)\n");
     printf("reconstructors:\n");
     for (int i = 0; FL_RECONSTRUCTORS[i]; i++) {

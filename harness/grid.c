@@ -192,13 +192,15 @@ static int check_num(const char *src, const char *key, const char *v, int intege
 }
 
 static int check_one(const char *src, const char *key, const char *v) {
-    const fl_criterion *c;
-    const char *arg;
+    fl_crit_inst ci;
     fl_pattern pat;
     fl_prop prop;
     fl_loss loss;
     int rc = 0;
-    if (!strcmp(key, "criterion")) rc = fl_criterion_find(v, &c, &arg);
+    if (!strcmp(key, "criterion")) {   /* opened and closed: its options and warm start are checked too */
+        rc = fl_criterion_open(v, &ci);
+        fl_criterion_close(&ci);
+    }
     else if (!strcmp(key, "reconstruct")) rc = fl_recon_check(v);
     else if (!strcmp(key, "sparsity")) rc = fl_pattern_parse(v, "row", &pat);
     else if (!strcmp(key, "pattern")) rc = strcmp(v, "row") && strcmp(v, "matrix") ? fl_err("unknown pattern '%s' (valid: row, matrix)", v) : 0;
