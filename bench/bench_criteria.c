@@ -97,9 +97,7 @@ int main(int argc, char **argv) {
         if (!strcmp(argv[i], "--quick")) quick = 1;
         else if (!strcmp(argv[i], "--ref") && i + 1 < argc) ref = argv[++i];
         else {
-            const fl_criterion *c;
-            const char *arg;
-            if (fl_criterion_find(argv[i], &c, &arg) != 0) { fprintf(stderr, "bench_criteria: %s\n", fl_errmsg()); return 2; }
+            if (!fl_criterion_find(argv[i], NULL)) { fprintf(stderr, "bench_criteria: %s\n", fl_errmsg()); return 2; }
             sel[nsel++] = argv[i];
         }
     }
@@ -169,10 +167,12 @@ int main(int argc, char **argv) {
         for (int ci = 0; FL_CRITERIA[ci]; ci++) {
             const fl_criterion *c = FL_CRITERIA[ci];
             if (!wanted(c->name, sel, nsel)) continue;
+            fl_crit_inst inst;   /* the defaults: opened once, as a cell does */
+            if (fl_criterion_open(c->name, &inst) != 0) { fprintf(stderr, "bench_criteria: %s\n", fl_errmsg()); return 2; }
             for (int pi = 0; pi < 2; pi++) {
                 fl_pattern p;
                 if (fl_pattern_parse(PATS[pi].sparsity, PATS[pi].kind, &p) != 0) return 2;
-                fl_stats_kind sk = fl_criterion_stats(c, NULL);
+                fl_stats_kind sk = fl_criterion_stats(&inst);
                 double t[50];
                 int ok = 1;
                 int done = 0;
@@ -182,7 +182,7 @@ int main(int argc, char **argv) {
                     fl_prune_job job = { .W = W, .rows = R, .cols = C, .pat = p, .mask = mask, .seed = 1,
                                          .st = sk == FL_STATS_NONE ? NULL : sk == FL_STATS_NORMS ? &norms : &gram };
                     double a = now();
-                    if (fl_criterion_run(c, &job) != 0) {
+                    if (fl_criterion_run(&inst, &job) != 0) {
                         fprintf(stderr, "bench_criteria: %s on %s %s: %s\n", c->name, lname, PATS[pi].label, fl_errmsg());
                         ok = 0;
                         failed = 1;
@@ -197,6 +197,7 @@ int main(int argc, char **argv) {
                 printf("RESULT crit %s %s %s ms=%.2f\n", c->name, lname, PATS[pi].label, ms);
                 fflush(stdout);
             }
+            fl_criterion_close(&inst);
         }
 
         /* SparseGPT against PyTorch: same W, X, pattern and threads */
@@ -234,16 +235,15 @@ int main(int argc, char **argv) {
                 fl_pattern p;
                 fl_pattern_parse(PATS[pi].sparsity, PATS[pi].kind, &p);
                 memcpy(W, W0, sizeof(float) * R * C);
-                const fl_criterion *c;
-                const char *arg;
-                fl_criterion_find("sparsegpt", &c, &arg);
+                fl_crit_inst c;
+                int opened = fl_criterion_open("sparsegpt", &c) == 0;
                 fl_prune_job job = { .W = W, .rows = R, .cols = C, .pat = p, .mask = mask, .st = &gram };
                 long long diff = -1;
                 double werr = -1;
                 snprintf(path, sizeof path, "%s/W_ref.f32", dir);
                 char mpath[1200];
                 snprintf(mpath, sizeof mpath, "%s/mask_ref.u8", dir);
-                if (fl_criterion_run(c, &job) == 0 && read_raw(path, Wref, sizeof(float) * R * C) == 0 &&
+                if (opened && fl_criterion_run(&c, &job) == 0 && read_raw(path, Wref, sizeof(float) * R * C) == 0 &&
                     read_raw(mpath, mref, (size_t)R * C) == 0) {
                     diff = 0;
                     for (int64_t i = 0; i < (int64_t)R * C; i++) diff += mask[i] != mref[i];
@@ -255,6 +255,7 @@ int main(int argc, char **argv) {
                     }
                     werr = sqrt(dd / ww);
                 }
+                fl_criterion_close(&c);
                 double fl = sgpt_ms[pi];
                 printf("RESULT sparsegpt-torch %s %s fl_ms=%.2f pt_ms=%.2f ratio=%.2f fl_h_ms=%.2f pt_h_ms=%.2f "
                        "ratio_total=%.2f mask_diff=%lld w_relerr=%.2g\n",

@@ -1,14 +1,15 @@
 /* Pruning criteria as plug-ins (FFmpeg-registry style): a criterion is a
  * const struct with a name, a one-line description, the calibration
- * statistics it needs, and one function that, given a weight matrix, its
- * statistics and a sparsity pattern, sets the mask (1 = keep) and may
- * update the kept weights (SparseGPT does). All of them are listed in one
- * table, FL_CRITERIA, in criteria/registry.c. Adding a criterion = one file
- * + one line there. */
+ * statistics it needs, its option table, and one function that, given a
+ * weight matrix, its statistics and a sparsity pattern, sets the mask
+ * (1 = keep) and may update the kept weights (SparseGPT does). All of them
+ * are listed in one table, FL_CRITERIA, in criteria/registry.c. Adding a
+ * criterion = one file + one line there. */
 #ifndef FL_CRITERION_H
 #define FL_CRITERION_H
 #include <stddef.h>
 #include <stdint.h>
+#include "model/opts.h"
 
 /* ---- sparsity patterns ------------------------------------------------- */
 
@@ -67,7 +68,7 @@ void fl_stats_free(fl_stats *s);
 /* ---- criteria ----------------------------------------------------------- */
 
 typedef struct {
-    const char *arg;        /* text after the colon ("sparseswaps:wanda" -> "wanda"), or NULL */
+    const void *priv;       /* the criterion's parsed options (set by fl_criterion_run), or NULL */
     float *W;               /* [rows, cols], row-major (torch nn.Linear [out, in]); may be updated */
     int rows, cols;
     const fl_stats *st;     /* NULL when the criterion needs none */
@@ -77,15 +78,23 @@ typedef struct {
     int verbose;
 } fl_prune_job;
 
+/* A criterion is a complete plug-in: its options are a table (model/opts.h)
+ * parsed once per cell into a private struct of priv_size bytes, which
+ * init may then validate further or complete (SparseSwaps opens its warm
+ * start there, with the warm start's own options); prune reads it from
+ * job->priv for every linear. Generic code never looks inside. */
 typedef struct fl_criterion {
     const char *name;
     const char *desc;       /* one line, for `freelunch list` */
-    fl_stats_kind stats;    /* what it needs collected (with its arg: see stats_for) */
-    /* Optional: the statistics needed given the argument (e.g.
-     * "sparseswaps:magnitude" still needs the Gram matrix); NULL = .stats */
-    fl_stats_kind (*stats_for)(const char *arg);
-    /* Optional: validate the argument before any work; -1 with a message. */
-    int (*check_arg)(const char *arg);
+    fl_stats_kind stats;    /* what it needs collected (see stats_for) */
+    const fl_option *options;   /* NULL: takes none */
+    size_t priv_size;           /* bytes of the private struct the options go into (0: none) */
+    /* Optional: after the options are parsed; -1 with a message. */
+    int (*init)(void *priv);
+    /* Optional: releases what init acquired (called only after init succeeded). */
+    void (*uninit)(void *priv);
+    /* Optional: the statistics needed given the options; NULL = .stats */
+    fl_stats_kind (*stats_for)(const void *priv);
     /* Set job->mask under job->pat; may update job->W (kept entries only:
      * pruned entries are zeroed by the caller). 0 or -1 with a message. */
     int (*prune)(fl_prune_job *job);
@@ -93,12 +102,25 @@ typedef struct fl_criterion {
 
 extern const fl_criterion *const FL_CRITERIA[];   /* NULL-terminated */
 
-/* Looks up "name" or "name:arg"; on failure -1 with a message that lists
- * every criterion. *arg points into spec (NULL if no colon). */
-int fl_criterion_find(const char *spec, const fl_criterion **out, const char **arg);
-fl_stats_kind fl_criterion_stats(const fl_criterion *c, const char *arg);
-/* Runs the criterion, then zeroes pruned weights and checks the mask
- * against the pattern exactly. */
-int fl_criterion_run(const fl_criterion *c, fl_prune_job *job);
+/* An opened criterion: the descriptor and its parsed options. */
+typedef struct {
+    const fl_criterion *crit;
+    void *priv;             /* calloc'd priv_size bytes (NULL if 0) */
+} fl_crit_inst;
+
+/* Looks up the name of "name" or "name:options" (no options parsed); NULL
+ * with a message that lists every criterion when there is none. *text (if
+ * not NULL) gets the text after the first colon, or NULL. */
+const fl_criterion *fl_criterion_find(const char *spec, const char **text);
+/* Finds the criterion, parses its options (named "alpha=1,iters=5" or
+ * legacy positional "1:5", see model/opts.h) and runs its init: once per
+ * cell. 0, or -1 with one message line (and *out cleared). */
+int fl_criterion_open(const char *spec, fl_crit_inst *out);
+/* Undoes fl_criterion_open; harmless on a cleared or closed instance. */
+void fl_criterion_close(fl_crit_inst *ci);
+fl_stats_kind fl_criterion_stats(const fl_crit_inst *ci);
+/* Sets job->priv from ci, runs the criterion, then zeroes pruned weights
+ * and checks the mask against the pattern exactly. */
+int fl_criterion_run(const fl_crit_inst *ci, fl_prune_job *job);
 
 #endif

@@ -9,11 +9,8 @@
 #include "criterion.h"
 #include "model/alloc.h"
 #include "model/err.h"
+#include "model/lapack.h"
 #include <string.h>
-
-/* LAPACK (OpenBLAS exports it): Cholesky, then the inverse from it. */
-extern void spotrf_(const char *uplo, const int *n, float *a, const int *lda, int *info, size_t uplo_len);
-extern void spotri_(const char *uplo, const int *n, float *a, const int *lda, int *info, size_t uplo_len);
 
 static int obs_prune(fl_prune_job *j) {
     const int R = j->rows, C = j->cols;

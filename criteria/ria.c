@@ -1,4 +1,4 @@
-/* ria[:alpha] (Zhang et al., "Plug-and-Play", ICLR 2024): relative
+/* ria[:alpha=A] (Zhang et al., "Plug-and-Play", ICLR 2024): relative
  * importance and activations,
  *
  *   score_ij = (|W_ij| / sum_i' |W_i'j| + |W_ij| / sum_j' |W_ij'|) * ||X_j||_2^alpha
@@ -9,31 +9,19 @@
  * zero anyway). No weight update. */
 #include "criterion.h"
 #include "model/alloc.h"
-#include "model/err.h"
 #include <math.h>
-#include <stdlib.h>
+#include <stddef.h>
 
-#define RIA_ALPHA_DEFAULT 0.5
+typedef struct { double alpha; } ria_opts;
 
-static int parse_alpha(const char *arg, double *alpha) {
-    if (!arg) { *alpha = RIA_ALPHA_DEFAULT; return 0; }
-    char *e;
-    double a = strtod(arg, &e);
-    if (!*arg || e == arg || *e || !(a >= 0.0 && a <= 2.0))
-        return fl_err("criterion ria: argument '%s' is not a valid alpha: expected a number in [0, 2] "
-                      "(e.g. ria:0.5; plain ria means alpha = 0.5)", arg);
-    *alpha = a;
-    return 0;
-}
-
-static int ria_check_arg(const char *arg) {
-    double a = RIA_ALPHA_DEFAULT;
-    return parse_alpha(arg, &a);
-}
+static const fl_option ria_options[] = {
+    { .name = "alpha", .help = "exponent of the input norm ||X_j||", .type = FL_OPT_FLOAT,
+      .offset = offsetof(ria_opts, alpha), .def = 0.5, .min = 0, .max = 2 },
+    { .name = NULL },
+};
 
 static int ria_prune(fl_prune_job *j) {
-    double alpha = RIA_ALPHA_DEFAULT;
-    if (parse_alpha(j->arg, &alpha) != 0) return -1;
+    const double alpha = ((const ria_opts *)j->priv)->alpha;
     const int R = j->rows, C = j->cols;
     double *colsum = fl_alloc(sizeof(double) * C);   /* over rows i, per input j */
     double *rowsum = fl_alloc(sizeof(double) * R);   /* over inputs j, per row i */
@@ -70,6 +58,6 @@ static int ria_prune(fl_prune_job *j) {
 }
 
 const fl_criterion fl_crit_ria = {
-    .name = "ria", .desc = "RIA[:alpha]: relative importance (|W|/column sum + |W|/row sum) * ||X_j||^alpha, alpha=0.5",
-    .stats = FL_STATS_NORMS, .check_arg = ria_check_arg, .prune = ria_prune,
+    .name = "ria", .desc = "RIA: relative importance (|W|/column sum + |W|/row sum) * ||X_j||^alpha",
+    .stats = FL_STATS_NORMS, .options = ria_options, .priv_size = sizeof(ria_opts), .prune = ria_prune,
 };

@@ -1,4 +1,4 @@
-/* sparsefw[:WARM[:ALPHA[:ITERS]]] (Roux et al., "Don't Be Greedy, Just
+/* sparsefw[:warm=SPEC,alpha=A,iters=T] (Roux et al., "Don't Be Greedy, Just
  * Relax! Pruning LLMs via Frank-Wolfe", arXiv 2510.13713): solve the convex
  * relaxation of the layer-wise mask selection problem by Frank-Wolfe, then
  * round to a mask of the pattern.
@@ -23,7 +23,7 @@
  * one GEMM over all such rows. In practice the oracle's vertex jumps around
  * between iterations (at the relaxed optimum every fractional entry has the
  * same gradient), so an iteration costs about one GEMM, 2 rows d^2 flops:
- * ITERS x 14.5 GFLOP for a 768 x 3072 layer. The row and N:M budgets are
+ * iters x 14.5 GFLOP for a 768 x 3072 layer. The row and N:M budgets are
  * products over rows, so each row gets its own exact step; blocks of 64
  * rows run in parallel, each on one thread with its own single-threaded
  * GEMMs (no barrier per iteration; O(64 d) memory per block). The matrix
@@ -31,12 +31,12 @@
  * one step size serves all rows, and the threads share each iteration
  * (O(rows d) doubles of state). c starts from one GEMM.
  *
- * ALPHA (default 0, in [0, 1)): the fraction of the warm start's kept weights
- * fixed to 1 (in each row / group / the matrix, floor(ALPHA k) of them) and
+ * alpha (default 0, in [0, 1)): the fraction of the warm start's kept weights
+ * fixed to 1 (in each row / group / the matrix, floor(alpha k) of them) and
  * excluded from the oracle's budget. Criteria give masks, not scores, so the
  * warm start's kept weights are ranked by Wanda's saliency |W_ij| ||X_j||
- * (||X_j||^2 = G_jj); with WARM = wanda that is the warm start's own order.
- * Frank-Wolfe starts at the warm-start mask, a vertex. ITERS (default 100):
+ * (||X_j||^2 = G_jj); with warm = wanda that is the warm start's own order.
+ * Frank-Wolfe starts at the warm-start mask, a vertex. iters (default 100):
  * iterations; a row stops early when its Frank-Wolfe gap falls below 1e-12 f.
  *
  * Rounding keeps, in each row / group / the matrix, the fixed entries and
@@ -62,6 +62,7 @@
 #include "model/gemm.h"
 #include <math.h>
 #include <omp.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -430,91 +431,60 @@ int fl_sparsefw_run(const float *W, int rows, int cols, const float *G, const fl
 /* ---- the criterion ---------------------------------------------------------- */
 
 typedef struct {
-    char warm[64];
+    char warm[FL_OPT_STRLEN];   /* the warm start's spec, with its own options */
     double alpha;
     int iters;
-} fw_args;
+    fl_crit_inst w;             /* the warm start, opened once by fw_init */
+} fw_opts;
 
-#define FW_USAGE "sparsefw[:WARM[:ALPHA[:ITERS]]]: WARM is the warm-start criterion (default " FW_DEFAULT_WARM \
-                 "), ALPHA the fraction of its kept weights fixed, in [0, 1) (default 0), ITERS the " \
-                 "Frank-Wolfe iterations, a whole number >= 0 (default 100)"
+static const fl_option fw_options[] = {
+    { .name = "warm", .help = "the warm-start criterion, with its own options", .type = FL_OPT_SPEC,
+      .offset = offsetof(fw_opts, warm), .def_str = FW_DEFAULT_WARM },
+    /* [0, 1): the table's range is inclusive, so fw_init refuses 1 itself */
+    { .name = "alpha", .help = "fraction of the warm start's kept weights fixed, below 1", .type = FL_OPT_FLOAT,
+      .offset = offsetof(fw_opts, alpha), .def = FW_DEFAULT_ALPHA, .min = 0, .max = 1 },
+    { .name = "iters", .help = "Frank-Wolfe iterations", .type = FL_OPT_INT, .offset = offsetof(fw_opts, iters),
+      .def = FW_DEFAULT_ITERS, .min = 0, .max = 1000000 },
+    { .name = NULL },
+};
 
-static int fw_parse(const char *arg, fw_args *fa, const fl_criterion **warm) {
-    snprintf(fa->warm, sizeof fa->warm, "%s", FW_DEFAULT_WARM);
-    fa->alpha = FW_DEFAULT_ALPHA;
-    fa->iters = FW_DEFAULT_ITERS;
-    if (arg) {
-        const char *c1 = strchr(arg, ':');
-        size_t len = c1 ? (size_t)(c1 - arg) : strlen(arg);
-        if (len >= sizeof fa->warm) return fl_err("sparsefw: warm start '%.*s' is too long; " FW_USAGE, (int)len, arg);
-        if (len) { memcpy(fa->warm, arg, len); fa->warm[len] = 0; }
-        if (c1) {
-            const char *a = c1 + 1, *c2 = strchr(a, ':');
-            char buf[64];
-            size_t al = c2 ? (size_t)(c2 - a) : strlen(a);
-            if (al) {
-                if (al >= sizeof buf) return fl_err("sparsefw: alpha '%.*s' is not a number in [0, 1); " FW_USAGE, (int)al, a);
-                memcpy(buf, a, al); buf[al] = 0;
-                char *e;
-                double v = strtod(buf, &e);
-                if (e == buf || *e || !(v >= 0 && v < 1))
-                    return fl_err("sparsefw: alpha '%s' is not a number in [0, 1); " FW_USAGE, buf);
-                fa->alpha = v;
-            }
-            if (c2) {
-                char *e;
-                long v = strtol(c2 + 1, &e, 10);
-                if (e == c2 + 1 || *e || v < 0 || v > 1000000)
-                    return fl_err("sparsefw: iterations '%s' is not a whole number >= 0; " FW_USAGE, c2 + 1);
-                fa->iters = (int)v;
-            }
-        }
+static int fw_init(void *priv) {
+    fw_opts *o = priv;
+    if (!(o->alpha < 1)) {
+        char opts[400];
+        return fl_err("criterion sparsefw: alpha: %g is out of range [0, 1) (1 would fix every kept weight); "
+                      "options: %s", o->alpha, fl_opts_describe(fw_options, opts, sizeof opts));
     }
-    const char *warg;
-    if (fl_criterion_find(fa->warm, warm, &warg) != 0) {
-        char msg[1024];
-        snprintf(msg, sizeof msg, "%s", fl_errmsg());
-        return fl_err("sparsefw: warm start: %s", msg);
-    }
-    return 0;
+    return fl_warm_open("sparsefw", o->warm, &o->w);
 }
 
-static int fw_check_arg(const char *arg) {
-    fw_args fa;
-    const fl_criterion *w;
-    return fw_parse(arg, &fa, &w);
-}
-
-static fl_stats_kind fw_stats_for(const char *arg) {
-    (void)arg;
-    return FL_STATS_GRAM;
+static void fw_uninit(void *priv) {
+    fl_criterion_close(&((fw_opts *)priv)->w);
 }
 
 static int fw_prune(fl_prune_job *j) {
-    fw_args fa;
-    const fl_criterion *warm;
-    if (fw_parse(j->arg, &fa, &warm) != 0) return -1;
+    const fw_opts *fa = j->priv;
     if (!j->st || !j->st->gram) return fl_err("sparsefw: needs the Gram matrix X^T X of the inputs");
     const int64_t n = (int64_t)j->rows * j->cols;
     float *tmp = fl_allocf((size_t)n);
     memcpy(tmp, j->W, sizeof(float) * n);
     fl_prune_job wj = *j;
-    wj.arg = NULL;
     wj.W = tmp;
     wj.verbose = 0;
-    int rc = fl_criterion_run(warm, &wj);
+    int rc = fl_criterion_run(&fa->w, &wj);
     fl_free(tmp);
     if (rc != 0) {
         char msg[1024];
         snprintf(msg, sizeof msg, "%s", fl_errmsg());
-        return fl_err("sparsefw: warm start %s: %s", fa.warm, msg);
+        return fl_err("sparsefw: warm start %s: %s", fa->warm, msg);
     }
-    fl_fw_opts o = { .iters = fa.iters, .alpha = fa.alpha, .verbose = j->verbose };
+    fl_fw_opts o = { .iters = fa->iters, .alpha = fa->alpha, .verbose = j->verbose };
     return fl_sparsefw_run(j->W, j->rows, j->cols, j->st->gram, &j->pat, j->mask, &o, NULL);
 }
 
 const fl_criterion fl_crit_sparsefw = {
     .name = "sparsefw",
-    .desc = "SparseFW[:WARM[:ALPHA[:ITERS]]]: Frank-Wolfe on the relaxed mask problem from WARM (wanda), ALPHA of it fixed (0), ITERS (100), rounded",
-    .stats = FL_STATS_GRAM, .stats_for = fw_stats_for, .check_arg = fw_check_arg, .prune = fw_prune,
+    .desc = "SparseFW: Frank-Wolfe on the relaxed mask problem from the warm start, alpha of it fixed, rounded",
+    .stats = FL_STATS_GRAM, .options = fw_options, .priv_size = sizeof(fw_opts),
+    .init = fw_init, .uninit = fw_uninit, .prune = fw_prune,
 };

@@ -41,6 +41,7 @@
 #include "model/alloc.h"
 #include "model/err.h"
 #include "model/gemm.h"
+#include "model/lapack.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,13 +53,6 @@ static double sgpt_now(void) {
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return ts.tv_sec + 1e-9 * ts.tv_nsec;
 }
-
-/* LAPACK (Fortran interface; Debian's OpenBLAS exports it, with its own
- * blocked, threaded potrf and trtri). The trailing size_t arguments are
- * gfortran's hidden lengths of the character arguments. */
-extern void spotrf_(const char *uplo, const int *n, float *a, const int *lda, int *info, size_t uplo_len);
-extern void strtri_(const char *uplo, const char *diag, const int *n, float *a, const int *lda, int *info,
-                    size_t uplo_len, size_t diag_len);
 
 #define SGPT_BLOCK 128
 #define SGPT_PERCDAMP 0.01

@@ -1,6 +1,7 @@
-/* sparseswaps[:WARM[:BUDGET]] (Zimmer et al., "SparseSwaps: Tractable LLM
- * Pruning Mask Refinement at Scale", arXiv 2512.10922): refine another
- * criterion's mask by 1-swaps that lower the layer-wise pruning error.
+/* sparseswaps[:warm=SPEC,budget=N] (Zimmer et al., "SparseSwaps: Tractable
+ * LLM Pruning Mask Refinement at Scale", arXiv 2512.10922): refine another
+ * criterion's mask (the warm start, wanda by default, with its own options)
+ * by 1-swaps that lower the layer-wise pruning error.
  *
  * With equal sparsity per row the layer error ||X W^T - X W'^T||^2 splits
  * into independent row errors E = r^T G r, r = w o (1 - m) the pruned part
@@ -12,7 +13,7 @@
  *   b_u = -2 w_u c_u + w_u^2 G_uu    (restore u alone),
  * each O(1) from c; after the swap c += w_p G[:,p] - w_u G[:,u], O(d).
  * The row repeatedly applies the best improving swap until none improves
- * (a 1-swap local optimum) or BUDGET swaps are spent. Kept weights are not
+ * (a 1-swap local optimum) or `budget` swaps are spent. Kept weights are not
  * updated: this criterion only chooses the mask.
  *
  * Search for the best swap (d = row width, k = kept count):
@@ -47,6 +48,7 @@
 #include "model/gemm.h"
 #include <math.h>
 #include <omp.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -320,56 +322,37 @@ int fl_swaps_row(const float *w, const float *G, const float *gd, int d, uint8_t
 /* ---- the criterion ------------------------------------------------------- */
 
 typedef struct {
-    char warm[64];
+    char warm[FL_OPT_STRLEN];   /* the warm start's spec, with its own options */
     int budget;
-} swaps_args;
+    fl_crit_inst w;             /* the warm start, opened once by swaps_init */
+} swaps_opts;
 
-#define SWAPS_USAGE "sparseswaps[:WARM[:BUDGET]]: WARM is the criterion whose mask is refined " \
-                    "(default " SWAPS_DEFAULT_WARM "), BUDGET the most swaps per row, a whole " \
-                    "number >= 0 (default %d; 0 = until no swap improves)"
+static const fl_option swaps_options[] = {
+    { .name = "warm", .help = "the criterion whose mask is refined, with its own options", .type = FL_OPT_SPEC,
+      .offset = offsetof(swaps_opts, warm), .def_str = SWAPS_DEFAULT_WARM },
+    { .name = "budget", .help = "most swaps per row (0: until no swap improves)", .type = FL_OPT_INT,
+      .offset = offsetof(swaps_opts, budget), .def = SWAPS_DEFAULT_BUDGET, .min = 0, .max = 100000000 },
+    { .name = NULL },
+};
 
-static int swaps_parse(const char *arg, swaps_args *sa, const fl_criterion **warm) {
-    snprintf(sa->warm, sizeof sa->warm, "%s", SWAPS_DEFAULT_WARM);
-    sa->budget = SWAPS_DEFAULT_BUDGET;
-    if (arg) {
-        const char *colon = strchr(arg, ':');
-        size_t len = colon ? (size_t)(colon - arg) : strlen(arg);
-        if (len >= sizeof sa->warm) return fl_err("sparseswaps: warm start '%.*s' is too long; " SWAPS_USAGE,
-                                                  (int)len, arg, SWAPS_DEFAULT_BUDGET);
-        if (len) { memcpy(sa->warm, arg, len); sa->warm[len] = 0; }
-        if (colon) {
-            char *e;
-            long v = strtol(colon + 1, &e, 10);
-            if (e == colon + 1 || *e || v < 0 || v > 100000000)
-                return fl_err("sparseswaps: budget '%s' is not a whole number >= 0; " SWAPS_USAGE, colon + 1,
-                              SWAPS_DEFAULT_BUDGET);
-            sa->budget = (int)v;
-        }
-    }
-    const char *warg;
-    if (fl_criterion_find(sa->warm, warm, &warg) != 0) {
-        char msg[1024];
-        snprintf(msg, sizeof msg, "%s", fl_errmsg());
-        return fl_err("sparseswaps: warm start: %s", msg);
-    }
-    return 0;
+int fl_warm_open(const char *who, const char *spec, fl_crit_inst *out) {
+    if (fl_criterion_open(spec, out) == 0) return 0;
+    char msg[1024];
+    snprintf(msg, sizeof msg, "%s", fl_errmsg());
+    return fl_err("criterion %s: warm start: %s", who, msg);
 }
 
-static int swaps_check_arg(const char *arg) {
-    swaps_args sa;
-    const fl_criterion *w;
-    return swaps_parse(arg, &sa, &w);
+static int swaps_init(void *priv) {
+    swaps_opts *o = priv;
+    return fl_warm_open("sparseswaps", o->warm, &o->w);
 }
 
-static fl_stats_kind swaps_stats_for(const char *arg) {
-    (void)arg;
-    return FL_STATS_GRAM;
+static void swaps_uninit(void *priv) {
+    fl_criterion_close(&((swaps_opts *)priv)->w);
 }
 
 static int swaps_prune(fl_prune_job *j) {
-    swaps_args sa;
-    const fl_criterion *warm;
-    if (swaps_parse(j->arg, &sa, &warm) != 0) return -1;
+    const swaps_opts *sa = j->priv;
     if (!j->st || !j->st->gram) return fl_err("sparseswaps: needs the Gram matrix X^T X of the inputs");
     const int R = j->rows, D = j->cols;
     const int64_t n = (int64_t)R * D;
@@ -379,15 +362,14 @@ static int swaps_prune(fl_prune_job *j) {
     float *tmp = fl_allocf((size_t)n);
     memcpy(tmp, j->W, sizeof(float) * n);
     fl_prune_job wj = *j;
-    wj.arg = NULL;
     wj.W = tmp;
     wj.verbose = 0;
     double t0 = omp_get_wtime();
-    if (fl_criterion_run(warm, &wj) != 0) {
+    if (fl_criterion_run(&sa->w, &wj) != 0) {
         char msg[1024];
         snprintf(msg, sizeof msg, "%s", fl_errmsg());
         fl_free(tmp);
-        return fl_err("sparseswaps: warm start %s: %s", sa.warm, msg);
+        return fl_err("sparseswaps: warm start %s: %s", sa->warm, msg);
     }
     /* c = G r for every row: one GEMM, R = W o (1 - mask) */
     for (int64_t i = 0; i < n; i++) tmp[i] = j->mask[i] ? 0.0f : j->W[i];
@@ -397,7 +379,7 @@ static int swaps_prune(fl_prune_job *j) {
     fl_free(tmp);
     float *gd = fl_allocf((size_t)D);
     for (int i = 0; i < D; i++) gd[i] = G[(int64_t)i * D + i];
-    fl_swaps_opts o = { .budget = sa.budget, .cand = SWAPS_CAND,
+    fl_swaps_opts o = { .budget = sa->budget, .cand = SWAPS_CAND,
                         .group = j->pat.kind == FL_PAT_NM ? j->pat.m : 0 };
     double e0 = 0, e1 = 0;
     long long tot = 0;
@@ -422,8 +404,8 @@ static int swaps_prune(fl_prune_job *j) {
     }
     if (j->verbose)
         fprintf(stderr, "sparseswaps(%s, budget %d): %dx%d, %.1f swaps/row (max %d), %d/%d rows 1-swap optimal, "
-                "error %.6g -> %.6g (%.1f%% lower); seconds: warm start %.2f, G r %.2f, swaps %.2f\n", sa.warm,
-                sa.budget, R, D, (double)tot / R, maxsw, nopt, R, e0, e1, e0 > 0 ? 100.0 * (1.0 - e1 / e0) : 0.0,
+                "error %.6g -> %.6g (%.1f%% lower); seconds: warm start %.2f, G r %.2f, swaps %.2f\n", sa->warm,
+                sa->budget, R, D, (double)tot / R, maxsw, nopt, R, e0, e1, e0 > 0 ? 100.0 * (1.0 - e1 / e0) : 0.0,
                 t1 - t0, t2 - t1, omp_get_wtime() - t2);
     fl_free(gd);
     fl_free(Cm);
@@ -432,6 +414,7 @@ static int swaps_prune(fl_prune_job *j) {
 
 const fl_criterion fl_crit_sparseswaps = {
     .name = "sparseswaps",
-    .desc = "SparseSwaps[:WARM[:BUDGET]]: refine WARM's mask (wanda) by error-lowering 1-swaps, BUDGET per row (100)",
-    .stats = FL_STATS_GRAM, .stats_for = swaps_stats_for, .check_arg = swaps_check_arg, .prune = swaps_prune,
+    .desc = "SparseSwaps: refine the warm start's mask by error-lowering 1-swaps, at most budget per row",
+    .stats = FL_STATS_GRAM, .options = swaps_options, .priv_size = sizeof(swaps_opts),
+    .init = swaps_init, .uninit = swaps_uninit, .prune = swaps_prune,
 };

@@ -26,6 +26,10 @@ double fl_layer_error(const float *W, int rows, int d, const float *G, const uin
 typedef struct { double v; int64_t i; } fl_kv;
 void fl_kv_top(fl_kv *a, int64_t n, int64_t k);
 
+/* Opens a warm-start criterion spec for the criterion `who`, the message
+ * saying it was the warm start that failed. */
+int fl_warm_open(const char *who, const char *spec, fl_crit_inst *out);
+
 /* ---- SparseSwaps ------------------------------------------------------- */
 
 typedef struct {

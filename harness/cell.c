@@ -107,8 +107,7 @@ typedef struct {
 typedef struct {
     const fl_cell_cfg *c;
     fl_model *m, *dense;          /* dense: a copy of the unpruned model, for the dense stream */
-    const fl_criterion *crit;
-    const char *carg;
+    const fl_crit_inst *crit;     /* opened once per cell, by fl_cell_run */
     fl_pattern pat;
     fl_recon_inst rec;
     fl_plan plan;
@@ -145,7 +144,7 @@ static int prune_linear(walk_t *w, int l, int i, fl_param *p, const fl_stats *st
     float *W0 = fl_allocf((size_t)p->n);
     memcpy(W0, p->w, sizeof(float) * p->n);
     uint8_t *mask = fl_alloc((size_t)p->n);
-    fl_prune_job job = { .arg = w->carg, .W = p->w, .rows = p->rows, .cols = p->cols, .st = st, .pat = w->pat,
+    fl_prune_job job = { .W = p->w, .rows = p->rows, .cols = p->cols, .st = st, .pat = w->pat,
                          .mask = mask, .seed = w->c->seed * 1000003ull + (uint64_t)(l * 8 + i) };
     int rc = fl_criterion_run(w->crit, &job);
     if (rc == 0) rc = fl_param_set_mask(p, mask);
@@ -370,6 +369,8 @@ static int plan_recovers(const fl_plan *p, int model_units) {
 
 static int cell_run(const fl_cell_cfg *c, fl_cell_result *r, walk_t *wp);
 
+/* Opens the criterion and the reconstructor once for the cell (their
+ * options parsed, a warm start opened), runs it, closes both on every path. */
 int fl_cell_run(const fl_cell_cfg *given, fl_cell_result *r) {
     memset(r, 0, sizeof *r);
     /* Every unset setting takes its default from the settings table here,
@@ -381,18 +382,20 @@ int fl_cell_run(const fl_cell_cfg *given, fl_cell_result *r) {
     if (fl_pattern_parse(cfg.sparsity, cfg.pattern, &pat) == 0 && pat.kind == FL_PAT_NM)
         cfg.pattern = NULL;   /* implied by the sparsity: freelunch.json names none */
     const fl_cell_cfg *c = &cfg;
-    walk_t w = { .c = c, .r = r };
-    if (fl_recon_open(c->reconstruct, &w.rec) != 0) return -1;
-    int rc = cell_run(c, r, &w);
+    fl_crit_inst crit;
+    if (fl_criterion_open(c->criterion, &crit) != 0) return -1;
+    walk_t w = { .c = c, .r = r, .crit = &crit };
+    int rc = fl_recon_open(c->reconstruct, &w.rec);
+    if (rc == 0) rc = cell_run(c, r, &w);
     fl_plan_free(&w.plan);
     fl_recon_close(&w.rec);
+    fl_criterion_close(&crit);
     return rc;
 }
 
 static int cell_run(const fl_cell_cfg *c, fl_cell_result *r, walk_t *wp) {
     walk_t w = *wp;
     int rc = 0;
-    if (fl_criterion_find(c->criterion, &w.crit, &w.carg) != 0) return -1;
     if (fl_pattern_parse(c->sparsity, c->pattern, &w.pat) != 0) return -1;
     if (fl_prop_parse(c->propagation, &w.prop) != 0) return -1;
     w.ro = (fl_recon_opts){ .lr = c->lr, .weight_decay = c->weight_decay, .epochs = c->epochs, .batch = c->recon_batch,

@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 static const char *PRUNE_USAGE =
-    "usage: freelunch prune --model DIR --criterion NAME[:ARG] --sparsity S|N:M --out DIR [SETTING]...\n"
+    "usage: freelunch prune --model DIR --criterion NAME[:OPTIONS] --sparsity S|N:M --out DIR [SETTING]...\n"
     "Prunes every linear of every block, block by block as the Wanda and SparseGPT\n"
     "reference code do: one forward pass of the still-dense block over all\n"
     "calibration windows (on the sparse stream) collects each linear's statistics,\n"
@@ -102,8 +102,17 @@ int fl_cmd_list(int argc, char **argv) {
     }
     static const char *needs[] = { "no data", "activation norms", "Gram matrix X^T X" };
     printf("criteria:\n");
-    for (int i = 0; FL_CRITERIA[i]; i++)
-        printf("  %-12s %s [%s]\n", FL_CRITERIA[i]->name, FL_CRITERIA[i]->desc, needs[FL_CRITERIA[i]->stats]);
+    for (int i = 0; FL_CRITERIA[i]; i++) {
+        const fl_criterion *c = FL_CRITERIA[i];
+        printf("  %-12s %s [%s]\n", c->name, c->desc, needs[c->stats]);
+        for (int k = 0; c->options && c->options[k].name; k++) {   /* one line per option, with its help */
+            const fl_option one[2] = { c->options[k], { .name = NULL } };
+            char d[512];
+            printf("  %-12s   %s: %s\n", "", fl_opts_describe(one, d, sizeof d), c->options[k].help);
+        }
+    }
+    printf("criterion options: named (ria:alpha=1, sparsefw:warm=(ria:alpha=1),iters=5) or positional in table order\n"
+           "  (ria:1, sparseswaps:wanda:100); a warm start takes its own options; parentheses hold commas\n");
     printf("sparsity patterns: row (default), matrix, N:M (e.g. 2:4, 4:8)\n");
     printf("reconstructors:\n");
     for (int i = 0; FL_RECONSTRUCTORS[i]; i++) {

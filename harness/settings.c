@@ -12,10 +12,12 @@
 
 /* ---- validators: each asks the registry that will interpret the value ---- */
 
+/* opened and closed: its options and warm start are checked too */
 static int check_criterion(const char *v) {
-    const fl_criterion *c;
-    const char *arg;
-    return fl_criterion_find(v, &c, &arg);
+    fl_crit_inst ci;
+    int rc = fl_criterion_open(v, &ci);
+    fl_criterion_close(&ci);
+    return rc;
 }
 
 static int check_reconstruct(const char *v) { return fl_recon_check(v); }
@@ -71,7 +73,9 @@ static int check_backend(const char *v) {
  * the pattern is implied by the sparsity, so fl_cell_run writes none. */
 const fl_setting FL_SETTINGS[] = {
     { "model", FL_SET_STR, NULL, 0, NULL, NULL, "DIR", "the dense model (a HF directory)", "model", "model", ALL, F(model_dir) },
-    { "criterion", FL_SET_STR, NULL, 0, check_criterion, NULL, "C", "pruning criterion[:ARG], see 'freelunch list'",
+    { "criterion", FL_SET_STR, NULL, 0, check_criterion, NULL, "C",
+      "NAME or NAME:key=value,... or NAME:v1:v2 (e.g. ria:alpha=1,\n"
+      "sparseswaps:wanda:100); see 'freelunch list'",
       "criterion", "criterion", ALL, F(criterion) },
     { "sparsity", FL_SET_STR, NULL, 0, check_sparsity, NULL, "S", "fraction pruned in (0,1), or N:M (N kept of every M inputs)",
       "sparsity", "sparsity", ALL, F(sparsity) },

@@ -17,3 +17,8 @@ uint64_t fl_rand_below(uint64_t *s, uint64_t bound) {
 }
 
 double fl_rand_unit(uint64_t *s) { return ((fl_splitmix64(s) >> 11) + 0.5) * (1.0 / 9007199254740992.0); }
+
+uint64_t fl_lcg31(uint64_t *s) {
+    *s = *s * 6364136223846793005ull + 1442695040888963407ull;
+    return *s >> 33;
+}

@@ -6,6 +6,7 @@
 #include "model/err.h"
 #include "model/gemm.h"
 #include "model/rng.h"
+#include "model/train.h"
 #include "model/clock.h"
 #include <math.h>
 #include <stdio.h>
@@ -107,6 +108,44 @@ static double full_loss(fl_model *m, const fl_unit *u, const float *X, const flo
     return tot / nwin;
 }
 
+/* One micro-batch of a unit: the windows idx[0..B) of X and Y gathered into
+ * the batch buffers, forward, loss and its gradient (scaled for
+ * accumulation), backward. */
+typedef struct {
+    fl_model *m;
+    const fl_unit *u;
+    const float *X, *Y;
+    int T, accum;
+    fl_loss loss;
+    fl_acts *acts;
+    float *xb, *yb, *out, *dy;
+    fl_adamw *opt;
+} unit_batch;
+
+static int unit_forward(void *ctx, const int *idx, int B, double *loss) {
+    unit_batch *c = ctx;
+    const size_t rin = (size_t)c->T * c->u->in_w, rout = (size_t)c->T * c->u->out_w;
+    for (int b = 0; b < B; b++) {
+        memcpy(c->xb + b * rin, c->X + (size_t)idx[b] * rin, sizeof(float) * rin);
+        memcpy(c->yb + b * rout, c->Y + (size_t)idx[b] * rout, sizeof(float) * rout);
+    }
+    if (fl_unit_forward(c->m, c->u, c->xb, c->out, B, c->T, c->acts) != 0) return -1;
+    *loss = fl_recon_loss(c->loss, c->out, c->yb, (int64_t)B * c->T, c->u->out_w, c->dy);
+    return 0;
+}
+
+static int unit_backward(void *ctx, int B) {
+    unit_batch *c = ctx;
+    const size_t n = (size_t)B * c->T * c->u->out_w;
+    if (c->accum > 1) for (size_t i = 0; i < n; i++) c->dy[i] /= c->accum;
+    return fl_unit_backward(c->m, c->u, c->acts, c->xb, c->dy, B, c->T);
+}
+
+static void unit_step(void *ctx, int accum) {
+    (void)accum;   /* the loss gradient was already scaled */
+    fl_adamw_step(((unit_batch *)ctx)->opt);
+}
+
 int fl_recover_adam(const fl_recover_job *j, fl_unit_report *rep) {
     fl_model *m = j->m;
     const fl_unit *u = j->u;
@@ -114,8 +153,7 @@ int fl_recover_adam(const fl_recover_job *j, fl_unit_report *rep) {
     const int nwin = j->nwin, T = j->T;
     const fl_recon_opts *o = j->o;
     const int batch = o->batch > 0 ? (o->batch < nwin ? o->batch : nwin) : 1, accum = o->grad_accum > 0 ? o->grad_accum : 1;
-    const int per_epoch = (nwin + batch - 1) / batch, micro = per_epoch * (o->epochs > 0 ? o->epochs : 1);
-    const int steps = (micro + accum - 1) / accum;
+    const int epochs = o->epochs > 0 ? o->epochs : 1, steps = fl_train_steps(nwin, batch, epochs, accum);
     double t0 = fl_wall_s();
     size_t live0 = fl_mem_live();
     fl_mem_reset_peak();
@@ -127,47 +165,19 @@ int fl_recover_adam(const fl_recover_job *j, fl_unit_report *rep) {
     oc.warmup_steps = steps / 10; oc.sched = FL_SCHED_LINEAR;
     fl_adamw opt;
     if (fl_adamw_init(&opt, m, &oc) != 0) return -1;
-    fl_acts *acts = u->kind == FL_UNIT_LINEAR ? NULL : fl_acts_new();
-    float *xb = fl_allocf((size_t)batch * T * u->in_w), *yb = fl_allocf((size_t)batch * T * u->out_w);
-    float *out = fl_allocf((size_t)batch * T * u->out_w), *dy = fl_allocf((size_t)batch * T * u->out_w);
-    int *perm = malloc(sizeof(int) * nwin);
-    for (int i = 0; i < nwin; i++) perm[i] = i;
-    uint64_t rs = o->seed * 0x2545F4914F6CDD1Dull + 17;
-    int rc = 0, mb = 0, tty = o->progress && isatty(2);
-    double last = 0;
-    const size_t rin = (size_t)T * u->in_w, rout = (size_t)T * u->out_w;
-    for (int ep = 0; ep < (o->epochs > 0 ? o->epochs : 1) && rc == 0; ep++) {
-        for (int i = nwin - 1; i > 0; i--) {   /* Fisher-Yates, seeded */
-            int j = (int)(fl_splitmix64(&rs) % (uint64_t)(i + 1)), t = perm[i];
-            perm[i] = perm[j]; perm[j] = t;
-        }
-        for (int w0 = 0; w0 < nwin && rc == 0; w0 += batch) {
-            int B = nwin - w0 < batch ? nwin - w0 : batch;
-            for (int b = 0; b < B; b++) {
-                memcpy(xb + b * rin, X + (size_t)perm[w0 + b] * rin, sizeof(float) * rin);
-                memcpy(yb + b * rout, Y + (size_t)perm[w0 + b] * rout, sizeof(float) * rout);
-            }
-            if ((rc = fl_unit_forward(m, u, xb, out, B, T, acts)) != 0) break;
-            last = fl_recon_loss(o->loss, out, yb, (int64_t)B * T, u->out_w, dy);
-            if (!isfinite(last)) {
-                rep->diverged = 1;
-                rc = fl_err("%s: reconstruction diverged at step %d (loss %g)", u->name, opt.t + 1, last);
-                break;
-            }
-            if (accum > 1) for (size_t i = 0; i < (size_t)B * rout; i++) dy[i] /= accum;
-            if ((rc = fl_unit_backward(m, u, acts, xb, dy, B, T)) != 0) break;
-            if (++mb % accum == 0 || mb == micro) fl_adamw_step(&opt);
-            if (tty) {
-                fprintf(stderr, "\r  %-22s step %d/%d loss %.5g   ", u->name, opt.t, steps, last);
-                fflush(stderr);
-            }
-        }
-    }
-    if (tty) fprintf(stderr, "\r%*s\r", 70, "");
-    rep->steps = opt.t;
-    fl_acts_free(acts);
-    fl_free(xb); fl_free(yb); fl_free(out); fl_free(dy);
-    free(perm);
+    unit_batch c = { .m = m, .u = u, .X = X, .Y = Y, .T = T, .accum = accum, .loss = o->loss,
+                     .acts = u->kind == FL_UNIT_LINEAR ? NULL : fl_acts_new(), .opt = &opt };
+    c.xb = fl_allocf((size_t)batch * T * u->in_w); c.yb = fl_allocf((size_t)batch * T * u->out_w);
+    c.out = fl_allocf((size_t)batch * T * u->out_w); c.dy = fl_allocf((size_t)batch * T * u->out_w);
+    char what[96];
+    snprintf(what, sizeof what, "%s: reconstruction", u->name);
+    fl_train_spec ts = { .nwin = nwin, .batch = batch, .epochs = epochs, .accum = accum, .rng = fl_splitmix64,
+                         .state = o->seed * 0x2545F4914F6CDD1Dull + 17, .forward = unit_forward,
+                         .backward = unit_backward, .step = unit_step, .ctx = &c, .what = what,
+                         .label = o->progress ? u->name : NULL };
+    int rc = fl_train_loop(&ts, &rep->steps, &rep->diverged);
+    fl_acts_free(c.acts);
+    fl_free(c.xb); fl_free(c.yb); fl_free(c.out); fl_free(c.dy);
     fl_adamw_free(&opt);
     rep->working_bytes = fl_mem_peak() - live0 + fl_unit_param_bytes(m, u);
     rep->peak_bytes = fl_mem_peak();

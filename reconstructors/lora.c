@@ -198,7 +198,7 @@ int fl_retrain_lora(fl_model *m, int masked, int rank, float alpha, const int32_
     lora_step_ctx sc = { &L, &oc };
     char what[32];
     snprintf(what, sizeof what, "retrain:%s", mode);
-    int rc = fl_retrain_loop(m, tok, tg, nwin, T, batch, epochs, accum, steps, o, what, lora_step, &sc, rep);
+    int rc = fl_retrain_loop(m, tok, tg, nwin, T, batch, epochs, accum, o, what, lora_step, &sc, rep);
     rep->working_bytes = fl_mem_peak() - live0 + sizeof(float) * (size_t)fl_model_num_params(m);
     rep->peak_bytes = fl_mem_peak();
     fl_lora_detach(&L, rc == 0);   /* merge; on failure W is still W0 */

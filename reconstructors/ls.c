@@ -9,17 +9,13 @@
 #include "model/alloc.h"
 #include "model/err.h"
 #include "model/gemm.h"
+#include "model/lapack.h"
 #include <omp.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "model/clock.h"
-
-/* LAPACK (Fortran interface, provided by OpenBLAS). */
-void dpotrf_(const char *uplo, const int *n, double *a, const int *lda, int *info);
-void dpotrs_(const char *uplo, const int *n, const int *nrhs, const double *a, const int *lda, double *b,
-             const int *ldb, int *info);
 
 
 int fl_recover_ls(const fl_recover_job *j, fl_unit_report *rep) {
@@ -90,8 +86,8 @@ int fl_recover_ls(const fl_recover_job *j, fl_unit_report *rep) {
                 rhs[a] = R[(size_t)K[a] * out + i];
             }
             int info = 0, one = 1;
-            dpotrf_("L", &k, A, &k, &info);
-            if (info == 0) dpotrs_("L", &k, &one, A, &k, rhs, &k, &info);
+            dpotrf_("L", &k, A, &k, &info, 1);
+            if (info == 0) dpotrs_("L", &k, &one, A, &k, rhs, &k, &info, 1);
             if (info != 0) {
                 #pragma omp atomic write
                 bad = i + 1;

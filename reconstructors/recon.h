@@ -202,24 +202,18 @@ int fl_retrain_full(fl_model *m, int bias_norm, const int32_t *tok, int nwin, in
 int32_t *fl_retrain_targets(const int32_t *tok, int nwin, int T);
 /* Mean cross-entropy of the model over the windows, batch by batch. */
 double fl_retrain_mean_ce(fl_model *m, const int32_t *tok, const int32_t *tg, int nwin, int T, int batch);
-/* One epoch's seeded Fisher-Yates shuffle of perm[n], advancing *rs (an
- * LCG stream of its own, kept so that retraining results stay comparable
- * across versions; local reconstruction shuffles with splitmix64). */
-void fl_retrain_shuffle(int *perm, int n, uint64_t *rs);
-/* Copies the windows perm[w0 .. w0+batch) (fewer at the end) into tb, gb;
- * returns how many. */
-int fl_retrain_batch(const int32_t *tok, const int32_t *tg, const int *perm, int nwin, int T, int w0, int batch,
-                     int32_t *tb, int32_t *gb);
 /* --distill: the teacher's next-token probabilities for a batch, soft [B*T, V]. */
 int fl_retrain_soft_targets(fl_model *teacher, const int32_t *tb, const int32_t *gb, int B, int T, float *soft);
-/* The training loop every retraining baseline shares: `epochs` seeded
- * shuffles of the windows, batches of `batch`, next-token cross-entropy (or
- * the teacher's soft targets with o->teacher), backward over the whole
- * model, and step(ctx, accum) after every `accum` micro-batches (and after
- * the last). Stops with rep->diverged on a non-finite loss ("WHAT diverged
- * at step N"); sets rep->steps. Whatever it allocates is freed on return. */
+/* The whole-model micro-batch over model/train.h's loop, which every
+ * retraining baseline shares: `epochs` seeded shuffles of the windows (an
+ * LCG stream of their own, fl_lcg31, kept so results stay comparable
+ * across versions), batches of `batch`, next-token cross-entropy (or the
+ * teacher's soft targets with o->teacher), backward over the whole model,
+ * and step(ctx, accum) after every `accum` micro-batches (and after the
+ * last). Stops with rep->diverged on a non-finite loss ("WHAT diverged at
+ * step N"); sets rep->steps. Whatever it allocates is freed on return. */
 int fl_retrain_loop(fl_model *m, const int32_t *tok, const int32_t *tg, int nwin, int T, int batch, int epochs, int accum,
-                    int steps, const fl_recon_opts *o, const char *what, void (*step)(void *ctx, int accum), void *ctx,
+                    const fl_recon_opts *o, const char *what, void (*step)(void *ctx, int accum), void *ctx,
                     fl_unit_report *rep);
 
 /* ---- predicted memory --------------------------------------------------- */

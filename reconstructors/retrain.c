@@ -9,6 +9,8 @@
 #include "recon.h"
 #include "predict.h"
 #include "model/clock.h"
+#include "model/rng.h"
+#include "model/train.h"
 #include "model/adamw.h"
 #include "model/alloc.h"
 #include "model/err.h"
@@ -38,24 +40,6 @@ double fl_retrain_mean_ce(fl_model *m, const int32_t *tok, const int32_t *tg, in
     return n ? s / n : NAN;
 }
 
-void fl_retrain_shuffle(int *perm, int n, uint64_t *rs) {
-    for (int i = n - 1; i > 0; i--) {
-        *rs = *rs * 6364136223846793005ull + 1442695040888963407ull;
-        int j = (int)((*rs >> 33) % (uint64_t)(i + 1)), t = perm[i];
-        perm[i] = perm[j]; perm[j] = t;
-    }
-}
-
-int fl_retrain_batch(const int32_t *tok, const int32_t *tg, const int *perm, int nwin, int T, int w0, int batch,
-                     int32_t *tb, int32_t *gb) {
-    int B = nwin - w0 < batch ? nwin - w0 : batch;
-    for (int b = 0; b < B; b++) {
-        memcpy(tb + (int64_t)b * T, tok + (int64_t)perm[w0 + b] * T, sizeof(int32_t) * T);
-        memcpy(gb + (int64_t)b * T, tg + (int64_t)perm[w0 + b] * T, sizeof(int32_t) * T);
-    }
-    return B;
-}
-
 int fl_retrain_soft_targets(fl_model *teacher, const int32_t *tb, const int32_t *gb, int B, int T, float *soft) {
     const int V = teacher->cfg.vocab;
     fl_fwd ta = { .B = B, .T = T, .tokens = tb, .targets = gb, .logits = soft };
@@ -82,41 +66,62 @@ static void full_step(void *ctx, int accum) {
     fl_adamw_step(opt);
 }
 
-int fl_retrain_loop(fl_model *m, const int32_t *tok, const int32_t *tg, int nwin, int T, int batch, int epochs, int accum,
-                    int steps, const fl_recon_opts *o, const char *what, void (*step)(void *ctx, int accum), void *ctx,
-                    fl_unit_report *rep) {
-    const int micro = (nwin + batch - 1) / batch * epochs;
-    fl_acts *acts = fl_acts_new();
-    int32_t *tb = malloc(sizeof(int32_t) * (size_t)batch * T), *gb = malloc(sizeof(int32_t) * (size_t)batch * T);
-    /* distillation: the teacher's probabilities for the batch [B*T, V] */
-    float *soft = o->teacher ? fl_allocf((size_t)batch * T * m->cfg.vocab) : NULL;
-    int *perm = malloc(sizeof(int) * nwin);
-    for (int i = 0; i < nwin; i++) perm[i] = i;
-    uint64_t rs = o->seed * 0x9E3779B97F4A7C15ull + 5;
-    int rc = 0, mb = 0, t = 0, tty = o->progress && isatty(2);
-    for (int ep = 0; ep < epochs && rc == 0; ep++) {
-        fl_retrain_shuffle(perm, nwin, &rs);
-        for (int w0 = 0; w0 < nwin && rc == 0; w0 += batch) {
-            int B = fl_retrain_batch(tok, tg, perm, nwin, T, w0, batch, tb, gb);
-            if (soft && (rc = fl_retrain_soft_targets(o->teacher, tb, gb, B, T, soft)) != 0) break;
-            fl_fwd a = { .B = B, .T = T, .tokens = tb, .targets = gb, .soft = soft };
-            if ((rc = fl_forward(m, fl_range_whole(m), &a, acts)) != 0) break;
-            if (!isfinite(a.loss)) {
-                rep->diverged = 1;
-                rc = fl_err("%s diverged at step %d (loss %g)", what, t + 1, a.loss);
-                break;
-            }
-            if ((rc = fl_backward(m, fl_range_whole(m), acts, NULL, NULL)) != 0) break;
-            fl_acts_release(acts);
-            if (++mb % accum == 0 || mb == micro) { step(ctx, accum); t++; }
-            if (tty) { fprintf(stderr, "\r  retrain step %d/%d loss %.4f   ", t, steps, a.loss); fflush(stderr); }
-        }
+/* One micro-batch of the whole model: the windows idx[0..B) gathered, the
+ * teacher's distribution with --distill, forward with next-token targets,
+ * backward over the whole model. */
+typedef struct {
+    fl_model *m, *teacher;
+    const int32_t *tok, *tg;
+    int T;
+    fl_acts *acts;
+    int32_t *tb, *gb;
+    float *soft;
+    void (*step)(void *ctx, int accum);
+    void *step_ctx;
+} model_batch;
+
+static int model_forward(void *ctx, const int *idx, int B, double *loss) {
+    model_batch *c = ctx;
+    for (int b = 0; b < B; b++) {
+        memcpy(c->tb + (int64_t)b * c->T, c->tok + (int64_t)idx[b] * c->T, sizeof(int32_t) * c->T);
+        memcpy(c->gb + (int64_t)b * c->T, c->tg + (int64_t)idx[b] * c->T, sizeof(int32_t) * c->T);
     }
-    if (tty) fprintf(stderr, "\r%*s\r", 60, "");
-    rep->steps = t;
-    fl_acts_free(acts);
-    free(tb); free(gb); free(perm);
-    fl_free(soft);
+    if (c->soft && fl_retrain_soft_targets(c->teacher, c->tb, c->gb, B, c->T, c->soft) != 0) return -1;
+    fl_fwd a = { .B = B, .T = c->T, .tokens = c->tb, .targets = c->gb, .soft = c->soft };
+    if (fl_forward(c->m, fl_range_whole(c->m), &a, c->acts) != 0) return -1;
+    *loss = a.loss;
+    return 0;
+}
+
+static int model_backward(void *ctx, int B) {
+    (void)B;
+    model_batch *c = ctx;
+    if (fl_backward(c->m, fl_range_whole(c->m), c->acts, NULL, NULL) != 0) return -1;
+    fl_acts_release(c->acts);
+    return 0;
+}
+
+static void model_step(void *ctx, int accum) {
+    model_batch *c = ctx;
+    c->step(c->step_ctx, accum);
+}
+
+int fl_retrain_loop(fl_model *m, const int32_t *tok, const int32_t *tg, int nwin, int T, int batch, int epochs, int accum,
+                    const fl_recon_opts *o, const char *what, void (*step)(void *ctx, int accum), void *ctx,
+                    fl_unit_report *rep) {
+    model_batch c = { .m = m, .teacher = o->teacher, .tok = tok, .tg = tg, .T = T, .acts = fl_acts_new(),
+                      .tb = malloc(sizeof(int32_t) * (size_t)batch * T), .gb = malloc(sizeof(int32_t) * (size_t)batch * T),
+                      /* distillation: the teacher's probabilities for the batch [B*T, V] */
+                      .soft = o->teacher ? fl_allocf((size_t)batch * T * m->cfg.vocab) : NULL,
+                      .step = step, .step_ctx = ctx };
+    fl_train_spec ts = { .nwin = nwin, .batch = batch, .epochs = epochs, .accum = accum, .rng = fl_lcg31,
+                         .state = o->seed * 0x9E3779B97F4A7C15ull + 5, .forward = model_forward,
+                         .backward = model_backward, .step = model_step, .ctx = &c, .what = what,
+                         .label = o->progress ? what : NULL };
+    int rc = (c.tb && c.gb) ? fl_train_loop(&ts, &rep->steps, &rep->diverged) : fl_err("%s: out of memory", what);
+    fl_acts_free(c.acts);
+    free(c.tb); free(c.gb);
+    fl_free(c.soft);
     return rc;
 }
 
@@ -147,7 +152,7 @@ int fl_retrain_full(fl_model *m, int bias_norm, const int32_t *tok, int nwin, in
     fl_adamw opt;
     if (fl_adamw_init(&opt, m, &oc) != 0) { free(tg); return -1; }
     full_step_ctx sc = { &opt };
-    int rc = fl_retrain_loop(m, tok, tg, nwin, T, batch, epochs, accum, steps, o, "retraining", full_step, &sc, rep);
+    int rc = fl_retrain_loop(m, tok, tg, nwin, T, batch, epochs, accum, o, "retraining", full_step, &sc, rep);
     fl_adamw_free(&opt);
     rep->working_bytes = fl_mem_peak() - live0 + sizeof(float) * (size_t)fl_model_num_params(m);
     rep->peak_bytes = fl_mem_peak();

@@ -63,6 +63,12 @@ expect 1 "unknown reconstructor" "unknown reconstructor" "$FL" prune --model "$M
 expect 1 "context" "calibration seqlen beyond the context" "$FL" prune --model "$M" --criterion wanda --sparsity 0.5 --seqlen 999 --calib "$T/d/train.bin" --out "$T/p"
 expect 0 "" "prune with sublayer reconstruction" "$FL" prune --model "$M" --criterion wanda --sparsity 0.5 --reconstruct sublayer --calib "$T/d/train.bin" --calib-samples 4 --eval "$T/d/val.bin" --out "$T/p"
 [ -s "$T/p/model.safetensors" ] && [ -s "$T/p/calib.bin" ] && [ -s "$T/p/freelunch.json" ] && echo "ok $((n = n + 1)) - prune wrote model, calib.bin and freelunch.json" || { echo "not ok $((n = n + 1)) - prune outputs missing"; bad=1; }
+# criterion options: bad ones refused before any work, named and positional ones run
+expect 1 "criterion ria: alpha: 3 is out of range.*options: alpha=0.5" "criterion option out of range" "$FL" prune --model "$M" --criterion ria:alpha=3 --sparsity 0.5 --calib "$T/d/train.bin" --out "$T/p"
+expect 1 "criterion sparsefw: unknown option 'iter'.*options: warm=wanda" "unknown criterion option" "$FL" prune --model "$M" --criterion sparsefw:iter=5 --sparsity 0.5 --calib "$T/d/train.bin" --out "$T/p"
+expect 1 "warm start: criterion ria: alpha: 9" "bad option of a warm start" "$FL" prune --model "$M" --criterion "sparseswaps:warm=(ria:alpha=9),budget=2" --sparsity 0.5 --calib "$T/d/train.bin" --out "$T/p"
+expect 0 "" "prune with a warm start's own options" "$FL" prune --model "$M" --criterion "sparsefw:warm=(ria:alpha=1),iters=3" --sparsity 0.5 --calib "$T/d/train.bin" --calib-samples 4 --eval "$T/d/val.bin" --out "$T/pw"
+expect 0 "" "prune with the positional form" "$FL" prune --model "$M" --criterion sparseswaps:ria:2 --sparsity 2:4 --calib "$T/d/train.bin" --calib-samples 4 --eval "$T/d/val.bin" --out "$T/ps"
 
 echo "# $n checks"
 exit $bad

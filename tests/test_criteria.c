@@ -66,14 +66,15 @@ static void layer_free(layer *L) {
 
 /* Runs `spec` on a copy of L->W; returns 0 or -1 (message in fl_errmsg). */
 static int run_spec(const layer *L, const char *spec, const fl_pattern *p, float *Wout, uint8_t *mask) {
-    const fl_criterion *c;
-    const char *arg;
-    if (fl_criterion_find(spec, &c, &arg) != 0) return -1;
+    fl_crit_inst c;
+    if (fl_criterion_open(spec, &c) != 0) return -1;
     memcpy(Wout, L->W, sizeof(float) * L->R * L->C);
-    fl_stats_kind k = fl_criterion_stats(c, arg);
-    fl_prune_job job = { .arg = arg, .W = Wout, .rows = L->R, .cols = L->C, .pat = *p, .mask = mask, .seed = 7,
+    fl_stats_kind k = fl_criterion_stats(&c);
+    fl_prune_job job = { .W = Wout, .rows = L->R, .cols = L->C, .pat = *p, .mask = mask, .seed = 7,
                          .st = k == FL_STATS_NONE ? NULL : k == FL_STATS_NORMS ? &L->norms : &L->gram };
-    return fl_criterion_run(c, &job);
+    int rc = fl_criterion_run(&c, &job);
+    fl_criterion_close(&c);
+    return rc;
 }
 
 static void parse_pat(int i, fl_pattern *p) {
@@ -277,25 +278,41 @@ static void expect_err(int rc, const char *what, const char *needle1, const char
 
 static void test_errors(void **state) {
     (void)state;
-    const fl_criterion *c;
-    const char *arg;
+    fl_crit_inst c;
     /* unknown names list every criterion */
     for (const char *const *s = (const char *const[]){ "nosuch", "Wanda", "", "wand", ":0.5", NULL }; *s; s++) {
-        expect_err(fl_criterion_find(*s, &c, &arg), *s, "unknown criterion", "valid:");
+        expect_err(fl_criterion_open(*s, &c), *s, "unknown criterion", "valid:");
         for (int i = 0; FL_CRITERIA[i]; i++) assert_non_null(strstr(fl_errmsg(), FL_CRITERIA[i]->name));
+        assert_null(fl_criterion_find(*s, NULL));
     }
-    expect_err(fl_criterion_find("wanda:2", &c, &arg), "wanda:2", "takes no argument", NULL);
-    expect_err(fl_criterion_find("magnitude:", &c, &arg), "magnitude:", "takes no argument", NULL);
-    for (const char *const *s = (const char *const[]){ "ria:abc", "ria:3", "ria:-0.1", "ria:", "ria:0.5x", "ria:nan", NULL }; *s; s++)
-        expect_err(fl_criterion_find(*s, &c, &arg), *s, "[0, 2]", "ria:0.5");
-    assert_int_equal(fl_criterion_find("ria", &c, &arg), 0);
-    assert_null(arg);
-    assert_int_equal(fl_criterion_find("ria:1.5", &c, &arg), 0);
-    assert_string_equal(arg, "1.5");
-    assert_int_equal(fl_criterion_find("ria:2", &c, &arg), 0);
-    assert_int_equal(fl_criterion_find("sparsegpt", &c, &arg), 0);
-    assert_string_equal(c->name, "sparsegpt");
-    assert_int_equal(fl_criterion_stats(c, NULL), FL_STATS_GRAM);
+    /* criteria without options refuse any; "name:" with nothing after is the defaults */
+    expect_err(fl_criterion_open("wanda:2", &c), "wanda:2", "criterion wanda: takes no options", "options: none");
+    expect_err(fl_criterion_open("obs:alpha=1", &c), "obs:alpha=1", "criterion obs: takes no options", NULL);
+    assert_int_equal(fl_criterion_open("magnitude:", &c), 0);
+    fl_criterion_close(&c);
+    for (const char *const *s = (const char *const[]){ "ria:abc", "ria:3", "ria:-0.1", "ria:0.5x", "ria:nan", "ria:inf",
+                                                       "ria:alpha=", "ria:alpha=3", "ria:beta=1", "ria:1,2",
+                                                       "ria:alpha=1,alpha=1", "ria:(1", NULL }; *s; s++)
+        expect_err(fl_criterion_open(*s, &c), *s, "criterion ria: ", "options: alpha=0.5 (in [0, 2])");
+    const char *text;
+    const fl_criterion *cr = fl_criterion_find("ria:1.5", &text);
+    assert_non_null(cr);
+    assert_string_equal(cr->name, "ria");
+    assert_string_equal(text, "1.5");
+    assert_non_null(fl_criterion_find("ria", &text));
+    assert_null(text);
+    for (const char *const *s = (const char *const[]){ "ria", "ria:", "ria:1.5", "ria:2", "ria:0", "ria:alpha=1",
+                                                       "ria:(0.5)", NULL }; *s; s++) {
+        if (fl_criterion_open(*s, &c) != 0) fail_msg("%s: %s", *s, fl_errmsg());
+        assert_ptr_equal(c.crit, cr);
+        fl_criterion_close(&c);
+        assert_null(c.crit);
+        fl_criterion_close(&c);   /* twice is harmless */
+    }
+    assert_int_equal(fl_criterion_open("sparsegpt", &c), 0);
+    assert_string_equal(c.crit->name, "sparsegpt");
+    assert_int_equal(fl_criterion_stats(&c), FL_STATS_GRAM);
+    fl_criterion_close(&c);
 
     fl_pattern p;
     for (const char *const *s = (const char *const[]){ "0", "1", "1.5", "-0.2", "abc", "", "0.5.1", NULL }; *s; s++)
@@ -316,11 +333,13 @@ static void test_errors(void **state) {
     /* statistics missing */
     assert_int_equal(fl_pattern_parse("0.5", "row", &p), 0);
     fl_prune_job job = { .W = W, .rows = 8, .cols = 100, .pat = p, .mask = mask };
-    assert_int_equal(fl_criterion_find("wanda", &c, &arg), 0);
-    expect_err(fl_criterion_run(c, &job), "wanda without stats", "statistics missing", NULL);
+    assert_int_equal(fl_criterion_open("wanda", &c), 0);
+    expect_err(fl_criterion_run(&c, &job), "wanda without stats", "statistics missing", NULL);
+    fl_criterion_close(&c);
     job.st = &L.norms;
-    assert_int_equal(fl_criterion_find("sparsegpt", &c, &arg), 0);
-    expect_err(fl_criterion_run(c, &job), "sparsegpt with norms", "statistics missing", NULL);
+    assert_int_equal(fl_criterion_open("sparsegpt", &c), 0);
+    expect_err(fl_criterion_run(&c, &job), "sparsegpt with norms", "statistics missing", NULL);
+    fl_criterion_close(&c);
     fl_free(W); fl_free(mask);
     layer_free(&L);
 }

@@ -8,6 +8,8 @@
  * fl_lora_predict_working; the tracked memory is all given back; the
  * option parser. */
 #include "tests/testutil.h"
+#include "model/train.h"
+#include "model/rng.h"
 #include "model/adamw.h"
 #include "model/alloc.h"
 #include "model/err.h"
@@ -641,9 +643,13 @@ static void merged_reference(int masked, int rank, float alpha, const fl_recon_o
     for (int ep = 0; ep <= epochs; ep++) {
         compose_merged(&L, w0, masks, masked);
         if (ep == epochs) break;
-        fl_retrain_shuffle(perm, NWIN, &rs);
+        fl_shuffle(perm, NWIN, fl_lcg31, &rs);
         for (int w0i = 0; w0i < NWIN; w0i += batch) {
-            int B = fl_retrain_batch(g_tok, tg, perm, NWIN, TT, w0i, batch, tb, gb);
+            int B = NWIN - w0i < batch ? NWIN - w0i : batch;
+            for (int b = 0; b < B; b++) {
+                memcpy(tb + b * TT, g_tok + perm[w0i + b] * TT, sizeof(int32_t) * TT);
+                memcpy(gb + b * TT, tg + perm[w0i + b] * TT, sizeof(int32_t) * TT);
+            }
             fl_fwd a = { .B = B, .T = TT, .tokens = tb, .targets = gb };
             assert_int_equal(fl_forward(&g_m, fl_range_whole(&g_m), &a, acts), 0);
             assert_int_equal(fl_backward(&g_m, fl_range_whole(&g_m), acts, NULL, NULL), 0);

@@ -107,12 +107,12 @@ static void test_case(void **state) {
     fl_stats st;
     fl_stats_init(&st, FL_STATS_GRAM, C);
     fl_stats_add(&st, X, N);
-    const fl_criterion *crit;
-    const char *arg;
-    assert_int_equal(fl_criterion_find("sparsegpt", &crit, &arg), 0);
-    fl_prune_job job = { .arg = arg, .W = W, .rows = R, .cols = C, .st = &st, .mask = mask, .seed = 1 };
+    fl_crit_inst crit;
+    assert_int_equal(fl_criterion_open("sparsegpt", &crit), 0);
+    fl_prune_job job = { .W = W, .rows = R, .cols = C, .st = &st, .mask = mask, .seed = 1 };
     if (fl_pattern_parse(k->sparsity, k->kind, &job.pat) != 0) fail_msg("%s", fl_errmsg());
-    if (fl_criterion_run(crit, &job) != 0) fail_msg("%s: %s", k->name, fl_errmsg());
+    if (fl_criterion_run(&crit, &job) != 0) fail_msg("%s: %s", k->name, fl_errmsg());
+    fl_criterion_close(&crit);
     if (fl_mask_check(mref, R, C, &job.pat, "reference mask") != 0) fail_msg("%s: %s", k->name, fl_errmsg());
 
     int mism = 0;

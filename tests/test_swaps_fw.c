@@ -14,9 +14,7 @@
 
 /* The warm start the tests use: wanda once it is registered, else magnitude. */
 static const char *warm_name(void) {
-    const fl_criterion *c;
-    const char *a;
-    return fl_criterion_find("wanda", &c, &a) == 0 ? "wanda" : "magnitude";
+    return fl_criterion_find("wanda", NULL) ? "wanda" : "magnitude";
 }
 
 /* Correlated inputs: X = Z (I + U V^T) diag(scale), Z uniform, U V^T of rank
@@ -190,13 +188,13 @@ typedef struct { int R, D, N; } shape;
  * conforms and (mask-only criteria) the kept weights are untouched. */
 static double run_spec(const char *spec, const float *W, int R, int D, const fl_stats *st, const fl_pattern *p,
                        uint8_t *mask, int mask_only) {
-    const fl_criterion *c;
-    const char *arg;
-    assert_int_equal(fl_criterion_find(spec, &c, &arg), 0);
+    fl_crit_inst c;
+    if (fl_criterion_open(spec, &c) != 0) fail_msg("%s: %s", spec, fl_errmsg());
     float *Wc = fl_allocf((size_t)R * D);
     memcpy(Wc, W, sizeof(float) * R * D);
-    fl_prune_job j = { .arg = arg, .W = Wc, .rows = R, .cols = D, .st = st, .pat = *p, .mask = mask, .seed = 1 };
-    if (fl_criterion_run(c, &j) != 0) fail_msg("%s: %s", spec, fl_errmsg());
+    fl_prune_job j = { .W = Wc, .rows = R, .cols = D, .st = st, .pat = *p, .mask = mask, .seed = 1 };
+    if (fl_criterion_run(&c, &j) != 0) fail_msg("%s: %s", spec, fl_errmsg());
+    fl_criterion_close(&c);
     assert_int_equal(fl_mask_check(mask, R, D, p, spec), 0);
     if (mask_only)
         for (int64_t i = 0; i < (int64_t)R * D; i++) assert_true(Wc[i] == (mask[i] ? W[i] : 0.0f));
@@ -244,9 +242,7 @@ static void test_swaps_layer(void **state) {
     assert_int_equal(fl_pattern_parse("0.5", "row", &p), 0);
     const char *warms[] = { "magnitude", "random", "ria", "sparsegpt" };
     for (size_t t = 0; t < sizeof warms / sizeof warms[0]; t++) {
-        const fl_criterion *c;
-        const char *a;
-        if (fl_criterion_find(warms[t], &c, &a) != 0) continue;
+        if (!fl_criterion_find(warms[t], NULL)) continue;
         double ew = run_spec(warms[t], W, R, D, &st, &p, mw, 0);
         snprintf(spec, sizeof spec, "sparseswaps:%s", warms[t]);
         double es = run_spec(spec, W, R, D, &st, &p, ms, 1);
@@ -376,35 +372,98 @@ static void test_fw_registry(void **state) {
 /* ---- arguments -------------------------------------------------------------- */
 
 static void bad(const char *spec, const char *needle) {
-    const fl_criterion *c;
-    const char *arg;
+    fl_crit_inst c;
     fl_err_clear();
-    assert_int_equal(fl_criterion_find(spec, &c, &arg), -1);
+    assert_int_equal(fl_criterion_open(spec, &c), -1);
+    assert_null(c.crit);
     const char *msg = fl_errmsg();
     if (!strstr(msg, needle)) fail_msg("'%s': message '%s' lacks '%s'", spec, msg, needle);
     assert_null(strchr(msg, '\n'));
 }
 
+static fl_stats_kind stats_of(const char *spec) {
+    fl_crit_inst c;
+    if (fl_criterion_open(spec, &c) != 0) fail_msg("%s: %s", spec, fl_errmsg());
+    fl_stats_kind k = fl_criterion_stats(&c);
+    fl_criterion_close(&c);
+    return k;
+}
+
+/* Runs spec on a fixed small layer (row 0.5 and 2:4); the masks and
+ * weights of both runs, for comparing two spellings of one setting. */
+static void run_small(const char *spec, uint8_t *mask, float *W) {
+    const int R = 16, D = 64;
+    static float *W0;
+    static fl_stats st;
+    if (!W0) layer_setup(&W0, &st, R, D, 128, 77);
+    const char *pats[][2] = { { "0.5", "row" }, { "2:4", NULL } };
+    for (int t = 0; t < 2; t++) {
+        fl_pattern p;
+        assert_int_equal(fl_pattern_parse(pats[t][0], pats[t][1], &p), 0);
+        fl_crit_inst c;
+        if (fl_criterion_open(spec, &c) != 0) fail_msg("%s: %s", spec, fl_errmsg());
+        float *Wt = W + (int64_t)t * R * D;
+        memcpy(Wt, W0, sizeof(float) * R * D);
+        fl_prune_job j = { .W = Wt, .rows = R, .cols = D, .st = &st, .pat = p, .mask = mask + (int64_t)t * R * D,
+                           .seed = 1 };
+        if (fl_criterion_run(&c, &j) != 0) fail_msg("%s: %s", spec, fl_errmsg());
+        fl_criterion_close(&c);
+    }
+}
+
+/* a and b prune identically (same = 1), or not (same = 0) */
+static void same(const char *a, const char *b, int same) {
+    enum { N = 2 * 16 * 64 };
+    uint8_t ma[N], mb[N];
+    float wa[N], wb[N];
+    run_small(a, ma, wa);
+    run_small(b, mb, wb);
+    int eq = !memcmp(ma, mb, sizeof ma) && !memcmp(wa, wb, sizeof wa);
+    if (eq != same) fail_msg("'%s' and '%s' should prune %s", a, b, same ? "identically" : "differently");
+}
+
 static void test_args(void **state) {
     (void)state;
     bad("sparseswaps:nosuch", "magnitude");
-    bad("sparseswaps:wanda:-1", "BUDGET");
+    bad("sparseswaps:warm=nosuch", "warm start: unknown criterion 'nosuch' (valid:");
+    bad("sparseswaps:wanda:-1", "budget: -1 is out of range [0, 100000000]");
     bad("sparseswaps:wanda:x", "whole number");
-    bad("sparseswaps:wanda:10:3", "whole number");
+    bad("sparseswaps:wanda:10:3", "too many values");
+    bad("sparseswaps:budget=5,budget=6", "given twice");
+    bad("sparseswaps:warm=ria:alpha=3", "criterion sparseswaps: warm start: criterion ria: alpha: 3 is out of range");
+    bad("sparseswaps:warm=(ria:alpha=1", "'(' without ')'");
     bad("sparsefw:nosuch", "valid:");
     bad("sparsefw:wanda:1", "[0, 1)");
-    bad("sparsefw:wanda:-0.1", "[0, 1)");
-    bad("sparsefw:wanda:abc", "ALPHA");
-    bad("sparsefw:wanda:0.5:x", "ITERS");
-    bad("sparsefw:wanda:0.5:10:1", "ITERS");
-    const fl_criterion *c;
-    const char *arg;
-    assert_int_equal(fl_criterion_find("sparseswaps:magnitude:7", &c, &arg), 0);
-    assert_int_equal(fl_criterion_stats(c, arg), FL_STATS_GRAM);
-    assert_int_equal(fl_criterion_find("sparsefw:random:0.25:5", &c, &arg), 0);
-    assert_int_equal(fl_criterion_stats(c, arg), FL_STATS_GRAM);
-    assert_int_equal(fl_criterion_find("sparsefw", &c, &arg), 0);
-    assert_int_equal(fl_criterion_find("sparseswaps", &c, &arg), 0);
+    bad("sparsefw:alpha=1", "[0, 1)");
+    bad("sparsefw:wanda:-0.1", "out of range");
+    bad("sparsefw:wanda:abc", "alpha: 'abc' is not a number");
+    bad("sparsefw:wanda:0.5:x", "iters: 'x' is not a whole number");
+    bad("sparsefw:wanda:0.5:10:1", "too many values");
+    bad("sparsefw:iter=5", "unknown option 'iter'; options: warm=wanda");
+    bad("sparsefw:warm=(ria:alpha=1),iters=5,alpha=0.5,x", "too many values");
+    bad("sparsefw:warm=(sparseswaps:warm=(ria:alpha=9))", "warm start: criterion sparseswaps: warm start: criterion ria");
+    assert_int_equal(stats_of("sparseswaps:magnitude:7"), FL_STATS_GRAM);
+    assert_int_equal(stats_of("sparsefw:random:0.25:5"), FL_STATS_GRAM);
+    assert_int_equal(stats_of("sparsefw"), FL_STATS_GRAM);
+    assert_int_equal(stats_of("sparseswaps"), FL_STATS_GRAM);
+    /* the named forms prune exactly as the legacy positional ones they spell out */
+    same("sparseswaps", "sparseswaps:", 1);
+    same("sparseswaps", "sparseswaps:wanda:100", 1);
+    same("sparseswaps:ria:1", "sparseswaps:warm=ria,budget=1", 1);
+    same("sparseswaps:ria:1", "sparseswaps:budget=1,warm=ria:alpha=0.5", 1);
+    same("sparseswaps::1", "sparseswaps:budget=1", 1);
+    same("sparseswaps:ria:1", "sparseswaps:wanda:1", 0);
+    same("sparseswaps:ria:1", "sparseswaps:warm=ria:alpha=1,budget=1", 0);   /* the warm start's own option counts */
+    same("sparseswaps:(ria:1):1", "sparseswaps:warm=ria:alpha=1,budget=1", 1);
+    same("sparseswaps:ria:alpha=1,budget=1", "sparseswaps:warm=ria:alpha=1,budget=1", 1);
+    same("sparsefw", "sparsefw:wanda:0:100", 1);
+    same("sparsefw:wanda:0.5:3", "sparsefw:warm=wanda,alpha=0.5,iters=3", 1);
+    same("sparsefw:wanda:0.5:3", "sparsefw:iters=3,alpha=0.5", 1);
+    same("sparsefw:wanda,0.5,3", "sparsefw:wanda:0.5:3", 1);
+    same("sparsefw:ria::3", "sparsefw:warm=ria,iters=3", 1);
+    same("sparsefw:ria::3", "sparsefw:warm=ria:alpha=0,iters=3", 0);
+    same("sparsefw:(ria:0)::3", "sparsefw:warm=(ria:alpha=0),iters=3", 1);
+    same("sparsefw:sparseswaps:0.3:3", "sparsefw:warm=(sparseswaps:warm=wanda,budget=100),alpha=0.3,iters=3", 1);
 }
 
 int main(void) {
