@@ -64,34 +64,12 @@ int fl_lora_attach(fl_lora *L, fl_model *m, int masked, int rank, float alpha, u
     return 0;
 }
 
-static double sumsq(const float *g, int64_t n) {
-    double s = 0;
-    #pragma omp parallel for reduction(+ : s) schedule(static)
-    for (int64_t j = 0; j < n; j++) s += (double)g[j] * g[j];
-    return s;
-}
-
-/* The update of fl_adamw_step (model/adamw.c) over one buffer. */
-static void adam_update(const fl_adamw_cfg *c, float *w, float *g, float *m, float *v, int64_t n, int rows, int cols,
-                        float lr, float gscale, float bc1, float bc2) {
-    float wd = (rows > 1 && cols > 1) ? c->weight_decay : 0.0f;
-    #pragma omp parallel for schedule(static)
-    for (int64_t j = 0; j < n; j++) {
-        float gj = g[j] * gscale;
-        m[j] = c->beta1 * m[j] + (1.0f - c->beta1) * gj;
-        v[j] = c->beta2 * v[j] + (1.0f - c->beta2) * gj * gj;
-        float mh = m[j] / bc1, vh = v[j] / bc2;
-        w[j] -= lr * (mh / (sqrtf(vh) + c->eps) + wd * w[j]);
-        g[j] = 0.0f;
-    }
-}
-
 double fl_lora_adamw_step(fl_lora *L, const fl_adamw_cfg *c, float gscale) {
     L->t++;
     double ss = 0;
     for (int i = 0; i < L->n; i++) {
         fl_lora_slot *s = &L->s[i];
-        ss += sumsq(s->ad.gA, (int64_t)L->rank * s->in) + sumsq(s->ad.gB, (int64_t)s->out * L->rank);
+        ss += fl_sumsq(s->ad.gA, (int64_t)L->rank * s->in) + fl_sumsq(s->ad.gB, (int64_t)s->out * L->rank);
     }
     double gnorm = sqrt(ss) * gscale;
     float clip = (c->clip_norm > 0 && gnorm > c->clip_norm) ? (float)(c->clip_norm / gnorm) : 1.0f;
@@ -99,8 +77,8 @@ double fl_lora_adamw_step(fl_lora *L, const fl_adamw_cfg *c, float gscale) {
     float bc1 = 1.0f - powf(c->beta1, (float)L->t), bc2 = 1.0f - powf(c->beta2, (float)L->t);
     for (int i = 0; i < L->n; i++) {
         fl_lora_slot *s = &L->s[i];
-        adam_update(c, s->ad.A, s->ad.gA, s->mA, s->vA, (int64_t)L->rank * s->in, L->rank, s->in, lr, gscale * clip, bc1, bc2);
-        adam_update(c, s->ad.B, s->ad.gB, s->mB, s->vB, (int64_t)s->out * L->rank, s->out, L->rank, lr, gscale * clip, bc1, bc2);
+        fl_adamw_update(c, s->ad.A, s->ad.gA, s->mA, s->vA, NULL, (int64_t)L->rank * s->in, L->rank, s->in, lr, gscale * clip, bc1, bc2);
+        fl_adamw_update(c, s->ad.B, s->ad.gB, s->mB, s->vB, NULL, (int64_t)s->out * L->rank, s->out, L->rank, lr, gscale * clip, bc1, bc2);
     }
     return gnorm;
 }

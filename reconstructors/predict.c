@@ -28,17 +28,17 @@ typedef fl_shapes shp;
  * bytes) as fl_model_create lays it out. */
 static int64_t padded(int64_t n) { return (n + 15) / 16 * 16; }
 
-/* The model as loaded: every parameter (padded) and the RoPE tables. */
+/* The model as loaded: every parameter (padded) and the RoPE tables. The
+ * block linears come from fl_config_linears, the one place block shapes
+ * are derived from a config. */
 static int64_t model_bytes(const fl_config *c) {
-    const int64_t d = c->d, qd = (int64_t)c->n_head * c->head_dim, kvd = (int64_t)c->n_kv_head * c->head_dim, F = c->d_ff;
+    const int64_t d = c->d;
+    fl_linear_shape sh[7];
+    const int k = fl_config_linears(c, sh);
     int64_t f = padded((int64_t)c->vocab * d);                                   /* embed */
     if (c->learned_pos) f += padded((int64_t)(c->max_pos + c->pos_offset) * d);  /* positions */
     int64_t blk = padded(d) * (c->rms ? 2 : 4);                                  /* two norms (w[, b]) */
-    blk += padded(qd * d) + 2 * padded(kvd * d) + padded(d * qd);                /* q, k, v, o */
-    if (c->qkv_bias) blk += padded(qd) + 2 * padded(kvd);
-    if (c->o_bias) blk += padded(d);
-    blk += padded(F * d) * (c->act == FL_ACT_SWIGLU ? 2 : 1) + padded(d * F);    /* fc1 (gate[, up]), fc2 */
-    if (c->mlp_bias) blk += padded(F) + padded(d);
+    for (int i = 0; i < k; i++) blk += padded((int64_t)sh[i].rows * sh[i].cols) + (sh[i].bias ? padded(sh[i].rows) : 0);
     f += blk * c->n_layer;
     f += padded(d) * (c->rms ? 1 : 2);                                           /* final norm */
     if (!c->tied) f += padded((int64_t)c->vocab * d);                            /* LM head */
@@ -49,16 +49,14 @@ static int64_t model_bytes(const fl_config *c) {
 /* Parameters of one sublayer (0 attention, 1 MLP), unpadded as
  * fl_unit_param_bytes counts them: all of them, or biases and norms only. */
 static int64_t sub_params(const shp *s, int kind, int bias_norm_only) {
-    const fl_config *c = s->c;
-    int64_t bn = s->d * (c->rms ? 1 : 2), w;
-    if (kind == 0) {
-        bn += c->qkv_bias ? s->qd + 2 * s->kvd : 0;
-        bn += c->o_bias ? s->d : 0;
-        w = s->qd * s->d + 2 * s->kvd * s->d + s->d * s->qd;
-    } else {
-        bn += c->mlp_bias ? s->F + s->d : 0;
-        w = s->F * s->d * (s->swiglu ? 3 : 2);
-    }
+    fl_linear_shape sh[7];
+    const int k = fl_config_linears(s->c, sh);
+    int64_t bn = s->d * (s->c->rms ? 1 : 2), w = 0;   /* the sublayer's norm */
+    for (int i = 0; i < k; i++)
+        if (sh[i].sub == kind) {
+            w += (int64_t)sh[i].rows * sh[i].cols;
+            bn += sh[i].bias ? sh[i].rows : 0;
+        }
     return bias_norm_only ? bn : bn + w;
 }
 
@@ -74,7 +72,7 @@ int64_t fl_pred_all_params(const shp *s, int bias_norm_only) {
 
 /* Mask bytes (one per weight) of the linears of one sublayer. */
 static int64_t sub_mask_bytes(const shp *s, int kind) {
-    return kind == 0 ? s->qd * s->d + 2 * s->kvd * s->d + s->d * s->qd : s->F * s->d * (s->swiglu ? 3 : 2);
+    return sub_params(s, kind, 0) - sub_params(s, kind, 1);
 }
 
 /* ---- activations and the kernels' temporaries ------------------------- */

@@ -79,6 +79,36 @@ static void test_descriptors(void **st) {
     assert_non_null(strstr(fl_errmsg(), "takes no options"));
 }
 
+/* fl_config_linears (what plans and predictions count with) describes the
+ * linears fl_model_create makes, in every family. */
+static void test_shapes(void **st) {
+    (void)st;
+    const fl_family fams[] = { FL_GPT2, FL_OPT, FL_LLAMA, FL_QWEN2 };
+    for (int f = 0; f < 4; f++) {
+        fl_config c = { 0 };
+        fl_config_family_defaults(&c, fams[f]);
+        c.vocab = 40; c.d = 16; c.n_layer = 2; c.n_head = 4; c.n_kv_head = fams[f] >= FL_LLAMA ? 2 : 4;
+        c.head_dim = 4; c.d_ff = 24; c.max_pos = 8;
+        fl_model m;
+        assert_int_equal(fl_model_create(&m, &c), 0);
+        fl_linear_shape sh[7];
+        const int k = fl_config_linears(&c, sh);
+        for (int l = 0; l < c.n_layer; l++) {
+            fl_param *w[7], *b[7];
+            const char *nm[7];
+            assert_int_equal(fl_layer_linears(&m, l, w, b, nm), k);
+            for (int i = 0; i < k; i++) {
+                assert_string_equal(nm[i], sh[i].name);
+                assert_int_equal(w[i]->rows, sh[i].rows);
+                assert_int_equal(w[i]->cols, sh[i].cols);
+                assert_int_equal(b[i] != NULL, sh[i].bias);
+                assert_int_equal(fl_param_sublayer(w[i]), 2 * l + sh[i].sub);
+            }
+        }
+        fl_model_free(&m);
+    }
+}
+
 /* fl_plan_check refuses plans that would leave a linear unpruned, prune
  * one twice, or walk backwards. */
 static void test_plan_check(void **st) {
@@ -189,6 +219,7 @@ int main(void) {
     fl_threads_init(0);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_descriptors),
+        cmocka_unit_test(test_shapes),
         cmocka_unit_test(test_plan_check),
         cmocka_unit_test(test_every_reconstructor),
     };
