@@ -1,4 +1,4 @@
-/* freelunch study: the Cartesian grid runner (issue 6).
+/* freelunch study: the Cartesian grid runner (docs/ARCHITECTURE.md, "Formats").
  *
  * Every cell runs as its own process (`freelunch prune ... --out
  * OUT/cells/NAME-ID`): a cell that crashes, aborts or runs out of memory

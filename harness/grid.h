@@ -1,4 +1,4 @@
-/* Grid specs: the Cartesian product of cell settings (design.md, "Formats").
+/* Grid specs: the Cartesian product of cell settings (docs/ARCHITECTURE.md, "Formats").
  *
  *   [grid]                       ; each key a dimension, values comma-separated
  *   criterion   = wanda, sparsegpt

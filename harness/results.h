@@ -1,19 +1,19 @@
 /* results.csv: the study's one tidy table, one row per grid cell, every
- * parameter and every metric a column (design.md, "Formats"). Read and
+ * parameter and every metric a column (docs/ARCHITECTURE.md, "Formats"). Read and
  * written with libcsv; always written whole to a temporary file and renamed
  * (model/fileio.h), so a kill never leaves half a row.
  *
- * The columns are fixed, in the order of FL_RESULT_COLUMNS, and documented
- * in README.md ("results.csv"). A reader looks columns up by name, so new
+ * The columns are fixed, in the order of FL_RESULT_COLS (results.c), and
+ * documented in README.md ("results.csv"); the settings columns are the
+ * settings table's (harness/settings.c), checked by tests/test_study.c. A reader looks columns up by name, so new
  * columns may be appended later without breaking old readers; a file whose
  * header is not exactly ours is refused with one line naming it. */
 #ifndef FL_RESULTS_H
 #define FL_RESULTS_H
 #include <stddef.h>
 
-/* X(name, description) for every column, in file order. Per-phase columns
- * (calibration, statistics, pruning, recovery, evaluation) come from
- * FL_PHASE_COLUMNS. */
+/* The profiler's phases, in column order: results.c expands it into each
+ * phase's columns (P_wall_s, P_cpu_s, ...). */
 #define FL_PHASES(X) X(calibration) X(statistics) X(pruning) X(recovery) X(evaluation)
 
 extern const char *const FL_RESULT_COLS[];
