@@ -226,17 +226,13 @@ static int lora_init(void *priv) {
     return 0;
 }
 
-static int lora_plan_named(const fl_config *c, const char *name, fl_plan *p) {
-    if (fl_plan_ranges(p, c, 2, 1, 0) != 0) return -1;   /* prune every block as `none` does */
-    return fl_plan_model(p, name);
-}
 static int lora_plan(const fl_config *c, const void *priv, fl_plan *p) {
     (void)priv;
-    return lora_plan_named(c, "model (retrain:lora)", p);
+    return fl_plan_retrain(p, c, "model (retrain:lora)");
 }
 static int masklora_plan(const fl_config *c, const void *priv, fl_plan *p) {
     (void)priv;
-    return lora_plan_named(c, "model (retrain:masklora)", p);
+    return fl_plan_retrain(p, c, "model (retrain:masklora)");
 }
 
 static int recover_adapters(const fl_recover_job *j, int masked, fl_unit_report *rep) {

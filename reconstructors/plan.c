@@ -78,6 +78,11 @@ int fl_plan_model(fl_plan *p, const char *name) {
     return 0;
 }
 
+int fl_plan_retrain(fl_plan *p, const fl_config *c, const char *name) {
+    if (fl_plan_ranges(p, c, 2, 1, 0) != 0) return -1;
+    return fl_plan_model(p, name);
+}
+
 int fl_plan_check(const fl_plan *p, const fl_config *c, const char *who) {
     fl_linear_shape sh[7];
     const int k = fl_config_linears(c, sh), S = 2 * c->n_layer;

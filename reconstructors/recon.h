@@ -64,6 +64,9 @@ int fl_plan_ranges(fl_plan *p, const fl_config *c, int sub, int prune, int recov
 int fl_plan_range(fl_plan *p, const fl_config *c, int s0, int s1, int prune, int recover);
 int fl_plan_linears(fl_plan *p, const fl_config *c, int prune, int recover);
 int fl_plan_model(fl_plan *p, const char *name);
+/* The retraining baselines' plan: prune block by block as `none` does,
+ * then one model unit. */
+int fl_plan_retrain(fl_plan *p, const fl_config *c, const char *name);
 /* Every block linear pruned exactly once, units in depth order, ranges
  * inside the decoder; -1 with a message naming the reconstructor if not. */
 int fl_plan_check(const fl_plan *p, const fl_config *c, const char *who);

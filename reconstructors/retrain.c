@@ -165,18 +165,13 @@ int fl_retrain_full(fl_model *m, int bias_norm, const int32_t *tok, int nwin, in
 
 /* ---- the descriptors ------------------------------------------------------ */
 
-/* Prune every block as `none` does, then one unit: the model. */
-static int retrain_plan(const fl_config *c, const char *name, fl_plan *p) {
-    if (fl_plan_ranges(p, c, 2, 1, 0) != 0) return -1;
-    return fl_plan_model(p, name);
-}
 static int full_plan(const fl_config *c, const void *priv, fl_plan *p) {
     (void)priv;
-    return retrain_plan(c, "model (retrain:full)", p);
+    return fl_plan_retrain(p, c, "model (retrain:full)");
 }
 static int bias_norm_plan(const fl_config *c, const void *priv, fl_plan *p) {
     (void)priv;
-    return retrain_plan(c, "model (retrain:bias-norm)", p);
+    return fl_plan_retrain(p, c, "model (retrain:bias-norm)");
 }
 
 static int full_recover(const fl_recover_job *j, fl_unit_report *rep) {
