@@ -465,19 +465,10 @@ static void fw_uninit(void *priv) {
 static int fw_prune(fl_prune_job *j) {
     const fw_opts *fa = j->priv;
     if (!j->st || !j->st->gram) return fl_err("sparsefw: needs the Gram matrix X^T X of the inputs");
-    const int64_t n = (int64_t)j->rows * j->cols;
-    float *tmp = fl_allocf((size_t)n);
-    memcpy(tmp, j->W, sizeof(float) * n);
-    fl_prune_job wj = *j;
-    wj.W = tmp;
-    wj.verbose = 0;
-    int rc = fl_criterion_run(&fa->w, &wj);
+    float *tmp = fl_allocf((size_t)j->rows * (size_t)j->cols);
+    int rc = fl_warm_run("sparsefw", fa->warm, &fa->w, j, tmp);
     fl_free(tmp);
-    if (rc != 0) {
-        char msg[1024];
-        snprintf(msg, sizeof msg, "%s", fl_errmsg());
-        return fl_err("sparsefw: warm start %s: %s", fa->warm, msg);
-    }
+    if (rc != 0) return -1;
     fl_fw_opts o = { .iters = fa->iters, .alpha = fa->alpha, .verbose = j->verbose };
     return fl_sparsefw_run(j->W, j->rows, j->cols, j->st->gram, &j->pat, j->mask, &o, NULL);
 }

@@ -342,6 +342,17 @@ int fl_warm_open(const char *who, const char *spec, fl_crit_inst *out) {
     return fl_err("criterion %s: warm start: %s", who, msg);
 }
 
+int fl_warm_run(const char *who, const char *spec, const fl_crit_inst *w, const fl_prune_job *j, float *tmp) {
+    memcpy(tmp, j->W, sizeof(float) * (size_t)((int64_t)j->rows * j->cols));
+    fl_prune_job wj = *j;
+    wj.W = tmp;
+    wj.verbose = 0;
+    if (fl_criterion_run(w, &wj) == 0) return 0;
+    char msg[1024];
+    snprintf(msg, sizeof msg, "%s", fl_errmsg());
+    return fl_err("%s: warm start %s: %s", who, spec, msg);
+}
+
 static int swaps_init(void *priv) {
     swaps_opts *o = priv;
     return fl_warm_open("sparseswaps", o->warm, &o->w);
@@ -360,16 +371,10 @@ static int swaps_prune(fl_prune_job *j) {
 
     /* warm start on a copy of W, so W is left as it is */
     float *tmp = fl_allocf((size_t)n);
-    memcpy(tmp, j->W, sizeof(float) * n);
-    fl_prune_job wj = *j;
-    wj.W = tmp;
-    wj.verbose = 0;
     double t0 = omp_get_wtime();
-    if (fl_criterion_run(&sa->w, &wj) != 0) {
-        char msg[1024];
-        snprintf(msg, sizeof msg, "%s", fl_errmsg());
+    if (fl_warm_run("sparseswaps", sa->warm, &sa->w, j, tmp) != 0) {
         fl_free(tmp);
-        return fl_err("sparseswaps: warm start %s: %s", sa->warm, msg);
+        return -1;
     }
     /* c = G r for every row: one GEMM, R = W o (1 - mask) */
     for (int64_t i = 0; i < n; i++) tmp[i] = j->mask[i] ? 0.0f : j->W[i];

@@ -29,6 +29,11 @@ void fl_kv_top(fl_kv *a, int64_t n, int64_t k);
 /* Opens a warm-start criterion spec for the criterion `who`, the message
  * saying it was the warm start that failed. */
 int fl_warm_open(const char *who, const char *spec, fl_crit_inst *out);
+/* Runs the opened warm start w (spec is its text, for the message) on j,
+ * quietly and on a copy of j->W in tmp (rows * cols floats, left holding
+ * that copy) so that W stays as it is; writes j->mask. On failure the
+ * message says it was the warm start of `who` that failed. */
+int fl_warm_run(const char *who, const char *spec, const fl_crit_inst *w, const fl_prune_job *j, float *tmp);
 
 /* ---- SparseSwaps ------------------------------------------------------- */
 
