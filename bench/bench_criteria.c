@@ -64,6 +64,18 @@ static int read_raw(const char *path, void *p, size_t bytes) {
     return ok ? 0 : -1;
 }
 
+/* Times collecting `kind` statistics of X [NTOK, C] reps times into t[];
+ * *st keeps the last run's. */
+static void time_stats(fl_stats *st, fl_stats_kind kind, const float *X, int C, int reps, double *t) {
+    for (int k = 0; k < reps; k++) {
+        fl_stats_init(st, kind, C);
+        double a = fl_wall_s();
+        fl_stats_add(st, X, NTOK);
+        t[k] = fl_wall_s() - a;
+        if (k + 1 < reps) fl_stats_free(st);
+    }
+}
+
 static int wanted(const char *name, char **sel, int nsel) {
     if (!nsel) return 1;
     for (int i = 0; i < nsel; i++)
@@ -123,20 +135,8 @@ int main(int argc, char **argv) {
         /* statistics */
         fl_stats norms, gram;
         double tn[50], tg[50];
-        for (int k = 0; k < reps; k++) {
-            fl_stats_init(&norms, FL_STATS_NORMS, C);
-            double a = fl_wall_s();
-            fl_stats_add(&norms, X, NTOK);
-            tn[k] = fl_wall_s() - a;
-            if (k + 1 < reps) fl_stats_free(&norms);
-        }
-        for (int k = 0; k < reps; k++) {
-            fl_stats_init(&gram, FL_STATS_GRAM, C);
-            double a = fl_wall_s();
-            fl_stats_add(&gram, X, NTOK);
-            tg[k] = fl_wall_s() - a;
-            if (k + 1 < reps) fl_stats_free(&gram);
-        }
+        time_stats(&norms, FL_STATS_NORMS, X, C, reps, tn);
+        time_stats(&gram, FL_STATS_GRAM, X, C, reps, tg);
         double fl_h_ms = 1e3 * bench_median(tg, reps);
         printf("RESULT stats norms %s ms=%.2f\n", lname, 1e3 * bench_median(tn, reps));
         printf("RESULT stats gram %s ms=%.2f\n", lname, fl_h_ms);
