@@ -3,14 +3,7 @@
 # a failing cell that becomes a row, SIGKILL of the runner mid-grid and a
 # resume that runs every cell exactly once, and clear errors for bad grids.
 # Prints TAP-style lines.
-BUILD=${BUILD:-build}
-FL="$BUILD/freelunch"
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-n=0; bad=0
-ok() { n=$((n + 1)); echo "ok $n - $1"; }
-notok() { n=$((n + 1)); echo "not ok $n - $1"; bad=1; }
-check() { if eval "$2"; then ok "$1"; else notok "$1"; fi; }
+. "$(dirname "$0")/clilib.sh"
 # data rows of a results.csv (every row starts with its quoted cell id; a
 # quoted multi-line message does not)
 rows() { grep -c '^"[0-9a-f]\{12\}"' "$1" 2>/dev/null || echo 0; }

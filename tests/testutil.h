@@ -12,6 +12,8 @@
 #include <unistd.h>
 #include <cmocka.h>
 #include "model/adamw.h"
+#include "model/alloc.h"
+#include "model/gemm.h"
 #include "model/model.h"
 
 /* A fresh directory under $TMPDIR (or /tmp); the caller owns it. */
@@ -51,6 +53,25 @@ static inline void tu_fill(float *x, size_t n, float scale, uint64_t seed) {
     uint64_t s = seed * 2654435761u + 88172645463325252ull;
     for (size_t i = 0; i < n; i++)
         x[i] = scale * (2.0f * (float)((tu_rng(&s) >> 11) * (1.0 / 9007199254740992.0)) - 1.0f);
+}
+
+/* Calibration inputs X [n, cols] = (Z @ (A + 2I)) * diag(e^{1+u}) with Z, A,
+ * u uniform: correlated, so X^T X is far from diagonal, with uneven column
+ * norms. dead > 0 zeroes every (cols/dead)-th column (from column 1). */
+static inline void tu_correlated_inputs(float *X, int n, int cols, int dead, uint64_t seed) {
+    float *Z = fl_allocf((size_t)n * cols), *A = fl_allocf((size_t)cols * cols), *s = fl_allocf((size_t)cols);
+    tu_fill(Z, (size_t)n * cols, 1.0f, seed * 3 + 1);
+    tu_fill(A, (size_t)cols * cols, 1.0f, seed * 3 + 2);
+    tu_fill(s, (size_t)cols, 1.0f, seed * 3 + 3);
+    for (int c = 0; c < cols; c++) A[(int64_t)c * cols + c] += 2.0f;
+    fl_gemm(0, 0, n, cols, cols, 1.0f, Z, cols, A, cols, 0.0f, X, cols);
+    for (int r = 0; r < n; r++)
+        for (int c = 0; c < cols; c++) {
+            float f = expf(1.0f + s[c]);
+            if (dead && c % (cols / dead) == 1) f = 0.0f;
+            X[(int64_t)r * cols + c] *= f;
+        }
+    fl_free(Z); fl_free(A); fl_free(s);
 }
 
 /* Tokens over 48 symbols that need context: mostly t[i] = t[i-2],
