@@ -11,11 +11,9 @@ col() { /usr/bin/python3 -c "import csv,sys,signal; signal.signal(signal.SIGPIPE
 
 "$FL" pretrain --preset micro --steps 30 --threads 2 --out "$T/m" >"$T/m.log" 2>&1 && ok "micro base model" || { notok "micro base model: $(tail -1 "$T/m.log")"; exit 1; }
 
-cat >"$T/grid.ini" <<EOF
-; a micro grid
-[grid]
-criterion   = magnitude, wanda
-reconstruct = none, sublayer, block
+# the [fixed] section both grids share: the micro model, cheap cells
+fixed() {
+  cat <<EOF
 [fixed]
 model         = $T/m
 sparsity      = 0.5
@@ -23,6 +21,15 @@ calib-samples = 4
 eval          = sotu-test
 eval-windows  = 2
 EOF
+}
+
+{ cat <<EOF
+; a micro grid
+[grid]
+criterion   = magnitude, wanda
+reconstruct = none, sublayer, block
+EOF
+fixed; } >"$T/grid.ini"
 
 # dry run: the cells, nothing run
 "$FL" study --grid "$T/grid.ini" --out "$T/out" --dry-run >"$T/dry.log" 2>&1
@@ -63,18 +70,13 @@ check "a diverged cell is a row with status diverged and its message" \
   "[ $(rows "$T/out/results.csv") -eq 8 ] && col '$T/out/results.csv' status | grep -qx diverged && col '$T/out/results.csv' message | grep -q 'reconstruction diverged at step'"
 
 # SIGKILL the runner mid-grid, then resume: every cell exactly once
-cat >"$T/grid2.ini" <<EOF
+{ cat <<EOF
 [grid]
 criterion   = magnitude, wanda
 reconstruct = none, sublayer
 seed        = 0, 1
-[fixed]
-model         = $T/m
-sparsity      = 0.5
-calib-samples = 4
-eval          = sotu-test
-eval-windows  = 2
 EOF
+fixed; } >"$T/grid2.ini"
 "$FL" study --grid "$T/grid2.ini" --out "$T/nested/k" >"$T/k1.log" 2>&1 &
 pid=$!
 i=0
