@@ -58,7 +58,7 @@ $(BUILD)/tests/%: tests/%.c $(BUILD)/libfreelunch.a tests/testutil.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(BUILD)/libfreelunch.a $(LDFLAGS) $(LDLIBS) -lcmocka
 
-$(BUILD)/bench/%: bench/%.c $(BUILD)/libfreelunch.a
+$(BUILD)/bench/%: bench/%.c $(BUILD)/libfreelunch.a bench/benchutil.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(BUILD)/libfreelunch.a $(LDFLAGS) $(LDLIBS)
 

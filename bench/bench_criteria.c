@@ -30,7 +30,9 @@
  * Env: BENCH_THREADS (default physical cores), BENCH_MIN_REPS (reps per
  *   measurement, default 3; the median is reported; a criterion stops
  *   repeating once it has spent 20 s). */
+#include "benchutil.h"
 #include "criteria/criterion.h"
+#include "model/clock.h"
 #include "model/alloc.h"
 #include "model/err.h"
 #include "model/gemm.h"
@@ -39,33 +41,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #define PY "/usr/bin/python3"
 #define NTOK (128 * 256)
 
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + 1e-9 * ts.tv_nsec;
-}
-
-static int cmpd(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median(double *t, int n) {
-    qsort(t, n, sizeof *t, cmpd);
-    return n % 2 ? t[n / 2] : 0.5 * (t[n / 2 - 1] + t[n / 2]);
-}
-
 static uint64_t rs = 0x243F6A8885A308D3ull;
-static float frand(void) {   /* uniform in [-1, 1) */
-    rs ^= rs << 13; rs ^= rs >> 7; rs ^= rs << 17;
-    return (float)((rs >> 11) * (1.0 / 9007199254740992.0)) * 2.0f - 1.0f;
-}
+static float frand(void) { return bench_frand(&rs); }
 
 static int write_raw(const char *path, const void *p, size_t bytes) {
     FILE *f = fopen(path, "wb");
@@ -80,6 +62,18 @@ static int read_raw(const char *path, void *p, size_t bytes) {
     int ok = fread(p, 1, bytes, f) == bytes;
     fclose(f);
     return ok ? 0 : -1;
+}
+
+/* Times collecting `kind` statistics of X [NTOK, C] reps times into t[];
+ * *st keeps the last run's. */
+static void time_stats(fl_stats *st, fl_stats_kind kind, const float *X, int C, int reps, double *t) {
+    for (int k = 0; k < reps; k++) {
+        fl_stats_init(st, kind, C);
+        double a = fl_wall_s();
+        fl_stats_add(st, X, NTOK);
+        t[k] = fl_wall_s() - a;
+        if (k + 1 < reps) fl_stats_free(st);
+    }
 }
 
 static int wanted(const char *name, char **sel, int nsel) {
@@ -101,10 +95,8 @@ int main(int argc, char **argv) {
             sel[nsel++] = argv[i];
         }
     }
-    const char *e = getenv("BENCH_THREADS");
-    int nt = fl_threads_init(e && *e ? atoi(e) : 0);
-    e = getenv("BENCH_MIN_REPS");
-    int reps = quick ? 1 : e && *e ? atoi(e) : 3;
+    int nt = fl_threads_init(bench_env_int("BENCH_THREADS", 0));
+    int reps = quick ? 1 : bench_env_int("BENCH_MIN_REPS", 3);
     if (reps < 1) reps = 1;
     if (reps > 50) reps = 50;
     int have_torch = access(PY, X_OK) == 0 && access(ref, R_OK) == 0 &&
@@ -143,22 +135,10 @@ int main(int argc, char **argv) {
         /* statistics */
         fl_stats norms, gram;
         double tn[50], tg[50];
-        for (int k = 0; k < reps; k++) {
-            fl_stats_init(&norms, FL_STATS_NORMS, C);
-            double a = now();
-            fl_stats_add(&norms, X, NTOK);
-            tn[k] = now() - a;
-            if (k + 1 < reps) fl_stats_free(&norms);
-        }
-        for (int k = 0; k < reps; k++) {
-            fl_stats_init(&gram, FL_STATS_GRAM, C);
-            double a = now();
-            fl_stats_add(&gram, X, NTOK);
-            tg[k] = now() - a;
-            if (k + 1 < reps) fl_stats_free(&gram);
-        }
-        double fl_h_ms = 1e3 * median(tg, reps);
-        printf("RESULT stats norms %s ms=%.2f\n", lname, 1e3 * median(tn, reps));
+        time_stats(&norms, FL_STATS_NORMS, X, C, reps, tn);
+        time_stats(&gram, FL_STATS_GRAM, X, C, reps, tg);
+        double fl_h_ms = 1e3 * bench_median(tg, reps);
+        printf("RESULT stats norms %s ms=%.2f\n", lname, 1e3 * bench_median(tn, reps));
         printf("RESULT stats gram %s ms=%.2f\n", lname, fl_h_ms);
         fflush(stdout);
 
@@ -181,18 +161,18 @@ int main(int argc, char **argv) {
                     memcpy(W, W0, sizeof(float) * R * C);
                     fl_prune_job job = { .W = W, .rows = R, .cols = C, .pat = p, .mask = mask, .seed = 1,
                                          .st = sk == FL_STATS_NONE ? NULL : sk == FL_STATS_NORMS ? &norms : &gram };
-                    double a = now();
+                    double a = fl_wall_s();
                     if (fl_criterion_run(&inst, &job) != 0) {
                         fprintf(stderr, "bench_criteria: %s on %s %s: %s\n", c->name, lname, PATS[pi].label, fl_errmsg());
                         ok = 0;
                         failed = 1;
                     }
-                    t[k] = now() - a;
+                    t[k] = fl_wall_s() - a;
                     spent += t[k];
                     done++;
                 }
                 if (!ok) continue;
-                double ms = 1e3 * median(t, done);
+                double ms = 1e3 * bench_median(t, done);
                 if (!strcmp(c->name, "sparsegpt")) sgpt_ms[pi] = ms;
                 printf("RESULT crit %s %s %s ms=%.2f\n", c->name, lname, PATS[pi].label, ms);
                 fflush(stdout);

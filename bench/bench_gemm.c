@@ -13,31 +13,18 @@
  * and each line gives the median and best GFLOP/s over about a second.
  *
  * Env: BENCH_BACKENDS="openblas onednn", BENCH_THREADS. */
+#include "benchutil.h"
 #include "model/alloc.h"
+#include "model/clock.h"
 #include "model/err.h"
 #include "model/gemm.h"
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + 1e-9 * ts.tv_nsec;
-}
-
-static int cmpd(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
 
 static void fill(float *x, size_t n, uint64_t s) {
-    for (size_t i = 0; i < n; i++) {
-        s ^= s << 13; s ^= s >> 7; s ^= s << 17;
-        x[i] = (float)((s >> 11) * (1.0 / 9007199254740992.0)) - 0.5f;
-    }
+    for (size_t i = 0; i < n; i++) x[i] = (float)bench_unit(bench_xorshift(&s)) - 0.5f;
 }
 
 /* Times C[m,n] = op(A)[m,k] op(B)[k,n] for about `seconds` (at least
@@ -50,22 +37,20 @@ static void time_gemm(int tA, int tB, int m, int n, int k, double seconds, int m
     fl_gemm(tA, tB, m, n, k, 1.0f, A, lda, B, ldb, 0.0f, C, n);   /* warm-up */
     double t[400];
     int cnt = 0;
-    double t_end = now() + seconds;
-    while (cnt < 400 && (cnt < min_reps || now() < t_end)) {
-        double a = now();
+    double t_end = fl_wall_s() + seconds;
+    while (cnt < 400 && (cnt < min_reps || fl_wall_s() < t_end)) {
+        double a = fl_wall_s();
         fl_gemm(tA, tB, m, n, k, 1.0f, A, lda, B, ldb, 0.0f, C, n);
-        t[cnt++] = now() - a;
+        t[cnt++] = fl_wall_s() - a;
     }
-    qsort(t, cnt, sizeof t[0], cmpd);
+    double tm = bench_median(t, cnt);
     double f = 2.0 * m * n * k * 1e-9;
-    double tm = cnt % 2 ? t[cnt / 2] : 0.5 * (t[cnt / 2 - 1] + t[cnt / 2]);
     *med = f / tm; *best = f / t[0]; *med_ms = tm * 1e3;
     fl_free(A); fl_free(B); fl_free(C);
 }
 
 int main(void) {
-    const char *e = getenv("BENCH_THREADS");
-    int nt = fl_threads_init(e && *e ? atoi(e) : 0);
+    int nt = fl_threads_init(bench_env_int("BENCH_THREADS", 0));
     printf("THREADS %d\n", nt);
     const char *bes = getenv("BENCH_BACKENDS");
     char buf[256];

@@ -29,6 +29,7 @@
  *   RESULT mem <case> measured=<bytes> analytic=<bytes> ratio=<m/a>
  *
  * Env: BENCH_THREADS. */
+#include "benchutil.h"
 #include "model/alloc.h"
 #include "model/err.h"
 #include "model/gemm.h"
@@ -129,8 +130,7 @@ static int run(const mcase *k, int nt) {
 }
 
 int main(void) {
-    const char *e = getenv("BENCH_THREADS");
-    int nt = fl_threads_init(e && *e ? atoi(e) : 0);
+    int nt = fl_threads_init(bench_env_int("BENCH_THREADS", 0));
     printf("THREADS %d\n", nt);
     int rc = 0;
     for (size_t i = 0; i < sizeof CASES / sizeof CASES[0]; i++)

@@ -23,7 +23,9 @@
  * Usage: bench_speed [case ...]   (default: all cases)
  * Env:   BENCH_BACKENDS="openblas onednn"  BENCH_MIN_REPS, BENCH_MAX_REPS,
  *        BENCH_SECONDS (target timed seconds per case), BENCH_THREADS. */
+#include "benchutil.h"
 #include "model/alloc.h"
+#include "model/clock.h"
 #include "model/err.h"
 #include "model/gemm.h"
 #include "model/model.h"
@@ -31,7 +33,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 typedef struct {
     const char *name;
@@ -50,29 +51,9 @@ static const bcase CASES[] = {
 };
 #define NCASES (int)(sizeof CASES / sizeof CASES[0])
 
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + 1e-9 * ts.tv_nsec;
-}
-
-static int cmpd(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
 static uint64_t rng_s = 0x9E3779B97F4A7C15ull;
-static uint64_t rng(void) { rng_s ^= rng_s << 13; rng_s ^= rng_s >> 7; rng_s ^= rng_s << 17; return rng_s; }
-static float frand(void) { return (float)((rng() >> 11) * (1.0 / 9007199254740992.0)) * 2.0f - 1.0f; }
-
-static int envi(const char *k, int dflt) {
-    const char *e = getenv(k);
-    return e && *e ? atoi(e) : dflt;
-}
-static double envd(const char *k, double dflt) {
-    const char *e = getenv(k);
-    return e && *e ? atof(e) : dflt;
-}
+static uint64_t rng(void) { return bench_xorshift(&rng_s); }
+static float frand(void) { return bench_frand(&rng_s); }
 
 static void make_config(fl_config *c, const bcase *k) {
     memset(c, 0, sizeof *c);
@@ -126,27 +107,26 @@ static int bench_case(const bcase *k, const char *backend) {
     }
     /* warm-up: two steps, the second one timed to size the repetitions */
     if (run_step(&u) != 0) goto fail;
-    double t0 = now();
+    double t0 = fl_wall_s();
     fl_flops_reset();
     if (run_step(&u) != 0) goto fail;
-    double tw = now() - t0;
+    double tw = fl_wall_s() - t0;
     uint64_t flops = fl_flops();
-    int minr = envi("BENCH_MIN_REPS", 5), maxr = envi("BENCH_MAX_REPS", 15);
-    int reps = (int)(envd("BENCH_SECONDS", 4.0) / tw);
+    int minr = bench_env_int("BENCH_MIN_REPS", 5), maxr = bench_env_int("BENCH_MAX_REPS", 15);
+    int reps = (int)(bench_env_double("BENCH_SECONDS", 4.0) / tw);
     if (reps < minr) reps = minr;
     if (reps > maxr) reps = maxr;
     double ts[64];
     if (reps > 64) reps = 64;
     for (int i = 0; i < reps; i++) {
-        double a = now();
+        double a = fl_wall_s();
         if (run_step(&u) != 0) goto fail;
-        ts[i] = now() - a;
+        ts[i] = fl_wall_s() - a;
     }
     char times[64 * 16] = "";
     for (int i = 0, o = 0; i < reps; i++)
         o += snprintf(times + o, sizeof times - o, "%s%.2f", i ? "," : "", 1e3 * ts[i]);
-    qsort(ts, reps, sizeof ts[0], cmpd);
-    double med = reps % 2 ? ts[reps / 2] : 0.5 * (ts[reps / 2 - 1] + ts[reps / 2]);
+    double med = bench_median(ts, reps);
     printf("RESULT speed %s %s tok_s=%.1f ms=%.2f min_ms=%.2f reps=%d gflop=%.3f gflops=%.1f tokens=%zu times=%s\n",
            backend, k->name, (double)N / med, 1e3 * med, 1e3 * ts[0], reps, flops * 1e-9, flops * 1e-9 / med, N,
            times);
@@ -161,7 +141,7 @@ fail:
 }
 
 int main(int argc, char **argv) {
-    int nt = fl_threads_init(envi("BENCH_THREADS", 0));
+    int nt = fl_threads_init(bench_env_int("BENCH_THREADS", 0));
     printf("THREADS %d\n", nt);
     const char *bes = getenv("BENCH_BACKENDS");
     char buf[256];

@@ -11,6 +11,7 @@
  * js-tiktoken@1.0.21 once into <cache>/node with npm.
  *   usage: bench_tokenizer [path/to/tiktoken_bench.mjs]
  *   BENCH_SECONDS  timed seconds per side (default 4; at least one rep) */
+#include "benchutil.h"
 #include "datasets/bpe.h"
 #include "datasets/corpus.h"
 #include "model/clock.h"
@@ -23,11 +24,6 @@
 #include <unistd.h>
 
 #define TIKTOKEN_VERSION "1.0.21"
-
-static int cmp_d(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
 
 static int die(const char *what) {
     fprintf(stderr, "bench_tokenizer: %s%s%s\n", what, *fl_errmsg() ? ": " : "", fl_errmsg());
@@ -83,7 +79,7 @@ int main(int argc, char **argv) {
         if (fl_wall_s() - start < secs && reps < 1000) free(ids);
         else break;
     } while (1);
-    qsort(rates, (size_t)reps, sizeof *rates, cmp_d);
+    qsort(rates, (size_t)reps, sizeof *rates, bench_cmpd);
     double fl = rates[reps / 2];
     uint32_t h = 0x811c9dc5u;
     for (int64_t i = 0; i < n; i++) h = (h ^ (uint32_t)ids[i]) * 16777619u;

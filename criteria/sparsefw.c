@@ -431,15 +431,14 @@ int fl_sparsefw_run(const float *W, int rows, int cols, const float *G, const fl
 /* ---- the criterion ---------------------------------------------------------- */
 
 typedef struct {
-    char warm[FL_OPT_STRLEN];   /* the warm start's spec, with its own options */
+    fl_warm warm;   /* first: fl_warm_uninit closes it */
     double alpha;
     int iters;
-    fl_crit_inst w;             /* the warm start, opened once by fw_init */
 } fw_opts;
 
 static const fl_option fw_options[] = {
     { .name = "warm", .help = "the warm-start criterion, with its own options", .type = FL_OPT_SPEC,
-      .offset = offsetof(fw_opts, warm), .def_str = FW_DEFAULT_WARM },
+      .offset = offsetof(fw_opts, warm.spec), .def_str = FW_DEFAULT_WARM },
     /* [0, 1): the table's range is inclusive, so fw_init refuses 1 itself */
     { .name = "alpha", .help = "fraction of the warm start's kept weights fixed, below 1", .type = FL_OPT_FLOAT,
       .offset = offsetof(fw_opts, alpha), .def = FW_DEFAULT_ALPHA, .min = 0, .max = 1 },
@@ -455,29 +454,16 @@ static int fw_init(void *priv) {
         return fl_err("criterion sparsefw: alpha: %g is out of range [0, 1) (1 would fix every kept weight); "
                       "options: %s", o->alpha, fl_opts_describe(fw_options, opts, sizeof opts));
     }
-    return fl_warm_open("sparsefw", o->warm, &o->w);
-}
-
-static void fw_uninit(void *priv) {
-    fl_criterion_close(&((fw_opts *)priv)->w);
+    return fl_warm_open("sparsefw", &o->warm);
 }
 
 static int fw_prune(fl_prune_job *j) {
     const fw_opts *fa = j->priv;
     if (!j->st || !j->st->gram) return fl_err("sparsefw: needs the Gram matrix X^T X of the inputs");
-    const int64_t n = (int64_t)j->rows * j->cols;
-    float *tmp = fl_allocf((size_t)n);
-    memcpy(tmp, j->W, sizeof(float) * n);
-    fl_prune_job wj = *j;
-    wj.W = tmp;
-    wj.verbose = 0;
-    int rc = fl_criterion_run(&fa->w, &wj);
+    float *tmp = fl_allocf((size_t)j->rows * (size_t)j->cols);
+    int rc = fl_warm_run("sparsefw", &fa->warm, j, tmp);
     fl_free(tmp);
-    if (rc != 0) {
-        char msg[1024];
-        snprintf(msg, sizeof msg, "%s", fl_errmsg());
-        return fl_err("sparsefw: warm start %s: %s", fa->warm, msg);
-    }
+    if (rc != 0) return -1;
     fl_fw_opts o = { .iters = fa->iters, .alpha = fa->alpha, .verbose = j->verbose };
     return fl_sparsefw_run(j->W, j->rows, j->cols, j->st->gram, &j->pat, j->mask, &o, NULL);
 }
@@ -486,5 +472,5 @@ const fl_criterion fl_crit_sparsefw = {
     .name = "sparsefw",
     .desc = "SparseFW: Frank-Wolfe on the relaxed mask problem from the warm start, alpha of it fixed, rounded",
     .stats = FL_STATS_GRAM, .options = fw_options, .priv_size = sizeof(fw_opts),
-    .init = fw_init, .uninit = fw_uninit, .prune = fw_prune,
+    .init = fw_init, .uninit = fl_warm_uninit, .prune = fw_prune,
 };

@@ -322,33 +322,43 @@ int fl_swaps_row(const float *w, const float *G, const float *gd, int d, uint8_t
 /* ---- the criterion ------------------------------------------------------- */
 
 typedef struct {
-    char warm[FL_OPT_STRLEN];   /* the warm start's spec, with its own options */
+    fl_warm warm;   /* first: fl_warm_uninit closes it */
     int budget;
-    fl_crit_inst w;             /* the warm start, opened once by swaps_init */
 } swaps_opts;
 
 static const fl_option swaps_options[] = {
     { .name = "warm", .help = "the criterion whose mask is refined, with its own options", .type = FL_OPT_SPEC,
-      .offset = offsetof(swaps_opts, warm), .def_str = SWAPS_DEFAULT_WARM },
+      .offset = offsetof(swaps_opts, warm.spec), .def_str = SWAPS_DEFAULT_WARM },
     { .name = "budget", .help = "most swaps per row (0: until no swap improves)", .type = FL_OPT_INT,
       .offset = offsetof(swaps_opts, budget), .def = SWAPS_DEFAULT_BUDGET, .min = 0, .max = 100000000 },
     { .name = NULL },
 };
 
-int fl_warm_open(const char *who, const char *spec, fl_crit_inst *out) {
-    if (fl_criterion_open(spec, out) == 0) return 0;
+int fl_warm_open(const char *who, fl_warm *w) {
+    if (fl_criterion_open(w->spec, &w->inst) == 0) return 0;
     char msg[1024];
     snprintf(msg, sizeof msg, "%s", fl_errmsg());
     return fl_err("criterion %s: warm start: %s", who, msg);
 }
 
-static int swaps_init(void *priv) {
-    swaps_opts *o = priv;
-    return fl_warm_open("sparseswaps", o->warm, &o->w);
+void fl_warm_uninit(void *priv) {
+    fl_criterion_close(&((fl_warm *)priv)->inst);
 }
 
-static void swaps_uninit(void *priv) {
-    fl_criterion_close(&((swaps_opts *)priv)->w);
+int fl_warm_run(const char *who, const fl_warm *w, const fl_prune_job *j, float *tmp) {
+    memcpy(tmp, j->W, sizeof(float) * (size_t)((int64_t)j->rows * j->cols));
+    fl_prune_job wj = *j;
+    wj.W = tmp;
+    wj.verbose = 0;
+    if (fl_criterion_run(&w->inst, &wj) == 0) return 0;
+    char msg[1024];
+    snprintf(msg, sizeof msg, "%s", fl_errmsg());
+    return fl_err("%s: warm start %s: %s", who, w->spec, msg);
+}
+
+static int swaps_init(void *priv) {
+    swaps_opts *o = priv;
+    return fl_warm_open("sparseswaps", &o->warm);
 }
 
 static int swaps_prune(fl_prune_job *j) {
@@ -360,16 +370,10 @@ static int swaps_prune(fl_prune_job *j) {
 
     /* warm start on a copy of W, so W is left as it is */
     float *tmp = fl_allocf((size_t)n);
-    memcpy(tmp, j->W, sizeof(float) * n);
-    fl_prune_job wj = *j;
-    wj.W = tmp;
-    wj.verbose = 0;
     double t0 = omp_get_wtime();
-    if (fl_criterion_run(&sa->w, &wj) != 0) {
-        char msg[1024];
-        snprintf(msg, sizeof msg, "%s", fl_errmsg());
+    if (fl_warm_run("sparseswaps", &sa->warm, j, tmp) != 0) {
         fl_free(tmp);
-        return fl_err("sparseswaps: warm start %s: %s", sa->warm, msg);
+        return -1;
     }
     /* c = G r for every row: one GEMM, R = W o (1 - mask) */
     for (int64_t i = 0; i < n; i++) tmp[i] = j->mask[i] ? 0.0f : j->W[i];
@@ -404,7 +408,7 @@ static int swaps_prune(fl_prune_job *j) {
     }
     if (j->verbose)
         fprintf(stderr, "sparseswaps(%s, budget %d): %dx%d, %.1f swaps/row (max %d), %d/%d rows 1-swap optimal, "
-                "error %.6g -> %.6g (%.1f%% lower); seconds: warm start %.2f, G r %.2f, swaps %.2f\n", sa->warm,
+                "error %.6g -> %.6g (%.1f%% lower); seconds: warm start %.2f, G r %.2f, swaps %.2f\n", sa->warm.spec,
                 sa->budget, R, D, (double)tot / R, maxsw, nopt, R, e0, e1, e0 > 0 ? 100.0 * (1.0 - e1 / e0) : 0.0,
                 t1 - t0, t2 - t1, omp_get_wtime() - t2);
     fl_free(gd);
@@ -416,5 +420,5 @@ const fl_criterion fl_crit_sparseswaps = {
     .name = "sparseswaps",
     .desc = "SparseSwaps: refine the warm start's mask by error-lowering 1-swaps, at most budget per row",
     .stats = FL_STATS_GRAM, .options = swaps_options, .priv_size = sizeof(swaps_opts),
-    .init = swaps_init, .uninit = swaps_uninit, .prune = swaps_prune,
+    .init = swaps_init, .uninit = fl_warm_uninit, .prune = swaps_prune,
 };

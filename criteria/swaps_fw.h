@@ -26,9 +26,24 @@ double fl_layer_error(const float *W, int rows, int d, const float *G, const uin
 typedef struct { double v; int64_t i; } fl_kv;
 void fl_kv_top(fl_kv *a, int64_t n, int64_t k);
 
-/* Opens a warm-start criterion spec for the criterion `who`, the message
- * saying it was the warm start that failed. */
-int fl_warm_open(const char *who, const char *spec, fl_crit_inst *out);
+/* The warm start of both criteria, the first member of their options
+ * struct: the spec their "warm" option (FL_OPT_SPEC) writes, and the
+ * criterion opened from it once per instance. */
+typedef struct {
+    char spec[FL_OPT_STRLEN];
+    fl_crit_inst inst;
+} fl_warm;
+
+/* Opens w->spec for the criterion `who`, the message saying it was the
+ * warm start that failed. */
+int fl_warm_open(const char *who, fl_warm *w);
+/* The .uninit of both criteria: closes the warm start (priv starts with it). */
+void fl_warm_uninit(void *priv);
+/* Runs the opened warm start on j, quietly and on a copy of j->W in tmp
+ * (rows * cols floats, left holding that copy) so that W stays as it is;
+ * writes j->mask. On failure the message says it was the warm start of
+ * `who` that failed. */
+int fl_warm_run(const char *who, const fl_warm *w, const fl_prune_job *j, float *tmp);
 
 /* ---- SparseSwaps ------------------------------------------------------- */
 

@@ -528,23 +528,14 @@ static int encode_piece(const fl_bpe *t, const unsigned char *p, size_t n, ivec 
 
 /* Cache of encoded pieces for one call: piece bytes (pointing into the text)
  * -> ids in an arena. */
-typedef struct { const unsigned char *p; uint32_t len, hash, off, n; } centry;
+typedef struct { bkey k; uint32_t off, n; } centry;
 typedef struct { centry *e; size_t cap, used; ivec ids; } cache;
 #define CACHE_MAX_PIECE 64
 #define CACHE_MAX_ENTRIES (1u << 20)
 
 static int cache_grow(cache *c) {
     size_t cap = c->cap ? c->cap * 2 : 4096;
-    centry *e = calloc(cap, sizeof *e);
-    if (!e) return fl_err("bpe: out of memory");
-    for (size_t i = 0; i < c->cap; i++) {
-        if (!c->e[i].p) continue;
-        size_t j = c->e[i].hash & (cap - 1);
-        while (e[j].p) j = (j + 1) & (cap - 1);
-        e[j] = c->e[i];
-    }
-    free(c->e);
-    c->e = e;
+    if (bkey_regrow((void **)&c->e, c->cap, cap, sizeof *c->e) != 0) return -1;
     c->cap = cap;
     return 0;
 }
@@ -609,21 +600,19 @@ static int enc_piece(void *vctx, const unsigned char *p, size_t n) {
     }
     if ((c->used + 1) * 2 > c->cap && cache_grow(c) != 0) return -1;
     uint32_t h = (uint32_t)hash_bytes(p, n);
-    size_t mask = c->cap - 1, i = h & mask;
-    for (; c->e[i].p; i = (i + 1) & mask) {
-        centry *e = &c->e[i];
-        if (e->hash == h && e->len == n && !memcmp(e->p, p, n)) {
-            if (grow((void **)&x->out.v, &x->out.cap, x->out.n + e->n, sizeof *x->out.v) != 0) return -1;
-            memcpy(x->out.v + x->out.n, c->ids.v + e->off, sizeof(int32_t) * e->n);
-            x->out.n += e->n;
-            return 0;
-        }
+    size_t i = bkey_probe(c->e, c->cap, sizeof *c->e, p, n, h);
+    const centry *e = &c->e[i];
+    if (e->k.p) {
+        if (grow((void **)&x->out.v, &x->out.cap, x->out.n + e->n, sizeof *x->out.v) != 0) return -1;
+        memcpy(x->out.v + x->out.n, c->ids.v + e->off, sizeof(int32_t) * e->n);
+        x->out.n += e->n;
+        return 0;
     }
     size_t before = x->out.n;
     if (encode_piece(t, p, n, &x->out, x->scratch) != 0) return -1;
     size_t m = x->out.n - before;
     if (grow((void **)&c->ids.v, &c->ids.cap, c->ids.n + m, sizeof *c->ids.v) != 0) return -1;
-    c->e[i] = (centry){ p, (uint32_t)n, h, (uint32_t)c->ids.n, (uint32_t)m };
+    c->e[i] = (centry){ { p, (uint32_t)n, h }, (uint32_t)c->ids.n, (uint32_t)m };
     memcpy(c->ids.v + c->ids.n, x->out.v + before, sizeof(int32_t) * m);
     c->ids.n += m;
     c->used++;

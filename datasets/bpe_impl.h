@@ -49,6 +49,38 @@ static inline int grow(void **p, size_t *cap, size_t need, size_t elem) {
     return 0;
 }
 
+/* The key of the open-addressing tables on byte strings (the encoder's
+ * cache, the trainer's word counts): each slot struct starts with one, and
+ * p == NULL marks a slot empty. Tables have a power-of-two size. */
+typedef struct { const unsigned char *p; uint32_t len, hash; } bkey;
+
+/* The slot holding the n bytes at p (hash h, as (uint32_t)hash_bytes), or
+ * the empty one where they belong. */
+static inline size_t bkey_probe(const void *tab, size_t cap, size_t size, const unsigned char *p, size_t n, uint32_t h) {
+    size_t mask = cap - 1, i = h & mask;
+    for (;; i = (i + 1) & mask) {
+        const bkey *k = (const bkey *)((const char *)tab + i * size);
+        if (!k->p || (k->hash == h && k->len == n && !memcmp(k->p, p, n))) return i;
+    }
+}
+
+/* Moves the cap slots (size bytes each) of *tab into a new zeroed table of
+ * newcap slots, each to where it probes there; frees the old table. */
+static inline int bkey_regrow(void **tab, size_t cap, size_t newcap, size_t size) {
+    char *e = calloc(newcap, size);
+    if (!e) return fl_err("bpe: out of memory");
+    for (size_t i = 0; i < cap; i++) {
+        const bkey *k = (const bkey *)((const char *)*tab + i * size);
+        if (!k->p) continue;
+        size_t j = k->hash & (newcap - 1);
+        while (((const bkey *)(e + j * size))->p) j = (j + 1) & (newcap - 1);
+        memcpy(e + j * size, k, size);
+    }
+    free(*tab);
+    *tab = e;
+    return 0;
+}
+
 typedef struct { uint64_t key; int32_t rank, id; } pslot; /* key = left<<32 | right, +1 so 0 is empty */
 
 struct fl_bpe {

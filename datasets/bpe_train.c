@@ -12,7 +12,7 @@
 #include <stdio.h>
 
 /* unique words: bytes (pointing into the texts) -> index */
-typedef struct { const unsigned char *p; uint32_t len, hash; int32_t idx; } wslot;
+typedef struct { bkey k; int32_t idx; } wslot;
 typedef struct {
     wslot *slot;
     size_t cap, n;
@@ -28,25 +28,15 @@ static int wc_add(void *vctx, const unsigned char *p, size_t n) {
     if (n > UINT32_MAX / 2) return fl_err("bpe: a piece of %zu bytes is too long to train on", n);
     if ((w->n + 1) * 2 > w->cap) {
         size_t cap = w->cap ? w->cap * 2 : 1 << 16;
-        wslot *s = calloc(cap, sizeof *s);
-        if (!s) return fl_err("bpe: out of memory");
-        for (size_t i = 0; i < w->cap; i++) {
-            if (!w->slot[i].p) continue;
-            size_t j = w->slot[i].hash & (cap - 1);
-            while (s[j].p) j = (j + 1) & (cap - 1);
-            s[j] = w->slot[i];
-        }
-        free(w->slot);
-        w->slot = s;
+        if (bkey_regrow((void **)&w->slot, w->cap, cap, sizeof *w->slot) != 0) return -1;
         w->cap = cap;
     }
     uint32_t h = (uint32_t)hash_bytes(p, n);
-    size_t mask = w->cap - 1, i = h & mask;
-    for (; w->slot[i].p; i = (i + 1) & mask)
-        if (w->slot[i].hash == h && w->slot[i].len == n && !memcmp(w->slot[i].p, p, n)) {
-            w->cnt[w->slot[i].idx]++;
-            return 0;
-        }
+    size_t i = bkey_probe(w->slot, w->cap, sizeof *w->slot, p, n, h);
+    if (w->slot[i].k.p) {
+        w->cnt[w->slot[i].idx]++;
+        return 0;
+    }
     size_t k = w->n;
     if (k == w->wcap) {
         size_t c = w->wcap ? w->wcap * 2 : 1 << 15;
@@ -62,7 +52,7 @@ static int wc_add(void *vctx, const unsigned char *p, size_t n) {
     w->wp[k] = p;
     w->wl[k] = (uint32_t)n;
     w->cnt[k] = 1;
-    w->slot[i] = (wslot){ p, (uint32_t)n, h, (int32_t)k };
+    w->slot[i] = (wslot){ { p, (uint32_t)n, h }, (int32_t)k };
     w->n++;
     return 0;
 }

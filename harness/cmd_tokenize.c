@@ -22,6 +22,44 @@ static int load_tokenizer(fl_bpe **t, const char *arg, const char *cache) {
     return fl_err("%s (GPT-2's vocabulary comes with 'freelunch data fetch')", msg);
 }
 
+/* The options of both commands. Each command's getopt table holds only
+ * its own, so getopt_long never returns another command's letter. */
+typedef struct {
+    const char *tokdir, *split, *in, *out, *cache_opt;
+    int vocab;
+} tok_args;
+
+/* Where both commands read their text from and write to. */
+#define TEXT_IO_OPTS { "split", required_argument, 0, 's' }, { "in", required_argument, 0, 'i' }, \
+                     { "out", required_argument, 0, 'o' }, { "cache", required_argument, 0, 'c' }
+
+/* -1 to go on, else the exit code (help was printed, or a usage error). */
+static int parse_args(int argc, char **argv, const char *cmd, const struct option *o, const char *help, tok_args *a) {
+    int c;
+    while ((c = getopt_long(argc, argv, "", o, NULL)) != -1) {
+        switch (c) {
+        case 't': a->tokdir = optarg; break;
+        case 's': a->split = optarg; break;
+        case 'i': a->in = optarg; break;
+        case 'v': a->vocab = fl_cli_int(cmd, "--vocab", optarg, 257); break;
+        case 'o': a->out = optarg; break;
+        case 'c': a->cache_opt = optarg; break;
+        case 'h': fputs(help, stdout); return 0;
+        default: if (!fl_cli_common_opt(c, cmd)) return fl_cli_usage(cmd, "unknown option");
+        }
+    }
+    if (optind < argc) return fl_cli_usage(cmd, "unexpected argument");
+    return -1;
+}
+
+/* The pending message, prefixed with what it was about, as the error line. */
+static int fail_about(const char *what) {
+    char msg[1100];
+    snprintf(msg, sizeof msg, "%s", fl_errmsg());
+    fl_err("%s: %s", what, msg);
+    return fl_cli_fail();
+}
+
 /* ---- tokenize -------------------------------------------------------------- */
 
 static const char *TOKENIZE_HELP =
@@ -38,27 +76,15 @@ static const char *TOKENIZE_HELP =
     "  --cache DIR      corpus cache (default $FL_CACHE or ~/.cache/freelunch)\n" FL_COMMON_HELP;
 
 int fl_cmd_tokenize(int argc, char **argv) {
-    static struct option o[] = { { "tokenizer", required_argument, 0, 't' }, { "split", required_argument, 0, 's' },
-                                 { "in", required_argument, 0, 'i' }, { "out", required_argument, 0, 'o' },
-                                 { "cache", required_argument, 0, 'c' }, FL_COMMON_OPTS, { 0, 0, 0, 0 } };
-    const char *tokdir = NULL, *split = NULL, *in = NULL, *out = NULL, *cache_opt = NULL;
-    int c;
-    while ((c = getopt_long(argc, argv, "", o, NULL)) != -1) {
-        switch (c) {
-        case 't': tokdir = optarg; break;
-        case 's': split = optarg; break;
-        case 'i': in = optarg; break;
-        case 'o': out = optarg; break;
-        case 'c': cache_opt = optarg; break;
-        case 'h': fputs(TOKENIZE_HELP, stdout); return 0;
-        default: if (!fl_cli_common_opt(c, "tokenize")) return fl_cli_usage("tokenize", "unknown option");
-        }
-    }
-    if (optind < argc) return fl_cli_usage("tokenize", "unexpected argument");
+    static struct option o[] = { { "tokenizer", required_argument, 0, 't' }, TEXT_IO_OPTS, FL_COMMON_OPTS, { 0, 0, 0, 0 } };
+    tok_args a = { 0 };
+    int done = parse_args(argc, argv, "tokenize", o, TOKENIZE_HELP, &a);
+    if (done >= 0) return done;
+    const char *tokdir = a.tokdir, *split = a.split, *in = a.in, *out = a.out;
     if (!tokdir || !out) return fl_cli_usage("tokenize", "--tokenizer and --out are required");
     if (!split == !in) return fl_cli_usage("tokenize", "give exactly one of --split NAME and --in TEXTFILE");
     char cache[4096];
-    fl_cache_dir(cache, sizeof cache, cache_opt);
+    fl_cache_dir(cache, sizeof cache, a.cache_opt);
 
     fl_bpe *tok;
     if (load_tokenizer(&tok, tokdir, cache) != 0) return fl_cli_fail();
@@ -83,12 +109,7 @@ int fl_cmd_tokenize(int argc, char **argv) {
     free(text);
     int vocab = fl_bpe_vocab_size(tok);
     fl_bpe_free(tok);
-    if (rc != 0) {
-        char msg[1100];
-        snprintf(msg, sizeof msg, "%s", fl_errmsg());
-        fl_err("%s: %s", what, msg);
-        return fl_cli_fail();
-    }
+    if (rc != 0) return fail_about(what);
     rc = fl_tokfile_write(out, ids, n);
     free(ids);
     if (rc != 0) return fl_cli_fail();
@@ -114,27 +135,16 @@ static const char *TRAIN_HELP =
     "  --cache DIR    corpus cache (default $FL_CACHE or ~/.cache/freelunch)\n" FL_COMMON_HELP;
 
 int fl_cmd_tokenizer_train(int argc, char **argv) {
-    static struct option o[] = { { "split", required_argument, 0, 's' }, { "in", required_argument, 0, 'i' },
-                                 { "vocab", required_argument, 0, 'v' }, { "out", required_argument, 0, 'o' },
-                                 { "cache", required_argument, 0, 'c' }, FL_COMMON_OPTS, { 0, 0, 0, 0 } };
-    const char *split = NULL, *in = NULL, *out = NULL, *cache_opt = NULL;
-    int vocab = 4096, c;
-    while ((c = getopt_long(argc, argv, "", o, NULL)) != -1) {
-        switch (c) {
-        case 's': split = optarg; break;
-        case 'i': in = optarg; break;
-        case 'v': vocab = fl_cli_int("tokenizer-train", "--vocab", optarg, 257); break;
-        case 'o': out = optarg; break;
-        case 'c': cache_opt = optarg; break;
-        case 'h': fputs(TRAIN_HELP, stdout); return 0;
-        default: if (!fl_cli_common_opt(c, "tokenizer-train")) return fl_cli_usage("tokenizer-train", "unknown option");
-        }
-    }
-    if (optind < argc) return fl_cli_usage("tokenizer-train", "unexpected argument");
+    static struct option o[] = { { "vocab", required_argument, 0, 'v' }, TEXT_IO_OPTS, FL_COMMON_OPTS, { 0, 0, 0, 0 } };
+    tok_args a = { .vocab = 4096 };
+    int done = parse_args(argc, argv, "tokenizer-train", o, TRAIN_HELP, &a);
+    if (done >= 0) return done;
+    const char *split = a.split, *in = a.in, *out = a.out;
+    const int vocab = a.vocab;
     if (!out) return fl_cli_usage("tokenizer-train", "--out DIR is required");
     if (!split == !in) return fl_cli_usage("tokenizer-train", "give exactly one of --split NAME and --in FILE");
     char cache[4096];
-    fl_cache_dir(cache, sizeof cache, cache_opt);
+    fl_cache_dir(cache, sizeof cache, a.cache_opt);
 
     fl_split s = { 0 };
     char *text = NULL;
@@ -167,12 +177,7 @@ int fl_cmd_tokenizer_train(int argc, char **argv) {
     free(tv);
     free(lv);
     fl_split_free(&s);
-    if (rc != 0) {
-        char msg[1100];
-        snprintf(msg, sizeof msg, "%s", fl_errmsg());
-        fl_err("%s: %s", in ? in : split, msg);
-        return fl_cli_fail();
-    }
+    if (rc != 0) return fail_about(in ? in : split);
     rc = fl_bpe_save(tok, out);
     fl_bpe_free(tok);
     if (rc != 0) return fl_cli_fail();

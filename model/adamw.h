@@ -40,6 +40,13 @@ int fl_adamw_init(fl_adamw *o, fl_model *m, const fl_adamw_cfg *c);
  * the global gradient norm before clipping. */
 double fl_adamw_step(fl_adamw *o);
 void fl_adamw_free(fl_adamw *o);
+/* The update of one parameter (rows x cols, n floats) with moments m, v,
+ * for optimisers that keep their own parameters (LoRA's adapters): the
+ * gradient g scaled by gscale (clipping), bias corrections bc1, bc2,
+ * weight decay on matrices only; then g is zeroed. A weight where mask
+ * (if not NULL) is 0 stays exactly 0, its moments untouched. */
+void fl_adamw_update(const fl_adamw_cfg *c, float *w, float *g, float *m, float *v, const uint8_t *mask, int64_t n,
+                     int rows, int cols, float lr, float gscale, float bc1, float bc2);
 /* Bytes of optimiser state (two moments per trainable float). */
 size_t fl_adamw_bytes(const fl_adamw *o);
 /* The update of one buffer [n] of a [rows, cols] tensor, as fl_adamw_step

@@ -11,7 +11,6 @@
 #include "safetensors.h"
 #include <cjson/cJSON.h>
 #include <errno.h>
-#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -426,10 +425,33 @@ static void add_qkv(hf_map *L, map_kind kind, fl_param *q, fl_param *k, fl_param
     else { e->ndim = 1; e->shape[0] = out; }
 }
 
+/* A linear or norm's weight and bias under one base name, "<base>.weight"
+ * and "<base>.bias" (either may be absent, as add allows). */
+__attribute__((format(printf, 5, 6)))
+static void add_wb(hf_map *L, fl_param *w, fl_param *b, const char *prefix, const char *fmt, ...) {
+    char base[96];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(base, sizeof base, fmt, ap);
+    va_end(ap);
+    add(L, MAP_COPY, w, prefix, "%s.weight", base);
+    add(L, MAP_COPY, b, prefix, "%s.bias", base);
+}
+
+/* OPT, LLaMA and Qwen2 name their attention projections alike below the
+ * layer's "self_attn"; only the output projection's name differs. */
+static void add_attn_proj(hf_map *L, const fl_layer *y, const char *prefix, const char *at, const char *o_proj) {
+    add_wb(L, y->q_w, y->q_b, prefix, "%s.q_proj", at);
+    add_wb(L, y->k_w, y->k_b, prefix, "%s.k_proj", at);
+    add_wb(L, y->v_w, y->v_b, prefix, "%s.v_proj", at);
+    add_wb(L, y->o_w, y->o_b, prefix, "%s.%s", at, o_proj);
+}
+
 static void build_map(const fl_model *m, hf_map *L) {
     const fl_config *c = &m->cfg;
     memset(L, 0, sizeof *L);
     const char *P;
+    char at[64];
     switch (c->family) {
     case FL_GPT2:
         P = "transformer.";
@@ -437,21 +459,18 @@ static void build_map(const fl_model *m, hf_map *L) {
         add(L, MAP_COPY, m->pos, P, "wpe.weight");
         for (int l = 0; l < c->n_layer; l++) {
             fl_layer *y = &m->layers[l];
-            add(L, MAP_COPY, y->attn_norm_w, P, "h.%d.ln_1.weight", l);
-            add(L, MAP_COPY, y->attn_norm_b, P, "h.%d.ln_1.bias", l);
+            add_wb(L, y->attn_norm_w, y->attn_norm_b, P, "h.%d.ln_1", l);
             add_qkv(L, MAP_QKV_W, y->q_w, y->k_w, y->v_w, P, l);
             add_qkv(L, MAP_QKV_B, y->q_b, y->k_b, y->v_b, P, l);
             add(L, MAP_T, y->o_w, P, "h.%d.attn.c_proj.weight", l);
             add(L, MAP_COPY, y->o_b, P, "h.%d.attn.c_proj.bias", l);
-            add(L, MAP_COPY, y->mlp_norm_w, P, "h.%d.ln_2.weight", l);
-            add(L, MAP_COPY, y->mlp_norm_b, P, "h.%d.ln_2.bias", l);
+            add_wb(L, y->mlp_norm_w, y->mlp_norm_b, P, "h.%d.ln_2", l);
             add(L, MAP_T, y->fc1_w, P, "h.%d.mlp.c_fc.weight", l);
             add(L, MAP_COPY, y->fc1_b, P, "h.%d.mlp.c_fc.bias", l);
             add(L, MAP_T, y->fc2_w, P, "h.%d.mlp.c_proj.weight", l);
             add(L, MAP_COPY, y->fc2_b, P, "h.%d.mlp.c_proj.bias", l);
         }
-        add(L, MAP_COPY, m->final_norm_w, P, "ln_f.weight");
-        add(L, MAP_COPY, m->final_norm_b, P, "ln_f.bias");
+        add_wb(L, m->final_norm_w, m->final_norm_b, P, "ln_f");
         break;
     case FL_OPT:
         P = "model.";   /* OPTForCausalLM; a bare OPTModel saves "decoder.*" */
@@ -459,25 +478,14 @@ static void build_map(const fl_model *m, hf_map *L) {
         add(L, MAP_COPY, m->pos, P, "decoder.embed_positions.weight");
         for (int l = 0; l < c->n_layer; l++) {
             fl_layer *y = &m->layers[l];
-            add(L, MAP_COPY, y->q_w, P, "decoder.layers.%d.self_attn.q_proj.weight", l);
-            add(L, MAP_COPY, y->q_b, P, "decoder.layers.%d.self_attn.q_proj.bias", l);
-            add(L, MAP_COPY, y->k_w, P, "decoder.layers.%d.self_attn.k_proj.weight", l);
-            add(L, MAP_COPY, y->k_b, P, "decoder.layers.%d.self_attn.k_proj.bias", l);
-            add(L, MAP_COPY, y->v_w, P, "decoder.layers.%d.self_attn.v_proj.weight", l);
-            add(L, MAP_COPY, y->v_b, P, "decoder.layers.%d.self_attn.v_proj.bias", l);
-            add(L, MAP_COPY, y->o_w, P, "decoder.layers.%d.self_attn.out_proj.weight", l);
-            add(L, MAP_COPY, y->o_b, P, "decoder.layers.%d.self_attn.out_proj.bias", l);
-            add(L, MAP_COPY, y->attn_norm_w, P, "decoder.layers.%d.self_attn_layer_norm.weight", l);
-            add(L, MAP_COPY, y->attn_norm_b, P, "decoder.layers.%d.self_attn_layer_norm.bias", l);
-            add(L, MAP_COPY, y->fc1_w, P, "decoder.layers.%d.fc1.weight", l);
-            add(L, MAP_COPY, y->fc1_b, P, "decoder.layers.%d.fc1.bias", l);
-            add(L, MAP_COPY, y->fc2_w, P, "decoder.layers.%d.fc2.weight", l);
-            add(L, MAP_COPY, y->fc2_b, P, "decoder.layers.%d.fc2.bias", l);
-            add(L, MAP_COPY, y->mlp_norm_w, P, "decoder.layers.%d.final_layer_norm.weight", l);
-            add(L, MAP_COPY, y->mlp_norm_b, P, "decoder.layers.%d.final_layer_norm.bias", l);
+            snprintf(at, sizeof at, "decoder.layers.%d.self_attn", l);
+            add_attn_proj(L, y, P, at, "out_proj");
+            add_wb(L, y->attn_norm_w, y->attn_norm_b, P, "%s_layer_norm", at);
+            add_wb(L, y->fc1_w, y->fc1_b, P, "decoder.layers.%d.fc1", l);
+            add_wb(L, y->fc2_w, y->fc2_b, P, "decoder.layers.%d.fc2", l);
+            add_wb(L, y->mlp_norm_w, y->mlp_norm_b, P, "decoder.layers.%d.final_layer_norm", l);
         }
-        add(L, MAP_COPY, m->final_norm_w, P, "decoder.final_layer_norm.weight");
-        add(L, MAP_COPY, m->final_norm_b, P, "decoder.final_layer_norm.bias");
+        add_wb(L, m->final_norm_w, m->final_norm_b, P, "decoder.final_layer_norm");
         break;
     case FL_LLAMA:
     case FL_QWEN2:
@@ -486,20 +494,12 @@ static void build_map(const fl_model *m, hf_map *L) {
         for (int l = 0; l < c->n_layer; l++) {
             fl_layer *y = &m->layers[l];
             add(L, MAP_COPY, y->attn_norm_w, P, "layers.%d.input_layernorm.weight", l);
-            add(L, MAP_COPY, y->q_w, P, "layers.%d.self_attn.q_proj.weight", l);
-            add(L, MAP_COPY, y->q_b, P, "layers.%d.self_attn.q_proj.bias", l);
-            add(L, MAP_COPY, y->k_w, P, "layers.%d.self_attn.k_proj.weight", l);
-            add(L, MAP_COPY, y->k_b, P, "layers.%d.self_attn.k_proj.bias", l);
-            add(L, MAP_COPY, y->v_w, P, "layers.%d.self_attn.v_proj.weight", l);
-            add(L, MAP_COPY, y->v_b, P, "layers.%d.self_attn.v_proj.bias", l);
-            add(L, MAP_COPY, y->o_w, P, "layers.%d.self_attn.o_proj.weight", l);
-            add(L, MAP_COPY, y->o_b, P, "layers.%d.self_attn.o_proj.bias", l);
+            snprintf(at, sizeof at, "layers.%d.self_attn", l);
+            add_attn_proj(L, y, P, at, "o_proj");
             add(L, MAP_COPY, y->mlp_norm_w, P, "layers.%d.post_attention_layernorm.weight", l);
-            add(L, MAP_COPY, y->fc1_w, P, "layers.%d.mlp.gate_proj.weight", l);
-            add(L, MAP_COPY, y->fc1_b, P, "layers.%d.mlp.gate_proj.bias", l);
+            add_wb(L, y->fc1_w, y->fc1_b, P, "layers.%d.mlp.gate_proj", l);
             add(L, MAP_COPY, y->up_w, P, "layers.%d.mlp.up_proj.weight", l);
-            add(L, MAP_COPY, y->fc2_w, P, "layers.%d.mlp.down_proj.weight", l);
-            add(L, MAP_COPY, y->fc2_b, P, "layers.%d.mlp.down_proj.bias", l);
+            add_wb(L, y->fc2_w, y->fc2_b, P, "layers.%d.mlp.down_proj", l);
         }
         add(L, MAP_COPY, m->final_norm_w, P, "norm.weight");
         break;
@@ -657,14 +657,6 @@ static void transpose_into(float *dst, int64_t ld, int64_t off, const float *src
 
 static int64_t entry_numel(const hf_entry *e) { return e->ndim == 1 ? e->shape[0] : e->shape[0] * e->shape[1]; }
 
-static const char *shape_str(char *buf, size_t n, const int64_t *shape, int ndim) {
-    size_t k = (size_t)snprintf(buf, n, "[");
-    for (int i = 0; i < ndim && k < n; i++)
-        k += (size_t)snprintf(buf + k, n - k, "%s%" PRId64, i ? ", " : "", shape[i]);
-    if (k < n) snprintf(buf + k, n - k, "]");
-    return buf;
-}
-
 /* ---- load --------------------------------------------------------------- */
 
 static int load_entry(const fl_st_file *f, const fl_st_tensor *t, const hf_entry *e, float **tmp, size_t *tmpcap) {
@@ -717,7 +709,7 @@ int fl_model_load(fl_model *m, const char *dir) {
         for (int k = 0; same && k < e->ndim; k++) same = t->shape[k] == e->shape[k];
         if (!same)
             rc = fl_err("%s: tensor %s has shape %s but config.json implies %s", s.f[fidx[i]].path, t->name,
-                        shape_str(sa, sizeof sa, t->shape, t->ndim), shape_str(sb, sizeof sb, e->shape, e->ndim));
+                        fl_st_shape_str(sa, sizeof sa, t->shape, t->ndim), fl_st_shape_str(sb, sizeof sb, e->shape, e->ndim));
     }
     /* Whatever is left over is a sign of a mismatch (more layers than the
      * config says, another family's names), so it is an error too. */

@@ -32,8 +32,7 @@ static const char *dtype_name(fl_dtype d) {
 }
 static size_t dtype_size(fl_dtype d) { return d == FL_DT_F32 ? 4 : 2; }
 
-/* "[2, 3, 4]" into buf, for messages. */
-static const char *shape_str(char *buf, size_t n, const int64_t *shape, int ndim) {
+const char *fl_st_shape_str(char *buf, size_t n, const int64_t *shape, int ndim) {
     size_t k = (size_t)snprintf(buf, n, "[");
     for (int i = 0; i < ndim && k < n; i++)
         k += (size_t)snprintf(buf + k, n - k, "%s%" PRId64, i ? ", " : "", shape[i]);
@@ -95,7 +94,7 @@ static int parse_entry(const char *path, const cJSON *e, fl_st_tensor *t) {
         t->shape[i++] = (int64_t)v;
         if (v != 0 && numel > (UINT64_C(1) << 60) / v)
             return fl_err("%s: tensor %s: shape %s is implausibly large", path, name,
-                          shape_str(sb, sizeof sb, t->shape, i));
+                          fl_st_shape_str(sb, sizeof sb, t->shape, i));
         numel *= v;
     }
     t->numel = (int64_t)numel;
@@ -177,7 +176,7 @@ int fl_st_open(fl_st_file *f, const char *path) {
         }
         if (t->end - t->begin != want) {
             fl_err("%s: tensor %s: shape %s in %s needs %" PRIu64 " bytes but data_offsets [%" PRIu64 ", %" PRIu64 "] span %" PRIu64,
-                   path, t->name, shape_str(sb, sizeof sb, t->shape, t->ndim), dtype_name(t->dtype), want,
+                   path, t->name, fl_st_shape_str(sb, sizeof sb, t->shape, t->ndim), dtype_name(t->dtype), want,
                    t->begin, t->end, t->end - t->begin);
             goto fail;
         }

@@ -34,6 +34,8 @@ typedef struct {
 int fl_st_open(fl_st_file *f, const char *path);
 void fl_st_close(fl_st_file *f);
 const fl_st_tensor *fl_st_find(const fl_st_file *f, const char *name);
+/* "[2, 3, 4]" into buf (n bytes), for messages; returns buf. */
+const char *fl_st_shape_str(char *buf, size_t n, const int64_t *shape, int ndim);
 /* Converts fp32/fp16/bf16 to fp32 into dst (numel floats). */
 int fl_st_read_f32(const fl_st_file *f, const fl_st_tensor *t, float *dst);
 

@@ -1,13 +1,7 @@
 #!/bin/sh
 # pretrain: SIGKILL mid-run, resume, and get exactly the model of an
 # uninterrupted run (same seed, same threads). Prints TAP-style lines.
-BUILD=${BUILD:-build}
-FL="$BUILD/freelunch"
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-n=0; bad=0
-ok() { n=$((n + 1)); echo "ok $n - $1"; }
-notok() { n=$((n + 1)); echo "not ok $n - $1"; bad=1; }
+. "$(dirname "$0")/clilib.sh"
 
 "$FL" pretrain --preset micro --steps 120 --threads 2 --out "$T/a" >"$T/a.log" 2>&1 && ok "uninterrupted micro run" || { notok "uninterrupted micro run: $(tail -1 "$T/a.log")"; exit 1; }
 grep -q '"unigram_val_ppl"' "$T/a/freelunch.json" && ok "freelunch.json records the unigram baseline" || notok "no unigram baseline"

@@ -3,14 +3,7 @@
 # a failing cell that becomes a row, SIGKILL of the runner mid-grid and a
 # resume that runs every cell exactly once, and clear errors for bad grids.
 # Prints TAP-style lines.
-BUILD=${BUILD:-build}
-FL="$BUILD/freelunch"
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-n=0; bad=0
-ok() { n=$((n + 1)); echo "ok $n - $1"; }
-notok() { n=$((n + 1)); echo "not ok $n - $1"; bad=1; }
-check() { if eval "$2"; then ok "$1"; else notok "$1"; fi; }
+. "$(dirname "$0")/clilib.sh"
 # data rows of a results.csv (every row starts with its quoted cell id; a
 # quoted multi-line message does not)
 rows() { grep -c '^"[0-9a-f]\{12\}"' "$1" 2>/dev/null || echo 0; }
@@ -18,11 +11,9 @@ col() { /usr/bin/python3 -c "import csv,sys,signal; signal.signal(signal.SIGPIPE
 
 "$FL" pretrain --preset micro --steps 30 --threads 2 --out "$T/m" >"$T/m.log" 2>&1 && ok "micro base model" || { notok "micro base model: $(tail -1 "$T/m.log")"; exit 1; }
 
-cat >"$T/grid.ini" <<EOF
-; a micro grid
-[grid]
-criterion   = magnitude, wanda
-reconstruct = none, sublayer, block
+# the [fixed] section both grids share: the micro model, cheap cells
+fixed() {
+  cat <<EOF
 [fixed]
 model         = $T/m
 sparsity      = 0.5
@@ -30,6 +21,15 @@ calib-samples = 4
 eval          = sotu-test
 eval-windows  = 2
 EOF
+}
+
+{ cat <<EOF
+; a micro grid
+[grid]
+criterion   = magnitude, wanda
+reconstruct = none, sublayer, block
+EOF
+fixed; } >"$T/grid.ini"
 
 # dry run: the cells, nothing run
 "$FL" study --grid "$T/grid.ini" --out "$T/out" --dry-run >"$T/dry.log" 2>&1
@@ -72,18 +72,13 @@ check "a diverged cell is a row with status diverged and its message" \
   "[ $(rows "$T/out/results.csv") -eq 8 ] && col '$T/out/results.csv' status | grep -qx diverged && col '$T/out/results.csv' message | grep -q 'reconstruction diverged at step'"
 
 # SIGKILL the runner mid-grid, then resume: every cell exactly once
-cat >"$T/grid2.ini" <<EOF
+{ cat <<EOF
 [grid]
 criterion   = magnitude, wanda
 reconstruct = none, sublayer
 seed        = 0, 1
-[fixed]
-model         = $T/m
-sparsity      = 0.5
-calib-samples = 4
-eval          = sotu-test
-eval-windows  = 2
 EOF
+fixed; } >"$T/grid2.ini"
 "$FL" study --grid "$T/grid2.ini" --out "$T/nested/k" >"$T/k1.log" 2>&1 &
 pid=$!
 i=0

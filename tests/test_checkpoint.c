@@ -146,6 +146,22 @@ static void saved_gpt2(char *dir, size_t n, fl_model *m) {
     assert_int_equal(fl_model_save(m, dir), 0);
 }
 
+/* saved_gpt2, then its model.safetensors: the path into p (pn bytes) and
+ * the tensors into *t; returns their count. */
+static int saved_gpt2_tensors(char *dir, size_t n, fl_model *m, char *p, size_t pn, tens **t) {
+    saved_gpt2(dir, n, m);
+    path_in(p, pn, dir, "model.safetensors");
+    return read_tensors(p, t);
+}
+
+/* Loads dir and checks that it is m, exactly. */
+static void assert_loads_as(const char *dir, const fl_model *m) {
+    fl_model r;
+    if (fl_model_load(&r, dir) != 0) fail_msg("load: %s", fl_errmsg());
+    assert_same_model(m, &r);
+    fl_model_free(&r);
+}
+
 /* ---- safetensors: conversions and writing ------------------------------- */
 
 /* Reads N half-precision values through a file of the given dtype. The
@@ -245,13 +261,11 @@ static void roundtrip(const fl_config *c, uint64_t seed) {
     char dir[256], sub[300];
     tu_tmpdir(dir, sizeof dir);
     path_in(sub, sizeof sub, dir, "a/b/model");   /* fl_model_save makes the parents */
-    fl_model m, r;
+    fl_model m;
     make_model(&m, c, seed);
     assert_int_equal(fl_model_save(&m, sub), 0);
-    if (fl_model_load(&r, sub) != 0) fail_msg("load: %s", fl_errmsg());
-    assert_same_model(&m, &r);
+    assert_loads_as(sub, &m);
     fl_model_free(&m);
-    fl_model_free(&r);
     tu_rmrf(dir);
 }
 
@@ -289,11 +303,9 @@ static void test_gpt2_layout(void **st) {
     (void)st;
     char dir[256], p[300];
     fl_model m;
-    saved_gpt2(dir, sizeof dir, &m);
-    const int d = m.cfg.d, F = m.cfg.d_ff;
-    path_in(p, sizeof p, dir, "model.safetensors");
     tens *t;
-    int n = read_tensors(p, &t);
+    int n = saved_gpt2_tensors(dir, sizeof dir, &m, p, sizeof p, &t);
+    const int d = m.cfg.d, F = m.cfg.d_ff;
     int i = find_tensor(t, n, "transformer.h.1.attn.c_attn.weight");
     assert_true(i >= 0);
     assert_int_equal(t[i].shape[0], d);
@@ -361,11 +373,9 @@ static void test_opt_layout(void **st) {
 static void test_gpt2_bare_names_and_buffers(void **st) {
     (void)st;
     char dir[256], p[300];
-    fl_model m, r;
-    saved_gpt2(dir, sizeof dir, &m);
-    path_in(p, sizeof p, dir, "model.safetensors");
+    fl_model m;
     tens *t;
-    int n = read_tensors(p, &t);
+    int n = saved_gpt2_tensors(dir, sizeof dir, &m, p, sizeof p, &t);
     for (int i = 0; i < n; i++) memmove(t[i].name, t[i].name + 12, strlen(t[i].name + 12) + 1);
     float mask[16] = { 1 };
     snprintf(t[n].name, sizeof t[n].name, "h.0.attn.bias");
@@ -377,10 +387,8 @@ static void test_gpt2_bare_names_and_buffers(void **st) {
     n++;
     write_tensors(p, t, n);
     free_tensors(t, n);
-    if (fl_model_load(&r, dir) != 0) fail_msg("load: %s", fl_errmsg());
-    assert_same_model(&m, &r);
+    assert_loads_as(dir, &m);
     fl_model_free(&m);
-    fl_model_free(&r);
     tu_rmrf(dir);
 }
 
@@ -410,9 +418,7 @@ static void test_sharded_load(void **st) {
     snprintf(json + k, cap - k, "}}");
     path_in(idx, sizeof idx, dir, "model.safetensors.index.json");
     write_text(idx, json);
-    if (fl_model_load(&r, dir) != 0) fail_msg("load: %s", fl_errmsg());
-    assert_same_model(&m, &r);
-    fl_model_free(&r);
+    assert_loads_as(dir, &m);
 
     /* an index that misplaces a tensor is caught and blamed */
     char *wrong = strstr(json, "model-00001-of-00002");
@@ -431,10 +437,8 @@ static void test_bf16_checkpoint(void **st) {
     (void)st;
     char dir[256], p[300];
     fl_model m, r;
-    saved_gpt2(dir, sizeof dir, &m);
-    path_in(p, sizeof p, dir, "model.safetensors");
     tens *t;
-    int n = read_tensors(p, &t);
+    int n = saved_gpt2_tensors(dir, sizeof dir, &m, p, sizeof p, &t);
     /* rebuild the file by hand with every tensor in BF16 */
     size_t cap = 256 + (size_t)n * 200, k = 0, bytes = 0;
     char *hdr = malloc(cap);

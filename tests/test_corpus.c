@@ -63,6 +63,20 @@ static void assert_err_has(const char *a, const char *b) {
     assert_null(strchr(m, '\n'));
 }
 
+/* Verifying the cache c fails, one line naming file and why. */
+static void expect_verify_fails(const char *c, const char *file, const char *why) {
+    assert_int_equal(fl_data_verify(c), -1);
+    assert_err_has(file, why);
+}
+
+/* So does verifying it and loading split from it. */
+static void expect_damaged(const char *c, const char *split, const char *file, const char *why) {
+    expect_verify_fails(c, file, why);
+    fl_split s;
+    assert_int_equal(fl_split_load(c, split, &s), -1);
+    assert_err_has(file, why);
+}
+
 /* ---- cache -------------------------------------------------------------- */
 
 static void test_cache_dir(void **st) {
@@ -113,12 +127,9 @@ static void test_removed_file(void **st) {
     char c[PATH_MAX];
     copy_cache(c, sizeof c, "removed");
     sh("rm '%s/sotu/2021_joseph_r_biden_d.txt'", c);
-    assert_int_equal(fl_data_verify(c), -1);
-    assert_err_has("sotu/2021_joseph_r_biden_d.txt", "missing");
-    fl_split s;
-    assert_int_equal(fl_split_load(c, "sotu-test", &s), -1);
-    assert_err_has("sotu/2021_joseph_r_biden_d.txt", "missing");
+    expect_damaged(c, "sotu-test", "sotu/2021_joseph_r_biden_d.txt", "missing");
     /* the other corpora still load */
+    fl_split s;
     assert_int_equal(fl_split_load(c, "moby-test", &s), 0);
     fl_split_free(&s);
 }
@@ -129,16 +140,11 @@ static void test_altered_file(void **st) {
     copy_cache(c, sizeof c, "altered");
     /* same size, one byte changed */
     sh("printf 'X' | dd of='%s/moby/chapter_42.txt' bs=1 seek=100 conv=notrunc status=none", c);
-    assert_int_equal(fl_data_verify(c), -1);
-    assert_err_has("moby/chapter_42.txt", "altered");
-    fl_split s;
-    assert_int_equal(fl_split_load(c, "moby-test", &s), -1);
-    assert_err_has("moby/chapter_42.txt", "altered");
+    expect_damaged(c, "moby-test", "moby/chapter_42.txt", "altered");
     /* one byte longer */
     copy_cache(c, sizeof c, "altered2");
     sh("printf ' ' >> '%s/kjv/19_Psalms.txt'", c);
-    assert_int_equal(fl_data_verify(c), -1);
-    assert_err_has("kjv/19_Psalms.txt", "altered");
+    expect_verify_fails(c, "kjv/19_Psalms.txt", "altered");
 }
 
 static void test_unexpected_and_missing_corpus(void **st) {
@@ -146,11 +152,9 @@ static void test_unexpected_and_missing_corpus(void **st) {
     char c[PATH_MAX];
     copy_cache(c, sizeof c, "extra");
     sh("echo hi > '%s/kjv/67_Apocrypha.txt'", c);
-    assert_int_equal(fl_data_verify(c), -1);
-    assert_err_has("kjv/67_Apocrypha.txt", "unexpected");
+    expect_verify_fails(c, "kjv/67_Apocrypha.txt", "unexpected");
     sh("rm -r '%s/kjv'", c);
-    assert_int_equal(fl_data_verify(c), -1);
-    assert_err_has("/kjv", "not fetched");
+    expect_verify_fails(c, "/kjv", "not fetched");
 }
 
 /* A damaged corpus is fetched again whole; the KJV needs only the bible

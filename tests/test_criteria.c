@@ -28,19 +28,6 @@ static const struct { const char *sparsity, *kind; } PATS[] = {
 };
 #define NPATS ((int)(sizeof PATS / sizeof *PATS))
 
-/* X = (Z @ (A + 2I)) * diag(e^{1+u}): correlated inputs with uneven norms. */
-static void make_inputs(float *X, int n, int cols, uint64_t seed) {
-    float *Z = fl_allocf((size_t)n * cols), *A = fl_allocf((size_t)cols * cols), *s = fl_allocf((size_t)cols);
-    tu_fill(Z, (size_t)n * cols, 1.0f, seed * 3 + 1);
-    tu_fill(A, (size_t)cols * cols, 1.0f, seed * 3 + 2);
-    tu_fill(s, (size_t)cols, 1.0f, seed * 3 + 3);
-    for (int c = 0; c < cols; c++) A[(int64_t)c * cols + c] += 2.0f;
-    fl_gemm(0, 0, n, cols, cols, 1.0f, Z, cols, A, cols, 0.0f, X, cols);
-    for (int r = 0; r < n; r++)
-        for (int c = 0; c < cols; c++) X[(int64_t)r * cols + c] *= expf(1.0f + s[c]);
-    fl_free(Z); fl_free(A); fl_free(s);
-}
-
 typedef struct {
     int R, C, N;
     float *W, *X;
@@ -52,7 +39,7 @@ static void layer_make(layer *L, int R, int C, int N, uint64_t seed) {
     L->W = fl_allocf((size_t)R * C);
     L->X = fl_allocf((size_t)N * C);
     tu_fill(L->W, (size_t)R * C, 1.0f, seed);
-    make_inputs(L->X, N, C, seed + 1000);
+    tu_correlated_inputs(L->X, N, C, 0, seed + 1000);
     fl_stats_init(&L->norms, FL_STATS_NORMS, C);
     fl_stats_add(&L->norms, L->X, N);
     fl_stats_init(&L->gram, FL_STATS_GRAM, C);

@@ -34,51 +34,18 @@ static void small_targets(int32_t *tg, int B, int T) {
         for (int t = 0; t < T; t++) tg[w * T + t] = t + 1 < T ? g_tok[w * T + t + 1] : -1;
 }
 
-/* Mostly t[i] = t[i-2], sometimes random: needs attention to predict. */
-static void markov(int32_t *t, int64_t n, uint64_t seed) {
-    uint64_t s = seed;
-    for (int64_t i = 0; i < n; i++) {
-        uint64_t r = tu_rng(&s) % 100;
-        t[i] = (i < 2 || r >= 85) ? (int32_t)(tu_rng(&s) % 48) : t[i - 2];
-    }
-}
-
 static int setup(void **st) {
     (void)st;
-    fl_config c = { 0 };
-    fl_config_family_defaults(&c, FL_LLAMA);
-    c.vocab = 48; c.d = 32; c.n_layer = 2; c.n_head = 4; c.n_kv_head = 2; c.head_dim = 8; c.d_ff = 64; c.max_pos = 32;
-    if (fl_model_create(&g_m, &c) != 0) return -1;
-    fl_model_init_random(&g_m, 3);
-    /* a little training so the model has something pruning destroys */
     int64_t n = 8000;
     int32_t *t = malloc(sizeof(int32_t) * n);
-    markov(t, n, 1);
-    fl_model_set_all_trainable(&g_m, 1);
-    fl_adamw_cfg oc = fl_adamw_defaults();
-    oc.lr = 1e-2f; oc.total_steps = 120; oc.warmup_steps = 10; oc.sched = FL_SCHED_LINEAR;
-    fl_adamw o;
-    fl_adamw_init(&o, &g_m, &oc);
-    fl_acts *acts = fl_acts_new();
-    int32_t in[8 * 32], tg[8 * 32];
-    uint64_t s = 9;
-    for (int step = 0; step < 120; step++) {
-        for (int b = 0; b < 8; b++) {
-            int64_t off = (int64_t)(tu_rng(&s) % (uint64_t)(n - 40));
-            for (int i = 0; i < 32; i++) { in[b * 32 + i] = t[off + i]; tg[b * 32 + i] = t[off + i + 1]; }
-        }
-        fl_fwd a = { .B = 8, .T = 32, .tokens = in, .targets = tg };
-        fl_forward(&g_m, fl_range_whole(&g_m), &a, acts);
-        fl_backward(&g_m, fl_range_whole(&g_m), acts, NULL, NULL);
-        fl_adamw_step(&o);
-    }
-    fl_acts_free(acts);
-    fl_adamw_free(&o);
-    fl_model_set_all_trainable(&g_m, 0);
+    tu_markov(t, n, 1);
+    int rc = tu_trained_llama(&g_m, 2, 120, t, n);
     free(t);
+    if (rc != 0) return -1;
+    const fl_config c = g_m.cfg;
     g_dense = malloc(sizeof(float) * g_m.n_floats);
     memcpy(g_dense, g_m.data, sizeof(float) * g_m.n_floats);
-    markov(g_tok, NWIN * TT, 77);   /* the calibration windows */
+    tu_markov(g_tok, NWIN * TT, 77);   /* the calibration windows */
     /* the dense teacher for --distill, and its probabilities on the small batch */
     if (fl_model_create(&g_teacher, &c) != 0) return -1;
     memcpy(g_teacher.data, g_dense, sizeof(float) * g_m.n_floats);

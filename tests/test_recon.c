@@ -18,18 +18,6 @@
 
 static char g_dir[256], g_model[300], g_calib[300], g_eval[300];
 
-/* Tokens over 48 symbols that need context: mostly t[i] = t[i-2],
- * sometimes random. A model predicts it only by attending to the token
- * before the current one, so pruning the blocks hurts and reconstruction
- * has something to recover. */
-static void markov(int32_t *t, int64_t n, uint64_t seed) {
-    uint64_t s = seed;
-    for (int64_t i = 0; i < n; i++) {
-        uint64_t r = tu_rng(&s) % 100;
-        t[i] = (i < 2 || r >= 85) ? (int32_t)(tu_rng(&s) % 48) : t[i - 2];
-    }
-}
-
 static int setup(void **st) {
     (void)st;
     tu_tmpdir(g_dir, sizeof g_dir);
@@ -38,41 +26,17 @@ static int setup(void **st) {
     snprintf(g_eval, sizeof g_eval, "%s/eval.bin", g_dir);
     int64_t n = 20000;
     int32_t *t = malloc(sizeof(int32_t) * n);
-    markov(t, n, 1);
+    tu_markov(t, n, 1);
     if (fl_tokfile_write(g_calib, t, n) != 0) return -1;
-    markov(t, 2000, 2);
+    tu_markov(t, 2000, 2);
     if (fl_tokfile_write(g_eval, t, 2000) != 0) return -1;
     /* a small llama with 4 blocks, trained for a few seconds */
-    fl_config c = { 0 };
-    fl_config_family_defaults(&c, FL_LLAMA);
-    c.vocab = 48; c.d = 32; c.n_layer = 4; c.n_head = 4; c.n_kv_head = 2; c.head_dim = 8; c.d_ff = 64; c.max_pos = 32;
     fl_model m;
-    if (fl_model_create(&m, &c) != 0) return -1;
-    fl_model_init_random(&m, 3);
-    fl_model_set_all_trainable(&m, 1);
-    fl_adamw_cfg oc = fl_adamw_defaults();
-    oc.lr = 1e-2f; oc.total_steps = 300; oc.warmup_steps = 10; oc.sched = FL_SCHED_LINEAR;
-    fl_adamw o;
-    fl_adamw_init(&o, &m, &oc);
-    fl_acts *acts = fl_acts_new();
-    markov(t, n, 1);
-    int32_t in[8 * 32], tg[8 * 32];
-    uint64_t s = 9;
-    for (int step = 0; step < 300; step++) {
-        for (int b = 0; b < 8; b++) {
-            int64_t off = (int64_t)(tu_rng(&s) % (uint64_t)(n - 40));
-            for (int i = 0; i < 32; i++) { in[b * 32 + i] = t[off + i]; tg[b * 32 + i] = t[off + i + 1]; }
-        }
-        fl_fwd a = { .B = 8, .T = 32, .tokens = in, .targets = tg };
-        fl_forward(&m, fl_range_whole(&m), &a, acts);
-        fl_backward(&m, fl_range_whole(&m), acts, NULL, NULL);
-        fl_adamw_step(&o);
-    }
-    fl_acts_free(acts);
-    fl_adamw_free(&o);
-    fl_model_set_all_trainable(&m, 0);
+    tu_markov(t, n, 1);
+    int rc = tu_trained_llama(&m, 4, 300, t, n);
     free(t);
-    int rc = fl_model_save(&m, g_model);
+    if (rc != 0) return -1;
+    rc = fl_model_save(&m, g_model);
     fl_model_free(&m);
     return rc;
 }

@@ -46,23 +46,6 @@ static const sg_case CASES[] = {
 static double g_worst_w;
 static int g_worst_mask;
 
-/* X = (Z @ A) * diag(e^{2u}): correlated, so X^T X is far from diagonal. */
-static void make_inputs(float *X, int n, int cols, int dead, uint64_t seed) {
-    float *Z = fl_allocf((size_t)n * cols), *A = fl_allocf((size_t)cols * cols), *s = fl_allocf((size_t)cols);
-    tu_fill(Z, (size_t)n * cols, 1.0f, seed * 3 + 1);
-    tu_fill(A, (size_t)cols * cols, 1.0f, seed * 3 + 2);
-    tu_fill(s, (size_t)cols, 1.0f, seed * 3 + 3);
-    for (int c = 0; c < cols; c++) A[(int64_t)c * cols + c] += 2.0f;
-    fl_gemm(0, 0, n, cols, cols, 1.0f, Z, cols, A, cols, 0.0f, X, cols);
-    for (int r = 0; r < n; r++)
-        for (int c = 0; c < cols; c++) {
-            float f = expf(1.0f + s[c]);
-            if (dead && c % (cols / dead) == 1) f = 0.0f;
-            X[(int64_t)r * cols + c] *= f;
-        }
-    fl_free(Z); fl_free(A); fl_free(s);
-}
-
 static void write_raw(const char *path, const void *p, size_t bytes) {
     FILE *f = fopen(path, "wb");
     if (!f || fwrite(p, 1, bytes, f) != bytes || fclose(f) != 0) fail_msg("cannot write %s", path);
@@ -88,7 +71,7 @@ static void test_case(void **state) {
     uint8_t *mask = fl_alloc((size_t)R * C), *mref = fl_alloc((size_t)R * C);
     tu_fill(W0, (size_t)R * C, 1.0f, k->seed);
     memcpy(W, W0, sizeof(float) * R * C);
-    make_inputs(X, N, C, k->dead, k->seed);
+    tu_correlated_inputs(X, N, C, k->dead, k->seed);
 
     char dir[1024], path[1200], cmd[4096];
     tu_tmpdir(dir, sizeof dir);
