@@ -89,21 +89,6 @@ double fl_sumsq(const float *g, int64_t n) {
     return s;
 }
 
-void fl_adamw_update(const fl_adamw_cfg *c, float *w, float *g, float *m, float *v, const uint8_t *mask, int64_t n,
-                     int rows, int cols, float lr, float gscale, float bc1, float bc2) {
-    const float wd = (rows > 1 && cols > 1) ? c->weight_decay : 0.0f;   /* no decay on vectors (norms, biases) */
-    #pragma omp parallel for schedule(static)
-    for (int64_t j = 0; j < n; j++) {
-        if (mask && !mask[j]) { w[j] = 0.0f; g[j] = 0.0f; continue; }
-        float gj = g[j] * gscale;
-        m[j] = c->beta1 * m[j] + (1.0f - c->beta1) * gj;
-        v[j] = c->beta2 * v[j] + (1.0f - c->beta2) * gj * gj;
-        float mh = m[j] / bc1, vh = v[j] / bc2;
-        w[j] -= lr * (mh / (sqrtf(vh) + c->eps) + wd * w[j]);
-        g[j] = 0.0f;
-    }
-}
-
 size_t fl_adamw_bytes(const fl_adamw *o) {
     size_t b = 0;
     for (int i = 0; i < o->n; i++) b += fl_alloc_size(o->p[i]->m) + fl_alloc_size(o->p[i]->v);

@@ -49,13 +49,6 @@ void fl_adamw_update(const fl_adamw_cfg *c, float *w, float *g, float *m, float 
                      int rows, int cols, float lr, float gscale, float bc1, float bc2);
 /* Bytes of optimiser state (two moments per trainable float). */
 size_t fl_adamw_bytes(const fl_adamw *o);
-/* The update of one buffer [n] of a [rows, cols] tensor, as fl_adamw_step
- * applies it: gradient g * gscale, moments m, v, bias corrections bc1, bc2,
- * decoupled weight decay on matrices only; masked entries (mask may be
- * NULL) stay 0. g is zeroed. Exposed for optimisers over other buffers
- * (LoRA's adapters). */
-void fl_adamw_update(const fl_adamw_cfg *c, float *w, float *g, float *m, float *v, const uint8_t *mask, int64_t n,
-                     int rows, int cols, float lr, float gscale, float bc1, float bc2);
 /* sum of g[j]^2 in double */
 double fl_sumsq(const float *g, int64_t n);
 
