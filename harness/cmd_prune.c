@@ -12,10 +12,13 @@
 
 static const char *PRUNE_USAGE =
     "usage: freelunch prune --model DIR --criterion NAME[:OPTIONS] --sparsity S|N:M --out DIR [SETTING]...\n"
-    "Prunes every linear of every block, block by block as the Wanda and SparseGPT\n"
-    "reference code do: one forward pass of the still-dense block over all\n"
-    "calibration windows (on the sparse stream) collects each linear's statistics,\n"
-    "all its linears are pruned, then the pruned block's outputs feed the next.\n"
+    "Prunes every linear of every block, walking the reconstructor's plan in depth\n"
+    "order (docs/ARCHITECTURE.md, \"One cell\"): for each unit (a block for none and\n"
+    "the retraining baselines, as the Wanda and SparseGPT reference code do; an\n"
+    "attention or MLP part, one linear, K blocks for the others), one forward pass\n"
+    "of the still-dense unit over all calibration windows on the sparse stream\n"
+    "collects its linears' statistics, they are pruned, the unit is recovered,\n"
+    "and its pruned outputs feed the next; retraining then trains the whole model.\n"
     "Writes DIR: the pruned HF model (config.json, model.safetensors, tokenizer),\n"
     "calib.bin (the windows used) and freelunch.json (the settings as run,\n"
     "achieved sparsity, layer-wise error ||XW^T - XW'^T||^2/||XW^T||^2 of every\n"
