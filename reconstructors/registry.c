@@ -42,12 +42,12 @@ int fl_recon_open(const char *spec, fl_recon_inst *out) {
         if (b > a) a = b;
         if (a > blen) { best = r; blen = a; }
     }
+    char names[512] = "";
+    for (int i = 0; FL_RECONSTRUCTORS[i]; i++) {
+        strncat(names, i ? ", " : "", sizeof names - strlen(names) - 1);
+        strncat(names, FL_RECONSTRUCTORS[i]->name, sizeof names - strlen(names) - 1);
+    }
     if (!best) {
-        char names[512] = "";
-        for (int i = 0; FL_RECONSTRUCTORS[i]; i++) {
-            strncat(names, i ? ", " : "", sizeof names - strlen(names) - 1);
-            strncat(names, FL_RECONSTRUCTORS[i]->name, sizeof names - strlen(names) - 1);
-        }
         size_t len = strcspn(spec, ":,");
         return fl_err("unknown reconstructor '%.*s' (valid: %s; blocks takes K or all, e.g. blocks:2, blocks:all)",
                       (int)(len > 200 ? 200 : len), spec, names);
@@ -55,7 +55,9 @@ int fl_recon_open(const char *spec, fl_recon_inst *out) {
     const char *text = spec[blen] ? spec + blen + 1 : NULL;
     char what[96];
     snprintf(what, sizeof what, "reconstructor %s", best->name);
-    if (!best->options && text) return fl_err("%s takes no options (got '%.100s')", what, text);
+    /* "retrain:loraa" reaches retrain:full through its alias: say both */
+    if (!best->options && text)
+        return fl_err("%s takes no options (got '%.100s'); valid reconstructors: %s", what, text, names);
     void *priv = best->priv_size ? calloc(1, best->priv_size) : NULL;
     if (best->priv_size && !priv) return fl_err("%s: out of memory", what);
     if ((best->options && fl_opts_parse(best->options, what, text, priv) != 0) || (best->init && best->init(priv) != 0)) {
