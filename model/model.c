@@ -67,6 +67,11 @@ int fl_config_validate(const fl_config *c, const char *what) {
                       (long long)qd, FL_MAX_HIDDEN * 4);
     if (c->learned_pos && qd != c->d)
         return fl_err("%s: %d heads x %d != hidden size %d", what, c->n_head, c->head_dim, c->d);
+    /* the RoPE tables are computed, not read, so the weights' size does not
+     * bound them: 2^26 floats each covers a 1M context at head_dim 128 */
+    if (!c->learned_pos && (int64_t)c->max_pos * c->head_dim / 2 > FL_MAX_ROPE_FLOATS)
+        return fl_err("%s: RoPE tables of %d positions x head dimension %d are more than %lld floats", what, c->max_pos,
+                      c->head_dim, (long long)FL_MAX_ROPE_FLOATS);
     if (c->pos_offset < 0 || c->pos_offset > 16) return fl_err("%s: position offset %d out of range", what, c->pos_offset);
     if (!(c->eps > 0)) return fl_err("%s: norm epsilon must be positive", what);
     const int64_t np = fl_config_num_params(c);

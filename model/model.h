@@ -55,6 +55,7 @@ int fl_config_validate(const fl_config *c, const char *what);
 #define FL_MAX_FFN (1 << 20)
 #define FL_MAX_POSITIONS (1 << 20)
 #define FL_MAX_PARAMS ((int64_t)1 << 37)
+#define FL_MAX_ROPE_FLOATS ((int64_t)1 << 26)
 /* Parameters (not bytes, not padded) a model of this config holds, the
  * embedding once when tied; equals fl_model_num_params of fl_model_create's
  * model. Call only on a config whose sizes fl_config_validate bounded. */

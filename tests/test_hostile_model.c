@@ -56,6 +56,13 @@ static void test_limits(void **st) {
         *fld = 2147483647;   /* products of it would overflow an int */
         assert_int_equal(fl_config_validate(&c, "cfg"), -1);
     }
+    /* RoPE tables are computed, so the weights cannot bound them */
+    c = cfg_of(FL_LLAMA, 0);
+    c.max_pos = FL_MAX_POSITIONS; c.n_head = 1; c.n_kv_head = 1; c.head_dim = 128;
+    assert_int_equal(fl_config_validate(&c, "cfg"), 0);
+    c.head_dim = 130;
+    assert_int_equal(fl_config_validate(&c, "cfg"), -1);
+    assert_non_null(strstr(fl_errmsg(), "RoPE tables"));
     /* within every limit but too many parameters together */
     c = cfg_of(FL_LLAMA, 0);
     c.n_layer = FL_MAX_LAYERS; c.d = FL_MAX_HIDDEN; c.d_ff = FL_MAX_FFN; c.n_head = 1024; c.n_kv_head = 1; c.head_dim = 64;
