@@ -23,16 +23,25 @@ int fl_calib_sample_docs(const int32_t *const *docs, const int64_t *lens, int nd
     int *q = malloc((size_t)(ndocs > 0 ? ndocs : 1) * sizeof *q);
     if (!q) return fl_err("%s: out of memory", what);
     int nq = 0;
-    int64_t longest = 0;
+    int64_t longest = 0, starts = 0;
     for (int i = 0; i < ndocs; i++) {
         if (lens[i] > longest) longest = lens[i];
-        if (lens[i] >= seqlen) q[nq++] = i;
+        if (lens[i] >= seqlen) { q[nq++] = i; starts += lens[i] - seqlen + 1; }
     }
     if (nq == 0) {
         free(q);
         return fl_err("%s: no document has at least %d tokens for a calibration window (%d documents, the longest has %lld "
                       "tokens); use a smaller seqlen",
                       what, seqlen, ndocs, (long long)longest);
+    }
+    /* Draws are with replacement, so any n could be served, but the buffer
+     * is n * seqlen tokens: more windows than the data has distinct starts
+     * can only repeat it, and would let an option size memory unboundedly. */
+    if (n > starts) {
+        free(q);
+        return fl_err("%s: %d calibration windows of %d tokens requested, but the data has only %lld distinct windows; "
+                      "use at most %lld samples or more data",
+                      what, n, seqlen, (long long)starts, (long long)starts);
     }
     out->n = n;
     out->seqlen = seqlen;

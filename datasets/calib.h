@@ -28,7 +28,8 @@ typedef struct {
 
 /* The sampler on documents already tokenized (docs[i] has lens[i] tokens).
  * `what` names the source in errors (a split name or a file). Error when
- * n < 1, seqlen < 1, or no document has seqlen tokens. */
+ * n < 1, seqlen < 1, no document has seqlen tokens, or n exceeds the number
+ * of distinct windows (the sum of len - seqlen + 1 over the documents). */
 int fl_calib_sample_docs(const int32_t *const *docs, const int64_t *lens, int ndocs, int n, int seqlen, uint64_t seed,
                          const char *what, fl_calib *out);
 /* Tokenizes every document of the split with fl_bpe_encode (no <|endoftext|>

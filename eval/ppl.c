@@ -23,8 +23,15 @@ int fl_eval_ppl(fl_model *m, const int32_t *tok, int64_t n, int seqlen, int stri
     int64_t nw = (n - seqlen) / stride + 1;
     if (max_windows > 0 && nw > max_windows) nw = max_windows;
     if (batch <= 0) batch = 4;
-    int32_t *tg = fl_alloc(sizeof(int32_t) * (size_t)batch * seqlen);
-    int32_t *in = fl_alloc(sizeof(int32_t) * (size_t)batch * seqlen);
+    /* the buffers follow the data: no batch is larger than the windows there are */
+    if (batch > nw) batch = (int)nw;
+    int32_t *tg = fl_try_alloc(sizeof(int32_t) * (size_t)batch * seqlen);
+    int32_t *in = fl_try_alloc(sizeof(int32_t) * (size_t)batch * seqlen);
+    if (!tg || !in) {
+        fl_free(tg);
+        fl_free(in);
+        return fl_err("out of memory for a batch of %d windows of %d tokens", batch, seqlen);
+    }
     double sum = 0, t0 = now(), last = t0;
     int64_t cnt = 0;
     for (int64_t w0 = 0; w0 < nw; w0 += batch) {

@@ -8,6 +8,7 @@
 #include "model/alloc.h"
 #include "model/checkpoint.h"
 #include "model/err.h"
+#include "model/fileio.h"
 #include "model/gemm.h"
 #include "model/model.h"
 #include <math.h>
@@ -176,19 +177,6 @@ static const char *DEMO_HELP =
     "  --lr X        peak learning rate (default 3e-3)\n"
     "  --family F    default llama\n" FL_COMMON_HELP;
 
-static int read_file(const char *path, unsigned char **buf, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return fl_err("%s: cannot open", path);
-    fseek(f, 0, SEEK_END);
-    long sz = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    *buf = malloc(sz > 0 ? (size_t)sz : 1);
-    *n = fread(*buf, 1, (size_t)sz, f);
-    fclose(f);
-    if ((long)*n != sz) { free(*buf); return fl_err("%s: read error", path); }
-    return 0;
-}
-
 int fl_cmd_demo(int argc, char **argv) {
     static struct option o[] = { { "text", required_argument, 0, 't' }, { "out", required_argument, 0, 'o' },
                                  { "steps", required_argument, 0, 'n' }, { "seqlen", required_argument, 0, 's' },
@@ -217,12 +205,22 @@ int fl_cmd_demo(int argc, char **argv) {
     else if (!strcmp(fam, "gpt2")) f = FL_GPT2;
     else if (!strcmp(fam, "opt")) f = FL_OPT;
     else return fl_cli_usage("demo", "--family must be llama, qwen2, gpt2 or opt");
-    unsigned char *bytes = NULL;
+    /* fl_read_file grows its buffer, so --text /dev/stdin (a pipe) works */
+    char *text_buf = NULL;
     size_t nb = 0;
-    if (read_file(text, &bytes, &nb) != 0) return fl_cli_fail();
+    if (fl_read_file(text, &text_buf, &nb) != 0) return fl_cli_fail();
+    unsigned char *bytes = (unsigned char *)text_buf;
     if (nb < (size_t)20 * T) { free(bytes); fl_err("%s: %zu bytes is too little text for windows of %d", text, nb, T); return fl_cli_fail(); }
     int64_t ntr = (int64_t)(nb * 9 / 10), nva = (int64_t)nb - ntr;
+    /* one step's windows come from the training bytes: a batch larger than
+     * those hold would only size a buffer by the option */
+    if ((int64_t)B * T > ntr) {
+        free(bytes);
+        fl_err("%s: --batch %d windows of %d bytes is more than the %lld training bytes hold", text, B, T, (long long)ntr);
+        return fl_cli_fail();
+    }
     int32_t *tok = malloc(sizeof(int32_t) * nb);
+    if (!tok) { free(bytes); fl_err("%s: out of memory for %zu tokens", text, nb); return fl_cli_fail(); }
     for (size_t i = 0; i < nb; i++) tok[i] = bytes[i];
     free(bytes);
     if (mkdir(out, 0755) != 0 && access(out, W_OK) != 0) { free(tok); fl_err("%s: cannot create directory", out); return fl_cli_fail(); }

@@ -1,5 +1,6 @@
 #include "alloc.h"
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,12 +19,10 @@ static void bump_peak(atomic_size_t *peak, size_t v) {
     while (v > p && !atomic_compare_exchange_weak(peak, &p, v)) {}
 }
 
-void *fl_alloc(size_t bytes) {
+void *fl_try_alloc(size_t bytes) {
     void *raw = NULL;
-    if (posix_memalign(&raw, 64, bytes + HDR) != 0 || !raw) {
-        fprintf(stderr, "freelunch: out of memory allocating %zu bytes\n", bytes);
-        abort();
-    }
+    /* bytes + HDR must not wrap around to a tiny block */
+    if (bytes > SIZE_MAX - HDR || posix_memalign(&raw, 64, bytes + HDR) != 0 || !raw) return NULL;
     memset(raw, 0, bytes + HDR);
     *(size_t *)raw = bytes;
     size_t live = atomic_fetch_add(&g_live, bytes) + bytes;
@@ -33,7 +32,24 @@ void *fl_alloc(size_t bytes) {
     return (char *)raw + HDR;
 }
 
-float *fl_allocf(size_t n) { return (float *)fl_alloc(n * sizeof(float)); }
+void *fl_alloc(size_t bytes) {
+    void *p = fl_try_alloc(bytes);
+    if (!p) {
+        fprintf(stderr, "freelunch: out of memory allocating %zu bytes\n", bytes);
+        abort();
+    }
+    return p;
+}
+
+float *fl_try_allocf(size_t n) { return n > SIZE_MAX / sizeof(float) ? NULL : (float *)fl_try_alloc(n * sizeof(float)); }
+
+float *fl_allocf(size_t n) {
+    if (n > SIZE_MAX / sizeof(float)) {
+        fprintf(stderr, "freelunch: out of memory allocating %zu floats\n", n);
+        abort();
+    }
+    return (float *)fl_alloc(n * sizeof(float));
+}
 
 size_t fl_alloc_size(const void *p) { return p ? *(const size_t *)((const char *)p - HDR) : 0; }
 

@@ -14,6 +14,11 @@
 void *fl_alloc(size_t bytes);
 /* Same, as floats. */
 float *fl_allocf(size_t n);
+/* The same but NULL when out of memory: for every size that comes from a
+ * user's input (a config, a file, an option), where the caller must turn
+ * the failure into an error message instead of an abort. */
+void *fl_try_alloc(size_t bytes);
+float *fl_try_allocf(size_t n);
 void fl_free(void *p);          /* NULL is fine */
 size_t fl_alloc_size(const void *p);
 

@@ -11,6 +11,10 @@
 #include "safetensors.h"
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <float.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -82,9 +86,10 @@ static int get_int(const cfg_src *s, const char *k, int *out, int def, int requi
         *out = def;
         return 0;
     }
+    /* range first, then the cast: casting inf or 1e300 to an integer is undefined */
     double v = cJSON_IsNumber(j) ? j->valuedouble : 0.5;
-    if (v != (double)(long long)v || v < -2147483648.0 || v > 2147483647.0)
-        return fl_err("%s: \"%s\" must be an integer", s->path, k);
+    if (!(v >= -2147483648.0 && v <= 2147483647.0) || v != floor(v))
+        return fl_err("%s: \"%s\" must be an integer (between -2147483648 and 2147483647)", s->path, k);
     *out = (int)v;
     return 0;
 }
@@ -92,7 +97,9 @@ static int get_int(const cfg_src *s, const char *k, int *out, int def, int requi
 static int get_float(const cfg_src *s, const char *k, float *out, float def) {
     const cJSON *j = key(s, k);
     if (!j) { *out = def; return 0; }
-    if (!cJSON_IsNumber(j)) return fl_err("%s: \"%s\" must be a number", s->path, k);
+    /* a double beyond float's range does not convert to a float (undefined) */
+    if (!cJSON_IsNumber(j) || !(fabs(j->valuedouble) <= FLT_MAX))
+        return fl_err("%s: \"%s\" must be a number within float range", s->path, k);
     *out = (float)j->valuedouble;
     return 0;
 }
@@ -119,7 +126,7 @@ static int get_token_id(const cfg_src *s, const char *k, int *out) {
     *out = -1;
     if (cJSON_IsArray(j)) j = cJSON_GetArrayItem(j, 0);
     if (!j) return 0;
-    if (!cJSON_IsNumber(j) || j->valuedouble != (double)(int)j->valuedouble)
+    if (!cJSON_IsNumber(j) || !(j->valuedouble >= -2147483648.0 && j->valuedouble <= 2147483647.0) || j->valuedouble != floor(j->valuedouble))
         return fl_err("%s: \"%s\" must be an integer token id", s->path, k);
     *out = (int)j->valuedouble;
     return 0;
@@ -149,7 +156,10 @@ static int get_rope(const cfg_src *s, fl_config *c) {
             return unsupported(s, what);
         }
         const cJSON *th = cJSON_GetObjectItemCaseSensitive(r, "rope_theta");
-        if (cJSON_IsNumber(th)) c->rope_theta = (float)th->valuedouble;
+        if (cJSON_IsNumber(th)) {
+            if (!(fabs(th->valuedouble) <= FLT_MAX)) return fl_err("%s: \"rope_theta\" must be within float range", s->path);
+            c->rope_theta = (float)th->valuedouble;
+        }
     }
     if (!(c->rope_theta > 0)) return fl_err("%s: \"rope_theta\" must be positive", s->path);
     return 0;
@@ -174,7 +184,7 @@ static int parse_config(fl_config *c, const cfg_src *s) {
     case FL_GPT2:
         if (get_int(s, "n_embd", &c->d, 0, 1) || get_int(s, "n_layer", &c->n_layer, 0, 1) ||
             get_int(s, "n_head", &c->n_head, 0, 1) || get_int(s, "n_positions", &c->max_pos, 0, 1) ||
-            get_int(s, "vocab_size", &c->vocab, 0, 1) || get_int(s, "n_inner", &c->d_ff, 4 * c->d, 0) ||
+            get_int(s, "vocab_size", &c->vocab, 0, 1) || get_int(s, "n_inner", &c->d_ff, c->d > 0 && c->d <= INT_MAX / 4 ? 4 * c->d : c->d, 0) ||
             get_float(s, "layer_norm_epsilon", &c->eps, 1e-5f) || get_bool(s, "tie_word_embeddings", &c->tied, 1) ||
             get_str(s, "activation_function", &act, "gelu_new"))
             return -1;
@@ -546,12 +556,24 @@ static void wsrc_close(wsrc *s) {
 }
 
 static int wsrc_add(wsrc *s, const char *path) {
-    s->f = realloc(s->f, sizeof *s->f * (size_t)(s->nf + 1));
-    s->used = realloc(s->used, sizeof *s->used * (size_t)(s->nf + 1));
+    fl_st_file *f = realloc(s->f, sizeof *s->f * (size_t)(s->nf + 1));
+    if (f) s->f = f;
+    uint8_t **u = realloc(s->used, sizeof *s->used * (size_t)(s->nf + 1));
+    if (u) s->used = u;
+    if (!f || !u) return fl_err("%s: out of memory", path);
     if (fl_st_open(&s->f[s->nf], path) != 0) return -1;
     s->used[s->nf] = calloc((size_t)(s->f[s->nf].n + 1), 1);
+    if (!s->used[s->nf]) { fl_st_close(&s->f[s->nf]); return fl_err("%s: out of memory", path); }
     s->nf++;
     return 0;
+}
+
+/* Bytes of tensor data the files hold, as their headers place it. */
+static uint64_t wsrc_bytes(const wsrc *s) {
+    uint64_t b = 0;
+    for (int i = 0; i < s->nf; i++)
+        for (int k = 0; k < s->f[i].n; k++) b += s->f[i].t[k].end - s->f[i].t[k].begin;
+    return b;
 }
 
 static int open_index(wsrc *s, const char *dir, const char *ipath) {
@@ -566,7 +588,16 @@ static int open_index(wsrc *s, const char *dir, const char *ipath) {
         int seen = 0;
         for (const cJSON *p = wm->child; p != e && !seen; p = p->next) seen = strcmp(p->valuestring, e->valuestring) == 0;
         if (seen) continue;
-        char *sp = join(dir, e->valuestring);
+        /* A shard is a plain file name in the model directory: no path, so an
+         * index cannot reach outside it ("../x", "/etc/x"). Symlinks inside
+         * are the directory owner's choice (the HF hub cache is made of them). */
+        const char *nm = e->valuestring;
+        if (!*nm || strchr(nm, '/') || strcmp(nm, ".") == 0 || strcmp(nm, "..") == 0) {
+            rc = fl_err("%s: weight_map names shard \"%s\" for %s: a shard must be a plain file name in the model directory",
+                        ipath, nm, e->string);
+            goto out;
+        }
+        char *sp = join(dir, nm);
         rc = wsrc_add(s, sp);
         free(sp);
         if (rc) goto out;
@@ -662,7 +693,12 @@ static int64_t entry_numel(const hf_entry *e) { return e->ndim == 1 ? e->shape[0
 static int load_entry(const fl_st_file *f, const fl_st_tensor *t, const hf_entry *e, float **tmp, size_t *tmpcap) {
     if (e->kind == MAP_COPY) return fl_st_read_f32(f, t, e->p[0]->w);
     size_t n = (size_t)t->numel;
-    if (n > *tmpcap) { fl_free(*tmp); *tmp = fl_allocf(n); *tmpcap = n; }
+    if (n > *tmpcap) {
+        fl_free(*tmp);
+        *tmpcap = 0;
+        if (!(*tmp = fl_try_allocf(n))) return fl_err("%s: out of memory for tensor %s (%zu floats)", f->path, t->name, n);
+        *tmpcap = n;
+    }
     if (fl_st_read_f32(f, t, *tmp) != 0) return -1;
     const float *src = *tmp;
     switch (e->kind) {
@@ -686,9 +722,24 @@ int fl_model_load(fl_model *m, const char *dir) {
     memset(m, 0, sizeof *m);
     fl_config c;
     if (fl_config_load(&c, dir) != 0) return -1;
-    if (fl_model_create(m, &c) != 0) return -1;
     wsrc s;
-    if (wsrc_open(&s, dir) != 0) { fl_model_free(m); return -1; }
+    if (wsrc_open(&s, dir) != 0) return -1;
+    /* Before allocating what config.json asks for: the weights must hold at
+     * least two bytes (F16/BF16, the narrowest dtype read) per parameter the
+     * config implies, or the config is lying about the model's size. */
+    const int64_t nparams = fl_config_num_params(&c);
+    const uint64_t held = wsrc_bytes(&s);
+    if ((uint64_t)nparams > held / 2) {
+        char *cp = join(dir, "config.json");
+        fl_err("%s: describes a %s model of %lld parameters (%d layers, hidden %d, vocabulary %d), at least %llu bytes, "
+               "but %s holds only %llu bytes of tensors",
+               cp, fl_family_name(c.family), (long long)nparams, c.n_layer, c.d, c.vocab, (unsigned long long)nparams * 2, s.where,
+               (unsigned long long)held);
+        free(cp);
+        wsrc_close(&s);
+        return -1;
+    }
+    if (fl_model_create(m, &c) != 0) { wsrc_close(&s); return -1; }
     hf_map L;
     build_map(m, &L);
     /* Names and shapes first, so a bad checkpoint fails before we read

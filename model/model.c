@@ -44,18 +44,51 @@ void fl_config_family_defaults(fl_config *c, fl_family f) {
     }
 }
 
+/* One size against its plausibility limit, before anything multiplies it. */
+static int in_range(const char *what, const char *name, int v, int max) {
+    if (v < 1 || v > max) return fl_err("%s: %s %d is out of range (1 to %d)", what, name, v, max);
+    return 0;
+}
+
 int fl_config_validate(const fl_config *c, const char *what) {
-    if (c->vocab <= 0 || c->d <= 0 || c->n_layer <= 0 || c->n_head <= 0 || c->d_ff <= 0 || c->max_pos <= 0)
-        return fl_err("%s: sizes must be positive (vocab %d, hidden %d, layers %d, heads %d, ffn %d, positions %d)",
-                      what, c->vocab, c->d, c->n_layer, c->n_head, c->d_ff, c->max_pos);
+    /* Each size alone first: a config from disk can say anything, and every
+     * product below is then computed in int64 from bounded factors. */
+    if (in_range(what, "vocabulary size", c->vocab, FL_MAX_VOCAB) || in_range(what, "hidden size", c->d, FL_MAX_HIDDEN) ||
+        in_range(what, "layer count", c->n_layer, FL_MAX_LAYERS) || in_range(what, "attention head count", c->n_head, FL_MAX_HEADS) ||
+        in_range(what, "MLP width", c->d_ff, FL_MAX_FFN) || in_range(what, "max positions", c->max_pos, FL_MAX_POSITIONS))
+        return -1;
     if (c->n_kv_head <= 0 || c->n_head % c->n_kv_head != 0)
         return fl_err("%s: %d key/value heads do not divide %d attention heads", what, c->n_kv_head, c->n_head);
-    if (c->head_dim <= 0 || (c->rms && c->head_dim % 2))
-        return fl_err("%s: head dimension %d must be positive (and even for RoPE)", what, c->head_dim);
-    if (c->learned_pos && c->n_head * c->head_dim != c->d)
+    if (c->head_dim <= 0 || c->head_dim > FL_MAX_HIDDEN || (c->rms && c->head_dim % 2))
+        return fl_err("%s: head dimension %d must be in 1 to %d (and even for RoPE)", what, c->head_dim, FL_MAX_HIDDEN);
+    const int64_t qd = (int64_t)c->n_head * c->head_dim;
+    if (qd > FL_MAX_HIDDEN * 4)
+        return fl_err("%s: %d heads x %d = %lld query features, more than %d", what, c->n_head, c->head_dim,
+                      (long long)qd, FL_MAX_HIDDEN * 4);
+    if (c->learned_pos && qd != c->d)
         return fl_err("%s: %d heads x %d != hidden size %d", what, c->n_head, c->head_dim, c->d);
+    /* the RoPE tables are computed, not read, so the weights' size does not
+     * bound them: 2^26 floats each covers a 1M context at head_dim 128 */
+    if (!c->learned_pos && (int64_t)c->max_pos * c->head_dim / 2 > FL_MAX_ROPE_FLOATS)
+        return fl_err("%s: RoPE tables of %d positions x head dimension %d are more than %lld floats", what, c->max_pos,
+                      c->head_dim, (long long)FL_MAX_ROPE_FLOATS);
+    if (c->pos_offset < 0 || c->pos_offset > 16) return fl_err("%s: position offset %d out of range", what, c->pos_offset);
     if (!(c->eps > 0)) return fl_err("%s: norm epsilon must be positive", what);
+    const int64_t np = fl_config_num_params(c);
+    if (np > FL_MAX_PARAMS)
+        return fl_err("%s: %lld parameters, more than freelunch's limit of %lld", what, (long long)np, (long long)FL_MAX_PARAMS);
     return 0;
+}
+
+int64_t fl_config_num_params(const fl_config *c) {
+    const int64_t d = c->d;
+    fl_linear_shape sh[7];
+    const int k = fl_config_linears(c, sh);
+    int64_t blk = d * (c->rms ? 2 : 4);   /* two norms, weight [and bias] */
+    for (int i = 0; i < k; i++) blk += (int64_t)sh[i].rows * sh[i].cols + (sh[i].bias ? sh[i].rows : 0);
+    int64_t n = blk * c->n_layer + d * (c->rms ? 1 : 2) + (int64_t)c->vocab * d * (c->tied ? 1 : 2);
+    if (c->learned_pos) n += ((int64_t)c->max_pos + c->pos_offset) * d;
+    return n;
 }
 
 /* ---- parameter registry ------------------------------------------------ */
@@ -78,14 +111,20 @@ int fl_model_create(fl_model *m, const fl_config *c) {
     if (fl_config_validate(c, "model config") != 0) return -1;
     memset(m, 0, sizeof *m);
     m->cfg = *c;
+    /* fl_config_validate bounded every factor, so these products fit an int */
     const int L = c->n_layer, d = c->d, hd = c->head_dim, F = c->d_ff;
     const int qd = c->n_head * hd, kvd = c->n_kv_head * hd;
-    reg_t r = { .p = calloc((size_t)(6 + 17 * L), sizeof(fl_param)) };
-    if (!r.p) return fl_err("out of memory");
+    reg_t r = { .p = calloc(6 + 17 * (size_t)L, sizeof(fl_param)) };
+    m->layers = calloc((size_t)L, sizeof(fl_layer));
+    if (!r.p || !m->layers) {
+        free(r.p);
+        free(m->layers);
+        memset(m, 0, sizeof *m);
+        return fl_err("model config: out of memory for %d layers", L);
+    }
     char nm[64];
     m->embed = reg_add(&r, "embed.weight", FL_PK_EMBED, -1, c->vocab, d);
     if (c->learned_pos) m->pos = reg_add(&r, "pos.weight", FL_PK_POS, -1, c->max_pos + c->pos_offset, d);
-    m->layers = calloc((size_t)L, sizeof(fl_layer));
     for (int l = 0; l < L; l++) {
         fl_layer *y = &m->layers[l];
 #define ADD(field, sfx, kind, rows, cols) \
@@ -115,7 +154,13 @@ int fl_model_create(fl_model *m, const fl_config *c) {
     m->params = r.p;
     m->n_params = r.n;
     m->n_floats = r.floats;
-    m->data = fl_allocf(r.floats);
+    m->data = fl_try_allocf(r.floats);
+    if (!m->data) {
+        fl_err("model config: out of memory for %zu parameter bytes (%s, %d layers, hidden %d)", r.floats * sizeof(float),
+               fl_family_name(c->family), L, d);
+        fl_model_free(m);
+        return -1;
+    }
     for (int i = 0; i < r.n; i++) {
         fl_param *p = &r.p[i];
         p->w = m->data + (size_t)(uintptr_t)p->w;
@@ -123,8 +168,13 @@ int fl_model_create(fl_model *m, const fl_config *c) {
             for (int64_t j = 0; j < p->n; j++) p->w[j] = 1.0f;
     }
     if (!c->learned_pos) {
-        m->rope_cos = fl_allocf((size_t)c->max_pos * hd / 2);
-        m->rope_sin = fl_allocf((size_t)c->max_pos * hd / 2);
+        m->rope_cos = fl_try_allocf((size_t)c->max_pos * hd / 2);
+        m->rope_sin = fl_try_allocf((size_t)c->max_pos * hd / 2);
+        if (!m->rope_cos || !m->rope_sin) {
+            fl_err("model config: out of memory for RoPE tables of %d positions x %d", c->max_pos, hd);
+            fl_model_free(m);
+            return -1;
+        }
         fl_rope_table(m->rope_cos, m->rope_sin, c->max_pos, hd, c->rope_theta);
     }
     return 0;

@@ -43,8 +43,23 @@ typedef struct {
 const char *fl_family_name(fl_family f);
 /* Fill the architecture defaults of a family (biases, norm, act, offsets). */
 void fl_config_family_defaults(fl_config *c, fl_family f);
-/* Checks the sizes are consistent (heads divide d, kv-heads divide heads...). */
+/* Checks the sizes are consistent (heads divide d, kv-heads divide heads...)
+ * and within the plausibility limits below, so no product of sizes can
+ * overflow and no config can ask for absurd memory by itself. */
 int fl_config_validate(const fl_config *c, const char *what);
+/* Plausibility limits, well above every published model of the families. */
+#define FL_MAX_VOCAB (1 << 22)
+#define FL_MAX_HIDDEN (1 << 16)
+#define FL_MAX_LAYERS 1024
+#define FL_MAX_HEADS 1024
+#define FL_MAX_FFN (1 << 20)
+#define FL_MAX_POSITIONS (1 << 20)
+#define FL_MAX_PARAMS ((int64_t)1 << 37)
+#define FL_MAX_ROPE_FLOATS ((int64_t)1 << 26)
+/* Parameters (not bytes, not padded) a model of this config holds, the
+ * embedding once when tied; equals fl_model_num_params of fl_model_create's
+ * model. Call only on a config whose sizes fl_config_validate bounded. */
+int64_t fl_config_num_params(const fl_config *c);
 
 /* Kinds of parameter, for the registry and for choosing trainable subsets. */
 typedef enum {

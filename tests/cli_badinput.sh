@@ -70,5 +70,15 @@ expect 1 "warm start: criterion ria: alpha: 9" "bad option of a warm start" "$FL
 expect 0 "" "prune with a warm start's own options" "$FL" prune --model "$M" --criterion "sparsefw:warm=(ria:alpha=1),iters=3" --sparsity 0.5 --calib "$T/d/train.bin" --calib-samples 4 --eval "$T/d/val.bin" --out "$T/pw"
 expect 0 "" "prune with the positional form" "$FL" prune --model "$M" --criterion sparseswaps:ria:2 --sparsity 2:4 --calib "$T/d/train.bin" --calib-samples 4 --eval "$T/d/val.bin" --out "$T/ps"
 
+# sizes from input bounded by the data, never an abort
+cp -r "$M" "$T/huge"; sed 's/"num_hidden_layers":[[:space:]]*[0-9]*/"num_hidden_layers": 100000/' "$M/config.json" >"$T/huge/config.json"
+expect 1 "$T/huge/config.json.*layer count 100000" "config.json with 100000 layers" "$FL" info --model "$T/huge"
+cp -r "$M" "$T/more"; sed 's/"num_hidden_layers":[[:space:]]*[0-9]*/"num_hidden_layers": 40/' "$M/config.json" >"$T/more/config.json"
+expect 1 "$T/more/config.json.*holds only" "config.json with more layers than the weights" "$FL" info --model "$T/more"
+expect 1 "distinct windows" "more calibration samples than the data has windows" "$FL" prune --model "$M" --criterion wanda --sparsity 0.5 --calib "$T/d/train.bin" --calib-samples 4000000 --out "$T/pc"
+expect 0 "" "eval with a batch far beyond the windows" "$FL" eval --model "$M" --data "$T/d/val.bin" --seqlen 32 --batch 16777216 --json
+expect 1 "training bytes" "demo batch beyond its text" "$FL" demo --text "$T/text.txt" --out "$T/bb" --steps 1 --seqlen 32 --batch 16777216
+expect 0 "" "demo reads --text from a pipe" sh -c "cat '$T/text.txt' | '$FL' demo --text /dev/stdin --out '$T/pipe' --steps 1 --seqlen 32 --batch 2"
+
 echo "# $n checks"
 exit $bad

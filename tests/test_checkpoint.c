@@ -670,6 +670,27 @@ static void mk_no_weights(const char *dir, const char *path, const bad_case *c) 
     unlink(p);
 }
 
+/* The saved checkpoint with its weights moved to shard.safetensors and an
+ * index whose weight_map is c->text (every tensor to c->text2). */
+static void mk_index(const char *dir, const char *path, const bad_case *c) {
+    char p[300], q[300];
+    save_small(dir, c->family);
+    path_in(p, sizeof p, dir, "model.safetensors");
+    path_in(q, sizeof q, dir, "shard.safetensors");
+    assert_int_equal(rename(p, q), 0);
+    tens *t;
+    int n = read_tensors(q, &t);
+    size_t cap = 64 + (size_t)n * 256, k = 0;
+    char *js = malloc(cap);
+    k += (size_t)snprintf(js + k, cap - k, "{\"weight_map\": {");
+    for (int i = 0; i < n; i++)
+        k += (size_t)snprintf(js + k, cap - k, "%s\"%s\": \"%s\"", i ? ", " : "", t[i].name, i == 0 ? c->text : c->text2);
+    snprintf(js + k, cap - k, "}}");
+    write_text(path, js);
+    free(js);
+    free_tensors(t, n);
+}
+
 static int load_st(const char *dir, const char *path, const bad_case *c) {
     (void)dir; (void)c;
     fl_st_file f;
@@ -739,6 +760,22 @@ static const bad_case BAD[] = {
       .text = "transformer.h.1.ln_1.weight", .text2 = "transformer.h.2.ln_1.weight",
       .expect = { "unexpected tensor transformer.h.2.ln_1.weight" } },
     { .what = "ckpt: no weights", .make = mk_no_weights, .load = load_model, .file = "", .expect = { "no model.safetensors" } },
+    /* config.json implying more than the weights hold is refused before
+     * anything it sizes is allocated, naming config.json */
+    { .what = "ckpt: more layers than the weights hold", .make = mk_edit_config, .load = load_model, .file = "config.json",
+      .text = "\"n_layer\":\t2", .text2 = "\"n_layer\":\t9", .expect = { "describes a gpt2 model", "9 layers", "holds only" } },
+    { .what = "ckpt: llama with a larger vocabulary than the weights", .make = mk_edit_config, .load = load_model,
+      .file = "config.json", .family = FL_LLAMA, .text = "\"vocab_size\":\t37", .text2 = "\"vocab_size\":999",
+      .expect = { "describes a llama model", "vocabulary 999", "holds only" } },
+    /* an index cannot name files outside the model directory */
+    { .what = "ckpt: shard path escapes the directory", .make = mk_index, .load = load_model, .file = "model.safetensors.index.json",
+      .text = "../shard.safetensors", .text2 = "shard.safetensors", .expect = { "\"../shard.safetensors\"", "plain file name" } },
+    { .what = "ckpt: absolute shard path", .make = mk_index, .load = load_model, .file = "model.safetensors.index.json",
+      .text = "shard.safetensors", .text2 = "/etc/passwd", .expect = { "\"/etc/passwd\"", "plain file name" } },
+    { .what = "ckpt: shard in a subdirectory", .make = mk_index, .load = load_model, .file = "model.safetensors.index.json",
+      .text = "sub/shard.safetensors", .text2 = "shard.safetensors", .expect = { "sub/shard.safetensors", "plain file name" } },
+    { .what = "ckpt: shard named ..", .make = mk_index, .load = load_model, .file = "model.safetensors.index.json",
+      .text = "..", .text2 = "shard.safetensors", .expect = { "\"..\"", "plain file name" } },
     /* config.json */
     CONFIG("config: unknown model_type (model load)", load_model, "{\"model_type\": \"bert\", \"hidden_size\": 16}",
            "model_type \"bert\"", "not supported"),
@@ -759,6 +796,36 @@ static const bad_case BAD[] = {
            " \"n_positions\": 8, \"vocab_size\": 10, \"activation_function\": \"relu\"}", "activation_function \"relu\""),
     CONFIG("config: hidden size not divisible by heads", load_config, "{\"model_type\": \"gpt2\", \"n_embd\": 16,"
            " \"n_layer\": 1, \"n_head\": 3, \"n_positions\": 8, \"vocab_size\": 10}", "hidden size 16"),
+    /* sizes beyond any plausible model are refused before anything is
+     * allocated; values beyond int (or inf) are refused before the cast */
+    CONFIG("config: 100000 layers", load_config,
+           "{\"model_type\": \"opt\", \"hidden_size\": 16, \"ffn_dim\": 32, \"num_hidden_layers\": 100000,"
+           " \"num_attention_heads\": 2, \"vocab_size\": 10, \"max_position_embeddings\": 8}", "layer count 100000", "out of range"),
+    CONFIG("config: vocabulary of 2e9", load_config,
+           "{\"model_type\": \"gpt2\", \"n_embd\": 16, \"n_layer\": 1, \"n_head\": 2, \"n_positions\": 8, \"vocab_size\": 2000000000}",
+           "vocabulary size 2000000000", "out of range"),
+    CONFIG("config: 2e9 positions", load_config,
+           "{\"model_type\": \"llama\", \"hidden_size\": 16, \"intermediate_size\": 32, \"num_hidden_layers\": 1,"
+           " \"num_attention_heads\": 2, \"vocab_size\": 10, \"max_position_embeddings\": 2000000000}", "max positions 2000000000"),
+    CONFIG("config: layers beyond int", load_config,
+           "{\"model_type\": \"gpt2\", \"n_embd\": 16, \"n_layer\": 1e300, \"n_head\": 2, \"n_positions\": 8, \"vocab_size\": 10}",
+           "\"n_layer\" must be an integer"),
+    CONFIG("config: infinite hidden size", load_config,
+           "{\"model_type\": \"gpt2\", \"n_embd\": 1e999, \"n_layer\": 1, \"n_head\": 2, \"n_positions\": 8, \"vocab_size\": 10}",
+           "\"n_embd\" must be an integer"),
+    CONFIG("config: gpt2 n_embd whose default 4x overflows", load_config,
+           "{\"model_type\": \"gpt2\", \"n_embd\": 2000000000, \"n_layer\": 1, \"n_head\": 2, \"n_positions\": 8, \"vocab_size\": 10}",
+           "hidden size 2000000000", "out of range"),
+    CONFIG("config: heads x head_dim overflows int", load_config,
+           "{\"model_type\": \"llama\", \"hidden_size\": 16, \"intermediate_size\": 32, \"num_hidden_layers\": 1,"
+           " \"num_attention_heads\": 1024, \"num_key_value_heads\": 1, \"head_dim\": 4194304, \"vocab_size\": 10,"
+           " \"max_position_embeddings\": 8}", "head dimension 4194304"),
+    CONFIG("config: bos id beyond int", load_config, OPT_CFG "\"bos_token_id\": 1e300}", "\"bos_token_id\"", "integer token id"),
+    CONFIG("config: eos id infinite", load_config, OPT_CFG "\"eos_token_id\": [-1e999]}", "\"eos_token_id\"", "integer token id"),
+    CONFIG("config: epsilon beyond float", load_config,
+           "{\"model_type\": \"llama\", \"hidden_size\": 16, \"intermediate_size\": 32, \"num_hidden_layers\": 1,"
+           " \"num_attention_heads\": 2, \"vocab_size\": 10, \"max_position_embeddings\": 8, \"rms_norm_eps\": 1e300}",
+           "\"rms_norm_eps\"", "float range"),
     /* llm.c token files */
     TOK("tok: bad magic", 12345, 1, 4, T1234, 0, "bad magic 12345"),
     TOK("tok: bad version", FL_TOK_MAGIC16, 3, 4, T1234, 0, "bad version 3"),

@@ -405,15 +405,16 @@ static void test_calib_docs(void **st) {
         docs[d] = malloc((size_t)(lens[d] + 1) * sizeof(int32_t));
         for (int i = 0; i < lens[d]; i++) docs[d][i] = 1000 * d + i;
     }
+    /* 42 distinct windows of 10: 1 in doc 1, 41 in doc 3; 42 draws may repeat some */
     fl_calib a, b, c;
-    assert_int_equal(fl_calib_sample_docs((const int32_t *const *)docs, lens, 4, 64, 10, 7, "synthetic", &a), 0);
-    assert_int_equal(fl_calib_sample_docs((const int32_t *const *)docs, lens, 4, 64, 10, 7, "synthetic", &b), 0);
-    assert_int_equal(fl_calib_sample_docs((const int32_t *const *)docs, lens, 4, 64, 10, 8, "synthetic", &c), 0);
-    assert_memory_equal(a.tokens, b.tokens, 64 * 10 * sizeof(int32_t));
-    assert_memory_equal(a.offset, b.offset, 64 * sizeof(int64_t));
-    assert_true(memcmp(a.tokens, c.tokens, 64 * 10 * sizeof(int32_t)) != 0);
+    assert_int_equal(fl_calib_sample_docs((const int32_t *const *)docs, lens, 4, 42, 10, 7, "synthetic", &a), 0);
+    assert_int_equal(fl_calib_sample_docs((const int32_t *const *)docs, lens, 4, 42, 10, 7, "synthetic", &b), 0);
+    assert_int_equal(fl_calib_sample_docs((const int32_t *const *)docs, lens, 4, 42, 10, 8, "synthetic", &c), 0);
+    assert_memory_equal(a.tokens, b.tokens, 42 * 10 * sizeof(int32_t));
+    assert_memory_equal(a.offset, b.offset, 42 * sizeof(int64_t));
+    assert_true(memcmp(a.tokens, c.tokens, 42 * 10 * sizeof(int32_t)) != 0);
     int used[4] = { 0 }, at_end = 0;
-    for (int i = 0; i < 64; i++) {
+    for (int i = 0; i < 42; i++) {
         int d = a.doc[i];
         used[d]++;
         assert_true(a.offset[i] >= 0 && a.offset[i] + 10 <= lens[d]);
@@ -429,6 +430,13 @@ static void test_calib_docs(void **st) {
     assert_err_has("synthetic: no document has at least 51 tokens", "longest has 50");
     assert_null(a.tokens);
     assert_int_equal(fl_calib_sample_docs((const int32_t *const *)docs, lens, 4, 0, 5, 7, "synthetic", &a), -1);
+    /* more windows than the data has distinct ones: refused before the
+     * n * seqlen buffer is allocated (4000000 would be 160 MB here) */
+    assert_int_equal(fl_calib_sample_docs((const int32_t *const *)docs, lens, 4, 43, 10, 7, "synthetic", &a), -1);
+    assert_err_has("synthetic: 43 calibration windows", "only 42 distinct windows");
+    assert_null(a.tokens);
+    assert_int_equal(fl_calib_sample_docs((const int32_t *const *)docs, lens, 4, 4000000, 10, 7, "synthetic", &a), -1);
+    assert_err_has("4000000 calibration windows", "at most 42 samples");
     for (int d = 0; d < 4; d++) free(docs[d]);
 }
 
@@ -457,6 +465,9 @@ static void test_calib_file(void **st) {
     fl_calib_free(&c);
     assert_int_equal(fl_calib_sample_file(p, 0, 5, 101, 3, &c), -1);
     assert_err_has(p, "no document has at least 101 tokens");
+    /* --calib-samples 4000000 on a 100-token file: refused, not 640 MB */
+    assert_int_equal(fl_calib_sample_file(p, 0, 4000000, 40, 3, &c), -1);
+    assert_err_has(p, "only 61 distinct windows");
 }
 
 /* On a real split with the GPT-2 tokenizer from the cache: the same seed
