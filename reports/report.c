@@ -226,6 +226,7 @@ static void setup_model(doc *d, const char *dir) {
                  cJSON_IsString(corpus) ? " on " : "", cJSON_IsString(corpus) ? corpus->valuestring : "");
     if (cJSON_IsNumber(vp)) fl_bprintf(prov, sizeof prov, strlen(prov), ", validation perplexity %.2f", vp->valuedouble);
     cJSON_Delete(j);
+    fl_sum_clean(prov);   /* freelunch.json is as untrusted as results.csv */
     doc_li(d, "Model `%s`: family %s, %d blocks, hidden size %d, %d attention heads (%d key/value), MLP width %d, "
               "vocabulary %d, context %d%s",
            dir, fl_family_name(c.family), c.n_layer, c.d, c.n_head, c.n_kv_head, c.d_ff, c.vocab, c.max_pos, prov);
