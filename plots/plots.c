@@ -202,9 +202,11 @@ static int scatter(ctx *c, const fl_panel *p, const char *kind, const char *xcol
             double x = fl_table_num(t, r, xcol) * scale, y = fl_table_num(t, r, "ppl");
             if (!fl_row_matches(t, r, p, NULL, rec) || !isfinite(x) || !isfinite(y)) continue;
             if (!n++) {
-                fl_sb_puts(&dat, "# reconstructor ");
+                /* the block's header line carries the key entry (title
+                 * columnheader), so the name is data, never script text */
+                fl_sb_puts(&dat, "# one reconstructor: x, ppl (header: its name), criterion, seed\nx\t");
                 gp_text(&dat, rec);
-                fl_sb_puts(&dat, ": x\tppl\tcriterion\tseed\n");
+                fl_sb_puts(&dat, "\tcriterion\tseed\n");
             }
             fl_sb_printf(&dat, "%.9g\t%.9g\t", x, y);
             gp_text(&dat, fl_table_get(t, r, "criterion"));
@@ -215,9 +217,8 @@ static int scatter(ctx *c, const fl_panel *p, const char *kind, const char *xcol
         }
         if (!n) continue;
         fl_sb_puts(&dat, "\n\n");
-        fl_sb_printf(&plot, "%s '%s_%s.dat' index %d using 1:2 with points pt %d ps 1.4 lc rgb '%s' title ", blocks ? ", \\\n    " : "plot",
-                     kind, p->tag, blocks, marker(c, rec), colour(c, rec));
-        gp_str(&plot, rec);
+        fl_sb_printf(&plot, "%s '%s_%s.dat' index %d using 1:2 with points pt %d ps 1.4 lc rgb '%s' title columnheader(2)",
+                     blocks ? ", \\\n    " : "plot", kind, p->tag, blocks, marker(c, rec), colour(c, rec));
         blocks++;
     }
     if (!blocks) { fl_sb_free(&dat); fl_sb_free(&gp); fl_sb_free(&plot); return 0; }   /* no finite x: nothing to draw */
@@ -232,9 +233,9 @@ static int scatter(ctx *c, const fl_panel *p, const char *kind, const char *xcol
         /* sorted by x, a front's ppl falls: `steps` draws the staircase
          * (best ppl reachable within each budget) */
         qsort(front, (size_t)nf, sizeof *front, by_x);
-        fl_sb_printf(&dat, "# Pareto front (%s = 1): x\tppl\n", flag);
+        fl_sb_printf(&dat, "# Pareto front (%s = 1): x, ppl\nx\tPareto front\n", flag);
         for (int i = 0; i < nf; i++) fl_sb_printf(&dat, "%.9g\t%.9g\n", front[i].x, front[i].y);
-        fl_sb_printf(&plot, ", \\\n    '%s_%s.dat' index %d using 1:2 with steps lw 2 lc rgb 'black' title 'Pareto front'",
+        fl_sb_printf(&plot, ", \\\n    '%s_%s.dat' index %d using 1:2 with steps lw 2 lc rgb 'black' title columnheader(2)",
                      kind, p->tag, blocks);
     }
     free(front);
@@ -264,12 +265,13 @@ static int bars(ctx *c, const fl_panel *p) {
     for (int k = 0; k < recs.n && nused < 256; k++)
         if (fl_stat_of(t, p, NULL, recs.v[k], "ppl").n) used[nused++] = k;
     double lo = INFINITY, hi = -INFINITY;
-    fl_sb_puts(&dat, "# criterion");
+    /* the header line names the reconstructors: the key reads them from
+     * here (title columnheader), so no name is script text */
+    fl_sb_puts(&dat, "# criterion, then per reconstructor the mean and std of ppl\ncriterion");
     for (int j = 0; j < nused; j++) {
-        fl_sb_puts(&dat, "\tmean ");
+        fl_sb_puts(&dat, "\t");
         gp_text(&dat, recs.v[used[j]]);
-        fl_sb_puts(&dat, "\tstd ");
-        gp_text(&dat, recs.v[used[j]]);
+        fl_sb_puts(&dat, "\tstd");
     }
     fl_sb_puts(&dat, "\n");
     for (int i = 0; i < crits.n; i++) {
@@ -298,9 +300,8 @@ static int bars(ctx *c, const fl_panel *p) {
         fl_sb_printf(&gp, "set yrange [%.9g:*]\nset label 1 'y axis starts at %.4g' at graph 0.01, graph 0.97 left\n", y0, y0);
     }
     for (int j = 0; j < nused; j++) {
-        fl_sb_printf(&gp, "%s '%s.dat' using %d:%d%s lc rgb '%s' title ", j ? ", \\\n    " : "plot", name, 2 + 2 * j,
-                     3 + 2 * j, j ? "" : ":xtic(1)", colour(c, recs.v[used[j]]));
-        gp_str(&gp, recs.v[used[j]]);
+        fl_sb_printf(&gp, "%s '%s.dat' using %d:%d%s lc rgb '%s' title columnheader(%d)", j ? ", \\\n    " : "plot", name,
+                     2 + 2 * j, 3 + 2 * j, j ? "" : ":xtic(1)", colour(c, recs.v[used[j]]), 2 + 2 * j);
     }
     gp_end(&gp, name);
     int rc = emit(c, name, title, &dat, &gp);
@@ -376,9 +377,11 @@ static int depth(ctx *c, const fl_panel *p, const char *crit, int icrit, int n_l
             if (first < 0) first = r;
         }
         if (!rows) continue;
-        fl_sb_puts(&dat, "# reconstructor ");
+        /* header line: the name in the column the key entry reads */
+        fl_sb_printf(&dat, "# one reconstructor, mean over %d seed%s: depth, loss before, loss after (header: its name), unit\n"
+                           "depth\tbefore\t", rows, rows > 1 ? "s" : "");
         gp_text(&dat, rec);
-        fl_sb_printf(&dat, " (mean over %d seed%s): depth\tloss before\tloss after\tunit\n", rows, rows > 1 ? "s" : "");
+        fl_sb_puts(&dat, "\tunit\n");
         const char *names = fl_table_get(t, first, "unit_names");
         for (int u = 0; u < n; u++) {
             double b = before[u] / rows, a = after[u] / rows;
@@ -399,9 +402,8 @@ static int depth(ctx *c, const fl_panel *p, const char *crit, int icrit, int n_l
                      0, "reconstruction loss of the submodel", 0);
             fl_sb_printf(&gp, "set key title 'solid: after, dashed: before'\n");
         }
-        fl_sb_printf(&gp, "%s '%s.dat' index %d using 1:3 with linespoints lw 2 pt %d lc rgb '%s' title ", blocks ? ", \\\n    " : "plot",
-                     name, blocks, marker(c, rec), colour(c, rec));
-        gp_str(&gp, rec);
+        fl_sb_printf(&gp, "%s '%s.dat' index %d using 1:3 with linespoints lw 2 pt %d lc rgb '%s' title columnheader(3)",
+                     blocks ? ", \\\n    " : "plot", name, blocks, marker(c, rec), colour(c, rec));
         fl_sb_printf(&gp, ", \\\n    '%s.dat' index %d using 1:2 with lines dt 2 lw 1 lc rgb '%s' notitle", name, blocks, colour(c, rec));
         blocks++;
     }
