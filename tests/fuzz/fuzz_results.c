@@ -9,7 +9,11 @@
  *
  * The first byte picks the input's shape: odd, the bytes follow our header
  * (so the fuzzer spends its time on rows, not on matching 84 column names);
- * even, they are the whole file. Seed corpus: tests/fuzz/corpus/results/. */
+ * even, they are the whole file. Seed corpus: tests/fuzz/corpus/results/.
+ * Built with clang -fsanitize=fuzzer,address,undefined against the library
+ * sources compiled with -fsanitize=fuzzer-no-link,address,undefined (make
+ * fuzz). Point TMPDIR at a tmpfs (/dev/shm): every run writes the scripts
+ * and the report, and their fsyncs dominate the time otherwise. */
 #include "harness/results.h"
 #include "model/err.h"
 #include "plots/sbuf.h"
