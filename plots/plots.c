@@ -24,6 +24,7 @@ typedef struct {
     char dir[4200];        /* OUT/plots */
     fl_names recons;       /* every reconstructor: its index picks colour and marker */
     char ppl_label[300];
+    int draw;              /* 0: write the scripts and data only, never run gnuplot */
     fl_plot_list *made;
 } ctx;
 
@@ -43,10 +44,30 @@ static int marker(const ctx *c, const char *recon) {
     return MARKERS[(i < 0 ? 0 : i) % NMARKERS];
 }
 
-/* A gnuplot string literal: single quotes, a quote doubled. */
+/* Text from results.csv is untrusted and a .gp script is a program: a
+ * newline in a value would end the string and the line, and gnuplot would run
+ * the rest (`system(...)` included); a trailing backslash continues even a
+ * comment line. So whatever of a value reaches a script or its data (titles,
+ * comments, key entries, tic labels) is reduced to printable ASCII without
+ * quotes, backslash, backtick, '$' or '@', plus well-formed UTF-8 from
+ * U+00A0 up; every other byte becomes '?'. Nothing of it can end a string, a
+ * line or a data field (tab), or be substituted. */
+static void gp_text(fl_sbuf *b, const char *s) {
+    while (*s) {
+        unsigned char c = (unsigned char)*s;
+        int n = fl_utf8_len(s);
+        if (n > 1 && !(c == 0xc2 && (unsigned char)s[1] < 0xa0)) { fl_sb_putn(b, s, (size_t)n); s += n; continue; }
+        int ok = n == 1 && c >= 0x20 && c < 0x7f && !strchr("'\"\\`$@", c);
+        fl_sb_putn(b, ok ? s : "?", 1);
+        s += n > 1 ? n : 1;
+    }
+}
+
+/* A gnuplot string literal of untrusted text: single quotes around gp_text,
+ * which leaves no quote to double. */
 static void gp_str(fl_sbuf *b, const char *s) {
     fl_sb_puts(b, "'");
-    for (; *s; s++) fl_sb_puts(b, *s == '\'' ? "''" : (char[]){ *s, 0 });
+    gp_text(b, s);
     fl_sb_puts(b, "'");
 }
 
@@ -56,7 +77,9 @@ static int want_log(double lo, double hi, double ratio) { return lo > 0 && isfin
 
 static void gp_begin(fl_sbuf *g, const char *name, const char *title, const char *xlabel, int logx, const char *ylabel,
                      int logy) {
-    fl_sb_printf(g, "# freelunch: %s\n# Re-draw with `gnuplot %s.gp` in this directory.\n", title, name);
+    fl_sb_puts(g, "# freelunch: ");
+    gp_text(g, title);
+    fl_sb_printf(g, "\n# Re-draw with `gnuplot %s.gp` in this directory.\n", name);
     fl_sb_printf(g, "set terminal pngcairo size 1000,650 noenhanced font 'sans,11'\nset output '%s.png'\n", name);
     fl_sb_puts(g, "set datafile separator '\\t'\nset grid\nset key outside right top box opaque\nset title ");
     gp_str(g, title);
@@ -132,11 +155,14 @@ static int move_out(const ctx *c, const char *name, const char *ext) {
  * file the reader can open and run. */
 static int emit(ctx *c, const char *name, const char *title, const fl_sbuf *dat, const fl_sbuf *gp) {
     char path[4300];
+    /* two plots of one name would overwrite each other in the stage */
+    for (int i = 0; i < c->made->n; i++)
+        if (!strcmp(c->made->v[i].name, name)) return fl_err("%s/%s.gp: two plots of this name", c->dir, name);
     stage_path(path, sizeof path, c, name, "dat");
     if (fl_write_file_atomic(path, fl_sb_str(dat), dat->len) != 0) return -1;
     stage_path(path, sizeof path, c, name, "gp");
     if (fl_write_file_atomic(path, fl_sb_str(gp), gp->len) != 0) return -1;
-    if (run_gnuplot(c, name) != 0) {
+    if (c->draw && run_gnuplot(c, name) != 0) {
         char msg[2048];
         snprintf(msg, sizeof msg, "%s", fl_errmsg());
         if (mkdir(c->dir, 0755) == 0 || errno == EEXIST) { move_out(c, name, "gp"); move_out(c, name, "dat"); }
@@ -175,15 +201,24 @@ static int scatter(ctx *c, const fl_panel *p, const char *kind, const char *xcol
         for (int r = 0; r < t->nrows; r++) {
             double x = fl_table_num(t, r, xcol) * scale, y = fl_table_num(t, r, "ppl");
             if (!fl_row_matches(t, r, p, NULL, rec) || !isfinite(x) || !isfinite(y)) continue;
-            if (!n++) fl_sb_printf(&dat, "# reconstructor %s: x\tppl\tcriterion\tseed\n", rec);
-            fl_sb_printf(&dat, "%.9g\t%.9g\t%s\t%s\n", x, y, fl_table_get(t, r, "criterion"), fl_table_get(t, r, "seed"));
+            if (!n++) {
+                /* the block's header line carries the key entry (title
+                 * columnheader), so the name is data, never script text */
+                fl_sb_puts(&dat, "# one reconstructor: x, ppl (header: its name), criterion, seed\nx\t");
+                gp_text(&dat, rec);
+                fl_sb_puts(&dat, "\tcriterion\tseed\n");
+            }
+            fl_sb_printf(&dat, "%.9g\t%.9g\t", x, y);
+            gp_text(&dat, fl_table_get(t, r, "criterion"));
+            fl_sb_puts(&dat, "\t");
+            gp_text(&dat, fl_table_get(t, r, "seed"));
+            fl_sb_puts(&dat, "\n");
             xlo = fmin(xlo, x); xhi = fmax(xhi, x); ylo = fmin(ylo, y); yhi = fmax(yhi, y);
         }
         if (!n) continue;
         fl_sb_puts(&dat, "\n\n");
-        fl_sb_printf(&plot, "%s '%s_%s.dat' index %d using 1:2 with points pt %d ps 1.4 lc rgb '%s' title ", blocks ? ", \\\n    " : "plot",
-                     kind, p->tag, blocks, marker(c, rec), colour(c, rec));
-        gp_str(&plot, rec);
+        fl_sb_printf(&plot, "%s '%s_%s.dat' index %d using 1:2 with points pt %d ps 1.4 lc rgb '%s' title columnheader(2)",
+                     blocks ? ", \\\n    " : "plot", kind, p->tag, blocks, marker(c, rec), colour(c, rec));
         blocks++;
     }
     if (!blocks) { fl_sb_free(&dat); fl_sb_free(&gp); fl_sb_free(&plot); return 0; }   /* no finite x: nothing to draw */
@@ -198,15 +233,15 @@ static int scatter(ctx *c, const fl_panel *p, const char *kind, const char *xcol
         /* sorted by x, a front's ppl falls: `steps` draws the staircase
          * (best ppl reachable within each budget) */
         qsort(front, (size_t)nf, sizeof *front, by_x);
-        fl_sb_printf(&dat, "# Pareto front (%s = 1): x\tppl\n", flag);
+        fl_sb_printf(&dat, "# Pareto front (%s = 1): x, ppl\nx\tPareto front\n", flag);
         for (int i = 0; i < nf; i++) fl_sb_printf(&dat, "%.9g\t%.9g\n", front[i].x, front[i].y);
-        fl_sb_printf(&plot, ", \\\n    '%s_%s.dat' index %d using 1:2 with steps lw 2 lc rgb 'black' title 'Pareto front'",
+        fl_sb_printf(&plot, ", \\\n    '%s_%s.dat' index %d using 1:2 with steps lw 2 lc rgb 'black' title columnheader(2)",
                      kind, p->tag, blocks);
     }
     free(front);
     char name[128], title[1024];
     snprintf(name, sizeof name, "%s_%s", kind, p->tag);
-    snprintf(title, sizeof title, "%s against perplexity, %.400s (every ok cell; all criteria)", what, p->label);
+    fl_bprintf(title, sizeof title, 0, "%s against perplexity, %s (every ok cell; all criteria)", what, p->label);
     gp_begin(&gp, name, title, xlabel, want_log(xlo, xhi, 30), c->ppl_label, want_log(ylo, yhi, 5));
     fl_sb_puts(&gp, "set offsets graph 0.04, graph 0.04, graph 0.05, graph 0.05\n");   /* markers off the border */
     fl_sb_puts(&gp, fl_sb_str(&plot));
@@ -230,12 +265,18 @@ static int bars(ctx *c, const fl_panel *p) {
     for (int k = 0; k < recs.n && nused < 256; k++)
         if (fl_stat_of(t, p, NULL, recs.v[k], "ppl").n) used[nused++] = k;
     double lo = INFINITY, hi = -INFINITY;
-    fl_sb_puts(&dat, "# criterion");
-    for (int j = 0; j < nused; j++) fl_sb_printf(&dat, "\tmean %s\tstd %s", recs.v[used[j]], recs.v[used[j]]);
+    /* the header line names the reconstructors: the key reads them from
+     * here (title columnheader), so no name is script text */
+    fl_sb_puts(&dat, "# criterion, then per reconstructor the mean and std of ppl\ncriterion");
+    for (int j = 0; j < nused; j++) {
+        fl_sb_puts(&dat, "\t");
+        gp_text(&dat, recs.v[used[j]]);
+        fl_sb_puts(&dat, "\tstd");
+    }
     fl_sb_puts(&dat, "\n");
     for (int i = 0; i < crits.n; i++) {
         if (!fl_stat_of(t, p, crits.v[i], NULL, "ppl").n) continue;
-        fl_sb_printf(&dat, "%s", crits.v[i]);
+        gp_text(&dat, crits.v[i]);   /* column 1: the tic label */
         for (int j = 0; j < nused; j++) {
             fl_stat s = fl_stat_of(t, p, crits.v[i], recs.v[used[j]], "ppl");
             if (s.n) { lo = fmin(lo, s.mean); hi = fmax(hi, s.mean); }
@@ -245,7 +286,7 @@ static int bars(ctx *c, const fl_panel *p) {
     }
     char name[128], title[1024];
     snprintf(name, sizeof name, "bars_%s", p->tag);
-    snprintf(title, sizeof title, "Perplexity by criterion and reconstructor, %.400s (mean over seeds, error bar ± std)", p->label);
+    fl_bprintf(title, sizeof title, 0, "Perplexity by criterion and reconstructor, %s (mean over seeds, error bar ± std)", p->label);
     int logy = want_log(lo, hi, 10);
     gp_begin(&gp, name, title, "pruning criterion", 0, c->ppl_label, logy);
     fl_sb_puts(&gp, "set style data histogram\nset style histogram errorbars gap 1 lw 1\n"
@@ -259,9 +300,8 @@ static int bars(ctx *c, const fl_panel *p) {
         fl_sb_printf(&gp, "set yrange [%.9g:*]\nset label 1 'y axis starts at %.4g' at graph 0.01, graph 0.97 left\n", y0, y0);
     }
     for (int j = 0; j < nused; j++) {
-        fl_sb_printf(&gp, "%s '%s.dat' using %d:%d%s lc rgb '%s' title ", j ? ", \\\n    " : "plot", name, 2 + 2 * j,
-                     3 + 2 * j, j ? "" : ":xtic(1)", colour(c, recs.v[used[j]]));
-        gp_str(&gp, recs.v[used[j]]);
+        fl_sb_printf(&gp, "%s '%s.dat' using %d:%d%s lc rgb '%s' title columnheader(%d)", j ? ", \\\n    " : "plot", name,
+                     2 + 2 * j, 3 + 2 * j, j ? "" : ":xtic(1)", colour(c, recs.v[used[j]]), 2 + 2 * j);
     }
     gp_end(&gp, name);
     int rc = emit(c, name, title, &dat, &gp);
@@ -301,7 +341,7 @@ static int count_items(const char *s) {
  * different reconstructors (6 matrices, 2 sublayers or 1 block per block)
  * then line up. Retraining is left out: its one "unit" is the whole model and
  * its loss is the LM's cross-entropy, not a submodel's reconstruction loss. */
-static int depth(ctx *c, const fl_panel *p, const char *crit, int n_layer) {
+static int depth(ctx *c, const fl_panel *p, const char *crit, int icrit, int n_layer) {
     const fl_table *t = c->t;
     fl_sbuf dat = { 0 }, gp = { 0 };
     double *before = calloc(MAX_UNITS, sizeof(double)), *after = calloc(MAX_UNITS, sizeof(double));
@@ -312,7 +352,10 @@ static int depth(ctx *c, const fl_panel *p, const char *crit, int n_layer) {
     char csafe[64];
     snprintf(csafe, sizeof csafe, "%s", crit);
     for (char *q = csafe; *q; q++) if (!((*q >= 'a' && *q <= 'z') || (*q >= '0' && *q <= '9') || *q == '.')) *q = '-';
+    /* a criterion the file name cannot spell as it is ("Wanda", "a b") gets
+     * its number too: two such could map to one name */
     snprintf(name, sizeof name, "depth_%.60s_%.40s", p->tag, csafe);
+    if (strcmp(csafe, crit)) snprintf(name + strlen(name), sizeof name - strlen(name), "_c%d", icrit + 1);
     for (int k = 0; k < c->recons.n; k++) {
         const char *rec = c->recons.v[k];
         if (!strncmp(rec, "retrain:", 8)) continue;
@@ -334,27 +377,33 @@ static int depth(ctx *c, const fl_panel *p, const char *crit, int n_layer) {
             if (first < 0) first = r;
         }
         if (!rows) continue;
-        fl_sb_printf(&dat, "# reconstructor %s (mean over %d seed%s): depth\tloss before\tloss after\tunit\n", rec, rows,
-                     rows > 1 ? "s" : "");
+        /* header line: the name in the column the key entry reads */
+        fl_sb_printf(&dat, "# one reconstructor, mean over %d seed%s: depth, loss before, loss after (header: its name), unit\n"
+                           "depth\tbefore\t", rows, rows > 1 ? "s" : "");
+        gp_text(&dat, rec);
+        fl_sb_puts(&dat, "\tunit\n");
         const char *names = fl_table_get(t, first, "unit_names");
         for (int u = 0; u < n; u++) {
             double b = before[u] / rows, a = after[u] / rows;
             size_t len = strcspn(names, ";");
-            fl_sb_printf(&dat, "%.6g\t%.9g\t%.9g\t%.*s\n", (u + 1.0) / n * (n_layer > 0 ? n_layer : 1), b, a, (int)len, names);
+            char *unit = strndup(names, len);
+            fl_sb_printf(&dat, "%.6g\t%.9g\t%.9g\t", (u + 1.0) / n * (n_layer > 0 ? n_layer : 1), b, a);
+            gp_text(&dat, unit);
+            fl_sb_puts(&dat, "\n");
+            free(unit);
             names += len + (names[len] == ';');
             if (isfinite(b)) { lo = fmin(lo, b); hi = fmax(hi, b); }
             if (isfinite(a)) { lo = fmin(lo, a); hi = fmax(hi, a); }
         }
         fl_sb_puts(&dat, "\n\n");
         if (!blocks) {
-            snprintf(title, sizeof title, "Reconstruction loss per submodel along depth, %.100s, %.400s (mean over seeds)", crit, p->label);
+            fl_bprintf(title, sizeof title, 0, "Reconstruction loss per submodel along depth, %s, %s (mean over seeds)", crit, p->label);
             gp_begin(&gp, name, title, n_layer > 0 ? "depth: decoder blocks up to the end of the submodel" : "depth: fraction of the decoder up to the end of the submodel",
                      0, "reconstruction loss of the submodel", 0);
             fl_sb_printf(&gp, "set key title 'solid: after, dashed: before'\n");
         }
-        fl_sb_printf(&gp, "%s '%s.dat' index %d using 1:3 with linespoints lw 2 pt %d lc rgb '%s' title ", blocks ? ", \\\n    " : "plot",
-                     name, blocks, marker(c, rec), colour(c, rec));
-        gp_str(&gp, rec);
+        fl_sb_printf(&gp, "%s '%s.dat' index %d using 1:3 with linespoints lw 2 pt %d lc rgb '%s' title columnheader(3)",
+                     blocks ? ", \\\n    " : "plot", name, blocks, marker(c, rec), colour(c, rec));
         fl_sb_printf(&gp, ", \\\n    '%s.dat' index %d using 1:2 with lines dt 2 lw 1 lc rgb '%s' notitle", name, blocks, colour(c, rec));
         blocks++;
     }
@@ -414,16 +463,16 @@ static int build_all(ctx *c) {
         fl_config cfg;
         int L = fl_config_load(&cfg, ps[i].model) == 0 ? cfg.n_layer : 0;
         fl_err_clear();   /* a model directory not found here only costs the axis its unit */
-        for (int k = 0; k < crits.n && !rc; k++) rc = depth(c, &ps[i], crits.v[k], L);
+        for (int k = 0; k < crits.n && !rc; k++) rc = depth(c, &ps[i], crits.v[k], k, L);
     }
     fl_names_free(&crits);
     free(ps);
     return rc;
 }
 
-int fl_plots_build(const fl_table *t, const char *out_dir, fl_plot_list *made) {
+static int plots(const fl_table *t, const char *out_dir, int draw, fl_plot_list *made) {
     fl_plot_list local = { 0 };
-    ctx c = { .t = t, .made = made ? made : &local };
+    ctx c = { .t = t, .draw = draw, .made = made ? made : &local };
     memset(c.made, 0, sizeof *c.made);
     snprintf(c.dir, sizeof c.dir, "%.4000s/plots", out_dir);
     snprintf(c.stage, sizeof c.stage, "%.4000s/.plots.XXXXXX", out_dir);
@@ -432,19 +481,22 @@ int fl_plots_build(const fl_table *t, const char *out_dir, fl_plot_list *made) {
     fl_names_of(t, "reconstruct", 0, &c.recons);
     fl_names evals;
     fl_names_of(t, "eval_set", 0, &evals);
-    if (evals.n == 1) snprintf(c.ppl_label, sizeof c.ppl_label, "perplexity on %.200s", evals.v[0]);
+    if (evals.n == 1) fl_bprintf(c.ppl_label, sizeof c.ppl_label, 0, "perplexity on %s", evals.v[0]);
     else snprintf(c.ppl_label, sizeof c.ppl_label, "perplexity (first evaluation set of each cell)");
     fl_names_free(&evals);
     int rc = build_all(&c);
     if (!rc && mkdir(c.dir, 0755) != 0 && errno != EEXIST) rc = fl_err("%s: cannot create: %s", c.dir, strerror(errno));
     static const char *const EXT[] = { "dat", "gp", "png", "svg" };
     for (int i = 0; !rc && i < c.made->n; i++)
-        for (int e = 0; e < 4 && !rc; e++) rc = move_out(&c, c.made->v[i].name, EXT[e]);
+        for (int e = 0; e < (draw ? 4 : 2) && !rc; e++) rc = move_out(&c, c.made->v[i].name, EXT[e]);
     rm_stage(c.stage);
     fl_names_free(&c.recons);
     if (rc || !made) fl_plot_list_free(c.made);
     return rc;
 }
+
+int fl_plots_build(const fl_table *t, const char *out_dir, fl_plot_list *made) { return plots(t, out_dir, 1, made); }
+int fl_plots_scripts(const fl_table *t, const char *out_dir, fl_plot_list *made) { return plots(t, out_dir, 0, made); }
 
 int fl_plots_make(const char *results_csv, const char *out_dir) {
     fl_table t;

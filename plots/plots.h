@@ -29,6 +29,9 @@ int fl_plots_make(const char *results_csv, const char *out_dir);
  * directory first and moved into OUT_DIR/plots only when gnuplot succeeded
  * for every script, so a failure leaves earlier plots as they were. */
 int fl_plots_build(const fl_table *t, const char *out_dir, fl_plot_list *made);
+/* fl_plots_build without gnuplot: only the .dat and .gp files, what the
+ * tests and the fuzzer check the scripts on without drawing. */
+int fl_plots_scripts(const fl_table *t, const char *out_dir, fl_plot_list *made);
 void fl_plot_list_free(fl_plot_list *l);
 
 #endif

@@ -17,4 +17,16 @@ void fl_sb_putn(fl_sbuf *b, const char *s, size_t n);
 const char *fl_sb_str(const fl_sbuf *b);
 void fl_sb_free(fl_sbuf *b);
 
+/* printf into the fixed buffer BUF of CAP bytes that holds LEN bytes;
+ * returns the new length, always < CAP. What does not fit is cut at a
+ * character boundary, so the result stays valid UTF-8. snprintf's own return
+ * value is the length it wanted, not the length written: summed up and used
+ * as the next offset it runs past the buffer, which this never does. */
+size_t fl_bprintf(char *buf, size_t cap, size_t len, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/* The length (1 to 4) of the well-formed UTF-8 character S starts with, or 0
+ * for a byte that does not start one (stray continuation, overlong form,
+ * surrogate, beyond U+10FFFF, cut short). */
+int fl_utf8_len(const char *s);
+
 #endif

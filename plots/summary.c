@@ -1,5 +1,6 @@
 /* Loading, ordering and aggregating results for plots and report; see summary.h. */
 #include "summary.h"
+#include "sbuf.h"
 #include "model/err.h"
 #include <errno.h>
 #include <math.h>
@@ -8,6 +9,21 @@
 #include <string.h>
 #include <sys/stat.h>
 
+/* One line of well-formed UTF-8 without control characters or backticks:
+ * every byte of a value is replaced in place, never added, by a space (a
+ * control character) or '?' (a byte that starts no character, a backtick). */
+void fl_sum_clean(char *s) {
+    while (*s) {
+        unsigned char c = (unsigned char)*s;
+        int n = fl_utf8_len(s);
+        /* C1 controls (U+0080..U+009F) are two bytes, 0xc2 0x80..0x9f */
+        if (n == 2 && c == 0xc2 && (unsigned char)s[1] < 0xa0) { s[0] = s[1] = ' '; s += 2; continue; }
+        if (n > 1) { s += n; continue; }
+        *s = !n || c == '`' ? '?' : c < 0x20 || c == 0x7f ? ' ' : (char)c;
+        s++;
+    }
+}
+
 int fl_sum_load(const char *csv, fl_table *t) {
     memset(t, 0, sizeof *t);
     struct stat st;
@@ -15,6 +31,8 @@ int fl_sum_load(const char *csv, fl_table *t) {
      * runner's resume starts from it); here it is a mistake. */
     if (stat(csv, &st) != 0) return fl_err("%s: %s", csv, strerror(errno));
     if (fl_table_read(csv, t) != 0) return -1;
+    for (int r = 0; r < t->nrows; r++)
+        for (int c = 0; c < FL_RESULT_NCOLS; c++) fl_sum_clean(t->rows[r][c]);
     for (int r = 0; r < t->nrows; r++)
         if (fl_sum_ok(t, r)) return 0;
     int n = t->nrows;
@@ -121,18 +139,28 @@ int fl_panels(const fl_table *t, fl_panel **out) {
             if (seen) continue;
             char sp[64];
             file_safe(sp, sizeof sp, p.sparsity);
-            int len = snprintf(p.label, sizeof p.label, "sparsity %s", p.sparsity);
-            int tl = snprintf(p.tag, sizeof p.tag, "s%s", sp);
+            size_t len = fl_bprintf(p.label, sizeof p.label, 0, "sparsity %s", p.sparsity);
+            size_t tl = fl_bprintf(p.tag, sizeof p.tag, 0, "s%s", sp);
             if (pats.n > 1) {
                 char pt[32];
                 file_safe(pt, sizeof pt, p.pattern);
-                len += snprintf(p.label + len, sizeof p.label - (size_t)len, " (pattern %.64s)", p.pattern);
-                tl += snprintf(p.tag + tl, sizeof p.tag - (size_t)tl, "_%s", pt);
+                len = fl_bprintf(p.label, sizeof p.label, len, " (pattern %.64s)", p.pattern);
+                tl = fl_bprintf(p.tag, sizeof p.tag, tl, "_%s", pt);
             }
             if (models.n > 1) {
                 const char *base = strrchr(p.model, '/');
-                snprintf(p.label + len, sizeof p.label - (size_t)len, ", model %.300s", base && base[1] ? base + 1 : p.model);
-                snprintf(p.tag + tl, sizeof p.tag - (size_t)tl, "_m%d", fl_names_index(&models, p.model) + 1);
+                fl_bprintf(p.label, sizeof p.label, len, ", model %.300s", base && base[1] ? base + 1 : p.model);
+                tl = fl_bprintf(p.tag, sizeof p.tag, tl, "_m%d", fl_names_index(&models, p.model) + 1);
+            }
+            /* Values that differ only in characters file names cannot hold
+             * ("0,5" and "0-5"), or only past the cut, give one tag: the
+             * panel's number keeps their files apart. */
+            if (tl > sizeof p.tag - 16) tl = sizeof p.tag - 16;
+            for (int k = np + 1;; k++) {
+                int clash = 0;
+                for (int i = 0; i < np && !clash; i++) clash = !strcmp((*out)[i].tag, p.tag);
+                if (!clash) break;
+                fl_bprintf(p.tag, sizeof p.tag, tl, "_p%d", k);
             }
             (*out)[np++] = p;
         }

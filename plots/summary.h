@@ -10,6 +10,12 @@
  * without a single row of status "ok", are errors (one line naming CSV):
  * there is nothing to plot or report. */
 int fl_sum_load(const char *csv, fl_table *t);
+/* Every value of a results.csv is untrusted text that ends up in gnuplot
+ * scripts, Markdown and HTML: fl_sum_load passes each through this, which
+ * leaves one line of well-formed UTF-8 without control characters or
+ * backticks (replaced in place by ' ' and '?'). Ordinary values (numbers,
+ * paths, "2:4", "retrain:lora") are unchanged. */
+void fl_sum_clean(char *s);
 /* Row r has status "ok". Every other status (error, diverged) is a failed
  * cell: skipped by the plots and the tables, listed by the report. */
 int fl_sum_ok(const fl_table *t, int r);

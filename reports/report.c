@@ -42,9 +42,26 @@ static void html_text(fl_sbuf *b, const char *s) {
     if (bold) fl_sb_puts(b, "</strong>");
 }
 
-/* A Markdown table cell: a '|' would end it, a newline the row. */
-static void md_cell(fl_sbuf *b, const char *s) {
-    for (; *s; s++) fl_sb_puts(b, *s == '|' ? "\\|" : *s == '\n' || *s == '\r' ? " " : (char[]){ *s, 0 });
+/* Markdown of the writer's text. Values from results.csv are in it, and a
+ * Markdown viewer renders raw HTML and links: outside `code` (where
+ * everything is literal) '<', '>' and '&' become entities and '[', ']' and
+ * '\\' are escaped, so no value turns into a tag (<script>) or a link; a
+ * newline (a new block) becomes a space. In a table cell (CELL) a '|' would
+ * end the cell. Values carry no backtick (fl_sum_clean), so the code spans
+ * are the writer's own and the state tracked here is the viewer's. */
+static void md_text(fl_sbuf *b, const char *s, int cell) {
+    int code = 0;
+    for (; *s; s++) {
+        char c = *s;
+        if (c == '`') code = !code;
+        if (cell && c == '|') fl_sb_puts(b, "\\|");
+        else if (c == '\n' || c == '\r') fl_sb_puts(b, " ");
+        else if (!code && c == '<') fl_sb_puts(b, "&lt;");
+        else if (!code && c == '>') fl_sb_puts(b, "&gt;");
+        else if (!code && c == '&') fl_sb_puts(b, "&amp;");
+        else if (!code && (c == '[' || c == ']' || c == '\\')) { fl_sb_puts(b, "\\"); fl_sb_putn(b, s, 1); }
+        else fl_sb_putn(b, s, 1);
+    }
 }
 
 static void doc_close(doc *d) {
@@ -55,7 +72,9 @@ static void doc_close(doc *d) {
 
 static void doc_h(doc *d, int level, const char *text) {
     doc_close(d);
-    fl_sb_printf(&d->md, "%.*s %s\n\n", level, "######", text);
+    fl_sb_printf(&d->md, "%.*s ", level, "######");
+    md_text(&d->md, text, 0);
+    fl_sb_puts(&d->md, "\n\n");
     fl_sb_printf(&d->html, "<h%d>", level);
     html_text(&d->html, text);
     fl_sb_printf(&d->html, "</h%d>\n", level);
@@ -66,7 +85,9 @@ static void doc_vtext(doc *d, int item, const char *fmt, va_list ap) {
     if (vasprintf(&s, fmt, ap) < 0) return;
     if (item && !d->in_list) { doc_close(d); d->in_list = 1; fl_sb_puts(&d->html, "<ul>\n"); }
     if (!item) doc_close(d);
-    fl_sb_printf(&d->md, item ? "- %s\n" : "%s\n\n", s);
+    fl_sb_puts(&d->md, item ? "- " : "");
+    md_text(&d->md, s, 0);
+    fl_sb_puts(&d->md, item ? "\n" : "\n\n");
     fl_sb_puts(&d->html, item ? "<li>" : "<p>");
     html_text(&d->html, s);
     fl_sb_puts(&d->html, item ? "</li>\n" : "</p>\n");
@@ -95,7 +116,7 @@ static void doc_row(doc *d, int n, char *const *cells) {
     fl_sb_puts(&d->html, "<tr>");
     for (int i = 0; i < n; i++) {
         fl_sb_puts(&d->md, " ");
-        md_cell(&d->md, cells[i]);
+        md_text(&d->md, cells[i], 1);
         fl_sb_puts(&d->md, " |");
         fl_sb_puts(&d->html, head ? "<th>" : "<td>");
         html_text(&d->html, cells[i]);
@@ -113,10 +134,20 @@ static void doc_row(doc *d, int n, char *const *cells) {
 /* A plot: Markdown links the files in plots/; HTML carries the SVG itself
  * as a data: URI (an <img> keeps each SVG's ids to itself, which inlined
  * <svg> elements from one gnuplot would not: they all define gpPt0...). */
-static int doc_plot(doc *d, const char *out_dir, const fl_plot *p) {
+static int doc_plot(doc *d, const char *out_dir, const fl_plot *p, int draw) {
     doc_close(d);
-    fl_sb_printf(&d->md, "![%s](plots/%s.svg)\n\n*%s* (files: `plots/%s.png`, `.svg`, `.gp`, `.dat`)\n\n", p->title,
-                 p->name, p->title, p->name);
+    /* the name is made of file-safe characters only (summary.c) */
+    fl_sb_puts(&d->md, "![");
+    md_text(&d->md, p->title, 0);
+    fl_sb_printf(&d->md, "](plots/%s.svg)\n\n*", p->name);
+    md_text(&d->md, p->title, 0);
+    fl_sb_printf(&d->md, "* (files: `plots/%s.png`, `.svg`, `.gp`, `.dat`)\n\n", p->name);
+    if (!draw) {
+        fl_sb_puts(&d->html, "<figure><figcaption>");
+        html_text(&d->html, p->title);
+        fl_sb_puts(&d->html, "</figcaption></figure>\n");
+        return 0;
+    }
     char path[4400];
     snprintf(path, sizeof path, "%.4000s/plots/%.128s.svg", out_dir, p->name);
     FILE *f = fopen(path, "rb");
@@ -161,7 +192,7 @@ static void joined(char *out, size_t n, const fl_table *t, const char *col, int 
     fl_names_of(t, col, all_rows, &v);
     size_t len = 0;
     out[0] = 0;
-    for (int i = 0; i < v.n && len + 1 < n; i++) len += (size_t)snprintf(out + len, n - len, "%s%s", i ? ", " : "", v.v[i]);
+    for (int i = 0; i < v.n; i++) len = fl_bprintf(out, n, len, "%s%s", i ? ", " : "", v.v[i]);
     if (!v.n) snprintf(out, n, "–");
     fl_names_free(&v);
 }
@@ -193,8 +224,9 @@ static void setup_model(doc *d, const char *dir) {
         snprintf(prov, sizeof prov, "; freelunch.json: %s%s%.100s%s%.100s", kind->valuestring,
                  cJSON_IsString(preset) ? ", preset " : "", cJSON_IsString(preset) ? preset->valuestring : "",
                  cJSON_IsString(corpus) ? " on " : "", cJSON_IsString(corpus) ? corpus->valuestring : "");
-    if (cJSON_IsNumber(vp)) snprintf(prov + strlen(prov), sizeof prov - strlen(prov), ", validation perplexity %.2f", vp->valuedouble);
+    if (cJSON_IsNumber(vp)) fl_bprintf(prov, sizeof prov, strlen(prov), ", validation perplexity %.2f", vp->valuedouble);
     cJSON_Delete(j);
+    fl_sum_clean(prov);   /* freelunch.json is as untrusted as results.csv */
     doc_li(d, "Model `%s`: family %s, %d blocks, hidden size %d, %d attention heads (%d key/value), MLP width %d, "
               "vocabulary %d, context %d%s",
            dir, fl_family_name(c.family), c.n_layer, c.d, c.n_head, c.n_kv_head, c.d_ff, c.vocab, c.max_pos, prov);
@@ -244,7 +276,7 @@ static void pooled(const fl_table *t, char *out, size_t n) {
                 for (int q = 0; q < 5 && same; q++) same = !strcmp(fl_table_get(t, a, KEY[q]), fl_table_get(t, b, KEY[q]));
                 varies = same && strcmp(fl_table_get(t, a, PARAMS[k]), fl_table_get(t, b, PARAMS[k]));
             }
-        if (varies && len + 1 < n) len += (size_t)snprintf(out + len, n - len, "%s`%s`", len ? ", " : "", PARAMS[k]);
+        if (varies) len = fl_bprintf(out, n, len, "%s`%s`", len ? ", " : "", PARAMS[k]);
     }
 }
 
@@ -391,15 +423,15 @@ static const char *const MEM_REFS[] = { "block", "blocks:all", "retrain:full" };
 static void mem_ratios(char *out, size_t n, const fl_table *t, const fl_panel *p, const char *crit, const char *col,
                        int *below, int *nref) {
     fl_stat sub = fl_stat_of(t, p, crit, "sublayer", col);
-    size_t len = (size_t)snprintf(out, n, "sublayer %.2f MB", sub.mean * 1e-6);
+    size_t len = fl_bprintf(out, n, 0, "sublayer %.2f MB", sub.mean * 1e-6);
     *below = 1;
     *nref = 0;
-    for (int i = 0; i < NREFS && len + 1 < n; i++) {
+    for (int i = 0; i < NREFS; i++) {
         fl_stat r = fl_stat_of(t, p, crit, MEM_REFS[i], col);
         const char *sep = i ? ", " : " = ";
-        if (!r.n) len += (size_t)snprintf(out + len, n - len, "%sno %s cell", sep, MEM_REFS[i]);
-        else if (r.mean <= 0) len += (size_t)snprintf(out + len, n - len, "%s%s %.2f MB (no ratio)", sep, MEM_REFS[i], r.mean * 1e-6);
-        else len += (size_t)snprintf(out + len, n - len, "%s%.2f× %s (%.2f MB)", sep, sub.mean / r.mean, MEM_REFS[i], r.mean * 1e-6);
+        if (!r.n) len = fl_bprintf(out, n, len, "%sno %s cell", sep, MEM_REFS[i]);
+        else if (r.mean <= 0) len = fl_bprintf(out, n, len, "%s%s %.2f MB (no ratio)", sep, MEM_REFS[i], r.mean * 1e-6);
+        else len = fl_bprintf(out, n, len, "%s%.2f× %s (%.2f MB)", sep, sub.mean / r.mean, MEM_REFS[i], r.mean * 1e-6);
         if (r.n) { (*nref)++; *below &= sub.mean < r.mean; }
     }
     if (!sub.n) snprintf(out, n, "no sublayer value");
@@ -531,28 +563,26 @@ static const char *HTML_HEAD =
     "figure { margin: 1.5em 0; } img { max-width: 100%; height: auto; }\n"
     "figcaption { font-style: italic; }\n</style>\n</head>\n<body>\n";
 
-int fl_report_make(const char *results_csv, const char *out_dir) {
-    fl_table t;
-    if (fl_sum_load(results_csv, &t) != 0) return -1;
+int fl_report_build(const fl_table *t, const char *results_csv, const char *out_dir, int draw) {
     fl_plot_list plots;
-    if (fl_plots_build(&t, out_dir, &plots) != 0) { fl_table_free(&t); return -1; }
+    if ((draw ? fl_plots_build : fl_plots_scripts)(t, out_dir, &plots) != 0) return -1;
     doc d = { 0 };
     fl_sb_puts(&d.html, HTML_HEAD);
     doc_h(&d, 1, "freelunch: pruning and recovery study");
     doc_p(&d, "A reproduction of \"A Free Lunch in LLM Compression: Revisiting Retraining after Pruning\" (Wagner, Roux, "
               "Zimmer, Pokutta, arXiv 2510.14444), made by `freelunch report` from `%s`. Every number below is computed "
               "from that file.", results_csv);
-    setup(&d, &t, results_csv);
+    setup(&d, t, results_csv);
     fl_panel *ps;
-    int np = fl_panels(&t, &ps);
-    verdicts(&d, &t, ps, np);
-    ppl_tables(&d, &t, ps, np);
+    int np = fl_panels(t, &ps);
+    verdicts(&d, t, ps, np);
+    ppl_tables(&d, t, ps, np);
     free(ps);
     doc_h(&d, 2, "Plots");
     int rc = 0;
-    for (int i = 0; i < plots.n && !rc; i++) rc = doc_plot(&d, out_dir, &plots.v[i]);
+    for (int i = 0; i < plots.n && !rc; i++) rc = doc_plot(&d, out_dir, &plots.v[i], draw);
     if (!rc) {
-        failures(&d, &t);
+        failures(&d, t);
         doc_close(&d);
         fl_sb_puts(&d.html, "</body>\n</html>\n");
         char path[4200];
@@ -564,6 +594,13 @@ int fl_report_make(const char *results_csv, const char *out_dir) {
     fl_sb_free(&d.md);
     fl_sb_free(&d.html);
     fl_plot_list_free(&plots);
+    return rc;
+}
+
+int fl_report_make(const char *results_csv, const char *out_dir) {
+    fl_table t;
+    if (fl_sum_load(results_csv, &t) != 0) return -1;
+    int rc = fl_report_build(&t, results_csv, out_dir, 1);
     fl_table_free(&t);
     return rc;
 }
