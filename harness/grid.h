@@ -19,6 +19,7 @@
 #define FL_GRID_H
 
 #define FL_GRID_MAX_DIMS 32
+#define FL_GRID_MAX_CELLS 1000000
 
 typedef struct {
     char *key;            /* canonical: dashes, e.g. "calib-samples" */
