@@ -87,6 +87,9 @@ static int split_values(const char *src, const char *key, const char *s, fl_dim 
             while (n && isspace((unsigned char)b[n - 1])) n--;
         }
         if (!n) return fl_err("%s: key '%s': empty value", src, key);
+        /* the runner passes each value on a cell's command line through fixed buffers */
+        if (n >= FL_GRID_MAX_VALUE)
+            return fl_err("%s: key '%s': a value of %zu characters (at most %d)", src, key, n, FL_GRID_MAX_VALUE - 1);
         /* a newline from --set would break the grid written back (grid.ini) into other keys */
         for (size_t i = 0; i < n; i++)
             if ((unsigned char)b[i] < ' ' && b[i] != '\t')
@@ -395,6 +398,13 @@ int fl_grid_check(const fl_grid *g) {
         for (int j = 0; j < d->nvals; j++)
             if (check_one(g->source, s, d->vals[j]) != 0) return -1;
         if (first_repeat(g, d) != 0) return -1;
+        if (s->type == FL_SET_LIST) {   /* one value every cell gets whole, comma-joined */
+            size_t len = 0;
+            for (int j = 0; j < d->nvals; j++) len += strlen(d->vals[j]) + 1;
+            if (d->nvals > FL_MAX_EVALS || len > FL_GRID_MAX_VALUE)
+                return fl_err("%s: key '%s': %d values, %zu characters (at most %d values, %d characters)", g->source, d->key,
+                              d->nvals, len, FL_MAX_EVALS, FL_GRID_MAX_VALUE);
+        }
     }
     if (!fl_grid_get(g, "criterion")) return fl_err("%s: no criterion given", g->source);
     if (!fl_grid_get(g, "sparsity")) return fl_err("%s: no sparsity given", g->source);

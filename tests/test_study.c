@@ -378,6 +378,18 @@ static void test_grid_long_lines(void **st) {
         if (rc != -1 || !strstr(fl_errmsg(), "bad.ini") || !strstr(fl_errmsg(), bad[i].want))
             fail_msg("case %zu: rc %d, message '%s'", i, rc, fl_errmsg());
     }
+    /* a value too long for a cell's command line, and an eval list longer than a cell takes */
+    char *huge = malloc(8192);
+    n = (size_t)sprintf(huge, "[grid]\ncriterion = wanda\nsparsity = 0.5\nmodel = ");
+    memset(huge + n, 'm', 5000);
+    strcpy(huge + n + 5000, "\n");
+    assert_int_equal(fl_grid_parse_string(huge, "bad.ini", &g), -1);
+    assert_non_null(strstr(fl_errmsg(), "bad.ini: key 'model': a value of 5000 characters (at most 4095) (line 4)"));
+    assert_int_equal(fl_grid_parse_string("[grid]\ncriterion = wanda\nsparsity = 0.5\neval = a,b,c,d,e,f,g,h,i,j,k,l,m,n,o,p,q\n", "bad.ini", &g), 0);
+    assert_int_equal(fl_grid_check(&g), -1);
+    assert_non_null(strstr(fl_errmsg(), "key 'eval': 17 values"));
+    fl_grid_free(&g);
+    free(huge);
     /* a directory or a device is no grid file */
     assert_int_equal(fl_grid_parse_file(dir, &g), -1);
     assert_non_null(strstr(fl_errmsg(), "is a directory"));
