@@ -500,6 +500,13 @@ int fl_grid_cells(fl_grid *g, fl_cell_spec **cells, int *n) {
     return 0;
 }
 
+/* A comma, or a blank at either end (kept by a quote, trimmed without one),
+ * needs quotes to read back the same. */
+static int needs_quotes(const char *v) {
+    size_t n = strlen(v);
+    return strchr(v, ',') || (n && (isspace((unsigned char)v[0]) || isspace((unsigned char)v[n - 1])));
+}
+
 int fl_grid_write(const fl_grid *g, const char *path) {
     char *tmp;
     FILE *f = fl_tmp_open(path, &tmp);
@@ -513,7 +520,7 @@ int fl_grid_write(const fl_grid *g, const char *path) {
             if (is_dim != !sec) continue;
             ok = ok && fprintf(f, "%s = ", d->key) > 0;
             for (int j = 0; j < d->nvals; j++)
-                ok = ok && fprintf(f, strchr(d->vals[j], ',') ? "%s\"%s\"" : "%s%s", j ? ", " : "", d->vals[j]) > 0;
+                ok = ok && fprintf(f, needs_quotes(d->vals[j]) ? "%s\"%s\"" : "%s%s", j ? ", " : "", d->vals[j]) > 0;
             ok = ok && fputc('\n', f) != EOF;
         }
     }

@@ -316,7 +316,7 @@ static void test_grid_long_lines(void **st) {
     model[4000] = 0;
     n += (size_t)sprintf(ini + n, "\"%s\"\n", model);
     /* continuation lines add to the list, with or without a trailing comma */
-    sprintf(ini + n, "reconstruct = none,\n    sublayer\n  block ; and a comment\n");
+    sprintf(ini + n, "reconstruct = none,\n    sublayer\n  block ; and a comment\ncalib = \" x.bin \"\n");
     fl_grid g;
     if (fl_grid_parse_string(ini, "long.ini", &g) != 0) fail_msg("%s", fl_errmsg());
     if (fl_grid_check(&g) != 0) fail_msg("%s", fl_errmsg());
@@ -325,6 +325,7 @@ static void test_grid_long_lines(void **st) {
     assert_int_equal(fl_grid_get(&g, "lr")->nvals, 30);
     assert_string_equal(fl_grid_get(&g, "lr")->vals[29], "30e-4");
     assert_string_equal(fl_grid_get(&g, "model")->vals[0], model);
+    assert_string_equal(fl_grid_get(&g, "calib")->vals[0], " x.bin ");   /* a quote keeps its blanks, and fl_grid_write too */
     const fl_dim *r = fl_grid_get(&g, "reconstruct");
     assert_int_equal(r->nvals, 3);
     assert_string_equal(r->vals[2], "block");

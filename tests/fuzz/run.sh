@@ -3,7 +3,8 @@
 # make fuzz) runs for FUZZ_SECONDS under libFuzzer on a scratch copy of its
 # seeds (tests/fuzz/corpus/NAME/ or, without the fuzz_ prefix,
 # tests/fuzz/corpus/grid/ for fuzz_grid), so the committed seeds never
-# change; tests/fuzz/NAME.dict is its dictionary if there is one. A target
+# change; tests/fuzz/NAME.dict is its dictionary and tests/fuzz/NAME.options
+# its extra libFuzzer flags (one line, e.g. -max_len=8192) if any. A target
 # may write seeds of its own into $FUZZ_SEED_DIR (the scratch corpus) at
 # start. A crash, leak, sanitizer report or slow input fails the target;
 # the input that did it is kept under $FUZZ_BUILD/artifacts/NAME/. The last
@@ -26,8 +27,10 @@ for t in "$@"; do
   mkdir -p "$art"
   dict=""
   [ -f "tests/fuzz/$t.dict" ] && dict="-dict=tests/fuzz/$t.dict"
+  opts=""
+  [ -f "tests/fuzz/$t.options" ] && opts=$(cat "tests/fuzz/$t.options")
   FUZZ_SEED_DIR="$work/corpus" "$bin" -max_total_time="$FUZZ_SECONDS" -timeout="$FUZZ_TIMEOUT" -rss_limit_mb=2048 \
-    -print_final_stats=1 -artifact_prefix="$art/" $dict "$work/corpus" >"$work/log" 2>&1
+    -print_final_stats=1 -artifact_prefix="$art/" $dict $opts "$work/corpus" >"$work/log" 2>&1
   rc=$?
   runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$work/log")
   if [ "$rc" -eq 0 ]; then
