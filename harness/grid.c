@@ -46,12 +46,15 @@ void fl_grid_free(fl_grid *g) {
     memset(g, 0, sizeof *g);
 }
 
-/* "batch_size" and "batch-size" are the same key; a leading "--" is allowed. */
+/* "batch_size" and "batch-size" are the same key; a leading "--" is allowed.
+ * A key too long for out is cut short and still unknown: the cut must not
+ * leave a real key behind ("seed" and 60 blanks, then more). */
 static void canon_key(const char *in, char *out, size_t n) {
     while (*in == '-') in++;
     size_t i = 0;
     for (; in[i] && i + 1 < n; i++) out[i] = in[i] == '_' ? '-' : (char)tolower((unsigned char)in[i]);
     out[i] = 0;
+    if (in[i]) { if (i) out[i - 1] = '?'; return; }   /* no setting has a '?' */
     while (i && isspace((unsigned char)out[i - 1])) out[--i] = 0;
 }
 
@@ -351,9 +354,11 @@ int fl_grid_parse_string(const char *text, const char *name, fl_grid *g) {
 int fl_grid_set(fl_grid *g, const char *a) {
     const char *eq = strchr(a, '=');
     if (!eq) return fl_err("--set '%s': expected key=value", a);
-    char key[64];
-    snprintf(key, sizeof key, "%.*s", (int)(eq - a < 63 ? eq - a : 63), a);
-    return grid_put(g, "--set", key, eq + 1);
+    char *key = strndup(a, (size_t)(eq - a));
+    if (!key) return fl_err("--set: out of memory");
+    int rc = grid_put(g, "--set", key, eq + 1);
+    free(key);
+    return rc;
 }
 
 const fl_dim *fl_grid_get(const fl_grid *g, const char *key) {

@@ -224,6 +224,7 @@ static void test_grid_parse(void **st) {
 /* Each bad grid: an error naming the source and the problem. */
 static void test_grid_errors(void **st) {
     (void)st;
+    fl_grid h;
     struct { const char *ini, *want1, *want2; int at_check; } cases[] = {
         { "[grid]\ncriterion = wanda\nsparsity = 0.5\nfoo = 1\n", "unknown key 'foo'", "valid: model, criterion", 0 },
         { "[grid]\ncriterion = wanda, wandx\nsparsity = 0.5\n", "unknown criterion 'wandx'", "valid: magnitude", 1 },
@@ -258,6 +259,14 @@ static void test_grid_errors(void **st) {
     assert_int_equal(fl_grid_set(&g, "noequals"), -1);
     assert_int_equal(fl_grid_set(&g, "bogus=1"), -1);
     assert_non_null(strstr(fl_errmsg(), "unknown key 'bogus'"));
+    /* a key cut to its buffer's length must not become a real one */
+    char longkey[128];
+    snprintf(longkey, sizeof longkey, "seed%70sx=5", "");
+    assert_int_equal(fl_grid_set(&g, longkey), -1);
+    assert_non_null(strstr(fl_errmsg(), "unknown key 'seed "));
+    snprintf(longkey, sizeof longkey, "[grid]\nseed%70sx=5\n", "");
+    assert_int_equal(fl_grid_parse_string(longkey, "k.ini", &h), -1);
+    assert_non_null(strstr(fl_errmsg(), "unknown key 'seed "));
     fl_grid_free(&g);
 }
 
