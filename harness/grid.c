@@ -174,9 +174,9 @@ static int ctx_fail(parse_ctx *p, const char *m) {
     return 0;
 }
 
-static int too_long(parse_ctx *p, const char *why) {
+static int line_err(parse_ctx *p, const char *what) {
     char m[1024];
-    snprintf(m, sizeof m, "%s: line %d: too long (%s)", p->g->source, p->line, why);
+    snprintf(m, sizeof m, "%s: line %d: %s", p->g->source, p->line, what);
     return ctx_fail(p, m);
 }
 
@@ -213,7 +213,7 @@ static char *grid_reader(char *str, int num, void *stream) {
     size_t room = (size_t)num - 2;   /* a piece after the first is indented by one blank */
     if (p->rest) {
         size_t j = piece_end(p->rest, p->rest_n, 0, room);
-        if (!j) { too_long(p, "no place to split it"); return NULL; }
+        if (!j) { line_err(p, "too long (no place to split it)"); return NULL; }
         const char *s = p->rest;
         p->piece = 1;
         if (j == p->rest_n) p->rest = NULL;
@@ -228,10 +228,10 @@ static char *grid_reader(char *str, int num, void *stream) {
     p->line++;
     p->piece = 0;
     p->indented = n && isspace((unsigned char)s[0]);
-    if (memchr(s, 0, n)) { too_long(p, "not text: a NUL byte"); return NULL; }
+    if (memchr(s, 0, n)) { line_err(p, "a NUL byte: not a text file"); return NULL; }
     size_t b = 0;
     while (b < n && isspace((unsigned char)s[b])) b++;
-    if (n > GRID_MAX_LINE) { too_long(p, "more than 1 MiB"); return NULL; }
+    if (n > GRID_MAX_LINE) { line_err(p, "too long (more than 1 MiB)"); return NULL; }
     if (b < n && s[b] == '[') p->cur = -1;   /* a section: what follows is no continuation */
     if (b < n && (s[b] == ';' || s[b] == '#')) return hand(p, str, ";", 1, 0);   /* a comment, however long */
     /* an inline comment (';' after a blank) ends the line here, as inih ends
@@ -241,12 +241,12 @@ static char *grid_reader(char *str, int num, void *stream) {
         if (s[i] == ';' && isspace((unsigned char)s[i - 1])) { n = i; break; }
     while (n > b && isspace((unsigned char)s[n - 1])) n--;
     if (n < (size_t)num - 1) return hand(p, str, s, n, 0);
-    if (s[b] == '[') { too_long(p, "a section name"); return NULL; }
+    if (s[b] == '[') { line_err(p, "too long (a section name)"); return NULL; }
     size_t delim = b;
     while (delim < n && s[delim] != '=' && s[delim] != ':') delim++;
-    if (delim + 2 > room) { too_long(p, "no '=' in its first 190 characters"); return NULL; }
+    if (delim + 2 > room) { line_err(p, "too long (no '=' in its first 190 characters)"); return NULL; }
     size_t j = piece_end(s, n, delim, room);
-    if (!j) { too_long(p, "no place to split it"); return NULL; }
+    if (!j) { line_err(p, "too long (no place to split it)"); return NULL; }
     p->rest = s + j;
     p->rest_n = n - j;
     return hand(p, str, s, j, 0);
