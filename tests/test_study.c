@@ -400,6 +400,13 @@ static void test_grid_long_lines(void **st) {
     assert_non_null(strstr(fl_errmsg(), "key 'eval': 17 values"));
     fl_grid_free(&g);
     free(huge);
+    /* a NUL byte: named, not read as the end of the line */
+    FILE *nf = fopen(path, "wb");
+    assert_non_null(nf);
+    fwrite("[grid]\ncriterion = wanda\0, x\n", 1, 30, nf);
+    fclose(nf);
+    assert_int_equal(fl_grid_parse_file(path, &g), -1);
+    assert_non_null(strstr(fl_errmsg(), "long.ini: line 2: a NUL byte"));
     /* a directory or a device is no grid file */
     assert_int_equal(fl_grid_parse_file(dir, &g), -1);
     assert_non_null(strstr(fl_errmsg(), "is a directory"));
