@@ -1,4 +1,5 @@
 #include "cli.h"
+#include "settings.h"
 #include "model/err.h"
 #include "model/gemm.h"
 #include <stdlib.h>
@@ -24,21 +25,20 @@ int fl_cli_common_opt(int c, const char *cmd) {
     return 0;
 }
 
+/* The settings' parser (settings.h), so an option and a grid value agree. */
 int fl_cli_int(const char *cmd, const char *opt, const char *s, int lo) {
-    char *end;
-    long v = strtol(s, &end, 10);
-    if (*s == 0 || *end != 0 || v < lo || v > 1 << 30) {
-        fprintf(stderr, "freelunch %s: %s expects an integer >= %d, got '%s'\n", cmd, opt, lo, s);
+    long long v;
+    if (fl_parse_int(s, lo, FL_INT_MAX, &v) != 0) {
+        fprintf(stderr, "freelunch %s: %s expects an integer in [%d, %d], got '%s'\n", cmd, opt, lo, FL_INT_MAX, s);
         exit(2);
     }
     return (int)v;
 }
 
 double fl_cli_float(const char *cmd, const char *opt, const char *s) {
-    char *end;
-    double v = strtod(s, &end);
-    if (*s == 0 || *end != 0 || v != v) {
-        fprintf(stderr, "freelunch %s: %s expects a number, got '%s'\n", cmd, opt, s);
+    double v;
+    if (fl_parse_num(s, -FL_NUM_MAX, FL_NUM_MAX, &v) != 0) {
+        fprintf(stderr, "freelunch %s: %s expects a decimal number, got '%s'\n", cmd, opt, s);
         exit(2);
     }
     return v;

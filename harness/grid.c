@@ -1,5 +1,5 @@
-/* Grid specs; see grid.h. INI parsing is inih's; this file only turns its
- * key/value callbacks into dimensions and checks them. */
+/* Grid specs; see grid.h. INI parsing is inih's; this file feeds it the
+ * lines, turns its key/value callbacks into dimensions and checks them. */
 #include "grid.h"
 #include "settings.h"
 #include "datasets/corpus.h"
@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 /* The main job's grid (README: "The main job"). The issue's full grid is 5
  * criteria x 8 reconstructors x 3 sparsities x 3 seeds = 360 cells
@@ -45,12 +46,15 @@ void fl_grid_free(fl_grid *g) {
     memset(g, 0, sizeof *g);
 }
 
-/* "batch_size" and "batch-size" are the same key; a leading "--" is allowed. */
+/* "batch_size" and "batch-size" are the same key; a leading "--" is allowed.
+ * A key too long for out is cut short and still unknown: the cut must not
+ * leave a real key behind ("seed" and 60 blanks, then more). */
 static void canon_key(const char *in, char *out, size_t n) {
     while (*in == '-') in++;
     size_t i = 0;
     for (; in[i] && i + 1 < n; i++) out[i] = in[i] == '_' ? '-' : (char)tolower((unsigned char)in[i]);
     out[i] = 0;
+    if (in[i]) { if (i) out[i - 1] = '?'; return; }   /* no setting has a '?' */
     while (i && isspace((unsigned char)out[i - 1])) out[--i] = 0;
 }
 
@@ -63,27 +67,40 @@ static int unknown_key(const char *src, const char *k) {
     return fl_err("%s: unknown key '%s' (valid: %s)", src, k, names);
 }
 
+/* A value is quoted in an error message only up to here: a hostile line may be megabytes. */
+#define QUOTE_MAX 80
+
 /* Splits a comma-separated list; "..." protects commas. */
 static int split_values(const char *src, const char *key, const char *s, fl_dim *d) {
-    char buf[4096];
     for (;;) {
         while (isspace((unsigned char)*s)) s++;
+        const char *b = s;
         size_t n = 0;
         if (*s == '"') {
-            s++;
-            while (*s && *s != '"' && n + 1 < sizeof buf) buf[n++] = *s++;
+            b = ++s;
+            while (*s && *s != '"') s++;
             if (*s != '"') return fl_err("%s: key '%s': unterminated quote", src, key);
+            n = (size_t)(s - b);
             s++;
             while (isspace((unsigned char)*s)) s++;
             if (*s && *s != ',') return fl_err("%s: key '%s': text after a quoted value", src, key);
         } else {
-            while (*s && *s != ',' && n + 1 < sizeof buf) buf[n++] = *s++;
-            while (n && isspace((unsigned char)buf[n - 1])) n--;
+            while (*s && *s != ',') s++;
+            n = (size_t)(s - b);
+            while (n && isspace((unsigned char)b[n - 1])) n--;
         }
-        buf[n] = 0;
         if (!n) return fl_err("%s: key '%s': empty value", src, key);
-        d->vals = realloc(d->vals, sizeof(char *) * (d->nvals + 1));
-        d->vals[d->nvals++] = strdup(buf);
+        /* the runner passes each value on a cell's command line through fixed buffers */
+        if (n >= FL_GRID_MAX_VALUE)
+            return fl_err("%s: key '%s': a value of %zu characters (at most %d)", src, key, n, FL_GRID_MAX_VALUE - 1);
+        /* a newline from --set would break the grid written back (grid.ini) into other keys */
+        for (size_t i = 0; i < n; i++)
+            if ((unsigned char)b[i] < ' ' && b[i] != '\t')
+                return fl_err("%s: key '%s': a control character in '%.*s'", src, key, (int)(n < QUOTE_MAX ? n : QUOTE_MAX), b);
+        char **v = realloc(d->vals, sizeof(char *) * ((size_t)d->nvals + 1));
+        if (!v) return fl_err("%s: key '%s': out of memory", src, key);
+        d->vals = v;
+        d->vals[d->nvals++] = strndup(b, n);
         if (*s != ',') break;
         s++;
     }
@@ -105,56 +122,243 @@ static int grid_put(fl_grid *g, const char *src, const char *rawkey, const char 
     return 0;
 }
 
-typedef struct { fl_grid *g; int failed; char msg[1024]; } parse_ctx;
+/* ---- reading the INI text -------------------------------------------------
+ *
+ * inih parses, but Debian's libinih reads into a fixed 200-byte line buffer:
+ * a longer line would come back as two, the second a line the user never
+ * wrote. So inih reads through grid_reader, which hands it the file's lines
+ * as they are when they fit, and a longer key = value line as pieces that
+ * do: the first holds the key, each later one is indented, which inih takes
+ * as a continuation of the same key. A piece ends and the next begins
+ * between two non-blank characters, so inih's trimming removes nothing of
+ * the value, and the next piece never starts with a character inih would
+ * read as a comment or a section. The handler joins pieces back without a
+ * separator; a continuation line the user wrote (indented) adds to the list.
+ * The values of a key are split only when the whole file is read. */
 
-static int ini_cb(void *user, const char *section, const char *name, const char *value) {
-    parse_ctx *p = user;
-    if (p->failed) return 0;
-    if (strcmp(section, "grid") && strcmp(section, "fixed")) {
-        fl_err("%s: unknown section [%s] (valid: [grid], [fixed])", p->g->source, section);
-    } else if (grid_put(p->g, p->g->source, name, value) == 0) {
-        return 1;
-    }
+#define GRID_MAX_LINE (1 << 20)      /* one line: 60 seeds take 250 characters, so this is only a bound */
+#define GRID_MAX_FILE (16 << 20)
+
+typedef struct {
+    char *name;          /* canonical key */
+    char *raw;           /* its value text, every piece and continuation joined */
+    size_t len, cap;
+    int line;            /* where it was given */
+} raw_key;
+
+typedef struct {
+    fl_grid *g;
+    const char *text;
+    size_t pos, len;
+    int line;              /* physical line of the last text handed to inih */
+    int piece;             /* that text is a later piece of a long line */
+    int indented;          /* that line starts with a blank */
+    const char *rest;      /* what is left of a long line */
+    size_t rest_n;
+    int *map;              /* inih's line k is physical line map[k - 1] */
+    int nmap, capmap;
+    raw_key keys[FL_GRID_MAX_DIMS];
+    int nkeys, cur;        /* cur: the key a continuation adds to, or -1 */
+    int failed;
+    char msg[1024];
+} parse_ctx;
+
+static void ctx_free(parse_ctx *p) {
+    for (int i = 0; i < p->nkeys; i++) { free(p->keys[i].name); free(p->keys[i].raw); }
+    free(p->map);
+}
+
+static int ctx_fail(parse_ctx *p, const char *m) {
+    if (!p->failed) snprintf(p->msg, sizeof p->msg, "%.1023s", m);
     p->failed = 1;
-    snprintf(p->msg, sizeof p->msg, "%s", fl_errmsg());
     return 0;
 }
 
-static int finish_parse(fl_grid *g, parse_ctx *p, int rc) {
-    if (rc == -1) { int e = errno; char *s = g->source; g->source = NULL; fl_grid_free(g);
-        rc = fl_err("%s: cannot open: %s", s, strerror(e)); free(s); return rc; }
-    if (rc != 0) {
-        /* inih reports the line of the first error; the handler's message says what */
-        char m[1100];
-        if (p->failed) snprintf(m, sizeof m, "%s (line %d)", p->msg, rc);
-        else snprintf(m, sizeof m, "%s: line %d: not a key = value line or [section]", g->source, rc);
-        fl_grid_free(g);
-        return fl_err("%s", m);
-    }
+static int line_err(parse_ctx *p, const char *what) {
+    char m[1024];
+    snprintf(m, sizeof m, "%s: line %d: %s", p->g->source, p->line, what);
+    return ctx_fail(p, m);
+}
+
+/* Where a piece of at most `room` characters of s[0..n) may end: a j with
+ * s[j-1], s[j] not blank and s[j] not one of ";#[", the last such j <= room
+ * and > from; 0 if none. */
+static size_t piece_end(const char *s, size_t n, size_t from, size_t room) {
+    if (n <= room) return n;
+    for (size_t j = room; j > from && j > 0; j--)
+        if (!isspace((unsigned char)s[j - 1]) && !isspace((unsigned char)s[j]) && !strchr(";#[", s[j])) return j;
     return 0;
+}
+
+static char *hand(parse_ctx *p, char *str, const char *s, size_t n, int indent) {
+    if (p->nmap == p->capmap) {
+        int c = p->capmap ? 2 * p->capmap : 64;
+        int *m = realloc(p->map, sizeof *m * (size_t)c);
+        if (!m) { ctx_fail(p, "out of memory reading the grid"); return NULL; }
+        p->map = m;
+        p->capmap = c;
+    }
+    p->map[p->nmap++] = p->line;
+    size_t k = 0;
+    if (indent) str[k++] = ' ';
+    memcpy(str + k, s, n);
+    str[k + n] = 0;
+    return str;
+}
+
+/* inih's fgets: the next line for it, at most num - 1 characters. */
+static char *grid_reader(char *str, int num, void *stream) {
+    parse_ctx *p = stream;
+    if (p->failed || num < 16) return NULL;
+    size_t room = (size_t)num - 2;   /* a piece after the first is indented by one blank */
+    if (p->rest) {
+        size_t j = piece_end(p->rest, p->rest_n, 0, room);
+        if (!j) { line_err(p, "too long (no place to split it)"); return NULL; }
+        const char *s = p->rest;
+        p->piece = 1;
+        if (j == p->rest_n) p->rest = NULL;
+        else { p->rest += j; p->rest_n -= j; }
+        return hand(p, str, s, j, 1);
+    }
+    if (p->pos >= p->len) return NULL;
+    const char *s = p->text + p->pos;
+    const char *nl = memchr(s, '\n', p->len - p->pos);
+    size_t n = nl ? (size_t)(nl - s) : p->len - p->pos;
+    p->pos += n + (nl != NULL);
+    p->line++;
+    p->piece = 0;
+    p->indented = n && isspace((unsigned char)s[0]);
+    if (memchr(s, 0, n)) { line_err(p, "a NUL byte: not a text file"); return NULL; }
+    size_t b = 0;
+    while (b < n && isspace((unsigned char)s[b])) b++;
+    if (n > GRID_MAX_LINE) { line_err(p, "too long (more than 1 MiB)"); return NULL; }
+    if (b < n && s[b] == '[') p->cur = -1;   /* a section: what follows is no continuation */
+    if (b < n && (s[b] == ';' || s[b] == '#')) return hand(p, str, ";", 1, 0);   /* a comment, however long */
+    /* an inline comment (';' after a blank) ends the line here, as inih ends
+     * a key's first line: its pieces, and continuation lines, which inih
+     * would keep whole, must not carry it into the values */
+    for (size_t i = b + 1; i < n; i++)
+        if (s[i] == ';' && isspace((unsigned char)s[i - 1])) { n = i; break; }
+    while (n > b && isspace((unsigned char)s[n - 1])) n--;
+    if (n < (size_t)num - 1) return hand(p, str, s, n, 0);
+    if (s[b] == '[') { line_err(p, "too long (a section name)"); return NULL; }
+    size_t delim = b;
+    while (delim < n && s[delim] != '=' && s[delim] != ':') delim++;
+    if (delim + 2 > room) { line_err(p, "too long (no '=' in its first 190 characters)"); return NULL; }
+    size_t j = piece_end(s, n, delim, room);
+    if (!j) { line_err(p, "too long (no place to split it)"); return NULL; }
+    p->rest = s + j;
+    p->rest_n = n - j;
+    return hand(p, str, s, j, 0);
+}
+
+static int raw_append(raw_key *k, const char *sep, const char *v) {
+    size_t a = strlen(sep), b = strlen(v);
+    if (k->len + a + b + 1 > k->cap) {
+        size_t c = 2 * (k->len + a + b + 1);
+        char *r = realloc(k->raw, c);
+        if (!r) return -1;
+        k->raw = r;
+        k->cap = c;
+    }
+    memcpy(k->raw + k->len, sep, a);
+    memcpy(k->raw + k->len + a, v, b + 1);
+    k->len += a + b;
+    return 0;
+}
+
+static int ini_cb(void *user, const char *section, const char *name, const char *value) {
+    parse_ctx *p = user;
+    const char *src = p->g->source;
+    char m[1100];
+    if (p->failed) return 0;
+    if (strcmp(section, "grid") && strcmp(section, "fixed")) {
+        snprintf(m, sizeof m, "%s: unknown section [%.64s] (valid: [grid], [fixed]) (line %d)", src, section, p->line);
+        return ctx_fail(p, m);
+    }
+    char key[64];
+    canon_key(name, key, sizeof key);
+    if (p->piece || (p->indented && p->cur >= 0 && !strcmp(p->keys[p->cur].name, key))) {
+        if (p->cur < 0) {   /* a piece of a line inih did not take as a key */
+            snprintf(m, sizeof m, "%s: line %d: not a key = value line or [section]", src, p->line);
+            return ctx_fail(p, m);
+        }
+        /* a piece continues mid-value; the user's continuation line adds to the list */
+        raw_key *k = &p->keys[p->cur];
+        const char *sep = p->piece ? "" : k->len && k->raw[k->len - 1] != ',' && *value != ',' ? ", " : " ";
+        if (raw_append(k, sep, value) != 0) return ctx_fail(p, "out of memory reading the grid");
+        return 1;
+    }
+    if (!fl_setting_find(key)) {
+        unknown_key(src, key);
+        snprintf(m, sizeof m, "%s (line %d)", fl_errmsg(), p->line);
+        return ctx_fail(p, m);
+    }
+    for (int i = 0; i < p->nkeys; i++)
+        if (!strcmp(p->keys[i].name, key)) {
+            snprintf(m, sizeof m, "%s: key '%s' given twice (lines %d and %d)", src, key, p->keys[i].line, p->line);
+            return ctx_fail(p, m);
+        }
+    if (p->nkeys == FL_GRID_MAX_DIMS) return ctx_fail(p, "too many keys");   /* more than the settings: a repeat caught above */
+    raw_key *k = &p->keys[p->nkeys];
+    *k = (raw_key){ .name = strdup(key), .line = p->line };
+    if (raw_append(k, "", value) != 0) return ctx_fail(p, "out of memory reading the grid");
+    p->cur = p->nkeys++;
+    return 1;
+}
+
+static int parse_text(fl_grid *g, const char *text, size_t len) {
+    parse_ctx p = { .g = g, .text = text, .len = len, .cur = -1 };
+    int rc = ini_parse_stream(grid_reader, &p, ini_cb, &p);
+    char m[1100];
+    int ret = 0;
+    if (p.failed) {
+        ret = fl_err("%s", p.msg);
+    } else if (rc != 0) {
+        int line = rc > 0 && rc <= p.nmap ? p.map[rc - 1] : rc;
+        ret = fl_err("%s: line %d: not a key = value line or [section]", g->source, line);
+    } else {
+        for (int i = 0; i < p.nkeys && !ret; i++)
+            if (grid_put(g, g->source, p.keys[i].name, p.keys[i].raw) != 0) {
+                snprintf(m, sizeof m, "%s (line %d)", fl_errmsg(), p.keys[i].line);
+                ret = fl_err("%s", m);
+            }
+    }
+    ctx_free(&p);
+    if (ret) fl_grid_free(g);
+    return ret;
 }
 
 int fl_grid_parse_file(const char *path, fl_grid *g) {
     memset(g, 0, sizeof *g);
+    struct stat st;
+    if (stat(path, &st) != 0) return fl_err("%s: cannot open: %s", path, strerror(errno));
+    if (S_ISDIR(st.st_mode)) return fl_err("%s: is a directory, not a grid file", path);
+    if (!S_ISREG(st.st_mode)) return fl_err("%s: not a regular file", path);
+    if (st.st_size > GRID_MAX_FILE) return fl_err("%s: %lld bytes: too large for a grid file", path, (long long)st.st_size);
+    char *text;
+    size_t len;
+    if (fl_read_file(path, &text, &len) != 0) return -1;
     g->source = strdup(path);
-    parse_ctx p = { .g = g };
-    errno = 0;
-    return finish_parse(g, &p, ini_parse(path, ini_cb, &p));
+    int rc = parse_text(g, text, len);
+    free(text);
+    return rc;
 }
 
 int fl_grid_parse_string(const char *text, const char *name, fl_grid *g) {
     memset(g, 0, sizeof *g);
     g->source = strdup(name);
-    parse_ctx p = { .g = g };
-    return finish_parse(g, &p, ini_parse_string(text, ini_cb, &p));
+    return parse_text(g, text, strlen(text));
 }
 
 int fl_grid_set(fl_grid *g, const char *a) {
     const char *eq = strchr(a, '=');
     if (!eq) return fl_err("--set '%s': expected key=value", a);
-    char key[64];
-    snprintf(key, sizeof key, "%.*s", (int)(eq - a < 63 ? eq - a : 63), a);
-    return grid_put(g, "--set", key, eq + 1);
+    char *key = strndup(a, (size_t)(eq - a));
+    if (!key) return fl_err("--set: out of memory");
+    int rc = grid_put(g, "--set", key, eq + 1);
+    free(key);
+    return rc;
 }
 
 const fl_dim *fl_grid_get(const fl_grid *g, const char *key) {
@@ -173,6 +377,22 @@ static int check_one(const char *src, const fl_setting *s, const char *v) {
     return fl_err("%s: key '%s': %s", src, s->key, m);
 }
 
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+/* A value given twice in one key, found on a sorted copy: a long list must not cost its square. */
+static int first_repeat(const fl_grid *g, const fl_dim *d) {
+    if (d->nvals < 2) return 0;
+    char **v = malloc(sizeof *v * (size_t)d->nvals);
+    if (!v) return fl_err("%s: key '%s': out of memory", g->source, d->key);
+    memcpy(v, d->vals, sizeof *v * (size_t)d->nvals);
+    qsort(v, (size_t)d->nvals, sizeof *v, cmp_str);
+    int rc = 0;
+    for (int j = 1; j < d->nvals && !rc; j++)
+        if (!strcmp(v[j], v[j - 1])) rc = fl_err("%s: key '%s': value '%.*s' given twice", g->source, d->key, QUOTE_MAX, v[j]);
+    free(v);
+    return rc;
+}
+
 int fl_grid_check(const fl_grid *g) {
     for (int i = 0; i < g->ndims; i++) {
         const fl_dim *d = &g->dims[i];
@@ -182,10 +402,14 @@ int fl_grid_check(const fl_grid *g) {
             return fl_err("%s: give %s or %s, not both", g->source, s->key, s->excl);
         for (int j = 0; j < d->nvals; j++)
             if (check_one(g->source, s, d->vals[j]) != 0) return -1;
-        for (int j = 0; j < d->nvals; j++)
-            for (int k = 0; k < j; k++)
-                if (!strcmp(d->vals[j], d->vals[k]))
-                    return fl_err("%s: key '%s': value '%s' given twice", g->source, d->key, d->vals[j]);
+        if (first_repeat(g, d) != 0) return -1;
+        if (s->type == FL_SET_LIST) {   /* one value every cell gets whole, comma-joined */
+            size_t len = 0;
+            for (int j = 0; j < d->nvals; j++) len += strlen(d->vals[j]) + 1;
+            if (d->nvals > FL_MAX_EVALS || len > FL_GRID_MAX_VALUE)
+                return fl_err("%s: key '%s': %d values, %zu characters (at most %d values, %d characters)", g->source, d->key,
+                              d->nvals, len, FL_MAX_EVALS, FL_GRID_MAX_VALUE);
+        }
     }
     if (!fl_grid_get(g, "criterion")) return fl_err("%s: no criterion given", g->source);
     if (!fl_grid_get(g, "sparsity")) return fl_err("%s: no sparsity given", g->source);
@@ -200,28 +424,37 @@ const char *fl_cell_get(const fl_cell_spec *c, const char *key) {
     return NULL;
 }
 
-static void cell_identity(fl_cell_spec *c) {
+static int cell_identity(fl_cell_spec *c) {
     /* canonical: key=value\n in the settings table's order, so a grid may
-     * list its keys in any order and the same cell keeps the same id */
-    char canon[8192] = "";
+     * list its keys in any order and the same cell keeps the same id. Sized
+     * to fit: two cells that differ only past a fixed buffer must not share an id. */
+    size_t len = 1;
     for (int k = 0; k < FL_NSETTINGS; k++) {
         const char *v = fl_cell_get(c, FL_SETTINGS[k].key);
-        if (!v) continue;
-        size_t n = strlen(canon);
-        snprintf(canon + n, sizeof canon - n, "%s=%s\n", FL_SETTINGS[k].key, v);
+        if (v) len += strlen(FL_SETTINGS[k].key) + strlen(v) + 2;
     }
+    char *canon = malloc(len);
+    if (!canon) return fl_err("cell: out of memory");
+    size_t n = 0;
+    for (int k = 0; k < FL_NSETTINGS; k++) {
+        const char *v = fl_cell_get(c, FL_SETTINGS[k].key);
+        if (v) n += (size_t)snprintf(canon + n, len - n, "%s=%s\n", FL_SETTINGS[k].key, v);
+    }
+    canon[n] = 0;
     unsigned char h[32];
-    fl_sha256(canon, strlen(canon), h);
+    fl_sha256(canon, n, h);
+    free(canon);
     for (int i = 0; i < 6; i++) snprintf(c->id + 2 * i, 3, "%02x", h[i]);
     const char *parts[] = { fl_cell_get(c, "criterion"), fl_cell_get(c, "sparsity"), fl_cell_get(c, "reconstruct") };
-    size_t n = 0;
+    size_t m = 0;
     for (int i = 0; i < 3; i++)
-        if (parts[i]) n += snprintf(c->name + n, sizeof c->name - n, "%s%.40s", n ? "_" : "", parts[i]);
+        if (parts[i]) m += snprintf(c->name + m, sizeof c->name - m, "%s%.40s", m ? "_" : "", parts[i]);
     const char *seed = fl_cell_get(c, "seed");
-    if (seed) n += snprintf(c->name + n, sizeof c->name - n, "_s%.10s", seed);
+    if (seed) snprintf(c->name + m, sizeof c->name - m, "_s%.10s", seed);
     /* a directory name: keep letters, digits, '.', '-', '_' */
     for (char *p = c->name; *p; p++)
         if (!isalnum((unsigned char)*p) && *p != '.' && *p != '-' && *p != '_') *p = '-';
+    return 0;
 }
 
 /* A list setting (eval) is one value every cell gets whole, not a dimension. */
@@ -231,10 +464,14 @@ static int is_list(const char *key) {
 }
 
 int fl_grid_cells(fl_grid *g, fl_cell_spec **cells, int *n) {
+    /* checked after every factor, so the product cannot overflow on the way */
     long long total = 1;
-    for (int i = 0; i < g->ndims; i++)
-        if (!is_list(g->dims[i].key)) total *= g->dims[i].nvals;
-    if (total > 1000000) return fl_err("%s: %lld cells: too many", g->source, total);
+    for (int i = 0; i < g->ndims; i++) {
+        if (is_list(g->dims[i].key)) continue;
+        total *= g->dims[i].nvals;
+        if (total > FL_GRID_MAX_CELLS)
+            return fl_err("%s: more than %d cells (key '%s' takes it past the limit)", g->source, FL_GRID_MAX_CELLS, g->dims[i].key);
+    }
     for (int i = 0; i < g->ndims; i++) {   /* the comma-joined list lives in its dimension */
         fl_dim *d = &g->dims[i];
         free(d->joined);
@@ -243,9 +480,11 @@ int fl_grid_cells(fl_grid *g, fl_cell_spec **cells, int *n) {
         size_t len = 1;
         for (int j = 0; j < d->nvals; j++) len += strlen(d->vals[j]) + 1;
         d->joined = calloc(1, len);
+        if (!d->joined) return fl_err("%s: out of memory", g->source);
         for (int j = 0; j < d->nvals; j++) { if (j) strcat(d->joined, ","); strcat(d->joined, d->vals[j]); }
     }
     fl_cell_spec *cs = calloc((size_t)total, sizeof *cs);
+    if (!cs) return fl_err("%s: %lld cells: out of memory", g->source, total);
     int idx[FL_GRID_MAX_DIMS] = { 0 };
     for (long long c = 0; c < total; c++) {
         fl_cell_spec *s = &cs[c];
@@ -254,7 +493,7 @@ int fl_grid_cells(fl_grid *g, fl_cell_spec **cells, int *n) {
             s->val[i] = g->dims[i].joined ? g->dims[i].joined : g->dims[i].vals[idx[i]];
         }
         s->nkeys = g->ndims;
-        cell_identity(s);
+        if (cell_identity(s) != 0) { free(cs); return -1; }
         for (int i = g->ndims - 1; i >= 0; i--) {   /* odometer: the last key fastest */
             if (g->dims[i].joined) continue;
             if (++idx[i] < g->dims[i].nvals) break;
@@ -264,6 +503,13 @@ int fl_grid_cells(fl_grid *g, fl_cell_spec **cells, int *n) {
     *cells = cs;
     *n = (int)total;
     return 0;
+}
+
+/* A comma, or a blank at either end (kept by a quote, trimmed without one),
+ * needs quotes to read back the same. */
+static int needs_quotes(const char *v) {
+    size_t n = strlen(v);
+    return strchr(v, ',') || (n && (isspace((unsigned char)v[0]) || isspace((unsigned char)v[n - 1])));
 }
 
 int fl_grid_write(const fl_grid *g, const char *path) {
@@ -279,7 +525,7 @@ int fl_grid_write(const fl_grid *g, const char *path) {
             if (is_dim != !sec) continue;
             ok = ok && fprintf(f, "%s = ", d->key) > 0;
             for (int j = 0; j < d->nvals; j++)
-                ok = ok && fprintf(f, strchr(d->vals[j], ',') ? "%s\"%s\"" : "%s%s", j ? ", " : "", d->vals[j]) > 0;
+                ok = ok && fprintf(f, needs_quotes(d->vals[j]) ? "%s\"%s\"" : "%s%s", j ? ", " : "", d->vals[j]) > 0;
             ok = ok && fputc('\n', f) != EOF;
         }
     }

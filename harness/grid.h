@@ -19,6 +19,8 @@
 #define FL_GRID_H
 
 #define FL_GRID_MAX_DIMS 32
+#define FL_GRID_MAX_CELLS 1000000
+#define FL_GRID_MAX_VALUE 4096      /* a value's characters, with its NUL */
 
 typedef struct {
     char *key;            /* canonical: dashes, e.g. "calib-samples" */

@@ -2,6 +2,7 @@
  * (harness/cmd_*.c), parses its own options and has --help; this file only
  * dispatches. See harness/cli.h for the error conventions. */
 #include "cli.h"
+#include "settings.h"
 #include "model/err.h"
 #include "model/gemm.h"
 #include <stdlib.h>
@@ -53,11 +54,14 @@ int main(int argc, char **argv) {
             int sub_argc = argc - 1;
             char **sub_argv = argv + 1;
             /* parse --threads early so it applies before any work */
+            /* (a bad value is left at 0 here: the command's own check reports it) */
+            const char *tv = NULL;
             for (int k = 1; k < sub_argc; k++) {
-                if (!strcmp(sub_argv[k], "--threads") && k + 1 < sub_argc) threads = atoi(sub_argv[k + 1]);
-                else if (!strncmp(sub_argv[k], "--threads=", 10)) threads = atoi(sub_argv[k] + 10);
+                if (!strcmp(sub_argv[k], "--threads") && k + 1 < sub_argc) tv = sub_argv[k + 1];
+                else if (!strncmp(sub_argv[k], "--threads=", 10)) tv = sub_argv[k] + 10;
             }
-            if (threads < 0) threads = 0;
+            long long t;
+            if (tv && fl_parse_int(tv, 1, FL_INT_MAX, &t) == 0) threads = (int)t;
             fl_threads_init(threads);
             return CMDS[i].run(sub_argc, sub_argv);
         }

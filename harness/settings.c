@@ -5,7 +5,9 @@
 #include "model/err.h"
 #include "reconstructors/recon.h"
 #include <cjson/cJSON.h>
+#include <ctype.h>
 #include <errno.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -134,24 +136,68 @@ const char *fl_setting_def(const char *key) {
 
 int fl_setting_true(const char *v) { return !strcmp(v, "true") || !strcmp(v, "1") || !strcmp(v, "yes"); }
 
+/* ---- numbers ---------------------------------------------------------------- */
+
+static int all_digits(const char **p) {
+    const char *s = *p;
+    while (isdigit((unsigned char)**p)) (*p)++;
+    return (int)(*p - s);
+}
+
+int fl_parse_int(const char *v, long long lo, long long hi, long long *out) {
+    const char *p = v + (*v == '-');
+    int n = all_digits(&p);
+    if (n && !*p) {
+        /* ERANGE: beyond long long, so beyond any bound we take */
+        errno = 0;
+        long long x = strtoll(v, NULL, 10);
+        if (errno != ERANGE && x >= lo && x <= hi) {
+            if (out) *out = x;
+            return 0;
+        }
+    }
+    return fl_err("'%s' is not an integer in [%lld, %lld]", v, lo, hi);
+}
+
+int fl_parse_num(const char *v, double lo, double hi, double *out) {
+    /* the grammar first: strtod alone also takes hex, inf, nan and leading spaces */
+    const char *p = v + (*v == '-');
+    int n = all_digits(&p);
+    if (*p == '.') { p++; n += all_digits(&p); }
+    int ok = n > 0;
+    if (ok && (*p == 'e' || *p == 'E')) {
+        p++;
+        p += *p == '-' || *p == '+';
+        ok = all_digits(&p) > 0;
+    }
+    if (ok && !*p) {
+        double x = strtod(v, NULL);   /* an overflow is inf, outside every range; an underflow is ~0 */
+        if (isfinite(x) && x >= lo && x <= hi) {
+            if (out) *out = x;
+            return 0;
+        }
+    }
+    return fl_err("'%s' is not a number in [%g, %g]", v, lo, hi);
+}
+
 /* threads is an integer although it has no fl_cell_cfg field */
 static int is_integer(const fl_setting *s) {
     return s->type == FL_SET_INT || s->type == FL_SET_SEED || (s->type == FL_SET_COMMON && !s->check);
+}
+
+/* A numeric setting's value, parsed with its bounds: integers into *i, reals into *x. */
+static int setting_number(const fl_setting *s, const char *v, long long *i, double *x) {
+    if (is_integer(s)) return fl_parse_int(v, (long long)s->lo, FL_INT_MAX, i);
+    return fl_parse_num(v, s->lo, FL_NUM_MAX, x);
 }
 
 int fl_setting_check(const fl_setting *s, const char *v) {
     if (s->type == FL_SET_FLAG)
         return fl_setting_true(v) || !strcmp(v, "false") || !strcmp(v, "0") || !strcmp(v, "no") ? 0
                                                                                                 : fl_err("'%s' is not true or false", v);
-    if (s->type == FL_SET_FLOAT || is_integer(s)) {
-        char *end;
-        errno = 0;
-        double x = strtod(v, &end);
-        int integer = is_integer(s);
-        if (errno || end == v || *end || x != x || (integer && (x != (double)(long long)x || x > 1 << 30)) || x < s->lo)
-            return fl_err("'%s' is not %s >= %g", v, integer ? "an integer" : "a number", s->lo);
-        return 0;
-    }
+    long long i;
+    double x;
+    if (s->type == FL_SET_FLOAT || is_integer(s)) return setting_number(s, v, &i, &x);
     return s->check ? s->check(v) : 0;
 }
 
@@ -160,11 +206,15 @@ int fl_setting_set(const fl_setting *s, const char *v, fl_cell_cfg *c) {
     if (s->type == FL_SET_FLAG && !v) { *(int *)field = 1; return 0; }
     if (s->type == FL_SET_COMMON) return fl_err("--%s is not a cell setting", s->key);
     if (s->type != FL_SET_STR && s->type != FL_SET_LIST && fl_setting_check(s, v) != 0) return -1;
+    long long i = 0;
+    double x = 0;
+    if (s->type == FL_SET_INT || s->type == FL_SET_FLOAT || s->type == FL_SET_SEED) setting_number(s, v, &i, &x);
+    /* the casts below are of values already within FL_INT_MAX / FL_NUM_MAX */
     switch (s->type) {
     case FL_SET_STR: *(const char **)field = v; break;
-    case FL_SET_INT: *(int *)field = (int)strtod(v, NULL); break;
-    case FL_SET_FLOAT: *(float *)field = (float)strtod(v, NULL); break;   /* as a double, then rounded: like the CLI always did */
-    case FL_SET_SEED: *(uint64_t *)field = (uint64_t)strtod(v, NULL); break;
+    case FL_SET_INT: *(int *)field = (int)i; break;
+    case FL_SET_FLOAT: *(float *)field = (float)x; break;   /* as a double, then rounded: like the CLI always did */
+    case FL_SET_SEED: *(uint64_t *)field = (uint64_t)i; break;
     case FL_SET_FLAG: *(int *)field = fl_setting_true(v); break;
     case FL_SET_LIST:
         if (c->n_evals == FL_MAX_EVALS) return fl_err("too many --%s values (at most %d)", s->key, FL_MAX_EVALS);

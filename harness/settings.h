@@ -49,6 +49,17 @@ typedef struct {
 extern const fl_setting FL_SETTINGS[];
 extern const int FL_NSETTINGS;
 
+/* The one number syntax of `freelunch` options and grid values, so a value
+ * a grid accepts is one the cell's prune accepts. Decimal only: an integer
+ * is an optional '-' and digits; a number adds a fraction and an exponent
+ * ("1e-3"). No spaces, '+', hex, inf or nan. The range is checked on the
+ * parsed value, before any conversion to a narrower type. 0, or -1 with
+ * fl_err ("'x' is not an integer >= 1" / "... in [1, 1073741824]"). */
+#define FL_INT_MAX (1 << 30)   /* every integer setting and option: fits an int with room for products */
+#define FL_NUM_MAX 1e30        /* every real setting: finite as a float */
+int fl_parse_int(const char *v, long long lo, long long hi, long long *out);
+int fl_parse_num(const char *v, double lo, double hi, double *out);
+
 const fl_setting *fl_setting_find(const char *key);
 /* The default of KEY as a string, or NULL. */
 const char *fl_setting_def(const char *key);

@@ -61,6 +61,12 @@ expect 1 "N < M" "N:M with N >= M" "$FL" prune --model "$M" --criterion wanda --
 expect 1 "does not divide" "M not dividing the width" "$FL" prune --model "$M" --criterion wanda --sparsity 2:3 --calib "$T/d/train.bin" --out "$T/p"
 expect 1 "unknown reconstructor" "unknown reconstructor" "$FL" prune --model "$M" --criterion wanda --sparsity 0.5 --reconstruct foo --calib "$T/d/train.bin" --out "$T/p"
 expect 1 "context" "calibration seqlen beyond the context" "$FL" prune --model "$M" --criterion wanda --sparsity 0.5 --seqlen 999 --calib "$T/d/train.bin" --out "$T/p"
+# numbers: decimal only, range-checked (the grid's check is the same parser)
+expect 2 "seed.*'1e3' is not an integer" "prune --seed 1e3" "$FL" prune --model "$M" --criterion wanda --sparsity 0.5 --seed 1e3 --calib "$T/d/train.bin" --out "$T/p"
+expect 2 "epochs.*'0x10' is not an integer" "prune --epochs 0x10" "$FL" prune --model "$M" --criterion wanda --sparsity 0.5 --epochs 0x10 --calib "$T/d/train.bin" --out "$T/p"
+expect 2 "lr.*'1e300' is not a number" "prune --lr 1e300" "$FL" prune --model "$M" --criterion wanda --sparsity 0.5 --lr 1e300 --calib "$T/d/train.bin" --out "$T/p"
+expect 2 "--threads expects an integer" "prune --threads beyond long long" "$FL" prune --threads 99999999999999999999 --model "$M" --criterion wanda --sparsity 0.5 --calib "$T/d/train.bin" --out "$T/p"
+expect 2 "--lr expects a decimal number" "demo --lr 0x1p3" "$FL" demo --lr 0x1p3 --text "$T/text.txt" --out "$T/dd"
 expect 0 "" "prune with sublayer reconstruction" "$FL" prune --model "$M" --criterion wanda --sparsity 0.5 --reconstruct sublayer --calib "$T/d/train.bin" --calib-samples 4 --eval "$T/d/val.bin" --out "$T/p"
 [ -s "$T/p/model.safetensors" ] && [ -s "$T/p/calib.bin" ] && [ -s "$T/p/freelunch.json" ] && echo "ok $((n = n + 1)) - prune wrote model, calib.bin and freelunch.json" || { echo "not ok $((n = n + 1)) - prune outputs missing"; bad=1; }
 # criterion options: bad ones refused before any work, named and positional ones run

@@ -125,6 +125,30 @@ check "malformed grid: exit 1, one line with the line number" "[ $rc -eq 1 ] && 
 "$FL" study --set 'reconstruct=none,blockz' --out "$T/bad" >"$T/b4.log" 2>&1; rc=$?
 check "unknown reconstructor via --set: exit 1, one line" "[ $rc -eq 1 ] && [ \$(wc -l <'$T/b4.log') -eq 1 ] && grep -q \"unknown reconstructor 'blockz'\" '$T/b4.log'"
 check "no results directory made by bad input" "[ ! -e '$T/bad' ]"
+# grids that once slipped past the checks
+"$FL" study --grid "$T" --out "$T/bad" --dry-run >"$T/b6.log" 2>&1; rc=$?
+check "--grid DIR: exit 1, one line" "[ $rc -eq 1 ] && [ \$(wc -l <'$T/b6.log') -eq 1 ] && grep -q \"$T: is a directory\" '$T/b6.log'"
+# 256^8 = 2^64 cells (once wrapped to '0 cells', exit 0) and 128^9 = 2^63 (once a crash)
+big() { printf '[grid]\ncriterion = wanda\nsparsity = 0.5\n'; for k in $2; do echo "$k = $(seq -s, 1 "$1")"; done; }
+big 256 "epochs batch-size grad-accum calib-samples lr seed eval-windows threads" >"$T/big1.ini"
+big 128 "epochs batch-size grad-accum calib-samples weight-decay seed eval-windows threads lr" >"$T/big2.ini"
+for b in big1 big2; do
+  "$FL" study --grid "$T/$b.ini" --out "$T/bad" --dry-run >"$T/$b.log" 2>&1; rc=$?
+  check "$b.ini: more cells than the limit: exit 1, one line" "[ $rc -eq 1 ] && [ \$(wc -l <'$T/$b.log') -eq 1 ] && grep -q '$b.ini: more than 1000000 cells' '$T/$b.log'"
+done
+# 60 seeds and 30 learning rates: lines longer than inih's buffer
+{ printf '[grid]\ncriterion = wanda\nsparsity = 0.5\n'; echo "seed = $(seq -s ', ' 0 59)"; echo "lr = $(seq -s ', ' 1 30 | sed 's/\([0-9][0-9]*\)/\1e-4/g')"; } >"$T/long.ini"
+"$FL" study --grid "$T/long.ini" --out "$T/bad" --dry-run >"$T/long.log" 2>&1
+check "a grid of 200+ character lines: 1800 cells" "grep -q '^1800 cells' '$T/long.log'"
+{ printf '[grid]\ncriterion = wanda\nsparsity = 0.5\n'; printf '%0300d = 1\n' 0; } >"$T/long2.ini"
+"$FL" study --grid "$T/long2.ini" --out "$T/bad" --dry-run >"$T/long2.log" 2>&1; rc=$?
+check "a line too long to read: exit 1, one line naming the file and line" "[ $rc -eq 1 ] && [ \$(wc -l <'$T/long2.log') -eq 1 ] && grep -q 'long2.ini: line 4: too long' '$T/long2.log'"
+# numbers prune would refuse are refused by the grid too
+for v in "seed = 1e3" "epochs = 0x10" "threads = 99999999999" "lr = 1e300" "lr = inf"; do
+  printf '[grid]\ncriterion = wanda\nsparsity = 0.5\n%s\n' "$v" >"$T/num.ini"
+  "$FL" study --grid "$T/num.ini" --out "$T/bad" --dry-run >"$T/num.log" 2>&1; rc=$?
+  check "grid '$v': exit 1, one line" "[ $rc -eq 1 ] && [ \$(wc -l <'$T/num.log') -eq 1 ] && grep -q \"num.ini: key '${v%% *}': '${v##* }' is not\" '$T/num.log'"
+done
 printf 'not,our,header\n' >"$T/other.csv"; mkdir -p "$T/o2"; cp "$T/other.csv" "$T/o2/results.csv"
 "$FL" study --grid "$T/grid.ini" --out "$T/o2" >"$T/b5.log" 2>&1; rc=$?
 check "a foreign results.csv is refused, untouched" "[ $rc -eq 1 ] && grep -q 'o2/results.csv: not a freelunch results file' '$T/b5.log' && cmp -s '$T/other.csv' '$T/o2/results.csv'"

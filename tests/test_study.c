@@ -224,6 +224,7 @@ static void test_grid_parse(void **st) {
 /* Each bad grid: an error naming the source and the problem. */
 static void test_grid_errors(void **st) {
     (void)st;
+    fl_grid h;
     struct { const char *ini, *want1, *want2; int at_check; } cases[] = {
         { "[grid]\ncriterion = wanda\nsparsity = 0.5\nfoo = 1\n", "unknown key 'foo'", "valid: model, criterion", 0 },
         { "[grid]\ncriterion = wanda, wandx\nsparsity = 0.5\n", "unknown criterion 'wandx'", "valid: magnitude", 1 },
@@ -258,7 +259,209 @@ static void test_grid_errors(void **st) {
     assert_int_equal(fl_grid_set(&g, "noequals"), -1);
     assert_int_equal(fl_grid_set(&g, "bogus=1"), -1);
     assert_non_null(strstr(fl_errmsg(), "unknown key 'bogus'"));
+    /* a key cut to its buffer's length must not become a real one */
+    char longkey[128];
+    snprintf(longkey, sizeof longkey, "seed%70sx=5", "");
+    assert_int_equal(fl_grid_set(&g, longkey), -1);
+    assert_non_null(strstr(fl_errmsg(), "unknown key 'seed "));
+    snprintf(longkey, sizeof longkey, "[grid]\nseed%70sx=5\n", "");
+    assert_int_equal(fl_grid_parse_string(longkey, "k.ini", &h), -1);
+    assert_non_null(strstr(fl_errmsg(), "unknown key 'seed "));
     fl_grid_free(&g);
+}
+
+/* A value list that multiplies past the cell limit fails with one message,
+ * however large the product: it is checked factor by factor, so it cannot
+ * wrap to 0 (once "0 cells") or below (once a crash in calloc). */
+static void test_grid_cell_limit(void **st) {
+    (void)st;
+    /* nk keys of nv values each, the first of n0: n0 * nv^(nk-1) cells */
+    static const char *const keys[] = { "model", "pattern", "propagation", "loss", "trainable", "lr", "epochs", "batch-size",
+                                        "grad-accum", "weight-decay", "calib", "calib-samples", "seqlen", "seed", "eval-windows",
+                                        "threads", "backend", "criterion", "sparsity", "reconstruct", "distill", "calib-split" };
+    /* 2^64 (wrapped to 0), 3*2^62 and 2^63 (wrapped below 0), 6^21, 1001^2 */
+    struct { int nk, nv, n0; } cases[] = { { 16, 16, 16 }, { 21, 8, 12 }, { 21, 8, 8 }, { 21, 6, 6 }, { 2, 1001, 1001 } };
+    for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
+        char *ini = malloc(1 << 20);
+        size_t n = (size_t)sprintf(ini, "[grid]\n");
+        for (int k = 0; k < cases[c].nk; k++) {
+            n += (size_t)sprintf(ini + n, "%s = ", keys[k]);
+            for (int v = 0; v < (k ? cases[c].nv : cases[c].n0); v++) n += (size_t)sprintf(ini + n, "%s%d", v ? ", " : "", v + 1);
+            n += (size_t)sprintf(ini + n, "\n");
+        }
+        fl_grid g;
+        assert_int_equal(fl_grid_parse_string(ini, "big.ini", &g), 0);
+        fl_cell_spec *cells = NULL;
+        int nc = -1;
+        if (fl_grid_cells(&g, &cells, &nc) != -1 || !strstr(fl_errmsg(), "big.ini: more than 1000000 cells"))
+            fail_msg("case %zu: %d cells, message '%s'", c, nc, fl_errmsg());
+        fl_grid_free(&g);
+        free(ini);
+    }
+    /* below the limit: the product */
+    fl_grid g;
+    const char *ini = "[grid]\nseed = 1, 2, 3\nepochs = 1, 2, 3, 4\nlr = 1, 2, 3, 4\n";
+    fl_cell_spec *cells;
+    int nc;
+    assert_int_equal(fl_grid_parse_string(ini, "ok.ini", &g), 0);
+    assert_int_equal(fl_grid_cells(&g, &cells, &nc), 0);
+    assert_int_equal(nc, 48);
+    free(cells);
+    fl_grid_free(&g);
+}
+
+/* Lines longer than inih's 200-byte buffer, continuation lines, and lines
+ * still too long to read, with the file and line in the message. */
+static void test_grid_long_lines(void **st) {
+    (void)st;
+    char *ini = malloc(1 << 16);
+    size_t n = (size_t)sprintf(ini, "[grid]\ncriterion = wanda\nsparsity = 0.5\nseed = ");
+    for (int i = 0; i < 60; i++) n += (size_t)sprintf(ini + n, "%s%d", i ? ", " : "", i);
+    n += (size_t)sprintf(ini + n, "\nlr = ");
+    for (int i = 1; i <= 30; i++) n += (size_t)sprintf(ini + n, "%s%de-4", i > 1 ? ",  " : "", i);
+    n += (size_t)sprintf(ini + n, "   ; thirty learning rates\n[fixed]\nmodel = ");
+    char model[4001];
+    for (int i = 0; i < 4000; i++) model[i] = "abc/d e"[i % 7];
+    model[4000] = 0;
+    n += (size_t)sprintf(ini + n, "\"%s\"\n", model);
+    /* continuation lines add to the list, with or without a trailing comma */
+    sprintf(ini + n, "reconstruct = none,\n    sublayer\n  block ; and a comment\ncalib = \" x.bin \"\n");
+    fl_grid g;
+    if (fl_grid_parse_string(ini, "long.ini", &g) != 0) fail_msg("%s", fl_errmsg());
+    if (fl_grid_check(&g) != 0) fail_msg("%s", fl_errmsg());
+    assert_int_equal(fl_grid_get(&g, "seed")->nvals, 60);
+    assert_string_equal(fl_grid_get(&g, "seed")->vals[59], "59");
+    assert_int_equal(fl_grid_get(&g, "lr")->nvals, 30);
+    assert_string_equal(fl_grid_get(&g, "lr")->vals[29], "30e-4");
+    assert_string_equal(fl_grid_get(&g, "model")->vals[0], model);
+    assert_string_equal(fl_grid_get(&g, "calib")->vals[0], " x.bin ");   /* a quote keeps its blanks, and fl_grid_write too */
+    const fl_dim *r = fl_grid_get(&g, "reconstruct");
+    assert_int_equal(r->nvals, 3);
+    assert_string_equal(r->vals[2], "block");
+    fl_cell_spec *c;
+    int nc;
+    assert_int_equal(fl_grid_cells(&g, &c, &nc), 0);
+    assert_int_equal(nc, 60 * 30 * 3);
+    free(c);
+    fl_grid_free(&g);
+    /* the same grid from a file, and written back: the same */
+    char dir[256], path[300];
+    tu_tmpdir(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/long.ini", dir);
+    write_text(path, ini);
+    assert_int_equal(fl_grid_parse_file(path, &g), 0);
+    assert_int_equal(fl_grid_write(&g, path), 0);
+    fl_grid h;
+    assert_int_equal(fl_grid_parse_file(path, &h), 0);
+    for (int i = 0; i < g.ndims; i++) {
+        const fl_dim *a = &g.dims[i], *b = fl_grid_get(&h, a->key);
+        assert_non_null(b);
+        assert_int_equal(a->nvals, b->nvals);
+        for (int j = 0; j < a->nvals; j++) assert_string_equal(a->vals[j], b->vals[j]);
+    }
+    fl_grid_free(&g);
+    fl_grid_free(&h);
+    /* errors: named with the file's own line numbers, not inih's pieces */
+    char key[400];
+    memset(key, 'k', 300);
+    key[300] = 0;
+    struct { const char *ini, *want; } bad[] = {
+        { "[grid]\ncriterion = wanda\nsparsity = 0.5\nseed = 1\nseed = 2\n", "key 'seed' given twice (lines 4 and 5)" },
+        { "[grid]\ncriterion = wanda\n[fixed]\n  criterion = wanda\n", "key 'criterion' given twice (lines 2 and 4)" },
+        { NULL, "line 2: too long (no '=' in its first" },
+        { NULL, "line 3: too long (a section name)" },
+        { NULL, "line 4: not a key = value line" },
+        { "[grid]\ncriterion = wanda\nseed = 1\n  x\n", "key 'seed': 'x' is not an integer" },
+    };
+    char b2[512], b3[512], b4[2048];
+    snprintf(b2, sizeof b2, "[grid]\n%s = 1\n", key);
+    snprintf(b3, sizeof b3, "[grid]\ncriterion = wanda\n[%s]\n", key);
+    n = (size_t)snprintf(b4, sizeof b4, "[grid]\ncriterion = wanda\nseed = ");
+    for (int i = 0; i < 100; i++) n += (size_t)snprintf(b4 + n, sizeof b4 - n, "%d, ", i);
+    snprintf(b4 + n, sizeof b4 - n, "100\nnot a key\n");
+    bad[2].ini = b2;
+    bad[3].ini = b3;
+    bad[4].ini = b4;
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        int rc = fl_grid_parse_string(bad[i].ini, "bad.ini", &g);
+        if (rc == 0) { rc = fl_grid_check(&g); fl_grid_free(&g); }
+        if (rc != -1 || !strstr(fl_errmsg(), "bad.ini") || !strstr(fl_errmsg(), bad[i].want))
+            fail_msg("case %zu: rc %d, message '%s'", i, rc, fl_errmsg());
+    }
+    /* a value too long for a cell's command line, and an eval list longer than a cell takes */
+    char *huge = malloc(8192);
+    n = (size_t)sprintf(huge, "[grid]\ncriterion = wanda\nsparsity = 0.5\nmodel = ");
+    memset(huge + n, 'm', 5000);
+    strcpy(huge + n + 5000, "\n");
+    assert_int_equal(fl_grid_parse_string(huge, "bad.ini", &g), -1);
+    assert_non_null(strstr(fl_errmsg(), "bad.ini: key 'model': a value of 5000 characters (at most 4095) (line 4)"));
+    assert_int_equal(fl_grid_parse_string("[grid]\ncriterion = wanda\nsparsity = 0.5\neval = a,b,c,d,e,f,g,h,i,j,k,l,m,n,o,p,q\n", "bad.ini", &g), 0);
+    assert_int_equal(fl_grid_check(&g), -1);
+    assert_non_null(strstr(fl_errmsg(), "key 'eval': 17 values"));
+    fl_grid_free(&g);
+    free(huge);
+    /* a NUL byte: named, not read as the end of the line */
+    FILE *nf = fopen(path, "wb");
+    assert_non_null(nf);
+    fwrite("[grid]\ncriterion = wanda\0, x\n", 1, 30, nf);
+    fclose(nf);
+    assert_int_equal(fl_grid_parse_file(path, &g), -1);
+    assert_non_null(strstr(fl_errmsg(), "long.ini: line 2: a NUL byte"));
+    /* a directory or a device is no grid file */
+    assert_int_equal(fl_grid_parse_file(dir, &g), -1);
+    assert_non_null(strstr(fl_errmsg(), "is a directory"));
+    assert_int_equal(fl_grid_parse_file("/dev/null", &g), -1);
+    assert_non_null(strstr(fl_errmsg(), "/dev/null: not a regular file"));
+    tu_rmrf(dir);
+    free(ini);
+}
+
+/* One number syntax for options and grid values: decimal, range-checked
+ * before any conversion. */
+static void test_numbers(void **st) {
+    (void)st;
+    long long i;
+    double x;
+    assert_int_equal(fl_parse_int("42", 1, FL_INT_MAX, &i), 0);
+    assert_int_equal(i, 42);
+    assert_int_equal(fl_parse_int("-3", -5, 5, &i), 0);
+    assert_int_equal(i, -3);
+    const char *bad_int[] = { "", "-", "1e3", "0x10", "010x", " 1", "1 ", "+1", "1.0", "1073741825", "99999999999999999999", "inf", "0" };
+    for (size_t k = 0; k < sizeof bad_int / sizeof *bad_int; k++)
+        if (fl_parse_int(bad_int[k], 1, FL_INT_MAX, &i) != -1) fail_msg("integer '%s' accepted", bad_int[k]);
+    assert_non_null(strstr(fl_errmsg(), "'0' is not an integer in [1, 1073741824]"));
+    assert_int_equal(fl_parse_num("1e-3", 0, FL_NUM_MAX, &x), 0);
+    assert_true(x == 1e-3);
+    assert_int_equal(fl_parse_num(".5", 0, 1, &x), 0);
+    assert_int_equal(fl_parse_num("2.", 0, 3, &x), 0);
+    assert_int_equal(fl_parse_num("-1.5E+2", -FL_NUM_MAX, 0, &x), 0);
+    assert_true(x == -150);
+    const char *bad_num[] = { "", ".", "e3", "1e", "1e+", "0x10", "0x1p3", "inf", "-inf", "nan", "NAN(1)", " 1", "1 ", "+1", "1e31",
+                              "1e400", "1.5.2", "-1" };
+    for (size_t k = 0; k < sizeof bad_num / sizeof *bad_num; k++)
+        if (fl_parse_num(bad_num[k], 0, FL_NUM_MAX, &x) != -1) fail_msg("number '%s' accepted", bad_num[k]);
+    /* the settings: the grid's check and prune's option are this parser */
+    const fl_setting *seed = fl_setting_find("seed"), *lr = fl_setting_find("lr"), *ep = fl_setting_find("epochs"),
+                     *th = fl_setting_find("threads");
+    assert_int_equal(fl_setting_check(seed, "1e3"), -1);
+    assert_int_equal(fl_setting_check(seed, "0x10"), -1);
+    assert_int_equal(fl_setting_check(seed, "1e300"), -1);
+    assert_int_equal(fl_setting_check(ep, "4294967297"), -1);   /* once cast to int before the range check */
+    assert_int_equal(fl_setting_check(th, "1e3"), -1);
+    assert_int_equal(fl_setting_check(th, "0"), -1);
+    assert_int_equal(fl_setting_check(lr, "1e300"), -1);        /* beyond a float */
+    assert_int_equal(fl_setting_check(lr, "inf"), -1);
+    assert_int_equal(fl_setting_check(lr, "0"), -1);            /* below lr's smallest */
+    assert_int_equal(fl_setting_check(lr, "1e-3"), 0);
+    fl_cell_cfg c = { 0 };
+    assert_int_equal(fl_setting_set(ep, "7", &c), 0);
+    assert_int_equal(c.epochs, 7);
+    assert_int_equal(fl_setting_set(lr, "2.5e-4", &c), 0);
+    assert_true(c.lr == 2.5e-4f);
+    assert_int_equal(fl_setting_set(seed, "1073741824", &c), 0);
+    assert_true(c.seed == 1073741824u);
+    assert_int_equal(fl_setting_set(ep, "1e3", &c), -1);
+    assert_int_equal(c.epochs, 7);
 }
 
 /* The cells of a grid that parses and checks; their strings live in g. */
@@ -393,7 +596,8 @@ int main(void) {
         cmocka_unit_test(test_columns_unique), cmocka_unit_test(test_roundtrip), cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_pareto), cmocka_unit_test(test_grid_parse), cmocka_unit_test(test_grid_errors),
         cmocka_unit_test(test_default_grid), cmocka_unit_test(test_preset_lr), cmocka_unit_test(test_settings_table),
-        cmocka_unit_test(test_settings_readme),
+        cmocka_unit_test(test_settings_readme), cmocka_unit_test(test_grid_cell_limit), cmocka_unit_test(test_grid_long_lines),
+        cmocka_unit_test(test_numbers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
