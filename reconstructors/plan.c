@@ -102,6 +102,12 @@ int fl_plan_check(const fl_plan *p, const fl_config *c, const char *who) {
             rc = fl_err("%s: plan unit %s comes after a unit deeper in the decoder", who, u->name);
         else if (u->kind == FL_UNIT_LINEAR && (u->layer != u->s0 / 2 || u->lin < 0 || u->lin >= k || sh[u->lin].sub != u->s0 % 2))
             rc = fl_err("%s: plan unit %s names no linear of its sublayer", who, u->name);
+        /* the walk computes a unit's target from its still-dense weights
+         * just before pruning them: it keeps no dense copy for a unit an
+         * earlier unit pruned (docs/ARCHITECTURE.md, "One cell") */
+        else if (u->recover && !u->prune)
+            rc = fl_err("%s: plan unit %s recovers without pruning: its linears would already be pruned "
+                        "when its target is computed (not supported yet)", who, u->name);
         if (rc) break;
         /* a linear unit may share its sublayer with the next one; a range
          * ends where it ends */

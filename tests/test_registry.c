@@ -118,10 +118,10 @@ static void test_plan_check(void **st) {
     fl_plan p = { 0 };
     assert_int_equal(fl_plan_ranges(&p, &cfg, 2, 1, 1), 0);
     assert_int_equal(fl_plan_check(&p, &cfg, "t"), 0);
-    p.u[1].prune = 0;
+    p.u[1].prune = p.u[1].recover = 0;
     assert_int_equal(fl_plan_check(&p, &cfg, "t"), -1);
     assert_non_null(strstr(fl_errmsg(), "layers.1.q"));
-    p.u[1].prune = 1;
+    p.u[1].prune = p.u[1].recover = 1;
     fl_plan_unit u = p.u[0];
     p.u[0] = p.u[2]; p.u[2] = u;
     assert_int_equal(fl_plan_check(&p, &cfg, "t"), -1);
@@ -140,6 +140,13 @@ static void test_plan_check(void **st) {
     assert_int_equal(fl_plan_check(&p, &cfg, "t"), 0);
     p.u[p.n - 1].prune = 1;
     assert_int_equal(fl_plan_check(&p, &cfg, "t"), -1);
+    fl_plan_free(&p);
+    /* a unit recovered after another unit pruned its linears: refused until
+     * the walk keeps the dense weights such a unit's target needs */
+    assert_int_equal(fl_plan_linears(&p, &cfg, 1, 0), 0);   /* every linear pruned alone, then */
+    assert_int_equal(fl_plan_range(&p, &cfg, 2 * cfg.n_layer - 1, 2 * cfg.n_layer, 0, 1), 0);   /* the last MLP recovered */
+    assert_int_equal(fl_plan_check(&p, &cfg, "t"), -1);
+    assert_non_null(strstr(fl_errmsg(), "recovers without pruning"));
     fl_plan_free(&p);
 }
 
