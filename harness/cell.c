@@ -18,6 +18,7 @@
 #include "model/model.h"
 #include "model/clock.h"
 #include <cjson/cJSON.h>
+#include <openssl/evp.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -94,16 +95,30 @@ static int range_pass(fl_model *m, fl_range r, const float *in, float *out, int 
 
 /* ---- the walk over the plan ----------------------------------------------- */
 
-/* A site's input captured over every window, for the linear units that
- * read it: on the sparse stream (and the dense one), with its Gram
- * statistics. sub < 0: nothing captured. */
+/* The input of one site of sublayer `sub`, captured over every window for
+ * the linear units that read it: on the sparse stream (and the dense one).
+ * sub < 0: nothing captured. */
 typedef struct {
     int sub;
     fl_site site;
     float *Xs, *Xd;
-    fl_stats st;
 } capture_t;
 
+/* The walk's streams, each [nwin*T, d]:
+ *   S  the sparse stream: the input of sublayer s_pos through the model
+ *      pruned and recovered so far: what the next recovery unit learns
+ *      from (propagation sparse and dense-target);
+ *   D  the dense stream at the same place, through the dense model's copy
+ *      (propagation dense and dense-target only);
+ *   P  the prune stream: the input of the next block to prune. With
+ *      --prune-stream dense it is the dense model's own activations,
+ *      advanced by the statistics pass itself (the block being pruned is
+ *      still dense then), so no copy of the model is needed; with sparse
+ *      it is S when S stands there, else S carried on through the blocks
+ *      pruned since (blocks:K and all, none, the retraining baselines).
+ * dense_w[l*7+i] keeps the dense weights of a pruned linear until the last
+ * recovery unit that reaches it (last_use) has been recovered: its target
+ * is the dense unit's output. */
 typedef struct {
     const fl_cell_cfg *c;
     fl_model *m, *dense;          /* dense: a copy of the unpruned model, for the dense stream */
@@ -113,8 +128,12 @@ typedef struct {
     fl_plan plan;
     fl_recon_opts ro;
     fl_prop prop;
+    int prune_dense;              /* --prune-stream dense */
     int nwin, T, batch;
-    float *S, *D;                 /* sparse and dense streams [nwin*T, d] */
+    float *S, *D, *P;
+    int s_pos, p_block;           /* S's (and D's) sublayer; the block P stands before (-1: P not held) */
+    float **dense_w;
+    int *last_use;
     const int32_t *tok;           /* calibration tokens, for model units */
     capture_t cap;
     fl_cell_result *r;
@@ -139,7 +158,8 @@ static int recover(walk_t *w, const fl_unit *u, const float *X, const float *Y) 
     return (w->c->recover_override ? w->c->recover_override : w->rec.r->recover)(&j, new_report(w));
 }
 
-/* Prune one linear with the statistics of its input; records its error. */
+/* Prune one linear with the statistics of its input; records its error
+ * and keeps its dense weights when a later unit will recover it. */
 static int prune_linear(walk_t *w, int l, int i, fl_param *p, const fl_stats *st) {
     float *W0 = fl_allocf((size_t)p->n);
     memcpy(W0, p->w, sizeof(float) * p->n);
@@ -158,67 +178,137 @@ static int prune_linear(walk_t *w, int l, int i, fl_param *p, const fl_stats *st
         w->pruned += z;
         w->weights += p->n;
     }
-    fl_free(W0);
     fl_free(mask);
+    if (rc == 0 && w->last_use[l * 7 + i] >= 0) w->dense_w[l * 7 + i] = W0;
+    else fl_free(W0);
     return rc;
 }
 
-/* A range unit: statistics on the sparse stream through the still-dense
- * unit (whose output is also the `sparse` target), the dense stream's
- * output when needed, prune, recover, advance. */
-static int walk_range(walk_t *w, const fl_plan_unit *pu) {
-    fl_model *m = w->m;
-    const fl_range rg = { pu->s0, pu->s1, 0, 0 };
-    const int d = m->cfg.d, nw = w->nwin, T = w->T;
-    const int l0 = rg.s0 / 2, l1 = (rg.s1 + 1) / 2;
-    const size_t ssz = (size_t)nw * T * d;
-    fl_prof_enter(&w->r->prof, FL_PH_STATS);
-    unit_stats us = { calloc((size_t)(l1 - l0), sizeof *us.st), l0, l1 };
-    for (int l = l0; l < l1; l++)
-        for (int s = 0; s < 4; s++) {
-            /* sites 0-1 feed the attention part (sublayer 2l), 2-3 the MLP
-             * part: only the unit's own get a Gram matrix (when it prunes) */
-            int sub = 2 * l + (s >= FL_SITE_MLP_IN);
-            int in = pu->prune && sub >= rg.s0 && sub < rg.s1;
-            fl_stats_init(&us.st[l - l0][s], in ? FL_STATS_GRAM : FL_STATS_NONE, site_width(m, (fl_site)s));
+/* Swaps the dense weights kept for the linears of sublayers [s0, s1) with
+ * the model's (twice restores): the dense unit's output, in place. */
+static void swap_dense(walk_t *w, int s0, int s1) {
+    for (int l = s0 / 2; l <= (s1 - 1) / 2; l++) {
+        fl_param *lw[7];
+        int k = fl_layer_linears(w->m, l, lw, NULL, NULL);
+        for (int i = 0; i < k; i++) {
+            float *d = w->dense_w[l * 7 + i];
+            int s = fl_param_sublayer(lw[i]);
+            if (!d || s < s0 || s >= s1) continue;
+            for (int64_t q = 0; q < lw[i]->n; q++) { float t = lw[i]->w[q]; lw[i]->w[q] = d[q]; d[q] = t; }
         }
-    float *Tg = pu->recover ? fl_allocf(ssz) : NULL;   /* the unit's target */
-    int rc = range_pass(m, rg, w->S, w->prop == FL_PROP_SPARSE ? Tg : NULL, nw, T, w->batch, stats_hook, &us, 0, NULL);
-    if (rc == 0 && w->D) rc = range_pass(w->dense, rg, w->D, Tg ? Tg : w->D, nw, T, w->batch, NULL, NULL, 0, NULL);
+    }
+}
+
+/* After recovery unit j: the dense weights no later unit needs. */
+static void drop_dense(walk_t *w, int j) {
+    for (int q = 0; q < w->m->cfg.n_layer * 7; q++)
+        if (w->last_use[q] == j) { fl_free(w->dense_w[q]); w->dense_w[q] = NULL; }
+}
+
+/* Moves S (and D) through sublayers [s_pos, s) of the model as it is and
+ * of the dense copy: a gap no recovery unit covers. */
+static int advance(walk_t *w, int s) {
+    if (s <= w->s_pos) return 0;
+    const fl_range rg = { w->s_pos, s, 0, 0 };
+    int rc = range_pass(w->m, rg, w->S, w->S, w->nwin, w->T, w->batch, NULL, NULL, 0, NULL);
+    if (rc == 0 && w->D) rc = range_pass(w->dense, rg, w->D, w->D, w->nwin, w->T, w->batch, NULL, NULL, 0, NULL);
+    w->s_pos = s;
+    return rc;
+}
+
+/* Is a later unit than j a prune unit / a local recovery unit? */
+static int next_prunes(const fl_plan *p, int j) { return j + 1 < p->n && p->u[j + 1].prune; }
+static int later_local(const fl_plan *p, int j) {
+    for (int i = j + 1; i < p->n; i++)
+        if (p->u[i].recover && p->u[i].kind != FL_UNIT_MODEL) return 1;
+    return 0;
+}
+
+/* A prune unit, block b: the statistics of all its linears from one pass
+ * through the still-dense block on the prune stream, then every linear
+ * pruned. The prune stream moves on when the next unit prunes too. */
+static int walk_prune(walk_t *w, int j) {
+    fl_model *m = w->m;
+    const int b = w->plan.u[j].s0 / 2, nw = w->nwin, T = w->T;
+    const size_t ssz = (size_t)nw * T * m->cfg.d;
+    const fl_range rg = { 2 * b, 2 * b + 2, 0, 0 };
+    fl_prof_enter(&w->r->prof, FL_PH_STATS);
+    /* where the statistics come from: S itself, or P (which stands before b) */
+    const int from_S = !w->prune_dense && w->p_block != b;
+    if (from_S ? !w->S || w->s_pos != 2 * b : w->p_block != b)
+        return fl_err("walk: no stream stands before layers.%d to prune it from", b);
+    int rc = 0;
+    unit_stats us = { calloc(1, sizeof *us.st), b, b + 1 };
+    for (int s = 0; s < 4; s++) fl_stats_init(&us.st[0][s], FL_STATS_GRAM, site_width(m, (fl_site)s));
+    /* dense: the pass through the dense block is also the dense stream's next step */
+    rc = range_pass(m, rg, from_S ? w->S : w->P, w->prune_dense ? w->P : NULL, nw, T, w->batch, stats_hook, &us, 0, NULL);
     fl_prof_enter(&w->r->prof, FL_PH_PRUNE);
     fl_linear_shape sh[7];
     fl_config_linears(&m->cfg, sh);
-    for (int l = l0; l < l1 && rc == 0 && pu->prune; l++) {
-        fl_param *lw[7];
-        int k = fl_layer_linears(m, l, lw, NULL, NULL);
-        for (int i = 0; i < k && rc == 0; i++) {
-            int sub = fl_param_sublayer(lw[i]);
-            if (sub < rg.s0 || sub >= rg.s1) continue;
-            rc = prune_linear(w, l, i, lw[i], &us.st[l - l0][sh[i].site]);
+    fl_param *lw[7];
+    int k = fl_layer_linears(m, b, lw, NULL, NULL);
+    for (int i = 0; i < k && rc == 0; i++) rc = prune_linear(w, b, i, lw[i], &us.st[0][sh[i].site]);
+    for (int s = 0; s < 4; s++) fl_stats_free(&us.st[0][s]);
+    free(us.st);
+    fl_prof_enter(&w->r->prof, FL_PH_STATS);
+    if (rc == 0 && w->prune_dense) {
+        w->p_block = b + 1;
+        if (b + 1 == m->cfg.n_layer) { fl_free(w->P); w->P = NULL; w->p_block = -1; }
+    } else if (rc == 0) {
+        /* sparse: carry the stream through the block just pruned when the
+         * next unit prunes the next block before any recovery reaches it */
+        if (!next_prunes(&w->plan, j)) { if (w->P != w->S) fl_free(w->P); w->P = NULL; w->p_block = -1; }
+        else {
+            if (from_S) {
+                if (later_local(&w->plan, j)) {
+                    w->P = fl_allocf(ssz);
+                    memcpy(w->P, w->S, sizeof(float) * ssz);
+                } else { w->P = w->S; w->S = NULL; }   /* nothing recovers from S any more: it becomes P */
+            }
+            rc = range_pass(m, rg, w->P, w->P, nw, T, w->batch, NULL, NULL, 0, NULL);
+            w->p_block = b + 1;
         }
     }
-    for (int l = l0; l < l1; l++) for (int s = 0; s < 4; s++) fl_stats_free(&us.st[l - l0][s]);
-    free(us.st);
-    if (rc == 0 && pu->recover) {
+    return rc;
+}
+
+/* A range unit: its target (the dense weights' output on the sparse
+ * stream, or the dense stream's), recover, advance. */
+static int walk_range(walk_t *w, int j) {
+    const fl_plan_unit *pu = &w->plan.u[j];
+    fl_model *m = w->m;
+    const fl_range rg = { pu->s0, pu->s1, 0, 0 };
+    const int d = m->cfg.d, nw = w->nwin, T = w->T;
+    const size_t ssz = (size_t)nw * T * d;
+    fl_prof_enter(&w->r->prof, FL_PH_STATS);
+    int rc = advance(w, pu->s0);
+    float *Tg = fl_allocf(ssz);
+    if (rc == 0 && w->prop == FL_PROP_SPARSE) {
+        swap_dense(w, pu->s0, pu->s1);
+        rc = range_pass(m, rg, w->S, Tg, nw, T, w->batch, NULL, NULL, 0, NULL);
+        swap_dense(w, pu->s0, pu->s1);
+    } else if (rc == 0) rc = range_pass(w->dense, rg, w->D, Tg, nw, T, w->batch, NULL, NULL, 0, NULL);
+    if (rc == 0) {
         fl_prof_enter(&w->r->prof, FL_PH_RECOVER);
         fl_unit u = { .kind = FL_UNIT_RANGE, .r = rg, .in_w = d, .out_w = d };
         snprintf(u.name, sizeof u.name, "%s", pu->name);
         rc = recover(w, &u, w->prop == FL_PROP_DENSE ? w->D : w->S, Tg);
     }
-    /* advance: the sparse stream through the pruned (and recovered) unit;
-     * the dense stream already holds the dense unit's output (Tg or D).
-     * Moving the streams is counted with the statistics' forward passes,
-     * not in the recovery peak. */
+    drop_dense(w, j);
+    /* advance: the sparse stream through the recovered unit; the dense
+     * stream already holds the dense unit's output (Tg). Moving the
+     * streams is counted with the statistics' forward passes, not in the
+     * recovery peak. */
     fl_prof_enter(&w->r->prof, FL_PH_STATS);
     if (rc == 0) rc = range_pass(m, rg, w->S, w->S, nw, T, w->batch, NULL, NULL, 0, NULL);
-    if (rc == 0 && w->D && Tg) memcpy(w->D, Tg, sizeof(float) * ssz);
+    if (rc == 0 && w->D) memcpy(w->D, Tg, sizeof(float) * ssz);
+    w->s_pos = pu->s1;
     fl_free(Tg);
     return rc;
 }
 
 static void capture_free(capture_t *c) {
     if (c->sub < 0) return;
-    fl_stats_free(&c->st);
     fl_free(c->Xs);
     fl_free(c->Xd);
     c->Xs = c->Xd = NULL;
@@ -227,8 +317,7 @@ static void capture_free(capture_t *c) {
 
 /* The input of `site` in sublayer s over every window, captured on the
  * sparse stream after the units before it were recovered (and on the
- * dense stream), with its Gram statistics; kept for the units that follow
- * at the same site. */
+ * dense stream); kept for the units that follow at the same site. */
 static int capture(walk_t *w, int s, fl_site site) {
     capture_t *c = &w->cap;
     if (c->sub == s && c->site == site) return 0;
@@ -246,15 +335,14 @@ static int capture(walk_t *w, int s, fl_site site) {
         c->Xd = fl_allocf((size_t)NT * cw);
         rc = range_pass(w->dense, rg, w->D, NULL, nw, T, w->batch, NULL, NULL, site, c->Xd);
     }
-    fl_stats_init(&c->st, FL_STATS_GRAM, cw);
-    for (int64_t r0 = 0; r0 < NT && rc == 0; r0 += 4096) fl_stats_add(&c->st, c->Xs + r0 * cw, (int)(NT - r0 < 4096 ? NT - r0 : 4096));
     return rc;
 }
 
 /* A linear unit: its site's input (captured once for the linears that
- * share it), the target (the still-dense linear on the sparse or dense
- * input), prune, recover. */
-static int walk_linear(walk_t *w, const fl_plan_unit *pu) {
+ * share it), the target (its dense weights on the sparse or dense input),
+ * recover. */
+static int walk_linear(walk_t *w, int j) {
+    const fl_plan_unit *pu = &w->plan.u[j];
     fl_model *m = w->m;
     const int nw = w->nwin, T = w->T;
     const int64_t NT = (int64_t)nw * T;
@@ -264,39 +352,40 @@ static int walk_linear(walk_t *w, const fl_plan_unit *pu) {
     fl_layer_linears(m, pu->layer, lw, lb, NULL);
     const fl_site site = sh[pu->lin].site;
     const int cw = site_width(m, site);
-    if (capture(w, pu->s0, site) != 0) return -1;
+    fl_prof_enter(&w->r->prof, FL_PH_STATS);
+    if (advance(w, pu->s0) != 0 || capture(w, pu->s0, site) != 0) return -1;
     const capture_t *c = &w->cap;
-    fl_param *p = lw[pu->lin];
+    /* the dense linear: the weights kept for it, or the dense model's own
+     * (its bias is the model's too: nothing trained it yet) */
+    fl_param *p = lw[pu->lin], dw = *p, *db = lb[pu->lin];
+    dw.ad = NULL;
+    if (w->prop == FL_PROP_SPARSE) dw.w = w->dense_w[pu->layer * 7 + pu->lin];
+    else {
+        fl_param *dlw[7], *dlb[7];
+        fl_layer_linears(w->dense, pu->layer, dlw, dlb, NULL);
+        dw = *dlw[pu->lin];
+        db = dlb[pu->lin];
+    }
     fl_prof_enter(&w->r->prof, FL_PH_RECOVER);
-    float *Y = pu->recover ? fl_allocf((size_t)NT * p->rows) : NULL;
+    float *Y = fl_allocf((size_t)NT * p->rows);
     const float *Xt = w->prop == FL_PROP_SPARSE ? c->Xs : c->Xd;
-    if (Y) for (int64_t r0 = 0; r0 < NT; r0 += 4096)
-        fl_linear_forward(p, lb[pu->lin], Xt + r0 * cw, Y + r0 * p->rows, (int)(NT - r0 < 4096 ? NT - r0 : 4096));
-    int rc = 0;
-    if (pu->prune) {
-        fl_prof_enter(&w->r->prof, FL_PH_PRUNE);
-        rc = prune_linear(w, pu->layer, pu->lin, p, &c->st);
-    }
-    if (rc == 0 && Y) {
-        fl_prof_enter(&w->r->prof, FL_PH_RECOVER);
-        fl_unit u = { .kind = FL_UNIT_LINEAR, .w = p, .b = lb[pu->lin], .in_w = cw, .out_w = p->rows };
-        snprintf(u.name, sizeof u.name, "%.50s", p->name);
-        char *dot = strrchr(u.name, '.');
-        if (dot && !strcmp(dot, ".weight")) *dot = 0;
-        rc = recover(w, &u, w->prop == FL_PROP_DENSE ? c->Xd : c->Xs, Y);
-    }
+    for (int64_t r0 = 0; r0 < NT; r0 += 4096)
+        fl_linear_forward(&dw, db, Xt + r0 * cw, Y + r0 * p->rows, (int)(NT - r0 < 4096 ? NT - r0 : 4096));
+    fl_unit u = { .kind = FL_UNIT_LINEAR, .w = p, .b = lb[pu->lin], .in_w = cw, .out_w = p->rows };
+    snprintf(u.name, sizeof u.name, "%.50s", p->name);
+    char *dot = strrchr(u.name, '.');
+    if (dot && !strcmp(dot, ".weight")) *dot = 0;
+    int rc = recover(w, &u, w->prop == FL_PROP_DENSE ? c->Xd : c->Xs, Y);
     fl_free(Y);
+    drop_dense(w, j);
     return rc;
 }
 
 /* After the last linear unit of sublayer s: both streams through it. */
 static int finish_sublayer(walk_t *w, int s) {
     capture_free(&w->cap);
-    const fl_range rg = { s, s + 1, 0, 0 };
     fl_prof_enter(&w->r->prof, FL_PH_STATS);
-    int rc = range_pass(w->m, rg, w->S, w->S, w->nwin, w->T, w->batch, NULL, NULL, 0, NULL);
-    if (rc == 0 && w->D) rc = range_pass(w->dense, rg, w->D, w->D, w->nwin, w->T, w->batch, NULL, NULL, 0, NULL);
-    return rc;
+    return advance(w, s + 1);
 }
 
 /* A model unit: the streams are no longer needed; the reconstructor trains
@@ -330,6 +419,24 @@ static int walk_model(walk_t *w, const fl_plan_unit *pu) {
     return rc;
 }
 
+/* last_use[l*7+i]: the last recovery unit (not a model unit) reaching
+ * linear i of block l, or -1; all -1 when the targets come from the dense
+ * model's copy (propagation dense and dense-target). */
+static void plan_last_use(const fl_plan *p, const fl_config *c, fl_prop prop, int *last_use) {
+    fl_linear_shape sh[7];
+    const int k = fl_config_linears(c, sh);
+    for (int q = 0; q < c->n_layer * 7; q++) last_use[q] = -1;
+    for (int j = 0; j < p->n && prop == FL_PROP_SPARSE; j++) {
+        const fl_plan_unit *u = &p->u[j];
+        if (!u->recover || u->kind == FL_UNIT_MODEL) continue;
+        for (int l = u->s0 / 2; l <= (u->s1 - 1) / 2; l++)
+            for (int i = 0; i < k; i++) {
+                int s = 2 * l + sh[i].sub;
+                if (u->kind == FL_UNIT_LINEAR ? (l == u->layer && i == u->lin) : (s >= u->s0 && s < u->s1)) last_use[l * 7 + i] = j;
+            }
+    }
+}
+
 static int walk_plan(walk_t *w) {
     const fl_plan *p = &w->plan;
     int rc = 0;
@@ -337,10 +444,11 @@ static int walk_plan(walk_t *w) {
     w->cap.sub = -1;
     for (int i = 0; i < p->n && rc == 0; i++) {
         const fl_plan_unit *u = &p->u[i];
-        if (u->kind == FL_UNIT_RANGE) rc = walk_range(w, u);
+        if (u->prune) rc = walk_prune(w, i);
+        else if (u->kind == FL_UNIT_RANGE) rc = walk_range(w, i);
         else if (u->kind == FL_UNIT_MODEL) rc = walk_model(w, u);
         else {
-            rc = walk_linear(w, u);
+            rc = walk_linear(w, i);
             /* the sublayer is done when the next unit is not a linear of it */
             const fl_plan_unit *nx = i + 1 < p->n ? &p->u[i + 1] : NULL;
             if (rc == 0 && (!nx || nx->kind != FL_UNIT_LINEAR || nx->s0 != u->s0)) rc = finish_sublayer(w, u->s0);
@@ -349,6 +457,41 @@ static int walk_plan(walk_t *w) {
     }
     capture_free(&w->cap);
     return rc;
+}
+
+/* SHA-256 over every block linear's mask, in depth order (layers in
+ * order, fl_layer_linears order inside each), one byte per weight (1
+ * kept, 0 pruned): cells that print the same hash pruned the same weights.
+ * masks.bin, written beside a saved model, holds exactly these bytes. */
+static int mask_bytes(const fl_model *m, int (*each)(void *ctx, const uint8_t *b, size_t n), void *ctx) {
+    for (int l = 0; l < m->cfg.n_layer; l++) {
+        fl_param *lw[7];
+        int k = fl_layer_linears((fl_model *)m, l, lw, NULL, NULL);
+        for (int i = 0; i < k; i++) {
+            if (!lw[i]->mask) return fl_err("%s has no mask", lw[i]->name);
+            if (each(ctx, lw[i]->mask, (size_t)lw[i]->n) != 0) return -1;
+        }
+    }
+    return 0;
+}
+static int hash_each(void *ctx, const uint8_t *b, size_t n) { return EVP_DigestUpdate(ctx, b, n) ? 0 : fl_err("SHA-256 failed"); }
+static int mask_sha256(const fl_model *m, char hex[65]) {
+    EVP_MD_CTX *h = EVP_MD_CTX_new();
+    unsigned char md[32];
+    unsigned len = 0;
+    int rc = h && EVP_DigestInit_ex(h, EVP_sha256(), NULL) ? mask_bytes(m, hash_each, h) : fl_err("SHA-256 failed");
+    if (rc == 0 && !EVP_DigestFinal_ex(h, md, &len)) rc = fl_err("SHA-256 failed");
+    EVP_MD_CTX_free(h);
+    for (int i = 0; i < 32 && rc == 0; i++) snprintf(hex + 2 * i, 3, "%02x", md[i]);
+    return rc;
+}
+static int write_each(void *ctx, const uint8_t *b, size_t n) { return fwrite(b, 1, n, ctx) == n ? 0 : fl_err("write failed"); }
+/* masks.bin through fileio's temporary file, renamed when complete */
+static int masks_write(const fl_model *m, const char *path) {
+    char *tmp;
+    FILE *f = fl_tmp_open(path, &tmp);
+    if (!f) return -1;
+    return fl_tmp_commit(f, tmp, path, mask_bytes(m, write_each, f) == 0);
 }
 
 /* ---- evaluation sets ---------------------------------------------------- */
@@ -398,6 +541,8 @@ static int cell_run(const fl_cell_cfg *c, fl_cell_result *r, walk_t *wp) {
     int rc = 0;
     if (fl_pattern_parse(c->sparsity, c->pattern, &w.pat) != 0) return -1;
     if (fl_prop_parse(c->propagation, &w.prop) != 0) return -1;
+    if (fl_setting_check(fl_setting_find("prune-stream"), c->prune_stream) != 0) return -1;
+    w.prune_dense = !strcmp(c->prune_stream, "dense");
     w.ro = (fl_recon_opts){ .lr = c->lr, .weight_decay = c->weight_decay, .epochs = c->epochs, .batch = c->recon_batch,
                             .grad_accum = c->grad_accum, .bias_norm_only = !strcmp(c->trainable, "bias-norm"), .seed = c->seed,
                             .progress = c->progress };
@@ -465,6 +610,20 @@ static int cell_run(const fl_cell_cfg *c, fl_cell_result *r, walk_t *wp) {
     /* 2-4. unit by unit: statistics on the sparse stream, prune, recover, advance */
     w.m = &m;
     w.nwin = nwin; w.T = T; w.batch = batch; w.S = X; w.tok = model_units ? cal.tokens : NULL;
+    w.s_pos = 0;
+    w.p_block = -1;
+    w.dense_w = calloc((size_t)L * 7, sizeof *w.dense_w);
+    w.last_use = malloc(sizeof *w.last_use * (size_t)L * 7);
+    plan_last_use(&w.plan, &m.cfg, w.prop, w.last_use);
+    if (w.prune_dense) {
+        /* the prune stream starts as the embeddings, like S; S goes on only
+         * when a local unit will learn from it */
+        w.p_block = 0;
+        if (local_units) {
+            w.P = fl_allocf((size_t)nwin * T * d);
+            memcpy(w.P, X, sizeof(float) * (size_t)nwin * T * d);
+        } else { w.P = X; w.S = NULL; }
+    }
     r->lin = calloc((size_t)L * 7, sizeof(fl_linear_report));
     if (local_units && w.prop != FL_PROP_SPARSE) {
         /* the dense stream needs the dense model: a second copy (counted) */
@@ -479,6 +638,11 @@ static int cell_run(const fl_cell_cfg *c, fl_cell_result *r, walk_t *wp) {
     if (w.dense) { fl_model_free(w.dense); free(w.dense); }
     fl_free(w.D);
     fl_free(w.S);
+    if (w.P != w.S) fl_free(w.P);
+    for (int q = 0; q < L * 7; q++) fl_free(w.dense_w[q]);
+    free(w.dense_w);
+    free(w.last_use);
+    if (rc == 0) rc = mask_sha256(&m, r->mask_sha256);
     r->peak_prune_bytes = fl_mem_phase_peak("pruning");
     r->peak_recover_bytes = fl_mem_phase_peak("recovery");
     for (int i = 0; i < r->n_units; i++)
@@ -489,6 +653,8 @@ static int cell_run(const fl_cell_cfg *c, fl_cell_result *r, walk_t *wp) {
     /* 5. save the pruned model with its tokenizer (a grid keeps it only
      * when asked: --keep-models) */
     if (!c->no_model && fl_model_save(&m, c->out_dir) != 0) { fl_model_free(&m); return -1; }
+    snprintf(path, sizeof path, "%.4000s/masks.bin", c->out_dir);
+    if (!c->no_model && masks_write(&m, path) != 0) { fl_model_free(&m); return -1; }
     const char *tokfiles[] = { "vocab.json", "merges.txt" };
     for (int i = 0; i < 2 && !c->no_model; i++) {
         char src[4200], dst[4200];
@@ -546,6 +712,7 @@ static int cell_run(const fl_cell_cfg *c, fl_cell_result *r, walk_t *wp) {
     fl_settings_to_json(&ran, FL_FOR_ALL | (local_units || model_units ? FL_FOR_RECOVERY : 0) |
                                   (w.rec.r->flags & FL_REC_DISTILL ? FL_FOR_DISTILL : 0), cell);
     cJSON_AddNumberToObject(j, "sparsity", r->sparsity);
+    cJSON_AddStringToObject(j, "mask_sha256", r->mask_sha256);
     cJSON *lins = cJSON_AddArrayToObject(j, "linears");
     for (int i = 0; i < r->n_linears; i++) {
         cJSON *o = cJSON_CreateObject();

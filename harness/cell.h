@@ -1,7 +1,8 @@
 /* One grid cell (docs/ARCHITECTURE.md, "One cell"): load the dense model,
  * draw the calibration windows, build the reconstructor's plan and walk it
- * unit by unit (collect statistics on the sparse stream, prune the unit's
- * linears, recover, advance the stream), save the pruned model, evaluate. */
+ * (each block pruned whole from one pass through it on the prune stream,
+ * then the recovery units inside it, each against its dense weights'
+ * output, the streams advanced), save the pruned model, evaluate. */
 #ifndef FL_CELL_H
 #define FL_CELL_H
 #include <stddef.h>
@@ -18,6 +19,7 @@ typedef struct {
     const char *pattern;       /* "row" (default) or "matrix" */
     const char *reconstruct;   /* a reconstructor spec: "none", "sublayer", "blocks:2", "retrain:masklora:rank=4", ... */
     const char *propagation;   /* "sparse" (default), "dense", "dense-target" */
+    const char *prune_stream;  /* "sparse" (default) or "dense": where pruning statistics come from */
     const char *loss;          /* "mse" (default), "nmse", "cosine" */
     const char *trainable;     /* "all" (default) or "bias-norm" */
     float lr, weight_decay;    /* reconstruction AdamW */
@@ -48,6 +50,7 @@ typedef struct {
 
 typedef struct {
     double sparsity;           /* over every pruned linear */
+    char mask_sha256[65];      /* SHA-256 of every mask in depth order (cell.c, mask_sha256) */
     int n_linears;
     fl_linear_report *lin;
     int n_evals;

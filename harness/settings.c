@@ -40,6 +40,10 @@ static int check_propagation(const char *v) {
     return fl_prop_parse(v, &p);
 }
 
+static int check_prune_stream(const char *v) {
+    return strcmp(v, "sparse") && strcmp(v, "dense") ? fl_err("unknown prune stream '%s' (valid: sparse, dense)", v) : 0;
+}
+
 static int check_loss(const char *v) {
     fl_loss l;
     return fl_loss_parse(v, &l);
@@ -115,6 +119,11 @@ const fl_setting FL_SETTINGS[] = {
     /* where a cell runs: the profile in freelunch.json records them */
     { "backend", FL_SET_COMMON, NULL, 0, check_backend, NULL, "NAME", "GEMM backend", NULL, "backend", ALL, 0 },
     { "threads", FL_SET_COMMON, NULL, 1, NULL, NULL, "N", "threads", NULL, "threads", ALL, 0 },
+    /* added after the table: appended, so earlier cells keep their ids */
+    { "prune-stream", FL_SET_STR, "sparse", 0, check_prune_stream, NULL, "M",
+      "sparse or dense: the activations each block's pruning statistics come\n"
+      "from (the model pruned and recovered so far, or the dense model: the\n"
+      "same masks for every reconstructor)", "prune_stream", "prune_stream", ALL, F(prune_stream) },
 };
 const int FL_NSETTINGS = (int)(sizeof FL_SETTINGS / sizeof *FL_SETTINGS);
 

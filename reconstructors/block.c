@@ -5,7 +5,7 @@
 
 static int block_plan(const fl_config *c, const void *priv, fl_plan *p) {
     (void)priv;
-    return fl_plan_ranges(p, c, 2, 1, 1);
+    return fl_plan_ranges(p, c, 2);
 }
 
 const fl_reconstructor fl_rec_block = {

@@ -16,7 +16,7 @@ static const fl_option blocks_options[] = {
 static int blocks_plan(const fl_config *c, const void *priv, fl_plan *p) {
     const blocks_opts *o = priv;
     int k = o->k == 0 || o->k > c->n_layer ? c->n_layer : o->k;
-    return fl_plan_ranges(p, c, 2 * k, 1, 1);
+    return fl_plan_ranges(p, c, 2 * k);
 }
 
 const fl_reconstructor fl_rec_blocks = {

@@ -227,12 +227,12 @@ static int lora_init(void *priv) {
 }
 
 static int lora_plan(const fl_config *c, const void *priv, fl_plan *p) {
-    (void)priv;
-    return fl_plan_retrain(p, c, "model (retrain:lora)");
+    (void)c; (void)priv;
+    return fl_plan_model(p, "model (retrain:lora)");
 }
 static int masklora_plan(const fl_config *c, const void *priv, fl_plan *p) {
-    (void)priv;
-    return fl_plan_retrain(p, c, "model (retrain:masklora)");
+    (void)c; (void)priv;
+    return fl_plan_model(p, "model (retrain:masklora)");
 }
 
 static int recover_adapters(const fl_recover_job *j, int masked, fl_unit_report *rep) {

@@ -6,7 +6,7 @@
 
 static int matrix_plan(const fl_config *c, const void *priv, fl_plan *p) {
     (void)priv;
-    return fl_plan_linears(p, c, 1, 1);
+    return fl_plan_linears(p, c);
 }
 
 const fl_reconstructor fl_rec_matrix = {

@@ -28,7 +28,7 @@ static void range_name(char *dst, size_t n, int s0, int s1) {
     else snprintf(dst, n, "layers.%d-%d", s0 / 2, (s1 - 1) / 2);
 }
 
-int fl_plan_range(fl_plan *p, const fl_config *c, int s0, int s1, int prune, int recover) {
+int fl_plan_range(fl_plan *p, const fl_config *c, int s0, int s1) {
     if (s0 < 0 || s1 > 2 * c->n_layer || s0 >= s1)
         return fl_err("plan: sublayers [%d, %d) are not a range of the decoder's %d", s0, s1, 2 * c->n_layer);
     fl_plan_unit *u = add(p);
@@ -36,21 +36,20 @@ int fl_plan_range(fl_plan *p, const fl_config *c, int s0, int s1, int prune, int
     u->kind = FL_UNIT_RANGE;
     u->s0 = s0;
     u->s1 = s1;
-    u->prune = prune;
-    u->recover = recover;
+    u->recover = 1;
     range_name(u->name, sizeof u->name, s0, s1);
     return 0;
 }
 
-int fl_plan_ranges(fl_plan *p, const fl_config *c, int sub, int prune, int recover) {
+int fl_plan_ranges(fl_plan *p, const fl_config *c, int sub) {
     if (sub < 1) return fl_err("plan: a unit must span at least one sublayer (got %d)", sub);
     const int S = 2 * c->n_layer;
     for (int s0 = 0; s0 < S; s0 += sub)
-        if (fl_plan_range(p, c, s0, s0 + sub < S ? s0 + sub : S, prune, recover) != 0) return -1;
+        if (fl_plan_range(p, c, s0, s0 + sub < S ? s0 + sub : S) != 0) return -1;
     return 0;
 }
 
-int fl_plan_linears(fl_plan *p, const fl_config *c, int prune, int recover) {
+int fl_plan_linears(fl_plan *p, const fl_config *c) {
     fl_linear_shape sh[7];
     const int k = fl_config_linears(c, sh);
     for (int l = 0; l < c->n_layer; l++)
@@ -62,8 +61,7 @@ int fl_plan_linears(fl_plan *p, const fl_config *c, int prune, int recover) {
             u->s1 = u->s0 + 1;
             u->layer = l;
             u->lin = i;
-            u->prune = prune;
-            u->recover = recover;
+            u->recover = 1;
             snprintf(u->name, sizeof u->name, "layers.%d.%s", l, sh[i].name);
         }
     return 0;
@@ -78,22 +76,60 @@ int fl_plan_model(fl_plan *p, const char *name) {
     return 0;
 }
 
-int fl_plan_retrain(fl_plan *p, const fl_config *c, const char *name) {
-    if (fl_plan_ranges(p, c, 2, 1, 0) != 0) return -1;
-    return fl_plan_model(p, name);
+/* The deepest block a recovery unit touches (a model unit: the last). */
+static int last_block(const fl_plan_unit *u, const fl_config *c) {
+    return u->kind == FL_UNIT_MODEL ? c->n_layer - 1 : (u->s1 - 1) / 2;
+}
+
+/* Pruning is the walk's, not the plug-in's (docs/ARCHITECTURE.md, "One
+ * cell"): each block is pruned whole, from one pass through the still-dense
+ * block, just before the first recovery unit that reaches into it, as the
+ * Wanda/SparseGPT reference pass does. So a unit's masks never depend on
+ * how the units before it inside the same block were recovered. */
+int fl_plan_add_pruning(fl_plan *p, const fl_config *c) {
+    fl_plan out = { 0 };
+    int next = 0, rc = 0;   /* the next block to prune */
+    for (int j = 0; j <= p->n && rc == 0; j++) {
+        const int upto = j < p->n ? last_block(&p->u[j], c) : c->n_layer - 1;
+        for (; next <= upto && rc == 0; next++) {
+            fl_plan_unit *u = add(&out);
+            if (!u) { rc = fl_err("plan: out of memory"); break; }
+            u->kind = FL_UNIT_RANGE;
+            u->s0 = 2 * next;
+            u->s1 = 2 * next + 2;
+            u->prune = 1;
+            snprintf(u->name, sizeof u->name, "prune layers.%d", next);
+        }
+        if (j < p->n && rc == 0) {
+            fl_plan_unit *u = add(&out);
+            if (!u) rc = fl_err("plan: out of memory");
+            else *u = p->u[j];
+        }
+    }
+    if (rc != 0) { fl_plan_free(&out); return -1; }
+    fl_plan_free(p);
+    *p = out;
+    return 0;
 }
 
 int fl_plan_check(const fl_plan *p, const fl_config *c, const char *who) {
     fl_linear_shape sh[7];
     const int k = fl_config_linears(c, sh), S = 2 * c->n_layer;
-    /* pruned[l*7+i]: how many units prune linear i of block l */
-    unsigned char *pruned = calloc((size_t)c->n_layer * 7, 1);
-    if (!pruned) return fl_err("plan: out of memory");
-    int rc = 0, last_s = 0;
+    int rc = 0, last_s = 0, pruned = 0;   /* pruned: blocks [0, pruned) are */
     for (int j = 0; j < p->n && rc == 0; j++) {
         const fl_plan_unit *u = &p->u[j];
+        if (u->prune) {
+            /* a prune unit: the next block, whole, and nothing else */
+            if (u->kind != FL_UNIT_RANGE || u->recover || u->s0 % 2 || u->s1 != u->s0 + 2)
+                rc = fl_err("%s: plan unit %s: only a whole block is pruned, by a unit that recovers nothing", who, u->name);
+            else if (u->s0 != 2 * pruned)
+                rc = fl_err("%s: plan unit %s prunes layers.%d out of order (layers.%d is next)", who, u->name, u->s0 / 2, pruned);
+            else pruned++;
+            continue;
+        }
+        if (!u->recover) { rc = fl_err("%s: plan unit %s neither prunes nor recovers", who, u->name); break; }
         if (u->kind == FL_UNIT_MODEL) {
-            if (u->prune) rc = fl_err("%s: plan unit %s: a model unit cannot prune (nothing collects its statistics)", who, u->name);
+            if (pruned != c->n_layer) rc = fl_err("%s: plan unit %s comes before every block is pruned", who, u->name);
             continue;
         }
         if (u->s0 < 0 || u->s1 > S || u->s0 >= u->s1)
@@ -102,30 +138,16 @@ int fl_plan_check(const fl_plan *p, const fl_config *c, const char *who) {
             rc = fl_err("%s: plan unit %s comes after a unit deeper in the decoder", who, u->name);
         else if (u->kind == FL_UNIT_LINEAR && (u->layer != u->s0 / 2 || u->lin < 0 || u->lin >= k || sh[u->lin].sub != u->s0 % 2))
             rc = fl_err("%s: plan unit %s names no linear of its sublayer", who, u->name);
-        /* the walk computes a unit's target from its still-dense weights
-         * just before pruning them: it keeps no dense copy for a unit an
-         * earlier unit pruned (docs/ARCHITECTURE.md, "One cell") */
-        else if (u->recover && !u->prune)
-            rc = fl_err("%s: plan unit %s recovers without pruning: its linears would already be pruned "
-                        "when its target is computed (not supported yet)", who, u->name);
-        if (rc) break;
+        /* its target comes from the dense weights the walk keeps for it,
+         * its statistics were the block's: its blocks are pruned already */
+        else if ((u->s1 + 1) / 2 > pruned)
+            rc = fl_err("%s: plan unit %s is recovered before layers.%d is pruned", who, u->name, (u->s1 - 1) / 2);
         /* a linear unit may share its sublayer with the next one; a range
          * ends where it ends */
         last_s = u->kind == FL_UNIT_LINEAR ? u->s0 : u->s1;
-        if (!u->prune) continue;
-        for (int l = u->s0 / 2; l <= (u->s1 - 1) / 2; l++)
-            for (int i = 0; i < k; i++) {
-                int s = 2 * l + sh[i].sub;
-                int in = u->kind == FL_UNIT_LINEAR ? (l == u->layer && i == u->lin) : (s >= u->s0 && s < u->s1);
-                if (in) pruned[l * 7 + i]++;
-            }
     }
-    for (int l = 0; l < c->n_layer && rc == 0; l++)
-        for (int i = 0; i < k && rc == 0; i++)
-            if (pruned[l * 7 + i] != 1)
-                rc = fl_err("%s: the plan prunes layers.%d.%s %d times (every block linear exactly once)", who, l, sh[i].name,
-                            pruned[l * 7 + i]);
-    free(pruned);
+    if (rc == 0 && pruned != c->n_layer)
+        rc = fl_err("%s: the plan prunes %d of the decoder's %d blocks (every block exactly once)", who, pruned, c->n_layer);
     return rc;
 }
 

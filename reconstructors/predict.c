@@ -240,35 +240,56 @@ static void take(fl_recon_predict_out *out, int64_t working, int64_t peak, const
  *   always:        the model and the sparse stream [NT,d] and, when a
  *                  stream is dense, the dense model's second copy and the
  *                  dense stream; the masks (a byte per weight) of every
- *                  linear pruned so far;
+ *                  block pruned so far; with --prune-stream dense, the
+ *                  prune stream [NT,d] while a block is left to prune; with
+ *                  propagation sparse, the dense weights kept for every
+ *                  pruned linear a unit from this one on will recover;
  *   a range unit:  its target [NT,d];
  *   a linear unit: its site's input captured on the sparse stream [NT,cw]
- *                  (and on the dense one), that input's Gram statistics
- *                  (cw x cw floats and cw doubles) and the target [NT,rows];
+ *                  (and on the dense one) and the target [NT,rows];
  *   a model unit:  the model and every mask (the streams are freed). */
-static int predict_plan(const shp *s, const fl_recon_inst *in, const fl_plan *plan, fl_prop prop, int bias_norm_only,
-                        int64_t NT, fl_recon_predict_out *out) {
+static int predict_plan(const shp *s, const fl_recon_inst *in, const fl_plan *plan, const fl_recon_predict_args *a,
+                        fl_prop prop, int prune_dense, fl_recon_predict_out *out) {
     const fl_config *cfg = s->c;
+    const int64_t NT = (int64_t)a->nwin * a->T;
     fl_linear_shape sh[7];
-    fl_config_linears(cfg, sh);
-    int dense = 0;
-    for (int i = 0; i < plan->n; i++) dense |= plan->u[i].recover && plan->u[i].kind != FL_UNIT_MODEL;
+    const int k = fl_config_linears(cfg, sh);
+    int dense = 0, last_prune = -1;
+    for (int i = 0; i < plan->n; i++) {
+        dense |= plan->u[i].recover && plan->u[i].kind != FL_UNIT_MODEL;
+        if (plan->u[i].prune) last_prune = i;
+    }
     dense &= prop != FL_PROP_SPARSE;
     const int64_t stream = 4 * NT * s->d, held = model_bytes(cfg) + stream + (dense ? model_bytes(cfg) + stream : 0);
     int64_t masks = 0;
     for (int i = 0; i < plan->n; i++) {
         const fl_plan_unit *u = &plan->u[i];
-        if (u->prune && u->kind == FL_UNIT_LINEAR) masks += (int64_t)sh[u->lin].rows * sh[u->lin].cols;
-        if (u->prune && u->kind == FL_UNIT_RANGE)
-            for (int k = u->s0; k < u->s1; k++) masks += sub_mask_bytes(s, k % 2);
+        if (u->prune)
+            for (int q = u->s0; q < u->s1; q++) masks += sub_mask_bytes(s, q % 2);
         if (!u->recover) continue;
         int64_t cell;
-        if (u->kind == FL_UNIT_RANGE) cell = held + masks + stream;
-        else if (u->kind == FL_UNIT_LINEAR) {
-            const int64_t cw = sh[u->lin].cols;
-            cell = held + masks + 4 * NT * cw * (dense ? 2 : 1) + 4 * cw * cw + 8 * cw + 4 * NT * sh[u->lin].rows;
-        } else cell = model_bytes(cfg) + masks;
-        fl_predict_job j = { .s = s, .u = u, .priv = in->priv, .bias_norm_only = bias_norm_only };
+        if (u->kind == FL_UNIT_MODEL) cell = model_bytes(cfg) + masks;
+        else {
+            /* dense weights kept: pruned linears that unit i or a later one recovers */
+            int64_t kept = 0;
+            for (int l = 0; l < cfg->n_layer && prop == FL_PROP_SPARSE; l++)
+                for (int q = 0; q < k; q++) {
+                    const int sq = 2 * l + sh[q].sub;
+                    int pruned_before = 0, used_later = 0;
+                    for (int j = 0; j < i; j++)
+                        if (plan->u[j].prune && plan->u[j].s0 == 2 * l) pruned_before = 1;
+                    for (int j = i; j < plan->n && pruned_before && !used_later; j++) {
+                        const fl_plan_unit *v = &plan->u[j];
+                        if (!v->recover || v->kind == FL_UNIT_MODEL) continue;
+                        used_later = v->kind == FL_UNIT_LINEAR ? (v->layer == l && v->lin == q) : (sq >= v->s0 && sq < v->s1);
+                    }
+                    if (used_later) kept += 4 * (int64_t)sh[q].rows * sh[q].cols;
+                }
+            cell = held + masks + kept + (prune_dense && i < last_prune ? stream : 0);
+            if (u->kind == FL_UNIT_RANGE) cell += stream;
+            else cell += 4 * NT * sh[u->lin].cols * (dense ? 2 : 1) + 4 * NT * sh[u->lin].rows;
+        }
+        fl_predict_job j = { .s = s, .u = u, .priv = in->priv, .bias_norm_only = a->trainable_bias_norm };
         fl_predict_unit pu = { 0, 0 };
         if (in->r->predict(&j, &pu) != 0) return -1;
         take(out, pu.working, cell + pu.rel_peak, u->name);
@@ -276,24 +297,27 @@ static int predict_plan(const shp *s, const fl_recon_inst *in, const fl_plan *pl
     return 0;
 }
 
-int fl_recon_predict(const fl_config *cfg, const char *reconstruct, const char *propagation, int trainable_bias_norm,
-                     int nwin, int T, int batch, fl_recon_predict_out *out) {
+int fl_recon_predict(const fl_config *cfg, const fl_recon_predict_args *args, fl_recon_predict_out *out) {
     memset(out, 0, sizeof *out);
+    fl_recon_predict_args a = *args;
     fl_prop prop;
-    if (fl_prop_parse(propagation ? propagation : "sparse", &prop) != 0) return -1;
+    if (fl_prop_parse(a.propagation ? a.propagation : "sparse", &prop) != 0) return -1;
+    if (a.prune_stream && strcmp(a.prune_stream, "sparse") && strcmp(a.prune_stream, "dense"))
+        return fl_err("predict: unknown prune stream '%s' (valid: sparse, dense)", a.prune_stream);
+    const int prune_dense = a.prune_stream && !strcmp(a.prune_stream, "dense");
     if (fl_config_validate(cfg, "predict") != 0) return -1;
-    if (nwin < 1 || T < 1) return fl_err("predict: %d windows of %d tokens: both must be at least 1", nwin, T);
-    if (T > cfg->max_pos) return fl_err("predict: --seqlen %d exceeds the model's context of %d positions", T, cfg->max_pos);
-    if (batch <= 0) batch = 2;   /* the cell's default --batch-size */
+    if (a.nwin < 1 || a.T < 1) return fl_err("predict: %d windows of %d tokens: both must be at least 1", a.nwin, a.T);
+    if (a.T > cfg->max_pos) return fl_err("predict: --seqlen %d exceeds the model's context of %d positions", a.T, cfg->max_pos);
+    if (a.batch <= 0) a.batch = 2;   /* the cell's default --batch-size */
     fl_recon_inst in;
-    if (fl_recon_open(reconstruct ? reconstruct : "none", &in) != 0) return -1;
+    if (fl_recon_open(a.reconstruct ? a.reconstruct : "none", &in) != 0) return -1;
     fl_plan plan;
     if (fl_recon_plan(&in, cfg, &plan) != 0) { fl_recon_close(&in); return -1; }
-    shp s = { .c = cfg, .b = batch < nwin ? batch : nwin, .T = T, .d = cfg->d, .F = cfg->d_ff, .V = cfg->vocab,
+    shp s = { .c = cfg, .b = a.batch < a.nwin ? a.batch : a.nwin, .T = a.T, .d = cfg->d, .F = cfg->d_ff, .V = cfg->vocab,
               .qd = (int64_t)cfg->n_head * cfg->head_dim, .kvd = (int64_t)cfg->n_kv_head * cfg->head_dim,
               .nt = omp_get_max_threads(), .swiglu = cfg->act == FL_ACT_SWIGLU };
-    s.N = s.b * T;
-    int rc = predict_plan(&s, &in, &plan, prop, trainable_bias_norm, (int64_t)nwin * T, out);
+    s.N = s.b * a.T;
+    int rc = predict_plan(&s, &in, &plan, &a, prop, prune_dense, out);
     fl_plan_free(&plan);
     fl_recon_close(&in);
     return rc;

@@ -13,8 +13,9 @@
  *             model unit, train the model on the calibration tokens;
  *   predict() the bytes recovering one unit takes, from shapes alone.
  *
- * The cell (harness/cell.c) builds the plan once and walks it: statistics
- * on the sparse stream, prune, recover, advance. fl_recon_predict
+ * The cell (harness/cell.c) builds the plan once and walks it: each block
+ * pruned from one pass through it on the prune stream, then the units
+ * inside it recovered, each against its dense weights' output. fl_recon_predict
  * (predict.c) walks the same plan and adds what the cell holds meanwhile.
  * Neither knows which reconstructor it runs. Routines several plug-ins
  * share live beside them: local.c (AdamW on a unit), ls.c (least squares),
@@ -36,18 +37,23 @@ typedef enum {
     FL_UNIT_MODEL         /* the whole model, trained on the calibration tokens */
 } fl_unit_kind;
 
-/* One step of a cell's walk, from the config alone. The walk reaches the
- * units in order; a unit with `prune` has its linears pruned there (with
- * statistics collected on the sparse stream just before), a unit with
- * `recover` is handed to the reconstructor. Every block linear is pruned
- * by exactly one unit, before any unit after it in depth runs
- * (fl_plan_check). */
+/* One step of a cell's walk, from the config alone. A plug-in's plan()
+ * lists the units it recovers, in depth order; fl_recon_plan then inserts
+ * the prune units (fl_plan_add_pruning): every block is pruned whole, just
+ * before the first recovery unit that reaches into it (all of them before
+ * a model unit), from the statistics of one pass through the still-dense
+ * block on the prune stream (--prune-stream: the sparse stream of the
+ * model pruned and recovered so far, or the dense model's own). So the
+ * masks never depend on how a block's own units were recovered, and with
+ * --prune-stream dense not on the reconstructor at all. A recovery unit's
+ * target comes from the dense weights the walk keeps for it from its
+ * block's pruning until it is recovered (harness/cell.c). */
 typedef struct {
     fl_unit_kind kind;
     int s0, s1;           /* the sublayers spanned; a linear: its own sublayer, s1 = s0 + 1 */
     int layer, lin;       /* linear units: the block and the index in fl_layer_linears order */
-    int prune, recover;
-    char name[64];        /* "layers.3.mlp", "layers.0-3", "layers.2.q", "model (retrain:full)" */
+    int prune, recover;   /* prune: a whole block, set by fl_plan_add_pruning only */
+    char name[64];        /* "layers.3.mlp", "layers.0-3", "layers.2.q", "model (retrain:full)", "prune layers.3" */
 } fl_plan_unit;
 
 typedef struct {
@@ -55,20 +61,21 @@ typedef struct {
     int n, cap;
 } fl_plan;
 
-/* Builders for plan(): units of `sub` consecutive sublayers over the whole
- * decoder (1 = attention and MLP apart, 2 = blocks, 2K = K blocks; the last
- * may be shorter); every block linear alone, in depth order; one model
- * unit. 0, or -1 with a message. */
-int fl_plan_ranges(fl_plan *p, const fl_config *c, int sub, int prune, int recover);
+/* Builders for plan(), each appending recovery units: units of `sub`
+ * consecutive sublayers over the whole decoder (1 = attention and MLP
+ * apart, 2 = blocks, 2K = K blocks; the last may be shorter); every block
+ * linear alone, in depth order; one model unit. 0, or -1 with a message. */
+int fl_plan_ranges(fl_plan *p, const fl_config *c, int sub);
 /* One range unit, sublayers [s0, s1). */
-int fl_plan_range(fl_plan *p, const fl_config *c, int s0, int s1, int prune, int recover);
-int fl_plan_linears(fl_plan *p, const fl_config *c, int prune, int recover);
+int fl_plan_range(fl_plan *p, const fl_config *c, int s0, int s1);
+int fl_plan_linears(fl_plan *p, const fl_config *c);
 int fl_plan_model(fl_plan *p, const char *name);
-/* The retraining baselines' plan: prune block by block as `none` does,
- * then one model unit. */
-int fl_plan_retrain(fl_plan *p, const fl_config *c, const char *name);
-/* Every block linear pruned exactly once, units in depth order, ranges
- * inside the decoder; -1 with a message naming the reconstructor if not. */
+/* Inserts the prune units into a plan of recovery units (see above). */
+int fl_plan_add_pruning(fl_plan *p, const fl_config *c);
+/* Every block pruned exactly once, in order, each before any unit that
+ * recovers part of it; recovery units in depth order, inside the decoder;
+ * a model unit after the last block's pruning. -1 with a message naming
+ * the reconstructor if not. */
 int fl_plan_check(const fl_plan *p, const fl_config *c, const char *who);
 void fl_plan_free(fl_plan *p);
 
@@ -233,15 +240,21 @@ typedef struct {
     char unit[64];               /* the unit with the largest working set ("" for none) */
 } fl_recon_predict_out;
 
+/* What a prediction is asked about: a cell of --reconstruct `reconstruct`
+ * (NULL: none), --propagation (NULL: sparse), --prune-stream (NULL:
+ * sparse), --trainable bias-norm when trainable_bias_norm, nwin
+ * calibration windows of T tokens and --batch-size `batch` (<= 0: the
+ * cell's default, 2). */
+typedef struct {
+    const char *reconstruct, *propagation, *prune_stream;
+    int trainable_bias_norm, nwin, T, batch;
+} fl_recon_predict_args;
+
 /* Counts both figures from the shapes alone (nothing is allocated or run)
- * for a cell of model cfg with --reconstruct `reconstruct`, --propagation
- * `propagation` (NULL: sparse), --trainable bias-norm when
- * trainable_bias_norm, nwin calibration windows of T tokens and
- * --batch-size `batch` (<= 0: the cell's default, 2). Per-thread kernel
- * scratch is counted for the current OpenMP thread count. `none` gives 0
- * and 0 (no recovery phase). Returns 0, or -1 with a message for a bad
- * argument. --distill's teacher is not counted. */
-int fl_recon_predict(const fl_config *cfg, const char *reconstruct, const char *propagation, int trainable_bias_norm,
-                     int nwin, int T, int batch, fl_recon_predict_out *out);
+ * for a cell of model cfg. Per-thread kernel scratch is counted for the
+ * current OpenMP thread count. `none` gives 0 and 0 (no recovery phase).
+ * Returns 0, or -1 with a message for a bad argument. --distill's teacher
+ * is not counted. */
+int fl_recon_predict(const fl_config *cfg, const fl_recon_predict_args *a, fl_recon_predict_out *out);
 
 #endif

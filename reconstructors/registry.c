@@ -83,7 +83,12 @@ void fl_recon_close(fl_recon_inst *in) {
 
 int fl_recon_plan(const fl_recon_inst *in, const fl_config *c, fl_plan *plan) {
     memset(plan, 0, sizeof *plan);
-    if (in->r->plan(c, in->priv, plan) != 0 || fl_plan_check(plan, c, in->r->name) != 0) {
+    int rc = in->r->plan(c, in->priv, plan);
+    for (int i = 0; i < plan->n && rc == 0; i++)
+        if (plan->u[i].prune)
+            rc = fl_err("%s: plan unit %s prunes: a plug-in's plan lists what it recovers; the walk prunes "
+                        "block by block (fl_plan_add_pruning)", in->r->name, plan->u[i].name);
+    if (rc != 0 || fl_plan_add_pruning(plan, c) != 0 || fl_plan_check(plan, c, in->r->name) != 0) {
         fl_plan_free(plan);
         return -1;
     }

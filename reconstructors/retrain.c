@@ -166,12 +166,12 @@ int fl_retrain_full(fl_model *m, int bias_norm, const int32_t *tok, int nwin, in
 /* ---- the descriptors ------------------------------------------------------ */
 
 static int full_plan(const fl_config *c, const void *priv, fl_plan *p) {
-    (void)priv;
-    return fl_plan_retrain(p, c, "model (retrain:full)");
+    (void)c; (void)priv;
+    return fl_plan_model(p, "model (retrain:full)");
 }
 static int bias_norm_plan(const fl_config *c, const void *priv, fl_plan *p) {
-    (void)priv;
-    return fl_plan_retrain(p, c, "model (retrain:bias-norm)");
+    (void)c; (void)priv;
+    return fl_plan_model(p, "model (retrain:bias-norm)");
 }
 
 static int full_recover(const fl_recover_job *j, fl_unit_report *rep) {

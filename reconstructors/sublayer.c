@@ -6,7 +6,7 @@
 
 static int sublayer_plan(const fl_config *c, const void *priv, fl_plan *p) {
     (void)priv;
-    return fl_plan_ranges(p, c, 1, 1, 1);
+    return fl_plan_ranges(p, c, 1);
 }
 
 const fl_reconstructor fl_rec_sublayer = {

@@ -48,7 +48,7 @@ static int setup(void **st) {
 
 static int teardown(void **st) { (void)st; tu_rmrf(g_dir); return 0; }
 
-typedef struct { const char *recon, *prop; int bias_norm; } cell_t;
+typedef struct { const char *recon, *prop; int bias_norm; const char *ps; } cell_t;
 
 static double ratio(size_t measured, size_t predicted) { return predicted ? (double)measured / predicted : NAN; }
 
@@ -57,7 +57,7 @@ static void check_cell(const char *model, const char *fam, const cell_t *k, int 
     char out[400];
     snprintf(out, sizeof out, "%s/%s_%d", g_dir, fam, idx);
     fl_cell_cfg c = { .model_dir = model, .criterion = "magnitude", .sparsity = "0.5", .pattern = "row",
-                      .reconstruct = k->recon, .propagation = k->prop, .trainable = k->bias_norm ? "bias-norm" : "all",
+                      .reconstruct = k->recon, .propagation = k->prop, .prune_stream = k->ps, .trainable = k->bias_norm ? "bias-norm" : "all",
                       .calib_file = g_calib, .calib_samples = NWIN, .seqlen = SEQ, .seed = 1, .n_evals = 1,
                       .eval_max_windows = 1, .out_dir = out, .cache = g_dir, .lr = 1e-3f, .epochs = 1,
                       .recon_batch = RBATCH };
@@ -70,13 +70,15 @@ static void check_cell(const char *model, const char *fam, const cell_t *k, int 
     assert_int_equal(fl_config_load(&cfg, model), 0);
     fl_recon_predict_out p;
     size_t live = fl_mem_live();
-    rc = fl_recon_predict(&cfg, k->recon, k->prop, k->bias_norm, NWIN, SEQ, RBATCH, &p);
+    fl_recon_predict_args a = { .reconstruct = k->recon, .propagation = k->prop, .prune_stream = k->ps,
+                                .trainable_bias_norm = k->bias_norm, .nwin = NWIN, .T = SEQ, .batch = RBATCH };
+    rc = fl_recon_predict(&cfg, &a, &p);
     if (rc != 0) print_error("predict %s: %s\n", k->recon, fl_errmsg());
     assert_int_equal(rc, 0);
     assert_true(fl_mem_live() == live);   /* from the shapes: nothing allocated */
     double rw = ratio(r.working_bytes, p.working_bytes), rp = ratio(r.peak_recover_bytes, p.peak_recover_bytes);
-    print_message("%-5s %-18s %-12s %-9s working %8zu / %8zu = %.4f (%s)  peak %8zu / %8zu = %.4f\n", fam, k->recon,
-                  k->prop, k->bias_norm ? "bias-norm" : "all", r.working_bytes, p.working_bytes, rw, p.unit,
+    print_message("%-5s %-18s %-12s %-6s %-9s working %8zu / %8zu = %.4f (%s)  peak %8zu / %8zu = %.4f\n", fam, k->recon,
+                  k->prop, k->ps ? k->ps : "sparse", k->bias_norm ? "bias-norm" : "all", r.working_bytes, p.working_bytes, rw, p.unit,
                   r.peak_recover_bytes, p.peak_recover_bytes, rp);
     if (!strcmp(k->recon, "none")) {   /* no recovery phase at all */
         assert_true(r.working_bytes == 0 && p.working_bytes == 0);
@@ -93,19 +95,22 @@ static void check_cell(const char *model, const char *fam, const cell_t *k, int 
 static void check_family(const char *model, const char *fam, int has_bias) {
     static const char *local[] = { "matrix", "matrix-ls", "sublayer", "block", "blocks:2", "blocks:all" };
     static const char *props[] = { "sparse", "dense", "dense-target" };
-    cell_t cells[40];
+    cell_t cells[48];
     int n = 0;
-    cells[n++] = (cell_t){ "none", "sparse", 0 };
+    cells[n++] = (cell_t){ "none", "sparse", 0, NULL };
     for (int i = 0; i < 6; i++)
-        for (int j = 0; j < 3; j++) cells[n++] = (cell_t){ local[i], props[j], 0 };
+        for (int j = 0; j < 3; j++) cells[n++] = (cell_t){ local[i], props[j], 0, NULL };
     /* --trainable bias-norm: a linear alone has only its bias to train */
-    if (has_bias) cells[n++] = (cell_t){ "matrix", "sparse", 1 };
-    cells[n++] = (cell_t){ "sublayer", "sparse", 1 };
-    cells[n++] = (cell_t){ "blocks:2", "dense", 1 };
-    cells[n++] = (cell_t){ "retrain:full", "sparse", 0 };
-    cells[n++] = (cell_t){ "retrain:bias-norm", "sparse", 0 };
-    cells[n++] = (cell_t){ "retrain:lora", "sparse", 0 };
-    cells[n++] = (cell_t){ "retrain:masklora:rank=4", "sparse", 0 };
+    if (has_bias) cells[n++] = (cell_t){ "matrix", "sparse", 1, NULL };
+    cells[n++] = (cell_t){ "sublayer", "sparse", 1, NULL };
+    cells[n++] = (cell_t){ "blocks:2", "dense", 1, NULL };
+    /* statistics on the dense model's activations: the prune stream is held too */
+    for (int i = 0; i < 6; i++) cells[n++] = (cell_t){ local[i], "sparse", 0, "dense" };
+    cells[n++] = (cell_t){ "block", "dense", 0, "dense" };
+    cells[n++] = (cell_t){ "retrain:full", "sparse", 0, NULL };
+    cells[n++] = (cell_t){ "retrain:bias-norm", "sparse", 0, NULL };
+    cells[n++] = (cell_t){ "retrain:lora", "sparse", 0, NULL };
+    cells[n++] = (cell_t){ "retrain:masklora:rank=4", "sparse", 0, NULL };
     for (int i = 0; i < n; i++) check_cell(model, fam, &cells[i], i);
 }
 
@@ -118,12 +123,18 @@ static void test_predict_refuses(void **s) {
     fl_config cfg;
     assert_int_equal(fl_config_load(&cfg, g_llama), 0);
     fl_recon_predict_out p;
-    assert_int_equal(fl_recon_predict(&cfg, "retrain:lora:rank=0", NULL, 0, NWIN, SEQ, RBATCH, &p), -1);
-    assert_int_equal(fl_recon_predict(&cfg, "matrix", NULL, 1, NWIN, SEQ, RBATCH, &p), -1);   /* llama linears: no bias */
+#define PRED(r, prop, bn, t) fl_recon_predict(&cfg, &(fl_recon_predict_args){ .reconstruct = r, .propagation = prop, \
+                                              .trainable_bias_norm = bn, .nwin = NWIN, .T = t, .batch = RBATCH }, &p)
+    assert_int_equal(PRED("retrain:lora:rank=0", NULL, 0, SEQ), -1);
+    assert_int_equal(PRED("matrix", NULL, 1, SEQ), -1);   /* llama linears: no bias */
     assert_non_null(strstr(fl_errmsg(), "bias-norm"));
-    assert_int_equal(fl_recon_predict(&cfg, "blocks:0", NULL, 0, NWIN, SEQ, RBATCH, &p), -1);
-    assert_int_equal(fl_recon_predict(&cfg, "block", "sideways", 0, NWIN, SEQ, RBATCH, &p), -1);
-    assert_int_equal(fl_recon_predict(&cfg, "block", NULL, 0, NWIN, SEQ + 1, RBATCH, &p), -1);
+    assert_int_equal(PRED("blocks:0", NULL, 0, SEQ), -1);
+    assert_int_equal(PRED("block", "sideways", 0, SEQ), -1);
+    assert_int_equal(fl_recon_predict(&cfg, &(fl_recon_predict_args){ .reconstruct = "block", .prune_stream = "up",
+                                                                     .nwin = NWIN, .T = SEQ }, &p), -1);
+    assert_non_null(strstr(fl_errmsg(), "prune stream"));
+    assert_int_equal(PRED("block", NULL, 0, SEQ + 1), -1);
+#undef PRED
     assert_non_null(strstr(fl_errmsg(), "context"));
 }
 

@@ -5,6 +5,7 @@
  * and uses exactly the bytes its predict() says. A new reconstructor is
  * tested here from its first build, without a line added. */
 #include "tests/testutil.h"
+#include "datasets/corpus.h"
 #include "datasets/tokfile.h"
 #include "harness/cell.h"
 #include "model/alloc.h"
@@ -109,44 +110,83 @@ static void test_shapes(void **st) {
     }
 }
 
-/* fl_plan_check refuses plans that would leave a linear unpruned, prune
- * one twice, or walk backwards. */
+/* fl_plan_add_pruning puts each block's pruning just before the first
+ * unit reaching into it; fl_plan_check refuses plans that leave a block
+ * unpruned, prune one twice or out of order, recover a unit before its
+ * block is pruned, or walk backwards. */
+static int n_prunes_before(const fl_plan *p, int j) {
+    int n = 0;
+    for (int i = 0; i < j; i++) n += p->u[i].prune;
+    return n;
+}
 static void test_plan_check(void **st) {
     (void)st;
     fl_config cfg;
     assert_int_equal(fl_config_load(&cfg, g_model), 0);
+    const int L = cfg.n_layer;
     fl_plan p = { 0 };
-    assert_int_equal(fl_plan_ranges(&p, &cfg, 2, 1, 1), 0);
+    /* matrix: prune block l, then its seven... linears */
+    assert_int_equal(fl_plan_linears(&p, &cfg), 0);
+    const int per = p.n / L;
+    assert_int_equal(fl_plan_add_pruning(&p, &cfg), 0);
+    assert_int_equal(p.n, L * (per + 1));
+    for (int l = 0; l < L; l++) {
+        const fl_plan_unit *u = &p.u[l * (per + 1)];
+        assert_true(u->prune && !u->recover && u->s0 == 2 * l && u->s1 == 2 * l + 2);
+        for (int i = 1; i <= per; i++) assert_true(!p.u[l * (per + 1) + i].prune && p.u[l * (per + 1) + i].layer == l);
+    }
     assert_int_equal(fl_plan_check(&p, &cfg, "t"), 0);
-    p.u[1].prune = p.u[1].recover = 0;
+    /* a recovery unit moved before its block's pruning */
+    fl_plan_unit t = p.u[per + 1];
+    p.u[per + 1] = p.u[per + 2];
+    p.u[per + 2] = t;
     assert_int_equal(fl_plan_check(&p, &cfg, "t"), -1);
-    assert_non_null(strstr(fl_errmsg(), "layers.1.q"));
-    p.u[1].prune = p.u[1].recover = 1;
-    fl_plan_unit u = p.u[0];
-    p.u[0] = p.u[2]; p.u[2] = u;
-    assert_int_equal(fl_plan_check(&p, &cfg, "t"), -1);
+    assert_non_null(strstr(fl_errmsg(), "before layers.1 is pruned"));
     fl_plan_free(&p);
-    assert_int_equal(fl_plan_ranges(&p, &cfg, 1, 1, 1), 0);
-    assert_int_equal(fl_plan_linears(&p, &cfg, 1, 1), 0);   /* everything twice, and backwards */
-    assert_int_equal(fl_plan_check(&p, &cfg, "t"), -1);
+    /* blocks:all: every block pruned, then the one unit; a model unit: all pruned first */
+    assert_int_equal(fl_plan_range(&p, &cfg, 0, 2 * L), 0);
+    assert_int_equal(fl_plan_add_pruning(&p, &cfg), 0);
+    assert_int_equal(p.n, L + 1);
+    assert_int_equal(n_prunes_before(&p, L), L);
+    assert_int_equal(fl_plan_check(&p, &cfg, "t"), 0);
     fl_plan_free(&p);
-    assert_int_equal(fl_plan_linears(&p, &cfg, 1, 1), 0);
-    p.u[1] = p.u[0];                                         /* q twice, k never */
-    assert_int_equal(fl_plan_check(&p, &cfg, "t"), -1);
-    assert_non_null(strstr(fl_errmsg(), "layers.0.q 2 times"));
-    fl_plan_free(&p);
-    assert_int_equal(fl_plan_linears(&p, &cfg, 1, 1), 0);
     assert_int_equal(fl_plan_model(&p, "model"), 0);
+    assert_int_equal(fl_plan_add_pruning(&p, &cfg), 0);
+    assert_int_equal(p.n, L + 1);
+    assert_true(p.u[L].kind == FL_UNIT_MODEL);
     assert_int_equal(fl_plan_check(&p, &cfg, "t"), 0);
-    p.u[p.n - 1].prune = 1;
+    /* a model unit before the last block's pruning */
+    t = p.u[L];
+    p.u[L] = p.u[L - 1];
+    p.u[L - 1] = t;
     assert_int_equal(fl_plan_check(&p, &cfg, "t"), -1);
     fl_plan_free(&p);
-    /* a unit recovered after another unit pruned its linears: refused until
-     * the walk keeps the dense weights such a unit's target needs */
-    assert_int_equal(fl_plan_linears(&p, &cfg, 1, 0), 0);   /* every linear pruned alone, then */
-    assert_int_equal(fl_plan_range(&p, &cfg, 2 * cfg.n_layer - 1, 2 * cfg.n_layer, 0, 1), 0);   /* the last MLP recovered */
+    /* none: nothing to recover, every block still pruned; a recovery unit
+     * only for the last MLP gets every block pruned before it */
+    assert_int_equal(fl_plan_add_pruning(&p, &cfg), 0);
+    assert_int_equal(p.n, L);
+    assert_int_equal(fl_plan_check(&p, &cfg, "t"), 0);
+    fl_plan_free(&p);
+    assert_int_equal(fl_plan_range(&p, &cfg, 2 * L - 1, 2 * L), 0);
+    assert_int_equal(fl_plan_add_pruning(&p, &cfg), 0);
+    assert_int_equal(n_prunes_before(&p, p.n - 1), L);
+    assert_int_equal(fl_plan_check(&p, &cfg, "t"), 0);
+    /* a block left unpruned, pruned twice, out of order, or half a block */
+    p.u[1].prune = 0;
+    p.u[1].recover = 1;
     assert_int_equal(fl_plan_check(&p, &cfg, "t"), -1);
-    assert_non_null(strstr(fl_errmsg(), "recovers without pruning"));
+    p.u[1] = p.u[0];
+    assert_int_equal(fl_plan_check(&p, &cfg, "t"), -1);
+    assert_non_null(strstr(fl_errmsg(), "out of order"));
+    p.u[1] = p.u[2];
+    p.u[1].s1 = p.u[1].s0 + 1;
+    assert_int_equal(fl_plan_check(&p, &cfg, "t"), -1);
+    fl_plan_free(&p);
+    /* sublayers then linears: backwards */
+    assert_int_equal(fl_plan_ranges(&p, &cfg, 1), 0);
+    assert_int_equal(fl_plan_linears(&p, &cfg), 0);
+    assert_int_equal(fl_plan_add_pruning(&p, &cfg), 0);
+    assert_int_equal(fl_plan_check(&p, &cfg, "t"), -1);
     fl_plan_free(&p);
 }
 
@@ -170,7 +210,9 @@ static int rows_off_pattern(const char *dir) {
     return bad;
 }
 
-static void run_one(const char *spec, int idx) {
+/* Runs one cell and returns its mask hash in hash[65], after checking it
+ * is the SHA-256 of the masks.bin the cell wrote. */
+static void run_one(const char *spec, int idx, const char *prune_stream, char *hash) {
     char out[400];
     snprintf(out, sizeof out, "%s/cell_%d", g_dir, idx);
     fl_recon_inst in;
@@ -180,7 +222,7 @@ static void run_one(const char *spec, int idx) {
     fl_cell_cfg c = { .model_dir = g_model, .criterion = "wanda", .sparsity = "0.5", .pattern = "row",
                       .reconstruct = spec, .calib_file = g_calib, .calib_samples = NWIN, .seqlen = SEQ, .seed = 1,
                       .n_evals = 1, .eval_max_windows = 1, .out_dir = out, .cache = g_dir, .lr = 1e-4f, .epochs = 2,
-                      .recon_batch = RBATCH };
+                      .recon_batch = RBATCH, .prune_stream = prune_stream };
     c.evals[0] = g_eval;
     fl_cell_result r;
     int rc = fl_cell_run(&c, &r);
@@ -206,20 +248,61 @@ static void run_one(const char *spec, int idx) {
     fl_config cfg;
     assert_int_equal(fl_config_load(&cfg, g_model), 0);
     fl_recon_predict_out p;
-    assert_int_equal(fl_recon_predict(&cfg, spec, NULL, 0, NWIN, SEQ, RBATCH, &p), 0);
+    fl_recon_predict_args a = { .reconstruct = spec, .prune_stream = prune_stream, .nwin = NWIN, .T = SEQ, .batch = RBATCH };
+    assert_int_equal(fl_recon_predict(&cfg, &a, &p), 0);
     print_message("%-24s working %zu / predicted %zu, recovery peak %zu / predicted %zu\n", spec, r.working_bytes,
                   p.working_bytes, r.peak_recover_bytes, p.peak_recover_bytes);
     assert_true(r.working_bytes == p.working_bytes);
     assert_true(r.peak_recover_bytes == p.peak_recover_bytes);
+    /* the hash is that of the masks written beside the model, one byte per weight */
+    char path[500];
+    snprintf(path, sizeof path, "%s/masks.bin", out);
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    static unsigned char buf[1 << 20];
+    size_t n = fread(buf, 1, sizeof buf, f);
+    fclose(f);
+    int64_t weights = 0;
+    for (int l = 0; l < cfg.n_layer; l++) {
+        fl_linear_shape sh[7];
+        int k = fl_config_linears(&cfg, sh);
+        for (int i = 0; i < k; i++) weights += (int64_t)sh[i].rows * sh[i].cols;
+    }
+    assert_int_equal(n, weights);
+    int64_t kept = 0;
+    for (size_t q = 0; q < n; q++) { assert_true(buf[q] <= 1); kept += buf[q]; }
+    assert_int_equal(kept, weights / 2);
+    unsigned char md[32];
+    assert_int_equal(fl_sha256(buf, n, md), 0);
+    char hex[65];
+    for (int i = 0; i < 32; i++) snprintf(hex + 2 * i, 3, "%02x", md[i]);
+    assert_string_equal(hex, r.mask_sha256);
+    memcpy(hash, r.mask_sha256, 65);
     fl_cell_result_free(&r);
 }
 
 static void test_every_reconstructor(void **st) {
     (void)st;
     int i = 0;
-    for (; FL_RECONSTRUCTORS[i]; i++) run_one(FL_RECONSTRUCTORS[i]->name, i);
-    run_one("blocks:2", i++);   /* a last unit shorter than the others */
-    run_one("retrain:masklora:rank=4,alpha=8", i++);
+    char h[16][65], hd[16][65];
+    for (; FL_RECONSTRUCTORS[i]; i++) run_one(FL_RECONSTRUCTORS[i]->name, i, NULL, h[i]);
+    /* a last unit shorter than the others; options; the whole decoder */
+    const char *more[] = { "blocks:2", "retrain:masklora:rank=4,alpha=8", "blocks:all" };
+    for (int j = 0; j < 3; j++, i++) run_one(more[j], i, NULL, h[i]);
+    /* with the sparse prune stream, the masks of the plans that recover
+     * nothing before the last block is pruned are one and the same; a
+     * plan recovering in between prunes from what it recovered */
+    for (int j = 0; j < i; j++) {
+        const char *nm = j < i - 3 ? FL_RECONSTRUCTORS[j]->name : more[j - (i - 3)];
+        if (strstr(nm, "retrain:") == nm || !strcmp(nm, "blocks:all")) assert_string_equal(h[j], h[0]);
+        if (!strcmp(nm, "matrix") || !strcmp(nm, "block") || !strcmp(nm, "sublayer")) assert_string_not_equal(h[j], h[0]);
+    }
+    /* with the dense one, every reconstructor's masks are the same */
+    int n = 0;
+    for (; FL_RECONSTRUCTORS[n]; n++) run_one(FL_RECONSTRUCTORS[n]->name, 20 + n, "dense", hd[n]);
+    for (int j = 0; j < 3; j++, n++) run_one(more[j], 20 + n, "dense", hd[n]);
+    for (int j = 0; j < n; j++) assert_string_equal(hd[j], hd[0]);
+    assert_string_not_equal(hd[0], h[0]);   /* the dense model's statistics are not the pruned one's */
 }
 
 int main(void) {
