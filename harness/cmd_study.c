@@ -188,6 +188,8 @@ static int fill_from_json(fl_table *t, int r, const char *dir) {
         else if (cJSON_IsNumber(v)) fl_table_setf(t, r, st->csv, st->type == FL_SET_FLOAT ? "%.6g" : "%.10g", v->valuedouble);
     }
     set_num(t, r, "achieved_sparsity", jnum(j, "sparsity"));
+    const cJSON *mh = cJSON_GetObjectItemCaseSensitive(j, "mask_sha256");
+    if (cJSON_IsString(mh)) fl_table_set(t, r, "mask_sha256", mh->valuestring);
     /* layer errors, unit losses */
     double e = 0;
     int ne = 0;

@@ -46,6 +46,8 @@ check "reconstruction rows have a working set" "[ \$(col '$T/out/results.csv' wo
 check "settings the grid left out are their defaults, read back from freelunch.json" \
   "[ \"\$(col '$T/out/results.csv' calib | sort -u)\" = sotu-train ] && [ \"\$(col '$T/out/results.csv' pattern | sort -u)\" = row ] && [ \$(col '$T/out/results.csv' batch_size | grep -cx 2) -eq 4 ]"
 check "machine and commit recorded" "col '$T/out/results.csv' machine | grep -q cores && [ -n \"\$(col '$T/out/results.csv' commit | sed -n 1p)\" ]"
+check "every row has its masks' SHA-256 and the default prune stream" \
+  "[ \$(col '$T/out/results.csv' mask_sha256 | grep -cx '[0-9a-f]\{64\}') -eq 6 ] && [ \"\$(col '$T/out/results.csv' prune_stream | sort -u)\" = sparse ]"
 check "each cell keeps freelunch.json, calib.bin and its log, no model" \
   "[ \$(ls '$T/out/cells' | wc -l) -eq 6 ] && [ \$(ls '$T/out'/cells/*/freelunch.json | wc -l) -eq 6 ] && [ \$(ls '$T/out'/cells/*/calib.bin | wc -l) -eq 6 ] && ! ls '$T/out'/cells/*/model.safetensors >/dev/null 2>&1"
 check "the grid as run is saved" "grep -q 'reconstruct = none, sublayer, block' '$T/out/grid.ini'"
