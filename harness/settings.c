@@ -45,6 +45,11 @@ static int check_loss(const char *v) {
     return fl_loss_parse(v, &l);
 }
 
+static int check_optimizer(const char *v) {
+    fl_optim o;
+    return fl_optim_parse(v, &o);
+}
+
 static int check_trainable(const char *v) {
     return strcmp(v, "all") && strcmp(v, "bias-norm") ? fl_err("unknown trainable '%s' (valid: all, bias-norm)", v) : 0;
 }
@@ -70,7 +75,7 @@ static int check_backend(const char *v) {
 
 /* The rows' order is the canonical order of a cell's id (grid.c) and of the
  * settings columns of results.csv: append only. Settings of the recovery
- * (propagation ... weight-decay) are written for cells that reconstruct or
+ * (propagation ... weight-decay, optimizer) are written for cells that reconstruct or
  * retrain, distill for the reconstructors that take it (FL_REC_DISTILL). For an N:M sparsity
  * the pattern is implied by the sparsity, so fl_cell_run writes none. */
 const fl_setting FL_SETTINGS[] = {
@@ -91,13 +96,13 @@ const fl_setting FL_SETTINGS[] = {
     { "loss", FL_SET_STR, "mse", 0, check_loss, NULL, "L", "mse, nmse or cosine", "loss", "loss", REC, F(loss) },
     { "trainable", FL_SET_STR, "all", 0, check_trainable, NULL, "T", "all or bias-norm", "trainable", "trainable", REC, F(trainable) },
     { "lr", FL_SET_FLOAT, NULL, 1e-30, NULL, NULL, "X",
-      "AdamW learning rate (default: the preset's tuned value for freelunch's\n"
+      "learning rate (default: the preset's tuned value for freelunch's\n"
       "own models: tiny 3e-3 matrix/sublayer, 1e-3 block and larger, 1e-4\n"
       "retraining; else 1e-3 local, 1e-5 retraining)", "lr", "lr", REC, F(lr) },
     { "epochs", FL_SET_INT, "1", 1, NULL, NULL, "E", "passes over the calibration windows", "epochs", "epochs", REC, F(epochs) },
     { "batch-size", FL_SET_INT, "2", 1, NULL, NULL, "B", "windows per step", "batch_size", "batch_size", REC, F(recon_batch) },
     { "grad-accum", FL_SET_INT, "1", 1, NULL, NULL, "K", "micro-batches per optimiser step", "grad_accum", "grad_accum", REC, F(grad_accum) },
-    { "weight-decay", FL_SET_FLOAT, "0", 0, NULL, NULL, "W", "AdamW weight decay", "weight_decay", "weight_decay", REC, F(weight_decay) },
+    { "weight-decay", FL_SET_FLOAT, "0", 0, NULL, NULL, "W", "weight decay of matrices (AdamW: decoupled; SGD: L2 in the gradient)", "weight_decay", "weight_decay", REC, F(weight_decay) },
     { "distill", FL_SET_FLAG, "false", 0, NULL, NULL, "", "retraining: KL to the dense model's next-token distribution",
       "distill", "distill", DIS, F(distill) },
     { "calib", FL_SET_STR, NULL, 0, NULL, "calib-split", "FILE.bin", "calibration token file (one document)", "calib", "calib", ALL,
@@ -115,6 +120,9 @@ const fl_setting FL_SETTINGS[] = {
     /* where a cell runs: the profile in freelunch.json records them */
     { "backend", FL_SET_COMMON, NULL, 0, check_backend, NULL, "NAME", "GEMM backend", NULL, "backend", ALL, 0 },
     { "threads", FL_SET_COMMON, NULL, 1, NULL, NULL, "N", "threads", NULL, "threads", ALL, 0 },
+    { "optimizer", FL_SET_STR, "adamw", 0, check_optimizer, NULL, "O",
+      "adamw or sgd (momentum 0.9, as the paper's code): every training loop of\n"
+      "recovery, local, retraining and adapters", "optimizer", "optimizer", REC, F(optimizer) },
 };
 const int FL_NSETTINGS = (int)(sizeof FL_SETTINGS / sizeof *FL_SETTINGS);
 

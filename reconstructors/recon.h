@@ -22,6 +22,7 @@
 #ifndef FL_RECON_H
 #define FL_RECON_H
 #include "model/model.h"
+#include "model/adamw.h"
 #include "model/opts.h"
 #include <stddef.h>
 
@@ -85,6 +86,7 @@ typedef struct {
     float lr, weight_decay;
     int epochs, batch, grad_accum;
     fl_loss loss;
+    fl_optim optim;       /* --optimizer: every training loop of recovery (local.c, retrain.c, lora.c) */
     int bias_norm_only;   /* --trainable bias-norm */
     uint64_t seed;
     int progress;
@@ -122,6 +124,7 @@ typedef struct {
     const fl_plan_unit *u;
     const void *priv;
     int bias_norm_only;   /* --trainable bias-norm */
+    fl_optim optim;       /* --optimizer: how many floats of state per trainable float */
 } fl_predict_job;
 typedef struct {
     int64_t working;      /* the unit's working set: its parameters, gradients, moments,
@@ -224,7 +227,7 @@ int fl_retrain_loop(fl_model *m, const int32_t *tok, const int32_t *tg, int nwin
 /* What fl_recon_predict expects a cell to measure (harness/cell.c). */
 typedef struct {
     size_t working_bytes;        /* fl_cell_result.working_bytes: the largest unit's parameters,
-                                    gradients, Adam moments, activations saved over one batch and
+                                    gradients, optimiser state, activations saved over one batch and
                                     the temporaries of its routine */
     size_t peak_recover_bytes;   /* fl_cell_result.peak_recover_bytes: tracked peak of the recovery
                                     phase = a unit's working set + what the cell holds meanwhile
@@ -237,11 +240,12 @@ typedef struct {
  * for a cell of model cfg with --reconstruct `reconstruct`, --propagation
  * `propagation` (NULL: sparse), --trainable bias-norm when
  * trainable_bias_norm, nwin calibration windows of T tokens and
- * --batch-size `batch` (<= 0: the cell's default, 2). Per-thread kernel
+ * --batch-size `batch` (<= 0: the cell's default, 2), with --optimizer
+ * `optim` (its state: two moments for AdamW, one buffer for SGD). Per-thread kernel
  * scratch is counted for the current OpenMP thread count. `none` gives 0
  * and 0 (no recovery phase). Returns 0, or -1 with a message for a bad
  * argument. --distill's teacher is not counted. */
 int fl_recon_predict(const fl_config *cfg, const char *reconstruct, const char *propagation, int trainable_bias_norm,
-                     int nwin, int T, int batch, fl_recon_predict_out *out);
+                     int nwin, int T, int batch, fl_optim optim, fl_recon_predict_out *out);
 
 #endif

@@ -70,7 +70,7 @@ static void check_cell(const char *model, const char *fam, const cell_t *k, int 
     assert_int_equal(fl_config_load(&cfg, model), 0);
     fl_recon_predict_out p;
     size_t live = fl_mem_live();
-    rc = fl_recon_predict(&cfg, k->recon, k->prop, k->bias_norm, NWIN, SEQ, RBATCH, &p);
+    rc = fl_recon_predict(&cfg, k->recon, k->prop, k->bias_norm, NWIN, SEQ, RBATCH, FL_OPTIM_ADAMW, &p);
     if (rc != 0) print_error("predict %s: %s\n", k->recon, fl_errmsg());
     assert_int_equal(rc, 0);
     assert_true(fl_mem_live() == live);   /* from the shapes: nothing allocated */
@@ -118,12 +118,12 @@ static void test_predict_refuses(void **s) {
     fl_config cfg;
     assert_int_equal(fl_config_load(&cfg, g_llama), 0);
     fl_recon_predict_out p;
-    assert_int_equal(fl_recon_predict(&cfg, "retrain:lora:rank=0", NULL, 0, NWIN, SEQ, RBATCH, &p), -1);
-    assert_int_equal(fl_recon_predict(&cfg, "matrix", NULL, 1, NWIN, SEQ, RBATCH, &p), -1);   /* llama linears: no bias */
+    assert_int_equal(fl_recon_predict(&cfg, "retrain:lora:rank=0", NULL, 0, NWIN, SEQ, RBATCH, FL_OPTIM_ADAMW, &p), -1);
+    assert_int_equal(fl_recon_predict(&cfg, "matrix", NULL, 1, NWIN, SEQ, RBATCH, FL_OPTIM_ADAMW, &p), -1);   /* llama linears: no bias */
     assert_non_null(strstr(fl_errmsg(), "bias-norm"));
-    assert_int_equal(fl_recon_predict(&cfg, "blocks:0", NULL, 0, NWIN, SEQ, RBATCH, &p), -1);
-    assert_int_equal(fl_recon_predict(&cfg, "block", "sideways", 0, NWIN, SEQ, RBATCH, &p), -1);
-    assert_int_equal(fl_recon_predict(&cfg, "block", NULL, 0, NWIN, SEQ + 1, RBATCH, &p), -1);
+    assert_int_equal(fl_recon_predict(&cfg, "blocks:0", NULL, 0, NWIN, SEQ, RBATCH, FL_OPTIM_ADAMW, &p), -1);
+    assert_int_equal(fl_recon_predict(&cfg, "block", "sideways", 0, NWIN, SEQ, RBATCH, FL_OPTIM_ADAMW, &p), -1);
+    assert_int_equal(fl_recon_predict(&cfg, "block", NULL, 0, NWIN, SEQ + 1, RBATCH, FL_OPTIM_ADAMW, &p), -1);
     assert_non_null(strstr(fl_errmsg(), "context"));
 }
 
