@@ -93,7 +93,9 @@ const fl_setting FL_SETTINGS[] = {
       "retrain:bias-norm, retrain:lora, retrain:masklora[:rank=R,alpha=A]", "reconstruct", "reconstruct", ALL, F(reconstruct) },
     { "propagation", FL_SET_STR, "sparse", 0, check_propagation, NULL, "M", "sparse, dense or dense-target: the stream each unit learns from",
       "propagation", "propagation", REC, F(propagation) },
-    { "loss", FL_SET_STR, "mse", 0, check_loss, NULL, "L", "mse, nmse or cosine", "loss", "loss", REC, F(loss) },
+    { "loss", FL_SET_STR, "mse", 0, check_loss, NULL, "L",
+      "mse, nmse (sum (y-t)^2 / sum t^2 over a batch; alias mse_normalized, the\n"
+      "paper's code's name, which it never defines) or cosine", "loss", "loss", REC, F(loss) },
     { "trainable", FL_SET_STR, "all", 0, check_trainable, NULL, "T", "all or bias-norm", "trainable", "trainable", REC, F(trainable) },
     { "lr", FL_SET_FLOAT, NULL, 1e-30, NULL, NULL, "X",
       "learning rate (default: the preset's tuned value for freelunch's\n"

@@ -69,6 +69,10 @@ expect 2 "--threads expects an integer" "prune --threads beyond long long" "$FL"
 expect 2 "--lr expects a decimal number" "demo --lr 0x1p3" "$FL" demo --lr 0x1p3 --text "$T/text.txt" --out "$T/dd"
 expect 0 "" "prune with sublayer reconstruction" "$FL" prune --model "$M" --criterion wanda --sparsity 0.5 --reconstruct sublayer --calib "$T/d/train.bin" --calib-samples 4 --eval "$T/d/val.bin" --out "$T/p"
 [ -s "$T/p/model.safetensors" ] && [ -s "$T/p/calib.bin" ] && [ -s "$T/p/freelunch.json" ] && echo "ok $((n = n + 1)) - prune wrote model, calib.bin and freelunch.json" || { echo "not ok $((n = n + 1)) - prune outputs missing"; bad=1; }
+# --optimizer: one line naming the valid ones; sgd runs and is recorded
+expect 1 "unknown optimizer 'x' (valid: adamw, sgd)" "prune --optimizer x" "$FL" prune --model "$M" --criterion wanda --sparsity 0.5 --reconstruct sublayer --optimizer x --calib "$T/d/train.bin" --out "$T/po"
+expect 0 "" "prune with sublayer reconstruction under sgd" "$FL" prune --model "$M" --criterion wanda --sparsity 0.5 --reconstruct sublayer --optimizer sgd --calib "$T/d/train.bin" --calib-samples 4 --eval "$T/d/val.bin" --out "$T/psgd"
+check "freelunch.json records the optimizer" "grep -q '\"optimizer\":[[:space:]]*\"sgd\"' '$T/psgd/freelunch.json' && grep -q '\"optimizer\":[[:space:]]*\"adamw\"' '$T/p/freelunch.json'"
 # criterion options: bad ones refused before any work, named and positional ones run
 expect 1 "criterion ria: alpha: 3 is out of range.*options: alpha=0.5" "criterion option out of range" "$FL" prune --model "$M" --criterion ria:alpha=3 --sparsity 0.5 --calib "$T/d/train.bin" --out "$T/p"
 expect 1 "criterion sparsefw: unknown option 'iter'.*options: warm=wanda" "unknown criterion option" "$FL" prune --model "$M" --criterion sparsefw:iter=5 --sparsity 0.5 --calib "$T/d/train.bin" --out "$T/p"
