@@ -547,6 +547,7 @@ static int cell_run(const fl_cell_cfg *c, fl_cell_result *r, walk_t *wp) {
                             .grad_accum = c->grad_accum, .bias_norm_only = !strcmp(c->trainable, "bias-norm"), .seed = c->seed,
                             .progress = c->progress };
     if (fl_loss_parse(c->loss, &w.ro.loss) != 0) return -1;
+    if (fl_optim_parse(c->optimizer, &w.ro.optim) != 0) return -1;
     if (fl_setting_check(fl_setting_find("trainable"), c->trainable) != 0) return -1;
     if (c->calib_samples < 1) return fl_err("--calib-samples must be at least 1");
     if (c->distill && !(w.rec.r->flags & FL_REC_DISTILL)) {

@@ -94,7 +94,19 @@ int fl_cmd_prune(int argc, char **argv) {
 static const char *LIST_HELP =
     "usage: freelunch list\n"
     "Prints every pruning criterion and every reconstructor with its one-line\n"
-    "description and its options.\n" FL_COMMON_HELP;
+    "description, then one line per option of each: NAME=DEFAULT (range;\n"
+    "alias) [TYPE]: help.\n" FL_COMMON_HELP;
+
+/* One line per option of a plug-in, under its name line: name, default,
+ * range and alias (fl_opts_describe), type, help. */
+static void list_options(const fl_option *tab, int width) {
+    for (int k = 0; tab && tab[k].name; k++) {
+        const fl_option one[2] = { tab[k], { .name = NULL } };
+        char d[512];
+        printf("  %-*s   %s [%s]: %s\n", width, "", fl_opts_describe(one, d, sizeof d), fl_opt_type_name(tab[k].type),
+               tab[k].help ? tab[k].help : "");
+    }
+}
 
 int fl_cmd_list(int argc, char **argv) {
     static struct option o[] = { FL_COMMON_OPTS, { 0, 0, 0, 0 } };
@@ -108,11 +120,7 @@ int fl_cmd_list(int argc, char **argv) {
     for (int i = 0; FL_CRITERIA[i]; i++) {
         const fl_criterion *c = FL_CRITERIA[i];
         printf("  %-12s %s [%s]\n", c->name, c->desc, needs[c->stats]);
-        for (int k = 0; c->options && c->options[k].name; k++) {   /* one line per option, with its help */
-            const fl_option one[2] = { c->options[k], { .name = NULL } };
-            char d[512];
-            printf("  %-12s   %s: %s\n", "", fl_opts_describe(one, d, sizeof d), c->options[k].help);
-        }
+        list_options(c->options, 12);
     }
     printf("criterion options: named (ria:alpha=1, sparsefw:warm=(ria:alpha=1),iters=5) or positional in table order\n"
            "  (ria:1, sparseswaps:wanda:100); a warm start takes its own options; parentheses hold commas\n");
@@ -121,11 +129,10 @@ int fl_cmd_list(int argc, char **argv) {
     for (int i = 0; FL_RECONSTRUCTORS[i]; i++) {
         const fl_reconstructor *r = FL_RECONSTRUCTORS[i];
         printf("  %-18s %s\n", r->name, r->desc);
-        if (r->options) {
-            char opts[512];
-            printf("  %-18s   options: %s\n", "", fl_opts_describe(r->options, opts, sizeof opts));
-        }
+        if (r->alias) printf("  %-18s   alias: %s\n", "", r->alias);
+        list_options(r->options, 18);
     }
-    printf("propagation: sparse (default), dense, dense-target; losses: mse (default), nmse, cosine\n");
+    printf("propagation: sparse (default), dense, dense-target; losses: mse (default), nmse (alias mse_normalized),\n"
+           "  cosine; optimizers: adamw (default), sgd (momentum 0.9)\n");
     return 0;
 }

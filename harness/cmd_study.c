@@ -333,14 +333,15 @@ static void predict_cell(const fl_cell_spec *s, char *wk, char *pk, size_t n) {
     fl_config cfg;
     const char *model = fl_cell_get(s, "model");
     if (!model || fl_config_load(&cfg, model) != 0) return;
-    const char *v[6], *keys[6] = { "reconstruct", "propagation", "trainable", "calib-samples", "batch-size", "prune-stream" };
-    for (int i = 0; i < 6; i++) v[i] = fl_cell_get(s, keys[i]) ? fl_cell_get(s, keys[i]) : fl_setting_def(keys[i]);
+    const char *v[7], *keys[7] = { "reconstruct", "propagation", "trainable", "calib-samples", "batch-size", "prune-stream",
+                                   "optimizer" };
+    for (int i = 0; i < 7; i++) v[i] = fl_cell_get(s, keys[i]) ? fl_cell_get(s, keys[i]) : fl_setting_def(keys[i]);
     const char *ts = fl_cell_get(s, "seqlen");
     fl_recon_predict_out o;
     fl_recon_predict_args a = { .reconstruct = v[0], .propagation = v[1], .prune_stream = v[5],
                                 .trainable_bias_norm = !strcmp(v[2], "bias-norm"), .nwin = atoi(v[3]),
                                 .T = ts ? atoi(ts) : cfg.max_pos, .batch = atoi(v[4]) };
-    if (fl_recon_predict(&cfg, &a, &o) != 0) return;
+    if (fl_optim_parse(v[6], &a.optim) != 0 || fl_recon_predict(&cfg, &a, &o) != 0) return;
     snprintf(wk, n, "%.2f", o.working_bytes / 1e6);
     snprintf(pk, n, "%.2f", o.peak_recover_bytes / 1e6);
 }

@@ -19,7 +19,7 @@ const char *const FL_RESULT_COLS[] = {
     /* the cell's parameters (every option of `freelunch prune`) */
     "model", "criterion", "sparsity", "pattern", "reconstruct", "propagation", "loss", "trainable", "lr",
     "epochs", "batch_size", "grad_accum", "weight_decay", "distill", "calib", "calib_samples", "seqlen", "seed",
-    "eval_windows", "prune_stream",
+    "eval_windows", "prune_stream", "optimizer",
     /* pruning and reconstruction */
     "achieved_sparsity", "mask_sha256", "mean_layer_error", "n_units", "recon_loss_before", "recon_loss_after",
     "unit_names", "unit_loss_before", "unit_loss_after",

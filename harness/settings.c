@@ -49,6 +49,11 @@ static int check_loss(const char *v) {
     return fl_loss_parse(v, &l);
 }
 
+static int check_optimizer(const char *v) {
+    fl_optim o;
+    return fl_optim_parse(v, &o);
+}
+
 static int check_trainable(const char *v) {
     return strcmp(v, "all") && strcmp(v, "bias-norm") ? fl_err("unknown trainable '%s' (valid: all, bias-norm)", v) : 0;
 }
@@ -74,7 +79,7 @@ static int check_backend(const char *v) {
 
 /* The rows' order is the canonical order of a cell's id (grid.c) and of the
  * settings columns of results.csv: append only. Settings of the recovery
- * (propagation ... weight-decay) are written for cells that reconstruct or
+ * (propagation ... weight-decay, optimizer) are written for cells that reconstruct or
  * retrain, distill for the reconstructors that take it (FL_REC_DISTILL). For an N:M sparsity
  * the pattern is implied by the sparsity, so fl_cell_run writes none. */
 const fl_setting FL_SETTINGS[] = {
@@ -92,16 +97,18 @@ const fl_setting FL_SETTINGS[] = {
       "retrain:bias-norm, retrain:lora, retrain:masklora[:rank=R,alpha=A]", "reconstruct", "reconstruct", ALL, F(reconstruct) },
     { "propagation", FL_SET_STR, "sparse", 0, check_propagation, NULL, "M", "sparse, dense or dense-target: the stream each unit learns from",
       "propagation", "propagation", REC, F(propagation) },
-    { "loss", FL_SET_STR, "mse", 0, check_loss, NULL, "L", "mse, nmse or cosine", "loss", "loss", REC, F(loss) },
+    { "loss", FL_SET_STR, "mse", 0, check_loss, NULL, "L",
+      "mse, nmse (sum (y-t)^2 / sum t^2 over a batch; alias mse_normalized, the\n"
+      "paper's code's name, which it never defines) or cosine", "loss", "loss", REC, F(loss) },
     { "trainable", FL_SET_STR, "all", 0, check_trainable, NULL, "T", "all or bias-norm", "trainable", "trainable", REC, F(trainable) },
     { "lr", FL_SET_FLOAT, NULL, 1e-30, NULL, NULL, "X",
-      "AdamW learning rate (default: the preset's tuned value for freelunch's\n"
+      "learning rate (default: the preset's tuned value for freelunch's\n"
       "own models: tiny 3e-3 matrix/sublayer, 1e-3 block and larger, 1e-4\n"
       "retraining; else 1e-3 local, 1e-5 retraining)", "lr", "lr", REC, F(lr) },
     { "epochs", FL_SET_INT, "1", 1, NULL, NULL, "E", "passes over the calibration windows", "epochs", "epochs", REC, F(epochs) },
     { "batch-size", FL_SET_INT, "2", 1, NULL, NULL, "B", "windows per step", "batch_size", "batch_size", REC, F(recon_batch) },
     { "grad-accum", FL_SET_INT, "1", 1, NULL, NULL, "K", "micro-batches per optimiser step", "grad_accum", "grad_accum", REC, F(grad_accum) },
-    { "weight-decay", FL_SET_FLOAT, "0", 0, NULL, NULL, "W", "AdamW weight decay", "weight_decay", "weight_decay", REC, F(weight_decay) },
+    { "weight-decay", FL_SET_FLOAT, "0", 0, NULL, NULL, "W", "weight decay of matrices (AdamW: decoupled; SGD: L2 in the gradient)", "weight_decay", "weight_decay", REC, F(weight_decay) },
     { "distill", FL_SET_FLAG, "false", 0, NULL, NULL, "", "retraining: KL to the dense model's next-token distribution",
       "distill", "distill", DIS, F(distill) },
     { "calib", FL_SET_STR, NULL, 0, NULL, "calib-split", "FILE.bin", "calibration token file (one document)", "calib", "calib", ALL,
@@ -124,6 +131,9 @@ const fl_setting FL_SETTINGS[] = {
       "sparse or dense: the activations each block's pruning statistics come\n"
       "from (the model pruned and recovered so far, or the dense model: the\n"
       "same masks for every reconstructor)", "prune_stream", "prune_stream", ALL, F(prune_stream) },
+    { "optimizer", FL_SET_STR, "adamw", 0, check_optimizer, NULL, "O",
+      "adamw or sgd (momentum 0.9, as the paper's code): every training loop of\n"
+      "recovery, local, retraining and adapters", "optimizer", "optimizer", REC, F(optimizer) },
 };
 const int FL_NSETTINGS = (int)(sizeof FL_SETTINGS / sizeof *FL_SETTINGS);
 

@@ -68,6 +68,17 @@ static void describe_one(const fl_option *o, char *s, size_t n) {
     else if (*range) snprintf(s + l, n - l, " (%s)", range);
 }
 
+const char *fl_opt_type_name(fl_opt_type t) {
+    switch (t) {
+    case FL_OPT_INT: return "int";
+    case FL_OPT_INT_ALL: return "int|all";
+    case FL_OPT_FLOAT: return "float";
+    case FL_OPT_STRING: return "string";
+    case FL_OPT_SPEC: return "spec";
+    }
+    return "?";
+}
+
 char *fl_opts_describe(const fl_option *tab, char *buf, size_t n) {
     if (!buf || n == 0) return buf;
     buf[0] = 0;

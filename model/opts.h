@@ -56,5 +56,7 @@ int fl_opts_parse(const fl_option *tab, const char *what, const char *text, void
 /* "alpha=0.5 (in [0, 2]), iters=..." : one line describing the options and
  * their defaults, for listings; writes at most n bytes, returns buf. */
 char *fl_opts_describe(const fl_option *tab, char *buf, size_t n);
+/* The type's name for listings: int, int|all, float, string, spec. */
+const char *fl_opt_type_name(fl_opt_type t);
 
 #endif

@@ -162,7 +162,7 @@ int fl_recover_adam(const fl_recover_job *j, fl_unit_report *rep) {
     if (fl_unit_set_trainable(m, u, o->bias_norm_only) < 0) return -1;
     fl_adamw_cfg oc = fl_adamw_defaults();
     oc.lr = o->lr; oc.weight_decay = o->weight_decay; oc.total_steps = steps;
-    oc.warmup_steps = steps / 10; oc.sched = FL_SCHED_LINEAR;
+    oc.warmup_steps = steps / 10; oc.sched = FL_SCHED_LINEAR; oc.optim = o->optim;
     fl_adamw opt;
     if (fl_adamw_init(&opt, m, &oc) != 0) return -1;
     unit_batch c = { .m = m, .u = u, .X = X, .Y = Y, .T = T, .accum = accum, .loss = o->loss,

@@ -19,6 +19,10 @@
 /* ---- adapters ------------------------------------------------------------ */
 
 int fl_lora_attach(fl_lora *L, fl_model *m, int masked, int rank, float alpha, uint64_t seed) {
+    return fl_lora_attach_opt(L, m, masked, rank, alpha, seed, FL_OPTIM_ADAMW);
+}
+
+int fl_lora_attach_opt(fl_lora *L, fl_model *m, int masked, int rank, float alpha, uint64_t seed, fl_optim optim) {
     memset(L, 0, sizeof *L);
     if (rank < 1) return fl_err("LoRA: rank must be at least 1 (got %d)", rank);
     if (!isfinite(alpha) || alpha <= 0) return fl_err("LoRA: alpha must be positive (got %g)", alpha);
@@ -47,8 +51,9 @@ int fl_lora_attach(fl_lora *L, fl_model *m, int masked, int rank, float alpha, u
             size_t na = (size_t)rank * s->in, nb = (size_t)s->out * rank;
             fl_adapter *ad = &s->ad;
             ad->rank = rank; ad->scale = L->scale;
-            ad->A = fl_allocf(na); ad->gA = fl_allocf(na); s->mA = fl_allocf(na); s->vA = fl_allocf(na);
-            ad->B = fl_allocf(nb); ad->gB = fl_allocf(nb); s->mB = fl_allocf(nb); s->vB = fl_allocf(nb);
+            ad->A = fl_allocf(na); ad->gA = fl_allocf(na); s->mA = fl_allocf(na);
+            ad->B = fl_allocf(nb); ad->gB = fl_allocf(nb); s->mB = fl_allocf(nb);
+            if (optim == FL_OPTIM_ADAMW) { s->vA = fl_allocf(na); s->vB = fl_allocf(nb); }   /* SGD: m is the momentum */
             /* a linear without a mask has M = 1: plain LoRA, the low-rank path */
             ad->mask = masked ? p->mask : NULL;
             ad->dense = ad->mask ? L->dense : NULL;
@@ -77,6 +82,11 @@ double fl_lora_adamw_step(fl_lora *L, const fl_adamw_cfg *c, float gscale) {
     float bc1 = 1.0f - powf(c->beta1, (float)L->t), bc2 = 1.0f - powf(c->beta2, (float)L->t);
     for (int i = 0; i < L->n; i++) {
         fl_lora_slot *s = &L->s[i];
+        if (c->optim == FL_OPTIM_SGD) {
+            fl_sgd_update(c, s->ad.A, s->ad.gA, s->mA, NULL, (int64_t)L->rank * s->in, L->rank, s->in, lr, gscale * clip);
+            fl_sgd_update(c, s->ad.B, s->ad.gB, s->mB, NULL, (int64_t)s->out * L->rank, s->out, L->rank, lr, gscale * clip);
+            continue;
+        }
         fl_adamw_update(c, s->ad.A, s->ad.gA, s->mA, s->vA, NULL, (int64_t)L->rank * s->in, L->rank, s->in, lr, gscale * clip, bc1, bc2);
         fl_adamw_update(c, s->ad.B, s->ad.gB, s->mB, s->vB, NULL, (int64_t)s->out * L->rank, s->out, L->rank, lr, gscale * clip, bc1, bc2);
     }
@@ -118,6 +128,10 @@ size_t fl_lora_bytes(const fl_lora *L) {
 }
 
 size_t fl_lora_predict_working(const fl_config *c, int masked, int rank, int distill, int B, int T) {
+    return fl_lora_predict_working_opt(c, masked, rank, distill, B, T, FL_OPTIM_ADAMW);
+}
+
+size_t fl_lora_predict_working_opt(const fl_config *c, int masked, int rank, int distill, int B, int T, fl_optim optim) {
     const size_t d = c->d, qd = (size_t)c->n_head * c->head_dim, kvd = (size_t)c->n_kv_head * c->head_dim, F = c->d_ff;
     const size_t N = (size_t)B * T, V = c->vocab;
     fl_linear_shape sh[7];
@@ -126,7 +140,7 @@ size_t fl_lora_predict_working(const fl_config *c, int masked, int rank, int dis
     for (int j = 0; j < k; j++) {
         const size_t rows = (size_t)sh[j].rows, cols = (size_t)sh[j].cols;
         lin_w += rows * cols;
-        adapters += 4 * (size_t)rank * (rows + cols);   /* A, B, their gradients and moments */
+        adapters += (size_t)(2 + fl_optim_states(optim)) * rank * (rows + cols);   /* A, B, their gradients and moments */
         if (rows * cols > largest) largest = rows * cols;
     }
     /* parameters, as fl_model_create registers them */
@@ -169,10 +183,10 @@ int fl_retrain_lora(fl_model *m, int masked, int rank, float alpha, const int32_
     size_t live0 = fl_mem_live();
     fl_mem_reset_peak();
     fl_lora L;
-    if (fl_lora_attach(&L, m, masked, rank, alpha, o->seed) != 0) { fl_lora_detach(&L, 0); free(tg); return -1; }
+    if (fl_lora_attach_opt(&L, m, masked, rank, alpha, o->seed, o->optim) != 0) { fl_lora_detach(&L, 0); free(tg); return -1; }
     fl_adamw_cfg oc = fl_adamw_defaults();
     oc.lr = o->lr; oc.weight_decay = o->weight_decay; oc.total_steps = steps; oc.warmup_steps = steps / 10;
-    oc.sched = FL_SCHED_LINEAR;
+    oc.sched = FL_SCHED_LINEAR; oc.optim = o->optim;
     lora_step_ctx sc = { &L, &oc };
     char what[32];
     snprintf(what, sizeof what, "retrain:%s", mode);
@@ -247,7 +261,7 @@ static int masklora_recover(const fl_recover_job *j, fl_unit_report *rep) { retu
  * (MaskLoRA) the one scratch; the model and its masks are the cell's. */
 static int predict_adapters(const fl_predict_job *j, int masked, fl_predict_unit *out) {
     const lora_opts *lo = j->priv;
-    out->working = (int64_t)fl_lora_predict_working(j->s->c, masked, lo->rank, 0, (int)j->s->b, (int)j->s->T);
+    out->working = (int64_t)fl_lora_predict_working_opt(j->s->c, masked, lo->rank, 0, (int)j->s->b, (int)j->s->T, j->optim);
     out->rel_peak = out->working - 4 * fl_pred_all_params(j->s, 0);
     return 0;
 }

@@ -59,6 +59,8 @@ int fl_retrain_lora(fl_model *m, int masked, int rank, float alpha, const int32_
  * (the largest linear), and with distill the teacher's probabilities [B*T, V].
  * Assumes every block linear is masked for MaskLoRA. For dry runs. */
 size_t fl_lora_predict_working(const fl_config *cfg, int masked, int rank, int distill, int B, int T);
+/* The same for either optimiser: SGD keeps one buffer per adapter float, not two. */
+size_t fl_lora_predict_working_opt(const fl_config *cfg, int masked, int rank, int distill, int B, int T, fl_optim optim);
 
 /* ---- lower level (used by fl_retrain_lora; exposed for tests) ---------- */
 
@@ -66,7 +68,7 @@ typedef struct {
     fl_param *p;
     int out, in;
     fl_adapter ad;        /* A, B, gA, gB, mask, scratch: what the linear kernels read; p->ad = &ad */
-    float *mA, *vA, *mB, *vB;   /* AdamW moments */
+    float *mA, *vA, *mB, *vB;   /* AdamW moments; SGD: mA, mB are the momentum, vA = vB = NULL */
 } fl_lora_slot;
 
 typedef struct {
@@ -83,7 +85,11 @@ typedef struct {
  * run through the adapters and backward adds into their gA, gB. p->w stays
  * W0 until fl_lora_detach merges. */
 int fl_lora_attach(fl_lora *L, fl_model *m, int masked, int rank, float alpha, uint64_t seed);
-/* One AdamW step on A and B from gA * gscale, gB * gscale (gscale: e.g.
+/* The same with the optimiser's state: AdamW (as fl_lora_attach) or SGD
+ * (one momentum buffer per adapter, fl_lora_adamw_step then needs c->optim
+ * FL_OPTIM_SGD). */
+int fl_lora_attach_opt(fl_lora *L, fl_model *m, int masked, int rank, float alpha, uint64_t seed, fl_optim optim);
+/* One AdamW step (SGD when c->optim says so: fl_sgd_update) on A and B from gA * gscale, gB * gscale (gscale: e.g.
  * 1/accum), the same update as fl_adamw_step (weight decay on matrices,
  * clipping by c->clip_norm), lr from fl_lr_factor; zeroes gA, gB. Returns
  * the global norm of the scaled gradient before clipping. */

@@ -125,11 +125,12 @@ static int64_t fwd_noacts(const shp *s, int has_attn) {
 
 /* fl_recover_adam on sublayers [s0, s1): peak above what was live when it
  * began. The "before" loss pass: its output [N,d] + fwd_noacts. Training:
- * gradients and both Adam moments of the trainable parameters, the batch
+ * gradients and the optimiser state (ns floats each: AdamW's two moments,
+ * SGD's one momentum) of the trainable parameters, the batch
  * buffers xb, yb, out, dy [N,d], the saved activations of every sublayer,
  * and either the forward's residual stream [N,d] or the backward's two
  * residual gradients [N,d] with the largest sublayer backward. */
-static int64_t range_rel(const shp *s, int s0, int s1, int bias_norm_only, int64_t *params) {
+static int64_t range_rel(const shp *s, int s0, int s1, int bias_norm_only, int ns, int64_t *params) {
     int64_t p = 0, pt = 0, acts = 0, bw = 0;
     for (int k = s0; k < s1; k++) {
         p += sub_params(s, k % 2, 0);
@@ -140,19 +141,20 @@ static int64_t range_rel(const shp *s, int s0, int s1, int bias_norm_only, int64
     }
     *params = 4 * p;
     int64_t before = 4 * s->N * s->d + fwd_noacts(s, s0 % 2 == 0 || s1 - s0 > 1);
-    int64_t fixed = 4 * (3 * pt + 4 * s->N * s->d) + acts;
+    int64_t fixed = 4 * ((1 + ns) * pt + 4 * s->N * s->d) + acts;
     int64_t fwd = fixed + 4 * s->N * s->d, bwd = fixed + 8 * s->N * s->d + bw;
     int64_t r = before > fwd ? before : fwd;
     return r > bwd ? r : bwd;
 }
 
 /* fl_recover_adam on one linear [rows, cols]: the "before" loss output
- * [N,rows]; in training, gradient and moments of W (and b), xb [N,cols],
+ * [N,rows]; in training, gradient and ns floats of optimiser state of W
+ * (and b), xb [N,cols],
  * yb, out, dy [N,rows], and the bias gradient's per-thread partials. */
-static int64_t linear_adam_rel(const shp *s, const fl_linear_shape *l, int bias_norm_only) {
+static int64_t linear_adam_rel(const shp *s, const fl_linear_shape *l, int bias_norm_only, int ns) {
     int64_t pt = (bias_norm_only ? 0 : (int64_t)l->rows * l->cols) + (l->bias ? l->rows : 0);
     int64_t before = s->N * l->rows;
-    int64_t train = 3 * pt + s->N * l->cols + 3 * s->N * l->rows + (l->bias ? s->nt * l->rows : 0);
+    int64_t train = (1 + ns) * pt + s->N * l->cols + 3 * s->N * l->rows + (l->bias ? s->nt * l->rows : 0);
     return 4 * (before > train ? before : train);
 }
 
@@ -169,7 +171,7 @@ static int64_t linear_ls_rel(const shp *s, const fl_linear_shape *l) {
 
 int fl_pred_range_adam(const fl_predict_job *j, fl_predict_unit *out) {
     int64_t params;
-    out->rel_peak = range_rel(j->s, j->u->s0, j->u->s1, j->bias_norm_only, &params);
+    out->rel_peak = range_rel(j->s, j->u->s0, j->u->s1, j->bias_norm_only, fl_optim_states(j->optim), &params);
     out->working = params + out->rel_peak;
     return 0;
 }
@@ -184,7 +186,7 @@ int fl_pred_linear_adam(const fl_predict_job *j, fl_predict_unit *out) {
     const fl_linear_shape l = unit_linear(j);
     if (j->bias_norm_only && !l.bias)
         return fl_err("predict: %s has no bias or norm to train (--trainable bias-norm)", j->u->name);
-    out->rel_peak = linear_adam_rel(j->s, &l, j->bias_norm_only);
+    out->rel_peak = linear_adam_rel(j->s, &l, j->bias_norm_only, fl_optim_states(j->optim));
     out->working = 4 * ((int64_t)l.rows * l.cols + (l.bias ? l.rows : 0)) + out->rel_peak;
     return 0;
 }
@@ -201,12 +203,12 @@ int fl_pred_linear_ls(const fl_predict_job *j, fl_predict_unit *out) {
  * walk). Before training, the mean
  * cross-entropy pass (no saved activations): fwd_noacts, the final norm's
  * mean, rstd [N] and output [N,d], and HEAD_CHUNK rows of logits. Training:
- * gradients and moments, the saved activations of every sublayer and of the
+ * gradients and optimiser state, the saved activations of every sublayer and of the
  * head (x, mean, rstd, xn, logits [N,V], tokens and targets as int32), then
  * the larger of the forward's residual stream, the head's backward (the
  * residual gradient, dxn and the final norm's x-hat [N,d] with its
  * partials) and, the logits freed, the blocks' backward. */
-void fl_pred_retrain(const shp *s, int bias_norm, fl_predict_unit *out) {
+void fl_pred_retrain(const shp *s, int bias_norm, fl_optim optim, fl_predict_unit *out) {
     const fl_config *c = s->c;
     const int64_t N = s->N, d = s->d;
     int64_t acts = 0, bw = 0;
@@ -218,7 +220,7 @@ void fl_pred_retrain(const shp *s, int bias_norm, fl_predict_unit *out) {
     int64_t fwd = acts + 4 * N * d;
     int64_t head = acts + 4 * (3 * N * d + s->nt * d);
     int64_t blocks = acts - 4 * N * s->V + 8 * N * d + bw;
-    int64_t train = 4 * 3 * fl_pred_all_params(s, bias_norm) + (fwd > head ? (fwd > blocks ? fwd : blocks) : (head > blocks ? head : blocks));
+    int64_t train = 4 * (1 + fl_optim_states(optim)) * fl_pred_all_params(s, bias_norm) + (fwd > head ? (fwd > blocks ? fwd : blocks) : (head > blocks ? head : blocks));
     int64_t ce_head = 4 * (2 * N + N * d + (int64_t)HEAD_CHUNK * s->V), ce_att = 4 * s->nt * RB * s->T;
     int64_t ce_peak = 4 * N * d + sub_acts(s, 0, 0) + sub_acts(s, 1, 0) + (ce_att > ce_head ? ce_att : ce_head);
     int64_t rel = train > ce_peak ? train : ce_peak;
@@ -289,7 +291,7 @@ static int predict_plan(const shp *s, const fl_recon_inst *in, const fl_plan *pl
             if (u->kind == FL_UNIT_RANGE) cell += stream;
             else cell += 4 * NT * sh[u->lin].cols * (dense ? 2 : 1) + 4 * NT * sh[u->lin].rows;
         }
-        fl_predict_job j = { .s = s, .u = u, .priv = in->priv, .bias_norm_only = a->trainable_bias_norm };
+        fl_predict_job j = { .s = s, .u = u, .priv = in->priv, .bias_norm_only = a->trainable_bias_norm, .optim = a->optim };
         fl_predict_unit pu = { 0, 0 };
         if (in->r->predict(&j, &pu) != 0) return -1;
         take(out, pu.working, cell + pu.rel_peak, u->name);

@@ -24,6 +24,6 @@ int64_t fl_pred_all_params(const fl_shapes *s, int bias_norm_only);
 int fl_pred_range_adam(const fl_predict_job *j, fl_predict_unit *out);
 int fl_pred_linear_adam(const fl_predict_job *j, fl_predict_unit *out);
 int fl_pred_linear_ls(const fl_predict_job *j, fl_predict_unit *out);
-void fl_pred_retrain(const fl_shapes *s, int bias_norm, fl_predict_unit *out);
+void fl_pred_retrain(const fl_shapes *s, int bias_norm, fl_optim optim, fl_predict_unit *out);
 
 #endif

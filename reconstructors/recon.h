@@ -23,6 +23,7 @@
 #ifndef FL_RECON_H
 #define FL_RECON_H
 #include "model/model.h"
+#include "model/adamw.h"
 #include "model/opts.h"
 #include <stddef.h>
 
@@ -92,6 +93,7 @@ typedef struct {
     float lr, weight_decay;
     int epochs, batch, grad_accum;
     fl_loss loss;
+    fl_optim optim;       /* --optimizer: every training loop of recovery (local.c, retrain.c, lora.c) */
     int bias_norm_only;   /* --trainable bias-norm */
     uint64_t seed;
     int progress;
@@ -129,6 +131,7 @@ typedef struct {
     const fl_plan_unit *u;
     const void *priv;
     int bias_norm_only;   /* --trainable bias-norm */
+    fl_optim optim;       /* --optimizer: how many floats of state per trainable float */
 } fl_predict_job;
 typedef struct {
     int64_t working;      /* the unit's working set: its parameters, gradients, moments,
@@ -231,7 +234,7 @@ int fl_retrain_loop(fl_model *m, const int32_t *tok, const int32_t *tg, int nwin
 /* What fl_recon_predict expects a cell to measure (harness/cell.c). */
 typedef struct {
     size_t working_bytes;        /* fl_cell_result.working_bytes: the largest unit's parameters,
-                                    gradients, Adam moments, activations saved over one batch and
+                                    gradients, optimiser state, activations saved over one batch and
                                     the temporaries of its routine */
     size_t peak_recover_bytes;   /* fl_cell_result.peak_recover_bytes: tracked peak of the recovery
                                     phase = a unit's working set + what the cell holds meanwhile
@@ -243,11 +246,13 @@ typedef struct {
 /* What a prediction is asked about: a cell of --reconstruct `reconstruct`
  * (NULL: none), --propagation (NULL: sparse), --prune-stream (NULL:
  * sparse), --trainable bias-norm when trainable_bias_norm, nwin
- * calibration windows of T tokens and --batch-size `batch` (<= 0: the
- * cell's default, 2). */
+ * calibration windows of T tokens, --batch-size `batch` (<= 0: the
+ * cell's default, 2) and --optimizer `optim` (its state: two moments for
+ * AdamW, the default, one buffer for SGD). */
 typedef struct {
     const char *reconstruct, *propagation, *prune_stream;
     int trainable_bias_norm, nwin, T, batch;
+    fl_optim optim;
 } fl_recon_predict_args;
 
 /* Counts both figures from the shapes alone (nothing is allocated or run)

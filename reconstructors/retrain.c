@@ -148,7 +148,7 @@ int fl_retrain_full(fl_model *m, int bias_norm, const int32_t *tok, int nwin, in
     if (!n) { free(tg); return fl_err("retrain:bias-norm: the model has no bias or norm parameter"); }
     fl_adamw_cfg oc = fl_adamw_defaults();
     oc.lr = o->lr; oc.weight_decay = o->weight_decay; oc.total_steps = steps; oc.warmup_steps = steps / 10;
-    oc.sched = FL_SCHED_LINEAR;
+    oc.sched = FL_SCHED_LINEAR; oc.optim = o->optim;
     fl_adamw opt;
     if (fl_adamw_init(&opt, m, &oc) != 0) { free(tg); return -1; }
     full_step_ctx sc = { &opt };
@@ -182,11 +182,11 @@ static int bias_norm_recover(const fl_recover_job *j, fl_unit_report *rep) {
 }
 
 static int full_predict(const fl_predict_job *j, fl_predict_unit *out) {
-    fl_pred_retrain(j->s, j->bias_norm_only, out);
+    fl_pred_retrain(j->s, j->bias_norm_only, j->optim, out);
     return 0;
 }
 static int bias_norm_predict(const fl_predict_job *j, fl_predict_unit *out) {
-    fl_pred_retrain(j->s, 1, out);
+    fl_pred_retrain(j->s, 1, j->optim, out);
     return 0;
 }
 

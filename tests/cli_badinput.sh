@@ -51,6 +51,11 @@ expect 0 "" "prune --help" "$FL" prune --help
 expect 0 "" "pretrain --help" "$FL" pretrain --help
 expect 0 "" "data --help" "$FL" data --help
 expect 0 "" "list" "$FL" list
+# every option of every plug-in: name=default (range) [type]: help, under its plug-in
+"$FL" list >"$T/list.txt" 2>&1
+check "list shows blocks's k with its type, default and help" "sed -n '/^  blocks /,/^  [a-z]/p' '$T/list.txt' | grep -q '^ *k=1 (.*) \[int|all\]: blocks per unit'"
+check "list shows masklora's rank and alpha" "sed -n '/^  retrain:masklora /,/^propagation/p' '$T/list.txt' | grep -q '^ *rank=8 (.*alias r) \[int\]: adapter rank' && sed -n '/^  retrain:masklora /,/^propagation/p' '$T/list.txt' | grep -q '^ *alpha=16 (.*) \[float\]: scale'"
+check "list shows a criterion's options and the optimizers" "sed -n '/^  sparsefw /,/^  obs /p' '$T/list.txt' | grep -q '^ *iters=100 (.*) \[int\]: Frank-Wolfe' && grep -q 'optimizers: adamw (default), sgd' '$T/list.txt'"
 mkdir -p "$T/tok_nomerges" && printf '{}' >"$T/tok_nomerges/vocab.json"
 expect 1 "$T/tok_nomerges/merges.txt" "tokenizer directory missing merges.txt" "$FL" tokenize --tokenizer "$T/tok_nomerges" --in "$T/text.txt" --out "$T/x.bin"
 [ ! -e "$T/x.bin" ] && echo "ok $((n = n + 1)) - no output left behind" || { echo "not ok $((n = n + 1)) - output left behind"; bad=1; }
@@ -73,6 +78,10 @@ expect 0 "" "prune with sublayer reconstruction" "$FL" prune --model "$M" --crit
 h=$(sed -n 's/.*"mask_sha256":[[:space:]]*"\([0-9a-f]*\)".*/\1/p' "$T/p/freelunch.json")
 [ ${#h} -eq 64 ] && [ "$(sha256sum <"$T/p/masks.bin" | cut -d' ' -f1)" = "$h" ] && echo "ok $((n = n + 1)) - sha256sum masks.bin is freelunch.json's mask_sha256" || { echo "not ok $((n = n + 1)) - mask_sha256 '$h' is not masks.bin's"; bad=1; }
 expect 1 "unknown prune stream 'x'.*sparse, dense" "prune --prune-stream x" "$FL" prune --model "$M" --criterion wanda --sparsity 0.5 --prune-stream x --calib "$T/d/train.bin" --out "$T/p"
+# --optimizer: one line naming the valid ones; sgd runs and is recorded
+expect 1 "unknown optimizer 'x' (valid: adamw, sgd)" "prune --optimizer x" "$FL" prune --model "$M" --criterion wanda --sparsity 0.5 --reconstruct sublayer --optimizer x --calib "$T/d/train.bin" --out "$T/po"
+expect 0 "" "prune with sublayer reconstruction under sgd" "$FL" prune --model "$M" --criterion wanda --sparsity 0.5 --reconstruct sublayer --optimizer sgd --calib "$T/d/train.bin" --calib-samples 4 --eval "$T/d/val.bin" --out "$T/psgd"
+check "freelunch.json records the optimizer" "grep -q '\"optimizer\":[[:space:]]*\"sgd\"' '$T/psgd/freelunch.json' && grep -q '\"optimizer\":[[:space:]]*\"adamw\"' '$T/p/freelunch.json'"
 # criterion options: bad ones refused before any work, named and positional ones run
 expect 1 "criterion ria: alpha: 3 is out of range.*options: alpha=0.5" "criterion option out of range" "$FL" prune --model "$M" --criterion ria:alpha=3 --sparsity 0.5 --calib "$T/d/train.bin" --out "$T/p"
 expect 1 "criterion sparsefw: unknown option 'iter'.*options: warm=wanda" "unknown criterion option" "$FL" prune --model "$M" --criterion sparsefw:iter=5 --sparsity 0.5 --calib "$T/d/train.bin" --out "$T/p"

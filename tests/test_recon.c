@@ -334,6 +334,14 @@ static void test_bad_options(void **s) {
     c.loss = "l7";
     assert_int_equal(fl_cell_run(&c, &r), -1);
     assert_non_null(strstr(fl_errmsg(), "cosine"));
+    c = base_cfg("bad", "block");
+    c.optimizer = "adam";
+    assert_int_equal(fl_cell_run(&c, &r), -1);
+    assert_non_null(strstr(fl_errmsg(), "unknown optimizer 'adam' (valid: adamw, sgd)"));
+    /* the paper's code's name of the normalised MSE is ours */
+    fl_loss l;
+    assert_int_equal(fl_loss_parse("mse_normalized", &l), 0);
+    assert_int_equal(l, FL_LOSS_NMSE);
 }
 
 int main(void) {

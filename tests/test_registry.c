@@ -212,7 +212,7 @@ static int rows_off_pattern(const char *dir) {
 
 /* Runs one cell and returns its mask hash in hash[65], after checking it
  * is the SHA-256 of the masks.bin the cell wrote. */
-static void run_one(const char *spec, int idx, const char *prune_stream, char *hash) {
+static void run_one(const char *spec, int idx, const char *prune_stream, const char *optimizer, char *hash) {
     char out[400];
     snprintf(out, sizeof out, "%s/cell_%d", g_dir, idx);
     fl_recon_inst in;
@@ -222,7 +222,7 @@ static void run_one(const char *spec, int idx, const char *prune_stream, char *h
     fl_cell_cfg c = { .model_dir = g_model, .criterion = "wanda", .sparsity = "0.5", .pattern = "row",
                       .reconstruct = spec, .calib_file = g_calib, .calib_samples = NWIN, .seqlen = SEQ, .seed = 1,
                       .n_evals = 1, .eval_max_windows = 1, .out_dir = out, .cache = g_dir, .lr = 1e-4f, .epochs = 2,
-                      .recon_batch = RBATCH, .prune_stream = prune_stream };
+                      .recon_batch = RBATCH, .prune_stream = prune_stream, .optimizer = optimizer };
     c.evals[0] = g_eval;
     fl_cell_result r;
     int rc = fl_cell_run(&c, &r);
@@ -249,8 +249,9 @@ static void run_one(const char *spec, int idx, const char *prune_stream, char *h
     assert_int_equal(fl_config_load(&cfg, g_model), 0);
     fl_recon_predict_out p;
     fl_recon_predict_args a = { .reconstruct = spec, .prune_stream = prune_stream, .nwin = NWIN, .T = SEQ, .batch = RBATCH };
+    assert_int_equal(fl_optim_parse(optimizer, &a.optim), 0);
     assert_int_equal(fl_recon_predict(&cfg, &a, &p), 0);
-    print_message("%-24s working %zu / predicted %zu, recovery peak %zu / predicted %zu\n", spec, r.working_bytes,
+    print_message("%-5s %-24s working %zu / predicted %zu, recovery peak %zu / predicted %zu\n", optimizer, spec, r.working_bytes,
                   p.working_bytes, r.peak_recover_bytes, p.peak_recover_bytes);
     assert_true(r.working_bytes == p.working_bytes);
     assert_true(r.peak_recover_bytes == p.peak_recover_bytes);
@@ -284,11 +285,11 @@ static void run_one(const char *spec, int idx, const char *prune_stream, char *h
 static void test_every_reconstructor(void **st) {
     (void)st;
     int i = 0;
-    char h[16][65], hd[16][65];
-    for (; FL_RECONSTRUCTORS[i]; i++) run_one(FL_RECONSTRUCTORS[i]->name, i, NULL, h[i]);
+    char h[16][65], hd[16][65], hs[16][65];
+    for (; FL_RECONSTRUCTORS[i]; i++) run_one(FL_RECONSTRUCTORS[i]->name, i, NULL, "adamw", h[i]);
     /* a last unit shorter than the others; options; the whole decoder */
     const char *more[] = { "blocks:2", "retrain:masklora:rank=4,alpha=8", "blocks:all" };
-    for (int j = 0; j < 3; j++, i++) run_one(more[j], i, NULL, h[i]);
+    for (int j = 0; j < 3; j++, i++) run_one(more[j], i, NULL, "adamw", h[i]);
     /* with the sparse prune stream, the masks of the plans that recover
      * nothing before the last block is pruned are one and the same; a
      * plan recovering in between prunes from what it recovered */
@@ -299,10 +300,13 @@ static void test_every_reconstructor(void **st) {
     }
     /* with the dense one, every reconstructor's masks are the same */
     int n = 0;
-    for (; FL_RECONSTRUCTORS[n]; n++) run_one(FL_RECONSTRUCTORS[n]->name, 20 + n, "dense", hd[n]);
-    for (int j = 0; j < 3; j++, n++) run_one(more[j], 20 + n, "dense", hd[n]);
+    for (; FL_RECONSTRUCTORS[n]; n++) run_one(FL_RECONSTRUCTORS[n]->name, 20 + n, "dense", "adamw", hd[n]);
+    for (int j = 0; j < 3; j++, n++) run_one(more[j], 20 + n, "dense", "adamw", hd[n]);
     for (int j = 0; j < n; j++) assert_string_equal(hd[j], hd[0]);
     assert_string_not_equal(hd[0], h[0]);   /* the dense model's statistics are not the pruned one's */
+    /* SGD keeps one buffer where AdamW keeps two moments: the prediction
+     * follows, and the masks hold under its update too */
+    for (int k = 0; FL_RECONSTRUCTORS[k]; k++) run_one(FL_RECONSTRUCTORS[k]->name, 40 + k, NULL, "sgd", hs[k]);
 }
 
 int main(void) {

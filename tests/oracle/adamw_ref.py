@@ -1,10 +1,12 @@
-"""AdamW oracle: torch.optim.AdamW with a LambdaLR schedule written from the
-documented formula (freelunch's model/adamw.h), global-norm clipping, and a
+"""AdamW and SGD oracle: torch.optim.AdamW, or torch.optim.SGD with momentum
+(dampening 0, no nesterov: torch's defaults, as the paper's code builds it),
+with a LambdaLR schedule written from the documented formula (freelunch's
+model/adamw.h), global-norm clipping, weight decay on the matrix only, and a
 mask re-applied after every step.
 
 usage: adamw_ref.py DIR  (DIR/in.bin written by tests/test_adamw.c)
-in.bin: int32 [rows, cols, vec, steps, warmup, sched(0 const,1 lin,2 cos)],
-        float32 [lr, b1, b2, eps, wd, clip, minfrac], then float32 W[rows*cols],
+in.bin: int32 [rows, cols, vec, steps, warmup, sched(0 const,1 lin,2 cos), optim(0 adamw,1 sgd)],
+        float32 [lr, b1, b2, eps, wd, clip, minfrac, momentum], then float32 W[rows*cols],
         bvec[vec], mask[rows*cols] (0/1), then per step grads W, grads bvec.
 out.bin: float32 W, bvec after all steps."""
 import math, struct, sys
@@ -12,9 +14,9 @@ import torch
 
 d = sys.argv[1]
 raw = open(d + "/in.bin", "rb").read()
-rows, cols, vec, steps, warmup, sched = struct.unpack_from("<6i", raw, 0)
-lr, b1, b2, eps, wd, clip, minfrac = struct.unpack_from("<7f", raw, 24)
-f = torch.frombuffer(bytearray(raw[52:]), dtype=torch.float32).double()
+rows, cols, vec, steps, warmup, sched, optim = struct.unpack_from("<7i", raw, 0)
+lr, b1, b2, eps, wd, clip, minfrac, mom = struct.unpack_from("<8f", raw, 28)
+f = torch.frombuffer(bytearray(raw[60:]), dtype=torch.float32).double()
 nW = rows * cols
 W = f[:nW].clone().reshape(rows, cols).requires_grad_(True)
 bv = f[nW:nW + vec].clone().requires_grad_(True)
@@ -31,8 +33,11 @@ def factor(t):  # t is 1-based
         fac = (span - k) / span if sched == 1 else 0.5 * (1 + math.cos(math.pi * k / span))
     return minfrac + (1 - minfrac) * fac
 
-opt = torch.optim.AdamW([{"params": [W], "weight_decay": wd}, {"params": [bv], "weight_decay": 0.0}],
-                        lr=lr, betas=(b1, b2), eps=eps)
+groups = [{"params": [W], "weight_decay": wd}, {"params": [bv], "weight_decay": 0.0}]
+if optim == 1:
+    opt = torch.optim.SGD(groups, lr=lr, momentum=mom, dampening=0, nesterov=False)
+else:
+    opt = torch.optim.AdamW(groups, lr=lr, betas=(b1, b2), eps=eps)
 sch = torch.optim.lr_scheduler.LambdaLR(opt, lambda k: factor(k + 1))
 off = 0
 for s in range(steps):
