@@ -231,6 +231,7 @@ static int fill_from_json(fl_table *t, int r, const char *dir) {
     fl_table_set(t, r, "ppl_all", all);
     /* memory and profile */
     set_num(t, r, "working_bytes", jnum(pf, "recovery_working_bytes"));
+    set_num(t, r, "recovery_tokens", jnum(pf, "recovery_tokens"));
     set_num(t, r, "peak_rss_kb", jnum(pf, "peak_rss_kb"));
     double peak = 0;
     const cJSON *phs = cJSON_GetObjectItemCaseSensitive(pf, "phases");

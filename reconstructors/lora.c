@@ -166,6 +166,7 @@ int fl_retrain_lora(fl_model *m, int masked, int rank, float alpha, const int32_
     snprintf(rep->name, sizeof rep->name, "%.63s", label);
     int32_t *tg = fl_retrain_targets(tok, nwin, T);
     rep->loss_before = fl_retrain_mean_ce(m, tok, tg, nwin, T, batch);
+    rep->tokens = (int64_t)nwin * T * epochs;
     size_t live0 = fl_mem_live();
     fl_mem_reset_peak();
     fl_lora L;

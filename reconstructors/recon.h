@@ -98,8 +98,9 @@ typedef struct {
     fl_model *m;
     const fl_unit *u;
     const float *X, *Y;   /* linear and range units: inputs [nwin*T, u->in_w], targets [nwin*T, u->out_w] */
-    const int32_t *tok;   /* model units: the calibration windows' tokens [nwin*T] */
-    int nwin, T;
+    const int32_t *tok;   /* model units: the windows' tokens [nwin*T] (--retrain-samples of them, the
+                             calibration windows first) */
+    int nwin, T;          /* linear and range units: the calibration windows; model units: the retraining windows */
     const fl_recon_opts *o;
     const void *priv;     /* the reconstructor's parsed options */
 } fl_recover_job;
@@ -111,6 +112,9 @@ typedef struct {
     double seconds;
     size_t working_bytes;  /* parameters of the unit + everything allocated while recovering it */
     size_t peak_bytes;     /* tracked peak while recovering it (streams included) */
+    int64_t tokens;        /* training tokens pushed through forward+backward: windows x T x epochs
+                              (matrix-ls, solved from one pass: windows x T); the cell's recovery_tokens
+                              is the largest over its units, since every unit passes over the same data */
     int diverged;
 } fl_unit_report;
 
