@@ -334,9 +334,10 @@ static void predict_cell(const fl_cell_spec *s, char *wk, char *pk, size_t n) {
     if (!model || fl_config_load(&cfg, model) != 0) return;
     const char *v[5], *keys[5] = { "reconstruct", "propagation", "trainable", "calib-samples", "batch-size" };
     for (int i = 0; i < 5; i++) v[i] = fl_cell_get(s, keys[i]) ? fl_cell_get(s, keys[i]) : fl_setting_def(keys[i]);
-    const char *ts = fl_cell_get(s, "seqlen");
+    const char *ts = fl_cell_get(s, "seqlen"), *rs = fl_cell_get(s, "retrain-samples");
     fl_recon_predict_out o;
-    if (fl_recon_predict(&cfg, v[0], v[1], !strcmp(v[2], "bias-norm"), atoi(v[3]), ts ? atoi(ts) : cfg.max_pos, atoi(v[4]), &o) != 0)
+    if (fl_recon_predict_retrain(&cfg, v[0], v[1], !strcmp(v[2], "bias-norm"), atoi(v[3]), rs ? atoi(rs) : atoi(v[3]),
+                                 ts ? atoi(ts) : cfg.max_pos, atoi(v[4]), &o) != 0)
         return;
     snprintf(wk, n, "%.2f", o.working_bytes / 1e6);
     snprintf(pk, n, "%.2f", o.peak_recover_bytes / 1e6);

@@ -246,8 +246,8 @@ static void take(fl_recon_predict_out *out, int64_t working, int64_t peak, const
  *                  (and on the dense one), that input's Gram statistics
  *                  (cw x cw floats and cw doubles) and the target [NT,rows];
  *   a model unit:  the model and every mask (the streams are freed). */
-static int predict_plan(const shp *s, const fl_recon_inst *in, const fl_plan *plan, fl_prop prop, int bias_norm_only,
-                        int64_t NT, fl_recon_predict_out *out) {
+static int predict_plan(const shp *s, const shp *sm, const fl_recon_inst *in, const fl_plan *plan, fl_prop prop,
+                        int bias_norm_only, int64_t NT, fl_recon_predict_out *out) {
     const fl_config *cfg = s->c;
     fl_linear_shape sh[7];
     fl_config_linears(cfg, sh);
@@ -268,7 +268,8 @@ static int predict_plan(const shp *s, const fl_recon_inst *in, const fl_plan *pl
             const int64_t cw = sh[u->lin].cols;
             cell = held + masks + 4 * NT * cw * (dense ? 2 : 1) + 4 * cw * cw + 8 * cw + 4 * NT * sh[u->lin].rows;
         } else cell = model_bytes(cfg) + masks;
-        fl_predict_job j = { .s = s, .u = u, .priv = in->priv, .bias_norm_only = bias_norm_only };
+        /* a model unit batches its own windows (--retrain-samples): sm */
+        fl_predict_job j = { .s = u->kind == FL_UNIT_MODEL ? sm : s, .u = u, .priv = in->priv, .bias_norm_only = bias_norm_only };
         fl_predict_unit pu = { 0, 0 };
         if (in->r->predict(&j, &pu) != 0) return -1;
         take(out, pu.working, cell + pu.rel_peak, u->name);
@@ -278,7 +279,13 @@ static int predict_plan(const shp *s, const fl_recon_inst *in, const fl_plan *pl
 
 int fl_recon_predict(const fl_config *cfg, const char *reconstruct, const char *propagation, int trainable_bias_norm,
                      int nwin, int T, int batch, fl_recon_predict_out *out) {
+    return fl_recon_predict_retrain(cfg, reconstruct, propagation, trainable_bias_norm, nwin, nwin, T, batch, out);
+}
+
+int fl_recon_predict_retrain(const fl_config *cfg, const char *reconstruct, const char *propagation, int trainable_bias_norm,
+                             int nwin, int retrain_nwin, int T, int batch, fl_recon_predict_out *out) {
     memset(out, 0, sizeof *out);
+    if (retrain_nwin < 1) return fl_err("predict: %d retraining windows: must be at least 1", retrain_nwin);
     fl_prop prop;
     if (fl_prop_parse(propagation ? propagation : "sparse", &prop) != 0) return -1;
     if (fl_config_validate(cfg, "predict") != 0) return -1;
@@ -293,7 +300,10 @@ int fl_recon_predict(const fl_config *cfg, const char *reconstruct, const char *
               .qd = (int64_t)cfg->n_head * cfg->head_dim, .kvd = (int64_t)cfg->n_kv_head * cfg->head_dim,
               .nt = omp_get_max_threads(), .swiglu = cfg->act == FL_ACT_SWIGLU };
     s.N = s.b * T;
-    int rc = predict_plan(&s, &in, &plan, prop, trainable_bias_norm, (int64_t)nwin * T, out);
+    shp sm = s;
+    sm.b = batch < retrain_nwin ? batch : retrain_nwin;
+    sm.N = sm.b * T;
+    int rc = predict_plan(&s, &sm, &in, &plan, prop, trainable_bias_norm, (int64_t)nwin * T, out);
     fl_plan_free(&plan);
     fl_recon_close(&in);
     return rc;

@@ -247,5 +247,10 @@ typedef struct {
  * argument. --distill's teacher is not counted. */
 int fl_recon_predict(const fl_config *cfg, const char *reconstruct, const char *propagation, int trainable_bias_norm,
                      int nwin, int T, int batch, fl_recon_predict_out *out);
+/* The same with --retrain-samples: a model unit trains on retrain_nwin
+ * windows (its batch is min(batch, retrain_nwin)); the local units and the
+ * streams keep the nwin calibration windows. */
+int fl_recon_predict_retrain(const fl_config *cfg, const char *reconstruct, const char *propagation, int trainable_bias_norm,
+                             int nwin, int retrain_nwin, int T, int batch, fl_recon_predict_out *out);
 
 #endif

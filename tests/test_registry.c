@@ -305,6 +305,18 @@ static void test_retrain_samples(void **st) {
                 (double)NRET * SEQ * 2);
     cJSON_Delete(j);
 
+    /* fewer retraining windows than a batch: the model unit's batch
+     * shrinks, and fl_recon_predict_retrain follows it exactly */
+    snprintf(out, sizeof out, "%s/rs_few", g_dir);
+    c = small_cell("retrain:masklora", out);
+    c.retrain_samples = 2;
+    assert_int_equal(fl_cell_run(&c, &r), 0);
+    assert_true(r.recovery_tokens == (int64_t)2 * SEQ * 2);
+    assert_int_equal(fl_recon_predict_retrain(&cfg, "retrain:masklora", NULL, 0, NWIN, 2, SEQ, RBATCH, &p), 0);
+    assert_true(r.working_bytes == p.working_bytes);
+    assert_true(r.peak_recover_bytes == p.peak_recover_bytes);
+    fl_cell_result_free(&r);
+
     /* unset: the calibration windows, recorded as such */
     snprintf(out, sizeof out, "%s/rs_default", g_dir);
     c = small_cell("retrain:full", out);
