@@ -65,11 +65,14 @@ typedef struct { int rank; double alpha; int bias_norm; } fl_lora_opts;
 /* The retraining: adapters on every block linear, trained on the windows
  * tok [nwin*T], merged at the end. masked: MaskLoRA. bias_norm: every
  * bias and norm parameter (FL_PK_NORM_W, FL_PK_NORM_B, FL_PK_LINEAR_B) is
- * trained beside the adapters, by AdamW with the same schedule. rep gets the mean CE on
- * the calibration windows before and after, steps, seconds, working_bytes
+ * trained beside the adapters, by AdamW with the same schedule (no
+ * clipping by default, so two optimisers equal one). rep gets the mean CE
+ * on the windows before and after, steps, seconds, working_bytes
  * (tracked peak above what was live at the start + the model's parameter
- * bytes) and peak_bytes. On divergence (non-finite loss) the weights are
- * restored to W0, rep->diverged is set and -1 returned. */
+ * bytes), peak_bytes and tokens (nwin x T x epochs). On divergence
+ * (non-finite loss) the linear weights are restored to W0 (biases and
+ * norms trained with bias_norm are not), rep->diverged is set and -1
+ * returned. */
 int fl_retrain_lora(fl_model *m, int masked, int rank, float alpha, int bias_norm, const int32_t *tok, int nwin, int T,
                     const fl_recon_opts *o, fl_unit_report *rep);
 
