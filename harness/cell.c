@@ -134,7 +134,8 @@ typedef struct {
     int s_pos, p_block;           /* S's (and D's) sublayer; the block P stands before (-1: P not held) */
     float **dense_w;
     int *last_use;
-    const int32_t *tok;           /* calibration tokens, for model units */
+    const int32_t *tok;           /* model units: retrain_nwin windows' tokens, the calibration windows first */
+    int retrain_nwin;
     capture_t cap;
     fl_cell_result *r;
     int64_t pruned, weights;
@@ -153,7 +154,8 @@ static fl_unit_report *new_report(walk_t *w) {
 
 /* Hands one bound unit to the reconstructor (or to the tests' override). */
 static int recover(walk_t *w, const fl_unit *u, const float *X, const float *Y) {
-    fl_recover_job j = { .m = w->m, .u = u, .X = X, .Y = Y, .tok = w->tok, .nwin = w->nwin, .T = w->T,
+    fl_recover_job j = { .m = w->m, .u = u, .X = X, .Y = Y, .tok = w->tok,
+                         .nwin = u->kind == FL_UNIT_MODEL ? w->retrain_nwin : w->nwin, .T = w->T,
                          .o = &w->ro, .priv = w->rec.priv };
     return (w->c->recover_override ? w->c->recover_override : w->rec.r->recover)(&j, new_report(w));
 }
@@ -550,6 +552,7 @@ static int cell_run(const fl_cell_cfg *c, fl_cell_result *r, walk_t *wp) {
     if (fl_optim_parse(c->optimizer, &w.ro.optim) != 0) return -1;
     if (fl_setting_check(fl_setting_find("trainable"), c->trainable) != 0) return -1;
     if (c->calib_samples < 1) return fl_err("--calib-samples must be at least 1");
+    if (c->retrain_samples < 0) return fl_err("--retrain-samples must be at least 1");
     if (c->distill && !(w.rec.r->flags & FL_REC_DISTILL)) {
         char names[256] = "";
         for (int i = 0; FL_RECONSTRUCTORS[i]; i++)
@@ -583,14 +586,21 @@ static int cell_run(const fl_cell_cfg *c, fl_cell_result *r, walk_t *wp) {
     if (fl_recon_plan(&w.rec, &m.cfg, &wp->plan) != 0) { fl_model_free(&m); return -1; }
     w.plan = wp->plan;
     const int model_units = plan_recovers(&w.plan, 1), local_units = plan_recovers(&w.plan, 0);
+    /* One draw serves both: the sampler is prefix-stable (window i depends
+     * on the seed and i alone), so the first calib-samples of the
+     * max(calib, retrain) windows are exactly the calibration windows, the
+     * ones the statistics and local units see; a model unit trains on the
+     * first retrain-samples (issue 13: retraining on its own budget). */
+    const int nret = model_units && c->retrain_samples > 0 ? c->retrain_samples : c->calib_samples;
+    const int ndraw = nret > c->calib_samples ? nret : c->calib_samples;
     fl_calib cal = { 0 };
-    if (c->calib_file) rc = fl_calib_sample_file(c->calib_file, m.cfg.vocab, c->calib_samples, T, c->seed, &cal);
+    if (c->calib_file) rc = fl_calib_sample_file(c->calib_file, m.cfg.vocab, ndraw, T, c->seed, &cal);
     else {
         fl_split sp;
         fl_bpe *tok;
         if (fl_split_load(c->cache, c->calib_split, &sp) != 0) { fl_model_free(&m); return -1; }
         if (fl_bpe_load(&tok, c->model_dir) != 0) { fl_split_free(&sp); fl_model_free(&m); return -1; }
-        rc = fl_calib_sample_split(&sp, tok, c->calib_samples, T, c->seed, &cal);
+        rc = fl_calib_sample_split(&sp, tok, ndraw, T, c->seed, &cal);
         fl_bpe_free(tok);
         fl_split_free(&sp);
     }
@@ -598,8 +608,11 @@ static int cell_run(const fl_cell_cfg *c, fl_cell_result *r, walk_t *wp) {
     char path[4200];
     if (mkdir(c->out_dir, 0755) != 0 && errno != EEXIST) { fl_calib_free(&cal); fl_model_free(&m); return fl_err("%s: cannot create directory", c->out_dir); }
     snprintf(path, sizeof path, "%.4000s/calib.bin", c->out_dir);
-    if (fl_calib_write(&cal, path) != 0) { fl_calib_free(&cal); fl_model_free(&m); return -1; }
-    const int nwin = cal.n;
+    const int nwin = c->calib_samples;
+    cal.n = nwin;   /* calib.bin: the calibration windows only */
+    rc = fl_calib_write(&cal, path);
+    cal.n = ndraw;
+    if (rc != 0) { fl_calib_free(&cal); fl_model_free(&m); return -1; }
     float *X = fl_allocf((size_t)nwin * T * d);    /* the sparse stream */
     for (int w0 = 0; w0 < nwin; w0 += batch) {
         int B = nwin - w0 < batch ? nwin - w0 : batch;
@@ -625,6 +638,7 @@ static int cell_run(const fl_cell_cfg *c, fl_cell_result *r, walk_t *wp) {
             memcpy(w.P, X, sizeof(float) * (size_t)nwin * T * d);
         } else { w.P = X; w.S = NULL; }
     }
+    w.retrain_nwin = nret;
     r->lin = calloc((size_t)L * 7, sizeof(fl_linear_report));
     if (local_units && w.prop != FL_PROP_SPARSE) {
         /* the dense stream needs the dense model: a second copy (counted) */
@@ -646,8 +660,10 @@ static int cell_run(const fl_cell_cfg *c, fl_cell_result *r, walk_t *wp) {
     if (rc == 0) rc = mask_sha256(&m, r->mask_sha256);
     r->peak_prune_bytes = fl_mem_phase_peak("pruning");
     r->peak_recover_bytes = fl_mem_phase_peak("recovery");
-    for (int i = 0; i < r->n_units; i++)
+    for (int i = 0; i < r->n_units; i++) {
         if (r->units[i].working_bytes > r->working_bytes) r->working_bytes = r->units[i].working_bytes;
+        if (r->units[i].tokens > r->recovery_tokens) r->recovery_tokens = r->units[i].tokens;
+    }
     if (rc != 0) { fl_model_free(&m); return -1; }
     r->sparsity = w.weights ? (double)w.pruned / w.weights : 0;
 
@@ -709,9 +725,11 @@ static int cell_run(const fl_cell_cfg *c, fl_cell_result *r, walk_t *wp) {
      * the recovery only for cells that recover */
     fl_cell_cfg ran = *c;
     ran.seqlen = T;
+    ran.retrain_samples = nret;
     cJSON *cell = cJSON_AddObjectToObject(j, "cell");
     fl_settings_to_json(&ran, FL_FOR_ALL | (local_units || model_units ? FL_FOR_RECOVERY : 0) |
-                                  (w.rec.r->flags & FL_REC_DISTILL ? FL_FOR_DISTILL : 0), cell);
+                                  (w.rec.r->flags & FL_REC_DISTILL ? FL_FOR_DISTILL : 0) |
+                                  (model_units ? FL_FOR_RETRAIN : 0), cell);
     cJSON_AddNumberToObject(j, "sparsity", r->sparsity);
     cJSON_AddStringToObject(j, "mask_sha256", r->mask_sha256);
     cJSON *lins = cJSON_AddArrayToObject(j, "linears");
@@ -733,6 +751,7 @@ static int cell_run(const fl_cell_cfg *c, fl_cell_result *r, walk_t *wp) {
         cJSON_AddNumberToObject(o, "seconds", u->seconds);
         cJSON_AddNumberToObject(o, "working_bytes", (double)u->working_bytes);
         cJSON_AddNumberToObject(o, "peak_bytes", (double)u->peak_bytes);
+        cJSON_AddNumberToObject(o, "tokens", (double)u->tokens);
         cJSON_AddItemToArray(us, o);
     }
     cJSON *ev = cJSON_AddObjectToObject(j, "perplexity");
@@ -745,6 +764,7 @@ static int cell_run(const fl_cell_cfg *c, fl_cell_result *r, walk_t *wp) {
     cJSON_AddNumberToObject(pf, "seconds_evaluation", r->secs_eval);
     cJSON_AddNumberToObject(pf, "peak_bytes_recovery", (double)r->peak_recover_bytes);
     cJSON_AddNumberToObject(pf, "recovery_working_bytes", (double)r->working_bytes);
+    cJSON_AddNumberToObject(pf, "recovery_tokens", (double)r->recovery_tokens);
     cJSON_AddNumberToObject(pf, "peak_bytes_pruning", (double)r->peak_prune_bytes);
     cJSON_AddNumberToObject(pf, "peak_bytes_evaluation", (double)r->peak_eval_bytes);
     cJSON_AddNumberToObject(pf, "peak_rss_kb", (double)r->peak_rss_kb);

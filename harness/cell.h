@@ -29,6 +29,7 @@ typedef struct {
     const char *calib_file;    /* a token file, one document, or NULL */
     const char *calib_split;   /* or a corpus split */
     int calib_samples, seqlen;
+    int retrain_samples;       /* windows a model unit trains on, the calibration windows first (0: calib_samples) */
     uint64_t seed;
     const char *evals[FL_MAX_EVALS];  /* token files or split names; none = the test splits */
     int n_evals;
@@ -62,6 +63,9 @@ typedef struct {
     double secs_calib, secs_stats, secs_prune, secs_recover, secs_eval;
     size_t peak_prune_bytes, peak_recover_bytes, peak_eval_bytes, peak_rss_kb;
     size_t working_bytes;      /* largest recovery working set of any unit */
+    int64_t recovery_tokens;   /* training tokens recovery pushed through forward+backward, epochs included:
+                                  the largest of the units' fl_unit_report.tokens (each unit passes over the
+                                  same windows, so this counts one pass over the data, not one per unit) */
     /* one report per reconstructed unit */
     int n_units, cap_units;
     fl_unit_report *units;

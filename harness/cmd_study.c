@@ -233,6 +233,7 @@ static int fill_from_json(fl_table *t, int r, const char *dir) {
     fl_table_set(t, r, "ppl_all", all);
     /* memory and profile */
     set_num(t, r, "working_bytes", jnum(pf, "recovery_working_bytes"));
+    set_num(t, r, "recovery_tokens", jnum(pf, "recovery_tokens"));
     set_num(t, r, "peak_rss_kb", jnum(pf, "peak_rss_kb"));
     double peak = 0;
     const cJSON *phs = cJSON_GetObjectItemCaseSensitive(pf, "phases");
@@ -336,11 +337,11 @@ static void predict_cell(const fl_cell_spec *s, char *wk, char *pk, size_t n) {
     const char *v[7], *keys[7] = { "reconstruct", "propagation", "trainable", "calib-samples", "batch-size", "prune-stream",
                                    "optimizer" };
     for (int i = 0; i < 7; i++) v[i] = fl_cell_get(s, keys[i]) ? fl_cell_get(s, keys[i]) : fl_setting_def(keys[i]);
-    const char *ts = fl_cell_get(s, "seqlen");
+    const char *ts = fl_cell_get(s, "seqlen"), *rs = fl_cell_get(s, "retrain-samples");
     fl_recon_predict_out o;
     fl_recon_predict_args a = { .reconstruct = v[0], .propagation = v[1], .prune_stream = v[5],
                                 .trainable_bias_norm = !strcmp(v[2], "bias-norm"), .nwin = atoi(v[3]),
-                                .T = ts ? atoi(ts) : cfg.max_pos, .batch = atoi(v[4]) };
+                                .retrain_nwin = rs ? atoi(rs) : 0, .T = ts ? atoi(ts) : cfg.max_pos, .batch = atoi(v[4]) };
     if (fl_optim_parse(v[6], &a.optim) != 0 || fl_recon_predict(&cfg, &a, &o) != 0) return;
     snprintf(wk, n, "%.2f", o.working_bytes / 1e6);
     snprintf(pk, n, "%.2f", o.peak_recover_bytes / 1e6);
@@ -399,6 +400,22 @@ int fl_cmd_study(int argc, char **argv) {
     snprintf(results, sizeof results, "%s/results.csv", out);
     fl_table t;
     if (fl_table_read(results, &t) != 0) { free(cells); fl_grid_free(&g); return fl_cli_fail(); }
+    /* rows from before masks were chosen apart from recovery (no
+     * mask_sha256) hold other experiments under the same cell ids: a
+     * study never resumes on them */
+    int stale = 0;
+    for (int r = 0; r < t.nrows; r++) {
+        const char *st = fl_table_get(&t, r, "status"), *mh = fl_table_get(&t, r, "mask_sha256");
+        stale += st && !strcmp(st, "ok") && (!mh || !*mh);
+    }
+    if (stale) {
+        fl_err("%s: %d cells were run by a freelunch that chose masks inside each recovery unit (no mask_sha256): "
+               "start a new --out (freelunch report still reads this file)", results, stale);
+        fl_table_free(&t);
+        free(cells);
+        fl_grid_free(&g);
+        return fl_cli_fail();
+    }
     int done_before = 0;
     for (int i = 0; i < ncells; i++) done_before += fl_table_find(&t, cells[i].id) >= 0;
 

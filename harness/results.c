@@ -19,7 +19,7 @@ const char *const FL_RESULT_COLS[] = {
     /* the cell's parameters (every option of `freelunch prune`) */
     "model", "criterion", "sparsity", "pattern", "reconstruct", "propagation", "loss", "trainable", "lr",
     "epochs", "batch_size", "grad_accum", "weight_decay", "distill", "calib", "calib_samples", "seqlen", "seed",
-    "eval_windows", "prune_stream", "optimizer",
+    "eval_windows", "prune_stream", "optimizer", "retrain_samples",
     /* pruning and reconstruction */
     "achieved_sparsity", "mask_sha256", "mean_layer_error", "n_units", "recon_loss_before", "recon_loss_after",
     "unit_names", "unit_loss_before", "unit_loss_after",
@@ -29,6 +29,12 @@ const char *const FL_RESULT_COLS[] = {
     "working_bytes", "peak_bytes", "peak_rss_kb",
     /* profile per phase, then the whole cell */
     FL_PHASES(PHASE_COLS)
+    /* training tokens recovery pushed through forward+backward, epochs
+     * included, counted once per pass over the data (the largest of the
+     * units' counts: every local unit trains on the same calibration
+     * windows): local units calib windows x T x epochs, retraining
+     * retrain windows x T x epochs, matrix-ls windows x T, none 0 */
+    "recovery_tokens",
     "wall_s", "cpu_s", "flops", "gflops",
     /* where it ran */
     "threads", "backend", "machine", "commit", "finished_at",
@@ -36,6 +42,16 @@ const char *const FL_RESULT_COLS[] = {
     "pareto_mem", "pareto_peak", "pareto_time", "pareto_mem_all", "pareto_peak_all", "pareto_time_all",
 };
 const int FL_RESULT_NCOLS = (int)(sizeof FL_RESULT_COLS / sizeof *FL_RESULT_COLS);
+
+/* Columns added after results.csv files were already written: a header
+ * without them (ours otherwise, in order) still loads, its rows empty there. */
+static const char *const LATE_COLS[] = { "prune_stream", "optimizer", "retrain_samples", "mask_sha256", "recovery_tokens" };
+
+static int is_late(const char *col) {
+    for (size_t i = 0; i < sizeof LATE_COLS / sizeof *LATE_COLS; i++)
+        if (!strcmp(LATE_COLS[i], col)) return 1;
+    return 0;
+}
 
 int fl_result_col(const char *name) {
     for (int i = 0; i < FL_RESULT_NCOLS; i++)
@@ -50,6 +66,7 @@ typedef struct {
     char **cur;          /* fields of the record being parsed */
     int nf, capf;
     int line, header_done, bad;
+    int ncols, *col;     /* the file's columns and, for each, its index in FL_RESULT_COLS */
     const char *path;
 } reader;
 
@@ -77,8 +94,17 @@ static void on_record(int c, void *data) {
     if (rd->bad) { drop_fields(rd); return; }
     if (!rd->header_done) {
         rd->header_done = 1;
-        int ok = rd->nf == FL_RESULT_NCOLS;
-        for (int i = 0; ok && i < rd->nf; i++) ok = !strcmp(rd->cur[i], FL_RESULT_COLS[i]);
+        /* ours, in order, possibly without some late-added columns */
+        rd->col = malloc(sizeof(int) * (size_t)(rd->nf ? rd->nf : 1));
+        int ok = rd->col != NULL, k = 0;
+        for (int i = 0; ok && i < rd->nf; i++) {
+            while (k < FL_RESULT_NCOLS && strcmp(rd->cur[i], FL_RESULT_COLS[k]) && is_late(FL_RESULT_COLS[k])) k++;
+            ok = k < FL_RESULT_NCOLS && !strcmp(rd->cur[i], FL_RESULT_COLS[k]);
+            if (ok) rd->col[i] = k++;
+        }
+        while (ok && k < FL_RESULT_NCOLS && is_late(FL_RESULT_COLS[k])) k++;
+        ok = ok && k == FL_RESULT_NCOLS;
+        rd->ncols = rd->nf;
         if (!ok) {
             rd->bad = 1;
             fl_err("%s: not a freelunch results file (its header differs from the %d columns of this version)",
@@ -87,14 +113,14 @@ static void on_record(int c, void *data) {
         drop_fields(rd);
         return;
     }
-    if (rd->nf != FL_RESULT_NCOLS) {
+    if (rd->nf != rd->ncols) {
         rd->bad = 1;
-        fl_err("%s: line %d has %d fields, expected %d", rd->path, rd->line, rd->nf, FL_RESULT_NCOLS);
+        fl_err("%s: line %d has %d fields, expected %d", rd->path, rd->line, rd->nf, rd->ncols);
         drop_fields(rd);
         return;
     }
     int r = fl_table_add_row(rd->t);
-    for (int i = 0; i < rd->nf; i++) { free(rd->t->rows[r][i]); rd->t->rows[r][i] = rd->cur[i]; }
+    for (int i = 0; i < rd->nf; i++) { free(rd->t->rows[r][rd->col[i]]); rd->t->rows[r][rd->col[i]] = rd->cur[i]; }
     rd->nf = 0;
 }
 
@@ -122,6 +148,7 @@ int fl_table_read(const char *path, fl_table *t) {
     fclose(f);
     drop_fields(&rd);
     free(rd.cur);
+    free(rd.col);
     if (!rc && rd.bad) rc = -1;
     if (!rc && !rd.header_done && t->nrows == 0) rc = 0;  /* empty file: empty table */
     if (rc) fl_table_free(t);

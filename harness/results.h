@@ -7,7 +7,7 @@
  * documented in README.md ("results.csv"); the settings columns are the
  * settings table's (harness/settings.c), checked by tests/test_study.c. A reader looks columns up by name, so new
  * columns may be appended later without breaking old readers; a file whose
- * header is not exactly ours is refused with one line naming it. */
+ * header is not ours (or ours without late-added columns) is refused with one line naming it. */
 #ifndef FL_RESULTS_H
 #define FL_RESULTS_H
 #include <stddef.h>
@@ -27,7 +27,10 @@ typedef struct {
 } fl_table;
 
 /* Reads PATH. A missing file is an empty table (returns 0); a file with a
- * different header or a malformed row is an error (-1, message naming PATH). */
+ * different header or a malformed row is an error (-1, message naming PATH).
+ * A header that is ours without some late-added columns (prune_stream,
+ * optimizer, retrain_samples, mask_sha256, recovery_tokens, results.c's
+ * LATE_COLS) is an older file: it loads, those columns empty. */
 int fl_table_read(const char *path, fl_table *t);
 /* Writes the whole table atomically (PATH.tmp, fsync, rename). */
 int fl_table_write(const char *path, const fl_table *t);

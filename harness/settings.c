@@ -76,11 +76,14 @@ static int check_backend(const char *v) {
 #define ALL FL_FOR_ALL
 #define REC FL_FOR_RECOVERY
 #define DIS FL_FOR_DISTILL
+#define RET FL_FOR_RETRAIN
 
 /* The rows' order is the canonical order of a cell's id (grid.c) and of the
  * settings columns of results.csv: append only. Settings of the recovery
  * (propagation ... weight-decay, optimizer) are written for cells that reconstruct or
- * retrain, distill for the reconstructors that take it (FL_REC_DISTILL). For an N:M sparsity
+ * retrain, distill for the reconstructors that take it (FL_REC_DISTILL),
+ * retrain-samples for the cells whose plan trains a model unit (the
+ * retraining baselines; other cells ignore it and do not record it). For an N:M sparsity
  * the pattern is implied by the sparsity, so fl_cell_run writes none. */
 const fl_setting FL_SETTINGS[] = {
     { "model", FL_SET_STR, NULL, 0, NULL, NULL, "DIR", "the dense model (a HF directory)", "model", "model", ALL, F(model_dir) },
@@ -134,6 +137,11 @@ const fl_setting FL_SETTINGS[] = {
     { "optimizer", FL_SET_STR, "adamw", 0, check_optimizer, NULL, "O",
       "adamw or sgd (momentum 0.9, as the paper's code): every training loop of\n"
       "recovery, local, retraining and adapters", "optimizer", "optimizer", REC, F(optimizer) },
+    /* issue 13: the retraining baselines on a budget of their own */
+    { "retrain-samples", FL_SET_INT, NULL, 1, NULL, NULL, "N",
+      "retraining baselines: windows they train on, drawn with the seed from the\n"
+      "calibration split, the calibration windows first (default: calib-samples)",
+      "retrain_samples", "retrain_samples", RET, F(retrain_samples) },
 };
 const int FL_NSETTINGS = (int)(sizeof FL_SETTINGS / sizeof *FL_SETTINGS);
 
@@ -141,6 +149,7 @@ const int FL_NSETTINGS = (int)(sizeof FL_SETTINGS / sizeof *FL_SETTINGS);
 #undef ALL
 #undef REC
 #undef DIS
+#undef RET
 
 const fl_setting *fl_setting_find(const char *key) {
     for (int i = 0; i < FL_NSETTINGS; i++)

@@ -27,7 +27,8 @@ typedef enum {
 
 /* When a setting applies, and so is written to freelunch.json (a setting
  * that does not apply is empty in results.csv unless the grid named it). */
-enum { FL_FOR_ALL = 1, FL_FOR_RECOVERY = 2, FL_FOR_DISTILL = 4 };   /* always; a unit recovers; FL_REC_DISTILL */
+/* always; a unit recovers; FL_REC_DISTILL; a model unit recovers (the retraining baselines) */
+enum { FL_FOR_ALL = 1, FL_FOR_RECOVERY = 2, FL_FOR_DISTILL = 4, FL_FOR_RETRAIN = 8 };
 
 typedef struct {
     const char *key;       /* dashed: the option --KEY and the grid key KEY */

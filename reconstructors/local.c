@@ -159,6 +159,7 @@ int fl_recover_adam(const fl_recover_job *j, fl_unit_report *rep) {
     fl_mem_reset_peak();
     snprintf(rep->name, sizeof rep->name, "%s", u->name);
     rep->loss_before = full_loss(m, u, X, Y, nwin, T, batch, o->loss);
+    rep->tokens = (int64_t)nwin * T * epochs;   /* every window, every epoch, forward and backward */
     if (fl_unit_set_trainable(m, u, o->bias_norm_only) < 0) return -1;
     fl_adamw_cfg oc = fl_adamw_defaults();
     oc.lr = o->lr; oc.weight_decay = o->weight_decay; oc.total_steps = steps;

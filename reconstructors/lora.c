@@ -127,11 +127,12 @@ size_t fl_lora_bytes(const fl_lora *L) {
     return b;
 }
 
-size_t fl_lora_predict_working(const fl_config *c, int masked, int rank, int distill, int B, int T) {
-    return fl_lora_predict_working_opt(c, masked, rank, distill, B, T, FL_OPTIM_ADAMW);
+size_t fl_lora_predict_working(const fl_config *c, int masked, int rank, int bias_norm, int distill, int B, int T) {
+    return fl_lora_predict_working_opt(c, masked, rank, bias_norm, distill, B, T, FL_OPTIM_ADAMW);
 }
 
-size_t fl_lora_predict_working_opt(const fl_config *c, int masked, int rank, int distill, int B, int T, fl_optim optim) {
+size_t fl_lora_predict_working_opt(const fl_config *c, int masked, int rank, int bias_norm, int distill, int B, int T,
+                                   fl_optim optim) {
     const size_t d = c->d, qd = (size_t)c->n_head * c->head_dim, kvd = (size_t)c->n_kv_head * c->head_dim, F = c->d_ff;
     const size_t N = (size_t)B * T, V = c->vocab;
     fl_linear_shape sh[7];
@@ -150,22 +151,30 @@ size_t fl_lora_predict_working_opt(const fl_config *c, int masked, int rank, int
     if (c->mlp_bias) bias += F + d;
     size_t params = V * d + (c->learned_pos ? (size_t)(c->max_pos + c->pos_offset) * d : 0) +
                     (size_t)c->n_layer * (lin_w + 2 * norms + bias) + norms + (c->tied ? 0 : V * d);
+    /* bias_norm: a gradient and the optimiser's state per bias and norm float */
+    size_t bn = bias_norm ? (size_t)(1 + fl_optim_states(optim)) * ((size_t)c->n_layer * (2 * norms + bias) + norms) : 0;
     fl_range whole = { 0, 2 * c->n_layer, 1, 1 };
     size_t lin_tmp = sizeof(float) * 2 * N * rank * !masked;   /* LoRA's [N, rank] pair in a linear's backward */
-    return sizeof(float) * (params + (size_t)c->n_layer * adapters + (masked ? largest : 0) + (distill ? N * V : 0)) +
+    return sizeof(float) * (params + bn + (size_t)c->n_layer * adapters + (masked ? largest : 0) + (distill ? N * V : 0)) +
            fl_acts_predict_bytes(c, whole, B, T) + fl_backward_tmp_bytes(c, whole, B, T, lin_tmp);
 }
 
 /* ---- the retraining ----------------------------------------------------- */
 
-/* One optimiser step over the adapters (fl_retrain_loop's callback). */
-typedef struct { fl_lora *L; const fl_adamw_cfg *oc; } lora_step_ctx;
+/* One optimiser step over the adapters (fl_retrain_loop's callback), and
+ * over the biases and norms when they train too (opt, or NULL). */
+typedef struct { fl_lora *L; const fl_adamw_cfg *oc; fl_adamw *opt; } lora_step_ctx;
 static void lora_step(void *ctx, int accum) {
     lora_step_ctx *c = ctx;
     fl_lora_adamw_step(c->L, c->oc, 1.0f / accum);
+    if (!c->opt) return;
+    if (accum > 1)
+        for (int i = 0; i < c->opt->n; i++)
+            for (int64_t k = 0; k < c->opt->p[i]->n; k++) c->opt->p[i]->g[k] /= accum;
+    fl_adamw_step(c->opt);
 }
 
-int fl_retrain_lora(fl_model *m, int masked, int rank, float alpha, const int32_t *tok, int nwin, int T,
+int fl_retrain_lora(fl_model *m, int masked, int rank, float alpha, int bias_norm, const int32_t *tok, int nwin, int T,
                     const fl_recon_opts *o, fl_unit_report *rep) {
     const char *mode = masked ? "masklora" : "lora";
     if (nwin < 1 || T < 2) return fl_err("retrain:%s: need at least one window of 2 tokens", mode);
@@ -175,11 +184,12 @@ int fl_retrain_lora(fl_model *m, int masked, int rank, float alpha, const int32_
     double t0 = fl_wall_s();
     /* a label only: an extreme rank or alpha may cut its tail, harmlessly */
     char label[160];
-    snprintf(label, sizeof label, "model (retrain:%s r=%d alpha=%g%s%s)", mode, rank, (double)alpha,
-             masked ? "" : ", merged dense", o->teacher ? ", distilled" : "");
+    snprintf(label, sizeof label, "model (retrain:%s r=%d alpha=%g%s%s%s)", mode, rank, (double)alpha,
+             bias_norm ? " +bias-norm" : "", masked ? "" : ", merged dense", o->teacher ? ", distilled" : "");
     snprintf(rep->name, sizeof rep->name, "%.63s", label);
     int32_t *tg = fl_retrain_targets(tok, nwin, T);
     rep->loss_before = fl_retrain_mean_ce(m, tok, tg, nwin, T, batch);
+    rep->tokens = (int64_t)nwin * T * epochs;
     size_t live0 = fl_mem_live();
     fl_mem_reset_peak();
     fl_lora L;
@@ -187,10 +197,24 @@ int fl_retrain_lora(fl_model *m, int masked, int rank, float alpha, const int32_
     fl_adamw_cfg oc = fl_adamw_defaults();
     oc.lr = o->lr; oc.weight_decay = o->weight_decay; oc.total_steps = steps; oc.warmup_steps = steps / 10;
     oc.sched = FL_SCHED_LINEAR; oc.optim = o->optim;
-    lora_step_ctx sc = { &L, &oc };
+    /* biases and norms beside the adapters (fl_lora_attach froze them) */
+    fl_adamw opt = { 0 };
+    if (bias_norm) {
+        int n = 0;
+        for (int i = 0; i < m->n_params; i++) {
+            fl_param *p = &m->params[i];
+            int on = p->kind == FL_PK_NORM_W || p->kind == FL_PK_NORM_B || p->kind == FL_PK_LINEAR_B;
+            fl_param_set_trainable(p, on);
+            n += on;
+        }
+        if (n && fl_adamw_init(&opt, m, &oc) != 0) { fl_lora_detach(&L, 0); free(tg); return -1; }
+    }
+    lora_step_ctx sc = { &L, &oc, opt.n ? &opt : NULL };
     char what[32];
     snprintf(what, sizeof what, "retrain:%s", mode);
     int rc = fl_retrain_loop(m, tok, tg, nwin, T, batch, epochs, accum, o, what, lora_step, &sc, rep);
+    if (opt.n) fl_adamw_free(&opt);
+    for (int i = 0; i < m->n_params; i++) fl_param_set_trainable(&m->params[i], 0);
     rep->working_bytes = fl_mem_peak() - live0 + sizeof(float) * (size_t)fl_model_num_params(m);
     rep->peak_bytes = fl_mem_peak();
     fl_lora_detach(&L, rc == 0);   /* merge; on failure W is still W0 */
@@ -226,13 +250,21 @@ int fl_retrain_lora(fl_model *m, int masked, int rank, float alpha, const int32_
 
 typedef fl_lora_opts lora_opts;
 
-static const fl_option lora_options[] = {
-    { .name = "rank", .alias = "r", .help = "adapter rank", .type = FL_OPT_INT, .offset = offsetof(lora_opts, rank),
-      .def = FL_LORA_RANK_DEFAULT, .min = 1, .max = 65536 },
-    { .name = "alpha", .alias = "a", .help = "scale numerator: the update is (alpha/rank) B A", .type = FL_OPT_FLOAT,
-      .offset = offsetof(lora_opts, alpha), .def = FL_LORA_ALPHA_DEFAULT, .min = 0, .max = 1e30 },
-    { 0 },
-};
+/* The same options for both, with their own defaults (lora.h: MaskLoRA's
+ * are the authors'). */
+#define LORA_OPTIONS(RANK, ALPHA, BIAS_NORM)                                                                                  \
+    {                                                                                                                       \
+        { .name = "rank", .alias = "r", .help = "adapter rank", .type = FL_OPT_INT, .offset = offsetof(lora_opts, rank),    \
+          .def = (RANK), .min = 1, .max = 65536 },                                                                          \
+        { .name = "alpha", .alias = "a", .help = "scale numerator: the update is (alpha/rank) B A", .type = FL_OPT_FLOAT,   \
+          .offset = offsetof(lora_opts, alpha), .def = (ALPHA), .min = 0, .max = 1e30 },                                    \
+        { .name = "bias-norm", .alias = "bn", .help = "1: train every bias and norm beside the adapters, 0: adapters only", \
+          .type = FL_OPT_INT, .offset = offsetof(lora_opts, bias_norm), .def = (BIAS_NORM), .min = 0, .max = 1 },           \
+        { 0 },                                                                                                              \
+    }
+static const fl_option lora_options[] = LORA_OPTIONS(FL_LORA_RANK_DEFAULT, FL_LORA_ALPHA_DEFAULT, FL_LORA_BIAS_NORM_DEFAULT);
+static const fl_option masklora_options[] =
+    LORA_OPTIONS(FL_MASKLORA_RANK_DEFAULT, FL_MASKLORA_ALPHA_DEFAULT, FL_MASKLORA_BIAS_NORM_DEFAULT);
 
 static int lora_init(void *priv) {
     const lora_opts *o = priv;
@@ -252,7 +284,7 @@ static int masklora_plan(const fl_config *c, const void *priv, fl_plan *p) {
 static int recover_adapters(const fl_recover_job *j, int masked, fl_unit_report *rep) {
     const lora_opts *lo = j->priv;
     if (j->o->bias_norm_only) return fl_err("--trainable bias-norm does not apply to retrain:%s", masked ? "masklora" : "lora");
-    return fl_retrain_lora(j->m, masked, lo->rank, (float)lo->alpha, j->tok, j->nwin, j->T, j->o, rep);
+    return fl_retrain_lora(j->m, masked, lo->rank, (float)lo->alpha, lo->bias_norm, j->tok, j->nwin, j->T, j->o, rep);
 }
 static int lora_recover(const fl_recover_job *j, fl_unit_report *rep) { return recover_adapters(j, 0, rep); }
 static int masklora_recover(const fl_recover_job *j, fl_unit_report *rep) { return recover_adapters(j, 1, rep); }
@@ -261,7 +293,8 @@ static int masklora_recover(const fl_recover_job *j, fl_unit_report *rep) { retu
  * (MaskLoRA) the one scratch; the model and its masks are the cell's. */
 static int predict_adapters(const fl_predict_job *j, int masked, fl_predict_unit *out) {
     const lora_opts *lo = j->priv;
-    out->working = (int64_t)fl_lora_predict_working_opt(j->s->c, masked, lo->rank, 0, (int)j->s->b, (int)j->s->T, j->optim);
+    out->working = (int64_t)fl_lora_predict_working_opt(j->s->c, masked, lo->rank, lo->bias_norm, 0, (int)j->s->b, (int)j->s->T,
+                                                        j->optim);
     out->rel_peak = out->working - 4 * fl_pred_all_params(j->s, 0);
     return 0;
 }
@@ -277,7 +310,7 @@ const fl_reconstructor fl_rec_retrain_lora = {
 
 const fl_reconstructor fl_rec_retrain_masklora = {
     .name = "retrain:masklora", .desc = "prune everything, then train masked LoRA adapters (M o BA): stays sparse",
-    .options = lora_options, .priv_size = sizeof(lora_opts), .init = lora_init,
+    .options = masklora_options, .priv_size = sizeof(lora_opts), .init = lora_init,
     .flags = FL_REC_DISTILL, .lr_class = FL_LR_RETRAIN,
     .plan = masklora_plan, .recover = masklora_recover, .predict = masklora_predict,
 };

@@ -5,8 +5,9 @@
  * (zero), scale s = alpha / rank. The effective weight is
  *     LoRA      W_eff = W0 + s (B A)
  *     MaskLoRA  W_eff = W0 + s (M o (B A))      (M = the pruning mask)
- * so with MaskLoRA the pruned entries stay exactly 0. Only A and B are
- * trained, with next-token cross-entropy on the calibration windows (or,
+ * so with MaskLoRA the pruned entries stay exactly 0. A and B are trained
+ * (and, with the option bias-norm, every bias and norm parameter too:
+ * MaskLoRA's default, as the authors'; see FL_MASKLORA_* below), with next-token cross-entropy on the calibration windows (or,
  * with --distill, cross-entropy to the dense teacher's distribution), the
  * same batches, epochs, seeded shuffle, warm-up (10%) + linear decay and
  * gradient accumulation as fl_retrain; AdamW is model/adamw.c's update over
@@ -37,30 +38,55 @@
 
 #define FL_LORA_RANK_DEFAULT 8
 #define FL_LORA_ALPHA_DEFAULT 16.0f
+#define FL_LORA_BIAS_NORM_DEFAULT 0
+
+/* retrain:masklora's defaults are the authors' (arXiv 2510.14444; read in
+ * github.com/ZIB-IOL/Free-Lunch-in-LLM-Compression, main.py's defaults and
+ * peft_methods.py's SelectivePEFT, utilities.py's SelectiveMethods):
+ * lora_r 16, lora_alpha 32, lora_dropout 0, adapters on every block linear
+ * (q/k/v/o, gate/up/down, fc1/fc2), lora_type masked_efficient; with
+ * peft_use_bias and peft_use_ln on, every module's bias is trainable (all
+ * block linear biases; OPT's LayerNorm biases) and every LayerNorm/RMSNorm
+ * module (weight and bias, the final norm included); peft_use_lm_head off,
+ * and the embeddings stay frozen. Their plain LoRA (lora_type lora) runs
+ * through the same SelectivePEFT defaults, so it too is r 16, alpha 32
+ * with biases and norms; retrain:lora keeps freelunch's older defaults
+ * (8, 16, adapters only) so existing results stay comparable:
+ * retrain:lora:rank=16,alpha=32,bias-norm=1 is theirs. */
+#define FL_MASKLORA_RANK_DEFAULT 16
+#define FL_MASKLORA_ALPHA_DEFAULT 32.0f
+#define FL_MASKLORA_BIAS_NORM_DEFAULT 1
 
 /* The options of retrain:lora and retrain:masklora, as their descriptors
  * parse them (fl_recon_inst.priv): "retrain:lora:rank=16,alpha=32",
- * "retrain:masklora,r=4". */
-typedef struct { int rank; double alpha; } fl_lora_opts;
+ * "retrain:masklora,r=4", "retrain:masklora:bias-norm=0". */
+typedef struct { int rank; double alpha; int bias_norm; } fl_lora_opts;
 
 /* The retraining: adapters on every block linear, trained on the windows
- * tok [nwin*T], merged at the end. masked: MaskLoRA. rep gets the mean CE on
- * the calibration windows before and after, steps, seconds, working_bytes
+ * tok [nwin*T], merged at the end. masked: MaskLoRA. bias_norm: every
+ * bias and norm parameter (FL_PK_NORM_W, FL_PK_NORM_B, FL_PK_LINEAR_B) is
+ * trained beside the adapters, by AdamW with the same schedule (no
+ * clipping by default, so two optimisers equal one). rep gets the mean CE
+ * on the windows before and after, steps, seconds, working_bytes
  * (tracked peak above what was live at the start + the model's parameter
- * bytes) and peak_bytes. On divergence (non-finite loss) the weights are
- * restored to W0, rep->diverged is set and -1 returned. */
-int fl_retrain_lora(fl_model *m, int masked, int rank, float alpha, const int32_t *tok, int nwin, int T,
+ * bytes), peak_bytes and tokens (nwin x T x epochs). On divergence
+ * (non-finite loss) the linear weights are restored to W0 (biases and
+ * norms trained with bias_norm are not), rep->diverged is set and -1
+ * returned. */
+int fl_retrain_lora(fl_model *m, int masked, int rank, float alpha, int bias_norm, const int32_t *tok, int nwin, int T,
                     const fl_recon_opts *o, fl_unit_report *rep);
 
 /* The working set fl_retrain_lora reports (rep->working_bytes), counted
  * from the shapes alone for B windows of T tokens: parameters, adapters
  * (A, B, their gradients and two moments), the activations one batch keeps
  * for backward, the largest set of backward temporaries, MaskLoRA's scratch
- * (the largest linear), and with distill the teacher's probabilities [B*T, V].
+ * (the largest linear), with bias_norm the biases' and norms' gradients
+ * and moments, and with distill the teacher's probabilities [B*T, V].
  * Assumes every block linear is masked for MaskLoRA. For dry runs. */
-size_t fl_lora_predict_working(const fl_config *cfg, int masked, int rank, int distill, int B, int T);
-/* The same for either optimiser: SGD keeps one buffer per adapter float, not two. */
-size_t fl_lora_predict_working_opt(const fl_config *cfg, int masked, int rank, int distill, int B, int T, fl_optim optim);
+size_t fl_lora_predict_working(const fl_config *cfg, int masked, int rank, int bias_norm, int distill, int B, int T);
+/* The same for either optimiser: SGD keeps one buffer per trained float, not two. */
+size_t fl_lora_predict_working_opt(const fl_config *cfg, int masked, int rank, int bias_norm, int distill, int B, int T,
+                                   fl_optim optim);
 
 /* ---- lower level (used by fl_retrain_lora; exposed for tests) ---------- */
 

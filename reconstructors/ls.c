@@ -32,6 +32,7 @@ int fl_recover_ls(const fl_recover_job *j, fl_unit_report *rep) {
     fl_param *W = u->w;
     const int in = W->cols, out = W->rows, hb = u->b != NULL, ia = in + hb;
     const int64_t N = (int64_t)nwin * T;
+    rep->tokens = N;   /* one pass builds the normal equations; no backward, no epochs */
     /* loss before, with the pruned weights */
     float *yb = fl_allocf((size_t)T * out);
     double before = 0;

@@ -250,8 +250,8 @@ static void take(fl_recon_predict_out *out, int64_t working, int64_t peak, const
  *   a linear unit: its site's input captured on the sparse stream [NT,cw]
  *                  (and on the dense one) and the target [NT,rows];
  *   a model unit:  the model and every mask (the streams are freed). */
-static int predict_plan(const shp *s, const fl_recon_inst *in, const fl_plan *plan, const fl_recon_predict_args *a,
-                        fl_prop prop, int prune_dense, fl_recon_predict_out *out) {
+static int predict_plan(const shp *s, const shp *sm, const fl_recon_inst *in, const fl_plan *plan,
+                        const fl_recon_predict_args *a, fl_prop prop, int prune_dense, fl_recon_predict_out *out) {
     const fl_config *cfg = s->c;
     const int64_t NT = (int64_t)a->nwin * a->T;
     fl_linear_shape sh[7];
@@ -291,7 +291,9 @@ static int predict_plan(const shp *s, const fl_recon_inst *in, const fl_plan *pl
             if (u->kind == FL_UNIT_RANGE) cell += stream;
             else cell += 4 * NT * sh[u->lin].cols * (dense ? 2 : 1) + 4 * NT * sh[u->lin].rows;
         }
-        fl_predict_job j = { .s = s, .u = u, .priv = in->priv, .bias_norm_only = a->trainable_bias_norm, .optim = a->optim };
+        /* a model unit batches its own windows (--retrain-samples): sm */
+        fl_predict_job j = { .s = u->kind == FL_UNIT_MODEL ? sm : s, .u = u, .priv = in->priv,
+                             .bias_norm_only = a->trainable_bias_norm, .optim = a->optim };
         fl_predict_unit pu = { 0, 0 };
         if (in->r->predict(&j, &pu) != 0) return -1;
         take(out, pu.working, cell + pu.rel_peak, u->name);
@@ -302,6 +304,8 @@ static int predict_plan(const shp *s, const fl_recon_inst *in, const fl_plan *pl
 int fl_recon_predict(const fl_config *cfg, const fl_recon_predict_args *args, fl_recon_predict_out *out) {
     memset(out, 0, sizeof *out);
     fl_recon_predict_args a = *args;
+    if (a.retrain_nwin == 0) a.retrain_nwin = a.nwin;
+    if (a.retrain_nwin < 1) return fl_err("predict: %d retraining windows: must be at least 1", a.retrain_nwin);
     fl_prop prop;
     if (fl_prop_parse(a.propagation ? a.propagation : "sparse", &prop) != 0) return -1;
     if (a.prune_stream && strcmp(a.prune_stream, "sparse") && strcmp(a.prune_stream, "dense"))
@@ -319,7 +323,10 @@ int fl_recon_predict(const fl_config *cfg, const fl_recon_predict_args *args, fl
               .qd = (int64_t)cfg->n_head * cfg->head_dim, .kvd = (int64_t)cfg->n_kv_head * cfg->head_dim,
               .nt = omp_get_max_threads(), .swiglu = cfg->act == FL_ACT_SWIGLU };
     s.N = s.b * a.T;
-    int rc = predict_plan(&s, &in, &plan, &a, prop, prune_dense, out);
+    shp sm = s;
+    sm.b = a.batch < a.retrain_nwin ? a.batch : a.retrain_nwin;
+    sm.N = sm.b * a.T;
+    int rc = predict_plan(&s, &sm, &in, &plan, &a, prop, prune_dense, out);
     fl_plan_free(&plan);
     fl_recon_close(&in);
     return rc;

@@ -107,8 +107,9 @@ typedef struct {
     fl_model *m;
     const fl_unit *u;
     const float *X, *Y;   /* linear and range units: inputs [nwin*T, u->in_w], targets [nwin*T, u->out_w] */
-    const int32_t *tok;   /* model units: the calibration windows' tokens [nwin*T] */
-    int nwin, T;
+    const int32_t *tok;   /* model units: the windows' tokens [nwin*T] (--retrain-samples of them, the
+                             calibration windows first) */
+    int nwin, T;          /* linear and range units: the calibration windows; model units: the retraining windows */
     const fl_recon_opts *o;
     const void *priv;     /* the reconstructor's parsed options */
 } fl_recover_job;
@@ -120,6 +121,9 @@ typedef struct {
     double seconds;
     size_t working_bytes;  /* parameters of the unit + everything allocated while recovering it */
     size_t peak_bytes;     /* tracked peak while recovering it (streams included) */
+    int64_t tokens;        /* training tokens pushed through forward+backward: windows x T x epochs
+                              (matrix-ls, solved from one pass: windows x T); the cell's recovery_tokens
+                              is the largest over its units, since every unit passes over the same data */
     int diverged;
 } fl_unit_report;
 
@@ -252,10 +256,15 @@ typedef struct {
 typedef struct {
     const char *reconstruct, *propagation, *prune_stream;
     int trainable_bias_norm, nwin, T, batch;
+    int retrain_nwin;     /* --retrain-samples: the windows a model unit trains on
+                             (its batch is min(batch, retrain_nwin)); 0: nwin */
     fl_optim optim;
 } fl_recon_predict_args;
 
 /* Counts both figures from the shapes alone (nothing is allocated or run)
+int fl_recon_predict(const fl_config *cfg, const fl_recon_predict_args *a, fl_recon_predict_out *out);
+
+#endif
  * for a cell of model cfg. Per-thread kernel scratch is counted for the
  * current OpenMP thread count. `none` gives 0 and 0 (no recovery phase).
  * Returns 0, or -1 with a message for a bad argument. --distill's teacher

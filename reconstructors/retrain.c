@@ -136,6 +136,7 @@ int fl_retrain_full(fl_model *m, int bias_norm, const int32_t *tok, int nwin, in
     /* targets: the next token inside each window; the last has none */
     int32_t *tg = fl_retrain_targets(tok, nwin, T);
     rep->loss_before = fl_retrain_mean_ce(m, tok, tg, nwin, T, batch);
+    rep->tokens = (int64_t)nwin * T * epochs;
     size_t live0 = fl_mem_live();
     fl_mem_reset_peak();
     int n = 0;

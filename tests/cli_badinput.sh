@@ -70,6 +70,8 @@ expect 1 "context" "calibration seqlen beyond the context" "$FL" prune --model "
 expect 2 "seed.*'1e3' is not an integer" "prune --seed 1e3" "$FL" prune --model "$M" --criterion wanda --sparsity 0.5 --seed 1e3 --calib "$T/d/train.bin" --out "$T/p"
 expect 2 "epochs.*'0x10' is not an integer" "prune --epochs 0x10" "$FL" prune --model "$M" --criterion wanda --sparsity 0.5 --epochs 0x10 --calib "$T/d/train.bin" --out "$T/p"
 expect 2 "lr.*'1e300' is not a number" "prune --lr 1e300" "$FL" prune --model "$M" --criterion wanda --sparsity 0.5 --lr 1e300 --calib "$T/d/train.bin" --out "$T/p"
+expect 2 "retrain-samples.*'0' is not an integer" "prune --retrain-samples 0" "$FL" prune --model "$M" --criterion wanda --sparsity 0.5 --reconstruct retrain:full --retrain-samples 0 --calib "$T/d/train.bin" --out "$T/p"
+expect 2 "retrain-samples.*'2.5' is not an integer" "prune --retrain-samples 2.5" "$FL" prune --model "$M" --criterion wanda --sparsity 0.5 --reconstruct retrain:full --retrain-samples 2.5 --calib "$T/d/train.bin" --out "$T/p"
 expect 2 "--threads expects an integer" "prune --threads beyond long long" "$FL" prune --threads 99999999999999999999 --model "$M" --criterion wanda --sparsity 0.5 --calib "$T/d/train.bin" --out "$T/p"
 expect 2 "--lr expects a decimal number" "demo --lr 0x1p3" "$FL" demo --lr 0x1p3 --text "$T/text.txt" --out "$T/dd"
 expect 0 "" "prune with sublayer reconstruction" "$FL" prune --model "$M" --criterion wanda --sparsity 0.5 --reconstruct sublayer --calib "$T/d/train.bin" --calib-samples 4 --eval "$T/d/val.bin" --out "$T/p"
@@ -88,6 +90,9 @@ expect 1 "criterion sparsefw: unknown option 'iter'.*options: warm=wanda" "unkno
 expect 1 "warm start: criterion ria: alpha: 9" "bad option of a warm start" "$FL" prune --model "$M" --criterion "sparseswaps:warm=(ria:alpha=9),budget=2" --sparsity 0.5 --calib "$T/d/train.bin" --out "$T/p"
 expect 0 "" "prune with a warm start's own options" "$FL" prune --model "$M" --criterion "sparsefw:warm=(ria:alpha=1),iters=3" --sparsity 0.5 --calib "$T/d/train.bin" --calib-samples 4 --eval "$T/d/val.bin" --out "$T/pw"
 expect 0 "" "prune with the positional form" "$FL" prune --model "$M" --criterion sparseswaps:ria:2 --sparsity 2:4 --calib "$T/d/train.bin" --calib-samples 4 --eval "$T/d/val.bin" --out "$T/ps"
+
+expect 0 "" "prune retraining on more windows than the calibration" "$FL" prune --model "$M" --criterion wanda --sparsity 0.5 --reconstruct retrain:masklora --calib "$T/d/train.bin" --calib-samples 2 --retrain-samples 6 --eval "$T/d/val.bin" --out "$T/pr"
+grep -q '"retrain_samples":[[:space:]]*6' "$T/pr/freelunch.json" && grep -q '"recovery_tokens":[[:space:]]*192' "$T/pr/freelunch.json" && echo "ok $((n = n + 1)) - freelunch.json records retrain_samples and recovery_tokens" || { echo "not ok $((n = n + 1)) - retrain_samples/recovery_tokens not in freelunch.json"; bad=1; }
 
 # sizes from input bounded by the data, never an abort
 cp -r "$M" "$T/huge"; sed 's/"num_hidden_layers":[[:space:]]*[0-9]*/"num_hidden_layers": 100000/' "$M/config.json" >"$T/huge/config.json"

@@ -46,6 +46,15 @@ check "reconstruction rows have a working set" "[ \$(col '$T/out/results.csv' wo
 check "settings the grid left out are their defaults, read back from freelunch.json" \
   "[ \"\$(col '$T/out/results.csv' calib | sort -u)\" = sotu-train ] && [ \"\$(col '$T/out/results.csv' pattern | sort -u)\" = row ] && [ \$(col '$T/out/results.csv' batch_size | grep -cx 2) -eq 4 ]"
 check "machine and commit recorded" "col '$T/out/results.csv' machine | grep -q cores && [ -n \"\$(col '$T/out/results.csv' commit | sed -n 1p)\" ]"
+# a results.csv from before masks were chosen apart from recovery: never resumed on
+mkdir -p "$T/stale"
+/usr/bin/python3 -c "
+import csv,sys
+r=list(csv.reader(open(sys.argv[1]))); k=r[0].index('mask_sha256')
+for row in r[1:]: row[k]=''
+csv.writer(open(sys.argv[2],'w',newline='')).writerows(r)" "$T/out/results.csv" "$T/stale/results.csv"
+"$FL" study --grid "$T/grid.ini" --out "$T/stale" >"$T/stale.log" 2>&1
+check "a study refuses to resume on rows without mask_sha256" "[ $? -ne 0 ] && grep -q 'chose masks inside each recovery unit' '$T/stale.log' && [ ! -d '$T/stale/cells' ]"
 check "every row has its masks' SHA-256 and the default prune stream" \
   "[ \$(col '$T/out/results.csv' mask_sha256 | grep -cx '[0-9a-f]\{64\}') -eq 6 ] && [ \"\$(col '$T/out/results.csv' prune_stream | sort -u)\" = sparse ]"
 check "each cell keeps freelunch.json, calib.bin and its log, no model" \

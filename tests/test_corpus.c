@@ -414,6 +414,14 @@ static void test_calib_docs(void **st) {
     assert_memory_equal(a.tokens, b.tokens, 42 * 10 * sizeof(int32_t));
     assert_memory_equal(a.offset, b.offset, 42 * sizeof(int64_t));
     assert_true(memcmp(a.tokens, c.tokens, 42 * 10 * sizeof(int32_t)) != 0);
+    /* prefix-stable: window i depends on the seed and i alone, so fewer
+     * windows are the first of more (the calibration windows lead the
+     * retraining windows of --retrain-samples) */
+    fl_calib p;
+    assert_int_equal(fl_calib_sample_docs((const int32_t *const *)docs, lens, 4, 5, 10, 7, "synthetic", &p), 0);
+    assert_memory_equal(p.tokens, a.tokens, 5 * 10 * sizeof(int32_t));
+    assert_memory_equal(p.offset, a.offset, 5 * sizeof(int64_t));
+    fl_calib_free(&p);
     int used[4] = { 0 }, at_end = 0;
     for (int i = 0; i < 42; i++) {
         int d = a.doc[i];

@@ -507,7 +507,7 @@ static void test_masklora(void **st) {
     size_t live0 = fl_mem_live();
     fl_recon_opts o = opts(1e-2f);
     fl_unit_report rep = { 0 };
-    int rc = fl_retrain_lora(&g_m, 1, 8, 16.0f, g_tok, NWIN, TT, &o, &rep);
+    int rc = fl_retrain_lora(&g_m, 1, 8, 16.0f, 0, g_tok, NWIN, TT, &o, &rep);
     if (rc) print_error("%s\n", fl_errmsg());
     assert_int_equal(rc, 0);
     assert_int_equal(fl_mem_live(), live0);
@@ -536,7 +536,7 @@ static void test_masklora(void **st) {
     /* same seed, same result */
     prune50();
     fl_unit_report rep2 = { 0 };
-    assert_int_equal(fl_retrain_lora(&g_m, 1, 8, 16.0f, g_tok, NWIN, TT, &o, &rep2), 0);
+    assert_int_equal(fl_retrain_lora(&g_m, 1, 8, 16.0f, 0, g_tok, NWIN, TT, &o, &rep2), 0);
     assert_true(rep2.loss_after == rep.loss_after);
     free(before);
 }
@@ -549,7 +549,7 @@ static void test_lora(void **st) {
     fl_recon_opts o = opts(1e-2f);
     o.grad_accum = 2;
     fl_unit_report rep = { 0 };
-    int rc = fl_retrain_lora(&g_m, 0, 8, 16.0f, g_tok, NWIN, TT, &o, &rep);
+    int rc = fl_retrain_lora(&g_m, 0, 8, 16.0f, 0, g_tok, NWIN, TT, &o, &rep);
     if (rc) print_error("%s\n", fl_errmsg());
     assert_int_equal(rc, 0);
     assert_int_equal(fl_mem_live(), live0);
@@ -649,7 +649,7 @@ static void test_matches_merged(void **st) {
         prune50();
         memcpy(w0, g_m.data, sizeof(float) * g_m.n_floats);
         fl_unit_report rep = { 0 };
-        assert_int_equal(fl_retrain_lora(&g_m, masked, 8, 16.0f, g_tok, NWIN, TT, &o, &rep), 0);
+        assert_int_equal(fl_retrain_lora(&g_m, masked, 8, 16.0f, 0, g_tok, NWIN, TT, &o, &rep), 0);
         memcpy(got, g_m.data, sizeof(float) * g_m.n_floats);
         prune50();
         merged_reference(masked, 8, 16.0f, &o);
@@ -687,8 +687,8 @@ static void test_working_set(void **st) {
         prune50();
         o.teacher = distill ? &g_teacher : NULL;
         fl_unit_report rep = { 0 };
-        assert_int_equal(fl_retrain_lora(&g_m, masked, 8, 16.0f, g_tok, NWIN, TT, &o, &rep), 0);
-        size_t pred = fl_lora_predict_working(&g_m.cfg, masked, 8, distill, o.batch, TT);
+        assert_int_equal(fl_retrain_lora(&g_m, masked, 8, 16.0f, 0, g_tok, NWIN, TT, &o, &rep), 0);
+        size_t pred = fl_lora_predict_working(&g_m.cfg, masked, 8, 0, distill, o.batch, TT);
         double ratio = (double)rep.working_bytes / pred;
         print_message("%s%s: working set %zu B, predicted %zu B (%.3f), retrain:full %zu B\n", masked ? "masklora" : "lora",
                       distill ? " distill" : "", rep.working_bytes, pred, ratio, full.working_bytes);
@@ -707,7 +707,7 @@ static void test_distill(void **st) {
         o.teacher = &g_teacher;
         size_t live0 = fl_mem_live();
         fl_unit_report rep = { 0 };
-        int rc = fl_retrain_lora(&g_m, masked, 8, 16.0f, g_tok, NWIN, TT, &o, &rep);
+        int rc = fl_retrain_lora(&g_m, masked, 8, 16.0f, 0, g_tok, NWIN, TT, &o, &rep);
         if (rc) print_error("%s\n", fl_errmsg());
         assert_int_equal(rc, 0);
         assert_int_equal(fl_mem_live(), live0);
@@ -723,7 +723,7 @@ static void test_bad_rank(void **st) {
     prune50();
     fl_recon_opts o = opts(1e-2f);
     fl_unit_report rep = { 0 };
-    assert_int_equal(fl_retrain_lora(&g_m, 1, 0, 16.0f, g_tok, NWIN, TT, &o, &rep), -1);
+    assert_int_equal(fl_retrain_lora(&g_m, 1, 0, 16.0f, 0, g_tok, NWIN, TT, &o, &rep), -1);
     assert_non_null(strstr(fl_errmsg(), "rank"));
     /* nothing was left behind */
     assert_non_null(g_m.layers[0].q_w->mask);
@@ -752,8 +752,8 @@ static void test_parse(void **st) {
     assert_int_equal(open_lora("retrain:loraX", &mk, &r, &a), -1);
     assert_int_equal(open_lora("retrain:lora", &mk, &r, &a), 1);
     assert_int_equal(mk, 0); assert_int_equal(r, 8); assert_true(a == 16.0);
-    assert_int_equal(open_lora("retrain:masklora", &mk, &r, &a), 1);
-    assert_int_equal(mk, 1); assert_int_equal(r, 8); assert_true(a == 16.0);
+    assert_int_equal(open_lora("retrain:masklora", &mk, &r, &a), 1);   /* the authors' defaults (lora.h) */
+    assert_int_equal(mk, 1); assert_int_equal(r, 16); assert_true(a == 32.0);
     assert_int_equal(open_lora("retrain:masklora:rank=16,alpha=32", &mk, &r, &a), 1);
     assert_int_equal(mk, 1); assert_int_equal(r, 16); assert_true(a == 32.0);
     assert_int_equal(open_lora("retrain:lora,r=4,a=2.5", &mk, &r, &a), 1);

@@ -12,6 +12,9 @@
 #include "model/checkpoint.h"
 #include "model/err.h"
 #include "model/gemm.h"
+#include "model/fileio.h"
+#include "datasets/calib.h"
+#include <cjson/cJSON.h>
 
 static char g_dir[256], g_calib[300], g_eval[300], g_model[300];
 
@@ -243,7 +246,12 @@ static void run_one(const char *spec, int idx, const char *prune_stream, const c
         if (!(u->loss_after <= u->loss_before)) print_error("%s %s: loss %g -> %g\n", spec, u->name, u->loss_before, u->loss_after);
         assert_true(u->loss_after <= u->loss_before);
         assert_true(u->steps > 0 && u->working_bytes > 0);
+        assert_true(u->tokens > 0 && u->tokens <= r.recovery_tokens);
     }
+    /* recovery_tokens: one pass over the windows per epoch (2 here),
+     * whatever the number of units; matrix-ls solves from one pass */
+    const int64_t pass = (int64_t)NWIN * SEQ;
+    assert_true(r.recovery_tokens == (!recovers ? 0 : !strcmp(spec, "matrix-ls") ? pass : 2 * pass));
     /* predict() = what the tracked allocator measured, exactly */
     fl_config cfg;
     assert_int_equal(fl_config_load(&cfg, g_model), 0);
@@ -282,6 +290,169 @@ static void run_one(const char *spec, int idx, const char *prune_stream, const c
     fl_cell_result_free(&r);
 }
 
+/* The cell's freelunch.json, parsed. */
+static cJSON *cell_json(const char *out) {
+    char path[500], *text = NULL;
+    snprintf(path, sizeof path, "%s/freelunch.json", out);
+    assert_int_equal(fl_read_file(path, &text, NULL), 0);
+    cJSON *j = cJSON_Parse(text);
+    free(text);
+    assert_non_null(j);
+    return j;
+}
+
+static fl_cell_cfg small_cell(const char *spec, const char *out) {
+    fl_cell_cfg c = { .model_dir = g_model, .criterion = "wanda", .sparsity = "0.5", .pattern = "row",
+                      .reconstruct = spec, .calib_file = g_calib, .calib_samples = NWIN, .seqlen = SEQ, .seed = 1,
+                      .n_evals = 1, .eval_max_windows = 1, .out_dir = out, .cache = g_dir, .lr = 1e-4f, .epochs = 2,
+                      .recon_batch = RBATCH };
+    c.evals[0] = g_eval;
+    return c;
+}
+
+/* What the model unit was handed, for the test below. */
+static int32_t g_seen[64 * SEQ];
+static int g_seen_nwin;
+static int record_tokens(const fl_recover_job *j, fl_unit_report *rep) {
+    assert_int_equal(j->u->kind, FL_UNIT_MODEL);
+    assert_true(j->nwin <= 64);
+    g_seen_nwin = j->nwin;
+    memcpy(g_seen, j->tok, sizeof(int32_t) * (size_t)j->nwin * j->T);
+    snprintf(rep->name, sizeof rep->name, "recorded");
+    rep->steps = 1;
+    return 0;
+}
+
+/* --retrain-samples N: the retraining baselines train on N windows, the
+ * calibration windows (calib.bin) first, then the same seed's next draws;
+ * recovery_tokens counts them; local reconstructors ignore it. */
+static void test_retrain_samples(void **st) {
+    (void)st;
+    enum { NRET = 14 };
+    char out[400];
+    /* the windows handed over: calib.bin's first, then the sampler's next */
+    snprintf(out, sizeof out, "%s/rs_tokens", g_dir);
+    fl_cell_cfg c = small_cell("retrain:full", out);
+    c.retrain_samples = NRET;
+    c.recover_override = record_tokens;
+    fl_cell_result r;
+    assert_int_equal(fl_cell_run(&c, &r), 0);
+    fl_cell_result_free(&r);
+    assert_int_equal(g_seen_nwin, NRET);
+    char path[500];
+    snprintf(path, sizeof path, "%s/calib.bin", out);
+    int32_t *cb;
+    int64_t ncb;
+    assert_int_equal(fl_tokfile_read(path, VOCAB, &cb, &ncb), 0);
+    assert_int_equal(ncb, NWIN * SEQ);   /* calib.bin: the calibration windows only */
+    assert_memory_equal(g_seen, cb, sizeof(int32_t) * NWIN * SEQ);
+    free(cb);
+    fl_calib cal;
+    assert_int_equal(fl_calib_sample_file(g_calib, VOCAB, NRET, SEQ, 1, &cal), 0);
+    assert_memory_equal(g_seen, cal.tokens, sizeof(int32_t) * NRET * SEQ);
+    fl_calib_free(&cal);
+
+    /* the real retraining: tokens counted, recorded in freelunch.json, and
+     * the predictor still exact (b = min(batch, windows) is the same here) */
+    snprintf(out, sizeof out, "%s/rs_full", g_dir);
+    c = small_cell("retrain:full", out);
+    c.retrain_samples = NRET;
+    assert_int_equal(fl_cell_run(&c, &r), 0);
+    assert_true(r.recovery_tokens == (int64_t)NRET * SEQ * 2);
+    fl_config cfg;
+    assert_int_equal(fl_config_load(&cfg, g_model), 0);
+    fl_recon_predict_out p;
+    assert_int_equal(fl_recon_predict(&cfg, &(fl_recon_predict_args){ .reconstruct = "retrain:full", .nwin = NWIN, .T = SEQ,
+                                                                     .batch = RBATCH }, &p), 0);
+    assert_true(r.working_bytes == p.working_bytes);
+    assert_true(r.peak_recover_bytes == p.peak_recover_bytes);
+    fl_cell_result_free(&r);
+    cJSON *j = cell_json(out), *cell = cJSON_GetObjectItemCaseSensitive(j, "cell");
+    assert_int_equal(cJSON_GetObjectItemCaseSensitive(cell, "retrain_samples")->valueint, NRET);
+    assert_int_equal(cJSON_GetObjectItemCaseSensitive(cell, "calib_samples")->valueint, NWIN);
+    assert_true(cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(j, "profile"), "recovery_tokens")->valuedouble ==
+                (double)NRET * SEQ * 2);
+    cJSON_Delete(j);
+
+    /* fewer retraining windows than a batch: the model unit's batch
+     * shrinks, and fl_recon_predict follows it exactly */
+    snprintf(out, sizeof out, "%s/rs_few", g_dir);
+    c = small_cell("retrain:masklora", out);
+    c.retrain_samples = 2;
+    assert_int_equal(fl_cell_run(&c, &r), 0);
+    assert_true(r.recovery_tokens == (int64_t)2 * SEQ * 2);
+    assert_int_equal(fl_recon_predict(&cfg, &(fl_recon_predict_args){ .reconstruct = "retrain:masklora", .nwin = NWIN,
+                                                                     .retrain_nwin = 2, .T = SEQ, .batch = RBATCH }, &p), 0);
+    assert_true(r.working_bytes == p.working_bytes);
+    assert_true(r.peak_recover_bytes == p.peak_recover_bytes);
+    fl_cell_result_free(&r);
+
+    /* unset: the calibration windows, recorded as such */
+    snprintf(out, sizeof out, "%s/rs_default", g_dir);
+    c = small_cell("retrain:full", out);
+    c.recover_override = record_tokens;
+    assert_int_equal(fl_cell_run(&c, &r), 0);
+    fl_cell_result_free(&r);
+    assert_int_equal(g_seen_nwin, NWIN);
+    j = cell_json(out);
+    assert_int_equal(cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(j, "cell"), "retrain_samples")->valueint, NWIN);
+    cJSON_Delete(j);
+
+    /* a local reconstructor trains on the calibration windows alone and
+     * does not record the setting */
+    snprintf(out, sizeof out, "%s/rs_local", g_dir);
+    c = small_cell("sublayer", out);
+    c.retrain_samples = NRET;
+    assert_int_equal(fl_cell_run(&c, &r), 0);
+    assert_true(r.recovery_tokens == (int64_t)NWIN * SEQ * 2);
+    fl_cell_result_free(&r);
+    j = cell_json(out);
+    assert_null(cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(j, "cell"), "retrain_samples"));
+    cJSON_Delete(j);
+}
+
+/* Is every float of param i of a the same in b? */
+static int same_param(const fl_model *a, const fl_model *b, int i) {
+    return !memcmp(a->params[i].w, b->params[i].w, sizeof(float) * (size_t)a->params[i].n);
+}
+
+/* retrain:masklora's defaults (the authors'): biases and norms train
+ * beside the adapters, embeddings do not, pruned weights stay zero;
+ * bias-norm=0 trains the adapters alone. */
+static void test_masklora_bias_norm(void **st) {
+    (void)st;
+    fl_model dense;
+    assert_int_equal(fl_model_load(&dense, g_model), 0);
+    for (int bn = 1; bn >= 0; bn--) {
+        char out[400];
+        snprintf(out, sizeof out, "%s/mlbn_%d", g_dir, bn);
+        fl_cell_cfg c = small_cell(bn ? "retrain:masklora" : "retrain:masklora:bias-norm=0", out);
+        c.lr = 1e-2f;
+        fl_cell_result r;
+        assert_int_equal(fl_cell_run(&c, &r), 0);
+        fl_cell_result_free(&r);
+        assert_int_equal(rows_off_pattern(out), 0);
+        fl_model m;
+        assert_int_equal(fl_model_load(&m, out), 0);
+        assert_int_equal(m.n_params, dense.n_params);
+        int n_bn = 0;
+        for (int i = 0; i < m.n_params; i++) {
+            const fl_param *p = &m.params[i];
+            int is_bn = p->kind == FL_PK_NORM_W || p->kind == FL_PK_NORM_B || p->kind == FL_PK_LINEAR_B;
+            if (is_bn) {
+                n_bn++;
+                if (same_param(&m, &dense, i) == bn) print_error("bias-norm=%d: %s\n", bn, p->name);
+                assert_int_equal(same_param(&m, &dense, i), !bn);
+            } else if (!(p->kind == FL_PK_LINEAR_W && p->layer >= 0)) {
+                assert_true(same_param(&m, &dense, i));   /* embeddings, head: frozen */
+            }
+        }
+        assert_true(n_bn > 3 * 3);   /* qwen2: q/k/v biases and two norms per block, the final norm */
+        fl_model_free(&m);
+    }
+    fl_model_free(&dense);
+}
+
 static void test_every_reconstructor(void **st) {
     (void)st;
     int i = 0;
@@ -316,6 +487,8 @@ int main(void) {
         cmocka_unit_test(test_shapes),
         cmocka_unit_test(test_plan_check),
         cmocka_unit_test(test_every_reconstructor),
+        cmocka_unit_test(test_retrain_samples),
+        cmocka_unit_test(test_masklora_bias_norm),
     };
     return cmocka_run_group_tests_name("registry", tests, setup, teardown);
 }

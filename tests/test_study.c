@@ -83,6 +83,36 @@ static void test_refusals(void **st) {
     fclose(f);
     assert_int_equal(fl_table_read(path, &t), -1);
     assert_non_null(strstr(fl_errmsg(), "line 2"));
+    /* a file written before the late columns (prune_stream, optimizer,
+     * retrain_samples, mask_sha256, recovery_tokens) loads, those columns
+     * empty, the others in place */
+    static const char *const late[] = { "prune_stream", "optimizer", "retrain_samples", "mask_sha256", "recovery_tokens" };
+    f = fopen(path, "w");
+    int nold = 0;
+    for (int i = 0; i < FL_RESULT_NCOLS; i++) {
+        int is_late = 0;
+        for (int k = 0; k < 5; k++) is_late |= !strcmp(FL_RESULT_COLS[i], late[k]);
+        if (is_late) continue;
+        fprintf(f, "%s%s", nold++ ? "," : "", FL_RESULT_COLS[i]);
+    }
+    fprintf(f, "\nabc123,ok");
+    for (int i = 2; i < nold; i++) fprintf(f, ",%d", i);
+    fprintf(f, "\n");
+    fclose(f);
+    assert_int_equal(fl_table_read(path, &t), 0);
+    assert_int_equal(t.nrows, 1);
+    assert_string_equal(fl_table_get(&t, 0, "cell_id"), "abc123");
+    assert_string_equal(fl_table_get(&t, 0, "retrain_samples"), "");
+    for (int k = 0; k < 5; k++) assert_string_equal(fl_table_get(&t, 0, late[k]), "");
+    assert_true(fl_table_num(&t, 0, "pareto_time_all") == nold - 1);   /* the last column, in place */
+    fl_table_free(&t);
+    /* ... but not a column of ours out of place, nor one missing that is not late */
+    f = fopen(path, "w");
+    for (int i = 0; i < FL_RESULT_NCOLS; i++) if (i != 4) fprintf(f, "%s%s", i ? "," : "", FL_RESULT_COLS[i]);
+    fprintf(f, "\n");
+    fclose(f);
+    assert_int_equal(fl_table_read(path, &t), -1);
+    assert_non_null(strstr(fl_errmsg(), "header"));
     tu_rmrf(dir);
 }
 
