@@ -320,8 +320,7 @@ static void describe(const fl_grid *g, const fl_cell_spec *s, char *buf, size_t 
     size_t k = 0;
     buf[0] = 0;
     for (int i = 0; i < s->nkeys && k < n; i++) {
-        const fl_dim *d = fl_grid_get(g, s->key[i]);
-        if (!d || d->nvals < 2 || fl_setting_find(s->key[i])->type == FL_SET_LIST) continue;
+        if (!fl_grid_varies(g, s->key[i]) || fl_setting_find(s->key[i])->type == FL_SET_LIST) continue;
         k += (size_t)snprintf(buf + k, n - k, "%s%s=%s", k ? " " : "", s->key[i], s->val[i]);
     }
     if (!k) snprintf(buf, n, "%s", s->name);

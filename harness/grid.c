@@ -42,6 +42,9 @@ static void dim_free(fl_dim *d) {
 
 void fl_grid_free(fl_grid *g) {
     for (int i = 0; i < g->ndims; i++) dim_free(&g->dims[i]);
+    for (int v = 0; v < g->nvar; v++)
+        for (int i = 0; i < g->var[v].ndims; i++) dim_free(&g->var[v].dims[i]);
+    free(g->var);
     free(g->source);
     memset(g, 0, sizeof *g);
 }
@@ -107,19 +110,54 @@ static int split_values(const char *src, const char *key, const char *s, fl_dim 
     return 0;
 }
 
-/* Sets (replacing) key := the list in value. */
-static int grid_put(fl_grid *g, const char *src, const char *rawkey, const char *value) {
+/* Sets (replacing) key := the list in value, in one section's dimensions. */
+static int dims_put(fl_dim *dims, int *ndims, const char *src, const char *rawkey, const char *value) {
     char key[64];
     canon_key(rawkey, key, sizeof key);
     if (!fl_setting_find(key)) return unknown_key(src, key);
     fl_dim d = { 0 };
     if (split_values(src, key, value, &d) != 0) { dim_free(&d); return -1; }
     d.key = strdup(key);
-    for (int i = 0; i < g->ndims; i++)
-        if (!strcmp(g->dims[i].key, key)) { dim_free(&g->dims[i]); g->dims[i] = d; return 0; }
-    if (g->ndims == FL_GRID_MAX_DIMS) { dim_free(&d); return fl_err("%s: too many keys", src); }
-    g->dims[g->ndims++] = d;
+    for (int i = 0; i < *ndims; i++)
+        if (!strcmp(dims[i].key, key)) { dim_free(&dims[i]); dims[i] = d; return 0; }
+    if (*ndims == FL_GRID_MAX_DIMS) { dim_free(&d); return fl_err("%s: too many keys", src); }
+    dims[(*ndims)++] = d;
     return 0;
+}
+
+static int grid_put(fl_grid *g, const char *src, const char *rawkey, const char *value) {
+    return dims_put(g->dims, &g->ndims, src, rawkey, value);
+}
+
+static const fl_dim *dims_get(const fl_dim *dims, int n, const char *key) {
+    for (int i = 0; i < n; i++)
+        if (!strcmp(dims[i].key, key)) return &dims[i];
+    return NULL;
+}
+
+/* The variant named by section "grid.NAME", made if new; NULL with a message. */
+static fl_grid_variant *variant_of(fl_grid *g, const char *section, char *m, size_t mn, int line) {
+    const char *name = section + 5;
+    size_t n = strlen(name);
+    int ok = n >= 1 && n < sizeof g->var[0].name;
+    for (size_t i = 0; ok && i < n; i++) ok = isalnum((unsigned char)name[i]) || name[i] == '-' || name[i] == '_';
+    if (!ok) {
+        snprintf(m, mn, "%s: section [%.64s]: a variant's name is 1-31 letters, digits, '-' or '_' (line %d)", g->source, section, line);
+        return NULL;
+    }
+    for (int v = 0; v < g->nvar; v++)
+        if (!strcmp(g->var[v].name, name)) return &g->var[v];
+    if (g->nvar == FL_GRID_MAX_VARIANTS) {
+        snprintf(m, mn, "%s: more than %d [grid.NAME] variants (line %d)", g->source, FL_GRID_MAX_VARIANTS, line);
+        return NULL;
+    }
+    fl_grid_variant *nv = realloc(g->var, sizeof *nv * (size_t)(g->nvar + 1));
+    if (!nv) { snprintf(m, mn, "out of memory reading the grid"); return NULL; }
+    g->var = nv;
+    fl_grid_variant *v = &g->var[g->nvar++];
+    memset(v, 0, sizeof *v);
+    snprintf(v->name, sizeof v->name, "%s", name);
+    return v;
 }
 
 /* ---- reading the INI text -------------------------------------------------
@@ -144,7 +182,10 @@ typedef struct {
     char *raw;           /* its value text, every piece and continuation joined */
     size_t len, cap;
     int line;            /* where it was given */
+    int sec;             /* -1: [grid] or [fixed]; else the variant's index */
 } raw_key;
+
+#define GRID_MAX_RAW (FL_GRID_MAX_DIMS * (1 + FL_GRID_MAX_VARIANTS))
 
 typedef struct {
     fl_grid *g;
@@ -157,7 +198,7 @@ typedef struct {
     size_t rest_n;
     int *map;              /* inih's line k is physical line map[k - 1] */
     int nmap, capmap;
-    raw_key keys[FL_GRID_MAX_DIMS];
+    raw_key keys[GRID_MAX_RAW];
     int nkeys, cur;        /* cur: the key a continuation adds to, or -1 */
     int failed;
     char msg[1024];
@@ -272,8 +313,13 @@ static int ini_cb(void *user, const char *section, const char *name, const char 
     const char *src = p->g->source;
     char m[1100];
     if (p->failed) return 0;
-    if (strcmp(section, "grid") && strcmp(section, "fixed")) {
-        snprintf(m, sizeof m, "%s: unknown section [%.64s] (valid: [grid], [fixed]) (line %d)", src, section, p->line);
+    int sec = -1;
+    if (!strncmp(section, "grid.", 5)) {
+        const fl_grid_variant *v = variant_of(p->g, section, m, sizeof m, p->line);
+        if (!v) return ctx_fail(p, m);
+        sec = (int)(v - p->g->var);
+    } else if (strcmp(section, "grid") && strcmp(section, "fixed")) {
+        snprintf(m, sizeof m, "%s: unknown section [%.64s] (valid: [grid], [fixed], [grid.NAME]) (line %d)", src, section, p->line);
         return ctx_fail(p, m);
     }
     char key[64];
@@ -295,13 +341,13 @@ static int ini_cb(void *user, const char *section, const char *name, const char 
         return ctx_fail(p, m);
     }
     for (int i = 0; i < p->nkeys; i++)
-        if (!strcmp(p->keys[i].name, key)) {
+        if (p->keys[i].sec == sec && !strcmp(p->keys[i].name, key)) {
             snprintf(m, sizeof m, "%s: key '%s' given twice (lines %d and %d)", src, key, p->keys[i].line, p->line);
             return ctx_fail(p, m);
         }
-    if (p->nkeys == FL_GRID_MAX_DIMS) return ctx_fail(p, "too many keys");   /* more than the settings: a repeat caught above */
+    if (p->nkeys == GRID_MAX_RAW) return ctx_fail(p, "too many keys");   /* more than the settings per section: a repeat caught above */
     raw_key *k = &p->keys[p->nkeys];
-    *k = (raw_key){ .name = strdup(key), .line = p->line };
+    *k = (raw_key){ .name = strdup(key), .line = p->line, .sec = sec };
     if (raw_append(k, "", value) != 0) return ctx_fail(p, "out of memory reading the grid");
     p->cur = p->nkeys++;
     return 1;
@@ -318,11 +364,13 @@ static int parse_text(fl_grid *g, const char *text, size_t len) {
         int line = rc > 0 && rc <= p.nmap ? p.map[rc - 1] : rc;
         ret = fl_err("%s: line %d: not a key = value line or [section]", g->source, line);
     } else {
-        for (int i = 0; i < p.nkeys && !ret; i++)
-            if (grid_put(g, g->source, p.keys[i].name, p.keys[i].raw) != 0) {
+        for (int i = 0; i < p.nkeys && !ret; i++) {
+            fl_grid_variant *v = p.keys[i].sec >= 0 ? &g->var[p.keys[i].sec] : NULL;
+            if (dims_put(v ? v->dims : g->dims, v ? &v->ndims : &g->ndims, g->source, p.keys[i].name, p.keys[i].raw) != 0) {
                 snprintf(m, sizeof m, "%s (line %d)", fl_errmsg(), p.keys[i].line);
                 ret = fl_err("%s", m);
             }
+        }
     }
     ctx_free(&p);
     if (ret) fl_grid_free(g);
@@ -356,15 +404,24 @@ int fl_grid_set(fl_grid *g, const char *a) {
     if (!eq) return fl_err("--set '%s': expected key=value", a);
     char *key = strndup(a, (size_t)(eq - a));
     if (!key) return fl_err("--set: out of memory");
+    /* wherever it is: [grid] or [fixed], and every variant that sets it */
     int rc = grid_put(g, "--set", key, eq + 1);
+    char ck[64];
+    canon_key(key, ck, sizeof ck);
+    for (int v = 0; v < g->nvar && rc == 0; v++)
+        if (dims_get(g->var[v].dims, g->var[v].ndims, ck)) rc = dims_put(g->var[v].dims, &g->var[v].ndims, "--set", key, eq + 1);
     free(key);
     return rc;
 }
 
-const fl_dim *fl_grid_get(const fl_grid *g, const char *key) {
-    for (int i = 0; i < g->ndims; i++)
-        if (!strcmp(g->dims[i].key, key)) return &g->dims[i];
-    return NULL;
+const fl_dim *fl_grid_get(const fl_grid *g, const char *key) { return dims_get(g->dims, g->ndims, key); }
+
+int fl_grid_varies(const fl_grid *g, const char *key) {
+    const fl_dim *d = fl_grid_get(g, key);
+    if (d && d->nvals > 1) return 1;
+    for (int v = 0; v < g->nvar; v++)
+        if (dims_get(g->var[v].dims, g->var[v].ndims, key)) return 1;
+    return 0;
 }
 
 /* ---- checking ------------------------------------------------------------ */
@@ -393,12 +450,17 @@ static int first_repeat(const fl_grid *g, const fl_dim *d) {
     return rc;
 }
 
-int fl_grid_check(const fl_grid *g) {
-    for (int i = 0; i < g->ndims; i++) {
-        const fl_dim *d = &g->dims[i];
+/* One section's keys; a variant's (v) also against the main grid's keys it
+ * keeps. */
+static int check_dims(const fl_grid *g, const fl_grid_variant *v) {
+    const fl_dim *dims = v ? v->dims : g->dims;
+    const int n = v ? v->ndims : g->ndims;
+    for (int i = 0; i < n; i++) {
+        const fl_dim *d = &dims[i];
         const fl_setting *s = fl_setting_find(d->key);
         if (!s) return unknown_key(g->source, d->key);
-        if (s->excl && fl_grid_get(g, s->excl))
+        /* a variant cannot take a key away: one of the pair in either is both */
+        if (s->excl && (dims_get(dims, n, s->excl) || (v && fl_grid_get(g, s->excl))))
             return fl_err("%s: give %s or %s, not both", g->source, s->key, s->excl);
         for (int j = 0; j < d->nvals; j++)
             if (check_one(g->source, s, d->vals[j]) != 0) return -1;
@@ -411,6 +473,13 @@ int fl_grid_check(const fl_grid *g) {
                               d->nvals, len, FL_MAX_EVALS, FL_GRID_MAX_VALUE);
         }
     }
+    return 0;
+}
+
+int fl_grid_check(const fl_grid *g) {
+    if (check_dims(g, NULL) != 0) return -1;
+    for (int v = 0; v < g->nvar; v++)
+        if (check_dims(g, &g->var[v]) != 0) return -1;
     if (!fl_grid_get(g, "criterion")) return fl_err("%s: no criterion given", g->source);
     if (!fl_grid_get(g, "sparsity")) return fl_err("%s: no sparsity given", g->source);
     return 0;
@@ -463,17 +532,10 @@ static int is_list(const char *key) {
     return s && s->type == FL_SET_LIST;
 }
 
-int fl_grid_cells(fl_grid *g, fl_cell_spec **cells, int *n) {
-    /* checked after every factor, so the product cannot overflow on the way */
-    long long total = 1;
-    for (int i = 0; i < g->ndims; i++) {
-        if (is_list(g->dims[i].key)) continue;
-        total *= g->dims[i].nvals;
-        if (total > FL_GRID_MAX_CELLS)
-            return fl_err("%s: more than %d cells (key '%s' takes it past the limit)", g->source, FL_GRID_MAX_CELLS, g->dims[i].key);
-    }
-    for (int i = 0; i < g->ndims; i++) {   /* the comma-joined list lives in its dimension */
-        fl_dim *d = &g->dims[i];
+/* The comma-joined value of a list dimension lives in the dimension. */
+static int join_lists(fl_grid *g, fl_dim *dims, int n) {
+    for (int i = 0; i < n; i++) {
+        fl_dim *d = &dims[i];
         free(d->joined);
         d->joined = NULL;
         if (!is_list(d->key)) continue;
@@ -483,22 +545,96 @@ int fl_grid_cells(fl_grid *g, fl_cell_spec **cells, int *n) {
         if (!d->joined) return fl_err("%s: out of memory", g->source);
         for (int j = 0; j < d->nvals; j++) { if (j) strcat(d->joined, ","); strcat(d->joined, d->vals[j]); }
     }
-    fl_cell_spec *cs = calloc((size_t)total, sizeof *cs);
+    return 0;
+}
+
+/* The dimensions of product p: the main grid's (p = 0), or its keys with
+ * variant p-1's replacing them and the variant's others after. */
+static int product_dims(const fl_grid *g, int p, const fl_dim **eff) {
+    int n = 0;
+    const fl_grid_variant *v = p ? &g->var[p - 1] : NULL;
+    for (int i = 0; i < g->ndims; i++) {
+        const fl_dim *o = v ? dims_get(v->dims, v->ndims, g->dims[i].key) : NULL;
+        eff[n++] = o ? o : &g->dims[i];
+    }
+    for (int i = 0; v && i < v->ndims; i++)
+        if (!fl_grid_get(g, v->dims[i].key)) {
+            if (n == FL_GRID_MAX_DIMS) return fl_err("%s: [grid.%s]: too many keys with the grid's", g->source, v->name);
+            eff[n++] = &v->dims[i];
+        }
+    return n;
+}
+
+static long long product_count(const fl_grid *g, const fl_dim *const *eff, int n, long long total) {
+    long long c = 1;
+    for (int i = 0; i < n; i++) {
+        if (is_list(eff[i]->key)) continue;
+        c *= eff[i]->nvals;
+        if (total + c > FL_GRID_MAX_CELLS) {
+            fl_err("%s: more than %d cells (key '%s' takes it past the limit)", g->source, FL_GRID_MAX_CELLS, eff[i]->key);
+            return -1;
+        }
+    }
+    return c;
+}
+
+typedef struct { const char *id; int i; } id_ref;
+static int cmp_ref(const void *a, const void *b) {
+    const id_ref *x = a, *y = b;
+    int c = strcmp(x->id, y->id);
+    return c ? c : (x->i > y->i) - (x->i < y->i);
+}
+
+int fl_grid_cells(fl_grid *g, fl_cell_spec **cells, int *n) {
+    /* checked after every factor, so the sum of products cannot overflow on the way */
+    const fl_dim *eff[FL_GRID_MAX_DIMS];
+    long long total = 0;
+    for (int p = 0; p <= g->nvar; p++) {
+        int nd = product_dims(g, p, eff);
+        long long c = nd < 0 ? -1 : product_count(g, eff, nd, total);
+        if (c < 0) return -1;
+        total += c;
+    }
+    if (join_lists(g, g->dims, g->ndims) != 0) return -1;
+    for (int v = 0; v < g->nvar; v++)
+        if (join_lists(g, g->var[v].dims, g->var[v].ndims) != 0) return -1;
+    fl_cell_spec *cs = calloc((size_t)(total ? total : 1), sizeof *cs);
     if (!cs) return fl_err("%s: %lld cells: out of memory", g->source, total);
-    int idx[FL_GRID_MAX_DIMS] = { 0 };
-    for (long long c = 0; c < total; c++) {
-        fl_cell_spec *s = &cs[c];
-        for (int i = 0; i < g->ndims; i++) {
-            s->key[i] = g->dims[i].key;
-            s->val[i] = g->dims[i].joined ? g->dims[i].joined : g->dims[i].vals[idx[i]];
+    long long at = 0;
+    for (int p = 0; p <= g->nvar; p++) {
+        const int nd = product_dims(g, p, eff);
+        const long long c = product_count(g, eff, nd, 0);
+        int idx[FL_GRID_MAX_DIMS] = { 0 };
+        for (long long k = 0; k < c; k++) {
+            fl_cell_spec *s = &cs[at++];
+            for (int i = 0; i < nd; i++) {
+                s->key[i] = eff[i]->key;
+                s->val[i] = eff[i]->joined ? eff[i]->joined : eff[i]->vals[idx[i]];
+            }
+            s->nkeys = nd;
+            if (cell_identity(s) != 0) { free(cs); return -1; }
+            for (int i = nd - 1; i >= 0; i--) {   /* odometer: the last key fastest */
+                if (eff[i]->joined) continue;
+                if (++idx[i] < eff[i]->nvals) break;
+                idx[i] = 0;
+            }
         }
-        s->nkeys = g->ndims;
-        if (cell_identity(s) != 0) { free(cs); return -1; }
-        for (int i = g->ndims - 1; i >= 0; i--) {   /* odometer: the last key fastest */
-            if (g->dims[i].joined) continue;
-            if (++idx[i] < g->dims[i].nvals) break;
-            idx[i] = 0;
-        }
+    }
+    if (g->nvar) {
+        /* a cell of a variant that is a cell already (the same settings) runs once: the first */
+        id_ref *r = malloc(sizeof *r * (size_t)(total ? total : 1));
+        char *dup = calloc((size_t)(total ? total : 1), 1);
+        if (!r || !dup) { free(r); free(dup); free(cs); return fl_err("%s: out of memory", g->source); }
+        for (long long k = 0; k < total; k++) r[k] = (id_ref){ cs[k].id, (int)k };
+        qsort(r, (size_t)total, sizeof *r, cmp_ref);
+        for (long long k = 1; k < total; k++)
+            if (!strcmp(r[k].id, r[k - 1].id)) dup[r[k].i] = 1;
+        long long w = 0;
+        for (long long k = 0; k < total; k++)
+            if (!dup[k]) cs[w++] = cs[k];
+        free(r);
+        free(dup);
+        total = w;
     }
     *cells = cs;
     *n = (int)total;
@@ -523,6 +659,16 @@ int fl_grid_write(const fl_grid *g, const char *path) {
             const fl_dim *d = &g->dims[i];
             int is_dim = d->nvals > 1 && !is_list(d->key);
             if (is_dim != !sec) continue;
+            ok = ok && fprintf(f, "%s = ", d->key) > 0;
+            for (int j = 0; j < d->nvals; j++)
+                ok = ok && fprintf(f, needs_quotes(d->vals[j]) ? "%s\"%s\"" : "%s%s", j ? ", " : "", d->vals[j]) > 0;
+            ok = ok && fputc('\n', f) != EOF;
+        }
+    }
+    for (int v = 0; v < g->nvar; v++) {
+        ok = ok && fprintf(f, "[grid.%s]\n", g->var[v].name) > 0;
+        for (int i = 0; i < g->var[v].ndims; i++) {
+            const fl_dim *d = &g->var[v].dims[i];
             ok = ok && fprintf(f, "%s = ", d->key) > 0;
             for (int j = 0; j < d->nvals; j++)
                 ok = ok && fprintf(f, needs_quotes(d->vals[j]) ? "%s\"%s\"" : "%s%s", j ? ", " : "", d->vals[j]) > 0;

@@ -14,7 +14,14 @@
  * written in double quotes. A key in [fixed] with several values is a
  * dimension too, except eval (a list). `--set key=value[,value]` replaces a
  * key wherever it was. Values are checked against the registries when the
- * grid is built, so a typo fails before any cell runs. */
+ * grid is built, so a typo fails before any cell runs.
+ *
+ *   [grid.retrain]               ; a variant: the same grid with these keys
+ *   reconstruct = retrain:masklora   replaced (or added); its cells join the
+ *   retrain-samples = 32, 320    ; study (a cell in two products runs once)
+ *
+ * so settings that apply to some reconstructors only (propagation, or
+ * retrain-samples) need not multiply the others' cells. */
 #ifndef FL_GRID_H
 #define FL_GRID_H
 
@@ -29,9 +36,20 @@ typedef struct {
     char *joined;         /* a list setting (eval): its values comma-joined (fl_grid_cells) */
 } fl_dim;
 
+#define FL_GRID_MAX_VARIANTS 16
+
+/* A [grid.NAME] section: keys that replace (or join) the main grid's. */
 typedef struct {
+    char name[32];
     fl_dim dims[FL_GRID_MAX_DIMS];
     int ndims;
+} fl_grid_variant;
+
+typedef struct {
+    fl_dim dims[FL_GRID_MAX_DIMS];   /* [grid] and [fixed] */
+    int ndims;
+    fl_grid_variant *var;            /* malloc'd, nvar of them */
+    int nvar;
     char *source;         /* file name or "the default grid", for messages */
 } fl_grid;
 
@@ -52,10 +70,13 @@ int fl_grid_parse_string(const char *text, const char *name, fl_grid *g);
 int fl_grid_set(fl_grid *g, const char *assignment);
 /* Checks every key and value (registries, numbers). */
 int fl_grid_check(const fl_grid *g);
-/* The value(s) of a key as written, or NULL. */
+/* The value(s) of a key as written in [grid] or [fixed], or NULL. */
 const fl_dim *fl_grid_get(const fl_grid *g, const char *key);
+/* Do a study's cells differ in this key (several values, or a variant sets it)? */
+int fl_grid_varies(const fl_grid *g, const char *key);
 /* The cells, in lexicographic order of the dimensions as written (the last
- * key varies fastest). *cells is malloc'd; strings point into g. */
+ * key varies fastest), then those of each variant in turn that are not
+ * cells already. *cells is malloc'd; strings point into g. */
 int fl_grid_cells(fl_grid *g, fl_cell_spec **cells, int *n);
 const char *fl_cell_get(const fl_cell_spec *c, const char *key);
 /* Writes the grid back as INI (every key in [grid] or [fixed]). */

@@ -251,6 +251,98 @@ static void test_grid_parse(void **st) {
     fl_grid_free(&h);
 }
 
+/* [grid.NAME] variants: the union of the main product and each variant's
+ * (its keys replacing the grid's or joining them), a cell in two products
+ * run once, --set reaching every variant that has the key, the grid
+ * written back with its variants, bad variants refused. */
+static void test_grid_variants(void **st) {
+    (void)st;
+    const char *ini =
+        "[grid]\nreconstruct = matrix, block\npropagation = sparse, dense-target\nseed = 0, 1\n"
+        "[grid.retrain]\nreconstruct = retrain:masklora\npropagation = sparse\nretrain-samples = 4, 40\n"
+        "[grid.again]\nreconstruct = block\n"   /* cells the main grid has already: none new */
+        "[fixed]\ncriterion = wanda\nsparsity = 0.5\n";
+    fl_grid g;
+    assert_int_equal(fl_grid_parse_string(ini, "v.ini", &g), 0);
+    assert_int_equal(fl_grid_check(&g), 0);
+    assert_int_equal(g.nvar, 2);
+    assert_true(fl_grid_varies(&g, "retrain-samples") && fl_grid_varies(&g, "seed") && !fl_grid_varies(&g, "criterion"));
+    fl_cell_spec *c;
+    int n;
+    assert_int_equal(fl_grid_cells(&g, &c, &n), 0);
+    assert_int_equal(n, 8 + 4);   /* 2x2x2 local, 1x1x2 seeds x2 retrain-samples; [grid.again] adds none */
+    int retrain = 0;
+    for (int i = 0; i < n; i++) {
+        for (int j = 0; j < i; j++) assert_string_not_equal(c[i].id, c[j].id);
+        const char *rs = fl_cell_get(&c[i], "retrain-samples");
+        if (i < 8) assert_null(rs);   /* the main product's cells come first, untouched */
+        else {
+            retrain++;
+            assert_string_equal(fl_cell_get(&c[i], "reconstruct"), "retrain:masklora");
+            assert_string_equal(fl_cell_get(&c[i], "propagation"), "sparse");
+            assert_non_null(rs);
+            assert_string_equal(fl_cell_get(&c[i], "criterion"), "wanda");   /* [fixed] reaches the variants */
+        }
+    }
+    assert_int_equal(retrain, 4);
+    /* the ids are the settings': the same cell written as a plain grid has the same id */
+    fl_grid h;
+    assert_int_equal(fl_grid_parse_string("[grid]\nseed=1\nretrain-samples=40\n[fixed]\nreconstruct=retrain:masklora\n"
+                                          "propagation=sparse\ncriterion=wanda\nsparsity=0.5\n", "w.ini", &h), 0);
+    fl_cell_spec *c1;
+    int n1;
+    assert_int_equal(fl_grid_cells(&h, &c1, &n1), 0);
+    int found = 0;
+    for (int i = 0; i < n; i++) found += !strcmp(c[i].id, c1[0].id);
+    assert_int_equal(found, 1);
+    free(c1);
+    fl_grid_free(&h);
+    free(c);
+    /* --set reaches the variant that sets the key, and the grid */
+    assert_int_equal(fl_grid_set(&g, "propagation=dense"), 0);
+    assert_int_equal(fl_grid_cells(&g, &c, &n), 0);
+    for (int i = 0; i < n; i++) assert_string_equal(fl_cell_get(&c[i], "propagation"), "dense");
+    assert_int_equal(n, 4 + 4);
+    free(c);
+    /* written back and read again: the same cells */
+    char dir[256], path[300];
+    tu_tmpdir(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/grid.ini", dir);
+    assert_int_equal(fl_grid_write(&g, path), 0);
+    assert_int_equal(fl_grid_parse_file(path, &h), 0);
+    assert_int_equal(fl_grid_check(&h), 0);
+    fl_cell_spec *c2;
+    int n2;
+    assert_int_equal(fl_grid_cells(&g, &c, &n), 0);
+    assert_int_equal(fl_grid_cells(&h, &c2, &n2), 0);
+    assert_int_equal(n, n2);
+    for (int i = 0; i < n; i++) assert_string_equal(c[i].id, c2[i].id);
+    free(c);
+    free(c2);
+    fl_grid_free(&h);
+    fl_grid_free(&g);
+    tu_rmrf(dir);
+    /* bad variants: a name, a key given twice in it, a bad value, a pair the grid has the other half of */
+    const struct { const char *ini, *want; int at_check; } bad[] = {
+        { "[grid.]\nseed=1\n[grid]\ncriterion=wanda\nsparsity=0.5\n", "a variant's name", 0 },
+        { "[grid.a b]\nseed=1\n[grid]\ncriterion=wanda\nsparsity=0.5\n", "a variant's name", 0 },
+        { "[grid.x]\nseed=1\nseed=2\n[grid]\ncriterion=wanda\nsparsity=0.5\n", "given twice", 0 },
+        { "[grid.x]\nbogus=1\n[grid]\ncriterion=wanda\nsparsity=0.5\n", "unknown key 'bogus'", 0 },
+        { "[grid.x]\nreconstruct=blockz\n[grid]\ncriterion=wanda\nsparsity=0.5\n", "unknown reconstructor 'blockz'", 1 },
+        { "[grid.x]\ncalib=a.bin\n[grid]\ncriterion=wanda\nsparsity=0.5\ncalib-split=sotu-val\n", "not both", 1 },
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        int rc = fl_grid_parse_string(bad[i].ini, "bad.ini", &g);
+        if (bad[i].at_check) {
+            assert_int_equal(rc, 0);
+            rc = fl_grid_check(&g);
+            fl_grid_free(&g);
+        }
+        if (rc != -1 || !strstr(fl_errmsg(), "bad.ini") || !strstr(fl_errmsg(), bad[i].want))
+            fail_msg("variant case %zu: rc %d, message '%s'", i, rc, fl_errmsg());
+    }
+}
+
 /* Each bad grid: an error naming the source and the problem. */
 static void test_grid_errors(void **st) {
     (void)st;
@@ -624,7 +716,7 @@ static void test_preset_lr(void **st) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_columns_unique), cmocka_unit_test(test_roundtrip), cmocka_unit_test(test_refusals),
-        cmocka_unit_test(test_pareto), cmocka_unit_test(test_grid_parse), cmocka_unit_test(test_grid_errors),
+        cmocka_unit_test(test_pareto), cmocka_unit_test(test_grid_parse), cmocka_unit_test(test_grid_variants), cmocka_unit_test(test_grid_errors),
         cmocka_unit_test(test_default_grid), cmocka_unit_test(test_preset_lr), cmocka_unit_test(test_settings_table),
         cmocka_unit_test(test_settings_readme), cmocka_unit_test(test_grid_cell_limit), cmocka_unit_test(test_grid_long_lines),
         cmocka_unit_test(test_numbers),

@@ -1,7 +1,7 @@
 /* libFuzzer target: grid specs (harness/grid.c) and the number parser they
  * share with the command line (harness/settings.c).
  *
- * An input is INI text; after a NUL byte, each further NUL-separated piece
+ * An input is INI text (with [grid.NAME] variants); after a NUL byte, each further NUL-separated piece
  * is a `--set key=value[,value]` assignment (at most 4). The grid is parsed,
  * the assignments applied, checked, and, when the product of its value
  * counts is small or past the cell limit, made into cells. Besides the
@@ -20,17 +20,29 @@
 
 #define CHECK(c) do { if (!(c)) { fprintf(stderr, "fuzz_grid: %s:%d: %s\n", __FILE__, __LINE__, #c); abort(); } } while (0)
 
-/* The cell count as fl_grid_cells must see it, saturating instead of overflowing. */
+/* The cell count as fl_grid_cells must see it before it merges repeats:
+ * the main product plus each variant's (its keys replacing the grid's),
+ * saturating instead of overflowing. */
 static long long cell_count(const fl_grid *g) {
-    long long n = 1;
-    for (int i = 0; i < g->ndims; i++) {
-        const fl_setting *s = fl_setting_find(g->dims[i].key);
-        CHECK(s);
-        if (s->type == FL_SET_LIST) continue;
-        n *= g->dims[i].nvals;
-        if (n > FL_GRID_MAX_CELLS) return FL_GRID_MAX_CELLS + 1LL;
+    long long total = 0;
+    for (int p = 0; p <= g->nvar; p++) {
+        const fl_grid_variant *v = p ? &g->var[p - 1] : NULL;
+        long long n = 1;
+        for (int i = 0; i < g->ndims + (v ? v->ndims : 0); i++) {
+            const fl_dim *d = i < g->ndims ? &g->dims[i] : &v->dims[i - g->ndims];
+            if (v && i < g->ndims)
+                for (int k = 0; k < v->ndims; k++)
+                    if (!strcmp(v->dims[k].key, d->key)) d = &v->dims[k];
+            if (v && i >= g->ndims && fl_grid_get(g, d->key)) continue;   /* replaced above */
+            const fl_setting *s = fl_setting_find(d->key);
+            CHECK(s);
+            if (s->type == FL_SET_LIST) continue;
+            n *= d->nvals;
+            if (total + n > FL_GRID_MAX_CELLS) return FL_GRID_MAX_CELLS + 1LL;
+        }
+        total += n;
     }
-    return n;
+    return total;
 }
 
 static void check_values(const fl_grid *g) {
@@ -58,17 +70,19 @@ static void check_cells(fl_grid *g, int checked) {
     int n = -1;
     int rc = fl_grid_cells(g, &c, &n);
     if (want > FL_GRID_MAX_CELLS) { CHECK(rc == -1); return; }
-    CHECK(rc == 0 && n == want);
+    /* variants' cells that repeat a cell are merged: never more, and exact without variants */
+    CHECK(rc == 0 && (g->nvar ? n <= want && n >= 1 : n == want));
     for (int i = 0; i < n; i++) {
-        CHECK(c[i].nkeys == g->ndims);
+        CHECK(c[i].nkeys >= g->ndims && c[i].nkeys <= FL_GRID_MAX_DIMS);
         CHECK(strlen(c[i].id) == 12);
         for (const char *p = c[i].id; *p; p++) CHECK(isxdigit((unsigned char)*p));
         for (const char *p = c[i].name; *p; p++) CHECK(isalnum((unsigned char)*p) || *p == '.' || *p == '-' || *p == '_');
         for (int k = 0; k < g->ndims; k++) CHECK(fl_cell_get(&c[i], g->dims[k].key));
     }
     /* a checked grid's cells are distinct combinations, so distinct ids: a
-     * repeated id would make a study skip a cell as done */
-    if (checked) {
+     * repeated id would make a study skip a cell as done (with variants,
+     * repeats are merged, so always) */
+    if (checked || g->nvar) {
         qsort(c, (size_t)n, sizeof *c, cmp_id);
         for (int i = 1; i < n; i++) CHECK(strcmp(c[i - 1].id, c[i].id));
     }
