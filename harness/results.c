@@ -19,10 +19,12 @@ const char *const FL_RESULT_COLS[] = {
     /* the cell's parameters (every option of `freelunch prune`) */
     "model", "criterion", "sparsity", "pattern", "reconstruct", "propagation", "loss", "trainable", "lr",
     "epochs", "batch_size", "grad_accum", "weight_decay", "distill", "calib", "calib_samples", "seqlen", "seed",
-    "eval_windows",
+    "eval_windows", "drift_windows", "drift_data",
     /* pruning and reconstruction */
     "achieved_sparsity", "mean_layer_error", "n_units", "recon_loss_before", "recon_loss_after",
     "unit_names", "unit_loss_before", "unit_loss_after",
+    /* activation drift against the dense model (eval/drift.h) */
+    "drift_mean", "drift_max", "drift_out", "drift_names", "drift_accumulated",
     /* perplexity: the first evaluation set, the three test splits, and all sets as name=ppl;... */
     "eval_set", "ppl", "ppl_sotu_test", "ppl_moby_test", "ppl_kjv_test", "ppl_all",
     /* memory (the recovery phase's peak is recovery_peak_bytes, below) */
@@ -50,8 +52,33 @@ typedef struct {
     char **cur;          /* fields of the record being parsed */
     int nf, capf;
     int line, header_done, bad;
+    int *map, nmap;      /* the file's column i is our column map[i] */
     const char *path;
 } reader;
+
+/* Columns added after the first results.csv files were written (every
+ * drift_* column: the activation-drift settings, figures and phase): a file
+ * whose header lacks some of them still loads, those cells empty, and is
+ * written back with every column. */
+static int is_late(const char *col) { return !strncmp(col, "drift_", 6); }
+
+/* The header: our columns, in our order, with only late ones missing. */
+static int header_ok(reader *rd) {
+    rd->map = malloc(sizeof(int) * (size_t)(rd->nf ? rd->nf : 1));
+    rd->nmap = rd->nf;
+    int k = 0;
+    for (int i = 0; i < rd->nf; i++) {
+        int c = fl_result_col(rd->cur[i]);
+        if (c < k) return 0;   /* unknown, repeated or out of order */
+        for (; k < c; k++)
+            if (!is_late(FL_RESULT_COLS[k])) return 0;
+        rd->map[i] = c;
+        k = c + 1;
+    }
+    for (; k < FL_RESULT_NCOLS; k++)
+        if (!is_late(FL_RESULT_COLS[k])) return 0;
+    return 1;
+}
 
 static void on_field(void *s, size_t len, void *data) {
     reader *rd = data;
@@ -77,9 +104,7 @@ static void on_record(int c, void *data) {
     if (rd->bad) { drop_fields(rd); return; }
     if (!rd->header_done) {
         rd->header_done = 1;
-        int ok = rd->nf == FL_RESULT_NCOLS;
-        for (int i = 0; ok && i < rd->nf; i++) ok = !strcmp(rd->cur[i], FL_RESULT_COLS[i]);
-        if (!ok) {
+        if (!header_ok(rd)) {
             rd->bad = 1;
             fl_err("%s: not a freelunch results file (its header differs from the %d columns of this version)",
                    rd->path, FL_RESULT_NCOLS);
@@ -87,14 +112,14 @@ static void on_record(int c, void *data) {
         drop_fields(rd);
         return;
     }
-    if (rd->nf != FL_RESULT_NCOLS) {
+    if (rd->nf != rd->nmap) {
         rd->bad = 1;
-        fl_err("%s: line %d has %d fields, expected %d", rd->path, rd->line, rd->nf, FL_RESULT_NCOLS);
+        fl_err("%s: line %d has %d fields, expected %d", rd->path, rd->line, rd->nf, rd->nmap);
         drop_fields(rd);
         return;
     }
     int r = fl_table_add_row(rd->t);
-    for (int i = 0; i < rd->nf; i++) { free(rd->t->rows[r][i]); rd->t->rows[r][i] = rd->cur[i]; }
+    for (int i = 0; i < rd->nf; i++) { free(rd->t->rows[r][rd->map[i]]); rd->t->rows[r][rd->map[i]] = rd->cur[i]; }
     rd->nf = 0;
 }
 
@@ -122,6 +147,7 @@ int fl_table_read(const char *path, fl_table *t) {
     fclose(f);
     drop_fields(&rd);
     free(rd.cur);
+    free(rd.map);
     if (!rc && rd.bad) rc = -1;
     if (!rc && !rd.header_done && t->nrows == 0) rc = 0;  /* empty file: empty table */
     if (rc) fl_table_free(t);

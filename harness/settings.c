@@ -57,6 +57,9 @@ static int check_split(const char *v) {
     return fl_err("unknown split '%s' (splits: %s)", v, all);
 }
 
+/* A count where 0 is a value (off), kept as text: in fl_cell_cfg a number 0 means unset. */
+static int check_count(const char *v) { return fl_parse_int(v, 0, FL_INT_MAX, NULL); }
+
 static int check_backend(const char *v) {
     return strcmp(v, "openblas") && strcmp(v, "onednn") ? fl_err("unknown backend '%s' (valid: openblas, onednn)", v) : 0;
 }
@@ -115,6 +118,13 @@ const fl_setting FL_SETTINGS[] = {
     /* where a cell runs: the profile in freelunch.json records them */
     { "backend", FL_SET_COMMON, NULL, 0, check_backend, NULL, "NAME", "GEMM backend", NULL, "backend", ALL, 0 },
     { "threads", FL_SET_COMMON, NULL, 1, NULL, NULL, "N", "threads", NULL, "threads", ALL, 0 },
+    /* activation drift after recovery (eval/drift.h); the windows' seed is
+     * fixed, so every cell of a grid measures on the same tokens */
+    { "drift-windows", FL_SET_STR, "8", 0, check_count, NULL, "K",
+      "activation drift against the dense model on K windows of --seqlen tokens\n"
+      "(0: not measured)", "drift_windows", "drift_windows", ALL, F(drift_windows) },
+    { "drift-data", FL_SET_STR, NULL, 0, NULL, NULL, "FILE.bin",
+      "drift token file (one document; default: sotu-val, a fixed draw)", "drift_data", "drift_data", ALL, F(drift_data) },
 };
 const int FL_NSETTINGS = (int)(sizeof FL_SETTINGS / sizeof *FL_SETTINGS);
 
