@@ -387,7 +387,11 @@ static int draw_windows(const fl_cell_cfg *c, const char *file, const char *spli
 /* The drift windows --drift-windows asks for (0: none), parsed. */
 static int drift_windows(const fl_cell_cfg *c, int *k) {
     long long v = 0;
-    if (fl_parse_int(c->drift_windows, 0, FL_INT_MAX, &v) != 0) return fl_err("--drift-windows: %s", fl_errmsg());
+    if (fl_parse_int(c->drift_windows, 0, FL_INT_MAX, &v) != 0) {
+        char msg[1100];
+        snprintf(msg, sizeof msg, "%s", fl_errmsg());
+        return fl_err("--drift-windows: %s", msg);
+    }
     *k = (int)v;
     return 0;
 }
