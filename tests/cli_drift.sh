@@ -58,5 +58,6 @@ check "results.csv: drift_mean, drift_max, drift_out filled" \
 check "results.csv: each linear's accumulated drift in depth order" \
   "[ \$(col '$T/st/results.csv' drift_accumulated | sed -n 1p | tr ';' '\n' | wc -l) -eq $((L * 7)) ] && col '$T/st/results.csv' drift_names | sed -n 1p | grep -q '^layers.0.q;layers.0.k;'"
 check "the drift plot is drawn" "ls '$T/st'/plots/drift_*.png >/dev/null 2>&1 && ls '$T/st'/plots/drift_*.svg >/dev/null 2>&1"
-check "the report shows it" "grep -q 'drift_' '$T/st/report.md'"
+check "the report shows it" "grep -q 'plots/drift_' '$T/st/report.md'"
+expect 1 "drift-windows" "a grid's drift-windows = -1: one error line" "$FL" study --grid "$T/grid.ini" --out "$T/st2" --set drift-windows=-1 --dry-run
 exit $bad
