@@ -336,6 +336,33 @@ static int count_items(const char *s) {
 
 #define MAX_UNITS 4096
 
+/* The ';'-lists cols[0..ncols) of the ok rows of (panel, criterion,
+ * reconstructor), summed element by element into sums[c] (MAX_UNITS each,
+ * zeroed here) over the rows whose names_col list is as long as the first
+ * such row's and whose every list parses to that length (seeds of one cell
+ * share their units). Returns the rows summed; *n their length, *first the
+ * first of them. */
+static int sum_lists(const fl_table *t, const fl_panel *p, const char *crit, const char *rec, const char *names_col,
+                     const char *const *cols, int ncols, double **sums, int *n, int *first) {
+    double *v = malloc(sizeof(double) * MAX_UNITS * (size_t)ncols);
+    int rows = 0;
+    *n = 0;
+    *first = -1;
+    for (int c = 0; c < ncols; c++) for (int u = 0; u < MAX_UNITS; u++) sums[c][u] = 0;
+    for (int r = 0; r < t->nrows; r++) {
+        if (!fl_row_matches(t, r, p, crit, rec)) continue;
+        int m = count_items(fl_table_get(t, r, names_col)), ok = m > 0 && m <= MAX_UNITS && (!*n || m == *n);
+        for (int c = 0; c < ncols && ok; c++) ok = parse_list(fl_table_get(t, r, cols[c]), v + c * MAX_UNITS, MAX_UNITS) == m;
+        if (!ok) continue;
+        for (int c = 0; c < ncols; c++) for (int u = 0; u < m; u++) sums[c][u] += v[c * MAX_UNITS + u];
+        *n = m;
+        rows++;
+        if (*first < 0) *first = r;
+    }
+    free(v);
+    return rows;
+}
+
 /* KIND_TAG_CRITERION: the file name of a plot per (panel, criterion). */
 static void crit_plot_name(char *name, size_t n, const char *kind, const fl_panel *p, const char *crit, int icrit) {
     char csafe[64];
@@ -356,7 +383,6 @@ static int depth(ctx *c, const fl_panel *p, const char *crit, int icrit, int n_l
     const fl_table *t = c->t;
     fl_sbuf dat = { 0 }, gp = { 0 };
     double *before = calloc(MAX_UNITS, sizeof(double)), *after = calloc(MAX_UNITS, sizeof(double));
-    double *v = malloc(MAX_UNITS * sizeof(double));
     double lo = INFINITY, hi = -INFINITY;
     int blocks = 0;
     char name[128], title[1024];
@@ -364,23 +390,9 @@ static int depth(ctx *c, const fl_panel *p, const char *crit, int icrit, int n_l
     for (int k = 0; k < c->recons.n; k++) {
         const char *rec = c->recons.v[k];
         if (!strncmp(rec, "retrain:", 8)) continue;
-        int n = 0, rows = 0, first = -1;
-        for (int u = 0; u < MAX_UNITS; u++) before[u] = after[u] = 0;
-        for (int r = 0; r < t->nrows; r++) {
-            if (!fl_row_matches(t, r, p, crit, rec)) continue;
-            int m = count_items(fl_table_get(t, r, "unit_names"));
-            if (!m || m > MAX_UNITS || (n && m != n)) continue;   /* seeds of one cell share their units */
-            if (parse_list(fl_table_get(t, r, "unit_loss_before"), v, MAX_UNITS) != m) continue;
-            for (int u = 0; u < m; u++) before[u] += v[u];
-            if (parse_list(fl_table_get(t, r, "unit_loss_after"), v, MAX_UNITS) != m) {
-                for (int u = 0; u < m; u++) before[u] -= v[u];
-                continue;
-            }
-            for (int u = 0; u < m; u++) after[u] += v[u];
-            n = m;
-            rows++;
-            if (first < 0) first = r;
-        }
+        static const char *const cols[] = { "unit_loss_before", "unit_loss_after" };
+        double *sums[] = { before, after };
+        int n, first, rows = sum_lists(t, p, crit, rec, "unit_names", cols, 2, sums, &n, &first);
         if (!rows) continue;
         /* header line: the name in the column the key entry reads */
         fl_sb_printf(&dat, "# one reconstructor, mean over %d seed%s: depth, loss before, loss after (header: its name), unit\n"
@@ -428,7 +440,7 @@ static int depth(ctx *c, const fl_panel *p, const char *crit, int icrit, int n_l
         gp_end(&gp, name);
         rc = emit(c, name, title, &dat, &gp);
     }
-    free(before); free(after); free(v);
+    free(before); free(after);
     fl_sb_free(&dat); fl_sb_free(&gp);
     return rc;
 }
@@ -451,25 +463,15 @@ static int name_layer(const char *s, size_t len) {
 static int drift(ctx *c, const fl_panel *p, const char *crit, int icrit) {
     const fl_table *t = c->t;
     fl_sbuf dat = { 0 }, gp = { 0 }, plot = { 0 }, tics = { 0 };
-    double *sum = malloc(MAX_UNITS * sizeof(double)), *v = malloc(MAX_UNITS * sizeof(double));
+    double *sum = malloc(MAX_UNITS * sizeof(double));
     double lo = INFINITY, hi = -INFINITY;
     int blocks = 0;
     char name[128], title[1024];
     crit_plot_name(name, sizeof name, "drift", p, crit, icrit);
     for (int k = 0; k < c->recons.n; k++) {
         const char *rec = c->recons.v[k];
-        int n = 0, rows = 0, first = -1;
-        for (int r = 0; r < t->nrows; r++) {
-            if (!fl_row_matches(t, r, p, crit, rec)) continue;
-            int m = count_items(fl_table_get(t, r, "drift_names"));
-            if (!m || m > MAX_UNITS || (n && m != n)) continue;   /* seeds of one cell share their linears */
-            if (parse_list(fl_table_get(t, r, "drift_accumulated"), v, MAX_UNITS) != m) continue;
-            if (!n) for (int u = 0; u < m; u++) sum[u] = 0;
-            for (int u = 0; u < m; u++) sum[u] += v[u];
-            n = m;
-            rows++;
-            if (first < 0) first = r;
-        }
+        static const char *const cols[] = { "drift_accumulated" };
+        int n, first, rows = sum_lists(t, p, crit, rec, "drift_names", cols, 1, &sum, &n, &first);
         if (!rows) continue;
         fl_sb_printf(&dat, "# one reconstructor, mean over %d seed%s: linear in depth order, accumulated drift (header: its name), linear\n"
                            "index\t", rows, rows > 1 ? "s" : "");
@@ -507,7 +509,7 @@ static int drift(ctx *c, const fl_panel *p, const char *crit, int icrit) {
         gp_end(&gp, name);
         rc = emit(c, name, title, &dat, &gp);
     }
-    free(sum); free(v);
+    free(sum);
     fl_sb_free(&dat); fl_sb_free(&gp); fl_sb_free(&plot); fl_sb_free(&tics);
     return rc;
 }
