@@ -397,14 +397,17 @@ static int drift_windows(const fl_cell_cfg *c, int *k) {
 }
 
 /* Activation drift after recovery (eval/drift.h): K windows of the cell's
- * seqlen from --drift-data, else from sotu-val by the fixed FL_DRIFT_SEED
- * (every cell of a grid on the same tokens), written to drift.bin; the
- * dense model loaded again beside the pruned one, measured, freed. */
+ * seqlen by the fixed FL_DRIFT_SEED (every cell of a grid on the same
+ * tokens) from --drift-data, else from the --calib token file (a model
+ * calibrated on token files may have no tokenizer), else from sotu-val,
+ * written to drift.bin; the dense model loaded again beside the pruned
+ * one, measured, freed. */
 static int measure_drift(const fl_cell_cfg *c, fl_model *m, int T, int batch, fl_drift_result *dr) {
     int k = -1;
     if (drift_windows(c, &k) != 0 || k == 0) return k == 0 ? 0 : -1;
     fl_calib dw = { 0 };
-    if (draw_windows(c, c->drift_data, "sotu-val", k, T, FL_DRIFT_SEED, m->cfg.vocab, "drift.bin", &dw) != 0) return -1;
+    const char *file = c->drift_data ? c->drift_data : c->calib_file;
+    if (draw_windows(c, file, "sotu-val", k, T, FL_DRIFT_SEED, m->cfg.vocab, "drift.bin", &dw) != 0) return -1;
     fl_model dense;
     int rc = fl_model_load(&dense, c->model_dir);
     if (rc == 0) {

@@ -124,7 +124,8 @@ const fl_setting FL_SETTINGS[] = {
       "activation drift against the dense model on K windows of --seqlen tokens\n"
       "(0: not measured)", "drift_windows", "drift_windows", ALL, F(drift_windows) },
     { "drift-data", FL_SET_STR, NULL, 0, NULL, NULL, "FILE.bin",
-      "drift token file (one document; default: sotu-val, a fixed draw)", "drift_data", "drift_data", ALL, F(drift_data) },
+      "drift token file (one document; default: the --calib file if given,\n"
+      "else sotu-val; a fixed draw)", "drift_data", "drift_data", ALL, F(drift_data) },
 };
 const int FL_NSETTINGS = (int)(sizeof FL_SETTINGS / sizeof *FL_SETTINGS);
 
