@@ -9,6 +9,7 @@
 #include "datasets/calib.h"
 #include "datasets/corpus.h"
 #include "datasets/tokfile.h"
+#include "eval/drift.h"
 #include "eval/ppl.h"
 #include "model/alloc.h"
 #include "model/checkpoint.h"
@@ -503,6 +504,68 @@ static int eval_tokens(const fl_cell_cfg *c, const char *spec, int vocab, int32_
     return fl_split_tokens(c->cache, spec, c->model_dir, vocab, tok, n);
 }
 
+/* ---- windows: calibration and drift --------------------------------------- */
+
+/* n windows of T tokens from a token file (one document) or else a split
+ * tokenized with the model's tokenizer, drawn by seed (datasets/calib.h);
+ * the first nwrite written to NAME in the cell directory. */
+static int draw_windows(const fl_cell_cfg *c, const char *file, const char *split, int n, int nwrite, int T, uint64_t seed,
+                        int vocab, const char *name, fl_calib *cal) {
+    int rc;
+    if (file) rc = fl_calib_sample_file(file, vocab, n, T, seed, cal);
+    else {
+        fl_split sp;
+        fl_bpe *tok;
+        if (fl_split_load(c->cache, split, &sp) != 0) return -1;
+        if (fl_bpe_load(&tok, c->model_dir) != 0) { fl_split_free(&sp); return -1; }
+        rc = fl_calib_sample_split(&sp, tok, n, T, seed, cal);
+        fl_bpe_free(tok);
+        fl_split_free(&sp);
+    }
+    if (rc != 0) return -1;
+    char path[4200];
+    snprintf(path, sizeof path, "%.4000s/%s", c->out_dir, name);
+    cal->n = nwrite;
+    rc = fl_calib_write(cal, path);
+    cal->n = n;
+    if (rc != 0) { fl_calib_free(cal); return -1; }
+    return 0;
+}
+
+/* The drift windows --drift-windows asks for (0: none), parsed. */
+static int drift_windows(const fl_cell_cfg *c, int *k) {
+    long long v = 0;
+    if (fl_parse_int(c->drift_windows, 0, FL_INT_MAX, &v) != 0) {
+        char msg[1100];
+        snprintf(msg, sizeof msg, "%s", fl_errmsg());
+        return fl_err("--drift-windows: %s", msg);
+    }
+    *k = (int)v;
+    return 0;
+}
+
+/* Activation drift after recovery (eval/drift.h): K windows of the cell's
+ * seqlen by the fixed FL_DRIFT_SEED (every cell of a grid on the same
+ * tokens) from --drift-data, else from the --calib token file (a model
+ * calibrated on token files may have no tokenizer), else from sotu-val,
+ * written to drift.bin; the dense model loaded again beside the pruned
+ * one, measured, freed. */
+static int measure_drift(const fl_cell_cfg *c, fl_model *m, int T, int batch, fl_drift_result *dr) {
+    int k = -1;
+    if (drift_windows(c, &k) != 0 || k == 0) return k == 0 ? 0 : -1;
+    fl_calib dw = { 0 };
+    const char *file = c->drift_data ? c->drift_data : c->calib_file;
+    if (draw_windows(c, file, "sotu-val", k, k, T, FL_DRIFT_SEED, m->cfg.vocab, "drift.bin", &dw) != 0) return -1;
+    fl_model dense;
+    int rc = fl_model_load(&dense, c->model_dir);
+    if (rc == 0) {
+        rc = fl_drift_measure(m, &dense, dw.tokens, dw.n, T, batch, dr);
+        fl_model_free(&dense);
+    }
+    fl_calib_free(&dw);
+    return rc;
+}
+
 /* ---- the cell ----------------------------------------------------------- */
 
 /* Does the plan have a unit of this kind that recovers? */
@@ -553,6 +616,8 @@ static int cell_run(const fl_cell_cfg *c, fl_cell_result *r, walk_t *wp) {
     if (fl_setting_check(fl_setting_find("trainable"), c->trainable) != 0) return -1;
     if (c->calib_samples < 1) return fl_err("--calib-samples must be at least 1");
     if (c->retrain_samples < 0) return fl_err("--retrain-samples must be at least 1");
+    int ndrift;
+    if (drift_windows(c, &ndrift) != 0) return -1;
     if (c->distill && !(w.rec.r->flags & FL_REC_DISTILL)) {
         char names[256] = "";
         for (int i = 0; FL_RECONSTRUCTORS[i]; i++)
@@ -594,25 +659,14 @@ static int cell_run(const fl_cell_cfg *c, fl_cell_result *r, walk_t *wp) {
     const int nret = model_units && c->retrain_samples > 0 ? c->retrain_samples : c->calib_samples;
     const int ndraw = nret > c->calib_samples ? nret : c->calib_samples;
     fl_calib cal = { 0 };
-    if (c->calib_file) rc = fl_calib_sample_file(c->calib_file, m.cfg.vocab, ndraw, T, c->seed, &cal);
-    else {
-        fl_split sp;
-        fl_bpe *tok;
-        if (fl_split_load(c->cache, c->calib_split, &sp) != 0) { fl_model_free(&m); return -1; }
-        if (fl_bpe_load(&tok, c->model_dir) != 0) { fl_split_free(&sp); fl_model_free(&m); return -1; }
-        rc = fl_calib_sample_split(&sp, tok, ndraw, T, c->seed, &cal);
-        fl_bpe_free(tok);
-        fl_split_free(&sp);
-    }
-    if (rc != 0) { fl_model_free(&m); return -1; }
     char path[4200];
-    if (mkdir(c->out_dir, 0755) != 0 && errno != EEXIST) { fl_calib_free(&cal); fl_model_free(&m); return fl_err("%s: cannot create directory", c->out_dir); }
-    snprintf(path, sizeof path, "%.4000s/calib.bin", c->out_dir);
+    if (mkdir(c->out_dir, 0755) != 0 && errno != EEXIST) { fl_model_free(&m); return fl_err("%s: cannot create directory", c->out_dir); }
+    /* calib.bin: the calibration windows only, the first of the ndraw */
+    if (draw_windows(c, c->calib_file, c->calib_split, ndraw, c->calib_samples, T, c->seed, m.cfg.vocab, "calib.bin", &cal) != 0) {
+        fl_model_free(&m);
+        return -1;
+    }
     const int nwin = c->calib_samples;
-    cal.n = nwin;   /* calib.bin: the calibration windows only */
-    rc = fl_calib_write(&cal, path);
-    cal.n = ndraw;
-    if (rc != 0) { fl_calib_free(&cal); fl_model_free(&m); return -1; }
     float *X = fl_allocf((size_t)nwin * T * d);    /* the sparse stream */
     for (int w0 = 0; w0 < nwin; w0 += batch) {
         int B = nwin - w0 < batch ? nwin - w0 : batch;
@@ -666,6 +720,10 @@ static int cell_run(const fl_cell_cfg *c, fl_cell_result *r, walk_t *wp) {
     }
     if (rc != 0) { fl_model_free(&m); return -1; }
     r->sparsity = w.weights ? (double)w.pruned / w.weights : 0;
+    fl_prof_enter(&r->prof, FL_PH_DRIFT);
+    rc = measure_drift(c, &m, T, batch, &r->drift);
+    fl_prof_enter(&r->prof, FL_PH_NONE);
+    if (rc != 0) { fl_model_free(&m); return -1; }
 
     /* 5. save the pruned model with its tokenizer (a grid keeps it only
      * when asked: --keep-models) */
@@ -754,6 +812,20 @@ static int cell_run(const fl_cell_cfg *c, fl_cell_result *r, walk_t *wp) {
         cJSON_AddNumberToObject(o, "tokens", (double)u->tokens);
         cJSON_AddItemToArray(us, o);
     }
+    if (r->drift.n) {
+        cJSON *dr = cJSON_AddArrayToObject(j, "drift");
+        for (int i = 0; i < r->drift.n; i++) {
+            const fl_drift_entry *e = &r->drift.e[i];
+            cJSON *o = cJSON_CreateObject();
+            cJSON_AddStringToObject(o, "name", e->name);
+            cJSON_AddNumberToObject(o, "accumulated", e->accumulated);
+            if (!e->block) cJSON_AddNumberToObject(o, "local", e->local);
+            cJSON_AddItemToArray(dr, o);
+        }
+        cJSON_AddNumberToObject(j, "drift_mean", r->drift.mean);
+        cJSON_AddNumberToObject(j, "drift_max", r->drift.max);
+        cJSON_AddNumberToObject(j, "drift_out", r->drift.out);
+    }
     cJSON *ev = cJSON_AddObjectToObject(j, "perplexity");
     for (int i = 0; i < r->n_evals; i++) cJSON_AddNumberToObject(ev, r->eval_name[i], r->ppl[i]);
     cJSON *pf = cJSON_AddObjectToObject(j, "profile");
@@ -796,6 +868,7 @@ static int cell_run(const fl_cell_cfg *c, fl_cell_result *r, walk_t *wp) {
 void fl_cell_result_free(fl_cell_result *r) {
     free(r->lin);
     free(r->units);
+    fl_drift_free(&r->drift);
     r->lin = NULL;
     r->units = NULL;
 }

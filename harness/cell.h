@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include "reconstructors/recon.h"
 #include "profile.h"
+#include "eval/drift.h"
 
 #define FL_MAX_EVALS 16
 
@@ -43,6 +44,8 @@ typedef struct {
     int (*recover_override)(const fl_recover_job *j, fl_unit_report *rep);
     int progress;
     int no_model;              /* do not write the pruned model (a grid without --keep-models) */
+    const char *drift_windows; /* activation drift windows, an integer >= 0 as text (0: none); settings.c */
+    const char *drift_data;    /* their token file, or NULL: sotu-val (eval/drift.h, FL_DRIFT_SEED) */
 } fl_cell_cfg;
 
 typedef struct {
@@ -72,6 +75,7 @@ typedef struct {
     uint64_t flops;
     fl_prof prof;              /* per phase: wall, CPU, FLOPs, peaks */
     double wall, cpu;          /* the whole cell */
+    fl_drift_result drift;     /* after recovery, against the dense model (n = 0: not measured) */
 } fl_cell_result;
 
 int fl_cell_run(const fl_cell_cfg *c, fl_cell_result *r);

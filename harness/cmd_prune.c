@@ -84,9 +84,12 @@ int fl_cmd_prune(int argc, char **argv) {
                r.n_units, c.reconstruct ? c.reconstruct : fl_setting_def("reconstruct"), lb / r.n_units, la / r.n_units, r.working_bytes / 1e6, r.peak_recover_bytes / 1e6,
                r.secs_recover);
     }
+    if (r.drift.n)
+        printf("activation drift against the dense model over %lld tokens: mean %.5g, max %.5g over linears; %.5g at the last block's output\n",
+               (long long)r.drift.tokens, r.drift.mean, r.drift.max, r.drift.out);
     for (int i = 0; i < r.n_evals; i++)
         printf("ppl %-12s %10.4f  (%lld tokens)\n", r.eval_name[i], r.ppl[i], (long long)r.eval_tokens[i]);
-    printf("%scalib.bin and freelunch.json in %s\n", c.no_model ? "" : "model, ", c.out_dir);
+    printf("%scalib.bin%s and freelunch.json in %s\n", c.no_model ? "" : "model, ", r.drift.n ? ", drift.bin" : "", c.out_dir);
     fl_cell_result_free(&r);
     return 0;
 }

@@ -6,7 +6,7 @@
 #include <string.h>
 #include <sys/resource.h>
 
-const char *const FL_PHASE_NAMES[FL_NPHASES] = { "calibration", "statistics", "pruning", "recovery", "evaluation" };
+const char *const FL_PHASE_NAMES[FL_NPHASES] = { "calibration", "statistics", "pruning", "recovery", "evaluation", "drift" };
 
 static int reset_hwm(void) {
     FILE *f = fopen("/proc/self/clear_refs", "w");

@@ -1,5 +1,6 @@
 /* The profiler of one cell: for each phase of a cell's pipeline (calibration,
- * statistics, pruning, recovery, evaluation; docs/ARCHITECTURE.md) the wall
+ * statistics, pruning, recovery, evaluation, and drift, the activation-drift
+ * measurement after recovery; docs/ARCHITECTURE.md) the wall
  * and CPU seconds, the FLOPs counted at every GEMM (model/gemm.h), the tracked
  * allocator's peak (model/alloc.h) and the process's peak RSS.
  *
@@ -18,7 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-typedef enum { FL_PH_CALIB = 0, FL_PH_STATS, FL_PH_PRUNE, FL_PH_RECOVER, FL_PH_EVAL, FL_NPHASES, FL_PH_NONE = -1 } fl_phase;
+typedef enum { FL_PH_CALIB = 0, FL_PH_STATS, FL_PH_PRUNE, FL_PH_RECOVER, FL_PH_EVAL, FL_PH_DRIFT, FL_NPHASES, FL_PH_NONE = -1 } fl_phase;
 
 typedef struct {
     double wall, cpu;         /* seconds */

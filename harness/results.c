@@ -19,10 +19,12 @@ const char *const FL_RESULT_COLS[] = {
     /* the cell's parameters (every option of `freelunch prune`) */
     "model", "criterion", "sparsity", "pattern", "reconstruct", "propagation", "loss", "trainable", "lr",
     "epochs", "batch_size", "grad_accum", "weight_decay", "distill", "calib", "calib_samples", "seqlen", "seed",
-    "eval_windows", "prune_stream", "optimizer", "retrain_samples",
+    "eval_windows", "prune_stream", "optimizer", "retrain_samples", "drift_windows", "drift_data",
     /* pruning and reconstruction */
     "achieved_sparsity", "mask_sha256", "mean_layer_error", "n_units", "recon_loss_before", "recon_loss_after",
     "unit_names", "unit_loss_before", "unit_loss_after",
+    /* activation drift against the dense model (eval/drift.h) */
+    "drift_mean", "drift_max", "drift_out", "drift_names", "drift_accumulated",
     /* perplexity: the first evaluation set, the three test splits, and all sets as name=ppl;... */
     "eval_set", "ppl", "ppl_sotu_test", "ppl_moby_test", "ppl_kjv_test", "ppl_all",
     /* memory (the recovery phase's peak is recovery_peak_bytes, below) */
@@ -43,11 +45,15 @@ const char *const FL_RESULT_COLS[] = {
 };
 const int FL_RESULT_NCOLS = (int)(sizeof FL_RESULT_COLS / sizeof *FL_RESULT_COLS);
 
-/* Columns added after results.csv files were already written: a header
- * without them (ours otherwise, in order) still loads, its rows empty there. */
+/* Columns added after the first results.csv files were written (these,
+ * and every drift_* column: the activation-drift settings, figures and
+ * phase): a file whose header lacks some of them (ours otherwise, in
+ * order) still loads, those cells empty, and is written back with every
+ * column. */
 static const char *const LATE_COLS[] = { "prune_stream", "optimizer", "retrain_samples", "mask_sha256", "recovery_tokens" };
 
 static int is_late(const char *col) {
+    if (!strncmp(col, "drift_", 6)) return 1;
     for (size_t i = 0; i < sizeof LATE_COLS / sizeof *LATE_COLS; i++)
         if (!strcmp(LATE_COLS[i], col)) return 1;
     return 0;
@@ -66,9 +72,28 @@ typedef struct {
     char **cur;          /* fields of the record being parsed */
     int nf, capf;
     int line, header_done, bad;
-    int ncols, *col;     /* the file's columns and, for each, its index in FL_RESULT_COLS */
+    int *map, nmap;      /* the file's column i is our column map[i] */
     const char *path;
 } reader;
+
+
+/* The header: our columns, in our order, with only late ones missing. */
+static int header_ok(reader *rd) {
+    rd->map = malloc(sizeof(int) * (size_t)(rd->nf ? rd->nf : 1));
+    rd->nmap = rd->nf;
+    int k = 0;
+    for (int i = 0; i < rd->nf; i++) {
+        int c = fl_result_col(rd->cur[i]);
+        if (c < k) return 0;   /* unknown, repeated or out of order */
+        for (; k < c; k++)
+            if (!is_late(FL_RESULT_COLS[k])) return 0;
+        rd->map[i] = c;
+        k = c + 1;
+    }
+    for (; k < FL_RESULT_NCOLS; k++)
+        if (!is_late(FL_RESULT_COLS[k])) return 0;
+    return 1;
+}
 
 static void on_field(void *s, size_t len, void *data) {
     reader *rd = data;
@@ -94,18 +119,7 @@ static void on_record(int c, void *data) {
     if (rd->bad) { drop_fields(rd); return; }
     if (!rd->header_done) {
         rd->header_done = 1;
-        /* ours, in order, possibly without some late-added columns */
-        rd->col = malloc(sizeof(int) * (size_t)(rd->nf ? rd->nf : 1));
-        int ok = rd->col != NULL, k = 0;
-        for (int i = 0; ok && i < rd->nf; i++) {
-            while (k < FL_RESULT_NCOLS && strcmp(rd->cur[i], FL_RESULT_COLS[k]) && is_late(FL_RESULT_COLS[k])) k++;
-            ok = k < FL_RESULT_NCOLS && !strcmp(rd->cur[i], FL_RESULT_COLS[k]);
-            if (ok) rd->col[i] = k++;
-        }
-        while (ok && k < FL_RESULT_NCOLS && is_late(FL_RESULT_COLS[k])) k++;
-        ok = ok && k == FL_RESULT_NCOLS;
-        rd->ncols = rd->nf;
-        if (!ok) {
+        if (!header_ok(rd)) {
             rd->bad = 1;
             fl_err("%s: not a freelunch results file (its header differs from the %d columns of this version)",
                    rd->path, FL_RESULT_NCOLS);
@@ -113,14 +127,14 @@ static void on_record(int c, void *data) {
         drop_fields(rd);
         return;
     }
-    if (rd->nf != rd->ncols) {
+    if (rd->nf != rd->nmap) {
         rd->bad = 1;
-        fl_err("%s: line %d has %d fields, expected %d", rd->path, rd->line, rd->nf, rd->ncols);
+        fl_err("%s: line %d has %d fields, expected %d", rd->path, rd->line, rd->nf, rd->nmap);
         drop_fields(rd);
         return;
     }
     int r = fl_table_add_row(rd->t);
-    for (int i = 0; i < rd->nf; i++) { free(rd->t->rows[r][rd->col[i]]); rd->t->rows[r][rd->col[i]] = rd->cur[i]; }
+    for (int i = 0; i < rd->nf; i++) { free(rd->t->rows[r][rd->map[i]]); rd->t->rows[r][rd->map[i]] = rd->cur[i]; }
     rd->nf = 0;
 }
 
@@ -148,7 +162,7 @@ int fl_table_read(const char *path, fl_table *t) {
     fclose(f);
     drop_fields(&rd);
     free(rd.cur);
-    free(rd.col);
+    free(rd.map);
     if (!rc && rd.bad) rc = -1;
     if (!rc && !rd.header_done && t->nrows == 0) rc = 0;  /* empty file: empty table */
     if (rc) fl_table_free(t);

@@ -7,14 +7,17 @@
  * documented in README.md ("results.csv"); the settings columns are the
  * settings table's (harness/settings.c), checked by tests/test_study.c. A reader looks columns up by name, so new
  * columns may be appended later without breaking old readers; a file whose
- * header is not ours (or ours without late-added columns) is refused with one line naming it. */
+ * header is not ours is refused with one line naming it, except that the
+ * columns added later (prune_stream, optimizer, retrain_samples,
+ * mask_sha256, recovery_tokens, drift_*: results.c's is_late) may be
+ * missing from an older file: they load empty. */
 #ifndef FL_RESULTS_H
 #define FL_RESULTS_H
 #include <stddef.h>
 
 /* The profiler's phases, in column order: results.c expands it into each
  * phase's columns (P_wall_s, P_cpu_s, ...). */
-#define FL_PHASES(X) X(calibration) X(statistics) X(pruning) X(recovery) X(evaluation)
+#define FL_PHASES(X) X(calibration) X(statistics) X(pruning) X(recovery) X(evaluation) X(drift)
 
 extern const char *const FL_RESULT_COLS[];
 extern const int FL_RESULT_NCOLS;

@@ -66,6 +66,9 @@ static int check_split(const char *v) {
     return fl_err("unknown split '%s' (splits: %s)", v, all);
 }
 
+/* A count where 0 is a value (off), kept as text: in fl_cell_cfg a number 0 means unset. */
+static int check_count(const char *v) { return fl_parse_int(v, 0, FL_INT_MAX, NULL); }
+
 static int check_backend(const char *v) {
     return strcmp(v, "openblas") && strcmp(v, "onednn") ? fl_err("unknown backend '%s' (valid: openblas, onednn)", v) : 0;
 }
@@ -142,6 +145,14 @@ const fl_setting FL_SETTINGS[] = {
       "retraining baselines: windows they train on, drawn with the seed from the\n"
       "calibration split, the calibration windows first (default: calib-samples)",
       "retrain_samples", "retrain_samples", RET, F(retrain_samples) },
+    /* activation drift after recovery (eval/drift.h); the windows' seed is
+     * fixed, so every cell of a grid measures on the same tokens */
+    { "drift-windows", FL_SET_STR, "8", 0, check_count, NULL, "K",
+      "activation drift against the dense model on K windows of --seqlen tokens\n"
+      "(0: not measured)", "drift_windows", "drift_windows", ALL, F(drift_windows) },
+    { "drift-data", FL_SET_STR, NULL, 0, NULL, NULL, "FILE.bin",
+      "drift token file (one document; default: the --calib file if given,\n"
+      "else sotu-val; a fixed draw)", "drift_data", "drift_data", ALL, F(drift_data) },
 };
 const int FL_NSETTINGS = (int)(sizeof FL_SETTINGS / sizeof *FL_SETTINGS);
 

@@ -336,6 +336,44 @@ static int count_items(const char *s) {
 
 #define MAX_UNITS 4096
 
+/* The ';'-lists cols[0..ncols) of the ok rows of (panel, criterion,
+ * reconstructor), summed element by element into sums[c] (MAX_UNITS each,
+ * zeroed here) over the rows whose names_col list is as long as the first
+ * such row's and whose every list parses to that length (seeds of one cell
+ * share their units). Returns the rows summed; *n their length, *first the
+ * first of them. */
+static int sum_lists(const fl_table *t, const fl_panel *p, const char *crit, const char *rec, const char *names_col,
+                     const char *const *cols, int ncols, double **sums, int *n, int *first) {
+    double *v = malloc(sizeof(double) * MAX_UNITS * (size_t)ncols);
+    int rows = 0;
+    *n = 0;
+    *first = -1;
+    for (int c = 0; c < ncols; c++) for (int u = 0; u < MAX_UNITS; u++) sums[c][u] = 0;
+    for (int r = 0; r < t->nrows; r++) {
+        if (!fl_row_matches(t, r, p, crit, rec)) continue;
+        int m = count_items(fl_table_get(t, r, names_col)), ok = m > 0 && m <= MAX_UNITS && (!*n || m == *n);
+        for (int c = 0; c < ncols && ok; c++) ok = parse_list(fl_table_get(t, r, cols[c]), v + c * MAX_UNITS, MAX_UNITS) == m;
+        if (!ok) continue;
+        for (int c = 0; c < ncols; c++) for (int u = 0; u < m; u++) sums[c][u] += v[c * MAX_UNITS + u];
+        *n = m;
+        rows++;
+        if (*first < 0) *first = r;
+    }
+    free(v);
+    return rows;
+}
+
+/* KIND_TAG_CRITERION: the file name of a plot per (panel, criterion). */
+static void crit_plot_name(char *name, size_t n, const char *kind, const fl_panel *p, const char *crit, int icrit) {
+    char csafe[64];
+    snprintf(csafe, sizeof csafe, "%s", crit);
+    for (char *q = csafe; *q; q++) if (!((*q >= 'a' && *q <= 'z') || (*q >= '0' && *q <= '9') || *q == '.')) *q = '-';
+    /* a criterion the file name cannot spell as it is ("Wanda", "a b") gets
+     * its number too: two such could map to one name */
+    snprintf(name, n, "%s_%.60s_%.40s", kind, p->tag, csafe);
+    if (strcmp(csafe, crit)) snprintf(name + strlen(name), n - strlen(name), "_c%d", icrit + 1);
+}
+
 /* Units are placed at the depth where they end: unit i of n at (i+1)/n of
  * the decoder, in blocks when config.json tells how many there are. Units of
  * different reconstructors (6 matrices, 2 sublayers or 1 block per block)
@@ -345,37 +383,16 @@ static int depth(ctx *c, const fl_panel *p, const char *crit, int icrit, int n_l
     const fl_table *t = c->t;
     fl_sbuf dat = { 0 }, gp = { 0 };
     double *before = calloc(MAX_UNITS, sizeof(double)), *after = calloc(MAX_UNITS, sizeof(double));
-    double *v = malloc(MAX_UNITS * sizeof(double));
     double lo = INFINITY, hi = -INFINITY;
     int blocks = 0;
     char name[128], title[1024];
-    char csafe[64];
-    snprintf(csafe, sizeof csafe, "%s", crit);
-    for (char *q = csafe; *q; q++) if (!((*q >= 'a' && *q <= 'z') || (*q >= '0' && *q <= '9') || *q == '.')) *q = '-';
-    /* a criterion the file name cannot spell as it is ("Wanda", "a b") gets
-     * its number too: two such could map to one name */
-    snprintf(name, sizeof name, "depth_%.60s_%.40s", p->tag, csafe);
-    if (strcmp(csafe, crit)) snprintf(name + strlen(name), sizeof name - strlen(name), "_c%d", icrit + 1);
+    crit_plot_name(name, sizeof name, "depth", p, crit, icrit);
     for (int k = 0; k < c->recons.n; k++) {
         const char *rec = c->recons.v[k];
         if (!strncmp(rec, "retrain:", 8)) continue;
-        int n = 0, rows = 0, first = -1;
-        for (int u = 0; u < MAX_UNITS; u++) before[u] = after[u] = 0;
-        for (int r = 0; r < t->nrows; r++) {
-            if (!fl_row_matches(t, r, p, crit, rec)) continue;
-            int m = count_items(fl_table_get(t, r, "unit_names"));
-            if (!m || m > MAX_UNITS || (n && m != n)) continue;   /* seeds of one cell share their units */
-            if (parse_list(fl_table_get(t, r, "unit_loss_before"), v, MAX_UNITS) != m) continue;
-            for (int u = 0; u < m; u++) before[u] += v[u];
-            if (parse_list(fl_table_get(t, r, "unit_loss_after"), v, MAX_UNITS) != m) {
-                for (int u = 0; u < m; u++) before[u] -= v[u];
-                continue;
-            }
-            for (int u = 0; u < m; u++) after[u] += v[u];
-            n = m;
-            rows++;
-            if (first < 0) first = r;
-        }
+        static const char *const cols[] = { "unit_loss_before", "unit_loss_after" };
+        double *sums[] = { before, after };
+        int n, first, rows = sum_lists(t, p, crit, rec, "unit_names", cols, 2, sums, &n, &first);
         if (!rows) continue;
         /* header line: the name in the column the key entry reads */
         fl_sb_printf(&dat, "# one reconstructor, mean over %d seed%s: depth, loss before, loss after (header: its name), unit\n"
@@ -423,8 +440,77 @@ static int depth(ctx *c, const fl_panel *p, const char *crit, int icrit, int n_l
         gp_end(&gp, name);
         rc = emit(c, name, title, &dat, &gp);
     }
-    free(before); free(after); free(v);
+    free(before); free(after);
     fl_sb_free(&dat); fl_sb_free(&gp);
+    return rc;
+}
+
+/* ---- activation drift along depth ------------------------------------------------ */
+
+/* The block a linear's name "layers.L.x" is in, or -1. */
+static int name_layer(const char *s, size_t len) {
+    if (len < 8 || strncmp(s, "layers.", 7)) return -1;
+    char *end;
+    long l = strtol(s + 7, &end, 10);
+    return end > s + 7 && end < s + len && *end == '.' && l >= 0 && l < 1000000 ? (int)l : -1;
+}
+
+/* Each linear's accumulated drift (results.csv drift_accumulated, from
+ * freelunch.json's drift array without the block outputs) at its place in
+ * depth order, one line per reconstructor, mean over seeds; tics at the
+ * first linear of each block. Retraining is drawn too: drift is measured on
+ * every cell's final model. */
+static int drift(ctx *c, const fl_panel *p, const char *crit, int icrit) {
+    const fl_table *t = c->t;
+    fl_sbuf dat = { 0 }, gp = { 0 }, plot = { 0 }, tics = { 0 };
+    double *sum = malloc(MAX_UNITS * sizeof(double));
+    double lo = INFINITY, hi = -INFINITY;
+    int blocks = 0;
+    char name[128], title[1024];
+    crit_plot_name(name, sizeof name, "drift", p, crit, icrit);
+    for (int k = 0; k < c->recons.n; k++) {
+        const char *rec = c->recons.v[k];
+        static const char *const cols[] = { "drift_accumulated" };
+        int n, first, rows = sum_lists(t, p, crit, rec, "drift_names", cols, 1, &sum, &n, &first);
+        if (!rows) continue;
+        fl_sb_printf(&dat, "# one reconstructor, mean over %d seed%s: linear in depth order, accumulated drift (header: its name), linear\n"
+                           "index\t", rows, rows > 1 ? "s" : "");
+        gp_text(&dat, rec);
+        fl_sb_puts(&dat, "\tlinear\n");
+        const char *names = fl_table_get(t, first, "drift_names");
+        int prev = -1;
+        for (int u = 0; u < n; u++) {
+            double a = sum[u] / rows;
+            size_t len = strcspn(names, ";");
+            int l = name_layer(names, len);
+            if (!blocks && l >= 0 && l != prev) fl_sb_printf(&tics, "%s'block %d' %d", tics.len ? ", " : "", l, u + 1);
+            prev = l;
+            fl_sb_printf(&dat, "%d\t%.9g\t", u + 1, a);
+            char *lin = strndup(names, len);
+            gp_text(&dat, lin);
+            free(lin);
+            fl_sb_puts(&dat, "\n");
+            names += len + (names[len] == ';');
+            if (isfinite(a) && a > 0) { lo = fmin(lo, a); hi = fmax(hi, a); }
+        }
+        fl_sb_puts(&dat, "\n\n");
+        fl_sb_printf(&plot, "%s '%s.dat' index %d using 1:2 with linespoints lw 2 pt %d lc rgb '%s' title columnheader(2)",
+                     blocks ? ", \\\n    " : "plot", name, blocks, marker(c, rec), colour(c, rec));
+        blocks++;
+    }
+    int rc = 0;
+    if (blocks) {
+        fl_bprintf(title, sizeof title, 0, "Accumulated activation drift along depth, %s, %s (mean over seeds)", crit, p->label);
+        /* drift grows by orders of magnitude along depth: log where it spans 10x */
+        gp_begin(&gp, name, title, "block linears in depth order (q, k, v, o, MLP per block)", 0,
+                 "accumulated drift sum|y_p - y_d|^2 / sum|y_d|^2", want_log(lo, hi, 10));
+        if (tics.len) fl_sb_printf(&gp, "set xtics (%s)\n", fl_sb_str(&tics));
+        fl_sb_puts(&gp, fl_sb_str(&plot));
+        gp_end(&gp, name);
+        rc = emit(c, name, title, &dat, &gp);
+    }
+    free(sum);
+    fl_sb_free(&dat); fl_sb_free(&gp); fl_sb_free(&plot); fl_sb_free(&tics);
     return rc;
 }
 
@@ -465,6 +551,8 @@ static int build_all(ctx *c) {
         fl_err_clear();   /* a model directory not found here only costs the axis its unit */
         for (int k = 0; k < crits.n && !rc; k++) rc = depth(c, &ps[i], crits.v[k], k, L);
     }
+    for (int i = 0; i < np && !rc; i++)
+        for (int k = 0; k < crits.n && !rc; k++) rc = drift(c, &ps[i], crits.v[k], k);
     fl_names_free(&crits);
     free(ps);
     return rc;

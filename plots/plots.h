@@ -8,6 +8,9 @@
  *   bars_TAG   perplexity, criterion x reconstructor, mean ± std over seeds
  *   depth_TAG_CRITERION  reconstruction loss per submodel along depth, before
  *              (dashed) and after (solid), mean over seeds
+ *   drift_TAG_CRITERION  accumulated activation drift of every block linear
+ *              in depth order (results.csv drift_accumulated), one line per
+ *              reconstructor, mean over seeds; log y where it spans 10x
  * The .dat (tab-separated) and .gp files stay beside the images, so a reader
  * can edit a script and re-run `gnuplot NAME.gp` in that directory. */
 #ifndef FL_PLOTS_H

@@ -72,6 +72,9 @@ static void write_hostile(const char *csv, const char *mark) {
                 fl_table_setf(&t, r, "unit_names", "%s;%s", pay[i], pay[(i + 6) % np]);
                 fl_table_set(&t, r, "unit_loss_before", "0.5;0.4");
                 fl_table_set(&t, r, "unit_loss_after", "0.05;0.04");
+                /* the drift plot's linear names and its block tics */
+                fl_table_setf(&t, r, "drift_names", "layers.0.%s;layers.1%s;%s", pay[i], pay[(i + 6) % np], pay[(i + 2) % np]);
+                fl_table_set(&t, r, "drift_accumulated", "0.01;0.1;1");
             }
     int r = fl_table_add_row(&t);
     fl_table_set(&t, r, "cell_id", "failed");
@@ -155,6 +158,9 @@ static void test_plots_and_report_hostile(void **state) {
     if (fl_report_make(csv, out) != 0) fail_msg("report: %s", fl_errmsg());
     assert_false(exists(path));
     assert_true(check_scripts(plots) > 0);
+    char drift[900];
+    snprintf(drift, sizeof drift, "ls %s/drift_*.gp >/dev/null 2>&1", plots);
+    assert_int_equal(system(drift), 0);   /* the drift plots were among them */
     char md[900], html[900];
     snprintf(md, sizeof md, "%s/report.md", out);
     snprintf(html, sizeof html, "%s/report.html", out);

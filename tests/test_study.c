@@ -116,6 +116,58 @@ static void test_refusals(void **st) {
     tu_rmrf(dir);
 }
 
+/* A results.csv written before the drift_* columns: it loads, those cells
+ * empty, every other value in its column; written back it has them all.
+ * Only the late columns may be missing, and the others keep their order. */
+static void test_old_header(void **st) {
+    (void)st;
+    char dir[256], path[300];
+    tu_tmpdir(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/old.csv", dir);
+    FILE *f = fopen(path, "w");
+    int k = 0;
+    for (int i = 0; i < FL_RESULT_NCOLS; i++)
+        if (strncmp(FL_RESULT_COLS[i], "drift_", 6)) fprintf(f, "%s%s", k++ ? "," : "", FL_RESULT_COLS[i]);
+    fprintf(f, "\n");
+    k = 0;
+    for (int i = 0; i < FL_RESULT_NCOLS; i++)
+        if (strncmp(FL_RESULT_COLS[i], "drift_", 6)) fprintf(f, "%sv%d", k++ ? "," : "", i);
+    fprintf(f, "\n");
+    fclose(f);
+    assert_true(k < FL_RESULT_NCOLS);
+    fl_table t;
+    if (fl_table_read(path, &t) != 0) fail_msg("%s", fl_errmsg());
+    assert_int_equal(t.nrows, 1);
+    char want[32];
+    for (int i = 0; i < FL_RESULT_NCOLS; i++) {
+        snprintf(want, sizeof want, "v%d", i);
+        assert_string_equal(t.rows[0][i], strncmp(FL_RESULT_COLS[i], "drift_", 6) ? want : "");
+    }
+    fl_table_set(&t, 0, "drift_mean", "0.25");
+    assert_int_equal(fl_table_write(path, &t), 0);
+    fl_table u;
+    assert_int_equal(fl_table_read(path, &u), 0);
+    assert_string_equal(fl_table_get(&u, 0, "drift_mean"), "0.25");
+    assert_string_equal(fl_table_get(&u, 0, "ppl"), fl_table_get(&t, 0, "ppl"));
+    fl_table_free(&t);
+    fl_table_free(&u);
+    /* a missing column that is not late, or two columns swapped: refused */
+    static const char *drop[] = { "ppl", NULL };
+    for (int v = 0; v < 2; v++) {
+        f = fopen(path, "w");
+        for (int i = 0; i < FL_RESULT_NCOLS; i++) {
+            int j = v == 1 && i < 2 ? 1 - i : i;   /* v 1: cell_id and status swapped */
+            if (v == 0 && !strcmp(FL_RESULT_COLS[j], drop[0])) continue;
+            fprintf(f, "%s%s", i ? "," : "", FL_RESULT_COLS[j]);
+        }
+        fprintf(f, "\n");
+        fclose(f);
+        assert_int_equal(fl_table_read(path, &t), -1);
+        assert_non_null(strstr(fl_errmsg(), "header"));
+    }
+    tu_rmrf(dir);
+}
+
 /* A hand-made grid of results with a known answer. Within (wanda, 0.5):
  *   none      mem 0    ppl 120   -> front (least memory)
  *   matrix    mem 10   ppl 110   -> front
@@ -715,7 +767,7 @@ static void test_preset_lr(void **st) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_columns_unique), cmocka_unit_test(test_roundtrip), cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_columns_unique), cmocka_unit_test(test_roundtrip), cmocka_unit_test(test_refusals), cmocka_unit_test(test_old_header),
         cmocka_unit_test(test_pareto), cmocka_unit_test(test_grid_parse), cmocka_unit_test(test_grid_variants), cmocka_unit_test(test_grid_errors),
         cmocka_unit_test(test_default_grid), cmocka_unit_test(test_preset_lr), cmocka_unit_test(test_settings_table),
         cmocka_unit_test(test_settings_readme), cmocka_unit_test(test_grid_cell_limit), cmocka_unit_test(test_grid_long_lines),

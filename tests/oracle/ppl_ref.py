@@ -3,20 +3,12 @@ variant) computed with the independent PyTorch model of torch_ref.py.
 
 usage: ppl_ref.py MODEL_DIR TOKENS.bin SEQLEN STRIDE MAX_WINDOWS
 prints {"nll": mean NLL, "tokens": predicted tokens} as JSON."""
-import json, os, struct, sys
+import json, os, sys
 import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from torch_ref import load_hf, Ref  # noqa: E402
-
-
-def read_tokens(path):
-    raw = open(path, "rb").read()
-    magic, version, count = struct.unpack_from("<3i", raw, 0)
-    width = {20240520: 2, 20240801: 4}[magic]
-    fmt = "<%d%s" % (count, "H" if width == 2 else "I")
-    return torch.tensor(struct.unpack_from(fmt, raw, 1024), dtype=torch.long)
+from torch_ref import load_hf, read_tokens, Ref  # noqa: E402
 
 
 d, tokf, seqlen, stride, maxw = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])

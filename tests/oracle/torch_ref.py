@@ -337,6 +337,15 @@ def causal_attention(q, k, v, scale=None):
     return torch.softmax(s, dim=-1) @ v
 
 
+def read_tokens(path):
+    """An llm.c token file (datasets/tokfile.h) as a long tensor."""
+    raw = open(path, "rb").read()
+    magic, version, count = struct.unpack_from("<3i", raw, 0)
+    width = {20240520: 2, 20240801: 4}[magic]
+    fmt = "<%d%s" % (count, "H" if width == 2 else "I")
+    return torch.tensor(struct.unpack_from(fmt, raw, 1024), dtype=torch.long)
+
+
 class Ref:
     """HF-semantics forward on an HF state dict of float64 tensors. masks:
     {HF name: 0/1 tensor}; a masked weight is used as W * mask, so its
