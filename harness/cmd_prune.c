@@ -136,6 +136,6 @@ int fl_cmd_list(int argc, char **argv) {
         list_options(r->options, 18);
     }
     printf("propagation: sparse (default), dense, dense-target; losses: mse (default), nmse (alias mse_normalized),\n"
-           "  cosine; optimizers: adamw (default), sgd (momentum 0.9)\n");
+           "  cosine; optimizers: adamw (default), sgd (momentum 0.9); prune streams: sparse (default), dense\n");
     return 0;
 }

@@ -193,14 +193,14 @@ static int bias_norm_predict(const fl_predict_job *j, fl_predict_unit *out) {
 
 const fl_reconstructor fl_rec_retrain_full = {
     .name = "retrain:full", .alias = "retrain",
-    .desc = "prune everything, then retrain every parameter on the calibration windows (cross-entropy)",
+    .desc = "prune everything, then retrain every parameter on --retrain-samples windows (cross-entropy)",
     .flags = FL_REC_DISTILL, .lr_class = FL_LR_RETRAIN,
     .plan = full_plan, .recover = full_recover, .predict = full_predict,
 };
 
 const fl_reconstructor fl_rec_retrain_bias_norm = {
     .name = "retrain:bias-norm",
-    .desc = "prune everything, then retrain only biases and norms (cross-entropy)",
+    .desc = "prune everything, then retrain only biases and norms on --retrain-samples windows (cross-entropy)",
     .flags = FL_REC_DISTILL, .lr_class = FL_LR_RETRAIN,
     .plan = bias_norm_plan, .recover = bias_norm_recover, .predict = bias_norm_predict,
 };

@@ -54,7 +54,7 @@ expect 0 "" "list" "$FL" list
 # every option of every plug-in: name=default (range) [type]: help, under its plug-in
 "$FL" list >"$T/list.txt" 2>&1
 check "list shows blocks's k with its type, default and help" "sed -n '/^  blocks /,/^  [a-z]/p' '$T/list.txt' | grep -q '^ *k=1 (.*) \[int|all\]: blocks per unit'"
-check "list shows masklora's rank and alpha" "sed -n '/^  retrain:masklora /,/^propagation/p' '$T/list.txt' | grep -q '^ *rank=8 (.*alias r) \[int\]: adapter rank' && sed -n '/^  retrain:masklora /,/^propagation/p' '$T/list.txt' | grep -q '^ *alpha=16 (.*) \[float\]: scale'"
+check "list shows masklora's rank and alpha" "sed -n '/^  retrain:masklora /,/^propagation/p' '$T/list.txt' | grep -q '^ *rank=16 (.*alias r) \[int\]: adapter rank' && sed -n '/^  retrain:masklora /,/^propagation/p' '$T/list.txt' | grep -q '^ *alpha=32 (.*) \[float\]: scale' && sed -n '/^  retrain:masklora /,/^propagation/p' '$T/list.txt' | grep -q '^ *bias-norm=1 '"
 check "list shows a criterion's options and the optimizers" "sed -n '/^  sparsefw /,/^  obs /p' '$T/list.txt' | grep -q '^ *iters=100 (.*) \[int\]: Frank-Wolfe' && grep -q 'optimizers: adamw (default), sgd' '$T/list.txt'"
 mkdir -p "$T/tok_nomerges" && printf '{}' >"$T/tok_nomerges/vocab.json"
 expect 1 "$T/tok_nomerges/merges.txt" "tokenizer directory missing merges.txt" "$FL" tokenize --tokenizer "$T/tok_nomerges" --in "$T/text.txt" --out "$T/x.bin"
