@@ -11,7 +11,9 @@
  * identified by the hash of its settings (grid.h); running again with the
  * same --out skips every cell already in results.csv. Children die with the
  * runner (PR_SET_PDEATHSIG), so a killed runner leaves no orphan that could
- * race a re-run on the same cell directory. */
+ * race a re-run on the same cell directory. With a [tune] section (grid.h)
+ * a tuned final cell waits until each of its sub-cells has a row, then
+ * runs with the values of the one with the lowest selection perplexity. */
 #include "cli.h"
 #include "grid.h"
 #include "results.h"
@@ -52,12 +54,14 @@ static const char *STUDY_HELP =
     "Running again with the same --out skips the cells already in results.csv,\n"
     "so a killed study resumes where it stopped; a failed cell is a row with its\n"
     "status and message, and the grid goes on.\n"
-    "  --grid FILE       INI grid: [grid] dimensions, [fixed] settings (README: \"Grids\")\n"
+    "  --grid FILE       INI grid: [grid] dimensions, [fixed] settings, [grid.NAME]\n"
+    "                    variants, [tune] values chosen per cell on a validation split\n"
+    "                    (README: \"Grids\")\n"
     "  --out DIR         results directory (default runs/study)\n"
     "  --jobs N          cells run side by side, threads shared out (default 1)\n"
     "  --set KEY=VALUE   override a key of the grid (repeatable; VALUE may be a list)\n"
-    "  --dry-run         list the cells (and which are done) with their predicted\n"
-    "                    recovery peak memory; run nothing\n"
+    "  --dry-run         list the cells (and which are done), with their role (tune:\n"
+    "                    a [tune] sub-cell) and predicted recovery peak memory; run nothing\n"
     "  --keep-models     keep every cell's pruned model (default: only calib.bin,\n"
     "                    freelunch.json and the log)\n"
     "  --cache DIR       corpus and model cache\n"
