@@ -253,6 +253,17 @@ static void test_grid_parse(void **st) {
     fl_grid_free(&h);
 }
 
+/* g written back (fl_grid_write) and read again into h, checked. */
+static void reread(const fl_grid *g, fl_grid *h) {
+    char dir[256], path[300];
+    tu_tmpdir(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/grid.ini", dir);
+    assert_int_equal(fl_grid_write(g, path), 0);
+    assert_int_equal(fl_grid_parse_file(path, h), 0);
+    assert_int_equal(fl_grid_check(h), 0);
+    tu_rmrf(dir);
+}
+
 /* [grid.NAME] variants: the union of the main product and each variant's
  * (its keys replacing the grid's or joining them), a cell in two products
  * run once, --set reaching every variant that has the key, the grid
@@ -307,12 +318,7 @@ static void test_grid_variants(void **st) {
     assert_int_equal(n, 4 + 4);
     free(c);
     /* written back and read again: the same cells */
-    char dir[256], path[300];
-    tu_tmpdir(dir, sizeof dir);
-    snprintf(path, sizeof path, "%s/grid.ini", dir);
-    assert_int_equal(fl_grid_write(&g, path), 0);
-    assert_int_equal(fl_grid_parse_file(path, &h), 0);
-    assert_int_equal(fl_grid_check(&h), 0);
+    reread(&g, &h);
     fl_cell_spec *c2;
     int n2;
     assert_int_equal(fl_grid_cells(&g, &c, &n), 0);
@@ -323,7 +329,6 @@ static void test_grid_variants(void **st) {
     free(c2);
     fl_grid_free(&h);
     fl_grid_free(&g);
-    tu_rmrf(dir);
     /* bad variants: a name, a key given twice in it, a bad value, a pair the grid has the other half of */
     const struct { const char *ini, *want; int at_check; } bad[] = {
         { "[grid.]\nseed=1\n[grid]\ncriterion=wanda\nsparsity=0.5\n", "a variant's name", 0 },
@@ -663,18 +668,12 @@ static void test_grid_tune(void **st) {
     assert_int_equal(fl_grid_cells(&g, &c, &n), 0);
     assert_int_equal(n, 2 * (1 + 1 + 6 + 1));
     /* written back and read again: the same cells */
-    char dir[256], path[300];
-    tu_tmpdir(dir, sizeof dir);
-    snprintf(path, sizeof path, "%s/grid.ini", dir);
-    assert_int_equal(fl_grid_write(&g, path), 0);
-    assert_int_equal(fl_grid_parse_file(path, &h), 0);
-    assert_int_equal(fl_grid_check(&h), 0);
+    reread(&g, &h);
     assert_int_equal(fl_grid_cells(&h, &hc, &hn), 0);
     assert_int_equal(hn, n);
     for (int i = 0; i < n; i++) assert_string_equal(hc[i].id, c[i].id);
     free(hc);
     fl_grid_free(&h);
-    tu_rmrf(dir);
     free(c);
     fl_grid_free(&g);
     /* another selection split: other sub-cells; variants' cells are tuned too */
