@@ -174,6 +174,10 @@ check "after the resume every row exactly once, the finals the argmin ($msg)" \
   "[ $(rows "$T/tk/results.csv") -eq 8 ] && [ \$(col '$T/tk/results.csv' cell_id | sort -u | wc -l) -eq 8 ] && [ \"\$msg\" = OK ]"
 check "the same rows as the uninterrupted study" \
   "[ \"\$(col '$T/tk/results.csv' cell_id | sort)\" = \"\$(col '$T/tune/results.csv' cell_id | sort)\" ]"
+# every sub-cell diverges: the final is a failed row that says so, and nothing runs it
+"$FL" study --grid "$T/tune.ini" --out "$T/tdiv" --set criterion=wanda --set reconstruct=sublayer --set lr=1e12,1e13 >"$T/tdiv.log" 2>&1
+check "a final whose sub-cells all failed is an error row naming them, without a run" \
+  "[ $? -eq 0 ] && [ \"\$(col '$T/tdiv/results.csv' role | tr '\n' ' ')\" = 'tune tune final ' ] && [ \"\$(col '$T/tdiv/results.csv' status | tr '\n' ' ')\" = 'diverged diverged error ' ] && col '$T/tdiv/results.csv' message | grep -q 'tuning: none of its 2 sub-cells finished ok on sotu-val' && [ \$(ls '$T/tdiv/cells' | wc -l) -eq 2 ]"
 # refusals: one line naming the grid file
 { cat "$T/tune.ini"; echo "select = sotu-test"; } >"$T/tbad1.ini"
 "$FL" study --grid "$T/tbad1.ini" --out "$T/bad" --dry-run >"$T/tb1.log" 2>&1; rc=$?
