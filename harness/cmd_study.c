@@ -332,7 +332,8 @@ static void describe(const fl_grid *g, const fl_cell_spec *s, char *buf, size_t 
     }
     if (!k) k = (size_t)snprintf(buf, n, "%s", s->name);
     if (k < n && s->role == FL_ROLE_TUNE)
-        snprintf(buf + k, n - k, " [tune %d/%lld of its cell, on %s only]", s->combo + 1, fl_tune_ncombos(g), fl_grid_select(g));
+        snprintf(buf + k, n - k, " [tune %d/%lld of cell %s, on %s only]", s->combo + 1, fl_tune_ncombos(g), s->final_id,
+                 fl_grid_select(g));
     else if (k < n && s->ntune)
         snprintf(buf + k, n - k, " [final: the best of %d sub-cells on %s]", s->ntune, fl_grid_select(g));
 }

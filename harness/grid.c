@@ -756,6 +756,7 @@ int fl_cell_tune_sub(const fl_grid *g, const fl_cell_spec *f, int k, fl_cell_spe
     out->val[e] = fl_grid_select(g);   /* the selection split only: never a test split */
     out->role = FL_ROLE_TUNE;
     out->ntune = 0;
+    memcpy(out->final_id, f->id, sizeof f->id);
     out->combo = k;
     if (cell_identity(out, "role=tune\n") != 0) return -1;
     size_t m = strlen(out->name);

@@ -88,6 +88,7 @@ typedef struct {
     int role;                             /* FL_ROLE_FINAL or FL_ROLE_TUNE */
     int ntune;                            /* a final cell: its sub-cells (0: untuned, runs as it is) */
     int combo;                            /* a sub-cell: its combination of [tune] values, 0-based */
+    char final_id[13];                    /* a sub-cell: the id of (the first) final cell it serves */
 } fl_cell_spec;
 
 enum { FL_ROLE_FINAL = 0, FL_ROLE_TUNE = 1 };

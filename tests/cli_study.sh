@@ -156,7 +156,7 @@ check "tune rows on sotu-val only; finals carry the argmin lr, on the test split
 check "a sub-cell's command line evaluates the selection split alone" \
   "for l in '$T'/tune/cells/*_tune*/log; do head -1 \"\$l\" | grep -q -- '--eval sotu-val --' && ! head -1 \"\$l\" | grep -q test || exit 1; done"
 check "progress names the sub-cell and the chosen value" \
-  "grep -q 'tune 2/2 of its cell, on sotu-val only' '$T/trun.log' && grep -q 'lr=.* chosen on sotu-val' '$T/trun.log'"
+  "grep -q 'tune 2/2 of cell [0-9a-f]\{12\}, on sotu-val only' '$T/trun.log' && grep -q 'lr=.* chosen on sotu-val' '$T/trun.log'"
 check "the report counts the final cells only" "grep -q ', 4 cells: 4 ok' '$T/tune/report.md'"
 check "grid.ini keeps [tune]" "grep -q '^\[tune\]' '$T/tune/grid.ini' && grep -q '^select = sotu-val' '$T/tune/grid.ini'"
 # killed mid-study and resumed: every row once, the finals still the argmin

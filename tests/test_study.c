@@ -605,6 +605,7 @@ static void test_grid_tune(void **st) {
             fl_cell_spec sub, ch;
             assert_int_equal(fl_cell_tune_sub(&g, &c[i], k, &sub), 0);   /* what the runner looks rows up by */
             assert_string_equal(sub.id, s->id);
+            assert_string_equal(s->final_id, c[i].id);
             assert_int_equal(fl_cell_tune_chosen(&g, &c[i], k, &ch), 0);
             assert_string_equal(ch.id, c[i].id);                          /* the final's id whatever is chosen */
             assert_string_equal(fl_cell_get(&ch, "lr"), want[k][0]);
