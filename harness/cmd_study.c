@@ -11,7 +11,9 @@
  * identified by the hash of its settings (grid.h); running again with the
  * same --out skips every cell already in results.csv. Children die with the
  * runner (PR_SET_PDEATHSIG), so a killed runner leaves no orphan that could
- * race a re-run on the same cell directory. */
+ * race a re-run on the same cell directory. With a [tune] section (grid.h)
+ * a tuned final cell waits until each of its sub-cells has a row, then
+ * runs with the values of the one with the lowest selection perplexity. */
 #include "cli.h"
 #include "grid.h"
 #include "results.h"
@@ -53,12 +55,14 @@ static const char *STUDY_HELP =
     "Running again with the same --out skips the cells already in results.csv,\n"
     "so a killed study resumes where it stopped; a failed cell is a row with its\n"
     "status and message, and the grid goes on.\n"
-    "  --grid FILE       INI grid: [grid] dimensions, [fixed] settings (README: \"Grids\")\n"
+    "  --grid FILE       INI grid: [grid] dimensions, [fixed] settings, [grid.NAME]\n"
+    "                    variants, [tune] values chosen per cell on a validation split\n"
+    "                    (README: \"Grids\")\n"
     "  --out DIR         results directory (default runs/study)\n"
     "  --jobs N          cells run side by side, threads shared out (default 1)\n"
     "  --set KEY=VALUE   override a key of the grid (repeatable; VALUE may be a list)\n"
-    "  --dry-run         list the cells (and which are done) with their predicted\n"
-    "                    recovery peak memory; run nothing\n"
+    "  --dry-run         list the cells (and which are done), with their role (tune:\n"
+    "                    a [tune] sub-cell) and predicted recovery peak memory; run nothing\n"
     "  --keep-models     keep every cell's pruned model (default: only calib.bin,\n"
     "                    freelunch.json and the log)\n"
     "  --cache DIR       corpus and model cache\n"
@@ -67,7 +71,8 @@ static const char *STUDY_HELP =
 /* ---- running one cell --------------------------------------------------- */
 
 typedef struct {
-    const fl_cell_spec *spec;
+    const fl_cell_spec *spec;   /* &own */
+    fl_cell_spec own;           /* the cell as it runs (a tuned final: with its chosen values) */
     pid_t pid;
     double t0;
     char dir[4096];
@@ -293,6 +298,7 @@ static int fill_from_json(fl_table *t, int r, const char *dir) {
 static void collect(fl_table *t, const job_t *j, int status, const char *machine) {
     int r = fl_table_add_row(t);
     fl_table_set(t, r, "cell_id", j->spec->id);
+    fl_table_set(t, r, "role", fl_role_name(j->spec->role));
     fill_settings(t, r, j->spec);
     char logp[4200], msg[2048];
     snprintf(logp, sizeof logp, "%s/log", j->dir);
@@ -340,7 +346,8 @@ static void fmt_dur(double s, char *buf, size_t n) {
     else snprintf(buf, n, "%.0fh%02.0fm", floor(s / 3600), fmod(s, 3600) / 60);
 }
 
-/* "wanda 0.5 sublayer seed=0" from the keys that vary */
+/* "criterion=wanda reconstruct=sublayer seed=0" from the keys that vary;
+ * a tuning sub-cell says which of its cell's it is and where it is scored */
 static void describe(const fl_grid *g, const fl_cell_spec *s, char *buf, size_t n) {
     size_t k = 0;
     buf[0] = 0;
@@ -348,7 +355,49 @@ static void describe(const fl_grid *g, const fl_cell_spec *s, char *buf, size_t 
         if (!fl_grid_varies(g, s->key[i]) || fl_setting_find(s->key[i])->type == FL_SET_LIST) continue;
         k += (size_t)snprintf(buf + k, n - k, "%s%s=%s", k ? " " : "", s->key[i], s->val[i]);
     }
-    if (!k) snprintf(buf, n, "%s", s->name);
+    if (!k) k = (size_t)snprintf(buf, n, "%s", s->name);
+    if (k < n && s->role == FL_ROLE_TUNE)
+        snprintf(buf + k, n - k, " [tune %d/%lld of cell %s, on %s only]", s->combo + 1, fl_tune_ncombos(g), s->final_id,
+                 fl_grid_select(g));
+    else if (k < n && s->ntune)
+        snprintf(buf + k, n - k, " [final: the best of %d sub-cells on %s]", s->ntune, fl_grid_select(g));
+}
+
+/* A tuned final cell can run once every sub-cell has its row. */
+static int tune_ready(const fl_grid *g, const fl_cell_spec *f, const fl_table *t) {
+    for (int k = 0; k < f->ntune; k++) {
+        fl_cell_spec sub;
+        if (fl_cell_tune_sub(g, f, k, &sub) != 0 || fl_table_find(t, sub.id) < 0) return 0;
+    }
+    return 1;
+}
+
+/* The combination whose sub-cell has the lowest perplexity on the
+ * selection split (ties: the first in grid order), or -1 if none finished
+ * ok; *ppl its perplexity, *nok how many did. */
+static int tune_choose(const fl_grid *g, const fl_cell_spec *f, const fl_table *t, double *ppl, int *nok) {
+    int best = -1;
+    *nok = 0;
+    for (int k = 0; k < f->ntune; k++) {
+        fl_cell_spec sub;
+        int r = fl_cell_tune_sub(g, f, k, &sub) == 0 ? fl_table_find(t, sub.id) : -1;
+        if (r < 0 || strcmp(fl_table_get(t, r, "status"), "ok") || strcmp(fl_table_get(t, r, "eval_set"), fl_grid_select(g))) continue;
+        double v = fl_table_num(t, r, "ppl");
+        if (!isfinite(v)) continue;
+        ++*nok;
+        if (best < 0 || v < *ppl) { best = k; *ppl = v; }
+    }
+    return best;
+}
+
+/* "lr=1e-3 epochs=2": the tuned keys of a final as it runs */
+static void chosen_values(const fl_grid *g, const fl_cell_spec *s, char *buf, size_t n) {
+    size_t k = 0;
+    buf[0] = 0;
+    for (int i = 0; i < g->tune.ndims && k < n; i++) {
+        const char *v = fl_cell_get(s, g->tune.dims[i].key);
+        k += (size_t)snprintf(buf + k, n - k, "%s%s=%s", k ? " " : "", g->tune.dims[i].key, v ? v : "?");
+    }
 }
 
 /* The analytic recovery working set and peak of a cell, from its model's
@@ -440,18 +489,33 @@ int fl_cmd_study(int argc, char **argv) {
         fl_grid_free(&g);
         return fl_cli_fail();
     }
-    int done_before = 0;
-    for (int i = 0; i < ncells; i++) done_before += fl_table_find(&t, cells[i].id) >= 0;
+    int done_before = 0, nsub = 0;
+    for (int i = 0; i < ncells; i++) {
+        done_before += fl_table_find(&t, cells[i].id) >= 0;
+        nsub += cells[i].role == FL_ROLE_TUNE;
+    }
 
     if (dry) {
         printf("%d cells (%d already in %s); predicted recovery working set and peak, MB (reconstructors/predict.c)\n",
                ncells, done_before, results);
-        printf("%-4s %-12s %-5s %9s %9s  %s\n", "#", "cell_id", "done", "working", "peak", "settings");
+        if (g.tune.ndims)
+            printf("tuning: %d final cells, %d tuning sub-cells (%lld combinations of [tune] per cell that trains, scored on %s)\n",
+                   ncells - nsub, nsub, fl_tune_ncombos(&g), fl_grid_select(&g));
+        printf("%-4s %-12s %-5s %-5s %9s %9s  %s\n", "#", "cell_id", "role", "done", "working", "peak", "settings");
         for (int i = 0; i < ncells; i++) {
             char d[1024], wk[32] = "?", pk[32] = "?";
             describe(&g, &cells[i], d, sizeof d);
-            predict_cell(&cells[i], wk, pk, sizeof wk);
-            printf("%-4d %-12s %-5s %9s %9s  %s\n", i + 1, cells[i].id, fl_table_find(&t, cells[i].id) >= 0 ? "yes" : "no", wk, pk, d);
+            fl_cell_spec p = cells[i];
+            double wmax = -1, pmax = -1;
+            for (int k = 0; k < (cells[i].ntune ? cells[i].ntune : 1); k++) {   /* a tuned final: its largest combination */
+                char w1[32] = "", p1[32] = "";
+                if (cells[i].ntune && fl_cell_tune_chosen(&g, &cells[i], k, &p) != 0) break;
+                predict_cell(&p, w1, p1, sizeof w1);
+                if (*w1 && atof(w1) > wmax) { wmax = atof(w1); snprintf(wk, sizeof wk, "%s", w1); }
+                if (*p1 && atof(p1) > pmax) { pmax = atof(p1); snprintf(pk, sizeof pk, "%s", p1); }
+            }
+            printf("%-4d %-12s %-5s %-5s %9s %9s  %s\n", i + 1, cells[i].id, fl_role_name(cells[i].role),
+                   fl_table_find(&t, cells[i].id) >= 0 ? "yes" : "no", wk, pk, d);
         }
         fl_table_free(&t);
         free(cells);
@@ -489,32 +553,69 @@ int fl_cmd_study(int argc, char **argv) {
     for (int i = 0; i < ncells; i++) todo += fl_table_find(&t, cells[i].id) < 0;
     printf("study: %d cells, %d done before, %d to run; %d job(s) x %d thread(s); results in %s\n", ncells, done_before, todo,
            jobs, per_job, results);
+    if (g.tune.ndims)
+        printf("tuning: %d of the %d cells are sub-cells scored on %s only; each final cell runs with its best sub-cell's %s\n",
+               nsub, ncells, fl_grid_select(&g), g.tune.ndims > 1 ? "values" : g.tune.dims[0].key);
     printf("machine: %s; backend %s; commit %s\n", machine, fl_gemm_backend_name(), fl_commit());
     fflush(stdout);
 
     job_t *running = calloc((size_t)jobs, sizeof *running);
+    char *started = calloc((size_t)(ncells ? ncells : 1), 1);
     int next = 0, active = 0, finished = 0, failed = 0;
     double t_start = fl_wall_s(), busy = 0;
     for (;;) {
         while (active < jobs) {
-            while (next < ncells && fl_table_find(&t, cells[next].id) >= 0) next++;
-            if (next == ncells) break;
+            /* the first cell not run yet whose sub-cells (if any) all have their rows */
+            while (next < ncells && (started[next] || fl_table_find(&t, cells[next].id) >= 0)) next++;
+            int pick = -1;
+            for (int i = next; i < ncells && pick < 0; i++)
+                if (!started[i] && fl_table_find(&t, cells[i].id) < 0 && tune_ready(&g, &cells[i], &t)) pick = i;
+            if (pick < 0) break;
+            started[pick] = 1;
             int slot = 0;
             while (running[slot].pid) slot++;
             job_t *j = &running[slot];
-            j->spec = &cells[next++];
+            j->own = cells[pick];
+            j->spec = &j->own;
+            char d[1024], why[1024] = "";
+            describe(&g, &cells[pick], d, sizeof d);
+            if (cells[pick].ntune) {
+                double bp = NAN;
+                int nok, best = tune_choose(&g, &cells[pick], &t, &bp, &nok);
+                if (best < 0) {
+                    /* nothing to choose from: the final is a failed row, its sub-cells' rows say why */
+                    int r = fl_table_add_row(&t);
+                    fl_table_set(&t, r, "cell_id", cells[pick].id);
+                    fl_table_set(&t, r, "role", fl_role_name(FL_ROLE_FINAL));
+                    fill_settings(&t, r, &cells[pick]);
+                    fl_table_set(&t, r, "status", "error");
+                    fl_table_setf(&t, r, "message", "tuning: none of its %d sub-cells finished ok on %s (see their rows, role tune)",
+                                  cells[pick].ntune, fl_grid_select(&g));
+                    fl_table_set(&t, r, "machine", machine);
+                    fl_table_set(&t, r, "commit", fl_commit());
+                    fl_table_pareto(&t);
+                    if (fl_table_write(results, &t) != 0) { free(running); free(started); goto fail; }
+                    finished++;
+                    failed++;
+                    printf("[%d/%d] error %s: %s\n", done_before + finished, ncells, d, fl_table_get(&t, r, "message"));
+                    fflush(stdout);
+                    continue;
+                }
+                if (fl_cell_tune_chosen(&g, &cells[pick], best, &j->own) != 0) { free(running); free(started); goto fail; }
+                char cv[512];
+                chosen_values(&g, j->spec, cv, sizeof cv);
+                snprintf(why, sizeof why, ": %s chosen on %s (ppl %.4g, the best of %d ok sub-cells)", cv, fl_grid_select(&g), bp, nok);
+            }
             snprintf(j->dir, sizeof j->dir, "%.3000s/cells/%s-%s", out, j->spec->name, j->spec->id);
-            char d[1024];
-            describe(&g, j->spec, d, sizeof d);
-            printf("[%d/%d] start %s (%s)\n", done_before + finished + active + 1, ncells, d, j->spec->id);
+            printf("[%d/%d] start %s%s (%s)\n", done_before + finished + active + 1, ncells, d, why, j->spec->id);
             fflush(stdout);
-            if (spawn_cell(j, cache, per_job, keep) < 0) { j->pid = 0; free(running); goto fail; }
+            if (spawn_cell(j, cache, per_job, keep) < 0) { j->pid = 0; free(running); free(started); goto fail; }
             active++;
         }
         if (!active) break;
         int st;
         pid_t pid = waitpid(-1, &st, 0);
-        if (pid < 0) { if (errno == EINTR) continue; fl_err("waitpid: %s", strerror(errno)); free(running); goto fail; }
+        if (pid < 0) { if (errno == EINTR) continue; fl_err("waitpid: %s", strerror(errno)); free(running); free(started); goto fail; }
         int slot = 0;
         while (slot < jobs && running[slot].pid != pid) slot++;
         if (slot == jobs) continue;   /* not ours */
@@ -522,7 +623,7 @@ int fl_cmd_study(int argc, char **argv) {
         collect(&t, j, st, machine);
         int r = t.nrows - 1;
         fl_table_pareto(&t);
-        if (fl_table_write(results, &t) != 0) { free(running); goto fail; }
+        if (fl_table_write(results, &t) != 0) { free(running); free(started); goto fail; }
         double secs = fl_wall_s() - j->t0;
         busy += secs;
         finished++;
@@ -536,21 +637,23 @@ int fl_cmd_study(int argc, char **argv) {
         fmt_dur(left * (busy / finished) / jobs, eta, sizeof eta);
         fmt_dur(secs, took, sizeof took);
         if (!strcmp(status, "ok"))
-            printf("[%d/%d] done  %s: ppl %s, working set %.2f MB, %s; ETA %s\n", done_before + finished, ncells, d,
-                   fl_table_get(&t, r, "ppl"), fl_table_num(&t, r, "working_bytes") / 1e6, took, left ? eta : "0s");
+            printf("[%d/%d] done  %s: ppl %s (%s), working set %.2f MB, %s; ETA %s\n", done_before + finished, ncells, d,
+                   fl_table_get(&t, r, "ppl"), fl_table_get(&t, r, "eval_set"), fl_table_num(&t, r, "working_bytes") / 1e6, took,
+                   left ? eta : "0s");
         else
             printf("[%d/%d] %s %s: %s; ETA %s\n", done_before + finished, ncells, status, d, fl_table_get(&t, r, "message"),
                    left ? eta : "0s");
         fflush(stdout);
     }
     free(running);
+    free(started);
     char took[32];
     fmt_dur(fl_wall_s() - t_start, took, sizeof took);
     printf("study: %d cells run (%d failed) in %s; %s\n", finished, failed, took, results);
     /* plots and report from the whole table (a grid whose cells all failed
      * has nothing to plot: the CSV says why) */
     int any_ok = 0;
-    for (int r = 0; r < t.nrows; r++) any_ok |= !strcmp(fl_table_get(&t, r, "status"), "ok");
+    for (int r = 0; r < t.nrows; r++) any_ok |= !strcmp(fl_table_get(&t, r, "status"), "ok") && fl_row_final(&t, r);
     if (any_ok) {
         if (fl_report_make(results, out) != 0) goto fail;
         printf("report: %s/report.md, %s/report.html, plots in %s/plots\n", out, out, out);

@@ -5,6 +5,7 @@
 #include "datasets/corpus.h"
 #include "model/err.h"
 #include "model/fileio.h"
+#include "reconstructors/recon.h"
 #include <ctype.h>
 #include <errno.h>
 #include <ini.h>
@@ -44,6 +45,8 @@ void fl_grid_free(fl_grid *g) {
     for (int i = 0; i < g->ndims; i++) dim_free(&g->dims[i]);
     for (int v = 0; v < g->nvar; v++)
         for (int i = 0; i < g->var[v].ndims; i++) dim_free(&g->var[v].dims[i]);
+    for (int i = 0; i < g->tune.ndims; i++) dim_free(&g->tune.dims[i]);
+    free(g->tune.select);
     free(g->var);
     free(g->source);
     memset(g, 0, sizeof *g);
@@ -182,10 +185,11 @@ typedef struct {
     char *raw;           /* its value text, every piece and continuation joined */
     size_t len, cap;
     int line;            /* where it was given */
-    int sec;             /* -1: [grid] or [fixed]; else the variant's index */
+    int sec;             /* -1: [grid] or [fixed]; SEC_TUNE: [tune]; else the variant's index */
 } raw_key;
 
-#define GRID_MAX_RAW (FL_GRID_MAX_DIMS * (1 + FL_GRID_MAX_VARIANTS))
+#define SEC_TUNE (-2)
+#define GRID_MAX_RAW (FL_GRID_MAX_DIMS * (2 + FL_GRID_MAX_VARIANTS) + 1)
 
 typedef struct {
     fl_grid *g;
@@ -318,8 +322,10 @@ static int ini_cb(void *user, const char *section, const char *name, const char 
         const fl_grid_variant *v = variant_of(p->g, section, m, sizeof m, p->line);
         if (!v) return ctx_fail(p, m);
         sec = (int)(v - p->g->var);
+    } else if (!strcmp(section, "tune")) {
+        sec = SEC_TUNE;
     } else if (strcmp(section, "grid") && strcmp(section, "fixed")) {
-        snprintf(m, sizeof m, "%s: unknown section [%.64s] (valid: [grid], [fixed], [grid.NAME]) (line %d)", src, section, p->line);
+        snprintf(m, sizeof m, "%s: unknown section [%.64s] (valid: [grid], [fixed], [grid.NAME], [tune]) (line %d)", src, section, p->line);
         return ctx_fail(p, m);
     }
     char key[64];
@@ -335,7 +341,7 @@ static int ini_cb(void *user, const char *section, const char *name, const char 
         if (raw_append(k, sep, value) != 0) return ctx_fail(p, "out of memory reading the grid");
         return 1;
     }
-    if (!fl_setting_find(key)) {
+    if (!fl_setting_find(key) && !(sec == SEC_TUNE && !strcmp(key, "select"))) {
         unknown_key(src, key);
         snprintf(m, sizeof m, "%s (line %d)", fl_errmsg(), p->line);
         return ctx_fail(p, m);
@@ -366,7 +372,21 @@ static int parse_text(fl_grid *g, const char *text, size_t len) {
     } else {
         for (int i = 0; i < p.nkeys && !ret; i++) {
             fl_grid_variant *v = p.keys[i].sec >= 0 ? &g->var[p.keys[i].sec] : NULL;
-            if (dims_put(v ? v->dims : g->dims, v ? &v->ndims : &g->ndims, g->source, p.keys[i].name, p.keys[i].raw) != 0) {
+            const int tune = p.keys[i].sec == SEC_TUNE;
+            if (tune && !strcmp(p.keys[i].name, "select")) {
+                fl_dim d = { 0 };
+                if (split_values(g->source, "select", p.keys[i].raw, &d) != 0 || d.nvals != 1) {
+                    if (d.nvals > 1) fl_err("%s: [tune] select: one split, not a list", g->source);
+                    snprintf(m, sizeof m, "%s (line %d)", fl_errmsg(), p.keys[i].line);
+                    ret = fl_err("%s", m);
+                } else
+                    g->tune.select = strdup(d.vals[0]);
+                dim_free(&d);
+                continue;
+            }
+            fl_dim *dims = tune ? g->tune.dims : v ? v->dims : g->dims;
+            int *nd = tune ? &g->tune.ndims : v ? &v->ndims : &g->ndims;
+            if (dims_put(dims, nd, g->source, p.keys[i].name, p.keys[i].raw) != 0) {
                 snprintf(m, sizeof m, "%s (line %d)", fl_errmsg(), p.keys[i].line);
                 ret = fl_err("%s", m);
             }
@@ -404,10 +424,15 @@ int fl_grid_set(fl_grid *g, const char *a) {
     if (!eq) return fl_err("--set '%s': expected key=value", a);
     char *key = strndup(a, (size_t)(eq - a));
     if (!key) return fl_err("--set: out of memory");
-    /* wherever it is: [grid] or [fixed], and every variant that sets it */
-    int rc = grid_put(g, "--set", key, eq + 1);
+    /* wherever it is: [tune], or [grid] or [fixed] and every variant that sets it */
     char ck[64];
     canon_key(key, ck, sizeof ck);
+    if (dims_get(g->tune.dims, g->tune.ndims, ck)) {
+        int rc = dims_put(g->tune.dims, &g->tune.ndims, "--set", key, eq + 1);
+        free(key);
+        return rc;
+    }
+    int rc = grid_put(g, "--set", key, eq + 1);
     for (int v = 0; v < g->nvar && rc == 0; v++)
         if (dims_get(g->var[v].dims, g->var[v].ndims, ck)) rc = dims_put(g->var[v].dims, &g->var[v].ndims, "--set", key, eq + 1);
     free(key);
@@ -421,8 +446,11 @@ int fl_grid_varies(const fl_grid *g, const char *key) {
     if (d && d->nvals > 1) return 1;
     for (int v = 0; v < g->nvar; v++)
         if (dims_get(g->var[v].dims, g->var[v].ndims, key)) return 1;
-    return 0;
+    const fl_dim *t = dims_get(g->tune.dims, g->tune.ndims, key);
+    return t && t->nvals > 1;
 }
+
+const char *fl_grid_select(const fl_grid *g) { return g->tune.select ? g->tune.select : FL_TUNE_SELECT; }
 
 /* ---- checking ------------------------------------------------------------ */
 
@@ -476,10 +504,71 @@ static int check_dims(const fl_grid *g, const fl_grid_variant *v) {
     return 0;
 }
 
+long long fl_tune_ncombos(const fl_grid *g) {
+    long long c = 1;
+    for (int i = 0; i < g->tune.ndims; i++) {
+        c *= g->tune.dims[i].nvals;
+        if (c > FL_GRID_MAX_CELLS) return FL_GRID_MAX_CELLS + 1LL;   /* saturates: refused by the checks */
+    }
+    return c;
+}
+
+static int ends_with(const char *s, const char *tail) {
+    size_t a = strlen(s), b = strlen(tail);
+    return a >= b && !strcmp(s + a - b, tail);
+}
+
+/* [tune]: numeric settings no other section gives, a selection split that
+ * is neither a test split nor one the grid reports. */
+static int check_tune(const fl_grid *g) {
+    const fl_grid_tune *t = &g->tune;
+    const char *sel = fl_grid_select(g);
+    if (!t->ndims) return t->select ? fl_err("%s: [tune] has select = %.*s but no setting to tune", g->source, QUOTE_MAX, sel) : 0;
+    for (int i = 0; i < t->ndims; i++) {
+        const fl_dim *d = &t->dims[i];
+        const fl_setting *s = fl_setting_find(d->key);
+        if (!s) return unknown_key(g->source, d->key);
+        if (s->type != FL_SET_INT && s->type != FL_SET_FLOAT && s->type != FL_SET_SEED)
+            return fl_err("%s: [tune] key '%s': not a numeric cell setting (tune lr, epochs, batch-size, ...; put '%s' in [grid])",
+                          g->source, d->key, d->key);
+        if (fl_grid_get(g, d->key))
+            return fl_err("%s: key '%s' is in [tune] and in [grid] or [fixed]: give it in one of them", g->source, d->key);
+        for (int v = 0; v < g->nvar; v++)
+            if (dims_get(g->var[v].dims, g->var[v].ndims, d->key))
+                return fl_err("%s: key '%s' is in [tune] and in [grid.%s]: give it in one of them", g->source, d->key, g->var[v].name);
+        for (int j = 0; j < d->nvals; j++)
+            if (check_one(g->source, s, d->vals[j]) != 0) return -1;
+        if (first_repeat(g, d) != 0) return -1;
+    }
+    if (fl_tune_ncombos(g) > FL_GRID_MAX_CELLS) return fl_err("%s: [tune]: more than %d combinations", g->source, FL_GRID_MAX_CELLS);
+    int known = 0;
+    for (int i = 0; FL_SPLITS[i]; i++) known |= !strcmp(FL_SPLITS[i], sel);
+    if (!known) {
+        char all[256] = "";
+        for (int i = 0; FL_SPLITS[i]; i++) snprintf(all + strlen(all), sizeof all - strlen(all), "%s%s", i ? ", " : "", FL_SPLITS[i]);
+        return fl_err("%s: [tune] select = %.*s: not a split (splits: %s)", g->source, QUOTE_MAX, sel, all);
+    }
+    if (ends_with(sel, "-test"))
+        return fl_err("%s: [tune] select = %s: a test split never chooses settings (select on a validation split, e.g. %s)",
+                      g->source, sel, FL_TUNE_SELECT);
+    for (int v = -1; v < g->nvar; v++) {
+        const fl_dim *e = v < 0 ? fl_grid_get(g, "eval") : dims_get(g->var[v].dims, g->var[v].ndims, "eval");
+        for (int j = 0; e && j < e->nvals; j++)
+            if (!strcmp(e->vals[j], sel)) {
+                char where[64] = "";
+                if (v >= 0) snprintf(where, sizeof where, " in [grid.%s]", g->var[v].name);
+                return fl_err("%s: [tune] select = %s is also an evaluation set of the grid (eval%s): select on a split the grid does not report",
+                              g->source, sel, where);
+            }
+    }
+    return 0;
+}
+
 int fl_grid_check(const fl_grid *g) {
     if (check_dims(g, NULL) != 0) return -1;
     for (int v = 0; v < g->nvar; v++)
         if (check_dims(g, &g->var[v]) != 0) return -1;
+    if (check_tune(g) != 0) return -1;
     if (!fl_grid_get(g, "criterion")) return fl_err("%s: no criterion given", g->source);
     if (!fl_grid_get(g, "sparsity")) return fl_err("%s: no sparsity given", g->source);
     return 0;
@@ -493,11 +582,12 @@ const char *fl_cell_get(const fl_cell_spec *c, const char *key) {
     return NULL;
 }
 
-static int cell_identity(fl_cell_spec *c) {
+/* extra: text hashed after the settings (a tuning role), or NULL */
+static int cell_identity(fl_cell_spec *c, const char *extra) {
     /* canonical: key=value\n in the settings table's order, so a grid may
      * list its keys in any order and the same cell keeps the same id. Sized
      * to fit: two cells that differ only past a fixed buffer must not share an id. */
-    size_t len = 1;
+    size_t len = 1 + (extra ? strlen(extra) : 0);
     for (int k = 0; k < FL_NSETTINGS; k++) {
         const char *v = fl_cell_get(c, FL_SETTINGS[k].key);
         if (v) len += strlen(FL_SETTINGS[k].key) + strlen(v) + 2;
@@ -509,6 +599,7 @@ static int cell_identity(fl_cell_spec *c) {
         const char *v = fl_cell_get(c, FL_SETTINGS[k].key);
         if (v) n += (size_t)snprintf(canon + n, len - n, "%s=%s\n", FL_SETTINGS[k].key, v);
     }
+    if (extra) n += (size_t)snprintf(canon + n, len - n, "%s", extra);
     canon[n] = 0;
     unsigned char h[32];
     fl_sha256(canon, n, h);
@@ -585,6 +676,140 @@ static int cmp_ref(const void *a, const void *b) {
     return c ? c : (x->i > y->i) - (x->i < y->i);
 }
 
+/* A cell that is a cell already (the same settings: a variant's, or a
+ * sub-cell two cells share) runs once: the first. */
+static int dedup(const fl_grid *g, fl_cell_spec *cs, long long *total) {
+    id_ref *r = malloc(sizeof *r * (size_t)(*total ? *total : 1));
+    char *dup = calloc((size_t)(*total ? *total : 1), 1);
+    if (!r || !dup) { free(r); free(dup); return fl_err("%s: out of memory", g->source); }
+    for (long long k = 0; k < *total; k++) r[k] = (id_ref){ cs[k].id, (int)k };
+    qsort(r, (size_t)*total, sizeof *r, cmp_ref);
+    for (long long k = 1; k < *total; k++)
+        if (!strcmp(r[k].id, r[k - 1].id)) dup[r[k].i] = 1;
+    long long w = 0;
+    for (long long k = 0; k < *total; k++)
+        if (!dup[k]) cs[w++] = cs[k];
+    free(r);
+    free(dup);
+    *total = w;
+    return 0;
+}
+
+/* ---- tuning -------------------------------------------------------------- */
+
+const char *fl_role_name(int role) { return role == FL_ROLE_TUNE ? "tune" : "final"; }
+
+/* Does a cell with this reconstructor train anything a [tune] key could
+ * change? none recovers nothing, matrix-ls solves in closed form. */
+static int recon_trains(const char *spec) {
+    fl_recon_inst in;
+    if (fl_recon_open(spec ? spec : "none", &in) != 0) return 0;   /* unchecked grids: fl_grid_check refuses them */
+    int t = in.r->recover && !(in.r->flags & FL_REC_SOLVES);
+    fl_recon_close(&in);
+    return t;
+}
+
+/* The [tune] section in canonical form (settings-table order), hashed into
+ * a tuned final cell's id: other values to choose from, another final. */
+static char *tune_canon(const fl_grid *g) {
+    const fl_grid_tune *t = &g->tune;
+    size_t len = 32 + strlen(fl_grid_select(g));
+    for (int i = 0; i < t->ndims; i++) {
+        len += strlen(t->dims[i].key) + 2;
+        for (int j = 0; j < t->dims[i].nvals; j++) len += strlen(t->dims[i].vals[j]) + 1;
+    }
+    char *c = malloc(len);
+    if (!c) return NULL;
+    size_t n = (size_t)snprintf(c, len, "tune:select=%s\n", fl_grid_select(g));
+    for (int k = 0; k < FL_NSETTINGS; k++) {
+        const fl_dim *d = dims_get(t->dims, t->ndims, FL_SETTINGS[k].key);
+        if (!d) continue;
+        n += (size_t)snprintf(c + n, len - n, "%s=", d->key);
+        for (int j = 0; j < d->nvals; j++) n += (size_t)snprintf(c + n, len - n, "%s%s", j ? "," : "", d->vals[j]);
+        n += (size_t)snprintf(c + n, len - n, "\n");
+    }
+    return c;
+}
+
+/* f's keys with the tuned keys at combination k after them (the last
+ * [tune] key varies fastest). */
+static int with_combo(const fl_grid *g, const fl_cell_spec *f, long long k, fl_cell_spec *out) {
+    const fl_grid_tune *t = &g->tune;
+    *out = *f;
+    if (f->nkeys + t->ndims + 1 > FL_GRID_MAX_DIMS) return fl_err("%s: [tune]: too many keys with the grid's", g->source);
+    long long rest = k;
+    for (int i = t->ndims - 1; i >= 0; i--) {
+        out->key[f->nkeys + i] = t->dims[i].key;
+        out->val[f->nkeys + i] = t->dims[i].vals[rest % t->dims[i].nvals];
+        rest /= t->dims[i].nvals;
+    }
+    out->nkeys = f->nkeys + t->ndims;
+    return 0;
+}
+
+int fl_cell_tune_sub(const fl_grid *g, const fl_cell_spec *f, int k, fl_cell_spec *out) {
+    if (with_combo(g, f, k, out) != 0) return -1;
+    const char *eval = fl_setting_find("eval")->key;
+    int e = 0;
+    while (e < out->nkeys && strcmp(out->key[e], eval)) e++;
+    if (e == out->nkeys) out->key[out->nkeys++] = eval;
+    out->val[e] = fl_grid_select(g);   /* the selection split only: never a test split */
+    out->role = FL_ROLE_TUNE;
+    out->ntune = 0;
+    memcpy(out->final_id, f->id, sizeof f->id);
+    out->combo = k;
+    if (cell_identity(out, "role=tune\n") != 0) return -1;
+    size_t m = strlen(out->name);
+    snprintf(out->name + m, sizeof out->name - m, "_tune%d", k + 1);
+    return 0;
+}
+
+int fl_cell_tune_chosen(const fl_grid *g, const fl_cell_spec *f, int k, fl_cell_spec *out) {
+    return with_combo(g, f, k, out);   /* f's id, name and eval */
+}
+
+/* Each cell that trains: its sub-cells, then itself as the final cell, its
+ * id hashed with the [tune] section; the others as they are. */
+static int tune_expand(const fl_grid *g, fl_cell_spec **cs, long long *total) {
+    const long long K = fl_tune_ncombos(g);
+    char *canon = tune_canon(g);
+    if (!canon) return fl_err("%s: out of memory", g->source);
+    char *trains = malloc((size_t)(*total ? *total : 1));
+    if (!trains) { free(canon); return fl_err("%s: out of memory", g->source); }
+    long long n = 0;
+    const char *last = NULL;
+    int last_t = 0;
+    for (long long i = 0; i < *total; i++) {
+        const char *r = fl_cell_get(&(*cs)[i], "reconstruct");
+        if (!r || r != last) { last_t = recon_trains(r); last = r; }
+        trains[i] = (char)last_t;
+        n += last_t ? K + 1 : 1;
+        if (n > FL_GRID_MAX_CELLS) {
+            free(canon);
+            free(trains);
+            return fl_err("%s: more than %d cells with the [tune] sub-cells", g->source, FL_GRID_MAX_CELLS);
+        }
+    }
+    fl_cell_spec *out = calloc((size_t)(n ? n : 1), sizeof *out);
+    int rc = out ? 0 : fl_err("%s: out of memory", g->source);
+    long long at = 0;
+    for (long long i = 0; i < *total && !rc; i++) {
+        fl_cell_spec f = (*cs)[i];
+        if (!trains[i]) { out[at++] = f; continue; }
+        f.ntune = (int)K;
+        rc = cell_identity(&f, canon);
+        for (long long k = 0; k < K && !rc; k++) rc = fl_cell_tune_sub(g, &f, (int)k, &out[at++]);
+        out[at++] = f;
+    }
+    free(canon);
+    free(trains);
+    if (rc) { free(out); return -1; }
+    free(*cs);
+    *cs = out;
+    *total = at;
+    return dedup(g, out, total);
+}
+
 int fl_grid_cells(fl_grid *g, fl_cell_spec **cells, int *n) {
     /* checked after every factor, so the sum of products cannot overflow on the way */
     const fl_dim *eff[FL_GRID_MAX_DIMS];
@@ -612,7 +837,7 @@ int fl_grid_cells(fl_grid *g, fl_cell_spec **cells, int *n) {
                 s->val[i] = eff[i]->joined ? eff[i]->joined : eff[i]->vals[idx[i]];
             }
             s->nkeys = nd;
-            if (cell_identity(s) != 0) { free(cs); return -1; }
+            if (cell_identity(s, NULL) != 0) { free(cs); return -1; }
             for (int i = nd - 1; i >= 0; i--) {   /* odometer: the last key fastest */
                 if (eff[i]->joined) continue;
                 if (++idx[i] < eff[i]->nvals) break;
@@ -620,22 +845,8 @@ int fl_grid_cells(fl_grid *g, fl_cell_spec **cells, int *n) {
             }
         }
     }
-    if (g->nvar) {
-        /* a cell of a variant that is a cell already (the same settings) runs once: the first */
-        id_ref *r = malloc(sizeof *r * (size_t)(total ? total : 1));
-        char *dup = calloc((size_t)(total ? total : 1), 1);
-        if (!r || !dup) { free(r); free(dup); free(cs); return fl_err("%s: out of memory", g->source); }
-        for (long long k = 0; k < total; k++) r[k] = (id_ref){ cs[k].id, (int)k };
-        qsort(r, (size_t)total, sizeof *r, cmp_ref);
-        for (long long k = 1; k < total; k++)
-            if (!strcmp(r[k].id, r[k - 1].id)) dup[r[k].i] = 1;
-        long long w = 0;
-        for (long long k = 0; k < total; k++)
-            if (!dup[k]) cs[w++] = cs[k];
-        free(r);
-        free(dup);
-        total = w;
-    }
+    if (g->nvar && dedup(g, cs, &total) != 0) { free(cs); return -1; }
+    if (g->tune.ndims && tune_expand(g, &cs, &total) != 0) { free(cs); return -1; }
     *cells = cs;
     *n = (int)total;
     return 0;
@@ -664,6 +875,16 @@ int fl_grid_write(const fl_grid *g, const char *path) {
                 ok = ok && fprintf(f, needs_quotes(d->vals[j]) ? "%s\"%s\"" : "%s%s", j ? ", " : "", d->vals[j]) > 0;
             ok = ok && fputc('\n', f) != EOF;
         }
+    }
+    if (g->tune.ndims || g->tune.select) {
+        ok = ok && fprintf(f, "[tune]\n") > 0;
+        for (int i = 0; i < g->tune.ndims; i++) {
+            const fl_dim *d = &g->tune.dims[i];
+            ok = ok && fprintf(f, "%s = ", d->key) > 0;
+            for (int j = 0; j < d->nvals; j++) ok = ok && fprintf(f, "%s%s", j ? ", " : "", d->vals[j]) > 0;
+            ok = ok && fputc('\n', f) != EOF;
+        }
+        ok = ok && fprintf(f, "select = %s\n", fl_grid_select(g)) > 0;
     }
     for (int v = 0; v < g->nvar; v++) {
         ok = ok && fprintf(f, "[grid.%s]\n", g->var[v].name) > 0;

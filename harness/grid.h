@@ -21,7 +21,22 @@
  *   retrain-samples = 32, 320    ; study (a cell in two products runs once)
  *
  * so settings that apply to some reconstructors only (propagation, or
- * retrain-samples) need not multiply the others' cells. */
+ * retrain-samples) need not multiply the others' cells.
+ *
+ *   [tune]                       ; chosen per cell on a validation split
+ *   lr     = 1e-3, 3e-3          ; numeric settings only, none of them in
+ *   epochs = 1, 2                ; [grid], [fixed] or a variant
+ *   select = sotu-val            ; the default; never a *-test split or an eval set
+ *
+ * Each cell whose reconstructor trains becomes one tuning sub-cell per
+ * combination of the [tune] values (in grid order: the last key fastest),
+ * evaluated on the selection split only, then its final cell: the same
+ * settings with the combination whose sub-cell has the lowest perplexity
+ * there (ties: the first), evaluated on the grid's eval sets. A cell that
+ * trains nothing (none, matrix-ls) runs once, as a final cell with its own
+ * settings. Ids: a sub-cell's hashes its settings and "role=tune", a tuned
+ * final's its settings without the tuned keys and the [tune] section, so
+ * neither is ever a plain cell's id; an untuned cell keeps its plain id. */
 #ifndef FL_GRID_H
 #define FL_GRID_H
 
@@ -45,11 +60,21 @@ typedef struct {
     int ndims;
 } fl_grid_variant;
 
+/* The [tune] section: its keys (value lists) and the selection split. */
+typedef struct {
+    fl_dim dims[FL_GRID_MAX_DIMS];
+    int ndims;
+    char *select;         /* as given, or NULL: FL_TUNE_SELECT */
+} fl_grid_tune;
+
+#define FL_TUNE_SELECT "sotu-val"
+
 typedef struct {
     fl_dim dims[FL_GRID_MAX_DIMS];   /* [grid] and [fixed] */
     int ndims;
     fl_grid_variant *var;            /* malloc'd, nvar of them */
     int nvar;
+    fl_grid_tune tune;               /* tune.ndims 0: no tuning */
     char *source;         /* file name or "the default grid", for messages */
 } fl_grid;
 
@@ -59,8 +84,16 @@ typedef struct {
     const char *key[FL_GRID_MAX_DIMS];
     const char *val[FL_GRID_MAX_DIMS];    /* for a list (eval): the whole list, comma-joined */
     char id[13];                          /* 12 hex digits of SHA-256 of the canonical key=value list */
-    char name[160];                       /* readable: criterion_sparsity_reconstruct_sSEED */
+    char name[160];                       /* readable: criterion_sparsity_reconstruct_sSEED[_tuneK] */
+    int role;                             /* FL_ROLE_FINAL or FL_ROLE_TUNE */
+    int ntune;                            /* a final cell: its sub-cells (0: untuned, runs as it is) */
+    int combo;                            /* a sub-cell: its combination of [tune] values, 0-based */
+    char final_id[13];                    /* a sub-cell: the id of (the first) final cell it serves */
 } fl_cell_spec;
+
+enum { FL_ROLE_FINAL = 0, FL_ROLE_TUNE = 1 };
+/* results.csv's role column for a role */
+const char *fl_role_name(int role);
 
 extern const char FL_DEFAULT_GRID[];        /* the embedded default (INI text) */
 
@@ -79,6 +112,16 @@ int fl_grid_varies(const fl_grid *g, const char *key);
  * cells already. *cells is malloc'd; strings point into g. */
 int fl_grid_cells(fl_grid *g, fl_cell_spec **cells, int *n);
 const char *fl_cell_get(const fl_cell_spec *c, const char *key);
+/* The selection split of [tune] (FL_TUNE_SELECT when not given). */
+const char *fl_grid_select(const fl_grid *g);
+/* Combinations of the [tune] values (1 without tuning). */
+long long fl_tune_ncombos(const fl_grid *g);
+/* Sub-cell k of final cell f (f->ntune > k): f's settings, the tuned keys
+ * at combination k, eval the selection split alone. */
+int fl_cell_tune_sub(const fl_grid *g, const fl_cell_spec *f, int k, fl_cell_spec *out);
+/* Final cell f as it runs once combination k is chosen: f's id, name and
+ * eval, the tuned keys at combination k. */
+int fl_cell_tune_chosen(const fl_grid *g, const fl_cell_spec *f, int k, fl_cell_spec *out);
 /* Writes the grid back as INI (every key in [grid] or [fixed]). */
 int fl_grid_write(const fl_grid *g, const char *path);
 void fl_grid_free(fl_grid *g);

@@ -16,6 +16,9 @@
 const char *const FL_RESULT_COLS[] = {
     /* identity and outcome */
     "cell_id", "status", "message",
+    /* "tune": a tuning sub-cell, evaluated on the selection split only;
+     * "final" (or empty, in files from before [tune]): a row of the study */
+    "role",
     /* the cell's parameters (every option of `freelunch prune`) */
     "model", "criterion", "sparsity", "pattern", "reconstruct", "propagation", "loss", "trainable", "lr",
     "epochs", "batch_size", "grad_accum", "weight_decay", "distill", "calib", "calib_samples", "seqlen", "seed",
@@ -50,7 +53,7 @@ const int FL_RESULT_NCOLS = (int)(sizeof FL_RESULT_COLS / sizeof *FL_RESULT_COLS
  * phase): a file whose header lacks some of them (ours otherwise, in
  * order) still loads, those cells empty, and is written back with every
  * column. */
-static const char *const LATE_COLS[] = { "prune_stream", "optimizer", "retrain_samples", "mask_sha256", "recovery_tokens" };
+static const char *const LATE_COLS[] = { "prune_stream", "optimizer", "retrain_samples", "mask_sha256", "recovery_tokens", "role" };
 
 static int is_late(const char *col) {
     if (!strncmp(col, "drift_", 6)) return 1;
@@ -245,6 +248,8 @@ void fl_table_free(fl_table *t) {
     memset(t, 0, sizeof *t);
 }
 
+int fl_row_final(const fl_table *t, int r) { return strcmp(fl_table_get(t, r, "role"), "tune") != 0; }
+
 /* ---- Pareto fronts ---------------------------------------------------------- */
 
 static int same_group(const fl_table *t, int a, int b, int with_criterion) {
@@ -258,11 +263,11 @@ static int same_group(const fl_table *t, int a, int b, int with_criterion) {
 static void front(fl_table *t, const char *xcol, const char *col, int with_criterion) {
     for (int i = 0; i < t->nrows; i++) {
         double xi = fl_table_num(t, i, xcol), yi = fl_table_num(t, i, "ppl");
-        int ok = !strcmp(fl_table_get(t, i, "status"), "ok") && isfinite(xi) && isfinite(yi);
+        int ok = !strcmp(fl_table_get(t, i, "status"), "ok") && fl_row_final(t, i) && isfinite(xi) && isfinite(yi);
         if (!ok) { fl_table_set(t, i, col, ""); continue; }
         int dominated = 0;
         for (int j = 0; j < t->nrows && !dominated; j++) {
-            if (j == i || strcmp(fl_table_get(t, j, "status"), "ok") || !same_group(t, i, j, with_criterion)) continue;
+            if (j == i || strcmp(fl_table_get(t, j, "status"), "ok") || !fl_row_final(t, j) || !same_group(t, i, j, with_criterion)) continue;
             double xj = fl_table_num(t, j, xcol), yj = fl_table_num(t, j, "ppl");
             if (!isfinite(xj) || !isfinite(yj)) continue;
             dominated = xj <= xi && yj <= yi && (xj < xi || yj < yi);

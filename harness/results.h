@@ -32,7 +32,7 @@ typedef struct {
 /* Reads PATH. A missing file is an empty table (returns 0); a file with a
  * different header or a malformed row is an error (-1, message naming PATH).
  * A header that is ours without some late-added columns (prune_stream,
- * optimizer, retrain_samples, mask_sha256, recovery_tokens, results.c's
+ * optimizer, retrain_samples, mask_sha256, recovery_tokens, role: results.c's
  * LATE_COLS) is an older file: it loads, those columns empty. */
 int fl_table_read(const char *path, fl_table *t);
 /* Writes the whole table atomically (PATH.tmp, fsync, rename). */
@@ -49,7 +49,12 @@ void fl_table_setf(fl_table *t, int row, const char *col, const char *fmt, ...)
 int fl_table_find(const fl_table *t, const char *cell_id);
 void fl_table_free(fl_table *t);
 
-/* Recomputes every pareto_* column. Among the rows with status "ok" and a
+/* Row r is a final row, a result of the study: its role is not "tune" (a
+ * tuning sub-cell, evaluated on the selection split only). The one filter
+ * the Pareto fronts, the plots and the report read rows through. */
+int fl_row_final(const fl_table *t, int r);
+
+/* Recomputes every pareto_* column. Among the final rows with status "ok" and a
  * finite ppl, a row is on a front if no other row of its group is at least
  * as good on both axes and strictly better on one (lower is better on
  * both). Axes: (working_bytes, ppl) -> pareto_mem, (recovery_peak_bytes,
@@ -57,7 +62,7 @@ void fl_table_free(fl_table *t);
  * same model, criterion and sparsity (columns pareto_*); the same model and
  * sparsity over every criterion (columns pareto_*_all). Comparing fronts
  * across sparsities would mix unlike models, so "overall" is per sparsity.
- * Values "1"/"0"; "" for rows that are not ok. */
+ * Values "1"/"0"; "" for rows that are not ok or not final. */
 void fl_table_pareto(fl_table *t);
 
 #endif

@@ -31,6 +31,15 @@ int fl_sum_load(const char *csv, fl_table *t) {
      * runner's resume starts from it); here it is a mistake. */
     if (stat(csv, &st) != 0) return fl_err("%s: %s", csv, strerror(errno));
     if (fl_table_read(csv, t) != 0) return -1;
+    /* tuning sub-cells (role tune) chose a final row's settings on a
+     * validation split: the plots and the report show final rows only */
+    int w = 0;
+    for (int r = 0; r < t->nrows; r++) {
+        if (fl_row_final(t, r)) { t->rows[w++] = t->rows[r]; continue; }
+        for (int c = 0; c < FL_RESULT_NCOLS; c++) free(t->rows[r][c]);
+        free(t->rows[r]);
+    }
+    t->nrows = w;
     for (int r = 0; r < t->nrows; r++)
         for (int c = 0; c < FL_RESULT_NCOLS; c++) fl_sum_clean(t->rows[r][c]);
     for (int r = 0; r < t->nrows; r++)

@@ -6,9 +6,10 @@
 #define FL_SUMMARY_H
 #include "harness/results.h"
 
-/* Reads CSV with fl_table_read. Unlike it, a missing file, and a file
- * without a single row of status "ok", are errors (one line naming CSV):
- * there is nothing to plot or report. */
+/* Reads CSV with fl_table_read and keeps its final rows (fl_row_final:
+ * tuning sub-cells are dropped). Unlike fl_table_read, a missing file, and
+ * a file without a single final row of status "ok", are errors (one line
+ * naming CSV): there is nothing to plot or report. */
 int fl_sum_load(const char *csv, fl_table *t);
 /* Every value of a results.csv is untrusted text that ends up in gnuplot
  * scripts, Markdown and HTML: fl_sum_load passes each through this, which

@@ -11,5 +11,5 @@ static int matrix_ls_plan(const fl_config *c, const void *priv, fl_plan *p) {
 
 const fl_reconstructor fl_rec_matrix_ls = {
     .name = "matrix-ls", .desc = "every linear alone, exact masked least squares (Cholesky): the convex optimum",
-    .lr_class = FL_LR_LOCAL, .plan = matrix_ls_plan, .recover = fl_recover_ls, .predict = fl_pred_linear_ls,
+    .flags = FL_REC_SOLVES, .lr_class = FL_LR_LOCAL, .plan = matrix_ls_plan, .recover = fl_recover_ls, .predict = fl_pred_linear_ls,
 };

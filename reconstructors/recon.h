@@ -150,6 +150,7 @@ typedef enum { FL_LR_LOCAL = 0, FL_LR_BLOCKS, FL_LR_RETRAIN } fl_lr_class;
 enum {
     FL_REC_DISTILL = 1,   /* accepts --distill (trains on tokens, so a teacher can replace them) */
     FL_REC_DENSIFIES = 2, /* its result is not sparse: it writes into pruned weights (LoRA's merge) */
+    FL_REC_SOLVES = 4,    /* recovers in closed form: no learning rate, epochs or batches to tune (matrix-ls) */
 };
 
 typedef struct fl_reconstructor {

@@ -108,6 +108,85 @@ check "every cell exactly once" "[ $(rows "$T/nested/k/results.csv") -eq 8 ] && 
 check "rows written before the kill are kept as they were" \
   "[ \"\$(col '$T/k1.csv' finished_at)\" = \"\$(col '$T/nested/k/results.csv' finished_at | head -$r1)\" ]"
 
+# [tune]: each cell that trains runs one sub-cell per learning rate, scored
+# on sotu-val only, then its final cell with the best; none runs once
+{ cat <<EOF
+[grid]
+criterion   = magnitude, wanda
+reconstruct = none, sublayer
+EOF
+fixed; printf '[tune]\nlr = 1e-3, 3e-2\n'; } >"$T/tune.ini"
+# the tune rows' argmin per cell against the final rows: prints what is wrong, or OK
+tune_check() {
+  /usr/bin/python3 - "$1" <<'PY'
+import csv, sys
+rows = list(csv.DictReader(open(sys.argv[1])))
+bad = []
+tune = [r for r in rows if r['role'] == 'tune']
+final = [r for r in rows if r['role'] == 'final']
+if len(tune) != 4 or len(final) != 4: bad.append('roles: %d tune, %d final' % (len(tune), len(final)))
+for r in tune:
+    if r['reconstruct'] != 'sublayer': bad.append('a tune row for ' + r['reconstruct'])
+    if r['status'] != 'ok' or r['eval_set'] != 'sotu-val' or r['ppl_sotu_test'] or 'test' in r['ppl_all']:
+        bad.append('tune row %s: %s, evaluated on %s' % (r['cell_id'], r['status'], r['ppl_all']))
+    if r['pareto_mem'] != '': bad.append('a tune row on a Pareto front')
+for r in final:
+    if r['status'] != 'ok' or r['eval_set'] != 'sotu-test' or not r['ppl_sotu_test'] or 'sotu-val' in r['ppl_all']:
+        bad.append('final row %s: %s, evaluated on %s' % (r['cell_id'], r['status'], r['ppl_all']))
+    if r['pareto_mem'] not in ('0', '1'): bad.append('final row without its Pareto flag')
+    subs = [t for t in tune if t['criterion'] == r['criterion']]
+    if r['reconstruct'] == 'none':
+        if r['lr']: bad.append('none got an lr')
+        continue
+    if len(subs) != 2: bad.append('%d sub-cells for %s' % (len(subs), r['criterion'])); continue
+    best = min(subs, key=lambda t: float(t['ppl']))   # ties: the first, as min keeps it
+    if float(r['lr']) != float(best['lr']): bad.append('%s: final lr %s, argmin %s' % (r['criterion'], r['lr'], best['lr']))
+    if r['mask_sha256'] != best['mask_sha256'] or r['recon_loss_after'] != best['recon_loss_after']:
+        bad.append('%s: the final run is not the chosen sub-cell run again' % r['criterion'])
+print('; '.join(bad) or 'OK')
+PY
+}
+"$FL" study --grid "$T/tune.ini" --out "$T/tune" --dry-run >"$T/tdry.log" 2>&1
+check "tuned dry run: 8 cells, 4 of them sub-cells, listed with their role" \
+  "grep -q '^8 cells' '$T/tdry.log' && grep -q '4 final cells, 4 tuning sub-cells' '$T/tdry.log' && [ \$(grep -c '^[0-9]* *[0-9a-f]\{12\} tune ' '$T/tdry.log') -eq 4 ]"
+"$FL" study --grid "$T/tune.ini" --out "$T/tune" --jobs 2 >"$T/trun.log" 2>&1
+check "tuned study exits 0 with 8 rows" "[ $? -eq 0 ] && [ $(rows "$T/tune/results.csv") -eq 8 ]"
+msg=$(tune_check "$T/tune/results.csv")
+check "tune rows on sotu-val only; finals carry the argmin lr, on the test split, and rerun the chosen sub-cell exactly ($msg)" "[ \"\$msg\" = OK ]"
+check "a sub-cell's command line evaluates the selection split alone" \
+  "for l in '$T'/tune/cells/*_tune*/log; do head -1 \"\$l\" | grep -q -- '--eval sotu-val --' && ! head -1 \"\$l\" | grep -q test || exit 1; done"
+check "progress names the sub-cell and the chosen value" \
+  "grep -q 'tune 2/2 of cell [0-9a-f]\{12\}, on sotu-val only' '$T/trun.log' && grep -q 'lr=.* chosen on sotu-val' '$T/trun.log'"
+check "the report counts the final cells only" "grep -q ', 4 cells: 4 ok' '$T/tune/report.md'"
+check "grid.ini keeps [tune]" "grep -q '^\[tune\]' '$T/tune/grid.ini' && grep -q '^select = sotu-val' '$T/tune/grid.ini'"
+# killed mid-study and resumed: every row once, the finals still the argmin
+"$FL" study --grid "$T/tune.ini" --out "$T/tk" >"$T/tk1.log" 2>&1 &
+pid=$!
+i=0
+while [ "$(rows "$T/tk/results.csv")" -lt 2 ] && [ $i -lt 1200 ]; do sleep 0.05; i=$((i + 1)); done
+kill -9 $pid 2>/dev/null; wait $pid 2>/dev/null
+r1=$(rows "$T/tk/results.csv")
+check "tuned study killed mid-grid ($r1 of 8 rows written)" "[ $r1 -ge 2 ] && [ $r1 -lt 8 ]"
+"$FL" study --grid "$T/tune.ini" --out "$T/tk" >"$T/tk2.log" 2>&1
+check "tuned resume ran only the missing cells" "[ $? -eq 0 ] && grep -q \"$r1 done before, $((8 - r1)) to run\" '$T/tk2.log'"
+msg=$(tune_check "$T/tk/results.csv")
+check "after the resume every row exactly once, the finals the argmin ($msg)" \
+  "[ $(rows "$T/tk/results.csv") -eq 8 ] && [ \$(col '$T/tk/results.csv' cell_id | sort -u | wc -l) -eq 8 ] && [ \"\$msg\" = OK ]"
+check "the same rows as the uninterrupted study" \
+  "[ \"\$(col '$T/tk/results.csv' cell_id | sort)\" = \"\$(col '$T/tune/results.csv' cell_id | sort)\" ]"
+# every sub-cell diverges: the final is a failed row that says so, and nothing runs it
+"$FL" study --grid "$T/tune.ini" --out "$T/tdiv" --set criterion=wanda --set reconstruct=sublayer --set lr=1e12,1e13 >"$T/tdiv.log" 2>&1
+check "a final whose sub-cells all failed is an error row naming them, without a run" \
+  "[ $? -eq 0 ] && [ \"\$(col '$T/tdiv/results.csv' role | tr '\n' ' ')\" = 'tune tune final ' ] && [ \"\$(col '$T/tdiv/results.csv' status | tr '\n' ' ')\" = 'diverged diverged error ' ] && col '$T/tdiv/results.csv' message | grep -q 'tuning: none of its 2 sub-cells finished ok on sotu-val' && [ \$(ls '$T/tdiv/cells' | wc -l) -eq 2 ]"
+# refusals: one line naming the grid file
+{ cat "$T/tune.ini"; echo "select = sotu-test"; } >"$T/tbad1.ini"
+"$FL" study --grid "$T/tbad1.ini" --out "$T/bad" --dry-run >"$T/tb1.log" 2>&1; rc=$?
+check "[tune] select = sotu-test: exit 1, one line naming the file" \
+  "[ $rc -eq 1 ] && [ \$(wc -l <'$T/tb1.log') -eq 1 ] && grep -q 'tbad1.ini: \[tune\] select = sotu-test: a test split never chooses' '$T/tb1.log'"
+"$FL" study --grid "$T/tune.ini" --out "$T/bad" --set eval=sotu-test,sotu-val --dry-run >"$T/tb2.log" 2>&1; rc=$?
+check "[tune] select that is an eval set: exit 1, one line" \
+  "[ $rc -eq 1 ] && [ \$(wc -l <'$T/tb2.log') -eq 1 ] && grep -q 'tune.ini: \[tune\] select = sotu-val is also an evaluation set' '$T/tb2.log'"
+
 # --keep-models keeps the pruned model, and it loads
 "$FL" study --grid "$T/grid.ini" --out "$T/keep" --set criterion=wanda --set reconstruct=none --keep-models >"$T/keep.log" 2>&1
 check "--keep-models keeps a model that loads" "\"$FL\" info --model \"\$(ls -d '$T/keep'/cells/*)\" >/dev/null 2>&1"

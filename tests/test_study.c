@@ -9,6 +9,7 @@
 #include "harness/results.h"
 #include "harness/settings.h"
 #include "model/fileio.h"
+#include "plots/summary.h"
 #include "model/err.h"
 
 static void write_text(const char *path, const char *s) {
@@ -84,14 +85,14 @@ static void test_refusals(void **st) {
     assert_int_equal(fl_table_read(path, &t), -1);
     assert_non_null(strstr(fl_errmsg(), "line 2"));
     /* a file written before the late columns (prune_stream, optimizer,
-     * retrain_samples, mask_sha256, recovery_tokens) loads, those columns
-     * empty, the others in place */
-    static const char *const late[] = { "prune_stream", "optimizer", "retrain_samples", "mask_sha256", "recovery_tokens" };
+     * retrain_samples, mask_sha256, recovery_tokens, role) loads, those columns
+     * empty, the others in place; an empty role is a final row */
+    static const char *const late[] = { "prune_stream", "optimizer", "retrain_samples", "mask_sha256", "recovery_tokens", "role" };
     f = fopen(path, "w");
     int nold = 0;
     for (int i = 0; i < FL_RESULT_NCOLS; i++) {
         int is_late = 0;
-        for (int k = 0; k < 5; k++) is_late |= !strcmp(FL_RESULT_COLS[i], late[k]);
+        for (int k = 0; k < 6; k++) is_late |= !strcmp(FL_RESULT_COLS[i], late[k]);
         if (is_late) continue;
         fprintf(f, "%s%s", nold++ ? "," : "", FL_RESULT_COLS[i]);
     }
@@ -103,7 +104,8 @@ static void test_refusals(void **st) {
     assert_int_equal(t.nrows, 1);
     assert_string_equal(fl_table_get(&t, 0, "cell_id"), "abc123");
     assert_string_equal(fl_table_get(&t, 0, "retrain_samples"), "");
-    for (int k = 0; k < 5; k++) assert_string_equal(fl_table_get(&t, 0, late[k]), "");
+    for (int k = 0; k < 6; k++) assert_string_equal(fl_table_get(&t, 0, late[k]), "");
+    assert_true(fl_row_final(&t, 0));
     assert_true(fl_table_num(&t, 0, "pareto_time_all") == nold - 1);   /* the last column, in place */
     fl_table_free(&t);
     /* ... but not a column of ours out of place, nor one missing that is not late */
@@ -303,6 +305,17 @@ static void test_grid_parse(void **st) {
     fl_grid_free(&h);
 }
 
+/* g written back (fl_grid_write) and read again into h, checked. */
+static void reread(const fl_grid *g, fl_grid *h) {
+    char dir[256], path[300];
+    tu_tmpdir(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/grid.ini", dir);
+    assert_int_equal(fl_grid_write(g, path), 0);
+    assert_int_equal(fl_grid_parse_file(path, h), 0);
+    assert_int_equal(fl_grid_check(h), 0);
+    tu_rmrf(dir);
+}
+
 /* [grid.NAME] variants: the union of the main product and each variant's
  * (its keys replacing the grid's or joining them), a cell in two products
  * run once, --set reaching every variant that has the key, the grid
@@ -357,12 +370,7 @@ static void test_grid_variants(void **st) {
     assert_int_equal(n, 4 + 4);
     free(c);
     /* written back and read again: the same cells */
-    char dir[256], path[300];
-    tu_tmpdir(dir, sizeof dir);
-    snprintf(path, sizeof path, "%s/grid.ini", dir);
-    assert_int_equal(fl_grid_write(&g, path), 0);
-    assert_int_equal(fl_grid_parse_file(path, &h), 0);
-    assert_int_equal(fl_grid_check(&h), 0);
+    reread(&g, &h);
     fl_cell_spec *c2;
     int n2;
     assert_int_equal(fl_grid_cells(&g, &c, &n), 0);
@@ -373,7 +381,6 @@ static void test_grid_variants(void **st) {
     free(c2);
     fl_grid_free(&h);
     fl_grid_free(&g);
-    tu_rmrf(dir);
     /* bad variants: a name, a key given twice in it, a bad value, a pair the grid has the other half of */
     const struct { const char *ini, *want; int at_check; } bad[] = {
         { "[grid.]\nseed=1\n[grid]\ncriterion=wanda\nsparsity=0.5\n", "a variant's name", 0 },
@@ -590,6 +597,227 @@ static void test_grid_long_lines(void **st) {
     free(ini);
 }
 
+/* ---- [tune] ---------------------------------------------------------------- */
+
+static int checked_cells(const char *ini, fl_grid *g, fl_cell_spec **c);
+
+static const char TUNED[] =
+    "[grid]\ncriterion = wanda, sparsegpt\nreconstruct = none, sublayer, matrix-ls\n"
+    "[fixed]\nsparsity = 0.5\nseed = 0\neval = sotu-test, moby-test\n"
+    "[tune]\nlr = 1e-3, 3e-3\nepochs = 1, 2\n";
+
+static int find_id(const fl_cell_spec *c, int n, const char *id) {
+    int k = -1;
+    for (int i = 0; i < n; i++)
+        if (!strcmp(c[i].id, id)) { assert_int_equal(k, -1); k = i; }
+    return k;
+}
+
+/* Sub-cells: one per combination of the [tune] values for each cell that
+ * trains (not none, not matrix-ls), in grid order, right before their
+ * final cell, evaluated on the selection split alone; ids distinct from
+ * each other and from any plain cell, and stable. */
+static void test_grid_tune(void **st) {
+    (void)st;
+    fl_grid g;
+    fl_cell_spec *c;
+    int n = checked_cells(TUNED, &g, &c);
+    assert_int_equal(fl_tune_ncombos(&g), 4);
+    assert_string_equal(fl_grid_select(&g), "sotu-val");
+    /* 2 criteria x (none, matrix-ls: once each; sublayer: 4 sub-cells + its final) */
+    assert_int_equal(n, 2 * (1 + 1 + 4 + 1));
+    int tune = 0, final = 0, tuned_finals = 0;
+    for (int i = 0; i < n; i++) {
+        for (int j = 0; j < i; j++) assert_string_not_equal(c[i].id, c[j].id);
+        const char *rec = fl_cell_get(&c[i], "reconstruct");
+        if (c[i].role == FL_ROLE_TUNE) {
+            tune++;
+            assert_string_equal(rec, "sublayer");
+            assert_string_equal(fl_cell_get(&c[i], "eval"), "sotu-val");   /* never the test splits */
+            assert_non_null(fl_cell_get(&c[i], "lr"));
+            assert_non_null(fl_cell_get(&c[i], "epochs"));
+            assert_non_null(strstr(c[i].name, "_tune"));
+            continue;
+        }
+        final++;
+        assert_string_equal(fl_cell_get(&c[i], "eval"), "sotu-test,moby-test");
+        assert_null(fl_cell_get(&c[i], "lr"));   /* chosen when its sub-cells are done */
+        if (strcmp(rec, "sublayer")) { assert_int_equal(c[i].ntune, 0); continue; }
+        tuned_finals++;
+        assert_int_equal(c[i].ntune, 4);
+        /* its sub-cells are the 4 cells before it, in grid order (the last key fastest) */
+        static const char *const want[4][2] = { { "1e-3", "1" }, { "1e-3", "2" }, { "3e-3", "1" }, { "3e-3", "2" } };
+        for (int k = 0; k < 4; k++) {
+            const fl_cell_spec *s = &c[i - 4 + k];
+            assert_int_equal(s->role, FL_ROLE_TUNE);
+            assert_int_equal(s->combo, k);
+            assert_string_equal(fl_cell_get(s, "lr"), want[k][0]);
+            assert_string_equal(fl_cell_get(s, "epochs"), want[k][1]);
+            assert_string_equal(fl_cell_get(s, "criterion"), fl_cell_get(&c[i], "criterion"));
+            fl_cell_spec sub, ch;
+            assert_int_equal(fl_cell_tune_sub(&g, &c[i], k, &sub), 0);   /* what the runner looks rows up by */
+            assert_string_equal(sub.id, s->id);
+            assert_string_equal(s->final_id, c[i].id);
+            assert_int_equal(fl_cell_tune_chosen(&g, &c[i], k, &ch), 0);
+            assert_string_equal(ch.id, c[i].id);                          /* the final's id whatever is chosen */
+            assert_string_equal(fl_cell_get(&ch, "lr"), want[k][0]);
+            assert_string_equal(fl_cell_get(&ch, "eval"), "sotu-test,moby-test");
+            assert_int_equal(ch.role, FL_ROLE_FINAL);
+        }
+    }
+    assert_int_equal(tune, 8);
+    assert_int_equal(final, 6);
+    assert_int_equal(tuned_finals, 2);
+    /* the same grid without [tune]: the untrained cells keep their ids, the trained ones' finals differ */
+    fl_grid p;
+    fl_cell_spec *pc;
+    const char *plain_end = strstr(TUNED, "[tune]");
+    char plain[512];
+    snprintf(plain, sizeof plain, "%.*s", (int)(plain_end - TUNED), TUNED);
+    int pn = checked_cells(plain, &p, &pc);
+    assert_int_equal(pn, 6);
+    for (int i = 0; i < pn; i++) {
+        int k = find_id(c, n, pc[i].id);
+        if (strcmp(fl_cell_get(&pc[i], "reconstruct"), "sublayer")) assert_true(k >= 0 && c[k].role == FL_ROLE_FINAL);
+        else assert_int_equal(k, -1);
+    }
+    /* a plain cell with a sub-cell's settings is not the sub-cell */
+    fl_grid q;
+    fl_cell_spec *qc;
+    assert_int_equal(checked_cells("[fixed]\ncriterion = wanda\nreconstruct = sublayer\nsparsity = 0.5\nseed = 0\neval = sotu-val\n"
+                                   "lr = 1e-3\nepochs = 1\n", &q, &qc), 1);
+    assert_int_equal(find_id(c, n, qc[0].id), -1);
+    free(qc);
+    fl_grid_free(&q);
+    free(pc);
+    fl_grid_free(&p);
+    /* stable: the [tune] keys in another order give the same ids (the combinations' order follows the file) */
+    fl_grid h;
+    fl_cell_spec *hc;
+    char swapped[512];
+    snprintf(swapped, sizeof swapped, "%.*s[tune]\nepochs = 1, 2\nlr = 1e-3, 3e-3\nselect = sotu-val\n", (int)(plain_end - TUNED), TUNED);
+    assert_int_equal(checked_cells(swapped, &h, &hc), n);
+    for (int i = 0; i < n; i++) assert_true(find_id(c, n, hc[i].id) >= 0);
+    free(hc);
+    fl_grid_free(&h);
+    /* other values to choose from: another final; the sub-cells they share keep their ids */
+    snprintf(swapped, sizeof swapped, "%.*s[tune]\nlr = 1e-3, 1e-2\nepochs = 1, 2\n", (int)(plain_end - TUNED), TUNED);
+    int hn = checked_cells(swapped, &h, &hc), shared = 0;
+    assert_int_equal(hn, n);
+    for (int i = 0; i < hn; i++) {
+        int k = find_id(c, n, hc[i].id);
+        if (hc[i].ntune) assert_int_equal(k, -1);
+        if (hc[i].role == FL_ROLE_TUNE && k >= 0) { shared++; assert_string_equal(fl_cell_get(&hc[i], "lr"), "1e-3"); }
+    }
+    assert_int_equal(shared, 4);
+    free(hc);
+    fl_grid_free(&h);
+    /* --set reaches a [tune] key and keeps it there */
+    assert_int_equal(fl_grid_set(&g, "lr=1e-4,1e-3,1e-2"), 0);
+    assert_null(fl_grid_get(&g, "lr"));
+    assert_int_equal(fl_grid_check(&g), 0);
+    assert_int_equal(fl_tune_ncombos(&g), 6);
+    free(c);
+    assert_int_equal(fl_grid_cells(&g, &c, &n), 0);
+    assert_int_equal(n, 2 * (1 + 1 + 6 + 1));
+    /* written back and read again: the same cells */
+    reread(&g, &h);
+    assert_int_equal(fl_grid_cells(&h, &hc, &hn), 0);
+    assert_int_equal(hn, n);
+    for (int i = 0; i < n; i++) assert_string_equal(hc[i].id, c[i].id);
+    free(hc);
+    fl_grid_free(&h);
+    free(c);
+    fl_grid_free(&g);
+    /* another selection split: other sub-cells; variants' cells are tuned too */
+    assert_int_equal(checked_cells("[grid]\nreconstruct = none, block\n[grid.r]\nreconstruct = retrain:full\n"
+                                   "[fixed]\ncriterion = wanda\nsparsity = 0.5\n[tune]\nlr = 1e-4, 1e-3\nselect = sotu-train\n", &g, &c), 1 + 3 + 3);
+    assert_string_equal(fl_cell_get(&c[1], "eval"), "sotu-train");
+    assert_string_equal(fl_cell_get(&c[4], "reconstruct"), "retrain:full");
+    assert_int_equal(c[6].ntune, 2);
+    free(c);
+    fl_grid_free(&g);
+}
+
+/* [tune] refusals: one line naming the grid file. */
+static void test_grid_tune_errors(void **st) {
+    (void)st;
+    const char *base = "[grid]\ncriterion = wanda\nsparsity = 0.5\nreconstruct = none, sublayer\n";
+    struct { const char *more, *want; } bad[] = {
+        { "[tune]\nlr = 1e-3, 3e-3\nselect = sotu-test\n", "[tune] select = sotu-test: a test split never chooses settings" },
+        { "[tune]\nlr = 1e-3\nselect = moby-test\n", "[tune] select = moby-test: a test split never chooses" },
+        { "eval = sotu-test, sotu-val\n[tune]\nlr = 1e-3\n", "[tune] select = sotu-val is also an evaluation set of the grid (eval)" },
+        { "[grid.x]\neval = sotu-val\n[tune]\nlr = 1e-3\n", "is also an evaluation set of the grid (eval in [grid.x])" },
+        { "[tune]\nloss = mse, nmse\n", "[tune] key 'loss': not a numeric cell setting" },
+        { "[tune]\nthreads = 1, 2\n", "[tune] key 'threads': not a numeric cell setting" },
+        { "lr = 1e-3\n[tune]\nlr = 1e-3, 3e-3\n", "key 'lr' is in [tune] and in [grid] or [fixed]" },
+        { "[fixed]\nepochs = 2\n[tune]\nepochs = 1, 2\n", "key 'epochs' is in [tune] and in [grid] or [fixed]" },
+        { "[grid.v]\nlr = 1e-2\n[tune]\nlr = 1e-3, 3e-3\n", "key 'lr' is in [tune] and in [grid.v]" },
+        { "[tune]\nlr = 1e-3, x\n", "key 'lr': 'x' is not a number" },
+        { "[tune]\nlr = 1e-3, 1e-3\n", "key 'lr': value '1e-3' given twice" },
+        { "[tune]\nlr = 1e-3\nselect = sotu-vall\n", "[tune] select = sotu-vall: not a split" },
+        { "[tune]\nlr = 1e-3\nselect = sotu-val, sotu-train\n", "[tune] select: one split, not a list" },
+        { "[tune]\nselect = sotu-val\n", "[tune] has select = sotu-val but no setting to tune" },
+        { "[tune]\nlearning-rate = 1\n", "unknown key 'learning-rate'" },
+        { "[tune]\nlr = 1e-3\nlr = 1e-2\n", "key 'lr' given twice" },
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        char ini[1024];
+        snprintf(ini, sizeof ini, "%s%s", base, bad[i].more);
+        fl_grid g;
+        int rc = fl_grid_parse_string(ini, "bad.ini", &g);
+        if (rc == 0) { rc = fl_grid_check(&g); fl_grid_free(&g); }
+        if (rc != -1 || strncmp(fl_errmsg(), "bad.ini: ", 9) || !strstr(fl_errmsg(), bad[i].want) || strchr(fl_errmsg(), '\n'))
+            fail_msg("case %zu: rc %d, message '%s'", i, rc, fl_errmsg());
+    }
+}
+
+/* Tune rows never reach the Pareto fronts, the plots or the report. */
+static void test_tune_rows(void **st) {
+    (void)st;
+    fl_table t = { 0 };
+    /* a tune row better on both axes than the final row of its group */
+    const char *role[] = { "final", "tune", "", "tune" };
+    const char *ppl[] = { "100", "90", "120", "80" };
+    const char *mem[] = { "10", "5", "0", "1" };
+    const char *status[] = { "ok", "ok", "ok", "error" };
+    for (int i = 0; i < 4; i++) {
+        int r = fl_table_add_row(&t);
+        fl_table_setf(&t, r, "cell_id", "c%d", i);
+        fl_table_set(&t, r, "role", role[i]);
+        fl_table_set(&t, r, "status", status[i]);
+        fl_table_set(&t, r, "model", "m");
+        fl_table_set(&t, r, "criterion", "wanda");
+        fl_table_set(&t, r, "sparsity", "0.5");
+        fl_table_set(&t, r, "reconstruct", i == 2 ? "none" : "sublayer");
+        fl_table_set(&t, r, "ppl", ppl[i]);
+        fl_table_set(&t, r, "working_bytes", mem[i]);
+    }
+    assert_true(fl_row_final(&t, 0) && !fl_row_final(&t, 1) && fl_row_final(&t, 2) && !fl_row_final(&t, 3));
+    fl_table_pareto(&t);
+    assert_string_equal(fl_table_get(&t, 0, "pareto_mem"), "1");
+    assert_string_equal(fl_table_get(&t, 1, "pareto_mem"), "");
+    assert_string_equal(fl_table_get(&t, 2, "pareto_mem"), "1");
+    char dir[256], path[300];
+    tu_tmpdir(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/results.csv", dir);
+    assert_int_equal(fl_table_write(path, &t), 0);
+    fl_table u;
+    assert_int_equal(fl_sum_load(path, &u), 0);
+    assert_int_equal(u.nrows, 2);   /* the plots and the report see the final rows alone */
+    assert_string_equal(fl_table_get(&u, 0, "cell_id"), "c0");
+    assert_string_equal(fl_table_get(&u, 1, "cell_id"), "c2");
+    fl_table_free(&u);
+    /* only tune rows ok: nothing to report */
+    fl_table_set(&t, 0, "status", "error");
+    fl_table_set(&t, 2, "status", "error");
+    assert_int_equal(fl_table_write(path, &t), 0);
+    assert_int_equal(fl_sum_load(path, &u), -1);
+    assert_non_null(strstr(fl_errmsg(), "no cell with status ok"));
+    fl_table_free(&t);
+    tu_rmrf(dir);
+}
+
 /* One number syntax for options and grid values: decimal, range-checked
  * before any conversion. */
 static void test_numbers(void **st) {
@@ -669,8 +897,9 @@ static void test_settings_table(void **st) {
     int n = (int)(sizeof IDS_ORDER / sizeof *IDS_ORDER);
     assert_true(FL_NSETTINGS >= n);
     for (int i = 0; i < n; i++) assert_string_equal(FL_SETTINGS[i].key, IDS_ORDER[i]);
-    /* the settings columns of results.csv: right after cell_id, status, message, in table order */
-    int col = 3;
+    /* the settings columns of results.csv: right after cell_id, status, message, role, in table order */
+    assert_string_equal(FL_RESULT_COLS[3], "role");
+    int col = 4;
     for (int i = 0; i < FL_NSETTINGS; i++) {
         const fl_setting *s = &FL_SETTINGS[i];
         assert_ptr_equal(fl_setting_find(s->key), s);   /* unique */
@@ -771,7 +1000,8 @@ int main(void) {
         cmocka_unit_test(test_pareto), cmocka_unit_test(test_grid_parse), cmocka_unit_test(test_grid_variants), cmocka_unit_test(test_grid_errors),
         cmocka_unit_test(test_default_grid), cmocka_unit_test(test_preset_lr), cmocka_unit_test(test_settings_table),
         cmocka_unit_test(test_settings_readme), cmocka_unit_test(test_grid_cell_limit), cmocka_unit_test(test_grid_long_lines),
-        cmocka_unit_test(test_numbers),
+        cmocka_unit_test(test_numbers), cmocka_unit_test(test_grid_tune), cmocka_unit_test(test_grid_tune_errors),
+        cmocka_unit_test(test_tune_rows),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -66,12 +66,27 @@ static int cmp_id(const void *a, const void *b) { return strcmp(((const fl_cell_
 static void check_cells(fl_grid *g, int checked) {
     long long want = cell_count(g);
     if (want > 512 && want <= FL_GRID_MAX_CELLS) return;   /* valid but slow to make at fuzzing speed */
+    /* [tune]: each cell that trains adds one sub-cell per combination */
+    const long long K = g->tune.ndims ? fl_tune_ncombos(g) : 0;
+    if (K && (K > 64 || want > FL_GRID_MAX_CELLS || want * (K + 1) > 512)) return;
     fl_cell_spec *c = NULL;
     int n = -1;
     int rc = fl_grid_cells(g, &c, &n);
     if (want > FL_GRID_MAX_CELLS) { CHECK(rc == -1); return; }
+    if (K && rc != 0) return;   /* an unchecked [tune] may be refused */
     /* variants' cells that repeat a cell are merged: never more, and exact without variants */
-    CHECK(rc == 0 && (g->nvar ? n <= want && n >= 1 : n == want));
+    CHECK(rc == 0 && (g->nvar || K ? n <= want * (K + 1) && n >= 1 : n == want));
+    for (int i = 0; i < n; i++) {
+        CHECK(c[i].role == FL_ROLE_FINAL || c[i].role == FL_ROLE_TUNE);
+        if (c[i].role == FL_ROLE_TUNE) CHECK(!strcmp(fl_cell_get(&c[i], "eval"), fl_grid_select(g)));
+        for (int k = 0; k < c[i].ntune; k++) {   /* the sub-cells a final waits for are cells of the study */
+            fl_cell_spec sub;
+            CHECK(fl_cell_tune_sub(g, &c[i], k, &sub) == 0);
+            int found = 0;
+            for (int j = 0; j < n && !found; j++) found = !strcmp(c[j].id, sub.id) && c[j].role == FL_ROLE_TUNE;
+            CHECK(found);
+        }
+    }
     for (int i = 0; i < n; i++) {
         CHECK(c[i].nkeys >= g->ndims && c[i].nkeys <= FL_GRID_MAX_DIMS);
         CHECK(strlen(c[i].id) == 12);
@@ -82,7 +97,7 @@ static void check_cells(fl_grid *g, int checked) {
     /* a checked grid's cells are distinct combinations, so distinct ids: a
      * repeated id would make a study skip a cell as done (with variants,
      * repeats are merged, so always) */
-    if (checked || g->nvar) {
+    if (checked || g->nvar || K) {
         qsort(c, (size_t)n, sizeof *c, cmp_id);
         for (int i = 1; i < n; i++) CHECK(strcmp(c[i - 1].id, c[i].id));
     }
