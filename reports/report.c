@@ -900,7 +900,14 @@ static claim claim3(doc *d, const ctx *x) {
             fmt_pair(a, sizeof a, g0);
             fmt_pair(b, sizeof b, g1);
             fmt_pair(e, sizeof e, dd);
-            if (!strcmp(s, b1)) { snprintf(v, sizeof v, "**%s is the best criterion with reconstruction**", s); best_simple++; }
+            if (!strcmp(s, b1) && (g0.v == FL_PAIR_ONE || g0.v == FL_PAIR_EMPTY)) {
+                snprintf(v, sizeof v, "%s is the best criterion with reconstruction (%s)", s,
+                         g0.v == FL_PAIR_ONE ? "one seed: no interval" : "no common seed");
+                count(&ch, g0);
+            } else if (!strcmp(s, b1)) {
+                snprintf(v, sizeof v, "**%s is the best criterion with reconstruction**", s);
+                best_simple++;
+            }
             else {
                 count(&ch, dd);
                 snprintf(v, sizeof v, "%s", dd.v == FL_PAIR_B ? "**gap smaller with reconstruction**"
