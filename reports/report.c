@@ -227,6 +227,8 @@ static void setup_model(doc *d, const char *dir, char *dense, size_t dn) {
     if (fl_config_load(&c, dir) != 0) {
         doc_li(d, "Model `%s`: its config.json cannot be read here (%s)", dir, fl_errmsg());
         fl_err_clear();
+        size_t len = strlen(dense);
+        fl_bprintf(dense, dn, len, "%s`%.300s` unknown (its directory cannot be read here)", len ? "; " : "", dir);
         return;
     }
     char prov[600] = "";
