@@ -179,15 +179,12 @@ static const double WN[3] = { 20.0, 20.5, 19.8 }, SN[3] = { 15.0, 15.3, 14.9 }, 
 
 static char *claim3_with(const double *wanda_rec, int n, const char *model2) {
     fl_table t = { 0 };
-    cells(&t, "m", "wanda", "none", WN, n);
-    cells(&t, "m", "sparsegpt", "none", SN, n);
-    cells(&t, "m", "wanda", "sublayer", wanda_rec, n);
-    cells(&t, "m", "sparsegpt", "sublayer", SR, n);
-    if (model2) {
-        cells(&t, model2, "wanda", "none", WN, n);
-        cells(&t, model2, "sparsegpt", "none", SN, n);
-        cells(&t, model2, "wanda", "sublayer", wanda_rec, n);
-        cells(&t, model2, "sparsegpt", "sublayer", SR, n);
+    const char *models[2] = { "m", model2 };
+    for (int m = 0; m < 2 && models[m]; m++) {
+        cells(&t, models[m], "wanda", "none", WN, n);
+        cells(&t, models[m], "sparsegpt", "none", SN, n);
+        cells(&t, models[m], "wanda", "sublayer", wanda_rec, n);
+        cells(&t, models[m], "sparsegpt", "sublayer", SR, n);
     }
     return report(&t);
 }
