@@ -536,19 +536,19 @@ static fl_paired pair2(const ctx *x, const fl_panel *p, const char *ca, const cf
 
 /* "-1.20 ± 0.50 (3)"; "-1.20 (one seed: no interval)"; "no common seed". */
 static void fmt_pair(char *out, size_t n, fl_paired r) {
-    if (r.v == FL_PAIR_EMPTY) snprintf(out, n, "no common seed");
-    else if (r.v == FL_PAIR_ONE) snprintf(out, n, "%.2f (one seed: no interval)", r.mean);
-    else snprintf(out, n, "%.2f ± %.2f (%d)", r.mean, r.half, r.n);
+    if (r.v == FL_PAIR_EMPTY) fl_bprintf(out, n, 0, "no common seed");
+    else if (r.v == FL_PAIR_ONE) fl_bprintf(out, n, 0, "%.2f (one seed: no interval)", r.mean);
+    else fl_bprintf(out, n, 0, "%.2f ± %.2f (%d)", r.mean, r.half, r.n);
 }
 
 /* The verdict on A − B in words. */
 static const char *pair_word(fl_paired r, const char *a, const char *b, char *buf, size_t n) {
     switch (r.v) {
-    case FL_PAIR_A: snprintf(buf, n, "**%s better**", a); break;
-    case FL_PAIR_B: snprintf(buf, n, "**%s better**", b); break;
-    case FL_PAIR_SAME: snprintf(buf, n, "no difference detected"); break;
-    case FL_PAIR_ONE: snprintf(buf, n, "one seed: no interval"); break;
-    default: snprintf(buf, n, "no common seed"); break;
+    case FL_PAIR_A: fl_bprintf(buf, n, 0, "**%s better**", a); break;
+    case FL_PAIR_B: fl_bprintf(buf, n, 0, "**%s better**", b); break;
+    case FL_PAIR_SAME: fl_bprintf(buf, n, 0, "no difference detected"); break;
+    case FL_PAIR_ONE: fl_bprintf(buf, n, 0, "one seed: no interval"); break;
+    default: fl_bprintf(buf, n, 0, "no common seed"); break;
     }
     return buf;
 }
@@ -556,22 +556,22 @@ static const char *pair_word(fl_paired r, const char *a, const char *b, char *bu
 /* A configuration's mean perplexity with the 95% half-width of that mean
  * over its seeds: "98.10 ± 0.42 (3)", "98.10 (1)", "–". */
 static void fmt_ci(char *out, size_t n, fl_stat s) {
-    if (!s.n) snprintf(out, n, "–");
-    else if (s.n < 2) snprintf(out, n, "%.2f (1)", s.mean);
-    else snprintf(out, n, "%.2f ± %.2f (%d)", s.mean, fl_t_quantile(0.975, s.n - 1) * s.std / sqrt((double)s.n), s.n);
+    if (!s.n) fl_bprintf(out, n, 0, "–");
+    else if (s.n < 2) fl_bprintf(out, n, 0, "%.2f (1)", s.mean);
+    else fl_bprintf(out, n, 0, "%.2f ± %.2f (%d)", s.mean, fl_t_quantile(0.975, s.n - 1) * s.std / sqrt((double)s.n), s.n);
 }
 
 static void fmt_mb(char *out, size_t n, fl_stat s) {
-    if (s.n) snprintf(out, n, "%.2f", s.mean * 1e-6);
-    else snprintf(out, n, "–");
+    if (s.n) fl_bprintf(out, n, 0, "%.2f", s.mean * 1e-6);
+    else fl_bprintf(out, n, 0, "–");
 }
 
 /* A / B of two means, "unknown" when either is missing. */
 static void fmt_ratio(char *out, size_t n, fl_stat a, fl_stat b, double *lo, double *hi) {
-    if (!a.n || !b.n) { snprintf(out, n, "unknown"); return; }
-    if (b.mean <= 0) { snprintf(out, n, "– (baseline 0)"); return; }
+    if (!a.n || !b.n) { fl_bprintf(out, n, 0, "unknown"); return; }
+    if (b.mean <= 0) { fl_bprintf(out, n, 0, "– (baseline 0)"); return; }
     double q = a.mean / b.mean;
-    snprintf(out, n, "%.3g×", q);
+    fl_bprintf(out, n, 0, "%.3g×", q);
     if (q < *lo) *lo = q;
     if (q > *hi) *hi = q;
 }
@@ -600,8 +600,8 @@ static int any_cfg(const ctx *x, int (*kind)(const char *)) {
 }
 
 static void heading_of(char *h, size_t n, const char *crit, const fl_panel *p) {
-    if (crit) snprintf(h, n, "%s, %s", crit, p->label);
-    else snprintf(h, n, "%s", p->label);
+    if (crit) fl_bprintf(h, n, 0, "%s, %s", crit, p->label);
+    else fl_bprintf(h, n, 0, "%s", p->label);
     h[0] = (char)toupper((unsigned char)h[0]);
 }
 
@@ -695,15 +695,18 @@ static claim claim1(doc *d, const ctx *x) {
     if (fhi >= flo) fl_bprintf(ratios, sizeof ratios, rl, "%s %.3g–%.3g× %s recovery FLOPs", thi >= tlo ? " and" : "; the local reconstructor used",
                                flo, fhi, thi >= tlo ? "its" : "the baseline's");
     if (!has_local || !has_rt)
-        snprintf(cl.s, sizeof cl.s, "%s (missing cells: %s)", state_word(NOT_TESTABLE),
+        fl_bprintf(cl.s, sizeof cl.s, 0, "%s (missing cells: %s)", state_word(NOT_TESTABLE),
                  !has_local ? "no local reconstructor: reconstruct = matrix, sublayer, block, blocks:K or blocks:all"
                             : "no retraining baseline: reconstruct = retrain:full, retrain:masklora, retrain:lora or retrain:bias-norm");
+    else if (!n)
+        fl_bprintf(cl.s, sizeof cl.s, 0, "%s (missing cells: no criterion and sparsity has both a local reconstructor and a "
+                 "retraining baseline)", state_word(NOT_TESTABLE));
     else if (!judged(&c))
-        snprintf(cl.s, sizeof cl.s, "%s: none of the %d comparisons has an interval (%s)", state_word(NOT_TESTABLE), n,
+        fl_bprintf(cl.s, sizeof cl.s, 0, "%s: none of the %d comparisons has an interval (%s)", state_word(NOT_TESTABLE), n,
                  c.one ? "one seed per cell: add seeds" : "no seed common to both sides");
     else {
         cl.state = c.b ? NOT_SUPPORTED : SUPPORTED;
-        snprintf(cl.s, sizeof cl.s, "%s: of %d comparisons, the best local reconstructor is better in %d, no difference "
+        fl_bprintf(cl.s, sizeof cl.s, 0, "%s: of %d comparisons, the best local reconstructor is better in %d, no difference "
                  "is detected in %d and the retraining baseline is better in %d%s%s",
                  state_word(cl.state), n, c.a, c.same, c.b, c.one + c.empty ? " (the rest have no interval)" : "", ratios);
     }
@@ -759,7 +762,7 @@ static claim claim2(doc *d, const ctx *x) {
                     if (s.mean < lo) lo = s.mean;
                     if (s.mean > hi) hi = s.mean;
                 }
-                if (j == b) snprintf(verdict, sizeof verdict, "(the best nonlinear)");
+                if (j == b) fl_bprintf(verdict, sizeof verdict, 0, "(the best nonlinear)");
                 else if (b >= 0) {
                     fl_paired r = pair2(x, p, crit, c, crit, &x->c[b]);
                     fmt_pair(diff, sizeof diff, r);
@@ -769,8 +772,8 @@ static claim claim2(doc *d, const ctx *x) {
                 fmt_mb(pk, sizeof pk, cstat(x, p, crit, c, "recovery_peak_bytes"));
                 fmt_mb(ws, sizeof ws, cstat(x, p, crit, c, "working_bytes"));
                 fl_stat ds = cstat(x, p, crit, c, "drift_out");
-                if (ds.n) snprintf(dr, sizeof dr, "%.4g", ds.mean);
-                else snprintf(dr, sizeof dr, "–");
+                if (ds.n) fl_bprintf(dr, sizeof dr, 0, "%.4g", ds.mean);
+                else fl_bprintf(dr, sizeof dr, 0, "–");
                 doc_row(d, drift ? 7 : 6, (char *[]){ (char *)c->label, ppl, diff, verdict, pk, ws, dr });
             }
             if (nl < 2) {
@@ -805,12 +808,12 @@ static claim claim2(doc *d, const ctx *x) {
     int ja = judged(&pa), jb = judged(&mb);
     int fail_a = pa.a + pa.b > 0, fail_b = mb.a + mb.same > 0;
     char parts[1800];
-    snprintf(parts, sizeof parts, "(a) %d of %d pairs of nonlinear units differ (largest spread of means %.2f)%s%s; "
+    fl_bprintf(parts, sizeof parts, 0, "(a) %d of %d pairs of nonlinear units differ (largest spread of means %.2f)%s%s; "
              "(b) matrix or matrix-ls is worse than the best nonlinear unit in %d of %d comparisons with an interval",
              pa.a + pa.b, ja, spread_max, dl ? ", e.g. " : "", differ, mb.b, jb);
     if ((ja && fail_a) || (jb && fail_b)) cl.state = NOT_SUPPORTED;
     else if (ja && jb) cl.state = SUPPORTED;
-    if (cl.state != NOT_TESTABLE) snprintf(cl.s, sizeof cl.s, "%s: %s", state_word(cl.state), parts);
+    if (cl.state != NOT_TESTABLE) fl_bprintf(cl.s, sizeof cl.s, 0, "%s: %s", state_word(cl.state), parts);
     else {
         char miss[600];
         size_t ml = 0;
@@ -818,7 +821,7 @@ static claim claim2(doc *d, const ctx *x) {
         if (!groups) ml = fl_bprintf(miss, sizeof miss, ml, "fewer than two of sublayer, block, blocks:K, blocks:all");
         if (!mats) ml = fl_bprintf(miss, sizeof miss, ml, "%sno matrix or matrix-ls cells", ml ? "; " : "");
         if ((groups && !ja) || (mats && !jb)) fl_bprintf(miss, sizeof miss, ml, "%sone seed per cell: no intervals", ml ? "; " : "");
-        snprintf(cl.s, sizeof cl.s, "%s (%s); so far %s", state_word(NOT_TESTABLE), miss, parts);
+        fl_bprintf(cl.s, sizeof cl.s, 0, "%s (%s); so far %s", state_word(NOT_TESTABLE), miss, parts);
     }
     doc_p(d, "**Claim 2**: %s.", cl.s);
     return cl;
@@ -844,8 +847,8 @@ static const char *const SIMPLE[] = { "wanda", "magnitude" };
 
 static void model_params(char *out, size_t n, const char *dir) {
     fl_config c;
-    if (fl_config_load(&c, dir) != 0) { snprintf(out, n, "unknown (no readable config.json)"); fl_err_clear(); return; }
-    snprintf(out, n, "%.3gM", (double)fl_config_num_params(&c) * 1e-6);
+    if (fl_config_load(&c, dir) != 0) { fl_bprintf(out, n, 0, "unknown (no readable config.json)"); fl_err_clear(); return; }
+    fl_bprintf(out, n, 0, "%.3gM", (double)fl_config_num_params(&c) * 1e-6);
 }
 
 static claim claim3(doc *d, const ctx *x) {
@@ -903,16 +906,16 @@ static claim claim3(doc *d, const ctx *x) {
             fmt_pair(b, sizeof b, g1);
             fmt_pair(e, sizeof e, dd);
             if (!strcmp(s, b1) && (g0.v == FL_PAIR_ONE || g0.v == FL_PAIR_EMPTY)) {
-                snprintf(v, sizeof v, "%s is the best criterion with reconstruction (%s)", s,
+                fl_bprintf(v, sizeof v, 0, "%s is the best criterion with reconstruction (%s)", s,
                          g0.v == FL_PAIR_ONE ? "one seed: no interval" : "no common seed");
                 count(&ch, g0);
             } else if (!strcmp(s, b1)) {
-                snprintf(v, sizeof v, "**%s is the best criterion with reconstruction**", s);
+                fl_bprintf(v, sizeof v, 0, "**%s is the best criterion with reconstruction**", s);
                 best_simple++;
             }
             else {
                 count(&ch, dd);
-                snprintf(v, sizeof v, "%s", dd.v == FL_PAIR_B ? "**gap smaller with reconstruction**"
+                fl_bprintf(v, sizeof v, 0, "%s", dd.v == FL_PAIR_B ? "**gap smaller with reconstruction**"
                                           : dd.v == FL_PAIR_A ? "**gap larger with reconstruction**"
                                           : dd.v == FL_PAIR_SAME ? "no change detected"
                                           : dd.v == FL_PAIR_ONE ? "one seed: no interval" : "no common seed");
@@ -924,14 +927,14 @@ static claim claim3(doc *d, const ctx *x) {
     }
     int j = judged(&ch);
     if (!has_none || !has_local || nosimple || !rows_all)
-        snprintf(cl.s, sizeof cl.s, "%s (missing cells: %s)", state_word(NOT_TESTABLE),
+        fl_bprintf(cl.s, sizeof cl.s, 0, "%s (missing cells: %s)", state_word(NOT_TESTABLE),
                  !has_none ? "reconstruct = none" : !has_local ? "a local reconstructor"
                  : nosimple ? "criterion = wanda or magnitude" : "a simple criterion with both none and a local reconstructor");
     else if (!j && !best_simple)
-        snprintf(cl.s, sizeof cl.s, "%s: one seed per cell, no intervals", state_word(NOT_TESTABLE));
+        fl_bprintf(cl.s, sizeof cl.s, 0, "%s: one seed per cell, no intervals", state_word(NOT_TESTABLE));
     else {
         cl.state = ch.a + ch.same ? NOT_SUPPORTED : SUPPORTED;
-        snprintf(cl.s, sizeof cl.s, "%s: of %d comparisons, the gap is smaller with reconstruction in %d, no change is "
+        fl_bprintf(cl.s, sizeof cl.s, 0, "%s: of %d comparisons, the gap is smaller with reconstruction in %d, no change is "
                  "detected in %d, it is larger in %d, and the simple criterion is the best with reconstruction in %d%s",
                  state_word(cl.state), rows_all, ch.b, ch.same, ch.a, best_simple,
                  ch.one + ch.empty ? " (the rest have no interval)" : "");

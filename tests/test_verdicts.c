@@ -113,6 +113,13 @@ static void test_claim1(void **state) {
     md = report(&t);
     claim_says(md, 1, "**not testable with this grid** (missing cells: no retraining baseline");
     free(md);
+    /* both kinds, but never for the same criterion */
+    fl_table v = { 0 };
+    cells(&v, "m", "wanda", "sublayer", LOCAL, 3);
+    cells(&v, "m", "sparsegpt", "retrain:full", worse, 3);
+    md = report(&v);
+    claim_says(md, 1, "**not testable with this grid** (missing cells: no criterion and sparsity has both");
+    free(md);
     /* the best local reconstructor is the lowest mean among the local ones;
      * an older file without recovery_tokens says unknown */
     fl_table u = { 0 };
