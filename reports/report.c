@@ -1040,6 +1040,17 @@ static const char *HTML_HEAD =
     "figure { margin: 1.5em 0; } img { max-width: 100%; height: auto; }\n"
     "figcaption { font-style: italic; }\n</style>\n</head>\n<body>\n";
 
+/* "Figures (in Plots below): `peak_s0.5`, `peak_s2-4`." for the plots whose
+ * name starts with PREFIX; "" without one. */
+static void figures(char *out, size_t n, const fl_plot_list *pl, const char *prefix) {
+    size_t len = 0;
+    out[0] = 0;
+    for (int i = 0; i < pl->n; i++)
+        if (!strncmp(pl->v[i].name, prefix, strlen(prefix)))
+            len = fl_bprintf(out, n, len, "%s`%s`", len ? ", " : "Figures (in Plots below): ", pl->v[i].name);
+    if (len) fl_bprintf(out, n, len, ".");
+}
+
 int fl_report_build(const fl_table *t, const char *results_csv, const char *out_dir, int draw) {
     fl_plot_list plots;
     if ((draw ? fl_plots_build : fl_plots_scripts)(t, out_dir, &plots) != 0) return -1;
@@ -1063,11 +1074,16 @@ int fl_report_build(const fl_table *t, const char *results_csv, const char *out_
     doc_p(&body, "%s", STATS_RULE);
     claim c1 = claim1(&body, &x), c2 = claim2(&body, &x), c3 = claim3(&body, &x);
     doc_close(&body);
+    char f1[600], f2[600], f3[600];
+    figures(f1, sizeof f1, &plots, "time_");
+    figures(f2, sizeof f2, &plots, "peak_");
+    figures(f3, sizeof f3, &plots, "bars_");
     doc_h(&d, 2, "Summary");
     doc_li(&d, "**Dense model**: %s.", dense);
-    doc_li(&d, "**Claim 1 — local reconstruction matches retraining** with far less data and compute: %s.", c1.s);
-    doc_li(&d, "**Claim 2 — granularity does not matter once the unit holds a nonlinearity**, single matrices do worse: %s.", c2.s);
-    doc_li(&d, "**Claim 3 — with reconstruction, simple criteria close the gap** to the best: %s.", c3.s);
+    doc_li(&d, "**Claim 1 — local reconstruction matches retraining** with far less data and compute: %s. %s", c1.s, f1);
+    doc_li(&d, "**Claim 2 — granularity does not matter once the unit holds a nonlinearity**, single matrices do worse: "
+               "%s. %s", c2.s, f2);
+    doc_li(&d, "**Claim 3 — with reconstruction, simple criteria close the gap** to the best: %s. %s", c3.s, f3);
     doc_p(&d, "Comparisons are paired over seeds with 95%% Student-t intervals (\"How configurations are compared\" "
               "below); each claim's section gives its rule and the tables behind its verdict.");
     doc_close(&d);

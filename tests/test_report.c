@@ -228,6 +228,10 @@ static void test_plots_and_report(void **state) {
     line_has(md, "- **Claim 2", "**not supported**: (a) 3 of 4 pairs of nonlinear units differ");
     line_has(md, "- **Claim 2", "in 0 of 0 comparisons");
     line_has(md, "- **Claim 3", "of 2 comparisons");
+    /* each claim names the plots behind it */
+    line_has(md, "- **Claim 1", "Figures (in Plots below): `time_s0.5`, `time_s0.6`.");
+    line_has(md, "- **Claim 2", "`peak_s0.5`, `peak_s0.6`");
+    line_has(md, "- **Claim 3", "`bars_s0.5`, `bars_s0.6`");
     ASSERT_HAS(md, "## Claim 2 — granularity");
     ASSERT_HAS(md, "## Claim 3 — criteria");
     /* two seeds: the differences' intervals use t(0.975, 1) */
