@@ -410,6 +410,29 @@ typedef struct {
     double dense;        /* the dense model's recorded perplexity, NAN if unknown */
 } ctx;
 
+/* A setting that takes different values at different seeds of one
+ * (model, sparsity, pattern, criterion, reconstructor) — e.g. a learning
+ * rate chosen per cell by tuning — names no configuration of its own: the
+ * seeds of such a configuration still pair. A setting crossed as a grid
+ * dimension gives every seed the same set of values, so it does identify
+ * configurations. GKEY: each row's (model ... reconstructor), joined. */
+static int chosen_per_seed(const fl_table *t, char *const *gkey, const char *col) {
+    for (int a = 0; a < t->nrows; a++) {
+        if (!fl_sum_ok(t, a)) continue;
+        const char *va = fl_table_get(t, a, col), *sa = fl_table_get(t, a, "seed");
+        for (int b = 0; b < t->nrows; b++) {
+            if (!fl_sum_ok(t, b) || strcmp(gkey[a], gkey[b]) || !strcmp(sa, fl_table_get(t, b, "seed"))) continue;
+            /* does b's seed have a row of a's value? */
+            int found = 0;
+            for (int c = 0; c < t->nrows && !found; c++)
+                found = fl_sum_ok(t, c) && !strcmp(gkey[c], gkey[b]) && !strcmp(fl_table_get(t, c, "seed"), fl_table_get(t, b, "seed")) &&
+                        !strcmp(fl_table_get(t, c, col), va);
+            if (!found) return 1;
+        }
+    }
+    return 0;
+}
+
 static void ctx_init(ctx *x, const fl_table *t, const fl_panel *ps, int np) {
     memset(x, 0, sizeof *x);
     x->t = t;
@@ -420,8 +443,17 @@ static void ctx_init(ctx *x, const fl_table *t, const fl_panel *ps, int np) {
     x->sig = malloc(sizeof(char *) * (size_t)(t->nrows + 1));
     for (int r = 0; r < t->nrows; r++) {
         fl_sbuf b = { 0 };
+        for (int q = 0; q < NKEYS - 1; q++) { fl_sb_puts(&b, fl_table_get(t, r, KEYS[q])); fl_sb_puts(&b, "\x1f"); }
+        x->sig[r] = strdup(fl_sb_str(&b));
+        fl_sb_free(&b);
+    }
+    int ident[64] = { 0 };
+    for (int k = 0; PARAMS[k]; k++) ident[k] = !is_key(PARAMS[k]) && !chosen_per_seed(t, x->sig, PARAMS[k]);
+    for (int r = 0; r < t->nrows; r++) {
+        fl_sbuf b = { 0 };
         for (int k = 0; PARAMS[k]; k++)
-            if (!is_key(PARAMS[k])) { fl_sb_puts(&b, fl_table_get(t, r, PARAMS[k])); fl_sb_puts(&b, "\x1f"); }
+            if (ident[k]) { fl_sb_puts(&b, fl_table_get(t, r, PARAMS[k])); fl_sb_puts(&b, "\x1f"); }
+        free(x->sig[r]);
         x->sig[r] = strdup(fl_sb_str(&b));
         fl_sb_free(&b);
     }
@@ -448,7 +480,7 @@ static void ctx_init(ctx *x, const fl_table *t, const fl_panel *ps, int np) {
             size_t len = fl_bprintf(c->label, sizeof c->label, 0, "%s", c->rec);
             int nd = 0;
             for (int p = 0; PARAMS[p] && x->nc - first > 1; p++) {
-                if (is_key(PARAMS[p])) continue;
+                if (!ident[p]) continue;
                 int differs = 0;
                 for (int j = first; j < x->nc && !differs; j++)
                     differs = strcmp(fl_table_get(t, c->row, PARAMS[p]), fl_table_get(t, x->c[j].row, PARAMS[p])) != 0;

@@ -267,6 +267,28 @@ static void test_settings_per_reconstructor(void **state) {
     ASSERT_LACKS(md, "\n| `lr` |");        /* not in the pooled grid table */
     ASSERT_HAS(md, "| `epochs` | 1 |");   /* the same for both: the grid table */
     free(md);
+    /* a learning rate chosen per seed (as tuning does) still pairs the seeds:
+     * sublayer is one configuration, not three of one seed each */
+    fl_table u = { 0 };
+    const double blk[3] = { 11.0, 11.3, 10.8 };
+    a = cells(&u, "m", "wanda", "sublayer", SUB, 3);
+    b = cells(&u, "m", "wanda", "block", blk, 3);
+    fl_table_set(&u, a, "lr", "0.003");
+    set_all(&u, a + 1, 2, "lr", "0.001");
+    set_all(&u, b, 3, "lr", "0.001");
+    md = report(&u);
+    ASSERT_HAS(md, "| sublayer | 0.001, 0.003 |");
+    ASSERT_HAS(md, "| block | 11.03 ± 0.63 (3) | 1.00 ± 0.00 (3) | **sublayer better** |");
+    free(md);
+    /* a learning rate crossed as a grid dimension makes two configurations */
+    fl_table w = { 0 };
+    a = cells(&w, "m", "wanda", "sublayer", SUB, 3);
+    b = cells(&w, "m", "wanda", "sublayer", blk, 3);
+    set_all(&w, a, 3, "lr", "0.003");
+    set_all(&w, b, 3, "lr", "0.001");
+    md = report(&w);
+    ASSERT_HAS(md, "| sublayer (lr 0.001) | 11.03 ± 0.63 (3) | 1.00 ± 0.00 (3) | **sublayer (lr 0.003) better** |");
+    free(md);
 }
 
 int main(void) {
