@@ -415,22 +415,57 @@ typedef struct {
  * rate chosen per cell by tuning — names no configuration of its own: the
  * seeds of such a configuration still pair. A setting crossed as a grid
  * dimension gives every seed the same set of values, so it does identify
- * configurations. GKEY: each row's (model ... reconstructor), joined. */
-static int chosen_per_seed(const fl_table *t, char *const *gkey, const char *col) {
+ * configurations. Rows are grouped by GID (their model ... reconstructor;
+ * -1 for failed rows), MEMBERS[g] listing group g's rows, SID their seeds. */
+static int chosen_per_seed(const fl_table *t, const int *gid, const int *sid, int *const *members, const int *nmem,
+                           const char *col) {
     for (int a = 0; a < t->nrows; a++) {
-        if (!fl_sum_ok(t, a)) continue;
-        const char *va = fl_table_get(t, a, col), *sa = fl_table_get(t, a, "seed");
-        for (int b = 0; b < t->nrows; b++) {
-            if (!fl_sum_ok(t, b) || strcmp(gkey[a], gkey[b]) || !strcmp(sa, fl_table_get(t, b, "seed"))) continue;
-            /* does b's seed have a row of a's value? */
+        if (gid[a] < 0) continue;
+        const int *m = members[gid[a]], nm = nmem[gid[a]];
+        const char *va = fl_table_get(t, a, col);
+        for (int i = 0; i < nm; i++) {
+            if (sid[m[i]] == sid[a]) continue;
+            /* does the seed of m[i] have a row of a's value? */
             int found = 0;
-            for (int c = 0; c < t->nrows && !found; c++)
-                found = fl_sum_ok(t, c) && !strcmp(gkey[c], gkey[b]) && !strcmp(fl_table_get(t, c, "seed"), fl_table_get(t, b, "seed")) &&
-                        !strcmp(fl_table_get(t, c, col), va);
+            for (int j = 0; j < nm && !found; j++)
+                found = sid[m[j]] == sid[m[i]] && !strcmp(fl_table_get(t, m[j], col), va);
             if (!found) return 1;
         }
     }
     return 0;
+}
+
+/* The identifying settings: IDENT[k] for PARAMS[k]. X->sig holds each row's
+ * (model ... reconstructor), joined. */
+static void identifying(const ctx *x, int *ident) {
+    const fl_table *t = x->t;
+    int n = t->nrows, ng = 0;
+    int *gid = malloc(sizeof(int) * (size_t)(n + 1)), *sid = malloc(sizeof(int) * (size_t)(n + 1));
+    int *rep = malloc(sizeof(int) * (size_t)(n + 1)), *nmem = calloc((size_t)n + 1, sizeof(int));
+    int **members = malloc(sizeof(int *) * (size_t)(n + 1));
+    fl_names seeds;
+    fl_names_of(t, "seed", 1, &seeds);
+    for (int r = 0; r < n; r++) {
+        sid[r] = fl_names_index(&seeds, fl_table_get(t, r, "seed"));
+        gid[r] = -1;
+        if (!fl_sum_ok(t, r)) continue;
+        for (int g = 0; g < ng && gid[r] < 0; g++)
+            if (!strcmp(x->sig[rep[g]], x->sig[r])) gid[r] = g;
+        if (gid[r] < 0) { rep[ng] = r; gid[r] = ng++; }
+        nmem[gid[r]]++;
+    }
+    for (int g = 0; g < ng; g++) { members[g] = malloc(sizeof(int) * (size_t)nmem[g]); nmem[g] = 0; }
+    for (int r = 0; r < n; r++)
+        if (gid[r] >= 0) members[gid[r]][nmem[gid[r]]++] = r;
+    for (int k = 0; PARAMS[k]; k++)
+        ident[k] = !is_key(PARAMS[k]) && !chosen_per_seed(t, gid, sid, members, nmem, PARAMS[k]);
+    for (int g = 0; g < ng; g++) free(members[g]);
+    free(members);
+    free(gid);
+    free(sid);
+    free(rep);
+    free(nmem);
+    fl_names_free(&seeds);
 }
 
 static void ctx_init(ctx *x, const fl_table *t, const fl_panel *ps, int np) {
@@ -448,7 +483,7 @@ static void ctx_init(ctx *x, const fl_table *t, const fl_panel *ps, int np) {
         fl_sb_free(&b);
     }
     int ident[64] = { 0 };
-    for (int k = 0; PARAMS[k]; k++) ident[k] = !is_key(PARAMS[k]) && !chosen_per_seed(t, x->sig, PARAMS[k]);
+    identifying(x, ident);
     for (int r = 0; r < t->nrows; r++) {
         fl_sbuf b = { 0 };
         for (int k = 0; PARAMS[k]; k++)
