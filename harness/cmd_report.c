@@ -21,9 +21,12 @@ static const char *PLOT_HELP =
 static const char *REPORT_HELP =
     "usage: freelunch report --results FILE.csv [--out DIR]\n"
     "Writes DIR/report.md and a self-contained DIR/report.html (plots embedded):\n"
-    "the set-up, perplexity tables per sparsity (mean ± std over seeds), memory\n"
-    "and time per reconstructor, the plots (redrawn into DIR/plots), verdicts on\n"
-    "the paper's claims computed from the numbers, and every failed cell.\n"
+    "a summary (the dense model's perplexity and one verdict per claim of the\n"
+    "paper), the set-up with the settings of each reconstructor, one section per\n"
+    "claim (reconstruction vs retraining, granularity, criteria) with its rule and\n"
+    "tables of paired comparisons over seeds (mean difference ± 95% Student-t\n"
+    "half-width), perplexity tables per sparsity, memory and time per\n"
+    "reconstructor, the plots (redrawn into DIR/plots) and every failed cell.\n"
     "  --results FILE   a results.csv written by freelunch study\n"
     "  --out DIR        output directory (default: the directory of FILE)\n" FL_COMMON_HELP;
 

@@ -2,6 +2,7 @@
  * through a small document writer (doc_*) that appends Markdown and HTML
  * side by side, so the two files always say the same thing. */
 #include "report.h"
+#include "paired.h"
 #include "plots/plots.h"
 #include "plots/sbuf.h"
 #include "plots/summary.h"
@@ -173,13 +174,6 @@ static int doc_plot(doc *d, const char *out_dir, const fl_plot *p, int draw) {
 
 /* ---- numbers as text ---------------------------------------------------------- */
 
-/* "20.10 ± 0.30 (2)"; "20.10 (1)" with one value (no std); "–" with none. */
-static void fmt_stat(char *out, size_t n, fl_stat s, double scale) {
-    if (!s.n) snprintf(out, n, "–");
-    else if (s.n < 2) snprintf(out, n, "%.2f (1)", s.mean * scale);
-    else snprintf(out, n, "%.2f ± %.2f (%d)", s.mean * scale, s.std * scale, s.n);
-}
-
 /* The mean alone: "2.40", or "–" without a value. */
 static void fmt_mean(char *out, size_t n, fl_stat s, double scale) {
     if (s.n) snprintf(out, n, "%.2f", s.mean * scale);
@@ -197,6 +191,25 @@ static void joined(char *out, size_t n, const fl_table *t, const char *col, int 
     fl_names_free(&v);
 }
 
+/* Distinct values of a column over the rows of reconstructor REC (all
+ * rows, failed ones included, as the grid table), joined by ", ". */
+static void joined_of(char *out, size_t n, const fl_table *t, const char *col, const char *rec) {
+    fl_names v = { 0 };
+    v.v = malloc(sizeof(char *) * (size_t)(t->nrows + 1));
+    size_t len = 0;
+    out[0] = 0;
+    for (int r = 0; r < t->nrows; r++) {
+        const char *x = fl_table_get(t, r, col);
+        if (strcmp(fl_table_get(t, r, "reconstruct"), rec) || !*x || fl_names_index(&v, x) >= 0) continue;
+        int i = v.n++;
+        while (i > 0 && fl_value_cmp(v.v[i - 1], x) > 0) { v.v[i] = v.v[i - 1]; i--; }
+        v.v[i] = strdup(x);
+    }
+    for (int i = 0; i < v.n; i++) len = fl_bprintf(out, n, len, "%s%s", i ? ", " : "", v.v[i]);
+    if (!v.n) snprintf(out, n, "–");
+    fl_names_free(&v);
+}
+
 /* ---- set-up ------------------------------------------------------------------ */
 
 static cJSON *read_json(const char *path) {
@@ -207,11 +220,15 @@ static cJSON *read_json(const char *path) {
     return j;
 }
 
-static void setup_model(doc *d, const char *dir) {
+/* The model's item; appends to DENSE what its freelunch.json records of the
+ * dense model's perplexity. */
+static void setup_model(doc *d, const char *dir, char *dense, size_t dn) {
     fl_config c;
     if (fl_config_load(&c, dir) != 0) {
         doc_li(d, "Model `%s`: its config.json cannot be read here (%s)", dir, fl_errmsg());
         fl_err_clear();
+        size_t len = strlen(dense);
+        fl_bprintf(dense, dn, len, "%s`%.300s` unknown (its directory cannot be read here)", len ? "; " : "", dir);
         return;
     }
     char prov[600] = "";
@@ -225,6 +242,16 @@ static void setup_model(doc *d, const char *dir) {
                  cJSON_IsString(preset) ? ", preset " : "", cJSON_IsString(preset) ? preset->valuestring : "",
                  cJSON_IsString(corpus) ? " on " : "", cJSON_IsString(corpus) ? corpus->valuestring : "");
     if (cJSON_IsNumber(vp)) fl_bprintf(prov, sizeof prov, strlen(prov), ", validation perplexity %.2f", vp->valuedouble);
+    {
+        const char *base = strrchr(dir, '/');
+        base = base && base[1] ? base + 1 : dir;
+        size_t len = strlen(dense);
+        if (cJSON_IsNumber(vp))
+            fl_bprintf(dense, dn, len, "%s`%.300s` %.2f (`val_ppl` of its freelunch.json: perplexity on the "
+                       "pretraining's validation split, not on the evaluation set of the tables)", len ? "; " : "", base, vp->valuedouble);
+        else
+            fl_bprintf(dense, dn, len, "%s`%.300s` unknown (its freelunch.json records no `val_ppl`)", len ? "; " : "", base);
+    }
     cJSON_Delete(j);
     fl_sum_clean(prov);   /* freelunch.json is as untrusted as results.csv */
     doc_li(d, "Model `%s`: family %s, %d blocks, hidden size %d, %d attention heads (%d key/value), MLP width %d, "
@@ -258,29 +285,36 @@ static void params_init(void) {
     PARAMS[n] = NULL;
 }
 
+/* The columns that tell table cells apart (the seed: the rows of one cell). */
+static const char *const KEYS[] = { "model", "sparsity", "pattern", "criterion", "reconstruct", "seed" };
+#define NKEYS 6
+
+static int is_key(const char *col) {
+    for (int q = 0; q < NKEYS; q++)
+        if (!strcmp(KEYS[q], col)) return 1;
+    return 0;
+}
+
 /* Parameters that take two values inside one table cell (panel, criterion,
  * reconstructor): the tables pool them with the seeds, the reader must know. */
 static void pooled(const fl_table *t, char *out, size_t n) {
     params_init();
-    static const char *const KEY[] = { "model", "sparsity", "pattern", "criterion", "reconstruct", "seed" };
     size_t len = 0;
     out[0] = 0;
     for (int k = 0; PARAMS[k]; k++) {
-        int is_key = 0;
-        for (size_t q = 0; q < sizeof KEY / sizeof *KEY; q++) is_key |= !strcmp(KEY[q], PARAMS[k]);
         int varies = 0;
-        for (int a = 0; a < t->nrows && !is_key && !varies; a++)
+        for (int a = 0; a < t->nrows && !is_key(PARAMS[k]) && !varies; a++)
             for (int b = a + 1; b < t->nrows && !varies; b++) {
                 if (!fl_sum_ok(t, a) || !fl_sum_ok(t, b)) continue;
                 int same = 1;
-                for (int q = 0; q < 5 && same; q++) same = !strcmp(fl_table_get(t, a, KEY[q]), fl_table_get(t, b, KEY[q]));
+                for (int q = 0; q < NKEYS - 1 && same; q++) same = !strcmp(fl_table_get(t, a, KEYS[q]), fl_table_get(t, b, KEYS[q]));
                 varies = same && strcmp(fl_table_get(t, a, PARAMS[k]), fl_table_get(t, b, PARAMS[k]));
             }
         if (varies) len = fl_bprintf(out, n, len, "%s`%s`", len ? ", " : "", PARAMS[k]);
     }
 }
 
-static void setup(doc *d, const fl_table *t, const char *csv) {
+static void setup(doc *d, const fl_table *t, const char *csv, char *dense, size_t dn) {
     int ok = 0, nw = 0;
     double wall = 0;
     for (int r = 0; r < t->nrows; r++) {
@@ -294,7 +328,7 @@ static void setup(doc *d, const fl_table *t, const char *csv) {
            csv, t->nrows, ok, t->nrows - ok, wall, wall / 3600, nw);
     fl_names models;
     fl_names_of(t, "model", 1, &models);
-    for (int i = 0; i < models.n; i++) setup_model(d, models.v[i]);
+    for (int i = 0; i < models.n; i++) setup_model(d, models.v[i], dense, dn);
     fl_names_free(&models);
     joined(v, sizeof v, t, "calib", 1);
     joined(v2, sizeof v2, t, "calib_samples", 1);
@@ -310,31 +344,687 @@ static void setup(doc *d, const fl_table *t, const char *csv) {
     doc_li(d, "Machine: %s; GEMM backend %s; threads %s", v, v2, v3);
     joined(v, sizeof v, t, "commit", 1);
     doc_li(d, "Commit: %s", v);
-    doc_p(d, "Grid (values over every row):");
+    doc_p(d, "Grid (values over every row; settings that differ between reconstructors are in the next table):");
     params_init();
-    char *hdr[2] = { "parameter", "values" };
-    doc_row(d, 2, hdr);
+    fl_names recs;
+    fl_names_of(t, "reconstruct", 1, &recs);
+    const char *per[64];
+    int nper = 0;
+    doc_row(d, 2, (char *[]){ "parameter", "values" });
     for (int k = 0; PARAMS[k]; k++) {
         char name[64];
         snprintf(name, sizeof name, "`%s`", PARAMS[k]);
         joined(v, sizeof v, t, PARAMS[k], 1);
         if (!strcmp(v, "–")) continue;   /* not recorded (e.g. no optimiser for `none`) */
-        char *row[2] = { name, v };
-        doc_row(d, 2, row);
+        int by_rec = 0;
+        for (int i = 0; i < recs.n && !is_key(PARAMS[k]) && !by_rec; i++) {
+            joined_of(v2, sizeof v2, t, PARAMS[k], recs.v[i]);
+            by_rec = strcmp(v2, "–") && strcmp(v, v2);
+        }
+        if (by_rec) { per[nper++] = PARAMS[k]; continue; }
+        doc_row(d, 2, (char *[]){ name, v });
     }
+    if (nper) {
+        doc_p(d, "Settings per reconstructor (values over its rows; – where it does not record the setting):");
+        char *row[65];
+        row[0] = "reconstructor";
+        for (int k = 0; k < nper; k++) { row[k + 1] = malloc(64); snprintf(row[k + 1], 64, "`%s`", per[k]); }
+        doc_row(d, nper + 1, row);
+        for (int k = 0; k < nper; k++) free(row[k + 1]);
+        for (int i = 0; i < recs.n; i++) {
+            row[0] = recs.v[i];
+            for (int k = 0; k < nper; k++) {
+                row[k + 1] = malloc(1024);
+                joined_of(row[k + 1], 1024, t, per[k], recs.v[i]);
+            }
+            doc_row(d, nper + 1, row);
+            for (int k = 0; k < nper; k++) free(row[k + 1]);
+        }
+    }
+    fl_names_free(&recs);
     pooled(t, v, sizeof v);
     if (v[0]) doc_p(d, "**Note**: %s vary within a table cell (same sparsity, criterion and reconstructor) and are pooled "
                        "with the seeds in every mean and std below.", v);
 }
 
+/* ---- configurations and paired comparisons ---------------------------------- */
+
+/* A configuration is a reconstructor with the settings its rows carry
+ * beside the table's keys (lr, epochs, propagation, retrain_samples, ...):
+ * rows of one reconstructor that differ there are different configurations,
+ * never pooled in a comparison. SIG is that rest of the settings, joined. */
+typedef struct {
+    const char *rec, *sig;
+    int row;            /* a row of it, for its settings */
+    char label[600];    /* "sublayer", or "retrain:masklora (retrain_samples 320)" */
+} cfg;
+
+typedef struct {
+    const fl_table *t;
+    char **sig;          /* per row */
+    cfg *c;
+    int nc;
+    fl_names crits;
+    const fl_panel *ps;
+    int np;
+    double dense;        /* the dense model's recorded perplexity, NAN if unknown */
+} ctx;
+
+/* A setting that takes different values at different seeds of one
+ * (model, sparsity, pattern, criterion, reconstructor) — e.g. a learning
+ * rate chosen per cell by tuning — names no configuration of its own: the
+ * seeds of such a configuration still pair. A setting crossed as a grid
+ * dimension gives every seed the same set of values, so it does identify
+ * configurations. Rows are grouped by GID (their model ... reconstructor;
+ * -1 for failed rows), MEMBERS[g] listing group g's rows, SID their seeds. */
+static int chosen_per_seed(const fl_table *t, const int *gid, const int *sid, int *const *members, const int *nmem,
+                           const char *col) {
+    for (int a = 0; a < t->nrows; a++) {
+        if (gid[a] < 0) continue;
+        const int *m = members[gid[a]], nm = nmem[gid[a]];
+        const char *va = fl_table_get(t, a, col);
+        for (int i = 0; i < nm; i++) {
+            if (sid[m[i]] == sid[a]) continue;
+            /* does the seed of m[i] have a row of a's value? */
+            int found = 0;
+            for (int j = 0; j < nm && !found; j++)
+                found = sid[m[j]] == sid[m[i]] && !strcmp(fl_table_get(t, m[j], col), va);
+            if (!found) return 1;
+        }
+    }
+    return 0;
+}
+
+/* The identifying settings: IDENT[k] for PARAMS[k]. X->sig holds each row's
+ * (model ... reconstructor), joined. */
+static void identifying(const ctx *x, int *ident) {
+    const fl_table *t = x->t;
+    int n = t->nrows, ng = 0;
+    int *gid = malloc(sizeof(int) * (size_t)(n + 1)), *sid = malloc(sizeof(int) * (size_t)(n + 1));
+    int *rep = malloc(sizeof(int) * (size_t)(n + 1)), *nmem = calloc((size_t)n + 1, sizeof(int));
+    int **members = malloc(sizeof(int *) * (size_t)(n + 1));
+    fl_names seeds;
+    fl_names_of(t, "seed", 1, &seeds);
+    for (int r = 0; r < n; r++) {
+        sid[r] = fl_names_index(&seeds, fl_table_get(t, r, "seed"));
+        gid[r] = -1;
+        if (!fl_sum_ok(t, r)) continue;
+        for (int g = 0; g < ng && gid[r] < 0; g++)
+            if (!strcmp(x->sig[rep[g]], x->sig[r])) gid[r] = g;
+        if (gid[r] < 0) { rep[ng] = r; gid[r] = ng++; }
+        nmem[gid[r]]++;
+    }
+    for (int g = 0; g < ng; g++) { members[g] = malloc(sizeof(int) * (size_t)nmem[g]); nmem[g] = 0; }
+    for (int r = 0; r < n; r++)
+        if (gid[r] >= 0) members[gid[r]][nmem[gid[r]]++] = r;
+    for (int k = 0; PARAMS[k]; k++)
+        ident[k] = !is_key(PARAMS[k]) && !chosen_per_seed(t, gid, sid, members, nmem, PARAMS[k]);
+    for (int g = 0; g < ng; g++) free(members[g]);
+    free(members);
+    free(gid);
+    free(sid);
+    free(rep);
+    free(nmem);
+    fl_names_free(&seeds);
+}
+
+static void ctx_init(ctx *x, const fl_table *t, const fl_panel *ps, int np) {
+    memset(x, 0, sizeof *x);
+    x->t = t;
+    x->ps = ps;
+    x->np = np;
+    x->dense = NAN;
+    params_init();
+    x->sig = malloc(sizeof(char *) * (size_t)(t->nrows + 1));
+    for (int r = 0; r < t->nrows; r++) {
+        fl_sbuf b = { 0 };
+        for (int q = 0; q < NKEYS - 1; q++) { fl_sb_puts(&b, fl_table_get(t, r, KEYS[q])); fl_sb_puts(&b, "\x1f"); }
+        x->sig[r] = strdup(fl_sb_str(&b));
+        fl_sb_free(&b);
+    }
+    int ident[64] = { 0 };
+    identifying(x, ident);
+    for (int r = 0; r < t->nrows; r++) {
+        fl_sbuf b = { 0 };
+        for (int k = 0; PARAMS[k]; k++)
+            if (ident[k]) { fl_sb_puts(&b, fl_table_get(t, r, PARAMS[k])); fl_sb_puts(&b, "\x1f"); }
+        free(x->sig[r]);
+        x->sig[r] = strdup(fl_sb_str(&b));
+        fl_sb_free(&b);
+    }
+    fl_names recs;
+    fl_names_of(t, "reconstruct", 0, &recs);
+    fl_names_of(t, "criterion", 0, &x->crits);
+    x->c = malloc(sizeof(cfg) * (size_t)(t->nrows + 1));
+    for (int k = 0; k < recs.n; k++) {
+        int first = x->nc;
+        for (int r = 0; r < t->nrows; r++) {
+            if (!fl_row_matches(t, r, NULL, NULL, recs.v[k])) continue;
+            int seen = 0;
+            for (int i = first; i < x->nc && !seen; i++) seen = !strcmp(x->c[i].sig, x->sig[r]);
+            if (seen) continue;
+            cfg *c = &x->c[x->nc++];
+            c->rec = fl_table_get(t, r, "reconstruct");
+            c->sig = x->sig[r];
+            c->row = r;
+        }
+        /* the label names what sets this configuration apart from the
+         * reconstructor's others */
+        for (int i = first; i < x->nc; i++) {
+            cfg *c = &x->c[i];
+            size_t len = fl_bprintf(c->label, sizeof c->label, 0, "%s", c->rec);
+            int nd = 0;
+            for (int p = 0; PARAMS[p] && x->nc - first > 1; p++) {
+                if (!ident[p]) continue;
+                int differs = 0;
+                for (int j = first; j < x->nc && !differs; j++)
+                    differs = strcmp(fl_table_get(t, c->row, PARAMS[p]), fl_table_get(t, x->c[j].row, PARAMS[p])) != 0;
+                if (!differs) continue;
+                const char *v = fl_table_get(t, c->row, PARAMS[p]);
+                len = fl_bprintf(c->label, sizeof c->label, len, "%s%s %s", nd++ ? ", " : " (", PARAMS[p], *v ? v : "unset");
+            }
+            if (nd) fl_bprintf(c->label, sizeof c->label, len, ")");
+        }
+    }
+    fl_names_free(&recs);
+}
+
+static void ctx_free(ctx *x) {
+    for (int r = 0; r < x->t->nrows; r++) free(x->sig[r]);
+    free(x->sig);
+    free(x->c);
+    fl_names_free(&x->crits);
+}
+
+static int in_cfg(const ctx *x, int r, const fl_panel *p, const char *crit, const cfg *c) {
+    return fl_row_matches(x->t, r, p, crit, c->rec) && !strcmp(x->sig[r], c->sig);
+}
+
+/* COL over the rows of (panel, criterion, configuration). */
+static fl_stat cstat(const ctx *x, const fl_panel *p, const char *crit, const cfg *c, const char *col) {
+    fl_stat s = { NAN, NAN, 0 };
+    double sum = 0, ss = 0;
+    for (int r = 0; r < x->t->nrows; r++) {
+        double v = fl_table_num(x->t, r, col);
+        if (in_cfg(x, r, p, crit, c) && isfinite(v)) { sum += v; s.n++; }
+    }
+    if (!s.n) return s;
+    s.mean = sum / s.n;
+    for (int r = 0; r < x->t->nrows; r++) {
+        double v = fl_table_num(x->t, r, col);
+        if (in_cfg(x, r, p, crit, c) && isfinite(v)) ss += (v - s.mean) * (v - s.mean);
+    }
+    if (s.n > 1) s.std = sqrt(ss / (s.n - 1));
+    return s;
+}
+
+/* The perplexity of (panel, criterion, configuration) at SEED: the mean of
+ * its rows with that seed (one row in a grid), NAN without one. */
+static double at_seed(const ctx *x, const fl_panel *p, const char *crit, const cfg *c, const char *seed) {
+    double sum = 0;
+    int n = 0;
+    for (int r = 0; r < x->t->nrows; r++) {
+        double v = fl_table_num(x->t, r, "ppl");
+        if (in_cfg(x, r, p, crit, c) && isfinite(v) && !strcmp(fl_table_get(x->t, r, "seed"), seed)) { sum += v; n++; }
+    }
+    return n ? sum / n : NAN;
+}
+
+/* A term of a paired comparison: COEF times the perplexity of (criterion, configuration). */
+typedef struct { const char *crit; const cfg *c; double coef; } term;
+
+/* The sum of the terms, per seed, over the seeds every term has; A − B is
+ * { A, +1 }, { B, −1 }. */
+static fl_paired pair_terms(const ctx *x, const fl_panel *p, const term *tm, int nt) {
+    fl_names seeds;
+    fl_names_of(x->t, "seed", 0, &seeds);
+    double *d = malloc(sizeof(double) * (size_t)(seeds.n + 1));
+    int n = 0;
+    for (int s = 0; s < seeds.n; s++) {
+        double sum = 0;
+        int all = 1;
+        for (int i = 0; i < nt && all; i++) {
+            double v = at_seed(x, p, tm[i].crit, tm[i].c, seeds.v[s]);
+            all = isfinite(v);
+            sum += tm[i].coef * v;
+        }
+        if (all) d[n++] = sum;
+    }
+    fl_paired r = fl_paired_of(d, n);
+    free(d);
+    fl_names_free(&seeds);
+    return r;
+}
+
+static fl_paired pair2(const ctx *x, const fl_panel *p, const char *ca, const cfg *a, const char *cb, const cfg *b) {
+    term tm[2] = { { ca, a, 1 }, { cb, b, -1 } };
+    return pair_terms(x, p, tm, 2);
+}
+
+/* "-1.20 ± 0.50 (3)"; "-1.20 (one seed: no interval)"; "no common seed". */
+static void fmt_pair(char *out, size_t n, fl_paired r) {
+    if (r.v == FL_PAIR_EMPTY) fl_bprintf(out, n, 0, "no common seed");
+    else if (r.v == FL_PAIR_ONE) fl_bprintf(out, n, 0, "%.2f (one seed: no interval)", r.mean);
+    else fl_bprintf(out, n, 0, "%.2f ± %.2f (%d)", r.mean, r.half, r.n);
+}
+
+/* The verdict on A − B in words. */
+static const char *pair_word(fl_paired r, const char *a, const char *b, char *buf, size_t n) {
+    switch (r.v) {
+    case FL_PAIR_A: fl_bprintf(buf, n, 0, "**%s better**", a); break;
+    case FL_PAIR_B: fl_bprintf(buf, n, 0, "**%s better**", b); break;
+    case FL_PAIR_SAME: fl_bprintf(buf, n, 0, "no difference detected"); break;
+    case FL_PAIR_ONE: fl_bprintf(buf, n, 0, "one seed: no interval"); break;
+    default: fl_bprintf(buf, n, 0, "no common seed"); break;
+    }
+    return buf;
+}
+
+/* A configuration's mean perplexity with the 95% half-width of that mean
+ * over its seeds: "98.10 ± 0.42 (3)", "98.10 (1)", "–". */
+static void fmt_ci(char *out, size_t n, fl_stat s) {
+    if (!s.n) fl_bprintf(out, n, 0, "–");
+    else if (s.n < 2) fl_bprintf(out, n, 0, "%.2f (1)", s.mean);
+    else fl_bprintf(out, n, 0, "%.2f ± %.2f (%d)", s.mean, fl_t_quantile(0.975, s.n - 1) * s.std / sqrt((double)s.n), s.n);
+}
+
+static void fmt_mb(char *out, size_t n, fl_stat s) {
+    if (s.n) fl_bprintf(out, n, 0, "%.2f", s.mean * 1e-6);
+    else fl_bprintf(out, n, 0, "–");
+}
+
+/* A / B of two means, "unknown" when either is missing. */
+static void fmt_ratio(char *out, size_t n, fl_stat a, fl_stat b, double *lo, double *hi) {
+    if (!a.n || !b.n) { fl_bprintf(out, n, 0, "unknown"); return; }
+    if (b.mean <= 0) { fl_bprintf(out, n, 0, "– (baseline 0)"); return; }
+    double q = a.mean / b.mean;
+    fl_bprintf(out, n, 0, "%.3g×", q);
+    if (q < *lo) *lo = q;
+    if (q > *hi) *hi = q;
+}
+
+static int is_nonlinear(const char *r) { return !strcmp(r, "sublayer") || !strcmp(r, "block") || !strncmp(r, "blocks", 6); }
+static int is_matrix(const char *r) { return !strcmp(r, "matrix") || !strcmp(r, "matrix-ls"); }
+static int is_local(const char *r) { return is_matrix(r) || is_nonlinear(r); }
+static int is_retrain(const char *r) { return !strncmp(r, "retrain", 7); }
+
+/* The configuration with the lowest mean perplexity among those KIND
+ * accepts, for (panel, criterion); -1 without one. */
+static int best_cfg(const ctx *x, const fl_panel *p, const char *crit, int (*kind)(const char *), fl_stat *out) {
+    int best = -1;
+    for (int i = 0; i < x->nc; i++) {
+        if (!kind(x->c[i].rec)) continue;
+        fl_stat s = cstat(x, p, crit, &x->c[i], "ppl");
+        if (s.n && (best < 0 || s.mean < out->mean)) { best = i; *out = s; }
+    }
+    return best;
+}
+
+static int any_cfg(const ctx *x, int (*kind)(const char *)) {
+    for (int i = 0; i < x->nc; i++)
+        if (kind(x->c[i].rec)) return 1;
+    return 0;
+}
+
+static void heading_of(char *h, size_t n, const char *crit, const fl_panel *p) {
+    if (crit) fl_bprintf(h, n, 0, "%s, %s", crit, p->label);
+    else fl_bprintf(h, n, 0, "%s", p->label);
+    h[0] = (char)toupper((unsigned char)h[0]);
+}
+
+/* What a claim's section concludes: its state and one sentence. */
+enum { NOT_TESTABLE, SUPPORTED, NOT_SUPPORTED };
+typedef struct { int state; char s[2048]; } claim;
+
+static const char *state_word(int s) {
+    return s == SUPPORTED ? "**supported**" : s == NOT_SUPPORTED ? "**not supported**" : "**not testable with this grid**";
+}
+
+/* The comparisons' counts by verdict; judged = with an interval. */
+typedef struct { int a, b, same, one, empty; } tally;
+static void count(tally *c, fl_paired r) {
+    if (r.v == FL_PAIR_A) c->a++;
+    else if (r.v == FL_PAIR_B) c->b++;
+    else if (r.v == FL_PAIR_SAME) c->same++;
+    else if (r.v == FL_PAIR_ONE) c->one++;
+    else c->empty++;
+}
+static int judged(const tally *c) { return c->a + c->b + c->same; }
+
+static const char *STATS_RULE =
+    "Every comparison of two configurations A and B (same model, sparsity, pattern and criterion unless the "
+    "comparison is between criteria) is paired over seeds: a seed fixes the calibration windows, so for each seed "
+    "both ran on the same data. The report takes the per-seed differences ppl_A − ppl_B over the seeds both have, "
+    "and gives their mean ± the 95% Student-t half-width t(0.975, n − 1) · sd / √n (n pairs, sd their sample "
+    "standard deviation; t from the regularized incomplete beta function, reports/paired.c). **A better** only "
+    "when the whole interval lies below 0, **B better** only above 0, otherwise **no difference detected**. With "
+    "one seed there is no interval, and it says so. Each interval is at 95% on its own: over m comparisons, about "
+    "0.05·m of them can show a difference by chance alone (no correction for multiple comparisons is made).";
+
+/* ---- claim 1: local reconstruction vs retraining -------------------------------- */
+
+static claim claim1(doc *d, const ctx *x) {
+    claim cl = { NOT_TESTABLE, "" };
+    doc_h(d, 2, "Claim 1 — reconstruction vs retraining");
+    doc_p(d, "*The paper*: local reconstruction matches post-pruning retraining (PEFT included) with over an order of "
+             "magnitude less data and compute. **Rule**: for each (criterion, sparsity), the best local reconstructor "
+             "(lowest mean perplexity among matrix, matrix-ls, sublayer, block, blocks:K, blocks:all) is compared, "
+             "paired over seeds, with each retraining baseline present (retrain:full, retrain:masklora, retrain:lora, "
+             "retrain:bias-norm, each at its own data budget, `retrain_samples`). The claim is **supported** when no "
+             "baseline is better in any comparison with an interval, **not supported** when one is. Ratios: mean "
+             "`recovery_tokens` and mean `recovery_flops` of the local reconstructor over the baseline's. The best "
+             "local reconstructor is chosen on the same numbers it is compared on, which favours it slightly.");
+    int has_local = any_cfg(x, is_local), has_rt = any_cfg(x, is_retrain);
+    tally c = { 0 };
+    double tlo = INFINITY, thi = -INFINITY, flo = INFINITY, fhi = -INFINITY;
+    for (int i = 0; i < x->np && has_local && has_rt; i++) {
+        const fl_panel *p = &x->ps[i];
+        char h[700];
+        heading_of(h, sizeof h, NULL, p);
+        doc_h(d, 3, h);
+        int rows = 0;
+        for (int k = 0; k < x->crits.n; k++) {
+            const char *crit = x->crits.v[k];
+            fl_stat bs = { 0 };
+            int b = best_cfg(x, p, crit, is_local, &bs);
+            if (b < 0) continue;
+            for (int j = 0; j < x->nc; j++) {
+                const cfg *rt = &x->c[j];
+                fl_stat rs = cstat(x, p, crit, rt, "ppl");
+                if (!is_retrain(rt->rec) || !rs.n) continue;
+                if (!rows++)
+                    doc_row(d, 9, (char *[]){ "criterion", "best local", "baseline", "retrain_samples", "baseline ppl",
+                                              "local − baseline (95%, n)", "verdict", "tokens local/baseline",
+                                              "FLOPs local/baseline" });
+                fl_paired r = pair2(x, p, crit, &x->c[b], crit, rt);
+                count(&c, r);
+                char loc[700], bl[128], diff[128], verdict[700], samp[256], tok[64], fl[64];
+                char lm[128];
+                fmt_ci(lm, sizeof lm, bs);
+                fl_bprintf(loc, sizeof loc, 0, "%s %s", x->c[b].label, lm);
+                fmt_ci(bl, sizeof bl, rs);
+                fmt_pair(diff, sizeof diff, r);
+                pair_word(r, "local", "baseline", verdict, sizeof verdict);
+                const char *sv = fl_table_get(x->t, rt->row, "retrain_samples");
+                fl_bprintf(samp, sizeof samp, 0, "%s", *sv ? sv : "unknown");
+                fmt_ratio(tok, sizeof tok, cstat(x, p, crit, &x->c[b], "recovery_tokens"), cstat(x, p, crit, rt, "recovery_tokens"), &tlo, &thi);
+                fmt_ratio(fl, sizeof fl, cstat(x, p, crit, &x->c[b], "recovery_flops"), cstat(x, p, crit, rt, "recovery_flops"), &flo, &fhi);
+                doc_row(d, 9, (char *[]){ (char *)crit, loc, (char *)rt->label, samp, bl, diff, verdict, tok, fl });
+            }
+        }
+        if (!rows) doc_p(d, "No criterion has both a local reconstructor and a retraining baseline here.");
+    }
+    int n = judged(&c) + c.one + c.empty;
+    char ratios[400] = "";
+    size_t rl = 0;
+    if (thi >= tlo) rl = fl_bprintf(ratios, sizeof ratios, rl, "; the local reconstructor used %.3g–%.3g× the baseline's recovery tokens", tlo, thi);
+    else rl = fl_bprintf(ratios, sizeof ratios, rl, "; recovery tokens unknown (no `recovery_tokens` in this file)");
+    if (fhi >= flo) fl_bprintf(ratios, sizeof ratios, rl, "%s %.3g–%.3g× %s recovery FLOPs", thi >= tlo ? " and" : "; the local reconstructor used",
+                               flo, fhi, thi >= tlo ? "its" : "the baseline's");
+    if (!has_local || !has_rt)
+        fl_bprintf(cl.s, sizeof cl.s, 0, "%s (missing cells: %s)", state_word(NOT_TESTABLE),
+                 !has_local ? "no local reconstructor: reconstruct = matrix, sublayer, block, blocks:K or blocks:all"
+                            : "no retraining baseline: reconstruct = retrain:full, retrain:masklora, retrain:lora or retrain:bias-norm");
+    else if (!n)
+        fl_bprintf(cl.s, sizeof cl.s, 0, "%s (missing cells: no criterion and sparsity has both a local reconstructor and a "
+                 "retraining baseline)", state_word(NOT_TESTABLE));
+    else if (!judged(&c))
+        fl_bprintf(cl.s, sizeof cl.s, 0, "%s: none of the %d comparisons has an interval (%s)", state_word(NOT_TESTABLE), n,
+                 c.one ? "one seed per cell: add seeds" : "no seed common to both sides");
+    else {
+        cl.state = c.b ? NOT_SUPPORTED : SUPPORTED;
+        fl_bprintf(cl.s, sizeof cl.s, 0, "%s: of %d comparisons, the best local reconstructor is better in %d, no difference "
+                 "is detected in %d and the retraining baseline is better in %d%s%s",
+                 state_word(cl.state), n, c.a, c.same, c.b, c.one + c.empty ? " (the rest have no interval)" : "", ratios);
+    }
+    doc_p(d, "**Claim 1**: %s.", cl.s);
+    return cl;
+}
+
+/* ---- claim 2: granularity -------------------------------------------------------- */
+
+static claim claim2(doc *d, const ctx *x) {
+    claim cl = { NOT_TESTABLE, "" };
+    int drift = fl_result_col("drift_out") >= 0;
+    doc_h(d, 2, "Claim 2 — granularity");
+    doc_p(d, "*The paper*: as long as the reconstructed unit contains a nonlinearity, final quality is largely "
+             "insensitive to its size, so granularity can be chosen by memory; reconstructing single matrices "
+             "underperforms. **Rule**, per (criterion, sparsity): (a) among the reconstructors whose unit holds a "
+             "nonlinearity (sublayer, block, blocks:K, blocks:all) every pair is compared, paired over seeds, and the "
+             "spread of their means is shown; (b) matrix and matrix-ls are each compared with the best of them. "
+             "**Supported** when no pair in (a) differs and matrix (and matrix-ls) is worse in every comparison of "
+             "(b) that has an interval; **not supported** when a pair of (a) differs or a comparison of (b) does not "
+             "show matrix worse. Memory: mean recovery peak and working set%s.",
+          drift ? "; drift: mean `drift_out`, the activation drift at the last block" : "");
+    tally pa = { 0 }, mb = { 0 };
+    int groups = 0, mats = 0;
+    double spread_max = 0;
+    char differ[1200] = "";
+    size_t dl = 0;
+    for (int i = 0; i < x->np; i++)
+        for (int k = 0; k < x->crits.n; k++) {
+            const fl_panel *p = &x->ps[i];
+            const char *crit = x->crits.v[k];
+            fl_stat bs = { 0 };
+            int b = best_cfg(x, p, crit, is_nonlinear, &bs);
+            int nn = 0;
+            for (int j = 0; j < x->nc; j++) nn += (is_local(x->c[j].rec)) && cstat(x, p, crit, &x->c[j], "ppl").n;
+            if (b < 0 && !nn) continue;
+            char h[700];
+            heading_of(h, sizeof h, crit, p);
+            doc_h(d, 3, h);
+            const char *hdr[7] = { "reconstructor", "ppl (95%, n)", "− best nonlinear (95%, n)", "verdict",
+                                   "recovery peak (MB)", "working set (MB)", "drift at last block" };
+            doc_row(d, drift ? 7 : 6, (char **)hdr);
+            double lo = INFINITY, hi = -INFINITY;
+            int nl = 0;
+            for (int j = 0; j < x->nc; j++) {
+                const cfg *c = &x->c[j];
+                fl_stat s = cstat(x, p, crit, c, "ppl");
+                if (!is_local(c->rec) || !s.n) continue;
+                char ppl[128], diff[128] = "–", verdict[700] = "–", pk[64], ws[64], dr[64];
+                fmt_ci(ppl, sizeof ppl, s);
+                if (is_nonlinear(c->rec)) {
+                    nl++;
+                    if (s.mean < lo) lo = s.mean;
+                    if (s.mean > hi) hi = s.mean;
+                }
+                if (j == b) fl_bprintf(verdict, sizeof verdict, 0, "(the best nonlinear)");
+                else if (b >= 0) {
+                    fl_paired r = pair2(x, p, crit, c, crit, &x->c[b]);
+                    fmt_pair(diff, sizeof diff, r);
+                    pair_word(r, c->label, x->c[b].label, verdict, sizeof verdict);
+                    if (is_matrix(c->rec)) { count(&mb, r); mats++; }
+                }
+                fmt_mb(pk, sizeof pk, cstat(x, p, crit, c, "recovery_peak_bytes"));
+                fmt_mb(ws, sizeof ws, cstat(x, p, crit, c, "working_bytes"));
+                fl_stat ds = cstat(x, p, crit, c, "drift_out");
+                if (ds.n) fl_bprintf(dr, sizeof dr, 0, "%.4g", ds.mean);
+                else fl_bprintf(dr, sizeof dr, 0, "–");
+                doc_row(d, drift ? 7 : 6, (char *[]){ (char *)c->label, ppl, diff, verdict, pk, ws, dr });
+            }
+            if (nl < 2) {
+                doc_p(d, "Fewer than two nonlinear reconstructors here: no pair to compare.");
+                continue;
+            }
+            groups++;
+            tally here = { 0 };
+            char list[800] = "";
+            size_t ll = 0;
+            for (int a = 0; a < x->nc; a++)
+                for (int e = a + 1; e < x->nc; e++) {
+                    if (!is_nonlinear(x->c[a].rec) || !is_nonlinear(x->c[e].rec)) continue;
+                    if (!cstat(x, p, crit, &x->c[a], "ppl").n || !cstat(x, p, crit, &x->c[e], "ppl").n) continue;
+                    fl_paired r = pair2(x, p, crit, &x->c[a], crit, &x->c[e]);
+                    count(&here, r);
+                    count(&pa, r);
+                    if (r.v == FL_PAIR_A || r.v == FL_PAIR_B) {
+                        char v[128];
+                        fmt_pair(v, sizeof v, r);
+                        ll = fl_bprintf(list, sizeof list, ll, "%s%s − %s = %s", ll ? "; " : "", x->c[a].label, x->c[e].label, v);
+                        if (pa.a + pa.b <= 3)
+                            dl = fl_bprintf(differ, sizeof differ, dl, "%s%s, %s: %s vs %s", dl ? "; " : "", crit, p->label,
+                                            x->c[a].label, x->c[e].label);
+                    }
+                }
+            if (hi - lo > spread_max) spread_max = hi - lo;
+            doc_p(d, "Nonlinear units: spread of the means %.2f (%.2f to %.2f); pairs that differ: %d of %d%s%s%s.", hi - lo,
+                  lo, hi, here.a + here.b, here.a + here.b + here.same + here.one + here.empty,
+                  here.one ? " (one seed: no intervals)" : "", ll ? ": " : "", list);
+        }
+    int ja = judged(&pa), jb = judged(&mb);
+    int fail_a = pa.a + pa.b > 0, fail_b = mb.a + mb.same > 0;
+    char parts[1800];
+    fl_bprintf(parts, sizeof parts, 0, "(a) %d of %d pairs of nonlinear units differ (largest spread of means %.2f)%s%s; "
+             "(b) matrix or matrix-ls is worse than the best nonlinear unit in %d of %d comparisons with an interval",
+             pa.a + pa.b, ja, spread_max, dl ? ", e.g. " : "", differ, mb.b, jb);
+    if ((ja && fail_a) || (jb && fail_b)) cl.state = NOT_SUPPORTED;
+    else if (ja && jb) cl.state = SUPPORTED;
+    if (cl.state != NOT_TESTABLE) fl_bprintf(cl.s, sizeof cl.s, 0, "%s: %s", state_word(cl.state), parts);
+    else {
+        char miss[600];
+        size_t ml = 0;
+        miss[0] = 0;
+        if (!groups) ml = fl_bprintf(miss, sizeof miss, ml, "fewer than two of sublayer, block, blocks:K, blocks:all");
+        if (!mats) ml = fl_bprintf(miss, sizeof miss, ml, "%sno matrix or matrix-ls cells", ml ? "; " : "");
+        if ((groups && !ja) || (mats && !jb)) fl_bprintf(miss, sizeof miss, ml, "%sone seed per cell: no intervals", ml ? "; " : "");
+        fl_bprintf(cl.s, sizeof cl.s, 0, "%s (%s); so far %s", state_word(NOT_TESTABLE), miss, parts);
+    }
+    doc_p(d, "**Claim 2**: %s.", cl.s);
+    return cl;
+}
+
+/* ---- claim 3: criteria ------------------------------------------------------------ */
+
+static int is_none(const char *r) { return !strcmp(r, "none"); }
+
+/* The criterion with the lowest mean perplexity under its own best
+ * configuration of KIND; its index in crits and that configuration. */
+static int best_crit(const ctx *x, const fl_panel *p, int (*kind)(const char *), int *cfg_out, fl_stat *out) {
+    int best = -1;
+    for (int k = 0; k < x->crits.n; k++) {
+        fl_stat s = { 0 };
+        int c = best_cfg(x, p, x->crits.v[k], kind, &s);
+        if (c >= 0 && (best < 0 || s.mean < out->mean)) { best = k; *cfg_out = c; *out = s; }
+    }
+    return best;
+}
+
+static const char *const SIMPLE[] = { "wanda", "magnitude" };
+
+static void model_params(char *out, size_t n, const char *dir) {
+    fl_config c;
+    if (fl_config_load(&c, dir) != 0) { fl_bprintf(out, n, 0, "unknown (no readable config.json)"); fl_err_clear(); return; }
+    fl_bprintf(out, n, 0, "%.3gM", (double)fl_config_num_params(&c) * 1e-6);
+}
+
+static claim claim3(doc *d, const ctx *x) {
+    claim cl = { NOT_TESTABLE, "" };
+    fl_names models;
+    fl_names_of(x->t, "model", 0, &models);
+    int several = models.n > 1;
+    doc_h(d, 2, "Claim 3 — criteria");
+    doc_p(d, "*The paper*: with reconstruction the pruning criterion matters less: the gaps between sophisticated "
+             "criteria and simple baselines shrink (and shrink with model size). **Rule**, per sparsity (and model): "
+             "the best criterion is the one with the lowest mean perplexity, once without reconstruction (`none`) "
+             "and once each with its best local reconstructor. For each simpler criterion S (wanda, magnitude), the "
+             "gap without reconstruction is S − best (both `none`), the gap with reconstruction S with its best "
+             "reconstructor − the best with its own, both paired over seeds, and the change is gap without − gap "
+             "with, paired over the seeds all four have (above 0: the gap is smaller with reconstruction). "
+             "**Supported** when, in every comparison with an interval, the gap is smaller with reconstruction or S "
+             "is itself the best criterion with reconstruction; **not supported** otherwise. Gaps are in perplexity "
+             "points.");
+    tally ch = { 0 };
+    int rows_all = 0, best_simple = 0, nosimple = 1, has_none = any_cfg(x, is_none), has_local = any_cfg(x, is_local);
+    for (int i = 0; i < x->np && has_none && has_local; i++) {
+        const fl_panel *p = &x->ps[i];
+        int c0c = -1, c1c = -1;
+        fl_stat s0 = { 0 }, s1 = { 0 };
+        int c0 = best_crit(x, p, is_none, &c0c, &s0), c1 = best_crit(x, p, is_local, &c1c, &s1);
+        if (c0 < 0 || c1 < 0) continue;
+        char h[700], params[128];
+        heading_of(h, sizeof h, NULL, p);
+        doc_h(d, 3, h);
+        model_params(params, sizeof params, p->model);
+        if (several) doc_p(d, "Model `%s`: %s parameters.", p->model, params);
+        int rows = 0;
+        for (int q = 0; q < 2; q++) {
+            const char *s = SIMPLE[q];
+            if (fl_names_index(&x->crits, s) < 0) continue;
+            nosimple = 0;
+            fl_stat ss = { 0 };
+            int sc = best_cfg(x, p, s, is_local, &ss);
+            int sn = -1;
+            for (int j = 0; j < x->nc && sn < 0; j++)
+                if (is_none(x->c[j].rec) && cstat(x, p, s, &x->c[j], "ppl").n) sn = j;
+            if (sc < 0 || sn < 0) continue;
+            if (!rows++)
+                doc_row(d, 8, (char *[]){ "simple criterion", "its best reconstructor", "best without reconstruction",
+                                          "gap without (95%, n)", "best with reconstruction", "gap with (95%, n)",
+                                          "gap without − gap with (95%, n)", "verdict" });
+            rows_all++;
+            const char *b0 = x->crits.v[c0], *b1 = x->crits.v[c1];
+            fl_paired g0 = pair2(x, p, s, &x->c[sn], b0, &x->c[c0c]);
+            fl_paired g1 = pair2(x, p, s, &x->c[sc], b1, &x->c[c1c]);
+            term tm[4] = { { s, &x->c[sn], 1 }, { b0, &x->c[c0c], -1 }, { s, &x->c[sc], -1 }, { b1, &x->c[c1c], 1 } };
+            fl_paired dd = pair_terms(x, p, tm, 4);
+            char a[128], b[128], e[128], v[256], with[1000];
+            fmt_pair(a, sizeof a, g0);
+            fmt_pair(b, sizeof b, g1);
+            fmt_pair(e, sizeof e, dd);
+            if (!strcmp(s, b1) && (g0.v == FL_PAIR_ONE || g0.v == FL_PAIR_EMPTY)) {
+                fl_bprintf(v, sizeof v, 0, "%s is the best criterion with reconstruction (%s)", s,
+                         g0.v == FL_PAIR_ONE ? "one seed: no interval" : "no common seed");
+                count(&ch, g0);
+            } else if (!strcmp(s, b1)) {
+                fl_bprintf(v, sizeof v, 0, "**%s is the best criterion with reconstruction**", s);
+                best_simple++;
+            }
+            else {
+                count(&ch, dd);
+                fl_bprintf(v, sizeof v, 0, "%s", dd.v == FL_PAIR_B ? "**gap smaller with reconstruction**"
+                                          : dd.v == FL_PAIR_A ? "**gap larger with reconstruction**"
+                                          : dd.v == FL_PAIR_SAME ? "no change detected"
+                                          : dd.v == FL_PAIR_ONE ? "one seed: no interval" : "no common seed");
+            }
+            fl_bprintf(with, sizeof with, 0, "%s + %s", b1, x->c[c1c].label);
+            doc_row(d, 8, (char *[]){ (char *)s, (char *)x->c[sc].label, (char *)b0, a, with, b, e, v });
+        }
+        if (!rows) doc_p(d, "Neither wanda nor magnitude has both a `none` cell and a local reconstructor here.");
+    }
+    int j = judged(&ch);
+    if (!has_none || !has_local || nosimple || !rows_all)
+        fl_bprintf(cl.s, sizeof cl.s, 0, "%s (missing cells: %s)", state_word(NOT_TESTABLE),
+                 !has_none ? "reconstruct = none" : !has_local ? "a local reconstructor"
+                 : nosimple ? "criterion = wanda or magnitude" : "a simple criterion with both none and a local reconstructor");
+    else if (!j && !best_simple)
+        fl_bprintf(cl.s, sizeof cl.s, 0, "%s: one seed per cell, no intervals", state_word(NOT_TESTABLE));
+    else {
+        cl.state = ch.a + ch.same ? NOT_SUPPORTED : SUPPORTED;
+        fl_bprintf(cl.s, sizeof cl.s, 0, "%s: of %d comparisons, the gap is smaller with reconstruction in %d, no change is "
+                 "detected in %d, it is larger in %d, and the simple criterion is the best with reconstruction in %d%s",
+                 state_word(cl.state), rows_all, ch.b, ch.same, ch.a, best_simple,
+                 ch.one + ch.empty ? " (the rest have no interval)" : "");
+    }
+    if (several) {
+        doc_p(d, "Gap against model size: the tables above give each model's parameter count beside its gaps.");
+        fl_bprintf(cl.s, sizeof cl.s, strlen(cl.s), "; %d models: read the gap against size in the tables", models.n);
+    } else
+        fl_bprintf(cl.s, sizeof cl.s, strlen(cl.s), "; the gap against model size is not testable with one `model`");
+    doc_p(d, "**Claim 3**: %s.", cl.s);
+    fl_names_free(&models);
+    return cl;
+}
+
 /* ---- tables --------------------------------------------------------------------- */
 
-static void ppl_tables(doc *d, const fl_table *t, const fl_panel *ps, int np) {
+static void ppl_tables(doc *d, const fl_table *t, const fl_panel *ps, int np, const char *dense) {
     doc_h(d, 2, "Perplexity");
     char ev[1024];
     joined(ev, sizeof ev, t, "eval_set", 0);
-    doc_p(d, "Perplexity on %s: mean ± sample standard deviation over seeds (number of seeds); a single seed shows its "
-             "value and (1). Best mean per criterion in bold. Failed cells are left out.", ev);
+    doc_p(d, "Perplexity on %s: mean ± the 95%% Student-t half-width of that mean over seeds, t(0.975, n − 1) · sd / √n "
+             "(number of seeds); a single seed shows its value and (1). Best mean per criterion in bold. Failed cells "
+             "are left out. Dense model: %s.", ev, dense);
     fl_names crits, recs;
     fl_names_of(t, "criterion", 0, &crits);
     fl_names_of(t, "reconstruct", 0, &recs);
@@ -359,7 +1049,7 @@ static void ppl_tables(doc *d, const fl_table *t, const fl_panel *ps, int np) {
                     best = !(o.n && o.mean < s.mean);
                 }
                 char cell[128];
-                fmt_stat(cell, sizeof cell, s, 1);
+                fmt_ci(cell, sizeof cell, s);
                 snprintf(row[c + 1], 256, best ? "**%s**" : "%s", cell);
             }
             doc_row(d, crits.n + 1, row);
@@ -392,152 +1082,6 @@ static void ppl_tables(doc *d, const fl_table *t, const fl_panel *ps, int np) {
     fl_names_free(&recs);
 }
 
-/* ---- verdicts ------------------------------------------------------------------- */
-
-/* The lowest mean perplexity among the reconstructors of (panel, criterion),
- * "none" skipped when skip_none; its index in recs, or -1 without cells. */
-static int best_of(const fl_table *t, const fl_panel *p, const char *crit, const fl_names *recs, int skip_none,
-                   fl_stat *out) {
-    int best = -1;
-    for (int k = 0; k < recs->n; k++) {
-        if (skip_none && !strcmp(recs->v[k], "none")) continue;
-        fl_stat s = fl_stat_of(t, p, crit, recs->v[k], "ppl");
-        if (s.n && (best < 0 || s.mean < out->mean)) { best = k; *out = s; }
-    }
-    return best;
-}
-
-static void fmt_named(char *out, size_t n, const char *crit, const char *rec, fl_stat s) {
-    char v[128];
-    fmt_stat(v, sizeof v, s, 1);
-    snprintf(out, n, "%s%s%s %s", crit ? crit : "", crit ? "+" : "", rec, v);
-}
-
-/* The references of the free-lunch claim: one block, all blocks at once,
- * and retraining the whole model. */
-static const char *const MEM_REFS[] = { "block", "blocks:all", "retrain:full" };
-#define NREFS 3
-
-/* "sublayer 1.20 MB = 0.50× block (2.40 MB), ..." for one memory column;
- * *below: sublayer's mean under every reference present; *nref: how many. */
-static void mem_ratios(char *out, size_t n, const fl_table *t, const fl_panel *p, const char *crit, const char *col,
-                       int *below, int *nref) {
-    fl_stat sub = fl_stat_of(t, p, crit, "sublayer", col);
-    size_t len = fl_bprintf(out, n, 0, "sublayer %.2f MB", sub.mean * 1e-6);
-    *below = 1;
-    *nref = 0;
-    for (int i = 0; i < NREFS; i++) {
-        fl_stat r = fl_stat_of(t, p, crit, MEM_REFS[i], col);
-        const char *sep = i ? ", " : " = ";
-        if (!r.n) len = fl_bprintf(out, n, len, "%sno %s cell", sep, MEM_REFS[i]);
-        else if (r.mean <= 0) len = fl_bprintf(out, n, len, "%s%s %.2f MB (no ratio)", sep, MEM_REFS[i], r.mean * 1e-6);
-        else len = fl_bprintf(out, n, len, "%s%.2f× %s (%.2f MB)", sep, sub.mean / r.mean, MEM_REFS[i], r.mean * 1e-6);
-        if (r.n) { (*nref)++; *below &= sub.mean < r.mean; }
-    }
-    if (!sub.n) snprintf(out, n, "no sublayer value");
-}
-
-/* Verdict 1 for one (panel, criterion): 1 within the best's spread (or the
- * best), 0 not, -1 cannot judge; *why receives the sentence. */
-static int sublayer_within(const fl_table *t, const fl_panel *p, const char *crit, const fl_names *recs, char *why,
-                           size_t n) {
-    fl_stat sub = fl_stat_of(t, p, crit, "sublayer", "ppl"), best = { 0 };
-    int b = best_of(t, p, crit, recs, 0, &best);
-    char bs[300], ss[300];
-    if (!sub.n) { snprintf(why, n, "no sublayer cell. Sublayer within the best's spread: **cannot judge**"); return -1; }
-    fmt_named(bs, sizeof bs, NULL, recs->v[b], best);
-    fmt_named(ss, sizeof ss, NULL, "sublayer", sub);
-    if (!strcmp(recs->v[b], "sublayer")) {
-        snprintf(why, n, "the best mean is sublayer's, %s. Sublayer within the best's spread: **yes** (it is the best)", ss);
-        return 1;
-    }
-    double gap = sub.mean - best.mean;
-    if (best.n < 2) {
-        snprintf(why, n, "best %s, %s, %.2f higher. Sublayer within the best's spread: **cannot judge** (the best has one "
-                 "seed, so no spread)", bs, ss, gap);
-        return -1;
-    }
-    int in = gap <= best.std;
-    snprintf(why, n, "best %s, %s. Sublayer within the best's spread: **%s** (%.2f − %.2f = %.2f %s %.2f, the best's std)",
-             bs, ss, in ? "yes" : "no", sub.mean, best.mean, gap, in ? "≤" : ">", best.std);
-    return in;
-}
-
-/* Verdict 2: does Wanda (w) match or beat SparseGPT (s)? The rule is the
- * one of verdict 1 with the better of the two as the reference. */
-static void wanda_vs(char *out, size_t n, fl_stat w, fl_stat s) {
-    const char *q = "Wanda matches or beats SparseGPT:";
-    if (!w.n || !s.n) { snprintf(out, n, "%s **cannot judge** (no %s cell)", q, !w.n ? "wanda" : "sparsegpt"); return; }
-    double gap = w.mean - s.mean;
-    if (gap <= 0) {
-        if (w.n < 2) snprintf(out, n, "%s **yes** (lower mean by %.2f; one Wanda seed, so whether that exceeds the seeds' spread cannot be judged)", q, -gap);
-        else if (-gap > w.std) snprintf(out, n, "%s **yes**, beats it (lower by %.2f > Wanda's std %.2f)", q, -gap, w.std);
-        else snprintf(out, n, "%s **yes**, matches it (lower by %.2f ≤ Wanda's std %.2f)", q, -gap, w.std);
-    } else {
-        if (s.n < 2) snprintf(out, n, "%s **cannot judge** (higher by %.2f; one SparseGPT seed, so no spread)", q, gap);
-        else if (gap <= s.std) snprintf(out, n, "%s **yes**, matches it (higher by %.2f ≤ SparseGPT's std %.2f)", q, gap, s.std);
-        else snprintf(out, n, "%s **no** (higher by %.2f > SparseGPT's std %.2f)", q, gap, s.std);
-    }
-}
-
-static void verdicts(doc *d, const fl_table *t, const fl_panel *ps, int np) {
-    fl_names crits, recs;
-    fl_names_of(t, "criterion", 0, &crits);
-    fl_names_of(t, "reconstruct", 0, &recs);
-    doc_h(d, 2, "Verdicts");
-    doc_p(d, "Computed from the tables above by these rules. **std** is the sample standard deviation (n − 1) of a "
-             "cell's perplexities over its seeds; it is undefined for one seed. **Within the spread**: a mean B is within "
-             "the spread of a better (lower) mean A iff B − A ≤ std(A), the std of the better one's seeds. When A has one "
-             "seed, that cannot be judged.");
-    doc_li(d, "**Sublayer vs the best** (per criterion and sparsity): the best is the reconstructor with the lowest mean "
-              "perplexity (`none` included); sublayer passes if it is the best or within the best's spread.");
-    doc_li(d, "**Memory**: sublayer's mean working set and mean recovery peak over the same cells, as ratios to block, "
-              "blocks:all and retrain:full.");
-    doc_li(d, "**Free lunch** holds for a (criterion, sparsity) pair iff sublayer passes the first rule and its mean "
-              "recovery peak is below that of every one of block, blocks:all and retrain:full present; it cannot be "
-              "judged when the first rule cannot, or none of the three was run.");
-    doc_li(d, "**Wanda vs SparseGPT** (per sparsity): each criterion with its best reconstruction (lowest mean, `none` "
-              "excluded), then both with sublayer. Wanda matches or beats SparseGPT iff its mean is lower, or higher "
-              "but within SparseGPT's spread; \"beats\" when lower by more than Wanda's own std.");
-
-    doc_h(d, 3, "Is sublayer within the seeds' spread of the best, and at what memory?");
-    int holds = 0, judged = 0, undecided = 0;
-    for (int i = 0; i < np; i++)
-        for (int c = 0; c < crits.n; c++) {
-            if (!fl_stat_of(t, &ps[i], crits.v[c], NULL, "ppl").n) continue;
-            char why[1024], wm[1024], pk[1024];
-            int in = sublayer_within(t, &ps[i], crits.v[c], &recs, why, sizeof why);
-            int below, nref, below_pk, nref_pk;
-            mem_ratios(wm, sizeof wm, t, &ps[i], crits.v[c], "working_bytes", &below, &nref);
-            mem_ratios(pk, sizeof pk, t, &ps[i], crits.v[c], "recovery_peak_bytes", &below_pk, &nref_pk);
-            if (in < 0 || !nref_pk || !fl_stat_of(t, &ps[i], crits.v[c], "sublayer", "recovery_peak_bytes").n) undecided++;
-            else { judged++; holds += in == 1 && below_pk; }
-            if (in < 0 && !fl_stat_of(t, &ps[i], crits.v[c], "sublayer", "ppl").n) doc_li(d, "%s, %s: %s.", crits.v[c], ps[i].label, why);
-            else doc_li(d, "%s, %s: %s. Working set: %s. Recovery peak: %s.", crits.v[c], ps[i].label, why, wm, pk);
-        }
-    doc_p(d, "**Free lunch** (the rule above): holds in %d of %d judged (criterion, sparsity) pairs; %d cannot be judged.",
-          holds, judged, undecided);
-
-    doc_h(d, 3, "Does Wanda with reconstruction match or beat SparseGPT with reconstruction?");
-    for (int i = 0; i < np; i++) {
-        fl_stat w = { 0 }, s = { 0 };
-        int bw = best_of(t, &ps[i], "wanda", &recs, 1, &w), bs = best_of(t, &ps[i], "sparsegpt", &recs, 1, &s);
-        char a[300], b[300], v[600];
-        fmt_named(a, sizeof a, "wanda", bw >= 0 ? recs.v[bw] : "(none)", w);
-        fmt_named(b, sizeof b, "sparsegpt", bs >= 0 ? recs.v[bs] : "(none)", s);
-        wanda_vs(v, sizeof v, w, s);
-        doc_li(d, "%s, best reconstruction: %s vs %s. %s.", ps[i].label, a, b, v);
-        w = fl_stat_of(t, &ps[i], "wanda", "sublayer", "ppl");
-        s = fl_stat_of(t, &ps[i], "sparsegpt", "sublayer", "ppl");
-        fmt_named(a, sizeof a, "wanda", "sublayer", w);
-        fmt_named(b, sizeof b, "sparsegpt", "sublayer", s);
-        wanda_vs(v, sizeof v, w, s);
-        doc_li(d, "%s, both with sublayer: %s vs %s. %s.", ps[i].label, a, b, v);
-    }
-    fl_names_free(&crits);
-    fl_names_free(&recs);
-}
-
 /* ---- failed cells and the whole report ----------------------------------------- */
 
 static void failures(doc *d, const fl_table *t) {
@@ -563,6 +1107,17 @@ static const char *HTML_HEAD =
     "figure { margin: 1.5em 0; } img { max-width: 100%; height: auto; }\n"
     "figcaption { font-style: italic; }\n</style>\n</head>\n<body>\n";
 
+/* "Figures (in Plots below): `peak_s0.5`, `peak_s2-4`." for the plots whose
+ * name starts with PREFIX; "" without one. */
+static void figures(char *out, size_t n, const fl_plot_list *pl, const char *prefix) {
+    size_t len = 0;
+    out[0] = 0;
+    for (int i = 0; i < pl->n; i++)
+        if (!strncmp(pl->v[i].name, prefix, strlen(prefix)))
+            len = fl_bprintf(out, n, len, "%s`%s`", len ? ", " : "Figures (in Plots below): ", pl->v[i].name);
+    if (len) fl_bprintf(out, n, len, ".");
+}
+
 int fl_report_build(const fl_table *t, const char *results_csv, const char *out_dir, int draw) {
     fl_plot_list plots;
     if ((draw ? fl_plots_build : fl_plots_scripts)(t, out_dir, &plots) != 0) return -1;
@@ -572,11 +1127,39 @@ int fl_report_build(const fl_table *t, const char *results_csv, const char *out_
     doc_p(&d, "A reproduction of \"A Free Lunch in LLM Compression: Revisiting Retraining after Pruning\" (Wagner, Roux, "
               "Zimmer, Pokutta, arXiv 2510.14444), made by `freelunch report` from `%s`. Every number below is computed "
               "from that file.", results_csv);
-    setup(&d, t, results_csv);
+    /* the summary comes first but is made of what the sections find:
+     * they are written to BODY, then appended after it */
+    doc body = { 0 };
+    char dense[2048] = "";
+    setup(&body, t, results_csv, dense, sizeof dense);
+    if (!dense[0]) snprintf(dense, sizeof dense, "unknown (no model directory named in the results)");
     fl_panel *ps;
     int np = fl_panels(t, &ps);
-    verdicts(&d, t, ps, np);
-    ppl_tables(&d, t, ps, np);
+    ctx x;
+    ctx_init(&x, t, ps, np);
+    doc_h(&body, 2, "How configurations are compared");
+    doc_p(&body, "%s", STATS_RULE);
+    claim c1 = claim1(&body, &x), c2 = claim2(&body, &x), c3 = claim3(&body, &x);
+    doc_close(&body);
+    char f1[600], f2[600], f3[600];
+    figures(f1, sizeof f1, &plots, "time_");
+    figures(f2, sizeof f2, &plots, "peak_");
+    figures(f3, sizeof f3, &plots, "bars_");
+    doc_h(&d, 2, "Summary");
+    doc_li(&d, "**Dense model**: %s.", dense);
+    doc_li(&d, "**Claim 1 — local reconstruction matches retraining** with far less data and compute: %s. %s", c1.s, f1);
+    doc_li(&d, "**Claim 2 — granularity does not matter once the unit holds a nonlinearity**, single matrices do worse: "
+               "%s. %s", c2.s, f2);
+    doc_li(&d, "**Claim 3 — with reconstruction, simple criteria close the gap** to the best: %s. %s", c3.s, f3);
+    doc_p(&d, "Comparisons are paired over seeds with 95%% Student-t intervals (\"How configurations are compared\" "
+              "below); each claim's section gives its rule and the tables behind its verdict.");
+    doc_close(&d);
+    fl_sb_putn(&d.md, fl_sb_str(&body.md), body.md.len);
+    fl_sb_putn(&d.html, fl_sb_str(&body.html), body.html.len);
+    fl_sb_free(&body.md);
+    fl_sb_free(&body.html);
+    ppl_tables(&d, t, ps, np, dense);
+    ctx_free(&x);
     free(ps);
     doc_h(&d, 2, "Plots");
     int rc = 0;

@@ -1,11 +1,19 @@
 /* The study's report: OUT/report.md and a self-contained OUT/report.html
  * (every plot embedded as a data: URI, no file beside it needed), made from
- * a results.csv. Sections: the set-up (model, tokenizer, data, calibration,
- * machine, commit, cell counts), perplexity tables (per sparsity:
- * reconstructor x criterion, mean ± std over seeds), memory and time per
- * reconstructor, the plots (plots/plots.h, rebuilt here), the verdicts on
- * the paper's claims computed from the numbers (each rule stated in the
- * report), and every failed cell with its message. */
+ * a results.csv. Sections: a summary (the dense model's recorded perplexity
+ * and the three claims' verdicts, one sentence each), the set-up (model,
+ * tokenizer, data, calibration, machine, commit, cell counts, the grid and
+ * the settings of each reconstructor), how configurations are compared
+ * (paired over seeds, reports/paired.h), one section per claim of the paper
+ * with its rule and the tables its verdict is computed from (claim 1: the
+ * best local reconstructor against each retraining baseline, with recovery
+ * token and FLOP ratios; claim 2: granularity among the units that hold a
+ * nonlinearity, matrix against the best of them, memory and drift; claim 3:
+ * the gaps between the best criterion and wanda, magnitude without and with
+ * reconstruction), perplexity tables (per sparsity: reconstructor x
+ * criterion, mean ± 95% half-width over seeds), memory and time per
+ * reconstructor, the plots (plots/plots.h, rebuilt here) and every failed
+ * cell with its message. README "The report" states the rules. */
 #ifndef FL_REPORT_H
 #define FL_REPORT_H
 #include "harness/results.h"

@@ -62,7 +62,7 @@ check "each cell keeps freelunch.json, calib.bin and its log, no model" \
 check "the grid as run is saved" "grep -q 'reconstruct = none, sublayer, block' '$T/out/grid.ini'"
 check "progress shows cells done of total and an ETA" "grep -q '^\[6/6\] done' '$T/run.log' && grep -q ETA '$T/run.log'"
 check "plots drawn (PNG and SVG)" "[ \$(ls '$T/out'/plots/*.png | wc -l) -ge 5 ] && [ \$(ls '$T/out'/plots/*.svg | wc -l) -ge 5 ] && head -c 8 '$T/out/plots/mem_s0.5.png' | grep -q PNG"
-check "report.md has the perplexity table and the verdicts" "grep -q '^## Perplexity' '$T/out/report.md' && grep -q 'Free lunch' '$T/out/report.md' && grep -q '| sublayer |' '$T/out/report.md'"
+check "report.md has the perplexity table and the verdicts" "grep -q '^## Perplexity' '$T/out/report.md' && grep -q '^## Claim 1' '$T/out/report.md' && grep -q '^- \*\*Claim 3' '$T/out/report.md' && grep -q '| sublayer |' '$T/out/report.md'"
 check "report.html embeds its plots" "grep -q 'data:image/svg+xml;base64' '$T/out/report.html' && ! grep -q 'src=\"plots/' '$T/out/report.html'"
 check "Pareto flags set on ok rows" "[ \$(col '$T/out/results.csv' pareto_mem | grep -c '^[01]\$') -eq 6 ]"
 

@@ -136,10 +136,11 @@ static void line_has(const char *text, const char *prefix, const char *needle) {
     if (!strstr(line, needle)) fail_msg("expected \"%s\" in:\n%s", needle, line);
 }
 
-/* mean ± sample std of two values, as the report formats it */
+/* mean ± 95% half-width of two values, as the report formats it:
+ * t(0.975, 1) = 12.7062047361747 (R's qt) times sd / sqrt(2) */
 static void two_seeds(char *out, size_t n, const double v[2]) {
     double m = (v[0] + v[1]) / 2, sd = fabs(v[0] - v[1]) / sqrt(2.0);
-    snprintf(out, n, "%.2f ± %.2f (2)", m, sd);
+    snprintf(out, n, "%.2f ± %.2f (2)", m, 12.7062047361747 * sd / sqrt(2.0));
 }
 
 static void test_plots_and_report(void **state) {
@@ -202,7 +203,7 @@ static void test_plots_and_report(void **state) {
     snprintf(best, sizeof best, "**%s**", want);
     ASSERT_HAS(md, best);
     line_of(md, "| sublayer |", line, sizeof line);    /* one row per reconstructor, a column per criterion */
-    ASSERT_HAS(line, "| 20.20 ± 0.28 (2) |");
+    ASSERT_HAS(line, "| 20.20 ± 2.54 (2) |");
     snprintf(want, sizeof want, "| retrain:full | 8 | %.2f | %.2f | %.2f |", WORKING[3] * 1e-6, PEAK[3] * 1e-6, SECS[3] + 0.05);
     ASSERT_HAS(md, want);
 
@@ -213,26 +214,34 @@ static void test_plots_and_report(void **state) {
     ASSERT_HAS(md, "testbox");
     ASSERT_HAS(md, "abc1234");
 
-    /* verdict 1 flips with the numbers */
-    line_has(md, "- wanda, sparsity 0.5:", "best block 20.10");
-    line_has(md, "- wanda, sparsity 0.5:", "Sublayer within the best's spread: **yes**");
-    line_has(md, "- sparsegpt, sparsity 0.5:", "Sublayer within the best's spread: **no**");
-    line_has(md, "- wanda, sparsity 0.6:", "Sublayer within the best's spread: **no**");
-    line_has(md, "- sparsegpt, sparsity 0.6:", "Sublayer within the best's spread: **yes** (it is the best)");
-    snprintf(want, sizeof want, "Recovery peak: sublayer %.2f MB = %.2f× block (%.2f MB)", PEAK[1] * 1e-6, PEAK[1] / PEAK[2],
-             PEAK[2] * 1e-6);
-    line_has(md, "- sparsegpt, sparsity 0.6:", want);
-    snprintf(want, sizeof want, "%.2f× retrain:full", PEAK[1] / PEAK[3]);
-    line_has(md, "- sparsegpt, sparsity 0.6:", want);
-    line_has(md, "- wanda, sparsity 0.6:", "no blocks:all cell");   /* the only blocks:all cell failed */
-    /* sublayer passes at two pairs and its peak is below block's and retrain's */
-    ASSERT_HAS(md, "holds in 2 of 4 judged (criterion, sparsity) pairs; 0 cannot be judged");
-
-    /* verdict 2 flips between the sparsities */
-    line_has(md, "- sparsity 0.5, best reconstruction:", "Wanda matches or beats SparseGPT: **yes**, beats it");
-    line_has(md, "- sparsity 0.6, best reconstruction:", "Wanda matches or beats SparseGPT: **no**");
-    line_has(md, "- sparsity 0.5, both with sublayer:", "Wanda matches or beats SparseGPT: **yes**");
-    line_has(md, "- sparsity 0.6, both with sublayer:", "Wanda matches or beats SparseGPT: **no**");
+    /* the summary opens the report, one line per claim, then the sections;
+     * the verdicts' rules are tested on hand-made tables below */
+    const char *sum = strstr(md, "## Summary"), *c1 = strstr(md, "## Claim 1"), *setup = strstr(md, "## Set-up");
+    assert_non_null(sum);
+    assert_non_null(c1);
+    assert_true(sum < setup && setup < c1);
+    line_has(md, "- **Dense model**", "unknown (its freelunch.json records no `val_ppl`)");
+    line_has(md, "- **Claim 1", "of 4 comparisons");
+    /* sublayer and block only, no matrix: part (a) alone decides, and it fails:
+     * wanda's sublayer − block at 0.5 is 0.1 at both seeds, an interval of
+     * width ~0 above 0 */
+    line_has(md, "- **Claim 2", "**not supported**: (a) 3 of 4 pairs of nonlinear units differ");
+    line_has(md, "- **Claim 2", "in 0 of 0 comparisons");
+    line_has(md, "- **Claim 3", "of 2 comparisons");
+    /* each claim names the plots behind it */
+    line_has(md, "- **Claim 1", "Figures (in Plots below): `time_s0.5`, `time_s0.6`.");
+    line_has(md, "- **Claim 2", "`peak_s0.5`, `peak_s0.6`");
+    line_has(md, "- **Claim 3", "`bars_s0.5`, `bars_s0.6`");
+    ASSERT_HAS(md, "## Claim 2 — granularity");
+    ASSERT_HAS(md, "## Claim 3 — criteria");
+    /* two seeds: the differences' intervals use t(0.975, 1) */
+    line_of(md, "| wanda | block 20.10", line, sizeof line);
+    {
+        double d0 = PPL[0][0][2][0] - PPL[0][0][3][0], d1 = PPL[0][0][2][1] - PPL[0][0][3][1];
+        double m = (d0 + d1) / 2, half = 12.7062047361747 * fabs(d0 - d1) / sqrt(2.0) / sqrt(2.0);
+        snprintf(want, sizeof want, "| %.2f ± %.2f (2) |", m, half);
+        ASSERT_HAS(line, want);
+    }
 
     /* failed cell with its message, in both files */
     ASSERT_HAS(md, FAILED_MSG);
@@ -259,7 +268,7 @@ static void test_plots_and_report(void **state) {
     ASSERT_HAS((char *)svg, "<svg");
     free(svg);
     ASSERT_HAS(html, "<table>");
-    ASSERT_HAS(html, "<strong>yes</strong>");
+    ASSERT_HAS(html, "<strong>supported</strong>");
     free(md);
     free(html);
     /* FL_TEST_KEEP=1 keeps the directory to look at the plots and report */
@@ -267,7 +276,7 @@ static void test_plots_and_report(void **state) {
     else tu_rmrf(dir);
 }
 
-/* One seed: no std anywhere, so the verdicts that need one say so. */
+/* One seed: no interval anywhere, and every claim says so. */
 static void test_one_seed_cannot_judge(void **state) {
     (void)state;
     char dir[512], csv[600], path[1024];
@@ -279,10 +288,9 @@ static void test_one_seed_cannot_judge(void **state) {
     char want[64];
     snprintf(want, sizeof want, "| %.2f (1) |", PPL[0][0][1][0]);
     ASSERT_HAS(md, want);
-    line_has(md, "- wanda, sparsity 0.5:", "**cannot judge** (the best has one seed");
-    line_has(md, "- sparsegpt, sparsity 0.6:", "**yes** (it is the best)");   /* being the best needs no spread */
-    line_has(md, "- sparsity 0.6, best reconstruction:", "**cannot judge**");
-    line_has(md, "- sparsity 0.5, best reconstruction:", "**yes** (lower mean");   /* lower is lower, spread or not */
+    ASSERT_HAS(md, "one seed: no interval");
+    line_has(md, "- **Claim 1", "**not testable with this grid**: none of the 4 comparisons has an interval (one seed per cell");
+    line_has(md, "- **Claim 3", "**not testable with this grid**: one seed per cell");
     free(md);
     tu_rmrf(dir);
 }
