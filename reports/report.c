@@ -757,10 +757,13 @@ static claim claim1(doc *d, const ctx *x) {
     int n = judged(&c) + c.one + c.empty;
     char ratios[400] = "";
     size_t rl = 0;
-    if (thi >= tlo) rl = fl_bprintf(ratios, sizeof ratios, rl, "; the local reconstructor used %.3g–%.3g× the baseline's recovery tokens", tlo, thi);
+    char tr[64], fr[64];   /* "0.1×", or "0.1–1×" when the comparisons differ */
+    snprintf(tr, sizeof tr, tlo == thi ? "%.3g" : "%.3g–%.3g", tlo, thi);
+    snprintf(fr, sizeof fr, flo == fhi ? "%.3g" : "%.3g–%.3g", flo, fhi);
+    if (thi >= tlo) rl = fl_bprintf(ratios, sizeof ratios, rl, "; the local reconstructor used %s× the baseline's recovery tokens", tr);
     else rl = fl_bprintf(ratios, sizeof ratios, rl, "; recovery tokens unknown (no `recovery_tokens` in this file)");
-    if (fhi >= flo) fl_bprintf(ratios, sizeof ratios, rl, "%s %.3g–%.3g× %s recovery FLOPs", thi >= tlo ? " and" : "; the local reconstructor used",
-                               flo, fhi, thi >= tlo ? "its" : "the baseline's");
+    if (fhi >= flo) fl_bprintf(ratios, sizeof ratios, rl, "%s %s× %s recovery FLOPs", thi >= tlo ? " and" : "; the local reconstructor used",
+                               fr, thi >= tlo ? "its" : "the baseline's");
     if (!has_local || !has_rt)
         fl_bprintf(cl.s, sizeof cl.s, 0, "%s (missing cells: %s)", state_word(NOT_TESTABLE),
                  !has_local ? "no local reconstructor: reconstruct = matrix, sublayer, block, blocks:K or blocks:all"
