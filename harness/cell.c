@@ -422,24 +422,6 @@ static int walk_model(walk_t *w, const fl_plan_unit *pu) {
     return rc;
 }
 
-/* last_use[l*7+i]: the last recovery unit (not a model unit) reaching
- * linear i of block l, or -1; all -1 when the targets come from the dense
- * model's copy (propagation dense and dense-target). */
-static void plan_last_use(const fl_plan *p, const fl_config *c, fl_prop prop, int *last_use) {
-    fl_linear_shape sh[7];
-    const int k = fl_config_linears(c, sh);
-    for (int q = 0; q < c->n_layer * 7; q++) last_use[q] = -1;
-    for (int j = 0; j < p->n && prop == FL_PROP_SPARSE; j++) {
-        const fl_plan_unit *u = &p->u[j];
-        if (!u->recover || u->kind == FL_UNIT_MODEL) continue;
-        for (int l = u->s0 / 2; l <= (u->s1 - 1) / 2; l++)
-            for (int i = 0; i < k; i++) {
-                int s = 2 * l + sh[i].sub;
-                if (u->kind == FL_UNIT_LINEAR ? (l == u->layer && i == u->lin) : (s >= u->s0 && s < u->s1)) last_use[l * 7 + i] = j;
-            }
-    }
-}
-
 static int walk_plan(walk_t *w) {
     const fl_plan *p = &w->plan;
     int rc = 0;
@@ -682,7 +664,11 @@ static int cell_run(const fl_cell_cfg *c, fl_cell_result *r, walk_t *wp) {
     w.p_block = -1;
     w.dense_w = calloc((size_t)L * 7, sizeof *w.dense_w);
     w.last_use = malloc(sizeof *w.last_use * (size_t)L * 7);
-    plan_last_use(&w.plan, &m.cfg, w.prop, w.last_use);
+    /* dense weights are kept only for targets on the sparse stream: the
+     * dense modes take theirs from the dense model's copy */
+    fl_plan_last_use(&w.plan, &m.cfg, w.last_use);
+    if (w.prop != FL_PROP_SPARSE)
+        for (int q = 0; q < L * 7; q++) w.last_use[q] = -1;
     if (w.prune_dense) {
         /* the prune stream starts as the embeddings, like S; S goes on only
          * when a local unit will learn from it */

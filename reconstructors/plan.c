@@ -151,6 +151,21 @@ int fl_plan_check(const fl_plan *p, const fl_config *c, const char *who) {
     return rc;
 }
 
+void fl_plan_last_use(const fl_plan *p, const fl_config *c, int *last_use) {
+    fl_linear_shape sh[7];
+    const int k = fl_config_linears(c, sh);
+    for (int q = 0; q < c->n_layer * 7; q++) last_use[q] = -1;
+    for (int j = 0; j < p->n; j++) {
+        const fl_plan_unit *u = &p->u[j];
+        if (!u->recover || u->kind == FL_UNIT_MODEL) continue;
+        for (int l = u->s0 / 2; l <= (u->s1 - 1) / 2; l++)
+            for (int i = 0; i < k; i++) {
+                int s = 2 * l + sh[i].sub;
+                if (u->kind == FL_UNIT_LINEAR ? (l == u->layer && i == u->lin) : (s >= u->s0 && s < u->s1)) last_use[l * 7 + i] = j;
+            }
+    }
+}
+
 void fl_plan_free(fl_plan *p) {
     free(p->u);
     memset(p, 0, sizeof *p);

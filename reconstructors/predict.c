@@ -15,6 +15,7 @@
 #include "model/err.h"
 #include <omp.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define RB 64          /* attention row block, model/ops.c */
@@ -257,9 +258,12 @@ static int predict_plan(const shp *s, const shp *sm, const fl_recon_inst *in, co
     fl_linear_shape sh[7];
     const int k = fl_config_linears(cfg, sh);
     int dense = 0, last_prune = -1;
+    int *last_use = malloc(sizeof(int) * (size_t)cfg->n_layer * 7), *prune_at = malloc(sizeof(int) * (size_t)cfg->n_layer);
+    if (!last_use || !prune_at) { free(last_use); free(prune_at); return fl_err("predict: out of memory"); }
+    fl_plan_last_use(plan, cfg, last_use);
     for (int i = 0; i < plan->n; i++) {
         dense |= plan->u[i].recover && plan->u[i].kind != FL_UNIT_MODEL;
-        if (plan->u[i].prune) last_prune = i;
+        if (plan->u[i].prune) { last_prune = i; prune_at[plan->u[i].s0 / 2] = i; }
     }
     dense &= prop != FL_PROP_SPARSE;
     const int64_t stream = 4 * NT * s->d, held = model_bytes(cfg) + stream + (dense ? model_bytes(cfg) + stream : 0);
@@ -272,21 +276,12 @@ static int predict_plan(const shp *s, const shp *sm, const fl_recon_inst *in, co
         int64_t cell;
         if (u->kind == FL_UNIT_MODEL) cell = model_bytes(cfg) + masks;
         else {
-            /* dense weights kept: pruned linears that unit i or a later one recovers */
+            /* dense weights kept: linears whose block is pruned and that
+             * unit i or a later one recovers (the walk's fl_plan_last_use) */
             int64_t kept = 0;
             for (int l = 0; l < cfg->n_layer && prop == FL_PROP_SPARSE; l++)
-                for (int q = 0; q < k; q++) {
-                    const int sq = 2 * l + sh[q].sub;
-                    int pruned_before = 0, used_later = 0;
-                    for (int j = 0; j < i; j++)
-                        if (plan->u[j].prune && plan->u[j].s0 == 2 * l) pruned_before = 1;
-                    for (int j = i; j < plan->n && pruned_before && !used_later; j++) {
-                        const fl_plan_unit *v = &plan->u[j];
-                        if (!v->recover || v->kind == FL_UNIT_MODEL) continue;
-                        used_later = v->kind == FL_UNIT_LINEAR ? (v->layer == l && v->lin == q) : (sq >= v->s0 && sq < v->s1);
-                    }
-                    if (used_later) kept += 4 * (int64_t)sh[q].rows * sh[q].cols;
-                }
+                for (int q = 0; q < k; q++)
+                    if (prune_at[l] < i && last_use[l * 7 + q] >= i) kept += 4 * (int64_t)sh[q].rows * sh[q].cols;
             cell = held + masks + kept + (prune_dense && i < last_prune ? stream : 0);
             if (u->kind == FL_UNIT_RANGE) cell += stream;
             else cell += 4 * NT * sh[u->lin].cols * (dense ? 2 : 1) + 4 * NT * sh[u->lin].rows;
@@ -295,9 +290,11 @@ static int predict_plan(const shp *s, const shp *sm, const fl_recon_inst *in, co
         fl_predict_job j = { .s = u->kind == FL_UNIT_MODEL ? sm : s, .u = u, .priv = in->priv,
                              .bias_norm_only = a->trainable_bias_norm, .optim = a->optim };
         fl_predict_unit pu = { 0, 0 };
-        if (in->r->predict(&j, &pu) != 0) return -1;
+        if (in->r->predict(&j, &pu) != 0) { free(last_use); free(prune_at); return -1; }
         take(out, pu.working, cell + pu.rel_peak, u->name);
     }
+    free(last_use);
+    free(prune_at);
     return 0;
 }
 

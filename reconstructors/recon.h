@@ -78,6 +78,10 @@ int fl_plan_add_pruning(fl_plan *p, const fl_config *c);
  * a model unit after the last block's pruning. -1 with a message naming
  * the reconstructor if not. */
 int fl_plan_check(const fl_plan *p, const fl_config *c, const char *who);
+/* last_use[l*7+i] (n_layer*7 ints): the index of the last recovery unit,
+ * not a model unit, that reaches linear i of block l, or -1: until then
+ * the walk keeps its dense weights (harness/cell.c, predict.c). */
+void fl_plan_last_use(const fl_plan *p, const fl_config *c, int *last_use);
 void fl_plan_free(fl_plan *p);
 
 /* A unit bound to a model: the cell's (and the tests') view. */
