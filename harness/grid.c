@@ -697,7 +697,7 @@ static int dedup(const fl_grid *g, fl_cell_spec *cs, long long *total) {
 
 /* ---- tuning -------------------------------------------------------------- */
 
-const char *fl_role_name(int role) { return role == FL_ROLE_TUNE ? "tune" : "final"; }
+const char *fl_role_name(int role) { return role == FL_ROLE_TUNE ? "tune" : role == FL_ROLE_DENSE ? "dense" : "final"; }
 
 /* Does a cell with this reconstructor train anything a [tune] key could
  * change? none recovers nothing, matrix-ls solves in closed form. */
@@ -849,6 +849,39 @@ int fl_grid_cells(fl_grid *g, fl_cell_spec **cells, int *n) {
     if (g->tune.ndims && tune_expand(g, &cs, &total) != 0) { free(cs); return -1; }
     *cells = cs;
     *n = (int)total;
+    return 0;
+}
+
+/* What a dense model's perplexity depends on: the model and how it is
+ * evaluated (the backend and threads only in the last bits, but a reference
+ * is measured as its cells are). */
+static const char *const DENSE_KEYS[] = { "model", "eval", "eval-windows", "backend", "threads" };
+#define N_DENSE_KEYS (int)(sizeof DENSE_KEYS / sizeof *DENSE_KEYS)
+
+int fl_grid_dense_refs(const fl_cell_spec *cells, int n, fl_cell_spec **refs, int *nrefs) {
+    *refs = NULL;
+    *nrefs = 0;
+    fl_cell_spec *out = calloc((size_t)(n ? n : 1), sizeof *out);
+    if (!out) return fl_err("dense references: out of memory");
+    int m = 0;
+    for (int i = 0; i < n; i++) {
+        if (cells[i].role == FL_ROLE_TUNE) continue;
+        fl_cell_spec s = { 0 };
+        for (int k = 0; k < N_DENSE_KEYS; k++) {
+            const char *v = fl_cell_get(&cells[i], DENSE_KEYS[k]);
+            if (!v) continue;
+            s.key[s.nkeys] = fl_setting_find(DENSE_KEYS[k])->key;
+            s.val[s.nkeys++] = v;
+        }
+        s.role = FL_ROLE_DENSE;
+        if (cell_identity(&s, "role=dense\n") != 0) { free(out); return -1; }
+        snprintf(s.name, sizeof s.name, "dense");
+        int seen = 0;
+        for (int j = 0; j < m && !seen; j++) seen = !strcmp(out[j].id, s.id);
+        if (!seen) out[m++] = s;
+    }
+    *refs = out;
+    *nrefs = m;
     return 0;
 }
 

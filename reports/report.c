@@ -666,9 +666,12 @@ static int any_cfg(const ctx *x, int (*kind)(const char *)) {
     return 0;
 }
 
-static void heading_of(char *h, size_t n, const char *crit, const fl_panel *p) {
-    if (crit) fl_bprintf(h, n, 0, "%s, %s", crit, p->label);
-    else fl_bprintf(h, n, 0, "%s", p->label);
+/* "Wanda, sparsity 0.5 (dense model 94.52)": a panel's heading carries the
+ * reference every perplexity under it is read against (issue 19). */
+static void heading_of(char *h, size_t n, const fl_table *t, const char *crit, const fl_panel *p) {
+    size_t k = crit ? fl_bprintf(h, n, 0, "%s, %s", crit, p->label) : fl_bprintf(h, n, 0, "%s", p->label);
+    double dn = fl_panel_dense(t, p, "ppl");
+    if (isfinite(dn)) fl_bprintf(h, n, k, " (dense model %.2f)", dn);
     h[0] = (char)toupper((unsigned char)h[0]);
 }
 
@@ -720,7 +723,7 @@ static claim claim1(doc *d, const ctx *x) {
     for (int i = 0; i < x->np && has_local && has_rt; i++) {
         const fl_panel *p = &x->ps[i];
         char h[700];
-        heading_of(h, sizeof h, NULL, p);
+        heading_of(h, sizeof h, x->t, NULL, p);
         doc_h(d, 3, h);
         int rows = 0;
         for (int k = 0; k < x->crits.n; k++) {
@@ -814,7 +817,7 @@ static claim claim2(doc *d, const ctx *x) {
             for (int j = 0; j < x->nc; j++) nn += (is_local(x->c[j].rec)) && cstat(x, p, crit, &x->c[j], "ppl").n;
             if (b < 0 && !nn) continue;
             char h[700];
-            heading_of(h, sizeof h, crit, p);
+            heading_of(h, sizeof h, x->t, crit, p);
             doc_h(d, 3, h);
             const char *hdr[7] = { "reconstructor", "ppl (95%, n)", "− best nonlinear (95%, n)", "verdict",
                                    "recovery peak (MB)", "working set (MB)", "drift at last block" };
@@ -946,7 +949,7 @@ static claim claim3(doc *d, const ctx *x) {
         int c0 = best_crit(x, p, is_none, &c0c, &s0), c1 = best_crit(x, p, is_local, &c1c, &s1);
         if (c0 < 0 || c1 < 0) continue;
         char h[700], params[128];
-        heading_of(h, sizeof h, NULL, p);
+        heading_of(h, sizeof h, x->t, NULL, p);
         doc_h(d, 3, h);
         model_params(params, sizeof params, p->model);
         if (several) doc_p(d, "Model `%s`: %s parameters.", p->model, params);
@@ -1027,7 +1030,8 @@ static void ppl_tables(doc *d, const fl_table *t, const fl_panel *ps, int np, co
     joined(ev, sizeof ev, t, "eval_set", 0);
     doc_p(d, "Perplexity on %s: mean ± the 95%% Student-t half-width of that mean over seeds, t(0.975, n − 1) · sd / √n "
              "(number of seeds); a single seed shows its value and (1). Best mean per criterion in bold. Failed cells "
-             "are left out. Dense model: %s.", ev, dense);
+             "are left out. The first row of each table, in italics, is the dense model (nothing pruned) on the same "
+             "windows, where the results have its reference row. Dense model: %s.", ev, dense);
     fl_names crits, recs;
     fl_names_of(t, "criterion", 0, &crits);
     fl_names_of(t, "reconstruct", 0, &recs);
@@ -1041,6 +1045,12 @@ static void ppl_tables(doc *d, const fl_table *t, const fl_panel *ps, int np, co
         snprintf(row[0], 256, "reconstructor");
         for (int c = 0; c < crits.n; c++) snprintf(row[c + 1], 256, "%s", crits.v[c]);
         doc_row(d, crits.n + 1, row);
+        double dn = fl_panel_dense(t, &ps[i], "ppl");
+        if (isfinite(dn)) {   /* the reference: the same unpruned model under every criterion */
+            snprintf(row[0], 256, "*dense model*");
+            for (int c = 0; c < crits.n; c++) snprintf(row[c + 1], 256, "*%.2f*", dn);
+            doc_row(d, crits.n + 1, row);
+        }
         for (int k = 0; k < recs.n; k++) {
             if (!fl_stat_of(t, &ps[i], NULL, recs.v[k], "ppl").n) continue;
             snprintf(row[0], 256, "%s", recs.v[k]);
@@ -1121,6 +1131,27 @@ static void figures(char *out, size_t n, const fl_plot_list *pl, const char *pre
     if (len) fl_bprintf(out, n, len, ".");
 }
 
+/* The dense references (role dense rows) measured on the evaluation sets,
+ * put before what SETUP found in the models' freelunch.json (their
+ * validation perplexity); without any, that is all there is, and it says so. */
+static void dense_refs(const fl_table *t, char *dense, size_t dn) {
+    char refs[2048] = "";
+    size_t k = 0;
+    for (int r = t->nrows; r < t->nrows + t->nref; r++) {
+        if (!fl_sum_ok(t, r)) continue;
+        const char *m = fl_table_get(t, r, "model"), *base = strrchr(m, '/'), *w = fl_table_get(t, r, "eval_windows");
+        base = base && base[1] ? base + 1 : m;
+        k = fl_bprintf(refs, sizeof refs, k, "%s`%.200s` **%.2f** on %s (%s%s, the dense reference row of the results)",
+                       k ? "; " : "", base, fl_table_num(t, r, "ppl"), fl_table_get(t, r, "eval_set"), *w ? w : "every",
+                       *w ? " windows" : " window");
+    }
+    char rest[2048];
+    snprintf(rest, sizeof rest, "%s", dense);
+    if (k) fl_bprintf(dense, dn, 0, "%s; pretraining's own record: %s", refs, rest);
+    else fl_bprintf(dense, dn, 0, "%s; no dense reference row in the results (a study before they were measured): the tables "
+                             "and plots carry no dense line", rest);
+}
+
 int fl_report_build(const fl_table *t, const char *results_csv, const char *out_dir, int draw) {
     fl_plot_list plots;
     if ((draw ? fl_plots_build : fl_plots_scripts)(t, out_dir, &plots) != 0) return -1;
@@ -1136,6 +1167,7 @@ int fl_report_build(const fl_table *t, const char *results_csv, const char *out_
     char dense[2048] = "";
     setup(&body, t, results_csv, dense, sizeof dense);
     if (!dense[0]) snprintf(dense, sizeof dense, "unknown (no model directory named in the results)");
+    dense_refs(t, dense, sizeof dense);
     fl_panel *ps;
     int np = fl_panels(t, &ps);
     ctx x;
