@@ -144,6 +144,13 @@ check "every cell exactly once" "[ $(rows "$T/nested/k/results.csv") -eq 8 ] && 
 check "rows written before the kill are kept as they were" \
   "[ \"\$(col '$T/k1.csv' finished_at)\" = \"\$(col '$T/nested/k/results.csv' finished_at | head -$r1)\" ]"
 
+# lr-scale multiplies the preset's learning rate (the default study tunes it)
+"$FL" prune --model "$T/m" --criterion wanda --sparsity 0.5 --reconstruct sublayer --calib-samples 4 --eval sotu-test --eval-windows 2 --no-model --out "$T/lr1" >/dev/null 2>&1
+"$FL" prune --model "$T/m" --criterion wanda --sparsity 0.5 --reconstruct sublayer --calib-samples 4 --eval sotu-test --eval-windows 2 --lr-scale 3 --no-model --out "$T/lr3" >/dev/null 2>&1
+check "--lr-scale 3 trains with three times the preset's learning rate, recorded" "/usr/bin/python3 -c \"
+import json,sys; a=json.load(open('$T/lr1/freelunch.json'))['cell']; b=json.load(open('$T/lr3/freelunch.json'))['cell']
+sys.exit(not (abs(b['lr'] / a['lr'] - 3) < 1e-6 and b['lr_scale'] == 3 and 'lr_scale' not in a))\""
+
 # [tune]: each cell that trains runs one sub-cell per learning rate, scored
 # on sotu-val only, then its final cell with the best; none runs once
 { cat <<EOF
