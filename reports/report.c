@@ -135,6 +135,28 @@ static void doc_row(doc *d, int n, char *const *cells) {
 /* A plot: Markdown links the files in plots/; HTML carries the SVG itself
  * as a data: URI (an <img> keeps each SVG's ids to itself, which inlined
  * <svg> elements from one gnuplot would not: they all define gpPt0...). */
+/* The SVG of plot NAME in OUT_DIR/plots as a data: URI appended to B (the
+ * report is one self-contained file). */
+static int svg_uri(fl_sbuf *b, const char *out_dir, const char *name) {
+    char path[4400];
+    snprintf(path, sizeof path, "%.4000s/plots/%.128s.svg", out_dir, name);
+    FILE *f = fopen(path, "rb");
+    if (!f) return fl_err("%s: cannot read the plot just drawn", path);
+    fl_sbuf svg = { 0 };
+    char buf[65536];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, f)) > 0) fl_sb_putn(&svg, buf, n);
+    int bad = ferror(f);
+    fclose(f);
+    if (bad || !svg.len) { fl_sb_free(&svg); return fl_err("%s: cannot read the plot just drawn", path); }
+    unsigned char *b64 = malloc(4 * ((svg.len + 2) / 3) + 1);
+    EVP_EncodeBlock(b64, (const unsigned char *)svg.s, (int)svg.len);
+    fl_sb_printf(b, "data:image/svg+xml;base64,%s", (const char *)b64);
+    free(b64);
+    fl_sb_free(&svg);
+    return 0;
+}
+
 static int doc_plot(doc *d, const char *out_dir, const fl_plot *p, int draw) {
     doc_close(d);
     /* the name is made of file-safe characters only (summary.c) */
@@ -149,26 +171,48 @@ static int doc_plot(doc *d, const char *out_dir, const fl_plot *p, int draw) {
         fl_sb_puts(&d->html, "</figcaption></figure>\n");
         return 0;
     }
-    char path[4400];
-    snprintf(path, sizeof path, "%.4000s/plots/%.128s.svg", out_dir, p->name);
-    FILE *f = fopen(path, "rb");
-    if (!f) return fl_err("%s: cannot read the plot just drawn", path);
-    fl_sbuf svg = { 0 };
-    char buf[65536];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof buf, f)) > 0) fl_sb_putn(&svg, buf, n);
-    int bad = ferror(f);
-    fclose(f);
-    if (bad || !svg.len) { fl_sb_free(&svg); return fl_err("%s: cannot read the plot just drawn", path); }
-    unsigned char *b64 = malloc(4 * ((svg.len + 2) / 3) + 1);
-    EVP_EncodeBlock(b64, (const unsigned char *)svg.s, (int)svg.len);
-    fl_sb_puts(&d->html, "<figure><img alt=\"");
+    fl_sbuf uri = { 0 };
+    if (svg_uri(&uri, out_dir, p->name) != 0) { fl_sb_free(&uri); return -1; }
+    fl_sb_printf(&d->html, "<figure id=\"plot-%s\"><img alt=\"", p->name);
     html_text(&d->html, p->title);
-    fl_sb_printf(&d->html, "\" src=\"data:image/svg+xml;base64,%s\"><figcaption>", (const char *)b64);
+    fl_sb_printf(&d->html, "\" src=\"%s\"><figcaption>", fl_sb_str(&uri));
     html_text(&d->html, p->title);
     fl_sb_puts(&d->html, "</figcaption></figure>\n");
-    free(b64);
-    fl_sb_free(&svg);
+    fl_sb_free(&uri);
+    return 0;
+}
+
+/* The summary's figures: for each claim the first plot whose name starts
+ * with its prefix, side by side and small (class thumb), so the summary
+ * still fits one screen; each links to its full figure under Plots. */
+static int doc_thumbs(doc *d, const char *out_dir, const fl_plot_list *pl, const char *const *prefix,
+                      const char *const *claim, int n, int draw) {
+    doc_close(d);
+    int any = 0;
+    for (int k = 0; k < n; k++) {
+        const fl_plot *p = NULL;
+        for (int i = 0; i < pl->n && !p; i++)
+            if (!strncmp(pl->v[i].name, prefix[k], strlen(prefix[k]))) p = &pl->v[i];
+        if (!p) continue;
+        fl_sb_printf(&d->md, "%s![%s: ", any ? " " : "", claim[k]);
+        md_text(&d->md, p->title, 0);
+        fl_sb_printf(&d->md, "](plots/%s.svg)", p->name);
+        if (!draw) { any = 1; continue; }
+        fl_sbuf uri = { 0 };
+        if (svg_uri(&uri, out_dir, p->name) != 0) { fl_sb_free(&uri); return -1; }
+        fl_sb_printf(&d->html, "%s<figure><a href=\"#plot-%s\"><img class=\"thumb\" alt=\"", any ? "" : "<div class=\"thumbs\">",
+                     p->name);
+        html_text(&d->html, p->title);
+        fl_sb_printf(&d->html, "\" src=\"%s\"></a><figcaption>%s: ", fl_sb_str(&uri), claim[k]);
+        html_text(&d->html, p->title);
+        fl_sb_puts(&d->html, "</figcaption></figure>");
+        fl_sb_free(&uri);
+        any = 1;
+    }
+    if (any) {
+        fl_sb_puts(&d->md, "\n\n");
+        if (draw) fl_sb_puts(&d->html, "</div>\n");
+    }
     return 0;
 }
 
@@ -1118,6 +1162,8 @@ static const char *HTML_HEAD =
     "th, td { border: 1px solid #bbb; padding: 0.25em 0.6em; text-align: left; }\n"
     "code { background: #f3f3f3; padding: 0 0.2em; }\n"
     "figure { margin: 1.5em 0; } img { max-width: 100%; height: auto; }\n"
+    ".thumbs { display: flex; gap: 1em; } .thumbs figure { flex: 1; margin: 0.5em 0; min-width: 0; }\n"
+    ".thumbs figcaption { font-size: 0.8em; }\n"
     "figcaption { font-style: italic; }\n</style>\n</head>\n<body>\n";
 
 /* "Figures (in Plots below): `peak_s0.5`, `peak_s2-4`." for the plots whose
@@ -1188,6 +1234,12 @@ int fl_report_build(const fl_table *t, const char *results_csv, const char *out_
     doc_li(&d, "**Claim 3 — with reconstruction, simple criteria close the gap** to the best: %s. %s", c3.s, f3);
     doc_p(&d, "Comparisons are paired over seeds with 95%% Student-t intervals (\"How configurations are compared\" "
               "below); each claim's section gives its rule and the tables behind its verdict.");
+    static const char *const TPRE[] = { "time_", "peak_", "bars_" }, *const TCLAIM[] = { "Claim 1", "Claim 2", "Claim 3" };
+    if (doc_thumbs(&d, out_dir, &plots, TPRE, TCLAIM, 3, draw) != 0) {
+        fl_sb_free(&d.md); fl_sb_free(&d.html); fl_sb_free(&body.md); fl_sb_free(&body.html);
+        ctx_free(&x); free(ps); fl_plot_list_free(&plots);
+        return -1;
+    }
     doc_close(&d);
     fl_sb_putn(&d.md, fl_sb_str(&body.md), body.md.len);
     fl_sb_putn(&d.html, fl_sb_str(&body.html), body.html.len);

@@ -94,9 +94,10 @@ check "headless Chromium renders report.html ($(head -c 300 "$T/browser.err"))" 
 bq() { /usr/bin/python3 -c "import json,sys; print(eval(sys.argv[2], json.load(open(sys.argv[1]))))" "$T/browser.json" "$1" 2>/dev/null; }
 nsvg=$(ls "$T/out"/plots/*.svg | wc -l)
 check "in the browser every plot is an embedded image that decodes ($(bq 'f\"{decoded}/{images} of {figures} figures\"') for $nsvg SVGs)" \
-  "[ \"\$(bq 'images == decoded == embedded == figures')\" = True ] && [ \"\$(bq images)\" -eq $nsvg ]"
+  "[ \"\$(bq 'images == decoded == embedded == figures')\" = True ] && [ \"\$(bq 'images - thumbs')\" -eq $nsvg ]"
+check "the summary shows one figure per claim ($(bq 'f\"{thumbs_in_summary} of {thumbs}\"'))" "[ \"\$(bq 'thumbs == thumbs_in_summary == 3')\" = True ]"
 check "the page opens with the Summary, one screen long, naming the dense model and the three claims" \
-  "[ \"\$(bq 'h2[0]')\" = Summary ] && [ \"\$(bq '0 <= summary_top and 0 < summary_height <= viewport')\" = True ] && [ \"\$(bq \"all(w in summary_text for w in ('Dense model', 'Claim 1', 'Claim 2', 'Claim 3'))\")\" = True ]"
+  "[ \"\$(bq 'h2[0]')\" = Summary ] && [ \"\$(bq '0 <= summary_top and 0 < summary_height and summary_top + summary_height <= viewport')\" = True ] && [ \"\$(bq \"all(w in summary_text for w in ('Dense model', 'Claim 1', 'Claim 2', 'Claim 3'))\")\" = True ]"
 check "no script error, nothing wider than the page, a full-page screenshot saved" \
   "[ \"\$(bq 'errors == [] and width <= 1280')\" = True ] && head -c 8 '$T/out/report.png' | grep -q PNG && [ \$(wc -c <'$T/out/report.png') -gt 50000 ]"
 check "the dense row is on no Pareto front" "[ -z \"\$(dcol '$T/out/results.csv' pareto_mem)\" ]"

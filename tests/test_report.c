@@ -258,8 +258,17 @@ static void test_plots_and_report(void **state) {
         if (strncmp(p + 5, "data:image/svg+xml;base64,", 26)) fail_msg("external source: %.60s", p);
         imgs++;
     }
-    assert_int_equal(imgs, nn);
-    ASSERT_LACKS(html, "href=");
+    assert_int_equal(imgs, nn + 3);   /* and the summary's one small copy per claim */
+    int thumbs = 0;
+    for (const char *p = strstr(html, "class=\"thumb\""); p; p = strstr(p + 1, "class=\"thumb\"")) thumbs++;
+    assert_int_equal(thumbs, 3);
+    /* its only links: from a summary figure to its full size, in the page */
+    for (const char *p = strstr(html, "href=\""); p; p = strstr(p + 1, "href=\"")) {
+        char id[200];
+        if (strncmp(p + 6, "#plot-", 6)) fail_msg("a link out of the page: %.60s", p);
+        snprintf(id, sizeof id, "id=\"%.*s\"", (int)strcspn(p + 7, "\""), p + 7);
+        ASSERT_HAS(html, id);
+    }
     ASSERT_LACKS(html, "<link");
     ASSERT_LACKS(html, "url(");
     const char *b64 = strstr(html, "base64,") + 7;

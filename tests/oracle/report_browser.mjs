@@ -2,7 +2,7 @@
 // Chromium through playwright-core) and prints, as one JSON object, what a
 // reader would see: how many figures and images it has, how many of the
 // images the browser decoded (an embedded SVG that fails to parse has
-// naturalWidth 0), the top-level headings in order, whether the Summary
+// naturalWidth 0), the summary's figures, the top-level headings in order, whether the Summary
 // fits in the first screen, and the page's rendered size. Saves a full-page
 // screenshot. tests/cli_study.sh asserts on the result.
 //   node report_browser.mjs REPORT.html SCREENSHOT.png
@@ -37,6 +37,10 @@ try {
       images: imgs.length,
       decoded: imgs.filter((i) => i.complete && i.naturalWidth > 0 && i.naturalHeight > 0).length,
       embedded: imgs.filter((i) => i.src.startsWith('data:image/svg+xml;base64,')).length,
+      // the summary's small copies of one figure per claim (class thumb)
+      thumbs: imgs.filter((i) => i.classList.contains('thumb')).length,
+      thumbs_in_summary: sum && next ? imgs.filter((i) => i.classList.contains('thumb') &&
+        top(i) > top(sum) && top(i) < top(next)).length : 0,
       h2: h2.map((h) => h.textContent.trim()),
       summary_top: sum ? top(sum) : -1,
       summary_height: sum && next ? top(next) - top(sum) : -1,
