@@ -327,7 +327,9 @@ void fl_settings_to_json(const fl_cell_cfg *c, int scope, cJSON *obj) {
             if (*(const char *const *)field) cJSON_AddStringToObject(obj, s->json, *(const char *const *)field);
             break;
         case FL_SET_INT: cJSON_AddNumberToObject(obj, s->json, *(const int *)field); break;
-        case FL_SET_FLOAT: cJSON_AddNumberToObject(obj, s->json, *(const float *)field); break;
+        case FL_SET_FLOAT:   /* 0 without a default is unset (lr-scale): not written */
+            if (*(const float *)field != 0 || s->def) cJSON_AddNumberToObject(obj, s->json, *(const float *)field);
+            break;
         case FL_SET_SEED: cJSON_AddNumberToObject(obj, s->json, (double)*(const uint64_t *)field); break;
         case FL_SET_FLAG: cJSON_AddBoolToObject(obj, s->json, *(const int *)field); break;
         case FL_SET_LIST: case FL_SET_COMMON: break;
