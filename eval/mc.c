@@ -70,20 +70,18 @@ static int by_len_desc(const void *a, const void *b) {
 }
 
 int fl_mc_loglik(fl_model *m, const fl_mc_req *r, int n, int window, int batch, int progress, double *ll,
-                 uint8_t *greedy) {
+                 uint8_t *greedy, int *cut) {
     if (window < 1 || window > m->cfg.max_pos)
         return fl_err("window %d: must be 1..%d (the model's context)", window, m->cfg.max_pos);
     if (batch <= 0) batch = 8;
+    if (cut) *cut = 0;
     if (n <= 0) return 0;
     order_t *ord = malloc(sizeof(order_t) * (size_t)n);
     if (!ord) return fl_err("out of memory for %d requests", n);
     for (int i = 0; i < n; i++) {
         if (r[i].ncont < 1 || r[i].nctx < 1) { free(ord); return fl_err("request %d: an empty context or continuation", i); }
-        if (r[i].ncont > window) {
-            free(ord);
-            return fl_err("request %d: its continuation of %d tokens does not fit the window of %d", i, r[i].ncont, window);
-        }
         int64_t L = (int64_t)r[i].nctx + r[i].ncont;
+        if (cut && r[i].ncont > window) (*cut)++;
         ord[i].idx = i;
         ord[i].len = (int)(L - 1 > window ? window : L - 1);
     }
@@ -238,7 +236,8 @@ int fl_mc_eval(fl_model *m, const fl_bpe *t, const fl_mc_task *task, int limit, 
                 }
             rq[k] = (fl_mc_req){ ids[k], nc, ids[k] + nc, nk };
         }
-    if (rc == 0 && fl_mc_loglik(m, rq, (int)nr, window, batch, progress, ll, gr) != 0) {
+    int cut = 0;
+    if (rc == 0 && fl_mc_loglik(m, rq, (int)nr, window, batch, progress, ll, gr, &cut) != 0) {
         char msg[600];
         snprintf(msg, sizeof msg, "%s", fl_errmsg());
         rc = fl_err("%s: %s", task->name, msg);
@@ -262,6 +261,7 @@ int fl_mc_eval(fl_model *m, const fl_bpe *t, const fl_mc_task *task, int limit, 
         res->acc_norm = task->kind == FL_MC_CHOICE && task->norm && ni ? accn / ni : NAN;
         res->ppl = task->kind == FL_MC_LOGLIK && ni ? exp(-sll / ni) : NAN;
         res->seconds = now() - t0;
+        res->cut = cut;
     }
     for (int64_t j = 0; j < nr && ids; j++) free(ids[j]);
     free(ids);

@@ -39,11 +39,13 @@ typedef struct {
  * not NULL, whether the argmax at every continuation position is that token.
  * window: the input length limit (<= the model's context); batch: rows per
  * forward pass, the rows of a batch padded to the longest one (requests
- * are run longest first so rows of a batch are of similar length). A
- * continuation of more than `window` tokens is an error naming request i.
- * progress: plain lines on stderr. */
+ * are run longest first so rows of a batch are of similar length).
+ * A continuation longer than the window is scored over its last `window`
+ * tokens, each given the window before it (lm-eval's slicing has no defined
+ * result there; this keeps a long choice from stopping a study), and
+ * counted in *cut when cut is not NULL. progress: plain lines on stderr. */
 int fl_mc_loglik(fl_model *m, const fl_mc_req *r, int n, int window, int batch, int progress, double *ll,
-                 uint8_t *greedy);
+                 uint8_t *greedy, int *cut);
 
 /* lm-eval's _encode_pair for (ctx, cont) with tokenizer t; *ids holds the
  * context tokens then the continuation tokens (malloc'd). prefix: the token
@@ -80,6 +82,7 @@ typedef struct {
     double acc, acc_norm;   /* acc_norm NAN when !norm */
     double ppl;             /* loglikelihood tasks: exp(-mean loglik); else NAN */
     double seconds;
+    int cut;                /* requests whose continuation was longer than the window */
 } fl_mc_result;
 
 /* Appends an item (copies the strings). */

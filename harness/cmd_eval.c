@@ -149,6 +149,9 @@ int fl_cmd_eval_tasks(int argc, char **argv) {
             printf("  (%.1f items/s, %.1fs)\n", r.n / (r.seconds > 0 ? r.seconds : 1e-9), r.seconds);
         }
         fflush(stdout);
+        if (r.cut)
+            fprintf(stderr, "freelunch: note: %s: %d choices longer than the window of %d tokens were scored over their last %d\n",
+                    t->name, r.cut, window, window);
         for (int k = 0, q = 0; pf && k < r.n; k++) {
             const fl_mc_item *it = &t->items[k];
             cJSON *o = cJSON_CreateObject(), *l = cJSON_CreateArray(), *ch = cJSON_CreateArray();
