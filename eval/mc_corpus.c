@@ -4,6 +4,7 @@
  * than a general segmenter, of which no Debian package offers a C one. */
 #include "mc_corpus.h"
 #include "datasets/corpus.h"
+#include "eval/mc_tasks.h"
 #include "model/err.h"
 #include "model/fileio.h"
 #include "model/rng.h"
@@ -176,3 +177,40 @@ int fl_corpus_task_path(const char *cache, const fl_corpus_task *t, char *path, 
     if (stat(path, &st) == 0) return 0;
     return fl_corpus_tasks_build(cache, NULL);
 }
+
+int fl_mc_spec_check(const char *spec) {
+    const char *colon = strchr(spec, ':');
+    size_t nl = colon ? (size_t)(colon - spec) : strlen(spec);
+    char name[64];
+    if (nl == 0 || nl >= sizeof name) return fl_err("--task '%s': expected NAME:FILE or a corpus task name", spec);
+    memcpy(name, spec, nl);
+    name[nl] = 0;
+    if (!colon) {
+        if (fl_corpus_task_find(name)) return 0;
+        return fl_err("--task '%s': not a corpus task (lambada-sotu, cloze-sotu); a dataset needs NAME:FILE", spec);
+    }
+    if (!fl_mc_format_find(name)) return fl_err("--task '%s': unknown format '%s' (see freelunch eval --help)", spec, name);
+    if (!colon[1]) return fl_err("--task '%s': no file after the ':'", spec);
+    return 0;
+}
+
+int fl_mc_task_open(const char *spec, const char *cache, int limit, fl_mc_task *t) {
+    const char *colon = strchr(spec, ':');
+    char name[64];
+    size_t nl = colon ? (size_t)(colon - spec) : strlen(spec);
+    if (nl == 0 || nl >= sizeof name) return fl_err("--task '%s': expected NAME:FILE or a corpus task name", spec);
+    memcpy(name, spec, nl);
+    name[nl] = 0;
+    if (!colon) {
+        const fl_corpus_task *ct = fl_corpus_task_find(name);
+        if (!ct) return fl_err("--task '%s': not a corpus task (lambada-sotu, cloze-sotu); a dataset needs NAME:FILE", spec);
+        char path[4400];
+        if (fl_corpus_task_path(cache, ct, path, sizeof path) != 0) return -1;
+        if (fl_mc_task_load(fl_mc_format_find(ct->format), path, limit, t) != 0) return -1;
+        snprintf(t->name, sizeof t->name, "%s", ct->name);
+        return 0;
+    }
+    if (fl_mc_spec_check(spec) != 0) return -1;
+    return fl_mc_task_load(fl_mc_format_find(name), colon + 1, limit, t);
+}
+

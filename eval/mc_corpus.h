@@ -20,6 +20,7 @@
  * same bytes. Written to CACHE/tasks/NAME.jsonl. */
 #ifndef FL_MC_CORPUS_H
 #define FL_MC_CORPUS_H
+#include "eval/mc.h"
 #include <stddef.h>
 
 #define FL_CORPUS_PASSAGE 5
@@ -40,4 +41,9 @@ int fl_corpus_tasks_build(const char *cache, int *items);
 /* PATH of a corpus task's file, building the files first if it is missing. */
 int fl_corpus_task_path(const char *cache, const fl_corpus_task *t, char *path, size_t n);
 
+/* A task spec: a corpus task name, or FORMAT:FILE (eval/mc_tasks.h).
+ * Check only the syntax and names; open loads it (a corpus task's file
+ * built first when missing), the first `limit` items (<= 0: all). */
+int fl_mc_spec_check(const char *spec);
+int fl_mc_task_open(const char *spec, const char *cache, int limit, fl_mc_task *t);
 #endif

@@ -40,29 +40,6 @@ const char *const FL_EVAL_TASK_HELP =
     "  --tokenizer DIR    tokenizer (default: the model directory)\n"
     "  --cache DIR        corpus cache (default $FL_CACHE or ~/.cache/freelunch)\n";
 
-/* NAME[:FILE] -> a loaded task. */
-static int load_spec(const char *spec, const char *cache, int limit, fl_mc_task *t) {
-    const char *colon = strchr(spec, ':');
-    char name[64];
-    size_t nl = colon ? (size_t)(colon - spec) : strlen(spec);
-    if (nl == 0 || nl >= sizeof name) return fl_err("--task '%s': expected NAME:FILE or a corpus task name", spec);
-    memcpy(name, spec, nl);
-    name[nl] = 0;
-    if (!colon) {
-        const fl_corpus_task *ct = fl_corpus_task_find(name);
-        if (!ct) return fl_err("--task '%s': not a corpus task (lambada-sotu, cloze-sotu); a dataset needs NAME:FILE", spec);
-        char path[4400];
-        if (fl_corpus_task_path(cache, ct, path, sizeof path) != 0) return -1;
-        if (fl_mc_task_load(fl_mc_format_find(ct->format), path, limit, t) != 0) return -1;
-        snprintf(t->name, sizeof t->name, "%s", ct->name);
-        return 0;
-    }
-    const fl_mc_format *f = fl_mc_format_find(name);
-    if (!f) return fl_err("--task '%s': unknown format '%s' (see freelunch eval --help)", spec, name);
-    if (!colon[1]) return fl_err("--task '%s': no file after the ':'", spec);
-    return fl_mc_task_load(f, colon + 1, limit, t);
-}
-
 static void json_num(char *b, size_t n, double v) {
     if (isfinite(v)) snprintf(b, n, "%.6f", v);
     else snprintf(b, n, "null");
@@ -124,7 +101,7 @@ int fl_cmd_eval_tasks(int argc, char **argv) {
     /* every task is read before any is scored: a bad file fails at once */
     fl_mc_task *tasks = calloc((size_t)nspec, sizeof *tasks);
     int rc = tasks ? 0 : fl_err("out of memory");
-    for (int i = 0; i < nspec && rc == 0; i++) rc = load_spec(specs[i], cache, limit, &tasks[i]);
+    for (int i = 0; i < nspec && rc == 0; i++) rc = fl_mc_task_open(specs[i], cache, limit, &tasks[i]);
     FILE *pf = NULL;
     char *ptmp = NULL;
     if (rc == 0 && per && !(pf = fl_tmp_open(per, &ptmp))) rc = -1;
