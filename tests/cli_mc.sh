@@ -64,4 +64,36 @@ check "... lambada-sotu gives acc and ppl, cloze-sotu acc and acc_norm" \
   "[ \"\$(js '$T/c.jsonl' '[(l[\"task\"], l[\"n\"], \"ppl\" in l, \"acc_norm\" in l) for l in L]')\" = \"[('lambada-sotu', 4, True, False), ('cloze-sotu', 4, False, True)]\" ]"
 check "cloze-sotu: four choices, the label among them" \
   "[ \"\$(js '$T/cache/tasks/cloze-sotu.jsonl' 'all(len(l[\"choices\"]) == 4 and 0 <= l[\"label\"] < 4 for l in L) and len(set(l[\"label\"] for l in L)) == 4')\" = True ]"
+
+# one cell: prune --eval-task; a study: the grid key, the results.csv columns
+cell() { "$FL" prune --model "$T/m" --criterion magnitude --sparsity 0.5 --calib-samples 2 --seqlen 16 --eval sotu-test \
+  --eval-windows 1 --drift-windows 0 --no-model --threads 2 --cache "$T/cache" "$@"; }
+expect 0 "" "prune --eval-task" cell --out "$T/c1" --eval-task lambada-sotu --eval-task boolq:"$T/boolq.jsonl" --eval-task-limit 3
+fj() { /usr/bin/python3 -c "import json,sys; j=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))" "$1" "$2"; }
+check "freelunch.json: zero_shot per task, limited to 3 items" \
+  "[ \"\$(fj '$T/c1/freelunch.json' 'sorted((k, v[\"n\"], \"ppl\" in v) for k, v in j[\"zero_shot\"].items())')\" = \"[('boolq', 3, False), ('lambada-sotu', 3, True)]\" ]"
+expect 1 "unknown format 'squad'" "prune --eval-task with an unknown format: one line" cell --out "$T/c2" --eval-task squad:x
+cat >"$T/grid.ini" <<EOF2
+[grid]
+reconstruct = none, sublayer
+[fixed]
+model           = $T/m
+criterion       = magnitude
+sparsity        = 0.5
+calib-samples   = 2
+seqlen          = 16
+drift-windows   = 0
+eval            = sotu-test
+eval-windows    = 1
+eval-task       = lambada-sotu, cloze-sotu, hellaswag:$T/hs.jsonl
+eval-task-limit = 4
+EOF2
+FL_CACHE="$T/cache" "$FL" study --grid "$T/grid.ini" --out "$T/st" --threads 2 >"$T/st.log" 2>&1
+check "study with eval-task exits 0" "[ $? -eq 0 ]"
+col() { /usr/bin/python3 -c "import csv,sys; [print(r[sys.argv[2]]) for r in csv.DictReader(open(sys.argv[1]))]" "$1" "$2"; }
+check "results.csv: acc and acc_norm per task, the word perplexity, eval_task_limit" \
+  "[ \$(col '$T/st/results.csv' acc_lambada_sotu | grep -c '^[0-9]') -eq 2 ] && [ \$(col '$T/st/results.csv' acc_norm_cloze_sotu | grep -c '^[0-9]') -eq 2 ] && [ \$(col '$T/st/results.csv' acc_norm_hellaswag | grep -c '^[0-9]') -eq 2 ] && [ \$(col '$T/st/results.csv' word_ppl_lambada_sotu | grep -c '^[0-9]') -eq 2 ] && [ \$(col '$T/st/results.csv' eval_task_limit | grep -c '^4\$') -eq 2 ] && [ -z \"\$(col '$T/st/results.csv' acc_boolq | tr -d '\\n')\" ]"
+check "results.csv: acc_mean is the mean acc of the three tasks" \
+  "/usr/bin/python3 -c \"import csv,sys; R=list(csv.DictReader(open('$T/st/results.csv'))); sys.exit(not all(abs(float(r['acc_mean']) - (float(r['acc_lambada_sotu']) + float(r['acc_cloze_sotu']) + float(r['acc_hellaswag'])) / 3) < 1e-6 for r in R))\""
+expect 1 "squad" "a grid's eval-task with an unknown format: one error line" "$FL" study --grid "$T/grid.ini" --out "$T/st2" --set eval-task=squad:x --dry-run
 exit $bad
