@@ -195,22 +195,18 @@ int fl_mc_spec_check(const char *spec) {
 }
 
 int fl_mc_task_open(const char *spec, const char *cache, int limit, fl_mc_task *t) {
-    const char *colon = strchr(spec, ':');
-    char name[64];
-    size_t nl = colon ? (size_t)(colon - spec) : strlen(spec);
-    if (nl == 0 || nl >= sizeof name) return fl_err("--task '%s': expected NAME:FILE or a corpus task name", spec);
-    memcpy(name, spec, nl);
-    name[nl] = 0;
-    if (!colon) {
-        const fl_corpus_task *ct = fl_corpus_task_find(name);
-        if (!ct) return fl_err("--task '%s': not a corpus task (lambada-sotu, cloze-sotu); a dataset needs NAME:FILE", spec);
-        char path[4400];
-        if (fl_corpus_task_path(cache, ct, path, sizeof path) != 0) return -1;
-        if (fl_mc_task_load(fl_mc_format_find(ct->format), path, limit, t) != 0) return -1;
-        snprintf(t->name, sizeof t->name, "%s", ct->name);
-        return 0;
-    }
     if (fl_mc_spec_check(spec) != 0) return -1;
-    return fl_mc_task_load(fl_mc_format_find(name), colon + 1, limit, t);
+    const char *colon = strchr(spec, ':');
+    if (colon) {
+        char name[64];
+        snprintf(name, sizeof name, "%.*s", (int)(colon - spec), spec);
+        return fl_mc_task_load(fl_mc_format_find(name), colon + 1, limit, t);
+    }
+    const fl_corpus_task *ct = fl_corpus_task_find(spec);
+    char path[4400];
+    if (fl_corpus_task_path(cache, ct, path, sizeof path) != 0) return -1;
+    if (fl_mc_task_load(fl_mc_format_find(ct->format), path, limit, t) != 0) return -1;
+    snprintf(t->name, sizeof t->name, "%s", ct->name);
+    return 0;
 }
 
