@@ -214,7 +214,8 @@ static const char *PRETRAIN_HELP =
     "progress line with step, loss, tokens/s and ETA. Writes an HF model\n"
     "directory with the tokenizer beside it and freelunch.json (validation\n"
     "perplexity of the model and of a unigram model of the same split).\n"
-    "  --preset NAME  tiny (default), tiny-gpt2, or micro (seconds, for tests)\n"
+    "  --preset NAME  tiny (default), a ladder rung, or micro (seconds, for tests);\n"
+    "                 `freelunch list presets` lists them\n"
     "  --out DIR      default <cache>/models/<preset>\n"
     "  --resume       continue from DIR/ckpt if present\n"
     "  --cache DIR    corpus cache (default $FL_CACHE or ~/.cache/freelunch)\n"
@@ -238,7 +239,7 @@ int fl_cmd_pretrain(int argc, char **argv) {
         }
     }
     const fl_preset *p = fl_preset_find(pname);
-    if (!p) return fl_cli_usage("pretrain", "unknown preset (tiny, tiny-gpt2, micro)");
+    if (!p) return fl_cli_usage("pretrain", "unknown preset (freelunch list presets names them)");
     char cache[4096], dirbuf[PATH_BUF], mdir[PATH_BUF];
     fl_cache_dir(cache, sizeof cache, cache_opt);
     if (!out) { pj(dirbuf, pj(mdir, cache, "models"), p->name); out = dirbuf; }

@@ -46,6 +46,9 @@ const char *const FL_RESULT_COLS[] = {
     "threads", "backend", "machine", "commit", "finished_at",
     /* Pareto flags (fl_table_pareto) */
     "pareto_mem", "pareto_peak", "pareto_time", "pareto_mem_all", "pareto_peak_all", "pareto_time_all",
+    /* the dense model's size, from its config.json: the ladder's axes
+     * (presets.h fl_config_nonemb_params) */
+    "model_params", "model_nonemb_params", "model_layers",
 };
 const int FL_RESULT_NCOLS = (int)(sizeof FL_RESULT_COLS / sizeof *FL_RESULT_COLS);
 
@@ -55,7 +58,7 @@ const int FL_RESULT_NCOLS = (int)(sizeof FL_RESULT_COLS / sizeof *FL_RESULT_COLS
  * order) still loads, those cells empty, and is written back with every
  * column. */
 static const char *const LATE_COLS[] = { "prune_stream", "optimizer", "retrain_samples", "mask_sha256", "recovery_tokens", "role",
-                                         "lr_scale" };
+                                         "lr_scale", "model_params", "model_nonemb_params", "model_layers" };
 
 static int is_late(const char *col) {
     if (!strncmp(col, "drift_", 6)) return 1;
