@@ -67,6 +67,13 @@ const fl_preset FL_PRESETS[] = {
       .steps = 60, .batch = 8, .warmup = 6, .lr = 5e-3f, .min_lr_frac = 0.1f, .weight_decay = 0.1f, .clip = 1.0f,
       .eval_every = 30, .eval_windows = 16, .ckpt_every = 20, .seed = 1,
       .recon_lr = 3e-3f, .recon_lr_blocks = 3e-3f, .retrain_lr = 1e-4f },   /* not tuned */
+    /* micro's deeper twin: tests/cli_ladder.sh runs a two-rung ladder of them end to end */
+    { .name = "micro-4", .desc = "llama family for tests: micro with 4 layers",
+      .family = FL_LLAMA, .vocab = 512, .d = 64, .n_layer = 4, .n_head = 4, .n_kv_head = 2, .d_ff = 128,
+      .seqlen = 64, .tied = 1,
+      .steps = 60, .batch = 8, .warmup = 6, .lr = 5e-3f, .min_lr_frac = 0.1f, .weight_decay = 0.1f, .clip = 1.0f,
+      .eval_every = 30, .eval_windows = 16, .ckpt_every = 20, .seed = 1,
+      .recon_lr = 3e-3f, .recon_lr_blocks = 3e-3f, .retrain_lr = 1e-4f },   /* not tuned */
     { .name = "ladder-2", .desc = "ladder rung: llama family, d=128, 2 layers, GQA 4/2 heads, SwiGLU 352, vocab 4096, context 256",
       .family = FL_LLAMA, .vocab = 4096, .d = 128, .n_layer = 2, .n_head = 4, .n_kv_head = 2, .d_ff = 352,
       LADDER_RECIPE(1200, 128) },
