@@ -43,6 +43,8 @@ check "dry run built nothing" "[ ! -e '$T/c/models/micro' ]"
 "$FL" study --grid "$T/grid.ini" --out "$T/st" --cache "$T/c" --threads 2 >"$T/run" 2>&1 && ok "the micro ladder runs" \
   || notok "the micro ladder runs: $(tail -3 "$T/run")"
 check "both rungs built into the cache" "[ -f '$T/c/models/micro/model.safetensors' ] && [ -f '$T/c/models/micro-4/freelunch.json' ]"
+check "one tokenizer for both rungs (the second took the first's)" \
+  "cmp -s '$T/c/models/micro/merges.txt' '$T/c/models/micro-4/merges.txt' && grep -q 'tokenizer of 512 entries taken from $T/c/models/micro ' '$T/run'"
 check "the study said it built them" "grep -q 'building base model .*preset micro-4' '$T/run'"
 cols() { /usr/bin/python3 -c "import csv,sys; print(sorted({(r['model'].rsplit('/',1)[1], r['model_nonemb_params'], r['model_layers']) for r in csv.DictReader(open(sys.argv[1]))}))" "$1"; }
 check "results.csv: each rung's size columns (74048 and 148032 non-embedding parameters)" \
