@@ -60,6 +60,21 @@ static int prepare_data(const fl_preset *p, const char *cache, const char *dir, 
     char path[PATH_BUF], path2[PATH_BUF];
     fl_split tr = { 0 }, va = { 0 };
     pj(path, dir, "merges.txt");
+    /* the ladder's rungs share one tokenizer: a rung built after another
+     * of the same vocabulary (tiny, usually) takes its files, which are what
+     * training would give anyway and saves the training */
+    for (int i = 0; i < FL_N_PRESETS && !exists(path); i++) {
+        const fl_preset *o = &FL_PRESETS[i];
+        char od[PATH_BUF], om[PATH_BUF];
+        pj(od, pj(om, cache, "models"), o->name);
+        if (o == p || o->vocab != p->vocab || !strcmp(od, dir) || !exists(pj(om, od, "merges.txt"))) continue;
+        if (fl_bpe_load(tok, od) != 0 || fl_bpe_vocab_size(*tok) != p->vocab) { fl_bpe_free(*tok); *tok = NULL; fl_err_clear(); continue; }
+        int rc = fl_bpe_save(*tok, dir);
+        fl_bpe_free(*tok);
+        *tok = NULL;
+        if (rc != 0) return -1;
+        printf("pretrain: tokenizer of %d entries taken from %s (preset %s)\n", p->vocab, od, o->name);
+    }
     if (!exists(path)) {
         if (fl_split_load(cache, "sotu-train", &tr) != 0) return -1;
         printf("pretrain: training a BPE tokenizer of %d entries on sotu-train (%d documents, %.1f MB)\n",
@@ -214,7 +229,8 @@ static const char *PRETRAIN_HELP =
     "progress line with step, loss, tokens/s and ETA. Writes an HF model\n"
     "directory with the tokenizer beside it and freelunch.json (validation\n"
     "perplexity of the model and of a unigram model of the same split).\n"
-    "  --preset NAME  tiny (default), tiny-gpt2, or micro (seconds, for tests)\n"
+    "  --preset NAME  tiny (default), a ladder rung, or micro (seconds, for tests);\n"
+    "                 `freelunch list presets` lists them\n"
     "  --out DIR      default <cache>/models/<preset>\n"
     "  --resume       continue from DIR/ckpt if present\n"
     "  --cache DIR    corpus cache (default $FL_CACHE or ~/.cache/freelunch)\n"
@@ -238,7 +254,7 @@ int fl_cmd_pretrain(int argc, char **argv) {
         }
     }
     const fl_preset *p = fl_preset_find(pname);
-    if (!p) return fl_cli_usage("pretrain", "unknown preset (tiny, tiny-gpt2, micro)");
+    if (!p) return fl_cli_usage("pretrain", "unknown preset (freelunch list presets names them)");
     char cache[4096], dirbuf[PATH_BUF], mdir[PATH_BUF];
     fl_cache_dir(cache, sizeof cache, cache_opt);
     if (!out) { pj(dirbuf, pj(mdir, cache, "models"), p->name); out = dirbuf; }

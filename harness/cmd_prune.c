@@ -1,5 +1,6 @@
 /* freelunch prune (one cell) and freelunch list (the registries). */
 #include "cell.h"
+#include "presets.h"
 #include "settings.h"
 #include "cli.h"
 #include "criteria/criterion.h"
@@ -95,10 +96,27 @@ int fl_cmd_prune(int argc, char **argv) {
 }
 
 static const char *LIST_HELP =
-    "usage: freelunch list\n"
+    "usage: freelunch list [presets]\n"
     "Prints every pruning criterion and every reconstructor with its one-line\n"
     "description, then one line per option of each: NAME=DEFAULT (range;\n"
-    "alias) [TYPE]: help.\n" FL_COMMON_HELP;
+    "alias) [TYPE]: help.\n"
+    "`freelunch list presets` prints one line per base-model preset (the\n"
+    "ladder's rungs): name, family, layers, hidden size, parameters,\n"
+    "non-embedding parameters, pretraining tokens and tokens per\n"
+    "non-embedding parameter.\n" FL_COMMON_HELP;
+
+/* `freelunch list presets`: the ladder as a table (presets.c) */
+static int list_presets(void) {
+    printf("%-14s %-6s %6s %6s %10s %12s %12s %10s\n", "preset", "family", "layers", "hidden", "params", "non_emb", "train_tokens",
+           "tok/param");
+    for (int i = 0; i < FL_N_PRESETS; i++) {
+        const fl_preset *p = &FL_PRESETS[i];
+        int64_t ne, all = fl_preset_params(p, &ne), tok = fl_preset_tokens(p);
+        printf("%-14s %-6s %6d %6d %10lld %12lld %12lld %10.1f\n", p->name, fl_family_name(p->family), p->n_layer, p->d,
+               (long long)all, (long long)ne, (long long)tok, (double)tok / (double)ne);
+    }
+    return 0;
+}
 
 /* One line per option of a plug-in, under its name line: name, default,
  * range and alias (fl_opts_describe), type, help. */
@@ -117,6 +135,10 @@ int fl_cmd_list(int argc, char **argv) {
     while ((opt = getopt_long(argc, argv, "", o, NULL)) != -1) {
         if (opt == 'h') { fputs(LIST_HELP, stdout); return 0; }
         if (!fl_cli_common_opt(opt, "list")) return fl_cli_usage("list", "unknown option");
+    }
+    if (optind < argc) {
+        if (optind + 1 == argc && !strcmp(argv[optind], "presets")) return list_presets();
+        return fl_cli_usage("list", "unexpected argument (only `presets`)");
     }
     static const char *needs[] = { "no data", "activation norms", "Gram matrix X^T X" };
     printf("criteria:\n");

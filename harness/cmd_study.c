@@ -19,6 +19,7 @@
 #include "results.h"
 #include "settings.h"
 #include "profile.h"
+#include "presets.h"
 #include "version.h"
 #include "datasets/corpus.h"
 #include "model/err.h"
@@ -51,7 +52,9 @@ static const char *STUDY_HELP =
     "fronts, then draws DIR/plots/ and writes DIR/report.md and DIR/report.html.\n"
     "With no --grid it runs the embedded default study (--print-default-grid\n"
     "shows it): it fetches the corpora and builds the `tiny` base model first if\n"
-    "they are missing (cached in ~/.cache/freelunch).\n"
+    "they are missing (cached in ~/.cache/freelunch). A grid's model may name a\n"
+    "preset (`freelunch list presets`: the ladder's rungs): it means\n"
+    "<cache>/models/NAME, pretrained first when missing.\n"
     "Running again with the same --out skips the cells already in results.csv,\n"
     "so a killed study resumes where it stopped; a failed cell is a row with its\n"
     "status and message, and the grid goes on.\n"
@@ -310,12 +313,23 @@ static int fill_from_json(fl_table *t, int r, const char *dir) {
     return 0;
 }
 
+/* The model's size columns (the ladder's axes), from its config.json; left
+ * empty when it cannot be read (the row's error says why elsewhere). */
+static void fill_model_size(fl_table *t, int r, const char *model) {
+    fl_config c;
+    if (!model || fl_config_load(&c, model) != 0) { fl_err_clear(); return; }
+    fl_table_setf(t, r, "model_params", "%lld", (long long)fl_config_num_params(&c));
+    fl_table_setf(t, r, "model_nonemb_params", "%lld", (long long)fl_config_nonemb_params(&c));
+    fl_table_setf(t, r, "model_layers", "%d", c.n_layer);
+}
+
 /* The finished job's row: "ok", or "diverged"/"error" with the log's last line. */
 static void collect(fl_table *t, const job_t *j, int status, const char *machine) {
     int r = fl_table_add_row(t);
     fl_table_set(t, r, "cell_id", j->spec->id);
     fl_table_set(t, r, "role", fl_role_name(j->spec->role));
     fill_settings(t, r, j->spec);
+    fill_model_size(t, r, fl_cell_get(j->spec, "model"));
     char logp[4200], msg[2048];
     snprintf(logp, sizeof logp, "%s/log", j->dir);
     if (WIFEXITED(status) && WEXITSTATUS(status) == 0 && fill_from_json(t, r, j->dir) == 0) {
@@ -416,13 +430,89 @@ static void chosen_values(const fl_grid *g, const fl_cell_spec *s, char *buf, si
     }
 }
 
+/* A grid's model value may name a preset (the ladder's rungs: `freelunch
+ * list presets`) instead of a directory: a bare name (no '/') that is a
+ * preset and not an existing directory becomes <cache>/models/NAME, the
+ * directory `freelunch pretrain --preset NAME` builds and the study builds
+ * when it is missing (cached like the default tiny). Resolved in [grid],
+ * [fixed] and every variant, before cells get their ids. */
+static int is_dir(const char *p) { struct stat st; return stat(p, &st) == 0 && S_ISDIR(st.st_mode); }
+
+static void resolve_dims(fl_dim *dims, int nd, const char *cache) {
+    for (int i = 0; i < nd; i++) {
+        if (strcmp(dims[i].key, "model")) continue;
+        for (int k = 0; k < dims[i].nvals; k++) {
+            const char *v = dims[i].vals[k];
+            if (strchr(v, '/') || !fl_preset_find(v) || is_dir(v)) continue;
+            char buf[4300];
+            snprintf(buf, sizeof buf, "%.4000s/models/%s", cache, v);
+            char *nv = strdup(buf);
+            if (!nv) continue;
+            free(dims[i].vals[k]);
+            dims[i].vals[k] = nv;
+        }
+    }
+}
+
+static const fl_preset *preset_of_dir(const char *dir, const char *cache);
+
+/* Pretrain every preset a resolved grid names whose directory has no model
+ * yet (the default grid's tiny among them), resuming a killed pretraining. */
+static int build_presets(const fl_grid *g, const char *cache) {
+    const fl_dim *lists[1 + FL_GRID_MAX_VARIANTS];
+    int nl = 0;
+    if (fl_grid_get(g, "model")) lists[nl++] = fl_grid_get(g, "model");
+    for (int v = 0; v < g->nvar && nl < 1 + FL_GRID_MAX_VARIANTS; v++)
+        for (int i = 0; i < g->var[v].ndims; i++)
+            if (!strcmp(g->var[v].dims[i].key, "model")) lists[nl++] = &g->var[v].dims[i];
+    for (int l = 0; l < nl; l++)
+        for (int k = 0; k < lists[l]->nvals; k++) {
+            const fl_preset *p = preset_of_dir(lists[l]->vals[k], cache);
+            char cj[4300], fj[4300];
+            snprintf(cj, sizeof cj, "%.4000s/config.json", lists[l]->vals[k]);
+            snprintf(fj, sizeof fj, "%.4000s/freelunch.json", lists[l]->vals[k]);
+            if (!p || (file_exists(cj) && file_exists(fj))) continue;
+            int64_t ne;
+            fl_preset_params(p, &ne);
+            fprintf(stderr, "study: building base model %s (preset %s: %d layers, d=%d, %.2fM non-embedding parameters, %d steps)\n",
+                    lists[l]->vals[k], p->name, p->n_layer, p->d, ne / 1e6, p->steps);
+            char *pre[] = { "freelunch", "pretrain", "--preset", (char *)p->name, "--resume", "--cache", (char *)cache, NULL };
+            if (run_self(pre) != 0) return -1;
+        }
+    return 0;
+}
+
+static void resolve_presets(fl_grid *g, const char *cache) {
+    resolve_dims(g->dims, g->ndims, cache);
+    for (int v = 0; v < g->nvar; v++) resolve_dims(g->var[v].dims, g->var[v].ndims, cache);
+}
+
+/* The preset a resolved model directory stands for (<cache>/models/NAME),
+ * or NULL: a directory anywhere else is the user's own model. */
+static const fl_preset *preset_of_dir(const char *dir, const char *cache) {
+    char pre[4300];
+    snprintf(pre, sizeof pre, "%.4000s/models/", cache);
+    size_t n = strlen(pre);
+    return strncmp(dir, pre, n) ? NULL : fl_preset_find(dir + n);
+}
+
+/* The config of a model: its config.json, or, for a preset's directory not
+ * built yet, the preset's (so --dry-run predicts memory before pretraining) */
+static int model_config(const char *model, const char *cache, fl_config *cfg) {
+    char cj[4300];
+    snprintf(cj, sizeof cj, "%.4000s/config.json", model);
+    const fl_preset *p = preset_of_dir(model, cache);
+    if (p && !file_exists(cj)) { fl_preset_config(p, cfg); return 0; }
+    return fl_config_load(cfg, model);
+}
+
 /* The analytic recovery working set and peak of a cell, from its model's
  * config.json and its settings; "?" when they cannot be predicted (model
  * not built yet, or a reconstructor predict.c does not cover). */
-static void predict_cell(const fl_cell_spec *s, char *wk, char *pk, size_t n) {
+static void predict_cell(const fl_cell_spec *s, const char *cache, char *wk, char *pk, size_t n) {
     fl_config cfg;
     const char *model = fl_cell_get(s, "model");
-    if (!model || fl_config_load(&cfg, model) != 0) return;
+    if (!model || model_config(model, cache, &cfg) != 0) { fl_err_clear(); return; }
     const char *v[7], *keys[7] = { "reconstruct", "propagation", "trainable", "calib-samples", "batch-size", "prune-stream",
                                    "optimizer" };
     for (int i = 0; i < 7; i++) v[i] = fl_cell_get(s, keys[i]) ? fl_cell_get(s, keys[i]) : fl_setting_def(keys[i]);
@@ -490,6 +580,7 @@ static void dense_row(fl_table *t, const fl_cell_spec *s, const char *out, const
     fl_table_set(t, r, "cell_id", s->id);
     fl_table_set(t, r, "role", fl_role_name(FL_ROLE_DENSE));
     fill_settings(t, r, s);
+    fill_model_size(t, r, fl_cell_get(s, "model"));
     fl_table_set(t, r, "criterion", "dense");
     fl_table_set(t, r, "sparsity", "0");
     fl_table_set(t, r, "achieved_sparsity", "0");
@@ -592,6 +683,7 @@ int fl_cmd_study(int argc, char **argv) {
         snprintf(a, sizeof a, "model=%s", model);
         fl_grid_set(&g, a);
     }
+    resolve_presets(&g, cache);
     if (fl_grid_check(&g) != 0) { fl_grid_free(&g); return fl_cli_fail(); }
     fl_cell_spec *cells;
     int ncells;
@@ -642,12 +734,35 @@ int fl_cmd_study(int argc, char **argv) {
             for (int k = 0; k < (cells[i].ntune ? cells[i].ntune : 1); k++) {   /* a tuned final: its largest combination */
                 char w1[32] = "", p1[32] = "";
                 if (cells[i].ntune && fl_cell_tune_chosen(&g, &cells[i], k, &p) != 0) break;
-                predict_cell(&p, w1, p1, sizeof w1);
+                predict_cell(&p, cache, w1, p1, sizeof w1);
                 if (*w1 && atof(w1) > wmax) { wmax = atof(w1); snprintf(wk, sizeof wk, "%s", w1); }
                 if (*p1 && atof(p1) > pmax) { pmax = atof(p1); snprintf(pk, sizeof pk, "%s", p1); }
             }
             printf("%-4d %-12s %-5s %-5s %9s %9s  %s\n", i + 1, cells[i].id, fl_role_name(cells[i].role),
                    fl_table_find(&t, cells[i].id) >= 0 ? "yes" : "no", wk, pk, d);
+        }
+        /* the ladder: the largest predicted peak of each model's cells */
+        {
+            const char *mn[64];
+            double mp[64];
+            int nm = 0;
+            for (int i = 0; i < ncells; i++) {
+                const char *m = fl_cell_get(&cells[i], "model");
+                char w1[32] = "", p1[32] = "";
+                predict_cell(&cells[i], cache, w1, p1, sizeof w1);
+                int k = 0;
+                while (k < nm && strcmp(mn[k], m ? m : "?")) k++;
+                if (k == nm && nm < 64) { mn[nm] = m ? m : "?"; mp[nm++] = -1; }
+                if (k < nm && *p1 && atof(p1) > mp[k]) mp[k] = atof(p1);
+            }
+            if (nm > 1 || g.nvar || fl_grid_varies(&g, "model")) {
+                printf("predicted recovery peak per model (the largest of its cells), MB:\n");
+                for (int k = 0; k < nm; k++) {
+                    const fl_preset *pr = preset_of_dir(mn[k], cache);
+                    if (mp[k] >= 0) printf("  %9.2f  %s%s%s%s\n", mp[k], mn[k], pr ? " (preset " : "", pr ? pr->name : "", pr ? ")" : "");
+                    else printf("  %9s  %s\n", "?", mn[k]);
+                }
+            }
         }
         printf("plus %d dense reference(s), run first: the unpruned model on the cells' evaluation sets (role dense)\n", nrefs);
         for (int i = 0; i < nrefs; i++) {
@@ -677,12 +792,7 @@ int fl_cmd_study(int argc, char **argv) {
     {
         char *fetch[] = { "freelunch", "data", "fetch", "--cache", cache, NULL };
         if (run_self(fetch) != 0) goto fail;
-        snprintf(path, sizeof path, "%.4000s/config.json", model);
-        if (default_model && !file_exists(path)) {
-            fprintf(stderr, "study: building the default base model (preset tiny, about 12 minutes on 2 cores)\n");
-            char *pre[] = { "freelunch", "pretrain", "--preset", "tiny", "--resume", "--cache", cache, NULL };
-            if (run_self(pre) != 0) goto fail;
-        }
+        if (build_presets(&g, cache) != 0) goto fail;
     }
 
     char machine[512];

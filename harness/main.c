@@ -18,7 +18,7 @@ static const struct { const char *name, *desc; int (*run)(int, char **); } CMDS[
     { "pretrain", "train a preset's dense base model from scratch on the SOTU train split", fl_cmd_pretrain },
     { "study", "run a Cartesian grid of cells: results.csv, Pareto fronts, plots, report", fl_cmd_study },
     { "prune", "prune every linear of a model with a criterion and a reconstructor, save, evaluate (one cell)", fl_cmd_prune },
-    { "list", "the pruning criteria, sparsity patterns, reconstructors and propagation modes", fl_cmd_list },
+    { "list", "the pruning criteria, sparsity patterns, reconstructors and propagation modes; `list presets`: the base models", fl_cmd_list },
     { "data", "the corpora: fetch, verify, stats, calibration windows", fl_cmd_data },
     { "tokenize", "encode a split or a text file with a BPE tokenizer into an llm.c token file", fl_cmd_tokenize },
     { "tokenizer-train", "learn a byte-level BPE tokenizer from a split or a text file", fl_cmd_tokenizer_train },

@@ -19,10 +19,41 @@
  * (freelunch study --grid with reconstruct x lr; the retraining sweep is
  * from the first session). Larger units want the smaller step. */
 
-/* Sizes are chosen so that pretraining on a 2-core machine takes at most
- * about ten minutes for `tiny` and `tiny-gpt2`, seconds for `micro`.
- * The vocabulary is a BPE trained on the SOTU train split: GPT-2's 50257
- * entries would make the LM head dominate a model this small. */
+/* The ladder (issue 14): llama-family rungs of 2, 4, 6 and 8 layers whose
+ * width grows with depth, so that non-embedding parameters span about 19x
+ * (0.37M to 7.1M). `tiny` is the 4-layer rung, unchanged, so every earlier
+ * result stays comparable. Every rung shares tiny's tokenizer (a BPE of 4096
+ * entries trained on the SOTU train split: the training is deterministic,
+ * so each rung's directory gets the same merges), context, batch, data and
+ * token budget (1200 steps of 8 x 256 = 2.46M tokens, about 1.1 passes over
+ * the 2.20M-token train split). Heads are 32 wide on every rung.
+ *
+ * Pretraining learning rate, per rung: lr = 3e-3 * 192 / d, i.e. tiny's rate
+ * (chosen when tiny was built) scaled by 1/width, the usual rule for Adam on
+ * hidden matrices (muP's; a rung twice as wide takes half the step). How it
+ * is to be checked on sotu-val: pretrain each rung for its full budget at
+ * {0.5, 1, 2} x the rule and keep the one with the lowest validation
+ * perplexity (freelunch.json's val_ppl, sotu-val); the rule stands when the
+ * middle value wins. That check costs three times the ladder's pretraining
+ * and has not been run (docs/ARCHITECTURE.md, "The ladder").
+ *
+ * Training regime: the budget gives tiny 1.6 tokens per non-embedding
+ * parameter, far below real LLMs' 20-2000. The -long variants train the
+ * small rungs to at least 20 tokens per non-embedding parameter (repeating
+ * the train split; the validation curve every eval_every steps shows any
+ * overfitting). tiny-long costs about 13 times tiny's pretraining and is not
+ * part of grids/ladder.ini.
+ *
+ * The reconstruction and retraining rates were swept on tiny (above); the
+ * other rungs take tiny's rates scaled by the same 192 / d rule (RECON_AT),
+ * unswept. The gpt2-family `tiny-gpt2` preset was removed: it was never
+ * trained or checked, and the ladder is llama-family only. */
+#define LADDER_LR(d) (3e-3f * 192.0f / (float)(d))
+#define RECON_AT(d) .recon_lr = 3e-3f * 192.0f / (float)(d), .recon_lr_blocks = 1e-3f * 192.0f / (float)(d), \
+                    .retrain_lr = 1e-4f * 192.0f / (float)(d)
+#define LADDER_RECIPE(steps_, d_) .seqlen = 256, .tied = 1, .steps = (steps_), .batch = 8, .warmup = 60, \
+    .lr = LADDER_LR(d_), .min_lr_frac = 0.1f, .weight_decay = 0.1f, .clip = 1.0f, .eval_every = 200, .eval_windows = 64, \
+    .ckpt_every = 200, .seed = 1, RECON_AT(d_)
 const fl_preset FL_PRESETS[] = {
     { .name = "tiny", .desc = "llama family, d=192, 4 layers, GQA 6/2 heads, SwiGLU 512, vocab 4096, context 256",
       .family = FL_LLAMA, .vocab = 4096, .d = 192, .n_layer = 4, .n_head = 6, .n_kv_head = 2, .d_ff = 512,
@@ -30,18 +61,36 @@ const fl_preset FL_PRESETS[] = {
       .steps = 1200, .batch = 8, .warmup = 60, .lr = 3e-3f, .min_lr_frac = 0.1f, .weight_decay = 0.1f, .clip = 1.0f,
       .eval_every = 200, .eval_windows = 64, .ckpt_every = 200, .seed = 1,
       .recon_lr = 3e-3f, .recon_lr_blocks = 1e-3f, .retrain_lr = 1e-4f },
-    { .name = "tiny-gpt2", .desc = "gpt2 family, d=192, 4 layers, 6 heads, GELU 768, vocab 4096, context 256",
-      .family = FL_GPT2, .vocab = 4096, .d = 192, .n_layer = 4, .n_head = 6, .n_kv_head = 6, .d_ff = 768,
-      .seqlen = 256, .tied = 1,
-      .steps = 1200, .batch = 8, .warmup = 60, .lr = 3e-3f, .min_lr_frac = 0.1f, .weight_decay = 0.1f, .clip = 1.0f,
-      .eval_every = 200, .eval_windows = 64, .ckpt_every = 200, .seed = 1,
-      .recon_lr = 3e-3f, .recon_lr_blocks = 1e-3f, .retrain_lr = 1e-4f },   /* not tuned: tiny's values */
     { .name = "micro", .desc = "llama family for tests: d=64, 2 layers, 4/2 heads, vocab 512, context 64",
       .family = FL_LLAMA, .vocab = 512, .d = 64, .n_layer = 2, .n_head = 4, .n_kv_head = 2, .d_ff = 128,
       .seqlen = 64, .tied = 1,
       .steps = 60, .batch = 8, .warmup = 6, .lr = 5e-3f, .min_lr_frac = 0.1f, .weight_decay = 0.1f, .clip = 1.0f,
       .eval_every = 30, .eval_windows = 16, .ckpt_every = 20, .seed = 1,
       .recon_lr = 3e-3f, .recon_lr_blocks = 3e-3f, .retrain_lr = 1e-4f },   /* not tuned */
+    /* micro's deeper twin: tests/cli_ladder.sh runs a two-rung ladder of them end to end */
+    { .name = "micro-4", .desc = "llama family for tests: micro with 4 layers",
+      .family = FL_LLAMA, .vocab = 512, .d = 64, .n_layer = 4, .n_head = 4, .n_kv_head = 2, .d_ff = 128,
+      .seqlen = 64, .tied = 1,
+      .steps = 60, .batch = 8, .warmup = 6, .lr = 5e-3f, .min_lr_frac = 0.1f, .weight_decay = 0.1f, .clip = 1.0f,
+      .eval_every = 30, .eval_windows = 16, .ckpt_every = 20, .seed = 1,
+      .recon_lr = 3e-3f, .recon_lr_blocks = 3e-3f, .retrain_lr = 1e-4f },   /* not tuned */
+    { .name = "ladder-2", .desc = "ladder rung: llama family, d=128, 2 layers, GQA 4/2 heads, SwiGLU 352, vocab 4096, context 256",
+      .family = FL_LLAMA, .vocab = 4096, .d = 128, .n_layer = 2, .n_head = 4, .n_kv_head = 2, .d_ff = 352,
+      LADDER_RECIPE(1200, 128) },
+    { .name = "ladder-6", .desc = "ladder rung: llama family, d=256, 6 layers, GQA 8/2 heads, SwiGLU 688, vocab 4096, context 256",
+      .family = FL_LLAMA, .vocab = 4096, .d = 256, .n_layer = 6, .n_head = 8, .n_kv_head = 2, .d_ff = 688,
+      LADDER_RECIPE(1200, 256) },
+    { .name = "ladder-8", .desc = "ladder rung: llama family, d=288, 8 layers, GQA 9/3 heads, SwiGLU 768, vocab 4096, context 256",
+      .family = FL_LLAMA, .vocab = 4096, .d = 288, .n_layer = 8, .n_head = 9, .n_kv_head = 3, .d_ff = 768,
+      LADDER_RECIPE(1200, 288) },
+    /* 3700 x 2048 = 7.58M tokens = 20.5 per non-embedding parameter (3.4 passes over the split) */
+    { .name = "ladder-2-long", .desc = "ladder-2 trained to 20 tokens per non-embedding parameter",
+      .family = FL_LLAMA, .vocab = 4096, .d = 128, .n_layer = 2, .n_head = 4, .n_kv_head = 2, .d_ff = 352,
+      LADDER_RECIPE(3700, 128) },
+    /* 15400 x 2048 = 31.5M tokens = 20.0 per non-embedding parameter (14 passes) */
+    { .name = "tiny-long", .desc = "tiny trained to 20 tokens per non-embedding parameter",
+      .family = FL_LLAMA, .vocab = 4096, .d = 192, .n_layer = 4, .n_head = 6, .n_kv_head = 2, .d_ff = 512,
+      LADDER_RECIPE(15400, 192) },
 };
 const int FL_N_PRESETS = sizeof FL_PRESETS / sizeof *FL_PRESETS;
 
@@ -55,7 +104,7 @@ float fl_preset_lr(const fl_preset *p, const char *reconstruct) {
         fl_recon_close(&in);
     }
     fl_err_clear();
-    if (!p) return k == FL_LR_RETRAIN ? 1e-5f : 1e-3f;
+    if (!p) return k == FL_LR_RETRAIN ? 1e-5f : 1e-3f;   /* HF models (OPT, Qwen, ...): the paper's rates */
     return k == FL_LR_RETRAIN ? p->retrain_lr : k == FL_LR_BLOCKS ? p->recon_lr_blocks : p->recon_lr;
 }
 
@@ -89,3 +138,21 @@ const fl_preset *fl_preset_of_model(const char *dir) {
     cJSON_Delete(j);
     return r;
 }
+
+int64_t fl_config_nonemb_params(const fl_config *c) {
+    /* the token embedding, an untied LM head and learned positions are the
+     * embedding parameters (the scaling-law convention); the rest, blocks and
+     * final norm, is the model's size on the ladder's axis */
+    int64_t emb = (int64_t)c->vocab * c->d * (c->tied ? 1 : 2);
+    if (c->learned_pos) emb += ((int64_t)c->max_pos + c->pos_offset) * c->d;
+    return fl_config_num_params(c) - emb;
+}
+
+int64_t fl_preset_params(const fl_preset *p, int64_t *nonemb) {
+    fl_config c;
+    fl_preset_config(p, &c);
+    if (nonemb) *nonemb = fl_config_nonemb_params(&c);
+    return fl_config_num_params(&c);
+}
+
+int64_t fl_preset_tokens(const fl_preset *p) { return (int64_t)p->steps * p->batch * p->seqlen; }

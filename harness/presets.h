@@ -33,5 +33,13 @@ const fl_preset *fl_preset_of_model(const char *dir);
 float fl_preset_lr(const fl_preset *p, const char *reconstruct);
 /* The model config of a preset (context = its seqlen). */
 void fl_preset_config(const fl_preset *p, fl_config *c);
+/* A llama-family preset's parameter count; *nonemb (if not NULL) gets the
+ * count without the token embedding (and LM head): the ladder's size axis. */
+int64_t fl_preset_params(const fl_preset *p, int64_t *nonemb);
+/* Any model's parameters without token embedding, untied head and learned
+ * positions (an HF directory's config as much as a preset's). */
+int64_t fl_config_nonemb_params(const fl_config *c);
+/* Tokens its pretraining pushes through the model: steps x batch x seqlen. */
+int64_t fl_preset_tokens(const fl_preset *p);
 
 #endif

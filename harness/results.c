@@ -53,6 +53,9 @@ const char *const FL_RESULT_COLS[] = {
     "acc_boolq", "acc_rte", "acc_hellaswag", "acc_norm_hellaswag", "acc_winogrande", "acc_arc_easy", "acc_norm_arc_easy",
     "acc_arc_challenge", "acc_norm_arc_challenge", "acc_openbookqa", "acc_norm_openbookqa", "acc_lambada", "word_ppl_lambada",
     "acc_mc", "acc_norm_mc", "acc_lambada_sotu", "word_ppl_lambada_sotu", "acc_cloze_sotu", "acc_norm_cloze_sotu", "acc_mean",
+    /* the dense model's size, from its config.json: the ladder's axes
+     * (presets.h fl_config_nonemb_params) */
+    "model_params", "model_nonemb_params", "model_layers",
 };
 const int FL_RESULT_NCOLS = (int)(sizeof FL_RESULT_COLS / sizeof *FL_RESULT_COLS);
 
@@ -62,7 +65,7 @@ const int FL_RESULT_NCOLS = (int)(sizeof FL_RESULT_COLS / sizeof *FL_RESULT_COLS
  * order) still loads, those cells empty, and is written back with every
  * column. */
 static const char *const LATE_COLS[] = { "prune_stream", "optimizer", "retrain_samples", "mask_sha256", "recovery_tokens", "role",
-                                         "lr_scale" };
+                                         "lr_scale", "model_params", "model_nonemb_params", "model_layers" };
 
 static int is_late(const char *col) {
     if (!strncmp(col, "drift_", 6)) return 1;

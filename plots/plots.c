@@ -4,6 +4,7 @@
 #include "plots.h"
 #include "sbuf.h"
 #include "summary.h"
+#include "ladder.h"
 #include "model/checkpoint.h"
 #include "model/err.h"
 #include "model/fileio.h"
@@ -546,6 +547,106 @@ static void rm_stage(const char *stage) {
     rmdir(stage);
 }
 
+/* ---- the ladder: trends against model size (ladder.h) ---------------------- */
+
+static void put_num(fl_sbuf *b, double v) {
+    if (isfinite(v)) fl_sb_printf(b, "\t%.9g", v);
+    else fl_sb_puts(b, "\tNaN");   /* gnuplot skips the point */
+}
+
+/* One series per column pair (mean, std) from column 3 on, x in column 1
+ * (non-embedding parameters) or 2 (layers). */
+static void series(fl_sbuf *g, const char *name, int xcol, int k, const char *title, const char *col, int pt, int first) {
+    fl_sb_printf(g, "%s'%s.dat' using %d:%d:%d with yerrorlines lw 2 pt %d ps 1.4 lc rgb '%s' title ", first ? "plot " : ", \\\n     ",
+                 name, xcol, 3 + 2 * k, 4 + 2 * k, pt, col);
+    gp_str(g, title);
+}
+
+static int ladder_gap(ctx *c, const fl_ladder *L) {
+    char name[128], title[512];
+    snprintf(name, sizeof name, "ladder_gap_%s", L->tag);
+    snprintf(title, sizeof title, "Criterion gap against model size, %s (mean +- std over seeds)", L->label);
+    fl_sbuf dat = { 0 }, g = { 0 };
+    fl_sb_puts(&dat, "# nonemb_params\tlayers\tmag_none\tstd\twanda_none\tstd\tmag_best\tstd\twanda_best\tstd\n");
+    for (int i = 0; i < L->nr; i++) {
+        const fl_rung *r = &L->r[i];
+        fl_sb_printf(&dat, "%.9g\t%d", r->nonemb, r->layers);
+        for (int w = 0; w < 2; w++)
+            for (int k = 0; k < 2; k++) { put_num(&dat, r->gap[k][w].mean); put_num(&dat, r->gap[k][w].n > 1 ? r->gap[k][w].std : 0); }
+        fl_sb_puts(&dat, "\n");
+    }
+    gp_begin(&g, name, title, "non-embedding parameters", 1, "ppl(criterion) - ppl(sparsegpt)", 0);
+    fl_sb_puts(&g, "set xzeroaxis lt -1\n");
+    static const char *const T[4] = { "magnitude - sparsegpt, no reconstruction", "wanda - sparsegpt, no reconstruction",
+                                      "magnitude - sparsegpt, best reconstruction", "wanda - sparsegpt, best reconstruction" };
+    static const char *const C[4] = { "#d62728", "#1f77b4", "#ff9896", "#aec7e8" };
+    for (int k = 0; k < 4; k++) series(&g, name, 1, k, T[k], C[k], k < 2 ? 7 : 5, k == 0);
+    gp_end(&g, name);
+    int rc = emit(c, name, title, &dat, &g);
+    fl_sb_free(&dat);
+    fl_sb_free(&g);
+    return rc;
+}
+
+/* rel, drift or peak per reconstructor: WHAT 0, 1, 2 */
+static int ladder_recon(ctx *c, const fl_ladder *L, const fl_names *recons, int what) {
+    static const char *const KIND[3] = { "rel", "drift", "peak" };
+    char name[128], title[512];
+    snprintf(name, sizeof name, "ladder_%s_%s", KIND[what], L->tag);
+    if (what == 0) snprintf(title, sizeof title, "Each reconstructor's ppl relative to the rung's best against model size, %s", L->label);
+    else if (what == 1) snprintf(title, sizeof title, "Drift at the last block against depth, %s (mean +- std)", L->label);
+    else snprintf(title, sizeof title, "Recovery peak memory per reconstructor against model size, %s (measured)", L->label);
+    fl_sbuf dat = { 0 }, g = { 0 };
+    int nk = recons->n < FL_LADDER_MAX_RECONS ? recons->n : FL_LADDER_MAX_RECONS, any = 0;
+    double lo = INFINITY, hi = -INFINITY;
+    fl_sb_puts(&dat, "# nonemb_params\tlayers\tthen mean, std per reconstructor in the plot's order\n");
+    for (int i = 0; i < L->nr; i++) {
+        const fl_rung *r = &L->r[i];
+        fl_sb_printf(&dat, "%.9g\t%d", r->nonemb, r->layers);
+        for (int k = 0; k < nk; k++) {
+            fl_stat s = what == 1 ? r->drift[k] : what == 2 ? r->peak[k] : (fl_stat){ r->rel[k], 0, 1 };
+            double sc = what == 2 ? 1e-6 : 1;
+            put_num(&dat, s.mean * sc);
+            put_num(&dat, s.n > 1 && isfinite(s.std) ? s.std * sc : 0);
+            if (isfinite(s.mean) && s.mean > 0) { lo = fmin(lo, s.mean * sc); hi = fmax(hi, s.mean * sc); }
+        }
+        fl_sb_puts(&dat, "\n");
+    }
+    const char *yl = what == 0 ? "ppl / best ppl at the rung" : what == 1 ? "drift_out (accumulated drift at the last block)"
+                                                                        : "recovery peak (MB = 10^6 bytes)";
+    gp_begin(&g, name, title, what == 1 ? "layers" : "non-embedding parameters", what != 1, yl, what && want_log(lo, hi, 10));
+    for (int k = 0; k < nk; k++) {
+        /* a reconstructor with no value anywhere (none has no drift change, no recovery peak) gets no line */
+        int has = 0;
+        for (int i = 0; i < L->nr && !has; i++) {
+            fl_stat s = what == 1 ? L->r[i].drift[k] : what == 2 ? L->r[i].peak[k] : (fl_stat){ L->r[i].rel[k], 0, 1 };
+            has = isfinite(s.mean) && (what != 2 || s.mean > 0);
+        }
+        if (!has) continue;
+        series(&g, name, what == 1 ? 2 : 1, k, recons->v[k], colour(c, recons->v[k]), marker(c, recons->v[k]), !any);
+        any = 1;
+    }
+    if (!any) { fl_sb_free(&dat); fl_sb_free(&g); return 0; }
+    gp_end(&g, name);
+    int rc = emit(c, name, title, &dat, &g);
+    fl_sb_free(&dat);
+    fl_sb_free(&g);
+    return rc;
+}
+
+static int ladder_plots(ctx *c) {
+    fl_ladder *ls;
+    fl_names recons;
+    int nl = fl_ladders(c->t, &ls, &recons), rc = 0;
+    for (int l = 0; l < nl && !rc; l++) {
+        rc = ladder_gap(c, &ls[l]);
+        for (int w = 0; w < 3 && !rc; w++) rc = ladder_recon(c, &ls[l], &recons, w);
+    }
+    free(ls);
+    fl_names_free(&recons);
+    return rc;
+}
+
 static int build_all(ctx *c) {
     fl_panel *ps;
     int np = fl_panels(c->t, &ps), rc = 0;
@@ -568,6 +669,7 @@ static int build_all(ctx *c) {
     }
     for (int i = 0; i < np && !rc; i++)
         for (int k = 0; k < crits.n && !rc; k++) rc = drift(c, &ps[i], crits.v[k], k);
+    if (!rc) rc = ladder_plots(c);
     fl_names_free(&crits);
     free(ps);
     return rc;

@@ -6,6 +6,7 @@
 #include "plots/plots.h"
 #include "plots/sbuf.h"
 #include "plots/summary.h"
+#include "plots/ladder.h"
 #include "harness/settings.h"
 #include "model/checkpoint.h"
 #include "model/err.h"
@@ -1068,6 +1069,167 @@ static claim claim3(doc *d, const ctx *x) {
 
 /* ---- tables --------------------------------------------------------------------- */
 
+/* ---- the ladder: the scale claims across model size (plots/ladder.h) ------- */
+
+/* "grows", "shrinks" or "shows no clear direction": both the fitted slope
+ * and the ends must agree (a single noisy rung does not make a trend). */
+static int trend_dir(double slope, double first, double last) {
+    if (!isfinite(slope) || !isfinite(first) || !isfinite(last)) return 0;
+    if (slope > 0 && last > first) return 1;
+    if (slope < 0 && last < first) return -1;
+    return 0;
+}
+static const char *trend_word(int d) { return d > 0 ? "grows" : d < 0 ? "shrinks" : "shows no clear direction"; }
+
+/* Tokens per non-embedding parameter of a pretrained preset model (its
+ * freelunch.json: steps x batch x seqlen), or NAN for any other model. */
+static double tokens_per_param(const char *dir, double nonemb) {
+    char path[4200];
+    snprintf(path, sizeof path, "%.4000s/freelunch.json", dir);
+    cJSON *j = read_json(path);
+    double v = NAN;
+    if (j) {
+        const cJSON *st = cJSON_GetObjectItem(j, "steps"), *b = cJSON_GetObjectItem(j, "batch"), *T = cJSON_GetObjectItem(j, "seqlen");
+        if (cJSON_IsNumber(st) && cJSON_IsNumber(b) && cJSON_IsNumber(T) && nonemb > 0)
+            v = st->valuedouble * b->valuedouble * T->valuedouble / nonemb;
+        cJSON_Delete(j);
+    }
+    return v;
+}
+
+static void fmt_gap(char *out, size_t n, fl_stat s) {
+    if (!s.n || !isfinite(s.mean)) snprintf(out, n, "–");
+    else if (s.n > 1 && isfinite(s.std)) snprintf(out, n, "%.2f ± %.2f", s.mean, s.std);
+    else snprintf(out, n, "%.2f", s.mean);
+}
+
+static void ladder_claim3(doc *d, const fl_ladder *L) {
+    static const char *const CN[2] = { "magnitude", "wanda" };
+    double x[FL_LADDER_MAX_RUNGS], y[FL_LADDER_MAX_RUNGS];
+    for (int i = 0; i < L->nr; i++) x[i] = L->r[i].nonemb;
+    for (int w = 1; w >= 0; w--)
+        for (int k = 0; k < 2; k++) {
+            int first = -1, last = -1;
+            for (int i = 0; i < L->nr; i++) {
+                y[i] = L->r[i].gap[k][w].mean;
+                if (isfinite(y[i])) { if (first < 0) first = i; last = i; }
+            }
+            if (first < 0 || first == last) {
+                doc_li(d, "ppl(%s) − ppl(sparsegpt) %s: fewer than two rungs have it.", CN[k],
+                       w ? "with the best reconstruction" : "without reconstruction");
+                continue;
+            }
+            double sl = fl_ladder_slope(x, y, L->nr, 1);
+            int dir = trend_dir(sl, y[first], y[last]);
+            doc_li(d, "**Claim 3**, ppl(%s) − ppl(sparsegpt) %s: %.2f at %.3gM non-embedding parameters, %.2f at %.3gM "
+                      "(fitted slope %+.2f ppl per decade of size): the gap %s with size%s.",
+                   CN[k], w ? "with each criterion's best reconstruction" : "without reconstruction", y[first],
+                   x[first] / 1e6, y[last], x[last] / 1e6, sl, trend_word(dir),
+                   dir < 0 ? ", so the ladder supports the claim's direction"
+                           : dir > 0 ? ", so the ladder does not support the claim" : ", so the ladder neither supports nor refutes it");
+        }
+}
+
+static void ladder_claim2(doc *d, const fl_ladder *L, const fl_names *recons) {
+    double x[FL_LADDER_MAX_RUNGS], y[FL_LADDER_MAX_RUNGS];
+    int nk = recons->n < FL_LADDER_MAX_RECONS ? recons->n : FL_LADDER_MAX_RECONS;
+    for (int i = 0; i < L->nr; i++) x[i] = L->r[i].layers;
+    for (int k = 0; k < nk; k++) {
+        int first = -1, last = -1;
+        for (int i = 0; i < L->nr; i++) {
+            y[i] = L->r[i].drift[k].mean;
+            if (isfinite(y[i]) && x[i] > 0) { if (first < 0) first = i; last = i; }
+        }
+        if (first < 0 || first == last || x[first] == x[last]) continue;
+        double sl = fl_ladder_slope(x, y, L->nr, 0);
+        int dir = trend_dir(sl, y[first], y[last]);
+        doc_li(d, "**Claim 2**, drift at the last block with `%s`: %.4g at %d layers, %.4g at %d layers (slope %+.3g per "
+                  "layer): it %s with depth%s.",
+               recons->v[k], y[first], (int)x[first], y[last], (int)x[last], sl, trend_word(dir),
+               dir > 0 ? ", so the ladder supports errors accumulating over depth"
+                       : dir < 0 ? ", so the ladder does not support accumulation over depth" : "");
+    }
+    /* the claim's other half: single matrices do worse than the units that hold a nonlinearity */
+    int m = fl_names_index(recons, "matrix"), worse = 0, judged_rungs = 0;
+    if (m < 0 || m >= nk) return;
+    for (int i = 0; i < L->nr; i++) {
+        double bn = INFINITY;
+        for (int k = 0; k < nk; k++)
+            if (is_nonlinear(recons->v[k]) && isfinite(L->r[i].rel[k])) bn = fmin(bn, L->r[i].rel[k]);
+        if (!isfinite(bn) || !isfinite(L->r[i].rel[m])) continue;
+        judged_rungs++;
+        worse += L->r[i].rel[m] > bn;
+    }
+    if (judged_rungs)
+        doc_li(d, "**Claim 2**, single matrices against the best unit with a nonlinearity (ppl relative to the rung's best): "
+                  "`matrix` is worse at %d of %d rungs%s.",
+               worse, judged_rungs, worse == judged_rungs ? ", as the claim says" : worse ? "" : ", against the claim");
+}
+
+static void ladder_section(doc *d, const fl_table *t) {
+    fl_ladder *ls;
+    fl_names recons;
+    int nl = fl_ladders(t, &ls, &recons);
+    if (!nl) { fl_names_free(&recons); return; }
+    doc_h(d, 2, "The ladder: the scale claims across model size");
+    double lo = INFINITY, hi = 0;
+    for (int l = 0; l < nl; l++)
+        for (int i = 0; i < ls[l].nr; i++) { lo = fmin(lo, ls[l].r[i].nonemb); hi = fmax(hi, ls[l].r[i].nonemb); }
+    doc_p(d, "These results hold several models (rungs). The ladder spans %.2fM to %.2fM non-embedding parameters, "
+             "millions, while the paper's models span 0.125 to 72 billion: it tests the direction of each trend, not its "
+             "size. Gaps are paired over seeds (mean ± sample std of the per-seed differences); a trend is stated only when "
+             "the least-squares slope (against log10 of the size, or against layers for drift) and the two ends agree.",
+          lo / 1e6, hi / 1e6);
+    doc_h(d, 3, "Rungs");
+    char *hd[5] = { "model", "non-embedding parameters", "layers", "pretraining tokens per non-embedding parameter", "regime" };
+    doc_row(d, 5, hd);
+    const fl_ladder *L0 = &ls[0];
+    for (int i = 0; i < L0->nr; i++) {
+        const fl_rung *r = &L0->r[i];
+        char a[32], b[16], c[32];
+        double tp = tokens_per_param(r->model, r->nonemb);
+        snprintf(a, sizeof a, "%.0f", r->nonemb);
+        snprintf(b, sizeof b, "%d", r->layers);
+        if (isfinite(tp)) snprintf(c, sizeof c, "%.1f", tp);
+        else snprintf(c, sizeof c, "–");
+        char *row[5] = { (char *)r->model, a, b, c,
+                         !isfinite(tp) ? "unknown (not a freelunch preset)" : tp >= 20 ? "20+ tokens per parameter (as real LLMs)"
+                                                                                       : "undertrained (below 20 tokens per parameter)" };
+        doc_row(d, 5, row);
+    }
+    for (int l = 0; l < nl; l++) {
+        const fl_ladder *L = &ls[l];
+        doc_h(d, 3, L->label);
+        char *h2[7] = { "model", "non-emb. params", "layers", "magnitude − sparsegpt, none", "wanda − sparsegpt, none",
+                        "magnitude − sparsegpt, best recon.", "wanda − sparsegpt, best recon." };
+        doc_row(d, 7, h2);
+        for (int i = 0; i < L->nr; i++) {
+            const fl_rung *r = &L->r[i];
+            char a[32], b[16], g[4][64];
+            snprintf(a, sizeof a, "%.0f", r->nonemb);
+            snprintf(b, sizeof b, "%d", r->layers);
+            for (int w = 0; w < 2; w++)
+                for (int k = 0; k < 2; k++) fmt_gap(g[2 * w + k], sizeof g[0], r->gap[k][w]);
+            char *row[7] = { (char *)r->model, a, b, g[0], g[1], g[2], g[3] };
+            doc_row(d, 7, row);
+        }
+        ladder_claim3(d, L);
+        ladder_claim2(d, L, &recons);
+        /* (d): how recovery memory scales, measured */
+        int nk = recons.n < FL_LADDER_MAX_RECONS ? recons.n : FL_LADDER_MAX_RECONS;
+        const fl_rung *a = &L->r[0], *z = &L->r[L->nr - 1];
+        for (int k = 0; k < nk; k++)
+            if (isfinite(a->peak[k].mean) && isfinite(z->peak[k].mean) && a->peak[k].mean > 0)
+                doc_li(d, "Recovery peak of `%s`: %.1f MB at the smallest rung, %.1f MB at the largest (%.1fx, for %.1fx the "
+                          "non-embedding parameters).",
+                       recons.v[k], a->peak[k].mean / 1e6, z->peak[k].mean / 1e6, z->peak[k].mean / a->peak[k].mean,
+                       z->nonemb / a->nonemb);
+    }
+    doc_close(d);
+    free(ls);
+    fl_names_free(&recons);
+}
+
 static void ppl_tables(doc *d, const fl_table *t, const fl_panel *ps, int np, const char *dense) {
     doc_h(d, 2, "Perplexity");
     char ev[1024];
@@ -1287,6 +1449,7 @@ int fl_report_build(const fl_table *t, const char *results_csv, const char *out_
     doc_h(&body, 2, "How configurations are compared");
     doc_p(&body, "%s", STATS_RULE);
     claim c1 = claim1(&body, &x), c2 = claim2(&body, &x), c3 = claim3(&body, &x);
+    ladder_section(&body, t);
     doc_close(&body);
     char f1[600], f2[600], f3[600];
     figures(f1, sizeof f1, &plots, "time_");

@@ -1,0 +1,266 @@
+/* The ladder of model sizes (issue 14): every rung's configuration (shapes,
+ * parameter counts counted here by hand), one pretraining step of the
+ * largest rung, and the multi-model plots and report on hand-made
+ * results.csv files: one whose trends go the paper's way and one where they
+ * reverse, so every verdict's wording must flip. */
+#include "tests/testutil.h"
+#include "harness/presets.h"
+#include "harness/results.h"
+#include "model/adamw.h"
+#include "model/err.h"
+#include "plots/ladder.h"
+#include "plots/plots.h"
+#include "reports/report.h"
+#include <math.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static const char *const RUNGS[] = { "ladder-2", "tiny", "ladder-6", "ladder-8" };
+
+/* llama: q and o d x d, k and v d x (kv heads x 32), SwiGLU 3 x d x d_ff, two
+ * RMSNorms a block, a final norm; the tied embedding vocab x d */
+static long long hand_nonemb(int d, int L, int kv, int dff) { return (long long)L * (2LL * d * d + 2LL * d * kv * 32 + 3LL * d * dff + 2 * d) + d; }
+
+static void test_rung_configs(void **st) {
+    (void)st;
+    static const int LAY[] = { 2, 4, 6, 8 }, D[] = { 128, 192, 256, 288 }, KV[] = { 2, 2, 2, 3 }, FF[] = { 352, 512, 688, 768 };
+    double lo = 0, hi = 0, prev = 0;
+    for (int i = 0; i < 4; i++) {
+        const fl_preset *p = fl_preset_find(RUNGS[i]);
+        assert_non_null(p);
+        assert_int_equal(p->family, FL_LLAMA);
+        assert_int_equal(p->n_layer, LAY[i]);
+        assert_int_equal(p->d, D[i]);
+        assert_int_equal(p->vocab, 4096);              /* one tokenizer for every rung */
+        assert_int_equal(p->seqlen, 256);
+        assert_int_equal(fl_preset_tokens(p), 2457600); /* one token budget */
+        assert_int_equal(p->d % p->n_head, 0);
+        assert_int_equal(p->d / p->n_head, 32);
+        assert_int_equal(p->n_head % p->n_kv_head, 0);
+        fl_config c;
+        fl_preset_config(p, &c);
+        assert_int_equal(fl_config_validate(&c, RUNGS[i]), 0);
+        fl_model m;
+        assert_int_equal(fl_model_create(&m, &c), 0);
+        int64_t ne, all = fl_preset_params(p, &ne);
+        assert_int_equal(all, fl_model_num_params(&m));
+        assert_int_equal(ne, hand_nonemb(D[i], LAY[i], KV[i], FF[i]));
+        assert_int_equal(all - ne, 4096LL * D[i]);
+        /* shapes of the first block's linears */
+        assert_int_equal(m.layers[0].q_w->rows, D[i]);
+        assert_int_equal(m.layers[0].k_w->rows, KV[i] * 32);
+        assert_int_equal(m.layers[0].up_w->rows, FF[i]);
+        fl_model_free(&m);
+        assert_true((double)ne > prev);   /* in size order */
+        prev = (double)ne;
+        if (!i) lo = (double)ne;
+        hi = (double)ne;
+        /* the learning-rate rule: 3e-3 x 192/d; reconstruction rates tiny's x 192/d */
+        assert_true(fabsf(p->lr - 3e-3f * 192.0f / D[i]) < 1e-9f);
+        assert_true(fabsf(fl_preset_lr(p, "sublayer") - 3e-3f * 192.0f / D[i]) < 1e-9f);
+        assert_true(fabsf(fl_preset_lr(p, "blocks:all") - 1e-3f * 192.0f / D[i]) < 1e-9f);
+        assert_true(fabsf(fl_preset_lr(p, "retrain:masklora") - 1e-4f * 192.0f / D[i]) < 1e-10f);
+    }
+    assert_true(hi / lo >= 16);
+    int64_t n2, n8;
+    fl_preset_params(fl_preset_find("ladder-2"), &n2);
+    fl_preset_params(fl_preset_find("ladder-8"), &n8);
+    assert_true((double)n8 / (double)n2 >= 16);
+    /* tiny unchanged: the earlier results stay comparable */
+    int64_t nt;
+    assert_int_equal(fl_preset_params(fl_preset_find("tiny"), &nt), 2361024);
+    assert_int_equal(nt, 1574592);
+    /* the high-token variants: the same shapes, 20+ tokens per non-embedding parameter */
+    static const char *const LONG[][2] = { { "ladder-2-long", "ladder-2" }, { "tiny-long", "tiny" } };
+    for (int i = 0; i < 2; i++) {
+        const fl_preset *a = fl_preset_find(LONG[i][0]), *b = fl_preset_find(LONG[i][1]);
+        assert_non_null(a);
+        int64_t ne;
+        assert_int_equal(fl_preset_params(a, &ne), fl_preset_params(b, NULL));
+        assert_true((double)fl_preset_tokens(a) / (double)ne >= 20);
+        assert_true(a->d == b->d && a->n_layer == b->n_layer && a->d_ff == b->d_ff);
+    }
+    assert_null(fl_preset_find("tiny-gpt2"));   /* removed: never trained or checked */
+}
+
+/* One pretraining step (forward, backward, AdamW) of the largest rung on a
+ * full-context batch: the loss starts near ln(vocab) and the step lowers it
+ * on the same batch. */
+static void test_largest_rung_step(void **st) {
+    (void)st;
+    const fl_preset *big = NULL;
+    int64_t bn = 0;
+    for (int i = 0; i < FL_N_PRESETS; i++) {
+        int64_t ne;
+        fl_preset_params(&FL_PRESETS[i], &ne);
+        if (ne > bn) { bn = ne; big = &FL_PRESETS[i]; }
+    }
+    assert_string_equal(big->name, "ladder-8");
+    fl_config c;
+    fl_preset_config(big, &c);
+    fl_model m;
+    assert_int_equal(fl_model_create(&m, &c), 0);
+    fl_model_init_random(&m, big->seed);
+    fl_model_set_all_trainable(&m, 1);
+    fl_adamw_cfg oc = fl_adamw_defaults();
+    oc.lr = big->lr; oc.total_steps = 10; oc.warmup_steps = 0;
+    fl_adamw o;
+    assert_int_equal(fl_adamw_init(&o, &m, &oc), 0);
+    const int T = big->seqlen;
+    int32_t *in = malloc(sizeof(int32_t) * T), *tg = malloc(sizeof(int32_t) * T);
+    uint64_t s = 5;
+    for (int i = 0; i < T; i++) { in[i] = (int32_t)(tu_rng(&s) % 64); tg[i] = (in[i] + 1) % 64; }
+    fl_acts *acts = fl_acts_new();
+    double loss[2];
+    for (int k = 0; k < 2; k++) {
+        fl_fwd a = { .B = 1, .T = T, .tokens = in, .targets = tg };
+        assert_int_equal(fl_forward(&m, fl_range_whole(&m), &a, acts), 0);
+        loss[k] = a.loss;
+        if (k) break;
+        assert_int_equal(fl_backward(&m, fl_range_whole(&m), acts, NULL, NULL), 0);
+        fl_adamw_step(&o);
+    }
+    assert_true(isfinite(loss[0]) && fabs(loss[0] - log(4096.0)) < 1.0);
+    assert_true(loss[1] < loss[0]);
+    fl_acts_free(acts);
+    fl_adamw_free(&o);
+    fl_model_free(&m);
+    free(in); free(tg);
+}
+
+/* ---- the multi-model plots and report ----------------------------------------- */
+
+static const char *CRIT[3] = { "magnitude", "wanda", "sparsegpt" };
+static const char *REC[3] = { "none", "matrix", "block" };
+static const double NE[3] = { 4e5, 1.6e6, 7e6 };
+static const int LAYERS[3] = { 2, 4, 8 };
+
+/* ppl of (rung i, criterion c, reconstructor k, seed s). With WAY 1 the
+ * paper's way: the criterion gaps shrink with size, drift grows with depth,
+ * matrix is worse than block; WAY -1 reverses the size and depth trends. */
+static double ppl_of(int way, int i, int c, int k, int s) {
+    int ii = way > 0 ? i : 2 - i;
+    double base = 200.0 - 40 * i;                       /* larger rungs are better models */
+    double gap = c == 2 ? 0 : (c == 0 ? 30.0 : 10.0) / (1 + 2 * ii) / (k ? 3 : 1);
+    double rec = k == 0 ? 20 : k == 1 ? 8 : 5;
+    return base + gap + rec + 0.1 * s + 0.01 * c;
+}
+
+static void make_csv(const char *dir, int way, char *csv, size_t n) {
+    fl_table t = { 0 };
+    int id = 0;
+    for (int i = 0; i < 3; i++)
+        for (int c = 0; c < 3; c++)
+            for (int k = 0; k < 3; k++)
+                for (int s = 0; s < 3; s++) {
+                    int r = fl_table_add_row(&t);
+                    int ii = way > 0 ? i : 2 - i;
+                    fl_table_setf(&t, r, "cell_id", "%012d", ++id);
+                    fl_table_set(&t, r, "status", "ok");
+                    fl_table_set(&t, r, "role", "final");
+                    fl_table_setf(&t, r, "model", "%s/rung%d", dir, i);
+                    fl_table_set(&t, r, "criterion", CRIT[c]);
+                    fl_table_set(&t, r, "sparsity", "0.5");
+                    fl_table_set(&t, r, "pattern", "row");
+                    fl_table_set(&t, r, "reconstruct", REC[k]);
+                    fl_table_setf(&t, r, "seed", "%d", s);
+                    fl_table_set(&t, r, "eval_set", "sotu-test");
+                    fl_table_setf(&t, r, "ppl", "%.17g", ppl_of(way, i, c, k, s));
+                    fl_table_setf(&t, r, "drift_out", "%.17g", (k == 0 ? 0.1 : 0.03) * (1 + LAYERS[ii]) + 0.001 * s);
+                    fl_table_setf(&t, r, "recovery_peak_bytes", "%.0f", k ? NE[i] * 40 * k : 0);
+                    fl_table_setf(&t, r, "model_nonemb_params", "%.0f", NE[i]);
+                    fl_table_setf(&t, r, "model_params", "%.0f", NE[i] + 5e5);
+                    fl_table_setf(&t, r, "model_layers", "%d", LAYERS[i]);
+                }
+    snprintf(csv, n, "%s/results.csv", dir);
+    assert_int_equal(fl_table_write(csv, &t), 0);
+    fl_table_free(&t);
+}
+
+static void check_way(int way) {
+    char dir[512], csv[600], path[1024];
+    tu_tmpdir(dir, sizeof dir);
+    make_csv(dir, way, csv, sizeof csv);
+    fl_table t;
+    assert_int_equal(fl_sum_load(csv, &t), 0);
+    /* the numbers: gap of (rung 0, wanda, none) is the hand formula's, paired over seeds */
+    fl_ladder *ls;
+    fl_names rec;
+    assert_int_equal(fl_ladders(&t, &ls, &rec), 1);
+    assert_int_equal(ls[0].nr, 3);
+    assert_true(ls[0].r[0].nonemb == 4e5 && ls[0].r[2].layers == 8);
+    double want = ppl_of(way, 0, 1, 0, 0) - ppl_of(way, 0, 2, 0, 0);
+    assert_true(fabs(ls[0].r[0].gap[1][0].mean - want) < 1e-9);
+    assert_string_equal(ls[0].r[0].best[1], "block");
+    assert_true(fabs(ls[0].r[0].gap[1][1].mean - (ppl_of(way, 0, 1, 2, 0) - ppl_of(way, 0, 2, 2, 0))) < 1e-9);
+    /* relative ppl: block is the best (1), none worse */
+    int kb = fl_names_index(&rec, "block"), kn = fl_names_index(&rec, "none");
+    assert_true(fabs(ls[0].r[1].rel[kb] - 1) < 1e-12 && ls[0].r[1].rel[kn] > 1);
+    free(ls);
+    fl_names_free(&rec);
+    assert_int_equal(fl_report_build(&t, csv, dir, 0), 0);
+    fl_table_free(&t);
+    static const char *const P[] = { "ladder_gap_s0.5", "ladder_rel_s0.5", "ladder_drift_s0.5", "ladder_peak_s0.5" };
+    for (int i = 0; i < 4; i++) {
+        snprintf(path, sizeof path, "%s/plots/%s.dat", dir, P[i]);
+        char *dat = tu_read_all(path);
+        assert_non_null(dat);
+        int lines = 0;
+        for (char *c = dat; *c; c++) lines += *c == '\n';
+        assert_int_equal(lines, 4);   /* a header and three rungs */
+        free(dat);
+    }
+    snprintf(path, sizeof path, "%s/report.md", dir);
+    char *md = tu_read_all(path);
+    assert_non_null(md);
+    assert_non_null(strstr(md, "## The ladder: the scale claims across model size"));
+    assert_non_null(strstr(md, "0.125 to 72 billion"));
+    assert_non_null(strstr(md, "0.40M to 7.00M non-embedding parameters"));
+    if (way > 0) {
+        assert_non_null(strstr(md, "the gap shrinks with size, so the ladder supports the claim's direction"));
+        assert_null(strstr(md, "the gap grows with size"));
+        assert_non_null(strstr(md, "it grows with depth, so the ladder supports errors accumulating over depth"));
+    } else {
+        assert_non_null(strstr(md, "the gap grows with size, so the ladder does not support the claim"));
+        assert_null(strstr(md, "the gap shrinks with size"));
+        assert_non_null(strstr(md, "it shrinks with depth, so the ladder does not support accumulation over depth"));
+    }
+    assert_non_null(strstr(md, "`matrix` is worse at 3 of 3 rungs, as the claim says"));
+    assert_non_null(strstr(md, "Recovery peak of `block`: 32.0 MB at the smallest rung, 560.0 MB at the largest (17.5x, for 17.5x"));
+    free(md);
+    tu_rmrf(dir);
+}
+
+static void test_ladder_report_trend(void **st) { (void)st; check_way(1); }
+static void test_ladder_report_reversed(void **st) { (void)st; check_way(-1); }
+
+/* One model: no ladder, no section. */
+static void test_one_model_no_ladder(void **st) {
+    (void)st;
+    char dir[512], csv[600];
+    tu_tmpdir(dir, sizeof dir);
+    make_csv(dir, 1, csv, sizeof csv);
+    fl_table t;
+    assert_int_equal(fl_table_read(csv, &t), 0);
+    for (int r = 0; r < t.nrows; r++) fl_table_setf(&t, r, "model", "%s/rung0", dir);
+    for (int r = 0; r < t.nrows; r++) fl_table_set(&t, r, "model_nonemb_params", "400000");
+    assert_int_equal(fl_table_write(csv, &t), 0);
+    fl_table_free(&t);
+    assert_int_equal(fl_sum_load(csv, &t), 0);
+    fl_ladder *ls;
+    fl_names rec;
+    assert_int_equal(fl_ladders(&t, &ls, &rec), 0);
+    assert_null(ls);
+    fl_names_free(&rec);
+    fl_table_free(&t);
+    tu_rmrf(dir);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_rung_configs), cmocka_unit_test(test_largest_rung_step),
+        cmocka_unit_test(test_ladder_report_trend), cmocka_unit_test(test_ladder_report_reversed),
+        cmocka_unit_test(test_one_model_no_ladder),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
