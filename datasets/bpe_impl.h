@@ -109,7 +109,8 @@ typedef struct fl_hf {
     int meta;                 /* decoding turns "\u2581" into a space (decoder Replace / Metaspace) */
     int32_t prefix[8], suffix[8]; /* ids the post-processor / add_bos_token put around a text */
     int n_prefix, n_suffix;
-    int strip_lead;           /* decoding: drop one leading space (the prepended "▁") */
+    int strip_lead;           /* decoding: drop one leading space (the prepended U+2581) */
+    int word_split;           /* no token has U+2581 after another character: cut pieces before such a U+2581 (bpe.c) */
 } fl_hf; /* key = left<<32 | right, +1 so 0 is empty */
 
 struct fl_bpe {

@@ -618,6 +618,18 @@ static int load_json(ld *l, cJSON *root, const char *dir) {
             h->fallback[b] = id;
             if (id >= 0) h->byte_of[id] = (int16_t)b;
         }
+    if (h->char_level) { /* may whole words be cut before their "\u2581"? (bpe.c) */
+        h->word_split = 1;
+        for (int id = 0; id < t->n_vocab && h->word_split; id++) {
+            if (h->kind[id] != 1) continue;
+            const unsigned char *p = t->blob + t->off[id];
+            for (uint32_t i = 1; i + 3 <= t->len[id]; i++)
+                if (p[i] == 0xE2 && p[i + 1] == 0x96 && p[i + 2] == 0x81 && !(i >= 3 && p[i - 3] == 0xE2 && p[i - 2] == 0x96 && p[i - 1] == 0x81)) {
+                    h->word_split = 0;
+                    break;
+                }
+        }
+    }
     h->unk = -1;
     const char *unk = jstr(model, "unk_token");
     if (unk && (h->unk = token_id(l, unk)) < 0) return bad(l, "model.unk_token", "\"%.60s\" is not in model.vocab", unk);
