@@ -731,8 +731,7 @@ int fl_bpe_decode(const fl_bpe *t, const int32_t *ids, int64_t n, char **out, si
  * Invalid UTF-8 (which HF's own encoders cannot take: they encode strings)
  * stays bytes: a byte-level piece of its own, or <0xNN> tokens. */
 
-/* UTF-8 sequence length at p (1 for an invalid byte) and its code point. */
-static size_t utf8_at(const unsigned char *p, size_t n, int *cp) {
+size_t fl_utf8_at(const unsigned char *p, size_t n, int *cp) {
     unsigned c = p[0];
     size_t k = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 0;
     if (k == 1) { *cp = (int)c; return 1; }
@@ -768,7 +767,7 @@ static int encode_piece_hf(const fl_bpe *t, const unsigned char *p, size_t n, iv
     else
         for (size_t i = 0; i < n;) {
             int cp;
-            size_t k = utf8_at(p + i, n - i, &cp);
+            size_t k = fl_utf8_at(p + i, n - i, &cp);
             int id = fl_bpe_tmap_find(t, p + i, k);
             if (id >= 0) scratch[m++] = id;
             else {
@@ -868,7 +867,7 @@ static int encode_hf(const fl_bpe *t, const unsigned char *text, size_t len, enc
                 size_t j = b->n - 1;
                 while (j > 0 && (text[b->s + j] & 0xC0) == 0x80 && b->n - j < 4) j--;
                 int cp;
-                size_t kk = utf8_at(text + b->s + j, b->n - j, &cp);
+                size_t kk = fl_utf8_at(text + b->s + j, b->n - j, &cp);
                 if (j + kk != b->n || cp < 0 || !js_space(cp)) break;
                 b->n = j;
             }
@@ -878,7 +877,7 @@ static int encode_hf(const fl_bpe *t, const unsigned char *text, size_t len, enc
             for (;;) {
                 if (!b->n) break;
                 int cp;
-                size_t kk = utf8_at(text + b->s, b->n, &cp);
+                size_t kk = fl_utf8_at(text + b->s, b->n, &cp);
                 if (cp < 0 || !js_space(cp)) break;
                 b->s += kk, b->n -= kk;
             }

@@ -153,6 +153,9 @@ void fl_hf_free(fl_hf *h);
 /* Byte-level token name (GPT-2's bytes_to_unicode) -> bytes: the count, or -1
  * when a character is outside the map. */
 long fl_bpe_unmap_token(const char *s, size_t n, unsigned char *out);
+/* The UTF-8 sequence at p (n > 0 bytes): its length and *cp its code point,
+ * or 1 and *cp = -1 for an invalid byte (overlong, surrogate, truncated). */
+size_t fl_utf8_at(const unsigned char *p, size_t n, int *cp);
 /* NFC of n bytes of UTF-8 (invalid bytes kept where they are); *out malloc'd. */
 int fl_hf_nfc(const unsigned char *s, size_t n, unsigned char **out, size_t *outn);
 /* Finishes a tokenizer whose vocabulary, ranks and merges are set: the maps,

@@ -133,16 +133,13 @@ static int translate_regex(const char *re, sbuf *o, const char *file) {
 
 /* ---- NFC ------------------------------------------------------------------- */
 
+/* The length of the valid UTF-8 at the start of p. */
 static size_t valid_run(const unsigned char *p, size_t n) {
     size_t i = 0;
     while (i < n) {
-        unsigned c = p[i];
-        size_t k = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 0;
-        if (!k || i + k > n) break;
-        int v = (int)(c & (0x7F >> k)), ok = 1;
-        for (size_t j = 1; j < k; j++) ok &= (p[i + j] & 0xC0) == 0x80, v = (v << 6) | (p[i + j] & 0x3F);
-        static const int minv[5] = { 0, 0, 0x80, 0x800, 0x10000 };
-        if (!ok || (k > 1 && v < minv[k]) || v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF)) break;
+        int cp;
+        size_t k = fl_utf8_at(p + i, n - i, &cp);
+        if (cp < 0) break;
         i += k;
     }
     return i;
