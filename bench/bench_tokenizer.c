@@ -9,7 +9,18 @@
  * (MB = 1e6 bytes; median over reps; identical: the same ids, by count and
  * hash). Fetches the corpora if missing (freelunch data fetch) and installs
  * js-tiktoken@1.0.21 once into <cache>/node with npm.
- *   usage: bench_tokenizer [path/to/tiktoken_bench.mjs]
+ *
+ * Then HF tokenizer.json files (the four of tests/test_tokjson.c: GPT-2,
+ * Llama-3, Qwen3, Llama-2-style SentencePiece BPE, installed by
+ * tests/oracle/hf_install.sh into <cache>/node-hf) against HF's own JS
+ * encoder (@huggingface/tokenizers, tests/oracle/hf_tokenizer_ref.mjs) on
+ * moby-test joined (1.2 MB; the JS encoder takes about a minute of CPU on it
+ * for the SentencePiece one), CPU time of one encode call on both sides
+ * (ours: the median of reps), tokens per second:
+ *   RESULT tokenizer-hf-NAME freelunch tokens_s=X tokens=N
+ *   RESULT tokenizer-hf-NAME hf-js tokens_s=X tokens=N
+ *   RESULT tokenizer-hf-NAME ratio=X target=1 identical=0|1
+ *   usage: bench_tokenizer [path/to/tiktoken_bench.mjs [path/to/hf_tokenizer_ref.mjs]]
  *   BENCH_SECONDS  timed seconds per side (default 4; at least one rep) */
 #include "benchutil.h"
 #include "datasets/bpe.h"
@@ -29,6 +40,8 @@ static int die(const char *what) {
     fprintf(stderr, "bench_tokenizer: %s%s%s\n", what, *fl_errmsg() ? ": " : "", fl_errmsg());
     return 1;
 }
+
+static int bench_hf(const char *cache, const char *script, double secs);
 
 int main(int argc, char **argv) {
     const char *script = argc > 1 ? argv[1] : "bench/tiktoken_bench.mjs";
@@ -126,5 +139,94 @@ int main(int argc, char **argv) {
     printf("RESULT tokenizer ratio=%.2f target=1 identical=%d\n", js > 0 ? fl / js : 0.0, same);
     printf("tokenizer encode: freelunch %.2f MB/s, js-tiktoken %.2f MB/s: %.2fx (target >= 1x)%s\n", fl, js,
            js > 0 ? fl / js : 0.0, same ? "" : "  -- WARNING: the ids differ");
-    return 0;
+    fflush(stdout);
+    return bench_hf(cache, argc > 2 ? argv[2] : "tests/oracle/hf_tokenizer_ref.mjs", secs);
+}
+
+static int bench_hf(const char *cache, const char *script, double secs) {
+    char prefix[PATH_MAX + 16], cmd[4 * PATH_MAX + 512];
+    snprintf(prefix, sizeof prefix, "%s/node-hf", cache);
+    snprintf(cmd, sizeof cmd, "sh tests/oracle/hf_install.sh '%s' >&2", prefix);
+    int st = system(cmd);
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) return die("tests/oracle/hf_install.sh failed");
+    fl_split s;
+    if (fl_split_load(cache, "moby-test", &s) != 0) return die("moby-test");
+    size_t len;
+    char *text = fl_split_join(&s, &len);
+    fl_split_free(&s);
+    if (!text) return die("out of memory");
+    char tmpl[] = "/tmp/flbenchhf.XXXXXX";
+    int fd = mkstemp(tmpl);
+    if (fd < 0) return die("mkstemp");
+    FILE *f = fdopen(fd, "wb");
+    if (!f || fwrite(text, 1, len, f) != len || fclose(f) != 0) { unlink(tmpl); return die("writing the text"); }
+    char out[64];
+    snprintf(out, sizeof out, "%s.ids", tmpl);
+    printf("text: moby-test joined, %zu bytes, one encode call a rep, 1 thread, CPU time\n", len);
+    static const char *const names[] = { "gpt2", "llama3", "qwen3", "llama2" };
+    int rc = 0;
+    for (int k = 0; k < 4 && rc == 0; k++) {
+        char dir[PATH_MAX + 64];
+        snprintf(dir, sizeof dir, "%s/tok/%s", prefix, names[k]);
+        fl_bpe *tok;
+        if (fl_bpe_load(&tok, dir) != 0) { rc = die(dir); break; }
+        int32_t *ids = NULL;
+        int64_t n = 0;
+        double times[1000];
+        int reps = 0;
+        double start = fl_wall_s();
+        do { /* the first call warms up and counts only if it is the only one */
+            double t0 = fl_cpu_s();
+            free(ids);
+            if (fl_bpe_encode(tok, text, len, &ids, &n) != 0) { rc = die("encode"); break; }
+            times[reps++] = fl_cpu_s() - t0;
+        } while (fl_wall_s() - start < secs && reps < 1000);
+        fl_bpe_free(tok);
+        if (rc != 0) break;
+        if (reps > 1) memmove(times, times + 1, sizeof *times * (size_t)--reps);
+        qsort(times, (size_t)reps, sizeof *times, bench_cmpd);
+        double ours = (double)n / times[reps / 2];
+        printf("RESULT tokenizer-hf-%s freelunch tokens_s=%.0f tokens=%lld reps=%d\n", names[k], ours, (long long)n, reps);
+        fflush(stdout);
+        snprintf(cmd, sizeof cmd, "node '%s' '%s' '%s' '%s' '%s'", script, prefix, dir, out, tmpl);
+        FILE *p = popen(cmd, "r");
+        if (!p) { free(ids); rc = die("cannot run node"); break; }
+        char line[1024], res[1024] = "";
+        while (fgets(line, sizeof line, p))
+            if (!strncmp(line, "encode_s=", 9)) snprintf(res, sizeof res, "%s", line);
+        st = pclose(p);
+        double js_s = 0;
+        long long jn = -1;
+        if (!WIFEXITED(st) || WEXITSTATUS(st) != 0 || sscanf(res, "encode_s=%lf tokens=%lld", &js_s, &jn) != 2 || js_s <= 0) {
+            free(ids);
+            fl_err_clear();
+            rc = die("node hf_tokenizer_ref.mjs failed (is Node.js installed?)");
+            break;
+        }
+        /* identical ids? (the reference wrote them: count, then ids) */
+        int same = 0;
+        FILE *r = fopen(out, "rb");
+        if (r) {
+            int32_t cnt = -1;
+            if (fread(&cnt, 4, 1, r) == 1 && cnt == n) {
+                same = 1;
+                for (int64_t i = 0; i < n && same; i++) {
+                    int32_t v;
+                    same = fread(&v, 4, 1, r) == 1 && v == ids[i];
+                }
+            }
+            fclose(r);
+        }
+        free(ids);
+        double js = (double)jn / js_s;
+        printf("RESULT tokenizer-hf-%s hf-js tokens_s=%.0f tokens=%lld\n", names[k], js, jn);
+        printf("RESULT tokenizer-hf-%s ratio=%.2f target=1 identical=%d\n", names[k], ours / js, same);
+        printf("tokenizer.json %s: freelunch %.2f M tokens/s, HF JS %.3f M tokens/s: %.1fx (target >= 1x)%s\n", names[k],
+               ours / 1e6, js / 1e6, ours / js, same ? "" : "  -- WARNING: the ids differ");
+        fflush(stdout);
+    }
+    unlink(tmpl);
+    unlink(out);
+    free(text);
+    return rc;
 }

@@ -42,7 +42,7 @@
 
 /* GPT-2's pattern with \s spelled out as JavaScript's \s (see above). */
 #define WS "\\t\\n\\x{0B}\\f\\r \\x{A0}\\x{1680}\\x{2000}-\\x{200A}\\x{2028}\\x{2029}\\x{202F}\\x{205F}\\x{3000}\\x{FEFF}"
-static const char *PATTERN =
+const char *FL_GPT2_PATTERN =
     "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^" WS "\\p{L}\\p{N}]+|[" WS "]+(?![^" WS "])|[" WS "]+";
 
 /* ---- small utilities ------------------------------------------------------ */
@@ -90,6 +90,11 @@ static long unmap_token(const char *s, size_t n, unsigned char *out) {
     return k;
 }
 
+long fl_bpe_unmap_token(const char *s, size_t n, unsigned char *out) {
+    init_byte_map();
+    return unmap_token(s, n, out);
+}
+
 /* bytes -> byte-level string (UTF-8), appended to a buffer. */
 static char *map_token(const unsigned char *b, size_t n, char *out) {
     for (size_t i = 0; i < n; i++) {
@@ -113,7 +118,7 @@ static int tmap_find(const fl_bpe *t, const unsigned char *p, size_t n, uint32_t
     }
 }
 
-static int tmap_build(fl_bpe *t) {
+static int tmap_build(fl_bpe *t, const unsigned char *only) {
     size_t cap = 16;
     while (cap < (size_t)t->n_vocab * 2) cap *= 2;
     t->tmap = calloc(cap, sizeof *t->tmap);
@@ -121,6 +126,7 @@ static int tmap_build(fl_bpe *t) {
     if (!t->tmap || !t->thash) return fl_err("bpe: out of memory");
     t->tcap = cap;
     for (int id = 0; id < t->n_vocab; id++) {
+        if (only && only[id] != 1) continue; /* HF: model.vocab only (not holes, not added tokens) */
         const unsigned char *p = t->blob + t->off[id];
         uint32_t h = (uint32_t)hash_bytes(p, t->len[id]);
         if (tmap_find(t, p, t->len[id], h) >= 0) return 1; /* duplicate: caller reports */
@@ -131,6 +137,11 @@ static int tmap_build(fl_bpe *t) {
     }
     return 0;
 }
+
+int fl_bpe_tmap_find(const fl_bpe *t, const unsigned char *p, size_t n) {
+    return t->tcap ? tmap_find(t, p, n, (uint32_t)hash_bytes(p, n)) : -1;
+}
+int fl_bpe_tmap_build(fl_bpe *t, const unsigned char *only) { return tmap_build(t, only); }
 
 static const pslot *pmap_find(const fl_bpe *t, int32_t a, int32_t b) {
     uint64_t key = (((uint64_t)(uint32_t)a << 32) | (uint32_t)b) + 1;
@@ -171,15 +182,34 @@ static int pmap_build(fl_bpe *t) {
     return 0;
 }
 
-int fl_bpe_compile_re(fl_bpe *t) {
+int fl_bpe_pmap_merges(fl_bpe *t, const int32_t *res) {
+    size_t cap = 16;
+    while (cap < (size_t)t->n_merges * 2 + 2) cap *= 2;
+    t->pmap = calloc(cap, sizeof *t->pmap);
+    if (!t->pmap) return fl_err("bpe: out of memory");
+    t->pcap = cap;
+    for (int m = 0; m < t->n_merges; m++) {
+        uint64_t key = (((uint64_t)(uint32_t)t->merges[m][0] << 32) | (uint32_t)t->merges[m][1]) + 1;
+        size_t i = hash_pair(key) & (cap - 1);
+        while (t->pmap[i].key && t->pmap[i].key != key) i = (i + 1) & (cap - 1);
+        t->pmap[i].key = key;
+        t->pmap[i].rank = m;
+        t->pmap[i].id = res[m];
+    }
+    return 0;
+}
+
+int fl_bpe_compile_re(fl_bpe *t) { return fl_bpe_compile_pattern(t, FL_GPT2_PATTERN, "bpe"); }
+
+int fl_bpe_compile_pattern(fl_bpe *t, const char *pattern, const char *what) {
     int ec;
     PCRE2_SIZE eo;
-    t->re = pcre2_compile((PCRE2_SPTR)PATTERN, PCRE2_ZERO_TERMINATED, PCRE2_UTF | PCRE2_UCP | PCRE2_MATCH_INVALID_UTF,
+    t->re = pcre2_compile((PCRE2_SPTR)pattern, PCRE2_ZERO_TERMINATED, PCRE2_UTF | PCRE2_UCP | PCRE2_MATCH_INVALID_UTF,
                           &ec, &eo, NULL);
     if (!t->re) {
         PCRE2_UCHAR msg[256];
         pcre2_get_error_message(ec, msg, sizeof msg);
-        return fl_err("bpe: cannot compile the pre-tokenisation regex at offset %zu: %s", (size_t)eo, (char *)msg);
+        return fl_err("%s: cannot compile the pre-tokenisation regex at offset %zu: %s", what, (size_t)eo, (char *)msg);
     }
     pcre2_jit_compile(t->re, PCRE2_JIT_COMPLETE); /* falls back to the interpreter if JIT is unavailable */
     return 0;
@@ -187,7 +217,7 @@ int fl_bpe_compile_re(fl_bpe *t) {
 
 int fl_bpe_finish(fl_bpe *t, const char *what) {
     for (int b = 0; b < 256; b++) t->byte_id[b] = -1;
-    int rc = tmap_build(t);
+    int rc = tmap_build(t, NULL);
     if (rc < 0) return -1;
     if (rc > 0) return fl_err("%s: two tokens have the same bytes", what);
     for (int b = 0; b < 256; b++) {
@@ -216,6 +246,7 @@ void fl_bpe_free(fl_bpe *t) {
     free(t->tmap);
     free(t->thash);
     free(t->pmap);
+    fl_hf_free(t->hf);
     free(t->merges);
     if (t->re) pcre2_code_free(t->re);
     free(t);
@@ -299,7 +330,7 @@ static int load_merges(fl_bpe *t, const char *path, const char *vocab_path) {
     size_t n;
     if (fl_read_file(path, &text, &n) != 0) return -1;
     /* a temporary bytes -> id map over the vocabulary */
-    if (tmap_build(t) > 0) { free(text); return fl_err("%s: two tokens have the same bytes", vocab_path); }
+    if (tmap_build(t, NULL) > 0) { free(text); return fl_err("%s: two tokens have the same bytes", vocab_path); }
     for (int c = 0; c < 256; c++) {
         unsigned char ch = (unsigned char)c;
         if (tmap_find(t, &ch, 1, (uint32_t)hash_bytes(&ch, 1)) < 0) {
@@ -379,6 +410,16 @@ int fl_bpe_load(fl_bpe **out, const char *dir) {
     size_t dl = strlen(dir);
     char *vpath = malloc(dl + 20), *mpath = malloc(dl + 20);
     if (!vpath || !mpath) { free(vpath); free(mpath); return fl_err("bpe: out of memory"); }
+    sprintf(vpath, "%s/tokenizer.json", dir);
+    if (file_exists(vpath)) { /* HF's fast-tokenizer file: it says everything (added tokens, BOS), so it wins */
+        free(vpath);
+        free(mpath);
+        fl_bpe *t = calloc(1, sizeof *t);
+        if (!t) return fl_err("bpe: out of memory");
+        if (fl_tokjson_load(t, dir) != 0) { fl_bpe_free(t); return -1; }
+        *out = t;
+        return 0;
+    }
     const char *names[2][2] = { { "vocab.json", "merges.txt" }, { "encoder.json", "vocab.bpe" } };
     int which = -1, half = -1, half_has = 0;
     for (int i = 0; i < 2 && which < 0; i++) {
@@ -394,7 +435,7 @@ int fl_bpe_load(fl_bpe **out, const char *dir) {
         if (half >= 0) /* one file of a pair: name the missing one */
             return fl_err("%s/%s: missing: the tokenizer directory %s has %s but no %s", dir, names[half][1 - half_has],
                           dir, names[half][half_has], names[half][1 - half_has]);
-        return fl_err("%s: no tokenizer files: expected vocab.json + merges.txt (HF) or encoder.json + vocab.bpe (GPT-2)", dir);
+        return fl_err("%s: no tokenizer files: expected tokenizer.json (HF), vocab.json + merges.txt (HF) or encoder.json + vocab.bpe (GPT-2)", dir);
     }
     fl_bpe *t = calloc(1, sizeof *t);
     if (!t) { free(vpath); free(mpath); return fl_err("bpe: out of memory"); }
@@ -512,7 +553,9 @@ static int merge_large(const fl_bpe *t, int32_t *ids, int n) {
 }
 
 /* Encode one piece, appending to out. scratch: at least n int32s. */
+static int encode_piece_hf(const fl_bpe *t, const unsigned char *p, size_t n, ivec *out, int32_t *scratch);
 static int encode_piece(const fl_bpe *t, const unsigned char *p, size_t n, ivec *out, int32_t *scratch) {
+    if (t->hf) return encode_piece_hf(t, p, n, out, scratch);
     if (n == 1) return ivec_push(out, t->byte_id[p[0]]);
     int id = tmap_find(t, p, n, (uint32_t)hash_bytes(p, n));
     if (id >= 0 && t->mergeable[id]) return ivec_push(out, id);
@@ -584,7 +627,7 @@ typedef struct { const fl_bpe *t; ivec out; cache c; int32_t *scratch; size_t sc
 static int enc_piece(void *vctx, const unsigned char *p, size_t n) {
     enc_ctx *x = vctx;
     const fl_bpe *t = x->t;
-    if (n == 1) return ivec_push(&x->out, t->byte_id[p[0]]);
+    if (n == 1 && !(t->hf && t->hf->char_level)) return ivec_push(&x->out, t->byte_id[p[0]]);
     if (n > x->scap) {
         free(x->scratch);
         x->scap = n * 2;
@@ -619,10 +662,22 @@ static int enc_piece(void *vctx, const unsigned char *p, size_t n) {
     return 0;
 }
 
+static int encode_hf(const fl_bpe *t, const unsigned char *text, size_t len, enc_ctx *x);
+
 int fl_bpe_encode(const fl_bpe *t, const char *text, size_t len, int32_t **ids, int64_t *n) {
     *ids = NULL;
     *n = 0;
     enc_ctx x = { .t = t };
+    if (t->hf) {
+        int rc = encode_hf(t, (const unsigned char *)text, len, &x);
+        free(x.c.e);
+        free(x.c.ids.v);
+        free(x.scratch);
+        if (rc != 0) { free(x.out.v); return -1; }
+        *ids = x.out.v;
+        *n = (int64_t)x.out.n;
+        return 0;
+    }
     if (grow((void **)&x.out.v, &x.out.cap, len / 3 + 16, sizeof *x.out.v) != 0) return -1;
     int rc = fl_bpe_pretokenize(t, (const unsigned char *)text, len, enc_piece, &x);
     free(x.c.e);
@@ -634,9 +689,11 @@ int fl_bpe_encode(const fl_bpe *t, const char *text, size_t len, int32_t **ids, 
     return 0;
 }
 
+static int decode_hf(const fl_bpe *t, const int32_t *ids, int64_t n, char **out, size_t *len);
 int fl_bpe_decode(const fl_bpe *t, const int32_t *ids, int64_t n, char **out, size_t *len) {
     *out = NULL;
     *len = 0;
+    if (t->hf) return decode_hf(t, ids, n, out, len);
     size_t total = 0;
     for (int64_t i = 0; i < n; i++) {
         if (ids[i] < 0 || ids[i] >= t->n_vocab)
@@ -656,6 +713,257 @@ int fl_bpe_decode(const fl_bpe *t, const int32_t *ids, int64_t n, char **out, si
     return 0;
 }
 
+
+/* ---- HF tokenizer.json: encoding and decoding ------------------------------
+ * The order of HF's encode (its JS build, @huggingface/tokenizers, is what
+ * tests/test_tokjson.c holds us to):
+ *   1. the text is cut at added tokens (the longest one starting at each
+ *      position, leftmost first); lstrip / rstrip ones eat the whitespace
+ *      beside them; each is its id;
+ *   2. every other section is normalised on its own (so a Prepend "\u2581"
+ *      lands at the start of each section, as in HF), then pre-tokenised by
+ *      the regex (Split or ByteLevel's), or kept whole (SentencePiece style);
+ *   3. each piece: byte-level symbols are its bytes; SentencePiece-style
+ *      ones its characters, a character without a token becoming its
+ *      <0xNN> byte tokens (byte_fallback) or unk; then the listed merges,
+ *      lowest rank first, leftmost on ties (as tiktoken's loop above);
+ *   4. the post-processor's ids around the whole (BOS).
+ * Invalid UTF-8 (which HF's own encoders cannot take: they encode strings)
+ * stays bytes: a byte-level piece of its own, or <0xNN> tokens. */
+
+size_t fl_utf8_at(const unsigned char *p, size_t n, int *cp) {
+    unsigned c = p[0];
+    size_t k = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 0;
+    if (k == 1) { *cp = (int)c; return 1; }
+    if (k == 0 || k > n) { *cp = -1; return 1; }
+    int v = (int)(c & (0x7F >> k));
+    for (size_t i = 1; i < k; i++) {
+        if ((p[i] & 0xC0) != 0x80) { *cp = -1; return 1; }
+        v = (v << 6) | (p[i] & 0x3F);
+    }
+    static const int minv[5] = { 0, 0, 0x80, 0x800, 0x10000 };
+    if (v < minv[k] || v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF)) { *cp = -1; return 1; }
+    *cp = v;
+    return k;
+}
+
+/* JavaScript's trim set (WhiteSpace + LineTerminator), what HF's JS strips
+ * beside an lstrip / rstrip added token. */
+static int js_space(int cp) {
+    return (cp >= 0x09 && cp <= 0x0D) || cp == 0x20 || cp == 0xA0 || cp == 0x1680 || (cp >= 0x2000 && cp <= 0x200A) ||
+           cp == 0x2028 || cp == 0x2029 || cp == 0x202F || cp == 0x205F || cp == 0x3000 || cp == 0xFEFF;
+}
+
+static int encode_piece_hf(const fl_bpe *t, const unsigned char *p, size_t n, ivec *out, int32_t *scratch) {
+    const fl_hf *h = t->hf;
+    if (h->ignore_merges) {
+        int id = fl_bpe_tmap_find(t, p, n);
+        if (id >= 0) return ivec_push(out, id);
+    }
+    if (n > INT_MAX / 4) return fl_err("bpe: a piece of %zu bytes is too long", n);
+    int m = 0;
+    if (!h->char_level)
+        for (size_t i = 0; i < n; i++) scratch[m++] = t->byte_id[p[i]];
+    else
+        for (size_t i = 0; i < n;) {
+            int cp;
+            size_t k = fl_utf8_at(p + i, n - i, &cp);
+            int id = fl_bpe_tmap_find(t, p + i, k);
+            if (id >= 0) scratch[m++] = id;
+            else {
+                int all = 1;
+                for (size_t j = 0; j < k; j++) all &= h->fallback[p[i + j]] >= 0;
+                if (all)
+                    for (size_t j = 0; j < k; j++) scratch[m++] = h->fallback[p[i + j]];
+                else if (h->unk >= 0) scratch[m++] = h->unk;
+                /* else HF drops the character: no token can say it */
+            }
+            i += k;
+        }
+    /* the loader made sure no merge takes unk or a <0xNN> token, so these
+     * symbols stay as they are, as the strings HF keeps for them do */
+    m = m <= SMALL ? merge_small(t, scratch, m) : merge_large(t, scratch, m);
+    if (m < 0) return -1;
+    if (h->fuse_unk && h->unk >= 0) {
+        int k = 0;
+        for (int i = 0; i < m; i++)
+            if (!(scratch[i] == h->unk && k > 0 && scratch[k - 1] == h->unk)) scratch[k++] = scratch[i];
+        m = k;
+    }
+    if (grow((void **)&out->v, &out->cap, out->n + (size_t)m, sizeof *out->v) != 0) return -1;
+    memcpy(out->v + out->n, scratch, sizeof *scratch * (size_t)m);
+    out->n += (size_t)m;
+    return 0;
+}
+
+/* One normalizer step on s (n bytes) -> *o (malloc'd). first: the section
+ * is the text's first. */
+static int norm_step(const fl_norm_step *st, int first, const unsigned char *s, size_t n, unsigned char **o, size_t *on) {
+    if (st->kind == FL_NORM_NFC) return fl_hf_nfc(s, n, o, on);
+    if (st->kind == FL_NORM_REPLACE) {
+        size_t cnt = 0;
+        for (size_t i = 0; st->al && i + st->al <= n;) {
+            if (!memcmp(s + i, st->a, st->al)) cnt++, i += st->al;
+            else i++;
+        }
+        size_t cap = n + cnt * st->bl + 1;
+        unsigned char *r = malloc(cap), *w = r;
+        if (!r) return fl_err("bpe: out of memory");
+        for (size_t i = 0; i < n;) {
+            if (st->al && i + st->al <= n && !memcmp(s + i, st->a, st->al)) {
+                memcpy(w, st->b, st->bl), w += st->bl, i += st->al;
+            } else *w++ = s[i++];
+        }
+        *o = r;
+        *on = (size_t)(w - r);
+        return 0;
+    }
+    int add = st->kind == FL_NORM_PREPEND ||
+              ((st->kind == FL_NORM_PREPEND_ABSENT || (st->kind == FL_NORM_PREPEND_ABSENT_FIRST && first)) &&
+               !(n >= st->al && !memcmp(s, st->a, st->al)));
+    unsigned char *r = malloc(n + st->al + 1);
+    if (!r) return fl_err("bpe: out of memory");
+    size_t k = 0;
+    if (add) memcpy(r, st->a, st->al), k = st->al;
+    memcpy(r + k, s, n);
+    *o = r;
+    *on = n + k;
+    return 0;
+}
+
+typedef struct { size_t s, n; int32_t added; } section;
+
+static int encode_hf(const fl_bpe *t, const unsigned char *text, size_t len, enc_ctx *x) {
+    const fl_hf *h = t->hf;
+    if (grow((void **)&x->out.v, &x->out.cap, len / 3 + 16, sizeof *x->out.v) != 0) return -1;
+    for (int i = 0; i < h->n_prefix; i++) if (ivec_push(&x->out, h->prefix[i]) != 0) return -1;
+    /* 1. sections */
+    section *sec = NULL;
+    size_t ns = 0, scap = 0, start = 0;
+    int rc = 0;
+    for (size_t i = 0; i < len && rc == 0;) {
+        const fl_added *best = NULL;
+        for (int a = h->astart[text[i]]; a < h->astart[text[i] + 1]; a++) {
+            const fl_added *d = &h->added[a];
+            if (d->len <= len - i && (!best || d->len > best->len) && !memcmp(text + i, d->p, d->len)) best = d;
+        }
+        if (!best) { i++; continue; }
+        if (grow((void **)&sec, &scap, ns + 2, sizeof *sec) != 0) { rc = -1; break; }
+        if (i > start) sec[ns++] = (section){ start, i - start, -1 };
+        sec[ns++] = (section){ i, best->len, (int32_t)(best - h->added) };
+        i += best->len;
+        start = i;
+    }
+    if (rc == 0 && start < len) {
+        if (grow((void **)&sec, &scap, ns + 1, sizeof *sec) != 0) rc = -1;
+        else sec[ns++] = (section){ start, len - start, -1 };
+    }
+    for (size_t k = 0; k < ns && rc == 0; k++) {
+        if (sec[k].added < 0) continue;
+        const fl_added *d = &h->added[sec[k].added];
+        if (d->lstrip && k > 0 && sec[k - 1].added < 0) { /* trim the end of the section before */
+            section *b = &sec[k - 1];
+            while (b->n > 0) {
+                size_t j = b->n - 1;
+                while (j > 0 && (text[b->s + j] & 0xC0) == 0x80 && b->n - j < 4) j--;
+                int cp;
+                size_t kk = fl_utf8_at(text + b->s + j, b->n - j, &cp);
+                if (j + kk != b->n || cp < 0 || !js_space(cp)) break;
+                b->n = j;
+            }
+        }
+        if (d->rstrip && k + 1 < ns && sec[k + 1].added < 0) {
+            section *b = &sec[k + 1];
+            for (;;) {
+                if (!b->n) break;
+                int cp;
+                size_t kk = fl_utf8_at(text + b->s, b->n, &cp);
+                if (cp < 0 || !js_space(cp)) break;
+                b->s += kk, b->n -= kk;
+            }
+        }
+    }
+    /* 2.-3. each section; the normalised copies live until the end, as the
+     * piece cache points into them */
+    unsigned char **keep = NULL;
+    size_t nkeep = 0, kcap = 0;
+    for (size_t k = 0; k < ns && rc == 0; k++) {
+        if (!sec[k].n) continue;
+        if (sec[k].added >= 0) { rc = ivec_push(&x->out, h->added[sec[k].added].id); continue; }
+        const unsigned char *s = text + sec[k].s;
+        size_t n = sec[k].n;
+        for (int j = 0; j < h->n_norm && rc == 0; j++) {
+            unsigned char *o;
+            size_t on;
+            if (grow((void **)&keep, &kcap, nkeep + 1, sizeof *keep) != 0 || norm_step(&h->norm[j], k == 0, s, n, &o, &on) != 0) {
+                rc = -1;
+                break;
+            }
+            keep[nkeep++] = o;
+            s = o, n = on;
+        }
+        if (rc != 0 || !n) continue;
+        if (t->re) rc = fl_bpe_pretokenize(t, s, n, enc_piece, x);
+        else if (h->word_split) {
+            /* SentencePiece style with no pre-tokenizer: the section is one
+             * word for HF. When no token holds "\u2581" after another
+             * character (the loader checks), no merge can join the symbols
+             * either side of such a "\u2581", and merges on one side never
+             * change the ranks on the other: cutting there gives the same
+             * ids, in pieces short enough to cache (one 1 MB word costs
+             * seconds in heap cache misses). */
+            size_t a = 0;
+            for (size_t i = 1; i + 3 <= n && rc == 0; i++)
+                if (s[i] == 0xE2 && s[i + 1] == 0x96 && s[i + 2] == 0x81 &&
+                    !(i >= 3 && s[i - 3] == 0xE2 && s[i - 2] == 0x96 && s[i - 1] == 0x81)) {
+                    rc = enc_piece(x, s + a, i - a);
+                    a = i;
+                }
+            if (rc == 0) rc = enc_piece(x, s + a, n - a);
+        } else rc = enc_piece(x, s, n);
+    }
+    for (size_t i = 0; i < nkeep; i++) free(keep[i]);
+    free(keep);
+    free(sec);
+    for (int i = 0; i < h->n_suffix && rc == 0; i++) rc = ivec_push(&x->out, h->suffix[i]);
+    return rc;
+}
+
+/* HF's decoders as freelunch applies them: byte-level tokens are their
+ * bytes; SentencePiece-style ones their text with "\u2581" as a space and
+ * <0xNN> as the byte, one leading space dropped (the decoder's Strip);
+ * added tokens their text. */
+static int decode_hf(const fl_bpe *t, const int32_t *ids, int64_t n, char **out, size_t *len) {
+    const fl_hf *h = t->hf;
+    size_t total = 0;
+    for (int64_t i = 0; i < n; i++) {
+        if (ids[i] < 0 || ids[i] >= t->n_vocab)
+            return fl_err("bpe: token %lld has id %d, outside the vocabulary of %d", (long long)i, ids[i], t->n_vocab);
+        if (!h->kind[ids[i]]) return fl_err("bpe: token %lld has id %d, which no token of the tokenizer has", (long long)i, ids[i]);
+        total += t->len[ids[i]];
+    }
+    char *s = malloc(total + 1);
+    if (!s) return fl_err("bpe: out of memory decoding %lld tokens", (long long)n);
+    size_t k = 0;
+    for (int64_t i = 0; i < n; i++) {
+        int id = ids[i];
+        const unsigned char *p = t->blob + t->off[id];
+        size_t L = t->len[id];
+        if (h->byte_of[id] >= 0) { s[k++] = (char)h->byte_of[id]; continue; }
+        if (!h->char_level || h->kind[id] != 1 || !h->meta) { memcpy(s + k, p, L); k += L; continue; }
+        size_t k0 = k;
+        for (size_t j = 0; j < L;) {
+            if (j + 3 <= L && p[j] == 0xE2 && p[j + 1] == 0x96 && p[j + 2] == 0x81) s[k++] = ' ', j += 3;
+            else s[k++] = (char)p[j++];
+        }
+        if (i == 0 && h->strip_lead && k > k0 && s[k0] == ' ') memmove(s + k0, s + k0 + 1, --k - k0);
+    }
+    s[k] = 0;
+    *out = s;
+    *len = k;
+    return 0;
+}
+
 /* ---- saving ---------------------------------------------------------------- */
 
 /* The byte-level name of a token (the special token keeps its text). */
@@ -668,6 +976,7 @@ static void token_name(const fl_bpe *t, int id, char *buf) {
 }
 
 int fl_bpe_save(const fl_bpe *t, const char *dir) {
+    if (t->hf) return fl_err("%s: a tokenizer.json tokenizer is not saved as vocab.json + merges.txt (copy its files)", dir);
     init_byte_map();
     if (fl_mkdir_p(dir) != 0) return -1;
     size_t dl = strlen(dir);

@@ -13,6 +13,8 @@
 
 #define EOT_TEXT "<|endoftext|>"
 
+typedef struct fl_hf fl_hf;
+
 /* Hashes of byte strings and of (left, right) id pairs, and growing an array
  * to hold `need` elements (doubling); inline, as both halves run them hot. */
 static inline uint64_t hash_bytes(const unsigned char *p, size_t n) {
@@ -81,7 +83,35 @@ static inline int bkey_regrow(void **tab, size_t cap, size_t newcap, size_t size
     return 0;
 }
 
-typedef struct { uint64_t key; int32_t rank, id; } pslot; /* key = left<<32 | right, +1 so 0 is empty */
+typedef struct { uint64_t key; int32_t rank, id; } pslot;
+
+/* What a tokenizer.json adds to the plain byte-level BPE (datasets/tokjson.c
+ * parses it, bpe.c encodes and decodes by it). HF's BPE differs from
+ * tiktoken's in three ways that change ids: only the listed merges apply
+ * (not every split of a token), a word that is a token is kept whole only
+ * with ignore_merges, and text is split at added tokens and normalised per
+ * section before pre-tokenisation. */
+enum { FL_NORM_NFC, FL_NORM_PREPEND, FL_NORM_REPLACE, FL_NORM_PREPEND_ABSENT, FL_NORM_PREPEND_ABSENT_FIRST };
+typedef struct { int kind; char *a, *b; size_t al, bl; } fl_norm_step; /* a: the prepended / searched text, b: its replacement */
+typedef struct { const unsigned char *p; uint32_t len; int32_t id; unsigned char lstrip, rstrip; } fl_added;
+typedef struct fl_hf {
+    int char_level;           /* SentencePiece-style: symbols are characters, unknown ones <0xNN> or unk */
+    int ignore_merges, fuse_unk;
+    int32_t unk;              /* -1: none */
+    int32_t fallback[256];    /* ids of <0xNN>, -1 where absent (char_level with byte_fallback only) */
+    unsigned char *kind;      /* per id: 0 unassigned, 1 in model.vocab, 2 an added token only */
+    int16_t *byte_of;         /* per id: the byte of a <0xNN> fallback token, else -1 */
+    fl_norm_step *norm;       /* the normalizer (and Metaspace's text edits), in order */
+    int n_norm;
+    fl_added *added;          /* split out of the text before anything else, sorted by first byte */
+    int n_added;
+    int astart[257];          /* added[astart[b] .. astart[b+1]) start with byte b */
+    int meta;                 /* decoding turns "\u2581" into a space (decoder Replace / Metaspace) */
+    int32_t prefix[8], suffix[8]; /* ids the post-processor / add_bos_token put around a text */
+    int n_prefix, n_suffix;
+    int strip_lead;           /* decoding: drop one leading space (the prepended U+2581) */
+    int word_split;           /* no token has U+2581 after another character: cut pieces before such a U+2581 (bpe.c) */
+} fl_hf; /* key = left<<32 | right, +1 so 0 is empty */
 
 struct fl_bpe {
     int n_vocab;
@@ -102,10 +132,32 @@ struct fl_bpe {
     int32_t (*merges)[2];
     int n_merges;
     pcre2_code *re;
+    fl_hf *hf;              /* non-NULL: loaded from HF's tokenizer.json, encoded by its rules (tokjson.c) */
 };
 
-/* Compiles GPT-2's pre-tokenisation regex into t->re. */
+/* Compiles GPT-2's pre-tokenisation regex into t->re; fl_bpe_compile_pattern
+ * any PCRE2 pattern (named `what` in errors). */
 int fl_bpe_compile_re(fl_bpe *t);
+int fl_bpe_compile_pattern(fl_bpe *t, const char *pattern, const char *what);
+/* GPT-2's pattern with JavaScript's \s (js-tiktoken's and HF's JS ByteLevel). */
+extern const char *FL_GPT2_PATTERN;
+/* The open-addressing lookups: bytes -> id (-1: none), (left, right) -> slot. */
+int fl_bpe_tmap_find(const fl_bpe *t, const unsigned char *p, size_t n);
+int fl_bpe_tmap_build(fl_bpe *t, const unsigned char *skip);
+/* HF's merge table: t->merges[m] = (left, right) makes res[m]; a pair listed
+ * twice keeps its last rank (as HF's Rust and JS builds of the table do). */
+int fl_bpe_pmap_merges(fl_bpe *t, const int32_t *res);
+/* Loads DIR's tokenizer.json (+ tokenizer_config.json if present). */
+int fl_tokjson_load(fl_bpe *t, const char *dir);
+void fl_hf_free(fl_hf *h);
+/* Byte-level token name (GPT-2's bytes_to_unicode) -> bytes: the count, or -1
+ * when a character is outside the map. */
+long fl_bpe_unmap_token(const char *s, size_t n, unsigned char *out);
+/* The UTF-8 sequence at p (n > 0 bytes): its length and *cp its code point,
+ * or 1 and *cp = -1 for an invalid byte (overlong, surrogate, truncated). */
+size_t fl_utf8_at(const unsigned char *p, size_t n, int *cp);
+/* NFC of n bytes of UTF-8 (invalid bytes kept where they are); *out malloc'd. */
+int fl_hf_nfc(const unsigned char *s, size_t n, unsigned char **out, size_t *outn);
 /* Finishes a tokenizer whose vocabulary, ranks and merges are set: the maps,
  * the byte tokens, <|endoftext|>, the regex. Errors start with `what`. */
 int fl_bpe_finish(fl_bpe *t, const char *what);

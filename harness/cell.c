@@ -720,8 +720,8 @@ static int cell_run(const fl_cell_cfg *c, fl_cell_result *r, walk_t *wp) {
     if (!c->no_model && fl_model_save(&m, c->out_dir) != 0) { fl_model_free(&m); return -1; }
     snprintf(path, sizeof path, "%.4000s/masks.bin", c->out_dir);
     if (!c->no_model && masks_write(&m, path) != 0) { fl_model_free(&m); return -1; }
-    const char *tokfiles[] = { "vocab.json", "merges.txt" };
-    for (int i = 0; i < 2 && !c->no_model; i++) {
+    const char *tokfiles[] = { "vocab.json", "merges.txt", "tokenizer.json", "tokenizer_config.json" };
+    for (int i = 0; i < 4 && !c->no_model; i++) {
         char src[4200], dst[4200];
         snprintf(src, sizeof src, "%.4000s/%s", c->model_dir, tokfiles[i]);
         snprintf(dst, sizeof dst, "%.4000s/%s", c->out_dir, tokfiles[i]);

@@ -49,8 +49,9 @@ static const char *STATS_HELP =
     "usage: freelunch data stats [--cache DIR] [--tokenizer DIR|gpt2|none] [--split NAME]\n"
     "Documents, bytes (of the documents) and tokens per split; tokens are those of\n"
     "the split's evaluation text (its documents joined with \"\\n\\n\").\n" CACHE_HELP
-    "  --tokenizer T    a tokenizer directory (vocab.json + merges.txt, or\n"
-    "                   encoder.json + vocab.bpe), gpt2 (default: CACHE/gpt2),\n"
+    "  --tokenizer T    a tokenizer directory (tokenizer.json, vocab.json +\n"
+    "                   merges.txt, or encoder.json + vocab.bpe), gpt2 (default:\n"
+    "                   CACHE/gpt2),\n"
     "                   or none (no token counts)\n"
     "  --split NAME     only this split (default: all)\n" FL_COMMON_HELP;
 

@@ -64,11 +64,15 @@ static int fail_about(const char *what) {
 
 static const char *TOKENIZE_HELP =
     "usage: freelunch tokenize --tokenizer DIR|gpt2 (--split NAME | --in TEXTFILE) --out FILE.bin [--cache DIR]\n"
-    "Encodes text with a byte-level BPE tokenizer and writes an llm.c token file\n"
+    "Encodes text with a BPE tokenizer and writes an llm.c token file\n"
     "(uint16 tokens when every id fits, else the uint32 variant). A split is\n"
     "tokenized as the evaluation protocol reads it: its documents joined with\n"
-    "a blank line (\"\\n\\n\"). Special tokens in the text are plain text.\n"
-    "  --tokenizer DIR  vocab.json + merges.txt (HF) or encoder.json + vocab.bpe;\n"
+    "a blank line (\"\\n\\n\"). With vocab.json + merges.txt, special tokens in the\n"
+    "text are plain text; with tokenizer.json they are HF's: split out as their\n"
+    "ids, and the BOS of the post-processor / tokenizer_config.json added.\n"
+    "  --tokenizer DIR  tokenizer.json (HF fast tokenizer: GPT-2, Llama-2/3, Qwen2,\n"
+    "                   Mistral; tokenizer_config.json beside it is read too),\n"
+    "                   vocab.json + merges.txt (HF) or encoder.json + vocab.bpe;\n"
     "                   'gpt2' is GPT-2's own, <cache>/gpt2 (freelunch data fetch)\n"
     "  --split NAME     a corpus split: sotu-train, sotu-val, sotu-test, moby-test, kjv-test\n"
     "  --in TEXTFILE    any file, taken as bytes (invalid UTF-8 included)\n"

@@ -302,6 +302,14 @@ static void setup_model(doc *d, const char *dir, char *dense, size_t dn) {
     doc_li(d, "Model `%s`: family %s, %d blocks, hidden size %d, %d attention heads (%d key/value), MLP width %d, "
               "vocabulary %d, context %d%s",
            dir, fl_family_name(c.family), c.n_layer, c.d, c.n_head, c.n_kv_head, c.d_ff, c.vocab, c.max_pos, prov);
+    snprintf(path, sizeof path, "%.4000s/tokenizer.json", dir);
+    FILE *tf = fopen(path, "rb");
+    if (tf) { /* what fl_bpe_load takes first */
+        fclose(tf);
+        doc_li(d, "Tokenizer: HF `tokenizer.json` from the model directory (its normalizer, pre-tokenizer, added tokens "
+                  "and BOS template, as HF encodes)");
+        return;
+    }
     snprintf(path, sizeof path, "%.4000s/vocab.json", dir);
     j = read_json(path);
     if (cJSON_IsObject(j)) {
