@@ -46,6 +46,7 @@ typedef struct {
     int no_model;              /* do not write the pruned model (a grid without --keep-models) */
     const char *drift_windows; /* activation drift windows, an integer >= 0 as text (0: none); settings.c */
     const char *drift_data;    /* their token file, or NULL: sotu-val (eval/drift.h, FL_DRIFT_SEED) */
+    int share;                 /* reuse and store shared work in the cache (harness/share.h): a study's cells */
 } fl_cell_cfg;
 
 typedef struct {
@@ -76,6 +77,8 @@ typedef struct {
     fl_prof prof;              /* per phase: wall, CPU, FLOPs, peaks */
     double wall, cpu;          /* the whole cell */
     fl_drift_result drift;     /* after recovery, against the dense model (n = 0: not measured) */
+    const char *shared_pruning; /* the pruning pass: "off" (no --share), "unshareable" (its masks depend on
+                                  recovery), "computed" (and stored for other cells) or "reused" (from the cache) */
 } fl_cell_result;
 
 int fl_cell_run(const fl_cell_cfg *c, fl_cell_result *r);

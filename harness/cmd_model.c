@@ -1,5 +1,6 @@
 /* Commands on whole models: info, eval, demo. */
 #include "cli.h"
+#include "share.h"
 #include "datasets/bpe.h"
 #include "datasets/corpus.h"
 #include "datasets/tokfile.h"
@@ -77,8 +78,10 @@ static const char *EVAL_HELP =
     "  --json             print {\"ppl\":..., \"nll\":..., \"tokens\":...}\n" FL_COMMON_HELP;
 
 /* The evaluation tokens of a split: documents joined with "\n\n", encoded
- * with the tokenizer in tokdir ("gpt2": the cache's GPT-2 vocabulary). */
-int fl_split_tokens(const char *cache, const char *split, const char *tokdir, int vocab, int32_t **tok, int64_t *n) {
+ * with the tokenizer in tokdir ("gpt2": the cache's GPT-2 vocabulary);
+ * with share, looked up in and stored to the cache's shared work
+ * (harness/share.h). */
+int fl_split_tokens(const char *cache, const char *split, const char *tokdir, int vocab, int share, int32_t **tok, int64_t *n) {
     fl_split sp;
     if (fl_split_load(cache, split, &sp) != 0) return -1;
     char gdir[4200];
@@ -90,10 +93,16 @@ int fl_split_tokens(const char *cache, const char *split, const char *tokdir, in
         fl_bpe_free(t); fl_split_free(&sp);
         return -1;
     }
-    size_t len;
-    char *text = fl_split_join(&sp, &len);
-    int rc = fl_bpe_encode(t, text, len, tok, n);
-    free(text);
+    int32_t **docs;
+    int64_t *lens;
+    int nd;
+    int rc = fl_share_tokenize(share ? cache : NULL, "joined", &sp, t, tokdir, vocab, &docs, &lens, &nd);
+    if (rc == 0) {
+        *tok = docs[0];
+        *n = lens[0];
+        docs[0] = NULL;
+        fl_share_docs_free(docs, lens, nd);
+    }
     fl_bpe_free(t);
     fl_split_free(&sp);
     return rc;
@@ -138,7 +147,7 @@ int fl_cmd_eval(int argc, char **argv) {
     if (split) {
         char cache[4096];
         fl_cache_dir(cache, sizeof cache, cache_opt);
-        if (fl_split_tokens(cache, split, tokdir ? tokdir : dir, m.cfg.vocab, &tok, &n) != 0) { fl_model_free(&m); return fl_cli_fail(); }
+        if (fl_split_tokens(cache, split, tokdir ? tokdir : dir, m.cfg.vocab, 0, &tok, &n) != 0) { fl_model_free(&m); return fl_cli_fail(); }
         data = split;
     } else if (fl_tokfile_read(data, m.cfg.vocab, &tok, &n) != 0) { fl_model_free(&m); return fl_cli_fail(); }
     fl_ppl_result r;
