@@ -132,6 +132,17 @@ tok=$(grep -h 'sotu-test (joined) tokens from' "$cell" | sed 's/.*tokens from //
 tamper "$tok" "struct.pack_into('<i', b, 80 + 16, 1 << 30)"
 hostile "a token id beyond the vocabulary under a valid checksum: recomputed" "payload does not parse for split sotu-test"
 
+# a hostile dense.json beside results.csv: the report still runs, nothing of it raw
+mkdir -p "$T/hd"
+cp "$T/on2/results.csv" "$T/hd/"
+printf '{"dense": [{"model": "<script>alert(1)</script>|x", "eval_set": "`$(touch PWNED)`", "eval_windows": 2, "ppl": 1e308}, 7, {"model": 3}]}' >"$T/hd/dense.json"
+"$FL" report --results "$T/hd/results.csv" --out "$T/hd" >"$T/hd.log" 2>&1
+check "a hostile dense.json: the report runs and prints none of it raw" \
+  "[ $? -eq 0 ] && ! grep -qi '<script' '$T/hd/report.html' && grep -q 'measured by the study' '$T/hd/report.md' && [ ! -e PWNED ]"
+printf 'not json' >"$T/hd/dense.json"
+"$FL" report --results "$T/hd/results.csv" --out "$T/hd" >"$T/hd.log" 2>&1
+check "a dense.json that is not JSON is ignored" "[ $? -eq 0 ] && ! grep -q 'measured by the study' '$T/hd/report.md'"
+
 "$FL" prune --help | grep -q -- '--share' && ok "prune --help names --share" || notok "prune --help names --share"
 "$FL" study --help | grep -q -- '--no-share' && ok "study --help names --no-share" || notok "study --help names --no-share"
 echo "# $n checks"
