@@ -865,9 +865,10 @@ static int cell_run(const fl_cell_cfg *c, fl_cell_result *r, walk_t *wp) {
     r->shared_pruning = "off";
     if (c->share && !share_eligible(&w.plan, w.prune_dense, &w.sh_last)) r->shared_pruning = "unshareable";
     else if (c->share && share_key(c, &m, &w.plan, w.prune_dense, cal.tokens, nwin, T, batch, share_hex) != 0) {
-        fl_calib_free(&cal);
-        fl_model_free(&m);
-        return -1;
+        fprintf(stderr, "share: pruning pass not shared (%s)\n", fl_errmsg());   /* computed as without --share */
+        fl_err_clear();
+        share_hex[0] = 0;
+        r->shared_pruning = "off";
     }
     float *X = fl_allocf((size_t)nwin * T * d);    /* the sparse stream */
     for (int w0 = 0; w0 < nwin; w0 += batch) {

@@ -65,6 +65,7 @@ void fl_share_key_file(fl_share_key *k, const char *name, const char *path) {
     struct stat st;
     if (stat(path, &st) != 0 || fl_read_file(path, &buf, &n) != 0) fl_share_key_str(k, name, "missing");
     else fl_share_key_add(k, name, buf, n);
+    fl_err_clear();
     free(buf);
 }
 
@@ -113,6 +114,7 @@ int fl_share_load(const char *cache, const char *kind, const char *hex, uint8_t 
         else if (!EVP_Digest(b, len - 32, md, &ml, EVP_sha256(), NULL) || memcmp(md, b + len - 32, 32)) why = "checksum mismatch";
     }
     if (why) {
+        fl_err_clear();
         fprintf(stderr, "share: %s: %s, ignored: computed again\n", path, why);
         free(b);
         return 0;
@@ -129,6 +131,7 @@ int fl_share_begin(fl_share_writer *w, const char *cache, const char *kind, cons
     snprintf(dir, sizeof dir, "%.3900s/share/%.16s", cache, kind);
     if (fl_mkdir_p(dir) != 0) {
         fprintf(stderr, "share: %s: not shared (%s)\n", dir, fl_errmsg());
+        fl_err_clear();
         return -1;
     }
     fl_share_path(cache, kind, hex, w->path, sizeof w->path);
@@ -223,9 +226,13 @@ int fl_share_tokenize(const char *cache, const char *mode, const fl_split *sp, c
     *lens = NULL;
     *ndocs = 0;
     char hex[65] = "", p[4200];
+    fl_share_key k;
+    if (cache && fl_share_key_init(&k, "tokens") != 0) {
+        fprintf(stderr, "share: split %s not shared (%s)\n", sp->name, fl_errmsg());
+        fl_err_clear();
+        cache = NULL;
+    }
     if (cache) {
-        fl_share_key k;
-        if (fl_share_key_init(&k, "tokens") != 0) return -1;
         fl_share_key_str(&k, "mode", mode);
         fl_share_key_str(&k, "split", sp->name);
         fl_share_key_int(&k, "ndocs", sp->n);
@@ -238,7 +245,9 @@ int fl_share_tokenize(const char *cache, const char *mode, const fl_split *sp, c
         snprintf(p, sizeof p, "%.4000s/merges.txt", tokdir);
         fl_share_key_file(&k, "merges.txt", p);
         fl_share_key_int(&k, "vocab", vocab);
-        if (fl_share_key_final(&k, hex) != 0) return -1;
+        if (fl_share_key_final(&k, hex) != 0) { fl_err_clear(); cache = NULL; }
+    }
+    if (cache) {
         uint8_t *buf;
         const uint8_t *pl;
         size_t n;

@@ -27,7 +27,8 @@
 
 typedef struct { void *h; } fl_share_key;   /* an EVP_MD_CTX */
 
-/* Starts a key for entries of `kind` ("prune", "tokens"). */
+/* Starts a key for entries of `kind` ("prune", "tokens"); -1 with fl_err
+ * when the binary cannot be read (callers then compute and share nothing). */
 int fl_share_key_init(fl_share_key *k, const char *kind);
 /* Adds one named input: its name, its length and its bytes (so no two
  * different sequences of inputs hash the same stream). */
