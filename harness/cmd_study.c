@@ -15,7 +15,6 @@
  * a tuned final cell waits until each of its sub-cells has a row, then
  * runs with the values of the one with the lowest selection perplexity. */
 #include "cli.h"
-#include "dense_eval.h"
 #include "grid.h"
 #include "results.h"
 #include "settings.h"
@@ -555,10 +554,6 @@ int fl_cmd_study(int argc, char **argv) {
             if (run_self(pre) != 0) goto fail;
         }
     }
-
-    /* the dense model's perplexity: once per (model, set, windows), dense.json */
-    snprintf(path, sizeof path, "%s/dense.json", out);
-    if (fl_study_dense_eval(cells, ncells, cache, share_cells, path) != 0) goto fail;
 
     char machine[512];
     fl_machine_desc(machine, sizeof machine);

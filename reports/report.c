@@ -314,38 +314,6 @@ static void pooled(const fl_table *t, char *out, size_t n) {
     }
 }
 
-/* Appends to DENSE the dense model's perplexities the study measured on
- * its evaluation sets (dense.json beside results.csv, harness/dense_eval.h);
- * nothing when the file is missing or not what the study writes. */
-static void dense_measured(const char *csv, char *dense, size_t dn) {
-    char path[4200], *text = NULL;
-    const char *slash = strrchr(csv, '/');
-    snprintf(path, sizeof path, "%.*sdense.json", slash ? (int)(slash - csv + 1) : 0, csv);
-    FILE *f = fopen(path, "rb");   /* optional: results from before the study measured it */
-    if (!f) return;
-    fclose(f);
-    cJSON *j = fl_read_file(path, &text, NULL) == 0 ? cJSON_Parse(text) : NULL;
-    free(text);
-    fl_err_clear();
-    const cJSON *it;
-    cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(j, "dense")) {
-        const cJSON *m = cJSON_GetObjectItemCaseSensitive(it, "model"), *e = cJSON_GetObjectItemCaseSensitive(it, "eval_set"),
-                    *w = cJSON_GetObjectItemCaseSensitive(it, "eval_windows"), *p = cJSON_GetObjectItemCaseSensitive(it, "ppl");
-        if (!cJSON_IsString(m) || !cJSON_IsString(e) || !cJSON_IsNumber(w) || !cJSON_IsNumber(p)) continue;
-        char mb[320], eb[320], wb[48] = "all";
-        const char *base = strrchr(m->valuestring, '/');
-        snprintf(mb, sizeof mb, "%.300s", base && base[1] ? base + 1 : m->valuestring);
-        snprintf(eb, sizeof eb, "%.300s", e->valuestring);
-        fl_sum_clean(mb);
-        fl_sum_clean(eb);
-        if (w->valuedouble > 0) snprintf(wb, sizeof wb, "%.0f", w->valuedouble);
-        size_t len = strlen(dense);
-        fl_bprintf(dense, dn, len, "%s`%s` %.2f on %s (%s windows, measured by the study: dense.json)", len ? "; " : "", mb,
-                   p->valuedouble, eb, wb);
-    }
-    cJSON_Delete(j);
-}
-
 static void setup(doc *d, const fl_table *t, const char *csv, char *dense, size_t dn) {
     int ok = 0, nw = 0;
     double wall = 0;
@@ -362,7 +330,6 @@ static void setup(doc *d, const fl_table *t, const char *csv, char *dense, size_
     fl_names_of(t, "model", 1, &models);
     for (int i = 0; i < models.n; i++) setup_model(d, models.v[i], dense, dn);
     fl_names_free(&models);
-    dense_measured(csv, dense, dn);
     joined(v, sizeof v, t, "calib", 1);
     joined(v2, sizeof v2, t, "calib_samples", 1);
     joined(v3, sizeof v3, t, "seqlen", 1);
