@@ -778,7 +778,10 @@ int fl_cell_run(const fl_cell_cfg *given, fl_cell_result *r) {
      * once, so the pipeline and freelunch.json see the values it ran with. */
     fl_cell_cfg cfg = *given;
     fl_settings_defaults(&cfg);
-    if (cfg.lr <= 0) cfg.lr = fl_preset_lr(fl_preset_of_model(cfg.model_dir), cfg.reconstruct);   /* derived: presets.c */
+    if (cfg.lr <= 0) {   /* derived: presets.c, scaled by lr-scale (never given with lr: settings.c) */
+        cfg.lr = fl_preset_lr(fl_preset_of_model(cfg.model_dir), cfg.reconstruct);
+        if (cfg.lr_scale > 0) cfg.lr *= cfg.lr_scale;
+    }
     fl_pattern pat;
     if (fl_pattern_parse(cfg.sparsity, cfg.pattern, &pat) == 0 && pat.kind == FL_PAT_NM)
         cfg.pattern = NULL;   /* implied by the sparsity: freelunch.json names none */

@@ -24,6 +24,7 @@ typedef struct {
     const char *loss;          /* "mse" (default), "nmse", "cosine" */
     const char *trainable;     /* "all" (default) or "bias-norm" */
     float lr, weight_decay;    /* reconstruction AdamW */
+    float lr_scale;            /* multiplies the derived default lr (0: unset, 1) */
     const char *optimizer;     /* "adamw" (default) or "sgd": every recovery training loop */
     int epochs, recon_batch, grad_accum;
     int distill;               /* retraining: KL to the dense model instead of cross-entropy */

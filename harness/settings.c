@@ -153,6 +153,12 @@ const fl_setting FL_SETTINGS[] = {
     { "drift-data", FL_SET_STR, NULL, 0, NULL, NULL, "FILE.bin",
       "drift token file (one document; default: the --calib file if given,\n"
       "else sotu-val; a fixed draw)", "drift_data", "drift_data", ALL, F(drift_data) },
+    /* a [tune] list relative to each reconstructor's own preset learning
+     * rate (the default study's: issue 19), where one absolute list would
+     * waste sub-cells on rates far from a reconstructor's preset */
+    { "lr-scale", FL_SET_FLOAT, NULL, 1e-30, NULL, "lr", "F",
+      "multiplies the default learning rate (the preset's, see --lr); cannot\n"
+      "be given with --lr (e.g. a [tune] list 0.3333, 1, 3 around the preset)", "lr_scale", "lr_scale", REC, F(lr_scale) },
 };
 const int FL_NSETTINGS = (int)(sizeof FL_SETTINGS / sizeof *FL_SETTINGS);
 
@@ -321,7 +327,9 @@ void fl_settings_to_json(const fl_cell_cfg *c, int scope, cJSON *obj) {
             if (*(const char *const *)field) cJSON_AddStringToObject(obj, s->json, *(const char *const *)field);
             break;
         case FL_SET_INT: cJSON_AddNumberToObject(obj, s->json, *(const int *)field); break;
-        case FL_SET_FLOAT: cJSON_AddNumberToObject(obj, s->json, *(const float *)field); break;
+        case FL_SET_FLOAT:   /* 0 without a default is unset (lr-scale): not written */
+            if (*(const float *)field != 0 || s->def) cJSON_AddNumberToObject(obj, s->json, *(const float *)field);
+            break;
         case FL_SET_SEED: cJSON_AddNumberToObject(obj, s->json, (double)*(const uint64_t *)field); break;
         case FL_SET_FLAG: cJSON_AddBoolToObject(obj, s->json, *(const int *)field); break;
         case FL_SET_LIST: case FL_SET_COMMON: break;
