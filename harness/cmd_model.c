@@ -74,6 +74,7 @@ static const char *EVAL_HELP =
     "  --max-windows K    evaluate only the first K windows\n"
     "  --batch B          windows per forward pass (default 4)\n"
     "  --tokenizer DIR    tokenizer for --split (default: the model directory)\n"
+    "  --share            the split's tokens through the cache's shared work (CACHE/share)\n"
     "  --cache DIR        corpus cache (default $FL_CACHE or ~/.cache/freelunch)\n"
     "  --json             print {\"ppl\":..., \"nll\":..., \"tokens\":...}\n" FL_COMMON_HELP;
 
@@ -114,9 +115,10 @@ int fl_cmd_eval(int argc, char **argv) {
                                  { "batch", required_argument, 0, 'b' }, { "json", no_argument, 0, 'J' },
                                  { "stride", required_argument, 0, 'S' }, { "split", required_argument, 0, 'p' },
                                  { "tokenizer", required_argument, 0, 't' }, { "cache", required_argument, 0, 'c' },
+                                 { "share", no_argument, 0, 'H' },
                                  FL_COMMON_OPTS, { 0, 0, 0, 0 } };
     const char *dir = NULL, *data = NULL, *split = NULL, *tokdir = NULL, *cache_opt = NULL;
-    int seqlen = 0, maxw = 0, batch = 4, json = 0, stride = 0, c;
+    int seqlen = 0, maxw = 0, batch = 4, json = 0, stride = 0, share = 0, c;
     while ((c = getopt_long(argc, argv, "", o, NULL)) != -1) {
         switch (c) {
         case 'm': dir = optarg; break;
@@ -129,6 +131,7 @@ int fl_cmd_eval(int argc, char **argv) {
         case 'p': split = optarg; break;
         case 't': tokdir = optarg; break;
         case 'c': cache_opt = optarg; break;
+        case 'H': share = 1; break;
         case 'h': fputs(EVAL_HELP, stdout); return 0;
         default: if (!fl_cli_common_opt(c, "eval")) return fl_cli_usage("eval", "unknown option");
         }
@@ -147,7 +150,7 @@ int fl_cmd_eval(int argc, char **argv) {
     if (split) {
         char cache[4096];
         fl_cache_dir(cache, sizeof cache, cache_opt);
-        if (fl_split_tokens(cache, split, tokdir ? tokdir : dir, m.cfg.vocab, 0, &tok, &n) != 0) { fl_model_free(&m); return fl_cli_fail(); }
+        if (fl_split_tokens(cache, split, tokdir ? tokdir : dir, m.cfg.vocab, share, &tok, &n) != 0) { fl_model_free(&m); return fl_cli_fail(); }
         data = split;
     } else if (fl_tokfile_read(data, m.cfg.vocab, &tok, &n) != 0) { fl_model_free(&m); return fl_cli_fail(); }
     fl_ppl_result r;

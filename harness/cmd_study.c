@@ -500,6 +500,7 @@ static void dense_row(fl_table *t, const fl_cell_spec *s, const char *out, const
         argv[n++] = "--threads"; argv[n++] = tb; argv[n++] = "--cache"; argv[n++] = (char *)cache;
         if (win) { argv[n++] = "--max-windows"; argv[n++] = (char *)win; }
         if (be) { argv[n++] = "--backend"; argv[n++] = (char *)be; }
+        if (share_cells && !is_file) argv[n++] = "--share";   /* the split's tokens, as the cells share them */
         argv[n] = NULL;
         snprintf(res, sizeof res, "%s/eval-%d.json", dir, k);
         char *text = NULL;
