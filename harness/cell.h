@@ -47,6 +47,12 @@ typedef struct {
     int no_model;              /* do not write the pruned model (a grid without --keep-models) */
     const char *drift_windows; /* activation drift windows, an integer >= 0 as text (0: none); settings.c */
     const char *drift_data;    /* their token file, or NULL: sotu-val (eval/drift.h, FL_DRIFT_SEED) */
+    /* zero-shot tasks (eval/mc.h) evaluated after perplexity: corpus task
+     * names or NAME:FILE; laid out like evals/n_evals (a list setting's
+     * count follows its array, settings.c) */
+    const char *eval_tasks[FL_MAX_EVALS];
+    int n_eval_tasks;
+    int eval_task_limit;       /* items per task (0: all) */
     int share;                 /* reuse and store shared work in the cache (harness/share.h): a study's cells */
 } fl_cell_cfg;
 
@@ -78,6 +84,11 @@ typedef struct {
     fl_prof prof;              /* per phase: wall, CPU, FLOPs, peaks */
     double wall, cpu;          /* the whole cell */
     fl_drift_result drift;     /* after recovery, against the dense model (n = 0: not measured) */
+    /* zero-shot accuracy, one per eval-task (NAN where a task has no such figure) */
+    int n_tasks;
+    char task_name[FL_MAX_EVALS][64];
+    int task_items[FL_MAX_EVALS], task_norm[FL_MAX_EVALS];
+    double task_acc[FL_MAX_EVALS], task_acc_norm[FL_MAX_EVALS], task_ppl[FL_MAX_EVALS];
     const char *shared_pruning; /* the pruning pass: "off" (no --share), "unshareable" (its masks depend on
                                   recovery), "computed" (and stored for other cells) or "reused" (from the cache) */
 } fl_cell_result;

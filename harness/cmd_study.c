@@ -269,6 +269,22 @@ static int fill_from_json(fl_table *t, int r, const char *dir) {
         first = 0;
     }
     fl_table_set(t, r, "ppl_all", all);
+    /* zero-shot accuracy: acc_TASK, acc_norm_TASK, word_ppl_TASK where the
+     * table has the column, and the mean acc over every task */
+    double asum = 0;
+    int na = 0;
+    cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(j, "zero_shot")) {
+        static const char *const FIG[3][2] = { { "acc", "acc_" }, { "acc_norm", "acc_norm_" }, { "ppl", "word_ppl_" } };
+        for (int f = 0; f < 3; f++) {
+            double v = jnum(it, FIG[f][0]);
+            char col[300];
+            snprintf(col, sizeof col, "%s%s", FIG[f][1], it->string);
+            for (char *q = col; *q; q++) if (*q == '-') *q = '_';
+            if (isfinite(v) && fl_result_col(col) >= 0) set_num(t, r, col, v);
+            if (f == 0 && isfinite(v)) asum += v, na++;
+        }
+    }
+    if (na) set_num(t, r, "acc_mean", asum / na);
     /* memory and profile */
     set_num(t, r, "working_bytes", jnum(pf, "recovery_working_bytes"));
     set_num(t, r, "recovery_tokens", jnum(pf, "recovery_tokens"));

@@ -24,6 +24,7 @@ const char *const FL_RESULT_COLS[] = {
     "model", "criterion", "sparsity", "pattern", "reconstruct", "propagation", "loss", "trainable", "lr",
     "epochs", "batch_size", "grad_accum", "weight_decay", "distill", "calib", "calib_samples", "seqlen", "seed",
     "eval_windows", "prune_stream", "optimizer", "retrain_samples", "drift_windows", "drift_data", "lr_scale",
+    "eval_task_limit",
     /* pruning and reconstruction */
     "achieved_sparsity", "mask_sha256", "mean_layer_error", "n_units", "recon_loss_before", "recon_loss_after",
     "unit_names", "unit_loss_before", "unit_loss_after",
@@ -46,6 +47,12 @@ const char *const FL_RESULT_COLS[] = {
     "threads", "backend", "machine", "commit", "finished_at",
     /* Pareto flags (fl_table_pareto) */
     "pareto_mem", "pareto_peak", "pareto_time", "pareto_mem_all", "pareto_peak_all", "pareto_time_all",
+    /* zero-shot accuracy (eval/mc.h, --eval-task): acc per task, acc_norm
+     * where lm-eval reports it, the word perplexity of the lambada tasks,
+     * and the mean acc over the tasks a cell ran */
+    "acc_boolq", "acc_rte", "acc_hellaswag", "acc_norm_hellaswag", "acc_winogrande", "acc_arc_easy", "acc_norm_arc_easy",
+    "acc_arc_challenge", "acc_norm_arc_challenge", "acc_openbookqa", "acc_norm_openbookqa", "acc_lambada", "word_ppl_lambada",
+    "acc_mc", "acc_norm_mc", "acc_lambada_sotu", "word_ppl_lambada_sotu", "acc_cloze_sotu", "acc_norm_cloze_sotu", "acc_mean",
 };
 const int FL_RESULT_NCOLS = (int)(sizeof FL_RESULT_COLS / sizeof *FL_RESULT_COLS);
 
@@ -59,6 +66,8 @@ static const char *const LATE_COLS[] = { "prune_stream", "optimizer", "retrain_s
 
 static int is_late(const char *col) {
     if (!strncmp(col, "drift_", 6)) return 1;
+    /* the zero-shot columns (issue 17) */
+    if (!strncmp(col, "acc_", 4) || !strncmp(col, "word_ppl_", 9) || !strcmp(col, "eval_task_limit")) return 1;
     for (size_t i = 0; i < sizeof LATE_COLS / sizeof *LATE_COLS; i++)
         if (!strcmp(LATE_COLS[i], col)) return 1;
     return 0;

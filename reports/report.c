@@ -1139,6 +1139,72 @@ static void ppl_tables(doc *d, const fl_table *t, const fl_panel *ps, int np, co
     fl_names_free(&recs);
 }
 
+/* ---- zero-shot accuracy beside perplexity (eval-task) ----------------------------- */
+
+/* Per panel, one row per (criterion, reconstructor) with its perplexity,
+ * the acc (or acc_norm) of every task some final row has, and acc_mean;
+ * nothing when no cell ran an eval-task. */
+static void acc_tables(doc *d, const fl_table *t, const fl_panel *ps, int np) {
+    const char *cols[64];
+    int nc = 0;
+    for (int i = 0; i < FL_RESULT_NCOLS && nc < 62; i++) {
+        const char *c = FL_RESULT_COLS[i];
+        if (strncmp(c, "acc_", 4) || !strcmp(c, "acc_mean")) continue;
+        for (int r = 0; r < t->nrows; r++)
+            if (fl_row_final(t, r) && isfinite(fl_table_num(t, r, c))) { cols[nc++] = c; break; }
+    }
+    if (!nc) return;
+    cols[nc++] = "acc_mean";
+    doc_h(d, 2, "Zero-shot accuracy");
+    doc_p(d, "Accuracy of the `eval-task` tasks (`freelunch eval --task`, scored as lm-evaluation-harness scores "
+             "them: `acc` the argmax of the choices' log-likelihoods, `acc_norm` of log-likelihood / characters), "
+             "beside the perplexity of the same cells: mean ± the 95%% Student-t half-width over seeds (number of "
+             "seeds). `acc_mean` is the mean acc over the tasks a cell ran. Higher is better; the best mean of each "
+             "column in bold.");
+    fl_names crits, recs;
+    fl_names_of(t, "criterion", 0, &crits);
+    fl_names_of(t, "reconstruct", 0, &recs);
+    int w = nc + 3;
+    char **row = malloc(sizeof(char *) * (size_t)w);
+    for (int c = 0; c < w; c++) row[c] = malloc(256);
+    for (int i = 0; i < np; i++) {
+        char h[600];
+        snprintf(h, sizeof h, "%s", ps[i].label);
+        h[0] = (char)toupper((unsigned char)h[0]);
+        doc_h(d, 3, h);
+        snprintf(row[0], 256, "criterion");
+        snprintf(row[1], 256, "reconstructor");
+        snprintf(row[2], 256, "ppl");
+        for (int c = 0; c < nc; c++) snprintf(row[c + 3], 256, "`%s`", cols[c]);
+        doc_row(d, w, row);
+        for (int a = 0; a < crits.n; a++)
+            for (int k = 0; k < recs.n; k++) {
+                fl_stat m = fl_stat_of(t, &ps[i], crits.v[a], recs.v[k], "acc_mean");
+                if (!m.n) continue;
+                snprintf(row[0], 256, "%s", crits.v[a]);
+                snprintf(row[1], 256, "%s", recs.v[k]);
+                fmt_ci(row[2], 256, fl_stat_of(t, &ps[i], crits.v[a], recs.v[k], "ppl"));
+                for (int c = 0; c < nc; c++) {
+                    fl_stat s = fl_stat_of(t, &ps[i], crits.v[a], recs.v[k], cols[c]);
+                    int best = s.n > 0;
+                    for (int a2 = 0; a2 < crits.n && best; a2++)
+                        for (int k2 = 0; k2 < recs.n && best; k2++) {
+                            fl_stat o = fl_stat_of(t, &ps[i], crits.v[a2], recs.v[k2], cols[c]);
+                            best = !(o.n && o.mean > s.mean);
+                        }
+                    char cell[128];
+                    fmt_ci(cell, sizeof cell, s);
+                    snprintf(row[c + 3], 256, best ? "**%s**" : "%s", cell);
+                }
+                doc_row(d, w, row);
+            }
+    }
+    for (int c = 0; c < w; c++) free(row[c]);
+    free(row);
+    fl_names_free(&crits);
+    fl_names_free(&recs);
+}
+
 /* ---- failed cells and the whole report ----------------------------------------- */
 
 static void failures(doc *d, const fl_table *t) {
@@ -1246,6 +1312,7 @@ int fl_report_build(const fl_table *t, const char *results_csv, const char *out_
     fl_sb_free(&body.md);
     fl_sb_free(&body.html);
     ppl_tables(&d, t, ps, np, dense);
+    acc_tables(&d, t, ps, np);
     ctx_free(&x);
     free(ps);
     doc_h(&d, 2, "Plots");
