@@ -14,6 +14,8 @@
 #   BENCH_OTHER_TIMEOUT  seconds allowed to each other benchmark (default 900)
 #   BENCH_FULL=1     run bench_criteria in full (else with --quick: it takes
 #                    over 5 minutes in full on 2 cores)
+#   BENCH_STUDY=0    skip the study-throughput case (stage 5; its own
+#                    settings: bench/study_bench.sh)
 #
 # Stages: (1) GEMM peak and linear-layer GEMM shapes per backend
 # (bench_gemm), (2) forward+backward speed per case, freelunch (bench_speed,
@@ -145,6 +147,12 @@ if [ -n "$others" ]; then
   load_report others
 fi
 
+# --- 5. study throughput: seconds per cell, shared work off vs on ---------
+if [ "${BENCH_STUDY:-1}" != 0 ]; then
+  echo "== 5. study throughput: a 16-cell grid with the cells' shared work off and on (bench/study_bench.sh)"
+  mark; run study_bench sh "$HERE/study_bench.sh"; load_report study
+fi
+
 t_end=$(date +%s)
 echo
 echo "== summary ($NT threads; speed = median step time; ratios > 1 mean freelunch is faster; $((t_end - t_start)) s in all)"
@@ -241,6 +249,7 @@ END {
   for (s in load) if (load[s] + 0 > worst) worst = load[s] + 0
   printf "other processes used, of the whole machine: gemm %s%%, speed %s%%, mem %s%%", load["gemm"], load["speed"], load["mem"]
   if ("others" in load) printf ", other benchmarks %s%%", load["others"]
+  if ("study" in load) printf ", study %s%%", load["study"]
   if (worst > 10) printf "  -- WARNING: the machine was busy; speed figures are unreliable, rerun when idle"
   printf "\n"
 }' "$log"

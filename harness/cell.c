@@ -3,6 +3,7 @@
 #include "cli.h"
 #include "presets.h"
 #include "settings.h"
+#include "share.h"
 #include "criteria/criterion.h"
 #include "reconstructors/recon.h"
 #include "datasets/bpe.h"
@@ -141,6 +142,14 @@ typedef struct {
     capture_t cap;
     fl_cell_result *r;
     int64_t pruned, weights;
+    /* the pruning pass shared between cells (share.h): reused from an
+     * entry (sh_buf, read at sh_off), or recorded into one (sh_rec) */
+    uint8_t *sh_buf;
+    const uint8_t *sh_p;
+    size_t sh_n, sh_off;
+    int sh_rec, sh_last;          /* recording; the plan's last prune unit */
+    fl_share_writer sh_w;
+    void *sh_masks;               /* EVP_MD_CTX over the recorded masks */
 } walk_t;
 
 static fl_unit_report *new_report(walk_t *w) {
@@ -162,6 +171,192 @@ static int recover(walk_t *w, const fl_unit *u, const float *X, const float *Y) 
     return (w->c->recover_override ? w->c->recover_override : w->rec.r->recover)(&j, new_report(w));
 }
 
+/* ---- the pruning pass shared between cells (share.h) ---------------------
+ *
+ * With --prune-stream dense every block's masks and updated weights depend
+ * on the dense model and the calibration windows alone; with sparse, only
+ * while no unit has recovered anything yet (none, the retraining
+ * baselines, blocks:all). Such a pass is stored as one entry: for each
+ * linear the walk prunes, in the walk's order,
+ *   name[64]  int32 rows, cols  double sparsity, error  float w[n]  uint8 mask[n]
+ * then the SHA-256 of all the masks in that order (hex, 64 bytes), checked
+ * on reading beside the file's own checksum. A cell that reuses it sets
+ * each block's weights and masks where statistics and pruning would have
+ * run, and keeps the dense weights its recovery needs exactly as then. */
+
+#define SH_REC (64 + 8 + 16)
+
+static int share_eligible(const fl_plan *p, int prune_dense, int *last) {
+    int first_rec = p->n;
+    *last = -1;
+    for (int i = 0; i < p->n; i++) {
+        if (p->u[i].prune) *last = i;
+        if (p->u[i].recover && first_rec == p->n) first_rec = i;
+    }
+    return *last >= 0 && (prune_dense || *last < first_rec);
+}
+
+/* The key: every input of the pass (the binary's own bytes among them,
+ * share.c). */
+static int share_key(const fl_cell_cfg *c, const fl_model *m, const fl_plan *p, int prune_dense, const int32_t *tok, int nwin,
+                     int T, int batch, char hex[65]) {
+    fl_share_key k;
+    char path[4200];
+    if (fl_share_key_init(&k, "prune") != 0) return -1;
+    fl_share_key_str(&k, "stream", prune_dense ? "dense" : "sparse, before any recovery");
+    snprintf(path, sizeof path, "%.4000s/config.json", c->model_dir);
+    fl_share_key_file(&k, "config.json", path);
+    fl_share_key_add(&k, "weights", m->data, sizeof(float) * m->n_floats);
+    fl_share_key_int(&k, "windows", nwin);
+    fl_share_key_int(&k, "seqlen", T);
+    fl_share_key_add(&k, "calibration tokens", tok, sizeof(int32_t) * (size_t)nwin * T);
+    fl_share_key_str(&k, "criterion", c->criterion);
+    fl_share_key_str(&k, "sparsity", c->sparsity);
+    fl_share_key_str(&k, "pattern", c->pattern);
+    fl_share_key_int(&k, "seed", (long long)c->seed);
+    fl_share_key_int(&k, "batch", batch);
+    fl_share_key_int(&k, "threads", fl_threads());
+    fl_share_key_str(&k, "backend", fl_gemm_backend_name());
+    for (int i = 0; i < p->n; i++)
+        if (p->u[i].prune) fl_share_key_int(&k, "prune unit", p->u[i].s0);
+    return fl_share_key_final(&k, hex);
+}
+
+static void mask_hex(void *h, char hex[65]) {
+    unsigned char md[32];
+    unsigned len = 0;
+    memset(md, 0, sizeof md);
+    EVP_DigestFinal_ex(h, md, &len);
+    for (int i = 0; i < 32; i++) snprintf(hex + 2 * i, 3, "%02x", md[i]);
+}
+
+/* Does the entry hold exactly the linears this walk prunes, in its order,
+ * with masks of 0/1 whose hash is the recorded one? */
+static const char *share_check(walk_t *w) {
+    const uint8_t *q = w->sh_p;
+    size_t off = 0, n = w->sh_n;
+    EVP_MD_CTX *h = EVP_MD_CTX_new();
+    const char *why = h && EVP_DigestInit_ex(h, EVP_sha256(), NULL) ? NULL : "SHA-256 failed";
+    for (int j = 0; j < w->plan.n && !why; j++) {
+        if (!w->plan.u[j].prune) continue;
+        fl_param *lw[7];
+        int k = fl_layer_linears(w->m, w->plan.u[j].s0 / 2, lw, NULL, NULL);
+        for (int i = 0; i < k && !why; i++) {
+            const fl_param *p = lw[i];
+            int32_t rc[2];
+            if (n - off < SH_REC) { why = "shorter than the model's linears"; break; }
+            memcpy(rc, q + off + 64, 8);
+            if (strncmp((const char *)q + off, p->name, 64) || rc[0] != p->rows || rc[1] != p->cols) { why = "another model's linears"; break; }
+            off += SH_REC;
+            if ((n - off) / 5 < (size_t)p->n) { why = "shorter than the model's linears"; break; }
+            const uint8_t *mk = q + off + 4 * (size_t)p->n;
+            for (int64_t t = 0; t < p->n && !why; t++)
+                if (mk[t] > 1) why = "a mask byte other than 0 or 1";
+            EVP_DigestUpdate(h, mk, (size_t)p->n);
+            off += 5 * (size_t)p->n;
+        }
+    }
+    if (!why && n - off != 64) why = "wrong length";
+    if (!why) {
+        char hex[65];
+        mask_hex(h, hex);
+        if (memcmp(hex, q + off, 64)) why = "mask hash mismatch";
+    }
+    EVP_MD_CTX_free(h);
+    return why;
+}
+
+/* Reuse the entry, or start recording one (share_eligible said the pass
+ * can be shared). */
+static void share_open(walk_t *w, const char *hex) {
+    const char *cache = w->c->cache;
+    char path[4200];
+    fl_share_path(cache, "prune", hex, path, sizeof path);
+    size_t n;
+    if (fl_share_load(cache, "prune", hex, &w->sh_buf, &w->sh_p, &n)) {
+        w->sh_n = n;
+        const char *why = share_check(w);
+        if (!why) {
+            char mh[65];
+            memcpy(mh, w->sh_p + n - 64, 64);
+            mh[64] = 0;
+            fprintf(stderr, "share: pruning pass (masks %.16s...) reused from %s\n", mh, path);
+            w->r->shared_pruning = "reused";
+            return;
+        }
+        fprintf(stderr, "share: %s: %s, ignored: computed again\n", path, why);
+        free(w->sh_buf);
+        w->sh_buf = NULL;
+    }
+    w->r->shared_pruning = "computed";
+    if (fl_share_begin(&w->sh_w, cache, "prune", hex) != 0) return;
+    w->sh_masks = EVP_MD_CTX_new();
+    if (!w->sh_masks || !EVP_DigestInit_ex(w->sh_masks, EVP_sha256(), NULL)) { fl_share_abort(&w->sh_w); return; }
+    w->sh_rec = 1;
+}
+
+static void share_record(walk_t *w, const fl_param *p, const fl_linear_report *lr) {
+    char nm[64] = { 0 };
+    memcpy(nm, p->name, strnlen(p->name, 63));
+    int32_t rc[2] = { p->rows, p->cols };
+    double se[2] = { lr->sparsity, lr->err };
+    fl_share_write(&w->sh_w, nm, 64);
+    fl_share_write(&w->sh_w, rc, 8);
+    fl_share_write(&w->sh_w, se, 16);
+    fl_share_write(&w->sh_w, p->w, sizeof(float) * (size_t)p->n);
+    fl_share_write(&w->sh_w, p->mask, (size_t)p->n);
+    EVP_DigestUpdate(w->sh_masks, p->mask, (size_t)p->n);
+}
+
+static void share_commit(walk_t *w) {
+    char hex[65];
+    mask_hex(w->sh_masks, hex);
+    fl_share_write(&w->sh_w, hex, 64);
+    fl_share_commit(&w->sh_w);
+    w->sh_rec = 0;
+}
+
+static void share_close(walk_t *w) {
+    if (w->sh_rec) fl_share_abort(&w->sh_w);   /* the cell failed before its last prune unit */
+    w->sh_rec = 0;
+    EVP_MD_CTX_free(w->sh_masks);
+    w->sh_masks = NULL;
+    free(w->sh_buf);
+    w->sh_buf = NULL;
+}
+
+/* Block b's linears from the entry (share_check validated it): what
+ * prune_linear would have left. */
+static int share_apply(walk_t *w, int b) {
+    fl_prof_enter(&w->r->prof, FL_PH_PRUNE);
+    fl_param *lw[7];
+    int k = fl_layer_linears(w->m, b, lw, NULL, NULL);
+    for (int i = 0; i < k; i++) {
+        fl_param *p = lw[i];
+        const uint8_t *q = w->sh_p + w->sh_off;
+        double se[2];
+        memcpy(se, q + 72, 16);
+        if (w->last_use[b * 7 + i] >= 0) {
+            w->dense_w[b * 7 + i] = fl_allocf((size_t)p->n);
+            memcpy(w->dense_w[b * 7 + i], p->w, sizeof(float) * p->n);
+        }
+        memcpy(p->w, q + SH_REC, sizeof(float) * (size_t)p->n);
+        const uint8_t *mask = q + SH_REC + 4 * (size_t)p->n;
+        if (fl_param_set_mask(p, mask) != 0) return -1;
+        fl_linear_report *lr = &w->r->lin[w->r->n_linears++];
+        snprintf(lr->name, sizeof lr->name, "%s", p->name);
+        lr->sparsity = se[0];
+        lr->err = se[1];
+        int64_t z = 0;
+        for (int64_t t = 0; t < p->n; t++) z += !mask[t];
+        w->pruned += z;
+        w->weights += p->n;
+        w->sh_off += SH_REC + 5 * (size_t)p->n;
+    }
+    fl_prof_enter(&w->r->prof, FL_PH_STATS);
+    return 0;
+}
+
 /* Prune one linear with the statistics of its input; records its error
  * and keeps its dense weights when a later unit will recover it. */
 static int prune_linear(walk_t *w, int l, int i, fl_param *p, const fl_stats *st) {
@@ -181,6 +376,7 @@ static int prune_linear(walk_t *w, int l, int i, fl_param *p, const fl_stats *st
         lr->err = layer_error(W0, p->w, p->rows, p->cols, st->gram);
         w->pruned += z;
         w->weights += p->n;
+        if (w->sh_rec) share_record(w, p, lr);
     }
     fl_free(mask);
     if (rc == 0 && w->last_use[l * 7 + i] >= 0) w->dense_w[l * 7 + i] = W0;
@@ -236,6 +432,7 @@ static int walk_prune(walk_t *w, int j) {
     const int b = w->plan.u[j].s0 / 2, nw = w->nwin, T = w->T;
     const size_t ssz = (size_t)nw * T * m->cfg.d;
     const fl_range rg = { 2 * b, 2 * b + 2, 0, 0 };
+    if (w->sh_buf) return share_apply(w, b);
     fl_prof_enter(&w->r->prof, FL_PH_STATS);
     /* where the statistics come from: S itself, or P (which stands before b) */
     const int from_S = !w->prune_dense && w->p_block != b;
@@ -430,8 +627,10 @@ static int walk_plan(walk_t *w) {
     w->cap.sub = -1;
     for (int i = 0; i < p->n && rc == 0; i++) {
         const fl_plan_unit *u = &p->u[i];
-        if (u->prune) rc = walk_prune(w, i);
-        else if (u->kind == FL_UNIT_RANGE) rc = walk_range(w, i);
+        if (u->prune) {
+            rc = walk_prune(w, i);
+            if (rc == 0 && w->sh_rec && i == w->sh_last) share_commit(w);
+        } else if (u->kind == FL_UNIT_RANGE) rc = walk_range(w, i);
         else if (u->kind == FL_UNIT_MODEL) rc = walk_model(w, u);
         else {
             rc = walk_linear(w, i);
@@ -484,7 +683,7 @@ static int masks_write(const fl_model *m, const char *path) {
 
 static int eval_tokens(const fl_cell_cfg *c, const char *spec, int vocab, int32_t **tok, int64_t *n) {
     if (file_exists(spec) || strstr(spec, ".bin")) return fl_tokfile_read(spec, vocab, tok, n);
-    return fl_split_tokens(c->cache, spec, c->model_dir, vocab, tok, n);
+    return fl_split_tokens(c->cache, spec, c->model_dir, vocab, c->share, tok, n);
 }
 
 /* ---- windows: calibration and drift --------------------------------------- */
@@ -501,7 +700,19 @@ static int draw_windows(const fl_cell_cfg *c, const char *file, const char *spli
         fl_bpe *tok;
         if (fl_split_load(c->cache, split, &sp) != 0) return -1;
         if (fl_bpe_load(&tok, c->model_dir) != 0) { fl_split_free(&sp); return -1; }
-        rc = fl_calib_sample_split(&sp, tok, n, T, seed, cal);
+        /* what fl_calib_sample_split does, the documents' tokens shared
+         * between cells with --share */
+        int32_t **docs;
+        int64_t *lens;
+        int nd;
+        rc = sp.n < 1 ? fl_err("split %s is empty: nothing to calibrate on", sp.name)
+                      : fl_share_tokenize(c->share ? c->cache : NULL, "docs", &sp, tok, c->model_dir, vocab, &docs, &lens, &nd);
+        if (rc == 0) {
+            char what[64];
+            snprintf(what, sizeof what, "split %s", sp.name);
+            rc = fl_calib_sample_docs((const int32_t *const *)docs, lens, nd, n, T, seed, what, cal);
+            fl_share_docs_free(docs, lens, nd);
+        }
         fl_bpe_free(tok);
         fl_split_free(&sp);
     }
@@ -653,6 +864,16 @@ static int cell_run(const fl_cell_cfg *c, fl_cell_result *r, walk_t *wp) {
         return -1;
     }
     const int nwin = c->calib_samples;
+    /* the pruning pass: shared when its masks do not depend on recovery */
+    char share_hex[65] = "";
+    r->shared_pruning = "off";
+    if (c->share && !share_eligible(&w.plan, w.prune_dense, &w.sh_last)) r->shared_pruning = "unshareable";
+    else if (c->share && share_key(c, &m, &w.plan, w.prune_dense, cal.tokens, nwin, T, batch, share_hex) != 0) {
+        fprintf(stderr, "share: pruning pass not shared (%s)\n", fl_errmsg());   /* computed as without --share */
+        fl_err_clear();
+        share_hex[0] = 0;
+        r->shared_pruning = "off";
+    }
     float *X = fl_allocf((size_t)nwin * T * d);    /* the sparse stream */
     for (int w0 = 0; w0 < nwin; w0 += batch) {
         int B = nwin - w0 < batch ? nwin - w0 : batch;
@@ -691,7 +912,18 @@ static int cell_run(const fl_cell_cfg *c, fl_cell_result *r, walk_t *wp) {
         w.D = fl_allocf((size_t)nwin * T * d);
         memcpy(w.D, X, sizeof(float) * (size_t)nwin * T * d);
     }
+    if (share_hex[0]) {
+        share_open(&w, share_hex);
+        if (w.sh_buf) {
+            /* reused: no prune stream; S only for a local unit to learn from */
+            if (w.P && w.P != w.S) fl_free(w.P);   /* its own copy, or X when S was left out */
+            w.P = NULL;
+            w.p_block = -1;
+            if (!local_units && w.S) { fl_free(w.S); w.S = NULL; }
+        }
+    }
     rc = walk_plan(&w);
+    share_close(&w);
     fl_prof_enter(&r->prof, FL_PH_NONE);
     fl_calib_free(&cal);
     if (w.dense) { fl_model_free(w.dense); free(w.dense); }
@@ -869,6 +1101,7 @@ static int cell_run(const fl_cell_cfg *c, fl_cell_result *r, walk_t *wp) {
     cJSON_AddNumberToObject(pf, "wall_seconds", r->wall);
     cJSON_AddNumberToObject(pf, "cpu_seconds", r->cpu);
     cJSON_AddBoolToObject(pf, "rss_per_phase_exact", r->prof.rss_exact);
+    cJSON_AddStringToObject(pf, "shared_pruning", r->shared_pruning ? r->shared_pruning : "off");
     cJSON *phs = cJSON_AddObjectToObject(pf, "phases");
     for (int i = 0; i < FL_NPHASES; i++) {
         const fl_phase_prof *q = &r->prof.ph[i];

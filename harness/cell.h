@@ -53,6 +53,7 @@ typedef struct {
     const char *eval_tasks[FL_MAX_EVALS];
     int n_eval_tasks;
     int eval_task_limit;       /* items per task (0: all) */
+    int share;                 /* reuse and store shared work in the cache (harness/share.h): a study's cells */
 } fl_cell_cfg;
 
 typedef struct {
@@ -88,6 +89,8 @@ typedef struct {
     char task_name[FL_MAX_EVALS][64];
     int task_items[FL_MAX_EVALS], task_norm[FL_MAX_EVALS];
     double task_acc[FL_MAX_EVALS], task_acc_norm[FL_MAX_EVALS], task_ppl[FL_MAX_EVALS];
+    const char *shared_pruning; /* the pruning pass: "off" (no --share), "unshareable" (its masks depend on
+                                  recovery), "computed" (and stored for other cells) or "reused" (from the cache) */
 } fl_cell_result;
 
 int fl_cell_run(const fl_cell_cfg *c, fl_cell_result *r);

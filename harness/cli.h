@@ -27,8 +27,9 @@ int fl_cli_int(const char *cmd, const char *opt, const char *s, int lo);
 double fl_cli_float(const char *cmd, const char *opt, const char *s);
 
 #include <stdint.h>
-/* Evaluation tokens of a corpus split (harness/cmd_model.c). */
-int fl_split_tokens(const char *cache, const char *split, const char *tokdir, int vocab, int32_t **tok, int64_t *n);
+/* Evaluation tokens of a corpus split (harness/cmd_model.c); share: through
+ * the cache's shared work (harness/share.h). */
+int fl_split_tokens(const char *cache, const char *split, const char *tokdir, int vocab, int share, int32_t **tok, int64_t *n);
 
 int fl_cmd_info(int argc, char **argv);
 int fl_cmd_eval(int argc, char **argv);

@@ -1,5 +1,6 @@
 /* Commands on whole models: info, eval, demo. */
 #include "cli.h"
+#include "share.h"
 #include "datasets/bpe.h"
 #include "datasets/corpus.h"
 #include "datasets/tokfile.h"
@@ -74,12 +75,15 @@ static const char *EVAL_HELP =
     "  --max-windows K    evaluate only the first K windows\n"
     "  --batch B          windows per forward pass (default 4)\n"
     "  --tokenizer DIR    tokenizer for --split (default: the model directory)\n"
+    "  --share            the split's tokens through the cache's shared work (CACHE/share)\n"
     "  --cache DIR        corpus cache (default $FL_CACHE or ~/.cache/freelunch)\n"
     "  --json             print {\"ppl\":..., \"nll\":..., \"tokens\":...}\n" FL_COMMON_HELP;
 
 /* The evaluation tokens of a split: documents joined with "\n\n", encoded
- * with the tokenizer in tokdir ("gpt2": the cache's GPT-2 vocabulary). */
-int fl_split_tokens(const char *cache, const char *split, const char *tokdir, int vocab, int32_t **tok, int64_t *n) {
+ * with the tokenizer in tokdir ("gpt2": the cache's GPT-2 vocabulary);
+ * with share, looked up in and stored to the cache's shared work
+ * (harness/share.h). */
+int fl_split_tokens(const char *cache, const char *split, const char *tokdir, int vocab, int share, int32_t **tok, int64_t *n) {
     fl_split sp;
     if (fl_split_load(cache, split, &sp) != 0) return -1;
     char gdir[4200];
@@ -91,10 +95,16 @@ int fl_split_tokens(const char *cache, const char *split, const char *tokdir, in
         fl_bpe_free(t); fl_split_free(&sp);
         return -1;
     }
-    size_t len;
-    char *text = fl_split_join(&sp, &len);
-    int rc = fl_bpe_encode(t, text, len, tok, n);
-    free(text);
+    int32_t **docs;
+    int64_t *lens;
+    int nd;
+    int rc = fl_share_tokenize(share ? cache : NULL, "joined", &sp, t, tokdir, vocab, &docs, &lens, &nd);
+    if (rc == 0) {
+        *tok = docs[0];
+        *n = lens[0];
+        docs[0] = NULL;
+        fl_share_docs_free(docs, lens, nd);
+    }
     fl_bpe_free(t);
     fl_split_free(&sp);
     return rc;
@@ -109,9 +119,10 @@ int fl_cmd_eval(int argc, char **argv) {
                                  { "batch", required_argument, 0, 'b' }, { "json", no_argument, 0, 'J' },
                                  { "stride", required_argument, 0, 'S' }, { "split", required_argument, 0, 'p' },
                                  { "tokenizer", required_argument, 0, 't' }, { "cache", required_argument, 0, 'c' },
+                                 { "share", no_argument, 0, 'H' },
                                  FL_COMMON_OPTS, { 0, 0, 0, 0 } };
     const char *dir = NULL, *data = NULL, *split = NULL, *tokdir = NULL, *cache_opt = NULL;
-    int seqlen = 0, maxw = 0, batch = 4, json = 0, stride = 0, c;
+    int seqlen = 0, maxw = 0, batch = 4, json = 0, stride = 0, share = 0, c;
     while ((c = getopt_long(argc, argv, "", o, NULL)) != -1) {
         switch (c) {
         case 'm': dir = optarg; break;
@@ -124,6 +135,7 @@ int fl_cmd_eval(int argc, char **argv) {
         case 'p': split = optarg; break;
         case 't': tokdir = optarg; break;
         case 'c': cache_opt = optarg; break;
+        case 'H': share = 1; break;
         case 'h': fputs(EVAL_HELP, stdout); fputs(FL_EVAL_TASK_HELP, stdout); return 0;
         default: if (!fl_cli_common_opt(c, "eval")) return fl_cli_usage("eval", "unknown option");
         }
@@ -142,7 +154,7 @@ int fl_cmd_eval(int argc, char **argv) {
     if (split) {
         char cache[4096];
         fl_cache_dir(cache, sizeof cache, cache_opt);
-        if (fl_split_tokens(cache, split, tokdir ? tokdir : dir, m.cfg.vocab, &tok, &n) != 0) { fl_model_free(&m); return fl_cli_fail(); }
+        if (fl_split_tokens(cache, split, tokdir ? tokdir : dir, m.cfg.vocab, share, &tok, &n) != 0) { fl_model_free(&m); return fl_cli_fail(); }
         data = split;
     } else if (fl_tokfile_read(data, m.cfg.vocab, &tok, &n) != 0) { fl_model_free(&m); return fl_cli_fail(); }
     fl_ppl_result r;

@@ -28,14 +28,19 @@ static const char *PRUNE_USAGE =
 static const char *PRUNE_OTHER =
     "  --out DIR         output directory\n"
     "  --cache DIR       corpus cache\n"
-    "  --no-model        do not write the pruned model (only calib.bin and freelunch.json)\n" FL_COMMON_HELP;
+    "  --no-model        do not write the pruned model (only calib.bin and freelunch.json)\n"
+    "  --share           reuse work other cells did with the same inputs, and store\n"
+    "                    this cell's for them: tokenized splits and, when the masks do\n"
+    "                    not depend on recovery, the pruning pass (CACHE/share; results\n"
+    "                    are the same bit for bit; 'freelunch study' passes it)\n" FL_COMMON_HELP;
 
 /* getopt values of the settings: their table index past every short option */
 #define OPT_SETTING 1000
 
 int fl_cmd_prune(int argc, char **argv) {
     static const struct option other[] = { { "out", required_argument, 0, 'o' }, { "cache", required_argument, 0, 'C' },
-                                           { "no-model", no_argument, 0, 'N' }, FL_COMMON_OPTS, { 0, 0, 0, 0 } };
+                                           { "no-model", no_argument, 0, 'N' },
+                                           { "share", no_argument, 0, 'S' }, FL_COMMON_OPTS, { 0, 0, 0, 0 } };
     struct option o[64 + sizeof other / sizeof *other];
     int no = 0;
     for (int i = 0; i < FL_NSETTINGS && no < 64; i++)
@@ -60,6 +65,7 @@ int fl_cmd_prune(int argc, char **argv) {
         case 'o': c.out_dir = optarg; break;
         case 'C': cache_opt = optarg; break;
         case 'N': c.no_model = 1; break;
+        case 'S': c.share = 1; break;
         case 'h': fputs(PRUNE_USAGE, stdout); fl_settings_help(stdout); fputs(PRUNE_OTHER, stdout); return 0;
         default: if (!fl_cli_common_opt(opt, "prune")) return fl_cli_usage("prune", "unknown option");
         }

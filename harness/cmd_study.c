@@ -46,7 +46,7 @@
 
 static const char *STUDY_HELP =
     "usage: freelunch study [--grid FILE.ini] [--out DIR] [--jobs N] [--set key=value]... [--dry-run]\n"
-    "                       [--keep-models] [--cache DIR] [--print-default-grid]\n"
+    "                       [--keep-models] [--cache DIR] [--no-share] [--print-default-grid]\n"
     "Runs every cell of a Cartesian grid of `freelunch prune` settings, appends\n"
     "one row per cell to DIR/results.csv (columns: README.md), flags the Pareto\n"
     "fronts, then draws DIR/plots/ and writes DIR/report.md and DIR/report.html.\n"
@@ -69,6 +69,10 @@ static const char *STUDY_HELP =
     "  --keep-models     keep every cell's pruned model (default: only calib.bin,\n"
     "                    freelunch.json and the log)\n"
     "  --cache DIR       corpus and model cache\n"
+    "  --no-share        every cell computes everything itself (default: cells reuse\n"
+    "                    the tokenized splits and, when its masks do not depend on\n"
+    "                    recovery, the pruning pass other cells stored in CACHE/share;\n"
+    "                    results are the same bit for bit: README \"Shared work\")\n"
     "  --print-default-grid  print the embedded default grid and exit\n" FL_COMMON_HELP;
 
 /* ---- running one cell --------------------------------------------------- */
@@ -80,6 +84,9 @@ typedef struct {
     double t0;
     char dir[4096];
 } job_t;
+
+/* Cells reuse each other's work (--share, harness/share.h) unless --no-share. */
+static int share_cells = 1;
 
 /* Maps a grid key to its prune option; eval expands to one --eval per set. */
 static int build_argv(const fl_cell_spec *s, const char *dir, const char *cache, int threads, int keep,
@@ -120,6 +127,7 @@ static int build_argv(const fl_cell_spec *s, const char *dir, const char *cache,
     KEEP("--cache");
     KEEP(cache);
     if (!keep) KEEP("--no-model");
+    if (share_cells) KEEP("--share");
 #undef KEEP
     argv[n] = NULL;
     return n;
@@ -599,6 +607,7 @@ static void dense_row(fl_table *t, const fl_cell_spec *s, const char *out, const
         argv[n++] = "--threads"; argv[n++] = tb; argv[n++] = "--cache"; argv[n++] = (char *)cache;
         if (win) { argv[n++] = "--max-windows"; argv[n++] = (char *)win; }
         if (be) { argv[n++] = "--backend"; argv[n++] = (char *)be; }
+        if (share_cells && !is_file) argv[n++] = "--share";   /* the split's tokens, as the cells share them */
         argv[n] = NULL;
         snprintf(res, sizeof res, "%s/eval-%d.json", dir, k);
         char *text = NULL;
@@ -645,7 +654,8 @@ int fl_cmd_study(int argc, char **argv) {
     static struct option o[] = {
         { "grid", required_argument, 0, 'g' }, { "out", required_argument, 0, 'o' }, { "jobs", required_argument, 0, 'J' },
         { "set", required_argument, 0, 's' }, { "dry-run", no_argument, 0, 'n' }, { "keep-models", no_argument, 0, 'k' },
-        { "cache", required_argument, 0, 'C' }, { "print-default-grid", no_argument, 0, 'P' }, FL_COMMON_OPTS, { 0, 0, 0, 0 } };
+        { "cache", required_argument, 0, 'C' }, { "print-default-grid", no_argument, 0, 'P' },
+        { "no-share", no_argument, 0, 'X' }, FL_COMMON_OPTS, { 0, 0, 0, 0 } };
     const char *grid_file = NULL, *out = "runs/study", *cache_opt = NULL, *sets[64];
     int nsets = 0, jobs = 1, dry = 0, keep = 0, opt;
     while ((opt = getopt_long(argc, argv, "", o, NULL)) != -1) {
@@ -659,6 +669,7 @@ int fl_cmd_study(int argc, char **argv) {
             break;
         case 'n': dry = 1; break;
         case 'k': keep = 1; break;
+        case 'X': share_cells = 0; break;
         case 'C': cache_opt = optarg; break;
         case 'P': fputs(FL_DEFAULT_GRID, stdout); return 0;
         case 'h': fputs(STUDY_HELP, stdout); return 0;
