@@ -240,10 +240,13 @@ int fl_share_tokenize(const char *cache, const char *mode, const fl_split *sp, c
             fl_share_key_str(&k, "doc", sp->docs[i].name);
             fl_share_key_add(&k, "text", sp->docs[i].text, sp->docs[i].len);
         }
-        snprintf(p, sizeof p, "%.4000s/vocab.json", tokdir);
-        fl_share_key_file(&k, "vocab.json", p);
-        snprintf(p, sizeof p, "%.4000s/merges.txt", tokdir);
-        fl_share_key_file(&k, "merges.txt", p);
+        /* every file fl_bpe_load may read (datasets/bpe.h): the HF
+         * tokenizer.json and its config as much as vocab.json + merges.txt */
+        static const char *const TOKFILES[] = { "vocab.json", "merges.txt", "tokenizer.json", "tokenizer_config.json" };
+        for (size_t f = 0; f < sizeof TOKFILES / sizeof *TOKFILES; f++) {
+            snprintf(p, sizeof p, "%.4000s/%s", tokdir, TOKFILES[f]);
+            fl_share_key_file(&k, TOKFILES[f], p);
+        }
         fl_share_key_int(&k, "vocab", vocab);
         if (fl_share_key_final(&k, hex) != 0) { fl_err_clear(); cache = NULL; }
     }
