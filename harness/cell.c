@@ -3,6 +3,7 @@
 #include "cli.h"
 #include "presets.h"
 #include "settings.h"
+#include "structured.h"
 #include "criteria/criterion.h"
 #include "reconstructors/recon.h"
 #include "datasets/bpe.h"
@@ -140,7 +141,21 @@ typedef struct {
     capture_t cap;
     fl_cell_result *r;
     int64_t pruned, weights;
+    /* structured pruning: the model is already smaller; a range unit's
+     * target is the dense model's span that the unit now stands for */
+    const fl_struct_report *sr;
 } walk_t;
+
+/* The dense sublayer where sublayer s of the structurally pruned model
+ * starts (s = 2*n_layer: the dense end). A block removed is absorbed by the
+ * unit before it (blocks removed before the first kept one, by the first):
+ * the unit spanning the gap reconstructs the dense span's output. */
+static int dense_sub(const walk_t *w, int s) {
+    const int Lp = w->m->cfg.n_layer;
+    if (s >= 2 * Lp) return 2 * w->sr->n_dense_layers;
+    if (s == 0) return 0;
+    return 2 * w->sr->dense_block[s / 2] + s % 2;
+}
 
 static fl_unit_report *new_report(walk_t *w) {
     fl_cell_result *r = w->r;
@@ -286,7 +301,10 @@ static int walk_range(walk_t *w, int j) {
     fl_prof_enter(&w->r->prof, FL_PH_STATS);
     int rc = advance(w, pu->s0);
     float *Tg = fl_allocf(ssz);
-    if (rc == 0 && w->prop == FL_PROP_SPARSE) {
+    if (rc == 0 && w->sr) {
+        const fl_range dr = { dense_sub(w, pu->s0), dense_sub(w, pu->s1), 0, 0 };
+        rc = range_pass(w->dense, dr, w->S, Tg, nw, T, w->batch, NULL, NULL, 0, NULL);
+    } else if (rc == 0 && w->prop == FL_PROP_SPARSE) {
         swap_dense(w, pu->s0, pu->s1);
         rc = range_pass(m, rg, w->S, Tg, nw, T, w->batch, NULL, NULL, 0, NULL);
         swap_dense(w, pu->s0, pu->s1);
@@ -304,7 +322,7 @@ static int walk_range(walk_t *w, int j) {
      * recovery peak. */
     fl_prof_enter(&w->r->prof, FL_PH_STATS);
     if (rc == 0) rc = range_pass(m, rg, w->S, w->S, nw, T, w->batch, NULL, NULL, 0, NULL);
-    if (rc == 0 && w->D) memcpy(w->D, Tg, sizeof(float) * ssz);
+    if (rc == 0 && w->D && !w->sr) memcpy(w->D, Tg, sizeof(float) * ssz);
     w->s_pos = pu->s1;
     fl_free(Tg);
     return rc;
@@ -407,7 +425,7 @@ static int walk_model(walk_t *w, const fl_plan_unit *pu) {
     snprintf(u.name, sizeof u.name, "%s", pu->name);
     int rc = recover(w, &u, NULL, NULL);
     if (w->c->distill) { fl_model_free(&teacher); w->ro.teacher = NULL; }
-    if (rc == 0) {
+    if (rc == 0 && !w->sr) {
         /* the model's weights may now differ from its masks' zeros (LoRA
          * merges dense updates): count the sparsity actually saved */
         int64_t z = 0, n = 0;
@@ -588,6 +606,14 @@ static int cell_run(const fl_cell_cfg *c, fl_cell_result *r, walk_t *wp) {
     int rc = 0;
     if (fl_pattern_parse(c->sparsity, c->pattern, &w.pat) != 0) return -1;
     if (fl_prop_parse(c->propagation, &w.prop) != 0) return -1;
+    fl_structure skind;
+    if (fl_structure_parse(c->structure, &skind) != 0) return -1;
+    if (skind != FL_STRUCT_NONE && w.pat.kind == FL_PAT_NM)
+        return fl_err("--sparsity %s is an N:M pattern of single weights; with --structure %s give the fraction of structures "
+                      "removed (e.g. 0.25)", c->sparsity, c->structure);
+    if (skind != FL_STRUCT_NONE && w.prop != FL_PROP_SPARSE)
+        return fl_err("--propagation %s: structured pruning recovers each unit against the dense model's span on the pruned "
+                      "model's stream (propagation sparse only)", c->propagation);
     if (fl_setting_check(fl_setting_find("prune-stream"), c->prune_stream) != 0) return -1;
     w.prune_dense = !strcmp(c->prune_stream, "dense");
     w.ro = (fl_recon_opts){ .lr = c->lr, .weight_decay = c->weight_decay, .epochs = c->epochs, .batch = c->recon_batch,
@@ -624,7 +650,8 @@ static int cell_run(const fl_cell_cfg *c, fl_cell_result *r, walk_t *wp) {
         fl_model_free(&m);
         return fl_err("%s/config.json: --seqlen %d exceeds the model's context of %d positions", c->model_dir, T, m.cfg.max_pos);
     }
-    for (int l = 0; l < L; l++) {   /* every linear of every block is pruned: fail early on a bad N:M */
+    if (fl_struct_check(w.crit->crit, skind, &m.cfg) != 0) { fl_model_free(&m); return -1; }
+    for (int l = 0; l < L && skind == FL_STRUCT_NONE; l++) {   /* every linear of every block is pruned: fail early on a bad N:M */
         fl_param *lw[7];
         int k = fl_layer_linears(&m, l, lw, NULL, NULL);
         for (int i = 0; i < k; i++)
@@ -655,6 +682,36 @@ static int cell_run(const fl_cell_cfg *c, fl_cell_result *r, walk_t *wp) {
         fl_fwd a = { .B = B, .T = T, .tokens = cal.tokens + (int64_t)w0 * T, .x_out = X + (int64_t)w0 * T * d };
         if (fl_forward(&m, (fl_range){ 0, 0, 1, 0 }, &a, NULL) != 0) { fl_free(X); fl_calib_free(&cal); fl_model_free(&m); return -1; }
     }
+    /* structured pruning: one step before recovery, on the dense model's
+     * activations; the walk then recovers the smaller model (no masks) */
+    static fl_struct_report srep;   /* the walk points at it; one cell at a time */
+    if (skind != FL_STRUCT_NONE) {
+        fl_model sm;
+        fl_prof_enter(&r->prof, FL_PH_PRUNE);
+        rc = fl_struct_prune(&m, w.crit, skind, w.pat.sparsity, X, cal.tokens, nwin, T, batch, c->progress, &sm, &srep);
+        if (rc == 0) { r->params_dense = fl_model_num_params(&m); fl_model_free(&m); m = sm; }
+        if (rc == 0) {
+            fl_plan_free(&wp->plan);
+            rc = fl_recon_plan(&w.rec, &m.cfg, &wp->plan);
+        }
+        /* the prune units are the weight-level pruning's: drop them */
+        int k = 0;
+        for (int i = 0; rc == 0 && i < wp->plan.n; i++) {
+            if (wp->plan.u[i].prune) continue;
+            if (wp->plan.u[i].kind == FL_UNIT_LINEAR)
+                rc = fl_err("--reconstruct %s: a structurally pruned linear has a new shape, so there is no dense linear to "
+                            "match; use sublayer, block, blocks:K or the retraining baselines", c->reconstruct);
+            wp->plan.u[k++] = wp->plan.u[i];
+        }
+        wp->plan.n = k;
+        w.plan = wp->plan;
+        w.sr = &srep;
+        fl_prof_enter(&r->prof, FL_PH_CALIB);
+        if (rc != 0) { fl_free(X); fl_calib_free(&cal); fl_model_free(&m); return -1; }
+        if (c->progress)
+            fprintf(stderr, "structured: removed %d of %d %s%s; %lld -> %lld parameters\n", srep.k, srep.n, c->structure,
+                    skind == FL_STRUCT_LAYERS ? "" : " per block", (long long)srep.params_before, (long long)srep.params_after);
+    }
     if (!model_units) fl_calib_free(&cal);   /* only a model unit trains on the tokens */
 
     /* 2-4. unit by unit: statistics on the sparse stream, prune, recover, advance */
@@ -667,7 +724,7 @@ static int cell_run(const fl_cell_cfg *c, fl_cell_result *r, walk_t *wp) {
     /* dense weights are kept only for targets on the sparse stream: the
      * dense modes take theirs from the dense model's copy */
     fl_plan_last_use(&w.plan, &m.cfg, w.last_use);
-    if (w.prop != FL_PROP_SPARSE)
+    if (w.prop != FL_PROP_SPARSE || w.sr)
         for (int q = 0; q < L * 7; q++) w.last_use[q] = -1;
     if (w.prune_dense) {
         /* the prune stream starts as the embeddings, like S; S goes on only
@@ -680,7 +737,11 @@ static int cell_run(const fl_cell_cfg *c, fl_cell_result *r, walk_t *wp) {
     }
     w.retrain_nwin = nret;
     r->lin = calloc((size_t)L * 7, sizeof(fl_linear_report));
-    if (local_units && w.prop != FL_PROP_SPARSE) {
+    if (local_units && w.sr) {
+        /* structured: the targets are the dense model's spans */
+        w.dense = calloc(1, sizeof(fl_model));
+        if (fl_model_load(w.dense, c->model_dir) != 0) { free(w.dense); fl_free(X); fl_model_free(&m); return -1; }
+    } else if (local_units && w.prop != FL_PROP_SPARSE) {
         /* the dense stream needs the dense model: a second copy (counted) */
         w.dense = calloc(1, sizeof(fl_model));
         if (fl_model_load(w.dense, c->model_dir) != 0) { free(w.dense); fl_free(X); fl_model_free(&m); return -1; }
@@ -697,7 +758,7 @@ static int cell_run(const fl_cell_cfg *c, fl_cell_result *r, walk_t *wp) {
     for (int q = 0; q < L * 7; q++) fl_free(w.dense_w[q]);
     free(w.dense_w);
     free(w.last_use);
-    if (rc == 0) rc = mask_sha256(&m, r->mask_sha256);
+    if (rc == 0 && !w.sr) rc = mask_sha256(&m, r->mask_sha256);
     r->peak_prune_bytes = fl_mem_phase_peak("pruning");
     r->peak_recover_bytes = fl_mem_phase_peak("recovery");
     for (int i = 0; i < r->n_units; i++) {
@@ -706,8 +767,12 @@ static int cell_run(const fl_cell_cfg *c, fl_cell_result *r, walk_t *wp) {
     }
     if (rc != 0) { fl_model_free(&m); return -1; }
     r->sparsity = w.weights ? (double)w.pruned / w.weights : 0;
+    r->params = fl_model_num_params(&m);
+    if (w.sr) r->sparsity = 1.0 - (double)r->params / (double)r->params_dense;   /* the parameters removed */
+    else r->params_dense = r->params;
     fl_prof_enter(&r->prof, FL_PH_DRIFT);
-    rc = measure_drift(c, &m, T, batch, &r->drift);
+    /* drift compares linear by linear: a structurally pruned model has other shapes */
+    rc = w.sr ? 0 : measure_drift(c, &m, T, batch, &r->drift);
     fl_prof_enter(&r->prof, FL_PH_NONE);
     if (rc != 0) { fl_model_free(&m); return -1; }
 
@@ -715,7 +780,7 @@ static int cell_run(const fl_cell_cfg *c, fl_cell_result *r, walk_t *wp) {
      * when asked: --keep-models) */
     if (!c->no_model && fl_model_save(&m, c->out_dir) != 0) { fl_model_free(&m); return -1; }
     snprintf(path, sizeof path, "%.4000s/masks.bin", c->out_dir);
-    if (!c->no_model && masks_write(&m, path) != 0) { fl_model_free(&m); return -1; }
+    if (!c->no_model && !w.sr && masks_write(&m, path) != 0) { fl_model_free(&m); return -1; }
     const char *tokfiles[] = { "vocab.json", "merges.txt" };
     for (int i = 0; i < 2 && !c->no_model; i++) {
         char src[4200], dst[4200];
@@ -776,6 +841,16 @@ static int cell_run(const fl_cell_cfg *c, fl_cell_result *r, walk_t *wp) {
                                   (model_units ? FL_FOR_RETRAIN : 0), cell);
     cJSON_AddNumberToObject(j, "sparsity", r->sparsity);
     cJSON_AddStringToObject(j, "mask_sha256", r->mask_sha256);
+    cJSON_AddNumberToObject(j, "params", (double)r->params);
+    cJSON_AddNumberToObject(j, "params_dense", (double)r->params_dense);
+    if (w.sr) {
+        cJSON *so = cJSON_AddObjectToObject(j, "structured");
+        cJSON_AddStringToObject(so, "structure", c->structure);
+        cJSON_AddNumberToObject(so, "structures", srep.n);
+        cJSON_AddNumberToObject(so, "removed", srep.k);
+        cJSON *kb = cJSON_AddArrayToObject(so, "dense_blocks");
+        for (int i = 0; i < m.cfg.n_layer; i++) cJSON_AddItemToArray(kb, cJSON_CreateNumber(srep.dense_block[i]));
+    }
     cJSON *lins = cJSON_AddArrayToObject(j, "linears");
     for (int i = 0; i < r->n_linears; i++) {
         cJSON *o = cJSON_CreateObject();

@@ -46,6 +46,7 @@ typedef struct {
     int no_model;              /* do not write the pruned model (a grid without --keep-models) */
     const char *drift_windows; /* activation drift windows, an integer >= 0 as text (0: none); settings.c */
     const char *drift_data;    /* their token file, or NULL: sotu-val (eval/drift.h, FL_DRIFT_SEED) */
+    const char *structure;     /* "none" (default), "heads", "channels", "layers": structured pruning (harness/structured.h) */
 } fl_cell_cfg;
 
 typedef struct {
@@ -76,6 +77,8 @@ typedef struct {
     fl_prof prof;              /* per phase: wall, CPU, FLOPs, peaks */
     double wall, cpu;          /* the whole cell */
     fl_drift_result drift;     /* after recovery, against the dense model (n = 0: not measured) */
+    int64_t params, params_dense;   /* parameters of the saved model and of the dense one (structured pruning: fewer) */
+    double infer_tok_s, infer_tok_s_dense;   /* forward tokens/s on the evaluation windows, same process */
 } fl_cell_result;
 
 int fl_cell_run(const fl_cell_cfg *c, fl_cell_result *r);

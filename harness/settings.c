@@ -73,6 +73,11 @@ static int check_backend(const char *v) {
     return strcmp(v, "openblas") && strcmp(v, "onednn") ? fl_err("unknown backend '%s' (valid: openblas, onednn)", v) : 0;
 }
 
+static int check_structure(const char *v) {
+    fl_structure k;
+    return fl_structure_parse(v, &k);
+}
+
 /* ---- the table ------------------------------------------------------------ */
 
 #define F(field) offsetof(fl_cell_cfg, field)
@@ -153,6 +158,12 @@ const fl_setting FL_SETTINGS[] = {
     { "drift-data", FL_SET_STR, NULL, 0, NULL, NULL, "FILE.bin",
       "drift token file (one document; default: the --calib file if given,\n"
       "else sotu-val; a fixed draw)", "drift_data", "drift_data", ALL, F(drift_data) },
+    /* issue 15: structured pruning */
+    { "structure", FL_SET_STR, "none", 0, check_structure, NULL, "S",
+      "none, heads, channels or layers: remove whole key/value head groups, MLP\n"
+      "channels or blocks with a structured criterion (magnitude-sp, wanda-sp,\n"
+      "flap; block-influence, angular, layer-ppl); --sparsity is then the\n"
+      "fraction of them removed and the saved model is smaller", "structure", "structure", ALL, F(structure) },
 };
 const int FL_NSETTINGS = (int)(sizeof FL_SETTINGS / sizeof *FL_SETTINGS);
 
