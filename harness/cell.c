@@ -566,6 +566,48 @@ static int measure_drift(const fl_cell_cfg *c, fl_model *m, int T, int batch, fl
     return rc;
 }
 
+/* ---- inference throughput ------------------------------------------------- */
+
+/* Forward tokens/s of m over up to 8 windows of T tokens of tok (batch 4,
+ * logits computed, no activations kept): the best of `reps` timed passes,
+ * so one preempted pass on a shared machine does not decide it. */
+static double infer_tok_s(fl_model *m, const int32_t *tok, int64_t n, int T, int reps) {
+    int nw = (int)(n / T);
+    if (nw > 8) nw = 8;
+    if (nw < 1) return 0;
+    int32_t *tg = malloc(sizeof(int32_t) * (size_t)4 * T);
+    if (!tg) return 0;
+    for (int i = 0; i < 4 * T; i++) tg[i] = -1;
+    double best = 0;
+    for (int r = 0; r < reps; r++) {
+        const double t0 = fl_wall_s();
+        for (int w0 = 0; w0 < nw; w0 += 4) {
+            int B = nw - w0 < 4 ? nw - w0 : 4;
+            fl_fwd a = { .B = B, .T = T, .tokens = tok + (int64_t)w0 * T, .targets = tg };
+            if (fl_forward(m, fl_range_whole(m), &a, NULL) != 0) { free(tg); return 0; }
+        }
+        const double dt = fl_wall_s() - t0;
+        if (dt > 0 && (double)nw * T / dt > best) best = (double)nw * T / dt;
+    }
+    free(tg);
+    return best;
+}
+
+/* The pruned model's and the dense model's throughput, interleaved in the
+ * same process on the same windows (the first evaluation set's). */
+static int measure_infer(const fl_cell_cfg *c, fl_model *m, const int32_t *tok, int64_t n, int T, fl_cell_result *r) {
+    fl_model dense;
+    if (fl_model_load(&dense, c->model_dir) != 0) return -1;
+    r->infer_tok_s = r->infer_tok_s_dense = 0;
+    for (int k = 0; k < 2; k++) {
+        double a = infer_tok_s(&dense, tok, n, T, 1), b = infer_tok_s(m, tok, n, T, 1);
+        if (a > r->infer_tok_s_dense) r->infer_tok_s_dense = a;
+        if (b > r->infer_tok_s) r->infer_tok_s = b;
+    }
+    fl_model_free(&dense);
+    return 0;
+}
+
 /* ---- the cell ----------------------------------------------------------- */
 
 /* Does the plan have a unit of this kind that recovers? */
@@ -801,6 +843,12 @@ static int cell_run(const fl_cell_cfg *c, fl_cell_result *r, walk_t *wp) {
         fl_ppl_result pr;
         int es = c->eval_seqlen > 0 ? c->eval_seqlen : m.cfg.max_pos;
         rc = fl_eval_ppl(&m, tok, n, es, 0, c->eval_max_windows, 4, 0, &pr);
+        /* inference speed on the first set's windows, against the dense model */
+        if (rc == 0 && i == 0) {
+            fl_prof_enter(&r->prof, FL_PH_NONE);
+            rc = measure_infer(c, &m, tok, c->eval_max_windows > 0 && n > (int64_t)c->eval_max_windows * es ? (int64_t)c->eval_max_windows * es : n, es, r);
+            fl_prof_enter(&r->prof, FL_PH_EVAL);
+        }
         free(tok);
         if (rc != 0) {
             char msg[1100];
@@ -902,6 +950,8 @@ static int cell_run(const fl_cell_cfg *c, fl_cell_result *r, walk_t *wp) {
     cJSON_AddNumberToObject(pf, "peak_bytes_evaluation", (double)r->peak_eval_bytes);
     cJSON_AddNumberToObject(pf, "peak_rss_kb", (double)r->peak_rss_kb);
     cJSON_AddNumberToObject(pf, "flops", (double)r->flops);
+    cJSON_AddNumberToObject(pf, "infer_tok_s", r->infer_tok_s);
+    cJSON_AddNumberToObject(pf, "infer_tok_s_dense", r->infer_tok_s_dense);
     cJSON_AddNumberToObject(pf, "threads", fl_threads());
     cJSON_AddStringToObject(pf, "backend", fl_gemm_backend_name());
     cJSON_AddNumberToObject(pf, "wall_seconds", r->wall);

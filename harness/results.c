@@ -23,6 +23,7 @@ const char *const FL_RESULT_COLS[] = {
     "model", "criterion", "sparsity", "pattern", "reconstruct", "propagation", "loss", "trainable", "lr",
     "epochs", "batch_size", "grad_accum", "weight_decay", "distill", "calib", "calib_samples", "seqlen", "seed",
     "eval_windows", "prune_stream", "optimizer", "retrain_samples", "drift_windows", "drift_data",
+    "structure",
     /* pruning and reconstruction */
     "achieved_sparsity", "mask_sha256", "mean_layer_error", "n_units", "recon_loss_before", "recon_loss_after",
     "unit_names", "unit_loss_before", "unit_loss_after",
@@ -45,6 +46,10 @@ const char *const FL_RESULT_COLS[] = {
     "threads", "backend", "machine", "commit", "finished_at",
     /* Pareto flags (fl_table_pareto) */
     "pareto_mem", "pareto_peak", "pareto_time", "pareto_mem_all", "pareto_peak_all", "pareto_time_all",
+    /* what structured pruning buys (issue 15): the saved model's parameters
+     * and the dense one's, forward tokens/s on the first evaluation set's
+     * windows and its ratio to the dense model's, measured in the same process */
+    "params", "params_dense", "infer_tok_s", "infer_speedup",
 };
 const int FL_RESULT_NCOLS = (int)(sizeof FL_RESULT_COLS / sizeof *FL_RESULT_COLS);
 
@@ -53,7 +58,8 @@ const int FL_RESULT_NCOLS = (int)(sizeof FL_RESULT_COLS / sizeof *FL_RESULT_COLS
  * phase): a file whose header lacks some of them (ours otherwise, in
  * order) still loads, those cells empty, and is written back with every
  * column. */
-static const char *const LATE_COLS[] = { "prune_stream", "optimizer", "retrain_samples", "mask_sha256", "recovery_tokens", "role" };
+static const char *const LATE_COLS[] = { "prune_stream", "optimizer", "retrain_samples", "mask_sha256", "recovery_tokens", "role",
+                                         "structure", "params", "params_dense", "infer_tok_s", "infer_speedup" };
 
 static int is_late(const char *col) {
     if (!strncmp(col, "drift_", 6)) return 1;
