@@ -417,14 +417,22 @@ static int walk_model(walk_t *w, const fl_plan_unit *pu) {
     fl_free(w->D); w->D = NULL;
     fl_prof_enter(&w->r->prof, FL_PH_RECOVER);
     fl_model teacher;
-    if (w->c->distill) {
+    const int hidden = w->ro.hidden_weight > 0;
+    int map[FL_MAX_LAYERS];
+    if (w->c->distill || hidden) {
         if (fl_model_load(&teacher, w->c->model_dir) != 0) return -1;
         w->ro.teacher = &teacher;
+        w->ro.teacher_hidden_only = !w->c->distill;
+        /* the teacher's place for each block's output: the next block's
+         * input, or, after blocks were removed, the end of the dense span
+         * the block now stands for */
+        for (int i = 0; i < w->m->cfg.n_layer; i++) map[i] = w->sr ? dense_sub(w, 2 * (i + 1)) / 2 : i + 1;
+        w->ro.hidden_map = map;
     }
     fl_unit u = { .kind = FL_UNIT_MODEL, .r = fl_range_whole(w->m), .in_w = 0, .out_w = 0 };
     snprintf(u.name, sizeof u.name, "%s", pu->name);
     int rc = recover(w, &u, NULL, NULL);
-    if (w->c->distill) { fl_model_free(&teacher); w->ro.teacher = NULL; }
+    if (w->c->distill || hidden) { fl_model_free(&teacher); w->ro.teacher = NULL; w->ro.hidden_map = NULL; }
     if (rc == 0 && !w->sr) {
         /* the model's weights may now differ from its masks' zeros (LoRA
          * merges dense updates): count the sparsity actually saved */
@@ -668,14 +676,15 @@ static int cell_run(const fl_cell_cfg *c, fl_cell_result *r, walk_t *wp) {
     if (c->retrain_samples < 0) return fl_err("--retrain-samples must be at least 1");
     int ndrift;
     if (drift_windows(c, &ndrift) != 0) return -1;
-    if (c->distill && !(w.rec.r->flags & FL_REC_DISTILL)) {
+    if (c->hidden_distill && fl_hidden_distill_parse(c->hidden_distill, &w.ro.hidden_weight, &w.ro.hidden_alone) != 0) return -1;
+    if ((c->distill || c->hidden_distill) && !(w.rec.r->flags & FL_REC_DISTILL)) {
         char names[256] = "";
         for (int i = 0; FL_RECONSTRUCTORS[i]; i++)
             if (FL_RECONSTRUCTORS[i]->flags & FL_REC_DISTILL) {
                 strncat(names, names[0] ? ", " : "", sizeof names - strlen(names) - 1);
                 strncat(names, FL_RECONSTRUCTORS[i]->name, sizeof names - strlen(names) - 1);
             }
-        return fl_err("--distill applies to the retraining baselines only (%s)", names);
+        return fl_err("--%s applies to the retraining baselines only (%s)", c->distill ? "distill" : "hidden-distill", names);
     }
     const int batch = c->batch > 0 ? c->batch : 8;
     fl_flops_reset();

@@ -47,6 +47,7 @@ typedef struct {
     const char *drift_windows; /* activation drift windows, an integer >= 0 as text (0: none); settings.c */
     const char *drift_data;    /* their token file, or NULL: sotu-val (eval/drift.h, FL_DRIFT_SEED) */
     const char *structure;     /* "none" (default), "heads", "channels", "layers": structured pruning (harness/structured.h) */
+    const char *hidden_distill;/* retraining: "W" or "alone" (reconstructors/hidden.h), NULL: off */
 } fl_cell_cfg;
 
 typedef struct {

@@ -23,7 +23,7 @@ const char *const FL_RESULT_COLS[] = {
     "model", "criterion", "sparsity", "pattern", "reconstruct", "propagation", "loss", "trainable", "lr",
     "epochs", "batch_size", "grad_accum", "weight_decay", "distill", "calib", "calib_samples", "seqlen", "seed",
     "eval_windows", "prune_stream", "optimizer", "retrain_samples", "drift_windows", "drift_data",
-    "structure",
+    "structure", "hidden_distill",
     /* pruning and reconstruction */
     "achieved_sparsity", "mask_sha256", "mean_layer_error", "n_units", "recon_loss_before", "recon_loss_after",
     "unit_names", "unit_loss_before", "unit_loss_after",
@@ -59,7 +59,8 @@ const int FL_RESULT_NCOLS = (int)(sizeof FL_RESULT_COLS / sizeof *FL_RESULT_COLS
  * order) still loads, those cells empty, and is written back with every
  * column. */
 static const char *const LATE_COLS[] = { "prune_stream", "optimizer", "retrain_samples", "mask_sha256", "recovery_tokens", "role",
-                                         "structure", "params", "params_dense", "infer_tok_s", "infer_speedup" };
+                                         "structure", "hidden_distill", "params", "params_dense", "infer_tok_s",
+                                         "infer_speedup" };
 
 static int is_late(const char *col) {
     if (!strncmp(col, "drift_", 6)) return 1;

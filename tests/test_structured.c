@@ -7,6 +7,8 @@
 #include "testutil.h"
 #include "criteria/criterion.h"
 #include "harness/structured.h"
+#include "reconstructors/hidden.h"
+#include "reconstructors/recon.h"
 #include "model/checkpoint.h"
 #include "model/err.h"
 #include "model/model.h"
@@ -370,6 +372,107 @@ static void test_oracle_gpt2_opt(void **state) {
     oracle_case(FL_OPT, 4, 4, kl, NULL, NULL, "opt layers");
 }
 
+
+/* ---- hidden-state distillation's gradient ----------------------------------- */
+
+typedef struct {
+    fl_model *m;
+    fl_hidden_run run;
+    const int32_t *tok, *tg;
+    const float *soft, *th;
+    float w;
+    int ce;
+} hd_ctx;
+
+static double hd_loss(hd_ctx *c) {
+    double loss, mse;
+    assert_int_equal(fl_hidden_forward(&c->run, c->m, c->tok, c->tg, c->soft, NWIN, TT, c->th, c->w, c->ce, &loss, &mse), 0);
+    for (int i = 0; i <= c->run.L; i++) fl_acts_release(c->run.acts[i]);
+    return loss;
+}
+
+/* central differences on ~16 coordinates of p, against the analytic
+ * gradient: within 3% of the gradient's largest entry (tests/test_grad.c's
+ * tolerance) */
+static double fd_worst(hd_ctx *c, fl_param *p, float h) {
+    double gmax = 1e-12, worst = 0;
+    for (int64_t i = 0; i < p->n; i++) gmax = fmax(gmax, fabs(p->g[i]));
+    int64_t step = p->n > 16 ? p->n / 16 : 1;
+    for (int64_t i = step / 2; i < p->n; i += step) {
+        float old = p->w[i];
+        p->w[i] = old + h; double lp = hd_loss(c);
+        p->w[i] = old - h; double lm = hd_loss(c);
+        p->w[i] = old;
+        worst = fmax(worst, fabs((lp - lm) / (2.0 * h) - p->g[i]) / gmax);
+    }
+    return worst;
+}
+
+static void test_hidden_distill_grad(void **state) {
+    (void)state;
+    fl_model dense, m;
+    make_model(&dense, FL_LLAMA, 3, 4, 2, 32, 31);
+    /* the student: block 1 removed, then perturbed so it differs from the teacher */
+    uint8_t keep[3] = { 1, 0, 1 };
+    fl_struct_keep k = { .keep_layer = keep };
+    assert_int_equal(fl_struct_build(&dense, &k, &m), 0);
+    for (int i = 0; i < m.n_params; i++) {
+        float *t = malloc(sizeof(float) * (size_t)m.params[i].n);
+        tu_fill(t, (size_t)m.params[i].n, 0.3f, 100 + i);
+        for (int64_t j = 0; j < m.params[i].n; j++) m.params[i].w[j] *= 1.0f + t[j];
+        free(t);
+    }
+    int32_t *tok = tokens(NWIN * TT, 8);
+    int32_t tg[NWIN * TT];
+    for (int i = 0; i < NWIN * TT; i++) tg[i] = i % TT + 1 < TT ? tok[i + 1] : -1;
+    const int map[2] = { 2, 3 };   /* block 0 stands for dense blocks 0-1, block 1 for dense block 2 */
+    float *th = malloc(sizeof(float) * 2 * NWIN * TT * 32);
+    assert_int_equal(fl_hidden_teacher(&dense, tok, NWIN, TT, map, 2, th), 0);
+    /* the teacher's states are its own forward's: block 2's output is the last one */
+    {
+        float *x = malloc(sizeof(float) * NWIN * TT * 32);
+        fl_fwd a = { .B = NWIN, .T = TT, .tokens = tok, .x_out = x };
+        assert_int_equal(fl_forward(&dense, (fl_range){ 0, 6, 1, 0 }, &a, NULL), 0);
+        assert_true(tu_relerr(th + NWIN * TT * 32, x, NWIN * TT * 32, 1e-6) < 1e-6);
+        free(x);
+    }
+    float *soft = malloc(sizeof(float) * NWIN * TT * 97);
+    assert_int_equal(fl_retrain_soft_targets(&dense, tok, tg, NWIN, TT, soft), 0);
+    fl_model_set_all_trainable(&m, 1);
+    /* alone; added to cross-entropy with a weight that makes both count;
+     * added to the KL of --distill */
+    for (int mode = 0; mode < 3; mode++) {
+        hd_ctx c = { .m = &m, .tok = tok, .tg = tg, .soft = mode == 2 ? soft : NULL, .th = th, .w = 1, .ce = mode > 0 };
+        if (mode) {
+            double loss, mse;
+            assert_int_equal(fl_hidden_forward(&c.run, &m, tok, tg, c.soft, NWIN, TT, th, 1, 1, &loss, &mse), 0);
+            for (int i = 0; i <= c.run.L; i++) fl_acts_release(c.run.acts[i]);
+            assert_true(mse > 0);
+            c.w = (float)((loss - mse) / mse);   /* the MSE term as large as the next-token loss */
+        }
+        fl_model_zero_grad(&m);
+        double loss, mse;
+        assert_int_equal(fl_hidden_forward(&c.run, &m, tok, tg, c.soft, NWIN, TT, th, c.w, c.ce, &loss, &mse), 0);
+        assert_int_equal(fl_hidden_backward(&c.run, &m), 0);
+        const char *names[] = { "embed.weight", "layers.0.q.weight", "layers.0.attn_norm.weight", "layers.0.fc2.weight",
+                                "layers.1.v.weight", "layers.1.up.weight", "final_norm.weight" };
+        for (int q = 0; q < 7; q++) {
+            if (mode == 0 && !strcmp(names[q], "final_norm.weight")) continue;   /* alone: no head, no gradient */
+            fl_param *p = fl_model_find(&m, names[q]);
+            assert_non_null(p);
+            double e = fd_worst(&c, p, 1e-2f);
+            if (e > 3e-2) fail_msg("hidden distillation mode %d: %s gradient off by %.3g of its scale", mode, names[q], e);
+        }
+        fl_hidden_free(&c.run);
+    }
+    /* a map outside the teacher is one clear error */
+    const int bad[2] = { 2, 4 };
+    assert_int_equal(fl_hidden_teacher(&dense, tok, NWIN, TT, bad, 2, th), -1);
+    free(soft); free(th); free(tok);
+    fl_model_free(&m);
+    fl_model_free(&dense);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_counts),
@@ -378,6 +481,7 @@ int main(void) {
         cmocka_unit_test(test_bad_input),
         cmocka_unit_test(test_oracle_llama_gqa),
         cmocka_unit_test(test_oracle_gpt2_opt),
+        cmocka_unit_test(test_hidden_distill_grad),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

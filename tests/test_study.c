@@ -94,8 +94,8 @@ static void test_refusals(void **st) {
         int is_late = 0;
         for (int k = 0; k < 6; k++) is_late |= !strcmp(FL_RESULT_COLS[i], late[k]);
         /* and those of structured pruning (issue 15), appended after the Pareto flags */
-        static const char *const late15[] = { "structure", "params", "params_dense", "infer_tok_s", "infer_speedup" };
-        for (int k = 0; k < 5; k++) is_late |= !strcmp(FL_RESULT_COLS[i], late15[k]);
+        static const char *const late15[] = { "structure", "hidden_distill", "params", "params_dense", "infer_tok_s", "infer_speedup" };
+        for (int k = 0; k < 6; k++) is_late |= !strcmp(FL_RESULT_COLS[i], late15[k]);
         if (is_late) continue;
         if (!strcmp(FL_RESULT_COLS[i], "pareto_time_all")) ptall = nold;
         fprintf(f, "%s%s", nold++ ? "," : "", FL_RESULT_COLS[i]);
