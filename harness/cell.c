@@ -496,6 +496,21 @@ static int mask_sha256(const fl_model *m, char hex[65]) {
     for (int i = 0; i < 32 && rc == 0; i++) snprintf(hex + 2 * i, 3, "%02x", md[i]);
     return rc;
 }
+/* Structured cells: SHA-256 over what was kept, one byte per structure
+ * (1 kept, 0 removed), per block in depth order (or one per block for
+ * layers), after the structure's name: the same value, the same removal. */
+static int keep_sha256(const fl_struct_report *sr, char hex[65]) {
+    unsigned char md[32];
+    unsigned len = 0;
+    const char *nm = fl_structure_name(sr->kind);
+    EVP_MD_CTX *h = EVP_MD_CTX_new();
+    int ok = h && EVP_DigestInit_ex(h, EVP_sha256(), NULL) && EVP_DigestUpdate(h, nm, strlen(nm)) &&
+             (!sr->nkeep || EVP_DigestUpdate(h, sr->keep, sr->nkeep)) && EVP_DigestFinal_ex(h, md, &len);
+    EVP_MD_CTX_free(h);
+    if (!ok) return fl_err("SHA-256 failed");
+    for (int i = 0; i < 32; i++) snprintf(hex + 2 * i, 3, "%02x", md[i]);
+    return 0;
+}
 static int write_each(void *ctx, const uint8_t *b, size_t n) { return fwrite(b, 1, n, ctx) == n ? 0 : fl_err("write failed"); }
 /* masks.bin through fileio's temporary file, renamed when complete */
 static int masks_write(const fl_model *m, const char *path) {
@@ -758,7 +773,7 @@ static int cell_run(const fl_cell_cfg *c, fl_cell_result *r, walk_t *wp) {
         w.plan = wp->plan;
         w.sr = &srep;
         fl_prof_enter(&r->prof, FL_PH_CALIB);
-        if (rc != 0) { fl_free(X); fl_calib_free(&cal); fl_model_free(&m); return -1; }
+        if (rc != 0) { fl_struct_report_free(&srep); fl_free(X); fl_calib_free(&cal); fl_model_free(&m); return -1; }
         if (c->progress)
             fprintf(stderr, "structured: removed %d of %d %s%s; %lld -> %lld parameters\n", srep.k, srep.n, c->structure,
                     skind == FL_STRUCT_LAYERS ? "" : " per block", (long long)srep.params_before, (long long)srep.params_after);
@@ -810,6 +825,8 @@ static int cell_run(const fl_cell_cfg *c, fl_cell_result *r, walk_t *wp) {
     free(w.dense_w);
     free(w.last_use);
     if (rc == 0 && !w.sr) rc = mask_sha256(&m, r->mask_sha256);
+    if (rc == 0 && w.sr) rc = keep_sha256(&srep, r->mask_sha256);
+    if (w.sr) fl_struct_report_free(&srep);
     r->peak_prune_bytes = fl_mem_phase_peak("pruning");
     r->peak_recover_bytes = fl_mem_phase_peak("recovery");
     for (int i = 0; i < r->n_units; i++) {

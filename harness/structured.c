@@ -219,7 +219,8 @@ static int prune_width(fl_model *m, const fl_crit_inst *ci, fl_structure kind, i
                               .comp_o = kind == FL_STRUCT_HEADS ? cb : NULL, .comp_fc2 = kind == FL_STRUCT_CHANNELS ? cb : NULL };
         rc = fl_struct_build(m, &kk, out);
     }
-    free(keep);
+    rep->keep = keep;
+    rep->nkeep = (size_t)L * n;
     free(cb);
     for (int l = 0; l < L; l++) rep->dense_block[l] = l;
     return rc;
@@ -253,7 +254,14 @@ static int prune_depth(fl_model *m, const fl_crit_inst *ci, int k, const float *
     }
     if (nrem != k) return fl_err("criterion %s removed %d blocks instead of %d", ci->crit->name, nrem, k);
     fl_struct_keep kk = { .keep_layer = keep };
+    if ((rep->keep = malloc((size_t)L))) { memcpy(rep->keep, keep, (size_t)L); rep->nkeep = (size_t)L; }
     return fl_struct_build(m, &kk, out);
+}
+
+void fl_struct_report_free(fl_struct_report *r) {
+    free(r->keep);
+    r->keep = NULL;
+    r->nkeep = 0;
 }
 
 int fl_struct_prune(fl_model *m, const fl_crit_inst *ci, fl_structure kind, double frac, const float *X, const int32_t *tok,

@@ -28,7 +28,10 @@ typedef struct {
     int64_t params_before, params_after;
     int n_dense_layers;
     int dense_block[FL_MAX_LAYERS];   /* the dense block each kept block was (n_layer of the result) */
+    uint8_t *keep;               /* what was kept, 1 a byte: [n_layer * n] per block in depth order, or [n_layer] blocks */
+    size_t nkeep;
 } fl_struct_report;
+void fl_struct_report_free(fl_struct_report *r);
 
 /* Scores and removes: statistics from one pass of the dense model over the
  * calibration windows' embeddings X [nwin*T, d] (tok: their tokens, for

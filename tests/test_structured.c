@@ -78,6 +78,12 @@ static void test_counts(void **state) {
                 if (rc != 0) fail_msg("%s %s %g: %s", width[c], fl_structure_name((fl_structure)s), fr[f], fl_errmsg());
                 assert_int_equal(rep.k, k);
                 assert_int_equal(out.cfg.n_layer, 4);
+                assert_int_equal((int)rep.nkeep, 4 * n);
+                for (int l = 0; l < 4; l++) {   /* the selection itself: exactly k removed in every block */
+                    int z = 0;
+                    for (int i = 0; i < n; i++) z += !rep.keep[l * n + i];
+                    assert_int_equal(z, k);
+                }
                 for (int l = 0; l < 4; l++) {
                     const fl_layer *y = &out.layers[l];
                     if (s == FL_STRUCT_HEADS) {
@@ -97,6 +103,7 @@ static void test_counts(void **state) {
                 assert_true(rep.params_after < rep.params_before || k == 0);
                 assert_int_equal(rep.params_after, fl_config_num_params(&out.cfg));
                 fl_model_free(&out);
+                fl_struct_report_free(&rep);
                 fl_criterion_close(&ci);
             }
         for (int c = 0; c < 3; c++) {
@@ -108,6 +115,9 @@ static void test_counts(void **state) {
             if (fl_struct_prune(&m, &ci, FL_STRUCT_LAYERS, fr[f], X, tok, NWIN, TT, 2, 0, &out, &rep) != 0)
                 fail_msg("%s %g: %s", depth[c], fr[f], fl_errmsg());
             assert_int_equal(out.cfg.n_layer, 4 - k);
+            int z = 0;
+            for (int l = 0; l < 4; l++) z += !rep.keep[l];
+            assert_int_equal(z, k);
             for (int i = 1; i < out.cfg.n_layer; i++) assert_true(rep.dense_block[i] > rep.dense_block[i - 1]);
             if (c == 1)   /* angular removes a consecutive run */
                 for (int i = 1; i < out.cfg.n_layer; i++)
@@ -116,6 +126,7 @@ static void test_counts(void **state) {
             for (int i = 0; i < out.cfg.n_layer; i++)
                 assert_memory_equal(out.layers[i].q_w->w, m.layers[rep.dense_block[i]].q_w->w, sizeof(float) * out.layers[i].q_w->n);
             fl_model_free(&out);
+            fl_struct_report_free(&rep);
             fl_criterion_close(&ci);
         }
     }
@@ -155,6 +166,7 @@ static void test_layer_ppl_greedy(void **state) {
     assert_int_equal(out.cfg.n_layer, 3);
     for (int i = 0; i < 3; i++) assert_int_not_equal(rep.dense_block[i], bl);
     fl_model_free(&out);
+    fl_struct_report_free(&rep);
     fl_criterion_close(&ci);
     free(X); free(tok);
     fl_model_free(&m);
@@ -221,6 +233,7 @@ static void test_flap_compensation(void **state) {
             if (err > 1e-4 * scale) fail_msg("flap %s: output mean off by %g (scale %g)", heads ? "heads" : "channels", err, scale);
             assert_true(un > 100 * err);
             fl_model_free(&out);
+            fl_struct_report_free(&rep);
             fl_criterion_close(&ci);
             free(X); free(tok);
             fl_model_free(&m);
@@ -241,6 +254,7 @@ static void test_bad_input(void **state) {
     assert_int_equal(open_crit("flap", &ci), 0);
     assert_int_equal(fl_struct_prune(&m, &ci, FL_STRUCT_HEADS, 0.8, X, tok, NWIN, TT, 2, 0, &out, &rep), -1);
     assert_non_null(strstr(fl_errmsg(), "removes all 2 key/value head groups"));
+    fl_struct_report_free(&rep);
     assert_null(strchr(fl_errmsg(), '\n'));
     assert_int_equal(fl_struct_prune(&m, &ci, FL_STRUCT_LAYERS, 0.5, X, tok, NWIN, TT, 2, 0, &out, &rep), -1);
     assert_non_null(strstr(fl_errmsg(), "removes heads, channels only"));
@@ -252,6 +266,7 @@ static void test_bad_input(void **state) {
     assert_int_equal(open_crit("block-influence", &ci), 0);
     assert_int_equal(fl_struct_prune(&m, &ci, FL_STRUCT_LAYERS, 0.75, X, tok, NWIN, TT, 2, 0, &out, &rep), -1);
     assert_non_null(strstr(fl_errmsg(), "removes all 2 blocks of the model"));
+    fl_struct_report_free(&rep);
     fl_criterion_close(&ci);
     fl_structure s;
     assert_int_equal(fl_structure_parse("rows", &s), -1);
