@@ -85,6 +85,8 @@ check "every row has fewer params than dense and a measured speedup" \
 check "every row has its removal's SHA-256" "[ \$(col '$T/study/results.csv' mask_sha256 | grep -cx '[0-9a-f]\{64\}') -eq 14 ]"
 check "the same removal gives the same hash across recoveries" \
   "[ \$(/usr/bin/python3 -c \"import csv; r=list(csv.DictReader(open('$T/study/results.csv'))); print(len({(x['structure'],x['criterion'],x['mask_sha256']) for x in r}))\") -eq 6 ]"
+check "the report has the structured section, one row per structure, criterion and recovery" \
+  "grep -q '^## Structured pruning' '$T/study/report.md' && [ \$(grep -c '^| \(heads\|channels\|layers\) |' '$T/study/report.md') -eq 14 ] && grep -q '^| layers | layer-ppl | 0.5 | retrain:full | 1 |' '$T/study/report.md'"
 "$FL" study --grid "$T/grid.ini" --out "$T/study" >"$T/again.log" 2>&1
 check "a second run resumes with nothing to do" "grep -q '14 done before, 0 to run' '$T/again.log'"
 
