@@ -131,6 +131,11 @@ typedef struct fl_width_job {
     double *score;               /* out [n]: the higher, the more important */
 } fl_width_job;
 
+/* The output projection a width structure feeds (o for heads, fc2/down for
+ * channels) and how many of its input columns one structure owns
+ * (structure s owns columns [s*per, (s+1)*per)). */
+const fl_param *fl_width_proj(const fl_config *c, const fl_layer *y, fl_structure kind, int *per);
+
 typedef struct fl_depth_job {
     const void *priv;
     int L, k;                    /* blocks, how many to remove */

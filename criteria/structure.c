@@ -71,3 +71,9 @@ void fl_structure_keep_lowest(const double *score, int n, int k, uint8_t *keep) 
         keep[lo] = 0;
     }
 }
+
+const fl_param *fl_width_proj(const fl_config *c, const fl_layer *y, fl_structure kind, int *per) {
+    const int heads = kind == FL_STRUCT_HEADS;
+    *per = heads ? c->n_head / c->n_kv_head * c->head_dim : 1;
+    return heads ? y->o_w : y->fc2_w;
+}

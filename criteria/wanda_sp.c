@@ -9,8 +9,8 @@
 #include <math.h>
 
 static int wanda_sp_score(fl_width_job *j) {
-    const fl_param *W = j->kind == FL_STRUCT_HEADS ? j->y->o_w : j->y->fc2_w;
-    const int per = j->kind == FL_STRUCT_HEADS ? j->cfg->n_head / j->cfg->n_kv_head * j->cfg->head_dim : 1;
+    int per;
+    const fl_param *W = fl_width_proj(j->cfg, j->y, j->kind, &per);
     for (int s = 0; s < j->n; s++) {
         double t = 0;
         for (int c = s * per; c < (s + 1) * per; c++) {

@@ -200,8 +200,8 @@ static int prune_width(fl_model *m, const fl_crit_inst *ci, fl_structure kind, i
             /* FLAP's compensation: the removed input channels j of the
              * output projection W contribute W[:, j] * mean(X_j) on
              * average; that constant goes into the bias */
-            const fl_param *W = heads ? m->layers[l].o_w : m->layers[l].fc2_w;
-            const int per = heads ? c->n_head / c->n_kv_head * c->head_dim : 1;
+            int per;
+            const fl_param *W = fl_width_proj(c, &m->layers[l], kind, &per);
             for (int s = 0; s < n; s++) {
                 if (keep[(int64_t)l * n + s]) continue;
                 for (int col = s * per; col < (s + 1) * per; col++) {
