@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "model/opts.h"
+#include "model/model.h"
 
 /* ---- sparsity patterns ------------------------------------------------- */
 
@@ -78,6 +79,77 @@ typedef struct {
     int verbose;
 } fl_prune_job;
 
+/* ---- structured pruning (issue 15) --------------------------------------
+ *
+ * --structure heads|channels|layers removes whole structures instead of
+ * single weights, and --sparsity is then the fraction of structures
+ * removed: of attention heads (whole key/value groups: with GQA a group's
+ * query heads go with its key/value head, so the result is still a valid
+ * model), of MLP intermediate channels, or of blocks. Width criteria score
+ * each structure of one block (score_width); every block then loses the
+ * same count, the lowest-scored (uniform ratios). Depth criteria choose the
+ * blocks (select_depth). harness/structured.c collects the statistics,
+ * calls them and builds the smaller model. */
+typedef enum { FL_STRUCT_NONE = 0, FL_STRUCT_HEADS, FL_STRUCT_CHANNELS, FL_STRUCT_LAYERS } fl_structure;
+#define FL_STRUCT_BIT(s) (1u << (s))
+/* "none" | "heads" | "channels" | "layers"; -1 with the valid list. */
+int fl_structure_parse(const char *s, fl_structure *out);
+const char *fl_structure_name(fl_structure s);
+
+/* Per-channel first and second moments of an input X[N, cols] over the
+ * calibration tokens: sum[j] = sum_n X[n,j], sumsq[j] = sum_n X[n,j]^2. */
+typedef struct {
+    int cols;
+    int64_t n;
+    double *sum, *sumsq;
+} fl_chan_stats;
+int fl_chan_stats_init(fl_chan_stats *s, int cols);
+void fl_chan_stats_add(fl_chan_stats *s, const float *X, int N);
+void fl_chan_stats_free(fl_chan_stats *s);
+/* Mean and (population) variance of channel j. */
+double fl_chan_mean(const fl_chan_stats *s, int j);
+double fl_chan_var(const fl_chan_stats *s, int j);
+
+/* Structures of one block: heads = key/value groups (n_kv_head of them,
+ * each n_head/n_kv_head query heads), channels = d_ff; layers = n_layer. */
+int fl_structure_count(const fl_config *c, fl_structure s);
+/* How many of n structures a fraction removes: floor(frac*n + 1/2). -1
+ * with one message when that is every structure (or frac is not in [0,1)). */
+int fl_structure_removed(int n, double frac, fl_structure s, int *k);
+/* keep[i] = 0 for the k lowest scores, 1 otherwise; of equal scores the
+ * higher index goes first, so selections are deterministic. */
+void fl_structure_keep_lowest(const double *score, int n, int k, uint8_t *keep);
+
+typedef struct fl_width_job {
+    const void *priv;
+    fl_structure kind;           /* FL_STRUCT_HEADS or FL_STRUCT_CHANNELS */
+    const fl_config *cfg;
+    const fl_layer *y;           /* the block's tensors (dense) */
+    const fl_chan_stats *proj;   /* input of the output projection: o (heads) or fc2/down (channels) */
+    const fl_chan_stats *in;     /* the normed input of q/k/v (heads) or fc1/gate/up (channels) */
+    int n;                       /* structures of the block */
+    double *score;               /* out [n]: the higher, the more important */
+} fl_width_job;
+
+/* The output projection a width structure feeds (o for heads, fc2/down for
+ * channels) and how many of its input columns one structure owns
+ * (structure s owns columns [s*per, (s+1)*per)). */
+const fl_param *fl_width_proj(const fl_config *c, const fl_layer *y, fl_structure kind, int *per);
+
+typedef struct fl_depth_job {
+    const void *priv;
+    int L, k;                    /* blocks, how many to remove */
+    int64_t N;                   /* calibration tokens */
+    int d;
+    const float *const *H;       /* H[l], l = 0..L: the input of block l ([N, d]; H[L] the last block's output) */
+    /* Mean next-token NLL on the calibration windows of the dense model
+     * without the blocks where removed[l] = 1. */
+    int (*loss_without)(void *ctx, const uint8_t *removed, double *loss);
+    void *ctx;
+    int verbose;
+    uint8_t *removed;            /* out [L]: exactly k ones */
+} fl_depth_job;
+
 /* A criterion is a complete plug-in: its options are a table (model/opts.h)
  * parsed once per cell into a private struct of priv_size bytes, which
  * init may then validate further or complete (SparseSwaps opens its warm
@@ -98,6 +170,15 @@ typedef struct fl_criterion {
     /* Set job->mask under job->pat; may update job->W (kept entries only:
      * pruned entries are zeroed by the caller). 0 or -1 with a message. */
     int (*prune)(fl_prune_job *job);
+    /* Structured criteria (issue 15; prune is NULL for them): the
+     * structures they can remove (a bitmask of 1 << fl_structure), and one
+     * of the two functions below, width or depth. */
+    unsigned structures;
+    int (*score_width)(struct fl_width_job *job);
+    int (*select_depth)(struct fl_depth_job *job);
+    /* FLAP: the removed structures' mean contribution is folded into the
+     * bias of the projection they fed (harness/structured.c does it) */
+    int bias_compensation;
 } fl_criterion;
 
 extern const fl_criterion *const FL_CRITERIA[];   /* NULL-terminated */

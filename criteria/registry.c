@@ -9,6 +9,8 @@
 extern const fl_criterion fl_crit_magnitude, fl_crit_random;
 extern const fl_criterion fl_crit_wanda, fl_crit_ria, fl_crit_sparsegpt;
 extern const fl_criterion fl_crit_sparseswaps, fl_crit_sparsefw, fl_crit_obs;
+extern const fl_criterion fl_crit_magnitude_sp, fl_crit_wanda_sp, fl_crit_flap;
+extern const fl_criterion fl_crit_block_influence, fl_crit_angular, fl_crit_layer_ppl;
 
 const fl_criterion *const FL_CRITERIA[] = {
     &fl_crit_magnitude,
@@ -19,6 +21,12 @@ const fl_criterion *const FL_CRITERIA[] = {
     &fl_crit_sparseswaps,
     &fl_crit_sparsefw,
     &fl_crit_obs,
+    &fl_crit_magnitude_sp,
+    &fl_crit_wanda_sp,
+    &fl_crit_flap,
+    &fl_crit_block_influence,
+    &fl_crit_angular,
+    &fl_crit_layer_ppl,
     NULL,
 };
 
@@ -71,6 +79,7 @@ int fl_criterion_run(const fl_crit_inst *ci, fl_prune_job *job) {
     const fl_criterion *c = ci->crit;
     char what[96];
     snprintf(what, sizeof what, "criterion %s", c->name);
+    if (!c->prune) return fl_err("%s removes whole structures: give --structure heads, channels or layers", what);
     if (fl_pattern_check(&job->pat, job->rows, job->cols, what) != 0) return -1;
     fl_stats_kind need = fl_criterion_stats(ci);
     if (need != FL_STATS_NONE && (!job->st || job->st->kind < need || job->st->cols != job->cols))

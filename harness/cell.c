@@ -4,6 +4,7 @@
 #include "presets.h"
 #include "settings.h"
 #include "share.h"
+#include "structured.h"
 #include "criteria/criterion.h"
 #include "reconstructors/recon.h"
 #include "datasets/bpe.h"
@@ -150,7 +151,21 @@ typedef struct {
     int sh_rec, sh_last;          /* recording; the plan's last prune unit */
     fl_share_writer sh_w;
     void *sh_masks;               /* EVP_MD_CTX over the recorded masks */
+    /* structured pruning: the model is already smaller; a range unit's
+     * target is the dense model's span that the unit now stands for */
+    const fl_struct_report *sr;
 } walk_t;
+
+/* The dense sublayer where sublayer s of the structurally pruned model
+ * starts (s = 2*n_layer: the dense end). A block removed is absorbed by the
+ * unit before it (blocks removed before the first kept one, by the first):
+ * the unit spanning the gap reconstructs the dense span's output. */
+static int dense_sub(const walk_t *w, int s) {
+    const int Lp = w->m->cfg.n_layer;
+    if (s >= 2 * Lp) return 2 * w->sr->n_dense_layers;
+    if (s == 0) return 0;
+    return 2 * w->sr->dense_block[s / 2] + s % 2;
+}
 
 static fl_unit_report *new_report(walk_t *w) {
     fl_cell_result *r = w->r;
@@ -484,7 +499,10 @@ static int walk_range(walk_t *w, int j) {
     fl_prof_enter(&w->r->prof, FL_PH_STATS);
     int rc = advance(w, pu->s0);
     float *Tg = fl_allocf(ssz);
-    if (rc == 0 && w->prop == FL_PROP_SPARSE) {
+    if (rc == 0 && w->sr) {
+        const fl_range dr = { dense_sub(w, pu->s0), dense_sub(w, pu->s1), 0, 0 };
+        rc = range_pass(w->dense, dr, w->S, Tg, nw, T, w->batch, NULL, NULL, 0, NULL);
+    } else if (rc == 0 && w->prop == FL_PROP_SPARSE) {
         swap_dense(w, pu->s0, pu->s1);
         rc = range_pass(m, rg, w->S, Tg, nw, T, w->batch, NULL, NULL, 0, NULL);
         swap_dense(w, pu->s0, pu->s1);
@@ -502,7 +520,7 @@ static int walk_range(walk_t *w, int j) {
      * recovery peak. */
     fl_prof_enter(&w->r->prof, FL_PH_STATS);
     if (rc == 0) rc = range_pass(m, rg, w->S, w->S, nw, T, w->batch, NULL, NULL, 0, NULL);
-    if (rc == 0 && w->D) memcpy(w->D, Tg, sizeof(float) * ssz);
+    if (rc == 0 && w->D && !w->sr) memcpy(w->D, Tg, sizeof(float) * ssz);
     w->s_pos = pu->s1;
     fl_free(Tg);
     return rc;
@@ -597,15 +615,23 @@ static int walk_model(walk_t *w, const fl_plan_unit *pu) {
     fl_free(w->D); w->D = NULL;
     fl_prof_enter(&w->r->prof, FL_PH_RECOVER);
     fl_model teacher;
-    if (w->c->distill) {
+    const int hidden = w->ro.hidden_weight > 0;
+    int map[FL_MAX_LAYERS];
+    if (w->c->distill || hidden) {
         if (fl_model_load(&teacher, w->c->model_dir) != 0) return -1;
         w->ro.teacher = &teacher;
+        w->ro.teacher_hidden_only = !w->c->distill;
+        /* the teacher's place for each block's output: the next block's
+         * input, or, after blocks were removed, the end of the dense span
+         * the block now stands for */
+        for (int i = 0; i < w->m->cfg.n_layer; i++) map[i] = w->sr ? dense_sub(w, 2 * (i + 1)) / 2 : i + 1;
+        w->ro.hidden_map = map;
     }
     fl_unit u = { .kind = FL_UNIT_MODEL, .r = fl_range_whole(w->m), .in_w = 0, .out_w = 0 };
     snprintf(u.name, sizeof u.name, "%s", pu->name);
     int rc = recover(w, &u, NULL, NULL);
-    if (w->c->distill) { fl_model_free(&teacher); w->ro.teacher = NULL; }
-    if (rc == 0) {
+    if (w->c->distill || hidden) { fl_model_free(&teacher); w->ro.teacher = NULL; w->ro.hidden_map = NULL; }
+    if (rc == 0 && !w->sr) {
         /* the model's weights may now differ from its masks' zeros (LoRA
          * merges dense updates): count the sparsity actually saved */
         int64_t z = 0, n = 0;
@@ -669,6 +695,21 @@ static int mask_sha256(const fl_model *m, char hex[65]) {
     EVP_MD_CTX_free(h);
     for (int i = 0; i < 32 && rc == 0; i++) snprintf(hex + 2 * i, 3, "%02x", md[i]);
     return rc;
+}
+/* Structured cells: SHA-256 over what was kept, one byte per structure
+ * (1 kept, 0 removed), per block in depth order (or one per block for
+ * layers), after the structure's name: the same value, the same removal. */
+static int keep_sha256(const fl_struct_report *sr, char hex[65]) {
+    unsigned char md[32];
+    unsigned len = 0;
+    const char *nm = fl_structure_name(sr->kind);
+    EVP_MD_CTX *h = EVP_MD_CTX_new();
+    int ok = h && EVP_DigestInit_ex(h, EVP_sha256(), NULL) && EVP_DigestUpdate(h, nm, strlen(nm)) &&
+             (!sr->nkeep || EVP_DigestUpdate(h, sr->keep, sr->nkeep)) && EVP_DigestFinal_ex(h, md, &len);
+    EVP_MD_CTX_free(h);
+    if (!ok) return fl_err("SHA-256 failed");
+    for (int i = 0; i < 32; i++) snprintf(hex + 2 * i, 3, "%02x", md[i]);
+    return 0;
 }
 static int write_each(void *ctx, const uint8_t *b, size_t n) { return fwrite(b, 1, n, ctx) == n ? 0 : fl_err("write failed"); }
 /* masks.bin through fileio's temporary file, renamed when complete */
@@ -760,6 +801,48 @@ static int measure_drift(const fl_cell_cfg *c, fl_model *m, int T, int batch, fl
     return rc;
 }
 
+/* ---- inference throughput ------------------------------------------------- */
+
+/* Forward tokens/s of m over up to 8 windows of T tokens of tok (batch 4,
+ * logits computed, no activations kept): the best of `reps` timed passes,
+ * so one preempted pass on a shared machine does not decide it. */
+static double infer_tok_s(fl_model *m, const int32_t *tok, int64_t n, int T, int reps) {
+    int nw = (int)(n / T);
+    if (nw > 8) nw = 8;
+    if (nw < 1) return 0;
+    int32_t *tg = malloc(sizeof(int32_t) * (size_t)4 * T);
+    if (!tg) return 0;
+    for (int i = 0; i < 4 * T; i++) tg[i] = -1;
+    double best = 0;
+    for (int r = 0; r < reps; r++) {
+        const double t0 = fl_wall_s();
+        for (int w0 = 0; w0 < nw; w0 += 4) {
+            int B = nw - w0 < 4 ? nw - w0 : 4;
+            fl_fwd a = { .B = B, .T = T, .tokens = tok + (int64_t)w0 * T, .targets = tg };
+            if (fl_forward(m, fl_range_whole(m), &a, NULL) != 0) { free(tg); return 0; }
+        }
+        const double dt = fl_wall_s() - t0;
+        if (dt > 0 && (double)nw * T / dt > best) best = (double)nw * T / dt;
+    }
+    free(tg);
+    return best;
+}
+
+/* The pruned model's and the dense model's throughput, interleaved in the
+ * same process on the same windows (the first evaluation set's). */
+static int measure_infer(const fl_cell_cfg *c, fl_model *m, const int32_t *tok, int64_t n, int T, fl_cell_result *r) {
+    fl_model dense;
+    if (fl_model_load(&dense, c->model_dir) != 0) return -1;
+    r->infer_tok_s = r->infer_tok_s_dense = 0;
+    for (int k = 0; k < 2; k++) {
+        double a = infer_tok_s(&dense, tok, n, T, 1), b = infer_tok_s(m, tok, n, T, 1);
+        if (a > r->infer_tok_s_dense) r->infer_tok_s_dense = a;
+        if (b > r->infer_tok_s) r->infer_tok_s = b;
+    }
+    fl_model_free(&dense);
+    return 0;
+}
+
 /* ---- the cell ----------------------------------------------------------- */
 
 /* Does the plan have a unit of this kind that recovers? */
@@ -803,6 +886,14 @@ static int cell_run(const fl_cell_cfg *c, fl_cell_result *r, walk_t *wp) {
     int rc = 0;
     if (fl_pattern_parse(c->sparsity, c->pattern, &w.pat) != 0) return -1;
     if (fl_prop_parse(c->propagation, &w.prop) != 0) return -1;
+    fl_structure skind;
+    if (fl_structure_parse(c->structure, &skind) != 0) return -1;
+    if (skind != FL_STRUCT_NONE && w.pat.kind == FL_PAT_NM)
+        return fl_err("--sparsity %s is an N:M pattern of single weights; with --structure %s give the fraction of structures "
+                      "removed (e.g. 0.25)", c->sparsity, c->structure);
+    if (skind != FL_STRUCT_NONE && w.prop != FL_PROP_SPARSE)
+        return fl_err("--propagation %s: structured pruning recovers each unit against the dense model's span on the pruned "
+                      "model's stream (propagation sparse only)", c->propagation);
     if (fl_setting_check(fl_setting_find("prune-stream"), c->prune_stream) != 0) return -1;
     w.prune_dense = !strcmp(c->prune_stream, "dense");
     w.ro = (fl_recon_opts){ .lr = c->lr, .weight_decay = c->weight_decay, .epochs = c->epochs, .batch = c->recon_batch,
@@ -815,14 +906,15 @@ static int cell_run(const fl_cell_cfg *c, fl_cell_result *r, walk_t *wp) {
     if (c->retrain_samples < 0) return fl_err("--retrain-samples must be at least 1");
     int ndrift;
     if (drift_windows(c, &ndrift) != 0) return -1;
-    if (c->distill && !(w.rec.r->flags & FL_REC_DISTILL)) {
+    if (c->hidden_distill && fl_hidden_distill_parse(c->hidden_distill, &w.ro.hidden_weight, &w.ro.hidden_alone) != 0) return -1;
+    if ((c->distill || c->hidden_distill) && !(w.rec.r->flags & FL_REC_DISTILL)) {
         char names[256] = "";
         for (int i = 0; FL_RECONSTRUCTORS[i]; i++)
             if (FL_RECONSTRUCTORS[i]->flags & FL_REC_DISTILL) {
                 strncat(names, names[0] ? ", " : "", sizeof names - strlen(names) - 1);
                 strncat(names, FL_RECONSTRUCTORS[i]->name, sizeof names - strlen(names) - 1);
             }
-        return fl_err("--distill applies to the retraining baselines only (%s)", names);
+        return fl_err("--%s applies to the retraining baselines only (%s)", c->distill ? "distill" : "hidden-distill", names);
     }
     const int batch = c->batch > 0 ? c->batch : 8;
     fl_flops_reset();
@@ -839,7 +931,8 @@ static int cell_run(const fl_cell_cfg *c, fl_cell_result *r, walk_t *wp) {
         fl_model_free(&m);
         return fl_err("%s/config.json: --seqlen %d exceeds the model's context of %d positions", c->model_dir, T, m.cfg.max_pos);
     }
-    for (int l = 0; l < L; l++) {   /* every linear of every block is pruned: fail early on a bad N:M */
+    if (fl_struct_check(w.crit->crit, skind, &m.cfg) != 0) { fl_model_free(&m); return -1; }
+    for (int l = 0; l < L && skind == FL_STRUCT_NONE; l++) {   /* every linear of every block is pruned: fail early on a bad N:M */
         fl_param *lw[7];
         int k = fl_layer_linears(&m, l, lw, NULL, NULL);
         for (int i = 0; i < k; i++)
@@ -880,6 +973,36 @@ static int cell_run(const fl_cell_cfg *c, fl_cell_result *r, walk_t *wp) {
         fl_fwd a = { .B = B, .T = T, .tokens = cal.tokens + (int64_t)w0 * T, .x_out = X + (int64_t)w0 * T * d };
         if (fl_forward(&m, (fl_range){ 0, 0, 1, 0 }, &a, NULL) != 0) { fl_free(X); fl_calib_free(&cal); fl_model_free(&m); return -1; }
     }
+    /* structured pruning: one step before recovery, on the dense model's
+     * activations; the walk then recovers the smaller model (no masks) */
+    static fl_struct_report srep;   /* the walk points at it; one cell at a time */
+    if (skind != FL_STRUCT_NONE) {
+        fl_model sm;
+        fl_prof_enter(&r->prof, FL_PH_PRUNE);
+        rc = fl_struct_prune(&m, w.crit, skind, w.pat.sparsity, X, cal.tokens, nwin, T, batch, c->progress, &sm, &srep);
+        if (rc == 0) { r->params_dense = fl_model_num_params(&m); fl_model_free(&m); m = sm; }
+        if (rc == 0) {
+            fl_plan_free(&wp->plan);
+            rc = fl_recon_plan(&w.rec, &m.cfg, &wp->plan);
+        }
+        /* the prune units are the weight-level pruning's: drop them */
+        int k = 0;
+        for (int i = 0; rc == 0 && i < wp->plan.n; i++) {
+            if (wp->plan.u[i].prune) continue;
+            if (wp->plan.u[i].kind == FL_UNIT_LINEAR)
+                rc = fl_err("--reconstruct %s: a structurally pruned linear has a new shape, so there is no dense linear to "
+                            "match; use sublayer, block, blocks:K or the retraining baselines", c->reconstruct);
+            wp->plan.u[k++] = wp->plan.u[i];
+        }
+        wp->plan.n = k;
+        w.plan = wp->plan;
+        w.sr = &srep;
+        fl_prof_enter(&r->prof, FL_PH_CALIB);
+        if (rc != 0) { fl_struct_report_free(&srep); fl_free(X); fl_calib_free(&cal); fl_model_free(&m); return -1; }
+        if (c->progress)
+            fprintf(stderr, "structured: removed %d of %d %s%s; %lld -> %lld parameters\n", srep.k, srep.n, c->structure,
+                    skind == FL_STRUCT_LAYERS ? "" : " per block", (long long)srep.params_before, (long long)srep.params_after);
+    }
     if (!model_units) fl_calib_free(&cal);   /* only a model unit trains on the tokens */
 
     /* 2-4. unit by unit: statistics on the sparse stream, prune, recover, advance */
@@ -892,7 +1015,7 @@ static int cell_run(const fl_cell_cfg *c, fl_cell_result *r, walk_t *wp) {
     /* dense weights are kept only for targets on the sparse stream: the
      * dense modes take theirs from the dense model's copy */
     fl_plan_last_use(&w.plan, &m.cfg, w.last_use);
-    if (w.prop != FL_PROP_SPARSE)
+    if (w.prop != FL_PROP_SPARSE || w.sr)
         for (int q = 0; q < L * 7; q++) w.last_use[q] = -1;
     if (w.prune_dense) {
         /* the prune stream starts as the embeddings, like S; S goes on only
@@ -905,7 +1028,11 @@ static int cell_run(const fl_cell_cfg *c, fl_cell_result *r, walk_t *wp) {
     }
     w.retrain_nwin = nret;
     r->lin = calloc((size_t)L * 7, sizeof(fl_linear_report));
-    if (local_units && w.prop != FL_PROP_SPARSE) {
+    if (local_units && w.sr) {
+        /* structured: the targets are the dense model's spans */
+        w.dense = calloc(1, sizeof(fl_model));
+        if (fl_model_load(w.dense, c->model_dir) != 0) { free(w.dense); fl_free(X); fl_model_free(&m); return -1; }
+    } else if (local_units && w.prop != FL_PROP_SPARSE) {
         /* the dense stream needs the dense model: a second copy (counted) */
         w.dense = calloc(1, sizeof(fl_model));
         if (fl_model_load(w.dense, c->model_dir) != 0) { free(w.dense); fl_free(X); fl_model_free(&m); return -1; }
@@ -933,7 +1060,9 @@ static int cell_run(const fl_cell_cfg *c, fl_cell_result *r, walk_t *wp) {
     for (int q = 0; q < L * 7; q++) fl_free(w.dense_w[q]);
     free(w.dense_w);
     free(w.last_use);
-    if (rc == 0) rc = mask_sha256(&m, r->mask_sha256);
+    if (rc == 0 && !w.sr) rc = mask_sha256(&m, r->mask_sha256);
+    if (rc == 0 && w.sr) rc = keep_sha256(&srep, r->mask_sha256);
+    if (w.sr) fl_struct_report_free(&srep);
     r->peak_prune_bytes = fl_mem_phase_peak("pruning");
     r->peak_recover_bytes = fl_mem_phase_peak("recovery");
     for (int i = 0; i < r->n_units; i++) {
@@ -942,8 +1071,12 @@ static int cell_run(const fl_cell_cfg *c, fl_cell_result *r, walk_t *wp) {
     }
     if (rc != 0) { fl_model_free(&m); return -1; }
     r->sparsity = w.weights ? (double)w.pruned / w.weights : 0;
+    r->params = fl_model_num_params(&m);
+    if (w.sr) r->sparsity = 1.0 - (double)r->params / (double)r->params_dense;   /* the parameters removed */
+    else r->params_dense = r->params;
     fl_prof_enter(&r->prof, FL_PH_DRIFT);
-    rc = measure_drift(c, &m, T, batch, &r->drift);
+    /* drift compares linear by linear: a structurally pruned model has other shapes */
+    rc = w.sr ? 0 : measure_drift(c, &m, T, batch, &r->drift);
     fl_prof_enter(&r->prof, FL_PH_NONE);
     if (rc != 0) { fl_model_free(&m); return -1; }
 
@@ -951,7 +1084,7 @@ static int cell_run(const fl_cell_cfg *c, fl_cell_result *r, walk_t *wp) {
      * when asked: --keep-models) */
     if (!c->no_model && fl_model_save(&m, c->out_dir) != 0) { fl_model_free(&m); return -1; }
     snprintf(path, sizeof path, "%.4000s/masks.bin", c->out_dir);
-    if (!c->no_model && masks_write(&m, path) != 0) { fl_model_free(&m); return -1; }
+    if (!c->no_model && !w.sr && masks_write(&m, path) != 0) { fl_model_free(&m); return -1; }
     const char *tokfiles[] = { "vocab.json", "merges.txt", "tokenizer.json", "tokenizer_config.json" };
     for (int i = 0; i < 4 && !c->no_model; i++) {
         char src[4200], dst[4200];
@@ -972,6 +1105,12 @@ static int cell_run(const fl_cell_cfg *c, fl_cell_result *r, walk_t *wp) {
         fl_ppl_result pr;
         int es = c->eval_seqlen > 0 ? c->eval_seqlen : m.cfg.max_pos;
         rc = fl_eval_ppl(&m, tok, n, es, 0, c->eval_max_windows, 4, 0, &pr);
+        /* inference speed on the first set's windows, against the dense model */
+        if (rc == 0 && i == 0) {
+            fl_prof_enter(&r->prof, FL_PH_NONE);
+            rc = measure_infer(c, &m, tok, c->eval_max_windows > 0 && n > (int64_t)c->eval_max_windows * es ? (int64_t)c->eval_max_windows * es : n, es, r);
+            fl_prof_enter(&r->prof, FL_PH_EVAL);
+        }
         free(tok);
         if (rc != 0) {
             char msg[1100];
@@ -1035,6 +1174,16 @@ static int cell_run(const fl_cell_cfg *c, fl_cell_result *r, walk_t *wp) {
                                   (model_units ? FL_FOR_RETRAIN : 0), cell);
     cJSON_AddNumberToObject(j, "sparsity", r->sparsity);
     cJSON_AddStringToObject(j, "mask_sha256", r->mask_sha256);
+    cJSON_AddNumberToObject(j, "params", (double)r->params);
+    cJSON_AddNumberToObject(j, "params_dense", (double)r->params_dense);
+    if (w.sr) {
+        cJSON *so = cJSON_AddObjectToObject(j, "structured");
+        cJSON_AddStringToObject(so, "structure", c->structure);
+        cJSON_AddNumberToObject(so, "structures", srep.n);
+        cJSON_AddNumberToObject(so, "removed", srep.k);
+        cJSON *kb = cJSON_AddArrayToObject(so, "dense_blocks");
+        for (int i = 0; i < m.cfg.n_layer; i++) cJSON_AddItemToArray(kb, cJSON_CreateNumber(srep.dense_block[i]));
+    }
     cJSON *lins = cJSON_AddArrayToObject(j, "linears");
     for (int i = 0; i < r->n_linears; i++) {
         cJSON *o = cJSON_CreateObject();
@@ -1096,6 +1245,8 @@ static int cell_run(const fl_cell_cfg *c, fl_cell_result *r, walk_t *wp) {
     cJSON_AddNumberToObject(pf, "peak_bytes_evaluation", (double)r->peak_eval_bytes);
     cJSON_AddNumberToObject(pf, "peak_rss_kb", (double)r->peak_rss_kb);
     cJSON_AddNumberToObject(pf, "flops", (double)r->flops);
+    cJSON_AddNumberToObject(pf, "infer_tok_s", r->infer_tok_s);
+    cJSON_AddNumberToObject(pf, "infer_tok_s_dense", r->infer_tok_s_dense);
     cJSON_AddNumberToObject(pf, "threads", fl_threads());
     cJSON_AddStringToObject(pf, "backend", fl_gemm_backend_name());
     cJSON_AddNumberToObject(pf, "wall_seconds", r->wall);

@@ -54,6 +54,8 @@ typedef struct {
     int n_eval_tasks;
     int eval_task_limit;       /* items per task (0: all) */
     int share;                 /* reuse and store shared work in the cache (harness/share.h): a study's cells */
+    const char *structure;     /* "none" (default), "heads", "channels", "layers": structured pruning (harness/structured.h) */
+    const char *hidden_distill;/* retraining: "W" or "alone" (reconstructors/hidden.h), NULL: off */
 } fl_cell_cfg;
 
 typedef struct {
@@ -91,6 +93,8 @@ typedef struct {
     double task_acc[FL_MAX_EVALS], task_acc_norm[FL_MAX_EVALS], task_ppl[FL_MAX_EVALS];
     const char *shared_pruning; /* the pruning pass: "off" (no --share), "unshareable" (its masks depend on
                                   recovery), "computed" (and stored for other cells) or "reused" (from the cache) */
+    int64_t params, params_dense;   /* parameters of the saved model and of the dense one (structured pruning: fewer) */
+    double infer_tok_s, infer_tok_s_dense;   /* forward tokens/s on the evaluation windows, same process */
 } fl_cell_result;
 
 int fl_cell_run(const fl_cell_cfg *c, fl_cell_result *r);

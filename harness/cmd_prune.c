@@ -20,6 +20,8 @@ static const char *PRUNE_USAGE =
     "of the still-dense unit over all calibration windows on the sparse stream\n"
     "collects its linears' statistics, they are pruned, the unit is recovered,\n"
     "and its pruned outputs feed the next; retraining then trains the whole model.\n"
+    "With --structure, whole heads, MLP channels or blocks are removed first\n"
+    "(README \"Structured pruning\") and the smaller model is recovered.\n"
     "Writes DIR: the pruned HF model (config.json, model.safetensors, tokenizer),\n"
     "calib.bin (the windows used) and freelunch.json (the settings as run,\n"
     "achieved sparsity, layer-wise error ||XW^T - XW'^T||^2/||XW^T||^2 of every\n"
@@ -79,11 +81,16 @@ int fl_cmd_prune(int argc, char **argv) {
     c.progress = isatty(2);
     fl_cell_result r;
     if (fl_cell_run(&c, &r) != 0) { fl_cell_result_free(&r); return fl_cli_fail(); }
-    printf("pruned %s with %s at %s (%s): sparsity %.4f over %d linears\n", c.model_dir, c.criterion, c.sparsity,
-           c.pattern ? c.pattern : fl_setting_def("pattern"), r.sparsity, r.n_linears);
-    double e = 0;
-    for (int i = 0; i < r.n_linears; i++) e += r.lin[i].err;
-    printf("mean layer-wise error %.5f\n", r.n_linears ? e / r.n_linears : 0);
+    if (c.structure && strcmp(c.structure, "none"))
+        printf("removed %s of the %s with %s: %lld -> %lld parameters (%.1f%% removed)\n", c.sparsity, c.structure, c.criterion,
+               (long long)r.params_dense, (long long)r.params, 100.0 * r.sparsity);
+    else {
+        printf("pruned %s with %s at %s (%s): sparsity %.4f over %d linears\n", c.model_dir, c.criterion, c.sparsity,
+               c.pattern ? c.pattern : fl_setting_def("pattern"), r.sparsity, r.n_linears);
+        double e = 0;
+        for (int i = 0; i < r.n_linears; i++) e += r.lin[i].err;
+        printf("mean layer-wise error %.5f\n", r.n_linears ? e / r.n_linears : 0);
+    }
     if (r.n_units) {
         double lb = 0, la = 0;
         for (int i = 0; i < r.n_units; i++) { lb += r.units[i].loss_before; la += r.units[i].loss_after; }
@@ -96,6 +103,9 @@ int fl_cmd_prune(int argc, char **argv) {
                (long long)r.drift.tokens, r.drift.mean, r.drift.max, r.drift.out);
     for (int i = 0; i < r.n_evals; i++)
         printf("ppl %-12s %10.4f  (%lld tokens)\n", r.eval_name[i], r.ppl[i], (long long)r.eval_tokens[i]);
+    if (r.infer_tok_s > 0 && r.infer_tok_s_dense > 0)
+        printf("inference %.0f tokens/s, dense model %.0f tokens/s: speedup %.2fx\n", r.infer_tok_s, r.infer_tok_s_dense,
+               r.infer_tok_s / r.infer_tok_s_dense);
     printf("%scalib.bin%s and freelunch.json in %s\n", c.no_model ? "" : "model, ", r.drift.n ? ", drift.bin" : "", c.out_dir);
     fl_cell_result_free(&r);
     return 0;

@@ -291,6 +291,13 @@ static int fill_from_json(fl_table *t, int r, const char *dir) {
     /* memory and profile */
     set_num(t, r, "working_bytes", jnum(pf, "recovery_working_bytes"));
     set_num(t, r, "recovery_tokens", jnum(pf, "recovery_tokens"));
+    set_num(t, r, "params", jnum(j, "params"));
+    set_num(t, r, "params_dense", jnum(j, "params_dense"));
+    set_num(t, r, "infer_tok_s", jnum(pf, "infer_tok_s"));
+    {
+        const double a = jnum(pf, "infer_tok_s"), b = jnum(pf, "infer_tok_s_dense");
+        if (a > 0 && b > 0) set_num(t, r, "infer_speedup", a / b);
+    }
     set_num(t, r, "peak_rss_kb", jnum(pf, "peak_rss_kb"));
     double peak = 0;
     const cJSON *phs = cJSON_GetObjectItemCaseSensitive(pf, "phases");

@@ -74,6 +74,23 @@ static int check_backend(const char *v) {
     return strcmp(v, "openblas") && strcmp(v, "onednn") ? fl_err("unknown backend '%s' (valid: openblas, onednn)", v) : 0;
 }
 
+static int check_structure(const char *v) {
+    fl_structure k;
+    return fl_structure_parse(v, &k);
+}
+
+static int check_hidden(const char *v) { return fl_hidden_distill_parse(v, NULL, NULL); }
+
+int fl_hidden_distill_parse(const char *v, float *weight, int *alone) {
+    double w = 0;
+    if (v && !strcmp(v, "alone")) w = 1;
+    else if (!v || fl_parse_num(v, 0, FL_NUM_MAX, &w) != 0 || !(w > 0))
+        return fl_err("hidden-distill '%.64s' is not a weight > 0 or 'alone'", v ? v : "");
+    if (weight) *weight = (float)w;
+    if (alone) *alone = v && !strcmp(v, "alone");
+    return 0;
+}
+
 /* ---- the table ------------------------------------------------------------ */
 
 #define F(field) offsetof(fl_cell_cfg, field)
@@ -166,6 +183,17 @@ const fl_setting FL_SETTINGS[] = {
       "(freelunch eval --help); repeatable (default: none)", NULL, NULL, ALL, F(eval_tasks) },
     { "eval-task-limit", FL_SET_INT, NULL, 1, NULL, NULL, "K", "score only the first K items of each --eval-task (default: all)",
       "eval_task_limit", "eval_task_limit", ALL, F(eval_task_limit) },
+    /* issue 15: structured pruning */
+    { "structure", FL_SET_STR, "none", 0, check_structure, NULL, "S",
+      "none, heads, channels or layers: remove whole key/value head groups, MLP\n"
+      "channels or blocks with a structured criterion (magnitude-sp, wanda-sp,\n"
+      "flap; block-influence, angular, layer-ppl); --sparsity is then the\n"
+      "fraction of them removed and the saved model is smaller", "structure", "structure", ALL, F(structure) },
+    { "hidden-distill", FL_SET_STR, NULL, 0, check_hidden, NULL, "W|alone",
+      "retraining: MSE between the model's and the dense model's hidden state\n"
+      "after every block (across removed blocks, at the dense span's end), with\n"
+      "weight W added to the next-token loss, or alone (default: off)",
+      "hidden_distill", "hidden_distill", DIS, F(hidden_distill) },
 };
 const int FL_NSETTINGS = (int)(sizeof FL_SETTINGS / sizeof *FL_SETTINGS);
 

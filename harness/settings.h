@@ -76,6 +76,9 @@ int fl_setting_set(const fl_setting *s, const char *v, fl_cell_cfg *c);
 int fl_settings_exclusive(const fl_cell_cfg *c);
 /* Every unset field takes its default (strings NULL, numbers 0). */
 void fl_settings_defaults(fl_cell_cfg *c);
+/* --hidden-distill W|alone: the MSE's weight, and whether the next-token
+ * loss is left out. -1 with fl_err. weight, alone may be NULL. */
+int fl_hidden_distill_parse(const char *v, float *weight, int *alone);
 /* The --help lines of every setting that is a prune option. */
 void fl_settings_help(FILE *f);
 

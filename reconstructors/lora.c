@@ -184,8 +184,9 @@ int fl_retrain_lora(fl_model *m, int masked, int rank, float alpha, int bias_nor
     double t0 = fl_wall_s();
     /* a label only: an extreme rank or alpha may cut its tail, harmlessly */
     char label[160];
-    snprintf(label, sizeof label, "model (retrain:%s r=%d alpha=%g%s%s%s)", mode, rank, (double)alpha,
-             bias_norm ? " +bias-norm" : "", masked ? "" : ", merged dense", o->teacher ? ", distilled" : "");
+    snprintf(label, sizeof label, "model (retrain:%s r=%d alpha=%g%s%s%s%s)", mode, rank, (double)alpha,
+             bias_norm ? " +bias-norm" : "", masked ? "" : ", merged dense", o->teacher && !o->teacher_hidden_only ? ", distilled" : "",
+             o->hidden_weight > 0 ? ", hidden-state" : "");
     snprintf(rep->name, sizeof rep->name, "%.63s", label);
     int32_t *tg = fl_retrain_targets(tok, nwin, T);
     rep->loss_before = fl_retrain_mean_ce(m, tok, tg, nwin, T, batch);

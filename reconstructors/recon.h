@@ -104,6 +104,15 @@ typedef struct {
     float ls_damp;        /* matrix-ls: dampening, fraction of mean diag (default 0.01) */
     fl_model *teacher;    /* retraining with --distill: the dense model, whose
                              next-token distribution replaces the hard targets */
+    /* --hidden-distill (reconstructors/hidden.h): the teacher's hidden
+     * states pulled on by an MSE of this weight (0: off), alone (no
+     * next-token loss) or added; map[i]: the teacher's place for the
+     * output of the student's block i. Needs teacher. */
+    float hidden_weight;
+    int hidden_alone;
+    const int *hidden_map;
+    int teacher_hidden_only;  /* the teacher is there for --hidden-distill alone: the next-token
+                                 loss stays cross-entropy (without it a teacher means --distill) */
 } fl_recon_opts;
 
 /* What recover() gets for one unit. */

@@ -8,6 +8,7 @@
  * works with all four. */
 #include "recon.h"
 #include "predict.h"
+#include "hidden.h"
 #include "model/clock.h"
 #include "model/rng.h"
 #include "model/train.h"
@@ -78,6 +79,9 @@ typedef struct {
     float *soft;
     void (*step)(void *ctx, int accum);
     void *step_ctx;
+    const fl_recon_opts *o;
+    fl_hidden_run hr;      /* --hidden-distill: the block-by-block run */
+    float *th;             /* the teacher's hidden states for the batch */
 } model_batch;
 
 static int model_forward(void *ctx, const int *idx, int B, double *loss) {
@@ -87,6 +91,12 @@ static int model_forward(void *ctx, const int *idx, int B, double *loss) {
         memcpy(c->gb + (int64_t)b * c->T, c->tg + (int64_t)idx[b] * c->T, sizeof(int32_t) * c->T);
     }
     if (c->soft && fl_retrain_soft_targets(c->teacher, c->tb, c->gb, B, c->T, c->soft) != 0) return -1;
+    if (c->th) {
+        double mse;
+        if (fl_hidden_teacher(c->teacher, c->tb, B, c->T, c->o->hidden_map, c->m->cfg.n_layer, c->th) != 0) return -1;
+        return fl_hidden_forward(&c->hr, c->m, c->tb, c->gb, c->soft, B, c->T, c->th, c->o->hidden_weight, !c->o->hidden_alone,
+                                 loss, &mse);
+    }
     fl_fwd a = { .B = B, .T = c->T, .tokens = c->tb, .targets = c->gb, .soft = c->soft };
     if (fl_forward(c->m, fl_range_whole(c->m), &a, c->acts) != 0) return -1;
     *loss = a.loss;
@@ -96,6 +106,7 @@ static int model_forward(void *ctx, const int *idx, int B, double *loss) {
 static int model_backward(void *ctx, int B) {
     (void)B;
     model_batch *c = ctx;
+    if (c->th) return fl_hidden_backward(&c->hr, c->m);
     if (fl_backward(c->m, fl_range_whole(c->m), c->acts, NULL, NULL) != 0) return -1;
     fl_acts_release(c->acts);
     return 0;
@@ -112,8 +123,11 @@ int fl_retrain_loop(fl_model *m, const int32_t *tok, const int32_t *tg, int nwin
     model_batch c = { .m = m, .teacher = o->teacher, .tok = tok, .tg = tg, .T = T, .acts = fl_acts_new(),
                       .tb = malloc(sizeof(int32_t) * (size_t)batch * T), .gb = malloc(sizeof(int32_t) * (size_t)batch * T),
                       /* distillation: the teacher's probabilities for the batch [B*T, V] */
-                      .soft = o->teacher ? fl_allocf((size_t)batch * T * m->cfg.vocab) : NULL,
-                      .step = step, .step_ctx = ctx };
+                      .soft = o->teacher && !o->teacher_hidden_only ? fl_allocf((size_t)batch * T * m->cfg.vocab) : NULL,
+                      .step = step, .step_ctx = ctx, .o = o,
+                      .th = o->teacher && o->hidden_weight > 0
+                                ? fl_allocf((size_t)m->cfg.n_layer * batch * T * m->cfg.d) : NULL };
+    if (o->hidden_weight > 0 && (!o->teacher || !o->hidden_map)) return fl_err("%s: hidden-state distillation without a teacher", what);
     fl_train_spec ts = { .nwin = nwin, .batch = batch, .epochs = epochs, .accum = accum, .rng = fl_lcg31,
                          .state = o->seed * 0x9E3779B97F4A7C15ull + 5, .forward = model_forward,
                          .backward = model_backward, .step = model_step, .ctx = &c, .what = what,
@@ -122,6 +136,8 @@ int fl_retrain_loop(fl_model *m, const int32_t *tok, const int32_t *tg, int nwin
     fl_acts_free(c.acts);
     free(c.tb); free(c.gb);
     fl_free(c.soft);
+    fl_free(c.th);
+    fl_hidden_free(&c.hr);
     return rc;
 }
 
@@ -132,7 +148,8 @@ int fl_retrain_full(fl_model *m, int bias_norm, const int32_t *tok, int nwin, in
     const int epochs = o->epochs > 0 ? o->epochs : 1, per_epoch = (nwin + batch - 1) / batch;
     const int micro = per_epoch * epochs, steps = (micro + accum - 1) / accum;
     double t0 = fl_wall_s();
-    snprintf(rep->name, sizeof rep->name, "model (retrain:%s%s)", bias_norm ? "bias-norm" : "full", o->teacher ? ", distilled" : "");
+    snprintf(rep->name, sizeof rep->name, "model (retrain:%s%s%s)", bias_norm ? "bias-norm" : "full", o->teacher && !o->teacher_hidden_only ? ", distilled" : "",
+             o->hidden_weight > 0 ? ", hidden-state" : "");
     /* targets: the next token inside each window; the last has none */
     int32_t *tg = fl_retrain_targets(tok, nwin, T);
     rep->loss_before = fl_retrain_mean_ce(m, tok, tg, nwin, T, batch);

@@ -1375,6 +1375,67 @@ static void acc_tables(doc *d, const fl_table *t, const fl_panel *ps, int np) {
     fl_names_free(&recs);
 }
 
+/* ---- structured pruning (issue 15) ------------------------------------------------ */
+
+/* The recovery of a row as one label: the reconstructor, "+distill" and
+ * "+hidden W" when set. */
+static void recovery_label(const fl_table *t, int r, char *out, size_t n) {
+    const char *rc = fl_table_get(t, r, "reconstruct"), *di = fl_table_get(t, r, "distill"), *hd = fl_table_get(t, r, "hidden_distill");
+    snprintf(out, n, "%s%s%s%s", rc ? rc : "?", di && !strcmp(di, "true") ? " +distill" : "", hd && *hd ? " +hidden " : "",
+             hd && *hd ? hd : "");
+}
+
+/* One table over the ok final rows that removed structures: ppl, the
+ * parameters removed and the measured inference speedup, means over seeds,
+ * per structure, criterion, fraction and recovery. Rows of weight pruning
+ * are left to the sections above. */
+static void structured_section(doc *d, const fl_table *t) {
+    int any = 0;
+    for (int r = 0; r < t->nrows && !any; r++) {
+        const char *s = fl_table_get(t, r, "structure");
+        any = s && *s && strcmp(s, "none");
+    }
+    if (!any) return;
+    doc_h(d, 2, "Structured pruning");
+    doc_p(d, "Cells that removed whole key/value head groups, MLP channels or blocks (README \"Structured pruning\"): "
+             "the saved model is smaller. Means over seeds of the ok rows: perplexity on the first evaluation set, the "
+             "fraction of parameters removed, and forward tokens/s against the dense model's measured in the same process "
+             "(infer_speedup). Does local reconstruction match retraining here too? Compare a structure and criterion's "
+             "rows; which structure keeps perplexity best per unit of speedup: compare ppl against speedup across them.");
+    char *hdr[8] = { "structure", "criterion", "sparsity", "recovery", "seeds", "ppl", "params removed", "speedup" };
+    doc_row(d, 8, hdr);
+    int *done = calloc((size_t)t->nrows, sizeof(int));
+    for (int r = 0; r < t->nrows; r++) {
+        const char *s = fl_table_get(t, r, "structure"), *st = fl_table_get(t, r, "status");
+        if (done[r] || !s || !*s || !strcmp(s, "none") || !st || strcmp(st, "ok") || !fl_row_final(t, r)) continue;
+        char lab[300];
+        recovery_label(t, r, lab, sizeof lab);
+        const char *cr = fl_table_get(t, r, "criterion"), *sp = fl_table_get(t, r, "sparsity");
+        double ppl = 0, rem = 0, spd = 0;
+        int n = 0;
+        for (int q = r; q < t->nrows; q++) {
+            const char *s2 = fl_table_get(t, q, "structure"), *st2 = fl_table_get(t, q, "status");
+            char lab2[300];
+            if (done[q] || !s2 || strcmp(s2, s) || !st2 || strcmp(st2, "ok") || !fl_row_final(t, q)) continue;
+            recovery_label(t, q, lab2, sizeof lab2);
+            if (strcmp(lab, lab2) || strcmp(cr, fl_table_get(t, q, "criterion")) || strcmp(sp, fl_table_get(t, q, "sparsity"))) continue;
+            done[q] = 1;
+            ppl += fl_table_num(t, q, "ppl");
+            rem += fl_table_num(t, q, "achieved_sparsity");
+            spd += fl_table_num(t, q, "infer_speedup");
+            n++;
+        }
+        char ns[16], ps[64], rs[64], ss[64];
+        snprintf(ns, sizeof ns, "%d", n);
+        snprintf(ps, sizeof ps, "%.3f", ppl / n);
+        snprintf(rs, sizeof rs, "%.1f%%", 100 * rem / n);
+        snprintf(ss, sizeof ss, "%.2fx", spd / n);
+        char *row[8] = { (char *)s, (char *)cr, (char *)sp, lab, ns, ps, rs, ss };
+        doc_row(d, 8, row);
+    }
+    free(done);
+}
+
 /* ---- failed cells and the whole report ----------------------------------------- */
 
 static void failures(doc *d, const fl_table *t) {
@@ -1484,6 +1545,7 @@ int fl_report_build(const fl_table *t, const char *results_csv, const char *out_
     fl_sb_free(&body.html);
     ppl_tables(&d, t, ps, np, dense);
     acc_tables(&d, t, ps, np);
+    structured_section(&d, t);
     ctx_free(&x);
     free(ps);
     doc_h(&d, 2, "Plots");

@@ -89,11 +89,17 @@ static void test_refusals(void **st) {
      * empty, the others in place; an empty role is a final row */
     static const char *const late[] = { "prune_stream", "optimizer", "retrain_samples", "mask_sha256", "recovery_tokens", "role" };
     f = fopen(path, "w");
-    int nold = 0;
+    int nold = 0, ptall = -1;
+    const char *lastcol = NULL;
     for (int i = 0; i < FL_RESULT_NCOLS; i++) {
         int is_late = 0;
         for (int k = 0; k < 6; k++) is_late |= !strcmp(FL_RESULT_COLS[i], late[k]);
+        /* and those of structured pruning (issue 15), appended after the Pareto flags */
+        static const char *const late15[] = { "structure", "hidden_distill", "params", "params_dense", "infer_tok_s", "infer_speedup" };
+        for (int k = 0; k < 6; k++) is_late |= !strcmp(FL_RESULT_COLS[i], late15[k]);
         if (is_late) continue;
+        if (!strcmp(FL_RESULT_COLS[i], "pareto_time_all")) ptall = nold;
+        lastcol = FL_RESULT_COLS[i];
         fprintf(f, "%s%s", nold++ ? "," : "", FL_RESULT_COLS[i]);
     }
     fprintf(f, "\nabc123,ok");
@@ -106,7 +112,9 @@ static void test_refusals(void **st) {
     assert_string_equal(fl_table_get(&t, 0, "retrain_samples"), "");
     for (int k = 0; k < 6; k++) assert_string_equal(fl_table_get(&t, 0, late[k]), "");
     assert_true(fl_row_final(&t, 0));
-    assert_true(fl_table_num(&t, 0, FL_RESULT_COLS[FL_RESULT_NCOLS - 1]) == nold - 1);   /* the last column, in place */
+    assert_true(fl_table_num(&t, 0, lastcol) == nold - 1);   /* the old file's last column, in place */
+    assert_true(ptall >= 0 && fl_table_num(&t, 0, "pareto_time_all") == ptall);   /* in place */
+    assert_string_equal(fl_table_get(&t, 0, "infer_speedup"), "");
     fl_table_free(&t);
     /* ... but not a column of ours out of place, nor one missing that is not late */
     f = fopen(path, "w");

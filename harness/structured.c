@@ -1,0 +1,283 @@
+/* Structured pruning: statistics, the criterion's choice, the smaller
+ * model. See structured.h and docs/ARCHITECTURE.md, "Structured pruning". */
+#include "structured.h"
+#include "model/alloc.h"
+#include "model/err.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int fl_struct_check(const fl_criterion *c, fl_structure kind, const fl_config *cfg) {
+    if (kind == FL_STRUCT_NONE) {
+        if (!c->prune) return fl_err("criterion %s removes whole structures: give --structure heads, channels or layers", c->name);
+        return 0;
+    }
+    if (!(c->structures & FL_STRUCT_BIT(kind))) {
+        char can[64] = "";
+        for (int s = FL_STRUCT_HEADS; s <= FL_STRUCT_LAYERS; s++)
+            if (c->structures & FL_STRUCT_BIT(s)) {
+                strncat(can, can[0] ? ", " : "", sizeof can - strlen(can) - 1);
+                strncat(can, fl_structure_name((fl_structure)s), sizeof can - strlen(can) - 1);
+            }
+        if (!can[0])
+            return fl_err("--structure %s: criterion %s prunes single weights; structured criteria are magnitude-sp, wanda-sp, flap "
+                          "(heads, channels), block-influence, angular, layer-ppl (layers)", fl_structure_name(kind), c->name);
+        return fl_err("--structure %s: criterion %s removes %s only", fl_structure_name(kind), c->name, can);
+    }
+    if (kind == FL_STRUCT_HEADS && cfg->learned_pos)
+        return fl_err("--structure heads: a %s config cannot hold fewer heads than hidden size / head size (HF's GPT-2 and OPT "
+                      "derive the head size from them); remove channels or layers", fl_family_name(cfg->family));
+    return 0;
+}
+
+/* dst[r][c] = src[rows[r]][cols[c]] (NULL: identity); src NULL leaves dst's zeros */
+static void copy_sel(fl_param *dst, const fl_param *src, const int *rows, const int *cols) {
+    if (!dst || !src) return;
+    for (int r = 0; r < dst->rows; r++) {
+        const float *s = src->w + (int64_t)(rows ? rows[r] : r) * src->cols;
+        float *d = dst->w + (int64_t)r * dst->cols;
+        for (int c = 0; c < dst->cols; c++) d[c] = s[cols ? cols[c] : c];
+    }
+}
+
+static int count_kept(const uint8_t *k, int n) {
+    int c = 0;
+    for (int i = 0; i < n; i++) c += k[i] != 0;
+    return c;
+}
+
+int fl_struct_build(const fl_model *src, const fl_struct_keep *k, fl_model *out) {
+    const fl_config *c = &src->cfg;
+    const int L = c->n_layer, KV = c->n_kv_head, G = c->n_head / c->n_kv_head, hd = c->head_dim, F = c->d_ff, d = c->d;
+    fl_config nc = *c;
+    int kept[FL_MAX_LAYERS], Lp = 0;
+    for (int l = 0; l < L; l++)
+        if (!k->keep_layer || k->keep_layer[l]) kept[Lp++] = l;
+    int KVp = KV, Fp = F;
+    for (int i = 0; i < Lp; i++) {
+        int a = k->keep_kv ? count_kept(k->keep_kv + (int64_t)kept[i] * KV, KV) : KV;
+        int b = k->keep_ch ? count_kept(k->keep_ch + (int64_t)kept[i] * F, F) : F;
+        if (i == 0) { KVp = a; Fp = b; }
+        else if (a != KVp || b != Fp)
+            return fl_err("structured pruning: blocks keep different numbers of heads or channels (only uniform ratios are supported)");
+    }
+    if (Lp < 1 || KVp < 1 || Fp < 1) return fl_err("structured pruning: nothing would be left of a block");
+    nc.n_layer = Lp;
+    nc.n_kv_head = KVp;
+    nc.n_head = KVp * G;
+    nc.d_ff = Fp;
+    if (k->comp_o) { nc.o_bias = 1; if (c->family == FL_LLAMA) nc.qkv_bias = 1; }
+    if (k->comp_fc2) nc.mlp_bias = 1;
+    if (fl_model_create(out, &nc) != 0) return -1;
+    int *qsel = malloc(sizeof(int) * ((size_t)nc.n_head * hd + (size_t)KVp * hd + (size_t)Fp));
+    if (!qsel) { fl_model_free(out); return fl_err("structured pruning: out of memory"); }
+    int *kvsel = qsel + (size_t)nc.n_head * hd, *fsel = kvsel + (size_t)KVp * hd;
+    memcpy(out->embed->w, src->embed->w, sizeof(float) * src->embed->n);
+    if (src->pos) memcpy(out->pos->w, src->pos->w, sizeof(float) * src->pos->n);
+    copy_sel(out->final_norm_w, src->final_norm_w, NULL, NULL);
+    copy_sel(out->final_norm_b, src->final_norm_b, NULL, NULL);
+    if (!c->tied) copy_sel(out->head, src->head, NULL, NULL);
+    for (int i = 0; i < Lp; i++) {
+        const int l = kept[i];
+        const fl_layer *s = &src->layers[l];
+        fl_layer *y = &out->layers[i];
+        int nq = 0, nkv = 0, nf = 0;
+        for (int g = 0; g < KV; g++) {
+            if (k->keep_kv && !k->keep_kv[(int64_t)l * KV + g]) continue;
+            for (int r = g * hd; r < (g + 1) * hd; r++) kvsel[nkv++] = r;
+            for (int r = g * G * hd; r < (g + 1) * G * hd; r++) qsel[nq++] = r;
+        }
+        for (int f = 0; f < F; f++)
+            if (!k->keep_ch || k->keep_ch[(int64_t)l * F + f]) fsel[nf++] = f;
+        copy_sel(y->attn_norm_w, s->attn_norm_w, NULL, NULL);
+        copy_sel(y->attn_norm_b, s->attn_norm_b, NULL, NULL);
+        copy_sel(y->q_w, s->q_w, qsel, NULL);
+        copy_sel(y->q_b, s->q_b, qsel, NULL);
+        copy_sel(y->k_w, s->k_w, kvsel, NULL);
+        copy_sel(y->k_b, s->k_b, kvsel, NULL);
+        copy_sel(y->v_w, s->v_w, kvsel, NULL);
+        copy_sel(y->v_b, s->v_b, kvsel, NULL);
+        copy_sel(y->o_w, s->o_w, NULL, qsel);
+        copy_sel(y->o_b, s->o_b, NULL, NULL);
+        copy_sel(y->mlp_norm_w, s->mlp_norm_w, NULL, NULL);
+        copy_sel(y->mlp_norm_b, s->mlp_norm_b, NULL, NULL);
+        copy_sel(y->fc1_w, s->fc1_w, fsel, NULL);
+        copy_sel(y->fc1_b, s->fc1_b, fsel, NULL);
+        copy_sel(y->up_w, s->up_w, fsel, NULL);
+        copy_sel(y->fc2_w, s->fc2_w, NULL, fsel);
+        copy_sel(y->fc2_b, s->fc2_b, NULL, NULL);
+        if (k->comp_o)
+            for (int r = 0; r < d; r++) y->o_b->w[r] += k->comp_o[(int64_t)l * d + r];
+        if (k->comp_fc2)
+            for (int r = 0; r < d; r++) y->fc2_b->w[r] += k->comp_fc2[(int64_t)l * d + r];
+    }
+    free(qsel);
+    return 0;
+}
+
+/* ---- statistics --------------------------------------------------------- */
+
+typedef struct { fl_chan_stats st[4]; int layer; } block_stats;
+
+static void chan_hook(void *ctx, int layer, fl_site site, const float *x, int N, int cols) {
+    (void)cols;
+    block_stats *b = ctx;
+    if (layer == b->layer) fl_chan_stats_add(&b->st[site], x, N);
+}
+
+/* block l over every window of S in place (hook optional) */
+static int block_pass(fl_model *m, int l, float *S, int nwin, int T, int batch, fl_hook hook, void *ctx) {
+    const int d = m->cfg.d;
+    for (int w0 = 0; w0 < nwin; w0 += batch) {
+        int B = nwin - w0 < batch ? nwin - w0 : batch;
+        float *x = S + (int64_t)w0 * T * d;
+        fl_fwd a = { .B = B, .T = T, .x_in = x, .x_out = x, .hook = hook, .hook_ctx = ctx };
+        if (fl_forward(m, fl_range_blocks(l, l), &a, NULL) != 0) return -1;
+    }
+    return 0;
+}
+
+/* ---- layer-ppl's losses ------------------------------------------------- */
+
+typedef struct { fl_model *m; const int32_t *tok; int nwin, T, batch; } loss_ctx;
+
+static int loss_without(void *vctx, const uint8_t *removed, double *loss) {
+    loss_ctx *lc = vctx;
+    const int L = lc->m->cfg.n_layer, T = lc->T;
+    uint8_t keep[FL_MAX_LAYERS];
+    for (int l = 0; l < L; l++) keep[l] = !removed[l];
+    fl_model sm;
+    fl_struct_keep k = { .keep_layer = keep };
+    if (fl_struct_build(lc->m, &k, &sm) != 0) return -1;
+    int32_t *tg = malloc(sizeof(int32_t) * (size_t)lc->batch * T);
+    double tot = 0;
+    int64_t cnt = 0;
+    int rc = tg ? 0 : fl_err("layer-ppl: out of memory");
+    for (int w0 = 0; w0 < lc->nwin && rc == 0; w0 += lc->batch) {
+        int B = lc->nwin - w0 < lc->batch ? lc->nwin - w0 : lc->batch;
+        const int32_t *t = lc->tok + (int64_t)w0 * T;
+        for (int b = 0; b < B; b++)
+            for (int i = 0; i < T; i++) tg[b * T + i] = i + 1 < T ? t[b * T + i + 1] : -1;
+        fl_fwd a = { .B = B, .T = T, .tokens = t, .targets = tg };
+        rc = fl_forward(&sm, fl_range_whole(&sm), &a, NULL);
+        tot += a.loss * (double)a.n_targets;
+        cnt += a.n_targets;
+    }
+    free(tg);
+    fl_model_free(&sm);
+    *loss = cnt ? tot / cnt : 0;
+    return rc;
+}
+
+/* ---- the step ------------------------------------------------------------ */
+
+static int prune_width(fl_model *m, const fl_crit_inst *ci, fl_structure kind, int k, const float *X, int nwin, int T,
+                       int batch, fl_model *out, fl_struct_report *rep) {
+    const fl_config *c = &m->cfg;
+    const int L = c->n_layer, d = c->d, n = rep->n, qd = c->n_head * c->head_dim;
+    const size_t ssz = (size_t)nwin * T * d;
+    float *S = fl_allocf(ssz);
+    memcpy(S, X, sizeof(float) * ssz);
+    uint8_t *keep = calloc((size_t)L * n, 1);
+    double *score = calloc((size_t)n, sizeof(double));
+    const int comp = ci->crit->bias_compensation;
+    float *cb = comp ? calloc((size_t)L * d, sizeof(float)) : NULL;
+    int rc = keep && score && (!comp || cb) ? 0 : fl_err("structured pruning: out of memory");
+    const int widths[4] = { d, qd, d, c->d_ff };
+    for (int l = 0; l < L && rc == 0; l++) {
+        /* statistics on the dense model's own activations: one pass of
+         * block l, which also moves the stream on to block l+1 */
+        block_stats bs = { .layer = l };
+        for (int s = 0; s < 4 && rc == 0; s++) rc = fl_chan_stats_init(&bs.st[s], widths[s]);
+        if (rc == 0) rc = block_pass(m, l, S, nwin, T, batch, chan_hook, &bs);
+        const int heads = kind == FL_STRUCT_HEADS;
+        fl_width_job j = { .priv = ci->priv, .kind = kind, .cfg = c, .y = &m->layers[l],
+                           .proj = &bs.st[heads ? FL_SITE_O : FL_SITE_MLP_OUT], .in = &bs.st[heads ? FL_SITE_QKV : FL_SITE_MLP_IN],
+                           .n = n, .score = score };
+        if (rc == 0) rc = ci->crit->score_width(&j);
+        if (rc == 0) fl_structure_keep_lowest(score, n, k, keep + (int64_t)l * n);
+        if (rc == 0 && comp) {
+            /* FLAP's compensation: the removed input channels j of the
+             * output projection W contribute W[:, j] * mean(X_j) on
+             * average; that constant goes into the bias */
+            int per;
+            const fl_param *W = fl_width_proj(c, &m->layers[l], kind, &per);
+            for (int s = 0; s < n; s++) {
+                if (keep[(int64_t)l * n + s]) continue;
+                for (int col = s * per; col < (s + 1) * per; col++) {
+                    const double mu = fl_chan_mean(j.proj, col);
+                    for (int r = 0; r < d; r++) cb[(int64_t)l * d + r] += (float)(W->w[(int64_t)r * W->cols + col] * mu);
+                }
+            }
+        }
+        for (int s = 0; s < 4; s++) fl_chan_stats_free(&bs.st[s]);
+    }
+    fl_free(S);
+    free(score);
+    if (rc == 0) {
+        fl_struct_keep kk = { .keep_kv = kind == FL_STRUCT_HEADS ? keep : NULL, .keep_ch = kind == FL_STRUCT_CHANNELS ? keep : NULL,
+                              .comp_o = kind == FL_STRUCT_HEADS ? cb : NULL, .comp_fc2 = kind == FL_STRUCT_CHANNELS ? cb : NULL };
+        rc = fl_struct_build(m, &kk, out);
+    }
+    rep->keep = keep;
+    rep->nkeep = (size_t)L * n;
+    free(cb);
+    for (int l = 0; l < L; l++) rep->dense_block[l] = l;
+    return rc;
+}
+
+static int prune_depth(fl_model *m, const fl_crit_inst *ci, int k, const float *X, const int32_t *tok, int nwin, int T,
+                       int batch, int verbose, fl_model *out, fl_struct_report *rep) {
+    const int L = m->cfg.n_layer, d = m->cfg.d;
+    const size_t ssz = (size_t)nwin * T * d;
+    float **H = calloc((size_t)L + 1, sizeof *H);
+    int rc = H ? 0 : fl_err("structured pruning: out of memory");
+    /* the hidden state before every block and after the last, dense */
+    for (int l = 0; l <= L && rc == 0; l++) {
+        H[l] = fl_allocf(ssz);
+        memcpy(H[l], l ? H[l - 1] : X, sizeof(float) * ssz);
+        if (l) rc = block_pass(m, l - 1, H[l], nwin, T, batch, NULL, NULL);
+    }
+    uint8_t removed[FL_MAX_LAYERS] = { 0 }, keep[FL_MAX_LAYERS];
+    loss_ctx lc = { m, tok, nwin, T, batch };
+    fl_depth_job j = { .priv = ci->priv, .L = L, .k = k, .N = (int64_t)nwin * T, .d = d, .H = (const float *const *)H,
+                       .loss_without = tok ? loss_without : NULL, .ctx = &lc, .verbose = verbose, .removed = removed };
+    if (rc == 0) rc = ci->crit->select_depth(&j);
+    for (int l = 0; H && l <= L; l++) fl_free(H[l]);
+    free(H);
+    if (rc != 0) return -1;
+    int nrem = 0, Lp = 0;
+    for (int l = 0; l < L; l++) {
+        nrem += removed[l] != 0;
+        keep[l] = !removed[l];
+        if (keep[l]) rep->dense_block[Lp++] = l;
+    }
+    if (nrem != k) return fl_err("criterion %s removed %d blocks instead of %d", ci->crit->name, nrem, k);
+    fl_struct_keep kk = { .keep_layer = keep };
+    if ((rep->keep = malloc((size_t)L))) { memcpy(rep->keep, keep, (size_t)L); rep->nkeep = (size_t)L; }
+    return fl_struct_build(m, &kk, out);
+}
+
+void fl_struct_report_free(fl_struct_report *r) {
+    free(r->keep);
+    r->keep = NULL;
+    r->nkeep = 0;
+}
+
+int fl_struct_prune(fl_model *m, const fl_crit_inst *ci, fl_structure kind, double frac, const float *X, const int32_t *tok,
+                    int nwin, int T, int batch, int verbose, fl_model *out, fl_struct_report *rep) {
+    memset(rep, 0, sizeof *rep);
+    memset(out, 0, sizeof *out);
+    if (fl_struct_check(ci->crit, kind, &m->cfg) != 0) return -1;
+    if (kind == FL_STRUCT_NONE) return fl_err("structured pruning: no structure given");
+    rep->kind = kind;
+    rep->n = fl_structure_count(&m->cfg, kind);
+    rep->n_dense_layers = m->cfg.n_layer;
+    if (fl_structure_removed(rep->n, frac, kind, &rep->k) != 0) return -1;
+    if (batch < 1) batch = 8;
+    rep->params_before = fl_model_num_params(m);
+    int rc = kind == FL_STRUCT_LAYERS ? prune_depth(m, ci, rep->k, X, tok, nwin, T, batch, verbose, out, rep)
+                                      : prune_width(m, ci, kind, rep->k, X, nwin, T, batch, out, rep);
+    if (rc == 0) rep->params_after = fl_model_num_params(out);
+    return rc;
+}
