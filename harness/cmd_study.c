@@ -80,7 +80,8 @@ static const char *STUDY_HELP =
     "  --detach          submit and return; collect later with --collect\n"
     "  --collect         merge the finished tasks of --out's study (its grid.ini unless\n"
     "                    --grid) into results.csv and report; submits nothing\n"
-    "                    (with --engine slurm, --dry-run prints the sbatch script)\n" FL_COMMON_HELP;
+    "                    (with --engine slurm, --dry-run prints the sbatch script)\n"
+    "  --slurm-task DIR -- prune ARGS...  what an array task runs (the script writes it)\n" FL_COMMON_HELP;
 
 /* ---- running one cell --------------------------------------------------- */
 
@@ -136,16 +137,15 @@ static int build_argv(const fl_cell_spec *s, const char *dir, const char *cache,
     return n;
 }
 
-static pid_t spawn_cell(job_t *j, const char *cache, int threads, int keep) {
-    static char store[65536];
-    char *argv[256];
-    if (build_argv(j->spec, j->dir, cache, threads, keep, argv, store, sizeof store) < 0) return -1;
-    if (mkdir(j->dir, 0755) != 0 && errno != EEXIST) return fl_err("%s: cannot create directory: %s", j->dir, strerror(errno));
+/* Starts `freelunch ARGV...` (this binary) on one cell directory: the
+ * cell's log, headed by its command line, takes its output. */
+static pid_t spawn_argv(const char *dir, char *const argv[]) {
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST) return fl_err("%s: cannot create directory: %s", dir, strerror(errno));
     /* a previous run killed mid-cell may have left files: never read them as this run's */
     char p[4200];
-    snprintf(p, sizeof p, "%s/freelunch.json", j->dir);
+    snprintf(p, sizeof p, "%.4000s/freelunch.json", dir);
     unlink(p);
-    snprintf(p, sizeof p, "%s/log", j->dir);
+    snprintf(p, sizeof p, "%.4000s/log", dir);
     int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0644);
     if (fd < 0) return fl_err("%s: cannot create: %s", p, strerror(errno));
     /* the command line heads the log, so any cell can be redone by hand */
@@ -167,6 +167,15 @@ static pid_t spawn_cell(job_t *j, const char *cache, int threads, int keep) {
         _exit(127);
     }
     close(fd);
+    return pid;
+}
+
+static pid_t spawn_cell(job_t *j, const char *cache, int threads, int keep) {
+    static char store[65536];
+    char *argv[256];
+    if (build_argv(j->spec, j->dir, cache, threads, keep, argv, store, sizeof store) < 0) return -1;
+    pid_t pid = spawn_argv(j->dir, argv);
+    if (pid < 0) return -1;
     j->pid = pid;
     j->t0 = fl_wall_s();
     return pid;
@@ -440,6 +449,8 @@ int fl_study_cell_argv(const fl_cell_spec *s, const char *dir, const char *cache
                        char *store, size_t store_n) {
     return build_argv(s, dir, cache, threads, keep, argv, store, store_n);
 }
+
+pid_t fl_study_cell_spawn(const char *dir, char *const argv[]) { return spawn_argv(dir, argv); }
 
 void fl_study_cell_row(fl_table *t, const fl_cell_spec *s, const char *dir, int status, double t0, const char *machine) {
     job_t j = { .spec = s, .t0 = t0 };

@@ -571,9 +571,11 @@ static int submit(const fl_slurm_opts *o, const fl_cell_spec *cells, const int *
         char keepname[4300];
         snprintf(keepname, sizeof keepname, "%s/slurm/%s.sh", out, job);
         if (rename(script, keepname) != 0) return fl_err("%s: cannot rename to %s: %s", script, keepname, strerror(errno));
-        printf("slurm: submitted job %s: %d cells as array tasks 0-%d%s (script %s)\n", job, m, m - 1,
-               o->array_max > 0 ? ", at most that many at once" : "", keepname);
-        if (o->array_max > 0) printf("slurm: at most %d tasks of job %s at once\n", o->array_max, job);
+        if (o->array_max > 0)
+            printf("slurm: submitted job %s: %d cells as array tasks 0-%d, at most %d at once (script %s)\n", job, m, m - 1,
+                   o->array_max, keepname);
+        else
+            printf("slurm: submitted job %s: %d cells as array tasks 0-%d (script %s)\n", job, m, m - 1, keepname);
         fflush(stdout);
     }
     return 0;
@@ -680,49 +682,25 @@ static void forward(int sig) {
 
 int fl_slurm_task(const char *dir, int argc, char **argv) {
     if (argc < 1 || strcmp(argv[0], "prune")) return fl_err("--slurm-task %s: expected `-- prune ARGS...`", dir);
-    if (mkdir(dir, 0755) != 0 && errno != EEXIST) return fl_err("%s: cannot create directory: %s", dir, strerror(errno));
     char p[4200], logp[4200];
-    /* a previous task killed mid-cell may have left files: never read them as this task's */
-    snprintf(p, sizeof p, "%.4000s/freelunch.json", dir);
-    unlink(p);
     snprintf(p, sizeof p, "%.4000s/task.status", dir);
-    unlink(p);
     snprintf(logp, sizeof logp, "%.4000s/log", dir);
-    int fd = open(logp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fd < 0) return fl_err("%s: cannot create: %s", logp, strerror(errno));
+    unlink(p);   /* never read a previous task's record as this one's */
     char **av = calloc((size_t)argc + 2, sizeof *av);
+    if (!av) return fl_err("out of memory");
     av[0] = "freelunch";
     for (int i = 0; i < argc; i++) av[i + 1] = argv[i];
-    /* the command line heads the log, as a local cell's */
-    for (int i = 0; av[i]; i++) dprintf(fd, "%s%s", i ? " " : "", av[i]);
-    dprintf(fd, "\n");
     double t0 = fl_wall_s();
     /* scancel and time limits signal every process of the task; the wrapper
-     * passes them on and stays to write the record */
+     * passes them on and stays to write the record (exec resets the
+     * handlers in the cell) */
     signal(SIGTERM, forward);
     signal(SIGINT, forward);
     signal(SIGHUP, forward);
-    pid_t parent = getpid();
-    pid_t pid = fork();
-    if (pid < 0) { close(fd); free(av); return fl_err("fork: %s", strerror(errno)); }
-    if (pid == 0) {
-        signal(SIGTERM, SIG_DFL);
-        signal(SIGINT, SIG_DFL);
-        signal(SIGHUP, SIG_DFL);
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != parent) _exit(1);
-        dup2(fd, 1);
-        dup2(fd, 2);
-        close(fd);
-        int nul = open("/dev/null", O_RDONLY);
-        if (nul >= 0) { dup2(nul, 0); close(nul); }
-        execv("/proc/self/exe", av);
-        fprintf(stderr, "freelunch: cannot run /proc/self/exe: %s\n", strerror(errno));
-        _exit(127);
-    }
-    child_pid = pid;
-    close(fd);
+    pid_t pid = fl_study_cell_spawn(dir, av);   /* the local engine's own start of a cell */
     free(av);
+    if (pid < 0) return -1;
+    child_pid = pid;
     int st;
     while (waitpid(pid, &st, 0) < 0)
         if (errno != EINTR) return fl_err("waitpid: %s", strerror(errno));

@@ -9,6 +9,7 @@
 #include "grid.h"
 #include "results.h"
 #include <stddef.h>
+#include <sys/types.h>
 
 #define FL_SLURM_MAX_OPTS 64
 
@@ -27,6 +28,9 @@ typedef struct {
  * the row of a finished cell from its directory and wait status. */
 int fl_study_cell_argv(const fl_cell_spec *s, const char *dir, const char *cache, int threads, int keep, char **argv,
                        char *store, size_t store_n);
+/* Starts `freelunch ARGV...` on DIR as a local cell: stale freelunch.json
+ * removed, DIR/log headed by the command takes its output. */
+pid_t fl_study_cell_spawn(const char *dir, char *const argv[]);
 void fl_study_cell_row(fl_table *t, const fl_cell_spec *s, const char *dir, int status, double t0, const char *machine);
 
 /* --dry-run: prints the sbatch script for the cells without a row in t. */

@@ -9,6 +9,8 @@
 # Prints TAP-style lines.
 . "$(dirname "$0")/clilib.sh"
 rows() { grep -c '^"[0-9a-f]\{12\}"' "$1" 2>/dev/null || echo 0; }
+# "# cell_id status wall_s ppl message" per row, for the log
+table() { /usr/bin/python3 -c "import csv,sys; [print('#', r['cell_id'], r['criterion'], r['reconstruct'], r['status'], r['wall_s'] or '-', r['ppl'] or '-', r['message']) for r in csv.DictReader(open(sys.argv[1]))]" "$1"; }
 col() { /usr/bin/python3 -c "import csv,sys,signal; signal.signal(signal.SIGPIPE, signal.SIG_DFL); [print(r[sys.argv[2]]) for r in csv.DictReader(open(sys.argv[1]))]" "$1" "$2"; }
 FL=$(cd "$(dirname "$FL")" && pwd)/$(basename "$FL")   # array tasks run it from elsewhere
 
@@ -159,6 +161,7 @@ for r in sorted(csv.DictReader(open(sys.argv[1])), key=lambda r: (r['criterion']
 done >"$T/both.txt"
 check "the same ppl and masks as the local engine, cell by cell" \
   "[ \$(wc -l <'$T/both.txt') -eq 12 ] && [ \"\$(head -6 '$T/both.txt')\" = \"\$(tail -6 '$T/both.txt')\" ]"
+echo "# the grid on SLURM ($((t1 - t0)) s):"; table "$O/results.csv"
 cp "$O/results.csv" "$T/r1.csv"
 "$FL" study --grid "$T/grid.ini" --out "$O" $SL >"$T/again.log" 2>&1
 check "a re-run submits nothing and changes no row" \
@@ -180,6 +183,7 @@ check "collect exits 0" "[ $? -eq 0 ]"
 ncan=$(col "$O2/results.csv" message | grep -c '^SLURM CANCELLED')
 check "collect: $nok cells ok, the $ncan cancelled ones failed rows with SLURM's state" \
   "[ $(rows "$O2/results.csv") -eq 6 ] && [ $nok -ge 2 ] && [ \$(col '$O2/results.csv' status | grep -cx ok) -eq $nok ] && [ $ncan -eq $((6 - nok)) ] && [ \$(col '$O2/results.csv' status | grep -cx error) -eq $ncan ]"
+echo "# after scancel and --collect:"; table "$O2/results.csv"
 cp "$O2/results.csv" "$T/c2.csv"
 "$FL" study --collect --out "$O2" >"$T/c3.log" 2>&1
 check "collecting again adds nothing" "[ $? -eq 0 ] && cmp -s '$T/c2.csv' '$O2/results.csv'"
@@ -198,13 +202,14 @@ check "the re-run exits 0" "[ $rc -eq 0 ]"
 [ $rc -eq 0 ] || sed 's/^/# /' "$T/c4.log"
 check "it resubmits exactly the $ncan cancelled cells" \
   "grep -q \"^slurm: $ncan cells to submit ($ncan failed before, 0 never run)\" '$T/c4.log' && [ \"\$(grep -v '^#' '$O2/slurm/submissions.tsv' | tail -n $ncan | cut -f3 | sort)\" = \"\$(cat '$T/cancelled')\" ]"
+echo "# after the re-run:"; table "$O2/results.csv"
 check "every cell exactly once, every one ok" \
   "[ $(rows "$O2/results.csv") -eq 6 ] && [ \$(col '$O2/results.csv' cell_id | sort -u | wc -l) -eq 6 ] && [ \"\$(col '$O2/results.csv' status | sort -u)\" = ok ]"
 
 # 3. a task whose cell process is killed becomes a failed row
 O3="$T/kill"
 "$FL" study --grid "$T/grid.ini" --out "$O3" $SL --set criterion=wanda --set reconstruct=block --set calib-samples=64 \
-  --set eval-windows=64 --set epochs=20 --detach >"$T/k1.log" 2>&1
+  --set eval-windows=64 --detach >"$T/k1.log" 2>&1
 # the cell's own process (not its wrapper, whose command line holds it too): found by its unique path, killed by pid
 victim=""
 i=0
@@ -219,5 +224,5 @@ while [ -n "$(squeue -h 2>/dev/null)" ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i 
 "$FL" study --collect --out "$O3" >"$T/k2.log" 2>&1
 check "a killed task's cell is a failed row with SLURM's state and the signal" \
   "[ -n '$victim' ] && [ $(rows "$O3/results.csv") -eq 1 ] && [ \"\$(col '$O3/results.csv' status)\" = error ] && col '$O3/results.csv' message | grep -q '^SLURM FAILED (task [0-9]*_0, exit code 137:0): killed by signal 9'"
-echo "# cluster run: $(col "$O3/results.csv" message)"
+echo "# the killed task:"; table "$O3/results.csv"
 exit $bad
