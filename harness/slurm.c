@@ -495,9 +495,11 @@ static int collect_pass(const fl_cell_spec *cells, int ncells, fl_table *t, cons
         const task_state *f = states_find(&fin, sub->job, sub->idx);
         task_rec rec;
         int has_rec = read_task_rec(dir, &rec) == 0 && !strcmp(rec.job, jt);
-        int ok = has_rec && WIFEXITED(rec.status) && WEXITSTATUS(rec.status) == 0 && (!f || !strcmp(f->state, "COMPLETED"));
+        /* the cell finished when its wrapper recorded exit 0: a cancel that
+         * lands while the task exits makes SLURM say CANCELLED of a cell
+         * whose result is whole (and the row still needs freelunch.json) */
+        int ok = has_rec && WIFEXITED(rec.status) && WEXITSTATUS(rec.status) == 0;
         int status = has_rec ? rec.status : (1 << 8);   /* no record: the task never ran or was killed with its wrapper */
-        if (!ok && has_rec && WIFEXITED(rec.status) && WEXITSTATUS(rec.status) == 0) status = 1 << 8;
         double wall = has_rec && isfinite(rec.wall_s) ? rec.wall_s : 0;
         fl_study_cell_row(t, s, dir, status, fl_wall_s() - wall, has_rec && *rec.machine ? rec.machine : machine);
         int row = t->nrows - 1;

@@ -225,4 +225,13 @@ while [ -n "$(squeue -h 2>/dev/null)" ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i 
 check "a killed task's cell is a failed row with SLURM's state and the signal" \
   "[ -n '$victim' ] && [ $(rows "$O3/results.csv") -eq 1 ] && [ \"\$(col '$O3/results.csv' status)\" = error ] && col '$O3/results.csv' message | grep -q '^SLURM FAILED (task [0-9]*_0, exit code 137:0): killed by signal 9'"
 echo "# the killed task:"; table "$O3/results.csv"
+cp "$O3/results.csv" "$T/k.csv"
+expect 1 "sbatch failed (exit 1): .*[Pp]artition" "a refused sbatch is one error line" \
+  "$FL" study --grid "$T/grid.ini" --out "$O3" $SL --set criterion=wanda --set reconstruct=block --set calib-samples=64 \
+  --set eval-windows=64 --slurm-opt=--partition=nosuchpartition --detach
+check "... and leaves results.csv and the submissions as they were" \
+  "cmp -s '$T/k.csv' '$O3/results.csv' && [ \$(grep -vc '^#' '$O3/slurm/submissions.tsv') -eq 1 ]"
+printf '12\t0\tnot-a-cell-id\n' >>"$O3/slurm/submissions.tsv"
+expect 1 "submissions.tsv:3: not a submission line" "a corrupt submissions.tsv is one error line naming it" \
+  "$FL" study --collect --out "$O3"
 exit $bad
