@@ -25,6 +25,7 @@
 #include "model/gemm.h"
 #include "model/clock.h"
 #include "plots/sbuf.h"
+#include <openssl/evp.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -232,19 +233,24 @@ static void add_task_list(states_t *s, const char *job, const char *list, const 
     }
 }
 
-/* "123_4" / "123_[5-9]" */
+/* "123_4" / "123_[5-9]"; a job that is no array ("123") is task -1 */
 static void add_job_task(states_t *s, const char *jt, const char *state, const char *exitc) {
     const char *u = strchr(jt, '_');
-    if (!u || u - jt >= 24) return;
+    if (!u) {
+        if (is_num(jt) && strlen(jt) < 24) states_add(s, jt, -1, state, exitc);
+        return;
+    }
+    if (u - jt >= 24) return;
     char job[24];
     snprintf(job, sizeof job, "%.*s", (int)(u - jt), jt);
     add_task_list(s, job, u + 1, state, exitc);
 }
 
-/* Our tasks still pending, running or completing (squeue lists nothing else). */
-static int query_active(states_t *act) {
+/* Our tasks still pending, running or completing (squeue lists nothing
+ * else); with NAME, the tasks of jobs so named also go to *named. */
+static int query_active(states_t *act, const char *name, states_t *named) {
     struct passwd *pw = getpwuid(getuid());
-    char *argv[] = { "squeue", "--noheader", "--array", "--format=%i|%T", "--user", pw ? pw->pw_name : "root", NULL };
+    char *argv[] = { "squeue", "--noheader", "--array", "--format=%i|%T|%j", "--user", pw ? pw->pw_name : "root", NULL };
     fl_sbuf o = { 0 };
     char err[512];
     int rc = run_capture(argv, &o, err, sizeof err);
@@ -253,13 +259,14 @@ static int query_active(states_t *act) {
         return rc < 0 ? -1 : fl_err("squeue failed (exit %d): %s; without the queue nothing is merged or resubmitted", rc, err);
     }
     char *text = (char *)fl_sb_str(&o), *nl;
-    for (char *line = text; line && *line; line = nl) {   /* "123_4|RUNNING" */
+    for (char *line = text; line && *line; line = nl) {   /* "123_4|RUNNING|freelunch-..." */
         nl = strchr(line, '\n');
         if (nl) *nl++ = 0;
-        char *bar = strchr(line, '|');
-        if (!bar) continue;
-        *bar = 0;
+        char *bar = strchr(line, '|'), *bar2 = bar ? strchr(bar + 1, '|') : NULL;
+        if (!bar2) continue;
+        *bar = *bar2 = 0;
         add_job_task(act, line, bar + 1, "");
+        if (name && named && !strcmp(bar2 + 1, name)) add_job_task(named, line, bar + 1, "");
     }
     fl_sb_free(&o);
     return 0;
@@ -361,15 +368,28 @@ static int self_exe(char *buf, size_t n) {
 }
 
 /* The script of one array over cells pick[0..n-1] (array index = position). */
+/* "freelunch-" and 12 hex digits of the SHA-256 of the absolute --out: the
+ * name of every job of this study, so the queue can tell them apart from
+ * other studies' (and find one a killed study never recorded). */
+static void job_name(const char *out, char name[32]) {
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    snprintf(name, 32, "freelunch-study");
+    if (!EVP_Digest(out, strlen(out), md, &len, EVP_sha256(), NULL) || len < 6) return;
+    snprintf(name, 32, "freelunch-%02x%02x%02x%02x%02x%02x", md[0], md[1], md[2], md[3], md[4], md[5]);
+}
+
 static int write_script(fl_sbuf *b, const fl_cell_spec *cells, const int *pick, int n, int array_max, const char *out,
                         const char *cache, int keep) {
+    char name[32];
+    job_name(out, name);
     char exe[PATH_MAX];
     if (self_exe(exe, sizeof exe) != 0) return -1;
     fl_sb_printf(b, "#!/bin/sh\n");
     fl_sb_printf(b, "# written by `freelunch study --engine slurm`: %d cells as one job array;\n", n);
     fl_sb_printf(b, "# array task I runs the cell of case I, the same `freelunch prune` the local\n");
     fl_sb_printf(b, "# engine runs, into its cell directory (threads: SLURM_CPUS_PER_TASK, else 1)\n");
-    fl_sb_printf(b, "#SBATCH --job-name=freelunch-study\n");
+    fl_sb_printf(b, "#SBATCH --job-name=%s\n", name);   /* hex: safe */
     if (array_max > 0) fl_sb_printf(b, "#SBATCH --array=0-%d%%%d\n", n - 1, array_max);
     else fl_sb_printf(b, "#SBATCH --array=0-%d\n", n - 1);
     fl_sb_printf(b, "case \"${SLURM_ARRAY_TASK_ID:-}\" in\n");
@@ -415,7 +435,9 @@ int fl_slurm_dry_run(const fl_slurm_opts *o, const fl_grid *g, const fl_cell_spe
     /* the paths the real run would write: absolute, so a node finds them */
     if (!realpath(out, aout)) snprintf(aout, sizeof aout, "%s", out);
     if (!realpath(cache, acache)) snprintf(acache, sizeof acache, "%s", cache);
-    printf("# sbatch --parsable --output=%s/slurm/%%A_%%a.out", aout);
+    char name[32];
+    job_name(aout, name);
+    printf("# sbatch --parsable --output=%s/slurm/%%A_%%a.out --job-name=%s", aout, name);
     for (int i = 0; i < o->nopt; i++) printf(" %s", o->opt[i]);
     printf(" SCRIPT\n# %d of the %d cells have no row in results.csv%s\n", n, ncells,
            n > ARRAY_CHUNK ? " (the first array shown; SLURM's MaxArraySize splits them)" : "");
@@ -456,7 +478,7 @@ static int collect_pass(const fl_cell_spec *cells, int ncells, fl_table *t, cons
                         const char *results, counts_t *c, int ntotal) {
     states_t act = { 0 }, fin = { 0 };
     memset(c, 0, sizeof *c);
-    if (query_active(&act) != 0) return -1;
+    if (query_active(&act, NULL, NULL) != 0) return -1;
     /* the jobs whose tasks may need a final state */
     const char **jobs = malloc(sizeof(char *) * (size_t)(subs->n ? subs->n : 1));
     int njobs = 0;
@@ -544,7 +566,9 @@ static int submit(const fl_slurm_opts *o, const fl_cell_spec *cells, const int *
         int m = n - at < ARRAY_CHUNK ? n - at : ARRAY_CHUNK;
         fl_sbuf b = { 0 };
         if (write_script(&b, cells, pick + at, m, o->array_max, out, cache, keep) != 0) { fl_sb_free(&b); return -1; }
-        char script[4200], outpat[4300];
+        char script[4200], outpat[4300], name[32], namearg[48];
+        job_name(out, name);
+        snprintf(namearg, sizeof namearg, "--job-name=%s", name);
         snprintf(script, sizeof script, "%s/slurm/next.sh", out);
         int wrc = fl_write_file_atomic(script, fl_sb_str(&b), b.len);
         fl_sb_free(&b);
@@ -557,6 +581,7 @@ static int submit(const fl_slurm_opts *o, const fl_cell_spec *cells, const int *
         argv[na++] = "sbatch";
         argv[na++] = "--parsable";
         argv[na++] = outpat;
+        argv[na++] = namearg;
         for (int i = 0; i < o->nopt; i++) argv[na++] = (char *)o->opt[i];
         argv[na++] = script;
         argv[na] = NULL;
@@ -615,8 +640,26 @@ int fl_slurm_engine(const fl_slurm_opts *o, const fl_grid *g, const fl_cell_spec
     /* resubmit: failed rows go (their cell runs again), then every cell with
      * no row whose latest task SLURM no longer runs */
     {
-        states_t act = { 0 };
-        if (query_active(&act) != 0) goto done;
+        states_t act = { 0 }, named = { 0 };
+        char name[32];
+        job_name(out, name);
+        if (query_active(&act, name, &named) != 0) goto done;
+        /* a job of this study that submissions.tsv does not know (a study
+         * killed between sbatch and writing it) may be running cells:
+         * submitting them again could run a cell twice at once */
+        for (int i = 0; i < named.n; i++) {
+            int known = 0;
+            for (int k = 0; k < subs.n && !known; k++) known = !strcmp(subs.v[k].job, named.v[i].job);
+            if (!known) {
+                fl_err("%s: SLURM job %s (named %s, this study's) is queued but not in %s (a study killed while "
+                       "submitting?): wait for it or scancel %s, then run again", out, named.v[i].job, name, subs_path,
+                       named.v[i].job);
+                free(act.v);
+                free(named.v);
+                goto done;
+            }
+        }
+        free(named.v);
         int nfailed = 0;
         for (int i = 0; i < ncells; i++) {
             int r = fl_table_find(t, cells[i].id);
