@@ -11,6 +11,7 @@
 #include "datasets/tokfile.h"
 #include "eval/drift.h"
 #include "eval/ppl.h"
+#include "eval/mc_corpus.h"
 #include "model/alloc.h"
 #include "model/checkpoint.h"
 #include "model/err.h"
@@ -567,7 +568,10 @@ int fl_cell_run(const fl_cell_cfg *given, fl_cell_result *r) {
      * once, so the pipeline and freelunch.json see the values it ran with. */
     fl_cell_cfg cfg = *given;
     fl_settings_defaults(&cfg);
-    if (cfg.lr <= 0) cfg.lr = fl_preset_lr(fl_preset_of_model(cfg.model_dir), cfg.reconstruct);   /* derived: presets.c */
+    if (cfg.lr <= 0) {   /* derived: presets.c, scaled by lr-scale (never given with lr: settings.c) */
+        cfg.lr = fl_preset_lr(fl_preset_of_model(cfg.model_dir), cfg.reconstruct);
+        if (cfg.lr_scale > 0) cfg.lr *= cfg.lr_scale;
+    }
     fl_pattern pat;
     if (fl_pattern_parse(cfg.sparsity, cfg.pattern, &pat) == 0 && pat.kind == FL_PAT_NM)
         cfg.pattern = NULL;   /* implied by the sparsity: freelunch.json names none */
@@ -747,6 +751,29 @@ static int cell_run(const fl_cell_cfg *c, fl_cell_result *r, walk_t *wp) {
         r->ppl[i] = pr.ppl; r->nll[i] = pr.nll; r->eval_tokens[i] = pr.tokens;
         r->n_evals = i + 1;
     }
+    /* zero-shot accuracy (eval/mc.h) with the model directory's tokenizer */
+    if (c->n_eval_tasks) {
+        fl_bpe *tok = NULL;
+        if (fl_bpe_load(&tok, c->model_dir) != 0) { fl_model_free(&m); return -1; }
+        for (int i = 0; i < c->n_eval_tasks && rc == 0; i++) {
+            fl_mc_task t;
+            fl_mc_result mr;
+            rc = fl_mc_task_open(c->eval_tasks[i], c->cache, c->eval_task_limit, &t);
+            if (rc == 0) {
+                rc = fl_mc_eval(&m, tok, &t, c->eval_task_limit, m.cfg.max_pos, 8, 0, &mr, NULL, NULL);
+                if (rc == 0) {
+                    snprintf(r->task_name[i], sizeof r->task_name[i], "%s", t.name);
+                    r->task_items[i] = mr.n;
+                    r->task_norm[i] = t.kind == FL_MC_CHOICE && t.norm;
+                    r->task_acc[i] = mr.acc, r->task_acc_norm[i] = mr.acc_norm, r->task_ppl[i] = mr.ppl;
+                    r->n_tasks = i + 1;
+                }
+                fl_mc_task_free(&t);
+            }
+        }
+        fl_bpe_free(tok);
+        if (rc != 0) { fl_model_free(&m); return -1; }
+    }
     fl_prof_enter(&r->prof, FL_PH_NONE);
     r->wall = fl_wall_s() - wall0;
     r->cpu = fl_cpu_s() - cpu0;
@@ -814,6 +841,16 @@ static int cell_run(const fl_cell_cfg *c, fl_cell_result *r, walk_t *wp) {
     }
     cJSON *ev = cJSON_AddObjectToObject(j, "perplexity");
     for (int i = 0; i < r->n_evals; i++) cJSON_AddNumberToObject(ev, r->eval_name[i], r->ppl[i]);
+    if (r->n_tasks) {
+        cJSON *zs = cJSON_AddObjectToObject(j, "zero_shot");
+        for (int i = 0; i < r->n_tasks; i++) {
+            cJSON *o = cJSON_AddObjectToObject(zs, r->task_name[i]);
+            cJSON_AddNumberToObject(o, "n", r->task_items[i]);
+            cJSON_AddNumberToObject(o, "acc", r->task_acc[i]);
+            if (r->task_norm[i]) cJSON_AddNumberToObject(o, "acc_norm", r->task_acc_norm[i]);
+            if (isfinite(r->task_ppl[i])) cJSON_AddNumberToObject(o, "ppl", r->task_ppl[i]);
+        }
+    }
     cJSON *pf = cJSON_AddObjectToObject(j, "profile");
     cJSON_AddNumberToObject(pf, "seconds_calibration", r->secs_calib);
     cJSON_AddNumberToObject(pf, "seconds_statistics", r->secs_stats);

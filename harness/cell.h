@@ -24,6 +24,7 @@ typedef struct {
     const char *loss;          /* "mse" (default), "nmse", "cosine" */
     const char *trainable;     /* "all" (default) or "bias-norm" */
     float lr, weight_decay;    /* reconstruction AdamW */
+    float lr_scale;            /* multiplies the derived default lr (0: unset, 1) */
     const char *optimizer;     /* "adamw" (default) or "sgd": every recovery training loop */
     int epochs, recon_batch, grad_accum;
     int distill;               /* retraining: KL to the dense model instead of cross-entropy */
@@ -46,6 +47,12 @@ typedef struct {
     int no_model;              /* do not write the pruned model (a grid without --keep-models) */
     const char *drift_windows; /* activation drift windows, an integer >= 0 as text (0: none); settings.c */
     const char *drift_data;    /* their token file, or NULL: sotu-val (eval/drift.h, FL_DRIFT_SEED) */
+    /* zero-shot tasks (eval/mc.h) evaluated after perplexity: corpus task
+     * names or NAME:FILE; laid out like evals/n_evals (a list setting's
+     * count follows its array, settings.c) */
+    const char *eval_tasks[FL_MAX_EVALS];
+    int n_eval_tasks;
+    int eval_task_limit;       /* items per task (0: all) */
 } fl_cell_cfg;
 
 typedef struct {
@@ -76,6 +83,11 @@ typedef struct {
     fl_prof prof;              /* per phase: wall, CPU, FLOPs, peaks */
     double wall, cpu;          /* the whole cell */
     fl_drift_result drift;     /* after recovery, against the dense model (n = 0: not measured) */
+    /* zero-shot accuracy, one per eval-task (NAN where a task has no such figure) */
+    int n_tasks;
+    char task_name[FL_MAX_EVALS][64];
+    int task_items[FL_MAX_EVALS], task_norm[FL_MAX_EVALS];
+    double task_acc[FL_MAX_EVALS], task_acc_norm[FL_MAX_EVALS], task_ppl[FL_MAX_EVALS];
 } fl_cell_result;
 
 int fl_cell_run(const fl_cell_cfg *c, fl_cell_result *r);

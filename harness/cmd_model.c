@@ -100,6 +100,9 @@ int fl_split_tokens(const char *cache, const char *split, const char *tokdir, in
 }
 
 int fl_cmd_eval(int argc, char **argv) {
+    /* --task: zero-shot accuracy instead of perplexity (harness/cmd_eval.c) */
+    for (int k = 1; k < argc; k++)
+        if (!strcmp(argv[k], "--task") || !strncmp(argv[k], "--task=", 7)) return fl_cmd_eval_tasks(argc, argv);
     static struct option o[] = { { "model", required_argument, 0, 'm' }, { "data", required_argument, 0, 'd' },
                                  { "seqlen", required_argument, 0, 's' }, { "max-windows", required_argument, 0, 'w' },
                                  { "batch", required_argument, 0, 'b' }, { "json", no_argument, 0, 'J' },
@@ -120,7 +123,7 @@ int fl_cmd_eval(int argc, char **argv) {
         case 'p': split = optarg; break;
         case 't': tokdir = optarg; break;
         case 'c': cache_opt = optarg; break;
-        case 'h': fputs(EVAL_HELP, stdout); return 0;
+        case 'h': fputs(EVAL_HELP, stdout); fputs(FL_EVAL_TASK_HELP, stdout); return 0;
         default: if (!fl_cli_common_opt(c, "eval")) return fl_cli_usage("eval", "unknown option");
         }
     }

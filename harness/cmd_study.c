@@ -284,6 +284,22 @@ static int fill_from_json(fl_table *t, int r, const char *dir) {
         first = 0;
     }
     fl_table_set(t, r, "ppl_all", all);
+    /* zero-shot accuracy: acc_TASK, acc_norm_TASK, word_ppl_TASK where the
+     * table has the column, and the mean acc over every task */
+    double asum = 0;
+    int na = 0;
+    cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(j, "zero_shot")) {
+        static const char *const FIG[3][2] = { { "acc", "acc_" }, { "acc_norm", "acc_norm_" }, { "ppl", "word_ppl_" } };
+        for (int f = 0; f < 3; f++) {
+            double v = jnum(it, FIG[f][0]);
+            char col[300];
+            snprintf(col, sizeof col, "%s%s", FIG[f][1], it->string);
+            for (char *q = col; *q; q++) if (*q == '-') *q = '_';
+            if (isfinite(v) && fl_result_col(col) >= 0) set_num(t, r, col, v);
+            if (f == 0 && isfinite(v)) asum += v, na++;
+        }
+    }
+    if (na) set_num(t, r, "acc_mean", asum / na);
     /* memory and profile */
     set_num(t, r, "working_bytes", jnum(pf, "recovery_working_bytes"));
     set_num(t, r, "recovery_tokens", jnum(pf, "recovery_tokens"));
@@ -443,6 +459,118 @@ static void predict_cell(const fl_cell_spec *s, char *wk, char *pk, size_t n) {
     snprintf(pk, n, "%.2f", o.peak_recover_bytes / 1e6);
 }
 
+/* ---- the dense references ---------------------------------------------- */
+
+/* Runs `freelunch ARGV...` with its stdout to OUT_PATH and its stderr
+ * appended to LOG_PATH; 0 when it exits 0. */
+static int run_captured(char *const argv[], const char *out_path, const char *log_path) {
+    int fo = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644), fl = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
+    if (fo < 0 || fl < 0) {
+        if (fo >= 0) close(fo);
+        if (fl >= 0) close(fl);
+        return fl_err("%s: cannot create: %s", fo < 0 ? out_path : log_path, strerror(errno));
+    }
+    for (int i = 0; argv[i]; i++) dprintf(fl, "%s%s", i ? " " : "", argv[i]);
+    dprintf(fl, "\n");
+    pid_t parent = getpid(), pid = fork();
+    if (pid < 0) { close(fo); close(fl); return fl_err("fork: %s", strerror(errno)); }
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent) _exit(1);
+        dup2(fo, 1);
+        dup2(fl, 2);
+        execv("/proc/self/exe", argv);
+        _exit(127);
+    }
+    close(fo);
+    close(fl);
+    int st;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {}
+    return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1;
+}
+
+/* One dense reference (fl_grid_dense_refs): the unpruned model evaluated by
+ * `freelunch eval` on each of the reference's evaluation sets with the
+ * windows and batch a cell evaluates with (cell.c, step 6), so its
+ * perplexities are those a cell would report for a model with nothing
+ * pruned. Its row (role dense) is left out of the Pareto fronts, the
+ * verdicts and the tables' cells; the report and the plots draw it as the
+ * reference line. */
+static void dense_row(fl_table *t, const fl_cell_spec *s, const char *out, const char *cache, int threads,
+                      const char *machine) {
+    const double t0 = fl_wall_s();
+    const char *model = fl_cell_get(s, "model"), *ev = fl_cell_get(s, "eval"), *win = fl_cell_get(s, "eval-windows"),
+               *be = fl_cell_get(s, "backend"), *th = fl_cell_get(s, "threads");
+    char dir[4200], log[4300], res[4300], evbuf[4096] = "", tb[32], msg[2048] = "";
+    snprintf(dir, sizeof dir, "%.3000s/cells/%s-%s", out, s->name, s->id);
+    snprintf(log, sizeof log, "%s/log", dir);
+    snprintf(tb, sizeof tb, "%d", th ? atoi(th) : threads);
+    if (ev) snprintf(evbuf, sizeof evbuf, "%s", ev);
+    else
+        for (int i = 0; FL_TEST_SPLITS[i]; i++)
+            fl_bprintf(evbuf, sizeof evbuf, strlen(evbuf), "%s%s", i ? "," : "", FL_TEST_SPLITS[i]);
+    int r = fl_table_add_row(t);
+    fl_table_set(t, r, "cell_id", s->id);
+    fl_table_set(t, r, "role", fl_role_name(FL_ROLE_DENSE));
+    fill_settings(t, r, s);
+    fl_table_set(t, r, "criterion", "dense");
+    fl_table_set(t, r, "sparsity", "0");
+    fl_table_set(t, r, "achieved_sparsity", "0");
+    int ok = mkdir(dir, 0755) == 0 || errno == EEXIST;
+    if (!ok) snprintf(msg, sizeof msg, "%.1500s: cannot create directory: %s", dir, strerror(errno));
+    else unlink(log);
+    char all[4096] = "";
+    int k = 0;
+    for (char *save = NULL, *e = strtok_r(evbuf, ",", &save); e && ok; e = strtok_r(NULL, ",", &save), k++) {
+        int is_file = file_exists(e) || strstr(e, ".bin");   /* as cell.c's eval_tokens decides */
+        char *argv[24];
+        int n = 0;
+        argv[n++] = "freelunch"; argv[n++] = "eval"; argv[n++] = "--model"; argv[n++] = (char *)model;
+        argv[n++] = is_file ? "--data" : "--split"; argv[n++] = e;
+        argv[n++] = "--batch"; argv[n++] = "4"; argv[n++] = "--json";
+        argv[n++] = "--threads"; argv[n++] = tb; argv[n++] = "--cache"; argv[n++] = (char *)cache;
+        if (win) { argv[n++] = "--max-windows"; argv[n++] = (char *)win; }
+        if (be) { argv[n++] = "--backend"; argv[n++] = (char *)be; }
+        argv[n] = NULL;
+        snprintf(res, sizeof res, "%s/eval-%d.json", dir, k);
+        char *text = NULL;
+        cJSON *j = NULL;
+        if (run_captured(argv, res, log) == 0 && fl_read_file(res, &text, NULL) == 0) j = cJSON_Parse(text);
+        free(text);
+        double ppl = jnum(j, "ppl");
+        cJSON_Delete(j);
+        if (!isfinite(ppl)) {
+            fl_last_line(log, msg, sizeof msg);
+            if (!msg[0]) snprintf(msg, sizeof msg, "%s: freelunch eval gave no perplexity", e);
+            ok = 0;
+            break;
+        }
+        if (!k) { fl_table_set(t, r, "eval_set", e); set_num(t, r, "ppl", ppl); }
+        fl_bprintf(all, sizeof all, strlen(all), "%s%s=%.6f", k ? ";" : "", e, ppl);
+        char col[300];
+        snprintf(col, sizeof col, "ppl_%s", e);
+        for (char *q = col; *q; q++) if (*q == '-') *q = '_';
+        if (fl_result_col(col) >= 0) set_num(t, r, col, ppl);
+    }
+    if (ok) {
+        fl_table_set(t, r, "status", "ok");
+        fl_table_set(t, r, "ppl_all", all);
+        fl_table_set(t, r, "message", "the dense model, nothing pruned: the reference of every perplexity");
+    } else {
+        fl_table_set(t, r, "status", "error");
+        fl_table_set(t, r, "message", strncmp(msg, "freelunch: ", 11) ? msg : msg + 11);
+    }
+    set_num(t, r, "wall_s", fl_wall_s() - t0);
+    fl_table_set(t, r, "threads", tb);
+    fl_table_set(t, r, "backend", be ? be : fl_gemm_backend_name());
+    fl_table_set(t, r, "machine", machine);
+    fl_table_set(t, r, "commit", fl_commit());
+    time_t now = time(NULL);
+    char ts[64];
+    strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
+    fl_table_set(t, r, "finished_at", ts);
+}
+
 /* For harness/slurm.c: the local engine's cell command and row, so that a
  * SLURM array task runs and is read exactly like a local cell. */
 int fl_study_cell_argv(const fl_cell_spec *s, const char *dir, const char *cache, int threads, int keep, char **argv,
@@ -536,24 +664,28 @@ int fl_cmd_study(int argc, char **argv) {
     fl_cell_spec *cells;
     int ncells;
     if (fl_grid_cells(&g, &cells, &ncells) != 0) { fl_grid_free(&g); return fl_cli_fail(); }
+    fl_cell_spec *refs;
+    int nrefs;
+    if (fl_grid_dense_refs(cells, ncells, &refs, &nrefs) != 0) { free(cells); fl_grid_free(&g); return fl_cli_fail(); }
 
     char path[4200], results[4200];
     snprintf(results, sizeof results, "%s/results.csv", out);
     fl_table t;
-    if (fl_table_read(results, &t) != 0) { free(cells); fl_grid_free(&g); return fl_cli_fail(); }
+    if (fl_table_read(results, &t) != 0) { free(cells); free(refs); fl_grid_free(&g); return fl_cli_fail(); }
     /* rows from before masks were chosen apart from recovery (no
      * mask_sha256) hold other experiments under the same cell ids: a
      * study never resumes on them */
     int stale = 0;
     for (int r = 0; r < t.nrows; r++) {
         const char *st = fl_table_get(&t, r, "status"), *mh = fl_table_get(&t, r, "mask_sha256");
-        stale += st && !strcmp(st, "ok") && (!mh || !*mh);
+        stale += st && !strcmp(st, "ok") && (!mh || !*mh) && strcmp(fl_table_get(&t, r, "role"), "dense");
     }
     if (stale) {
         fl_err("%s: %d cells were run by a freelunch that chose masks inside each recovery unit (no mask_sha256): "
                "start a new --out (freelunch report still reads this file)", results, stale);
         fl_table_free(&t);
         free(cells);
+        free(refs);
         fl_grid_free(&g);
         return fl_cli_fail();
     }
@@ -592,6 +724,14 @@ int fl_cmd_study(int argc, char **argv) {
             printf("%-4d %-12s %-5s %-5s %9s %9s  %s\n", i + 1, cells[i].id, fl_role_name(cells[i].role),
                    fl_table_find(&t, cells[i].id) >= 0 ? "yes" : "no", wk, pk, d);
         }
+        printf("plus %d dense reference(s), run first: the unpruned model on the cells' evaluation sets (role dense)\n", nrefs);
+        for (int i = 0; i < nrefs; i++) {
+            const char *m = fl_cell_get(&refs[i], "model"), *e = fl_cell_get(&refs[i], "eval"), *w = fl_cell_get(&refs[i], "eval-windows");
+            printf("%-4s %-12s %-5s %-5s %9s %9s  model=%s eval=%s eval-windows=%s\n", "-", refs[i].id, "dense",
+                   fl_table_find(&t, refs[i].id) >= 0 ? "yes" : "no", "-", "-", m ? m : "?", e ? e : "(the test splits)",
+                   w ? w : "all");
+        }
+        free(refs);
         fl_table_free(&t);
         free(cells);
         fl_grid_free(&g);
@@ -608,10 +748,9 @@ int fl_cmd_study(int argc, char **argv) {
     snprintf(path, sizeof path, "%s/grid.ini", out);
     if (!sl.collect && fl_grid_write(&g, path) != 0) goto fail;
     int slurm_rc = 0;
-    if (sl.collect) goto slurm;
 
-    /* the corpora and, for the default model, the base model (both cached) */
-    {
+    /* the corpora and, for the default model, the base model (both cached); a --collect builds nothing */
+    if (!sl.collect) {
         char *fetch[] = { "freelunch", "data", "fetch", "--cache", cache, NULL };
         if (run_self(fetch) != 0) goto fail;
         snprintf(path, sizeof path, "%.4000s/config.json", model);
@@ -622,17 +761,6 @@ int fl_cmd_study(int argc, char **argv) {
         }
     }
 
-slurm:
-    if (sl.on) {   /* harness/slurm.c: merges and submits under this lock, then the report as below */
-        slurm_rc = fl_slurm_engine(&sl, &g, cells, ncells, &t, out, cache, keep);
-        if (slurm_rc < 0) goto fail;
-        if (slurm_rc == 0) goto report;
-        close(lock);
-        fl_table_free(&t);
-        free(cells);
-        fl_grid_free(&g);
-        return 0;
-    }
     char machine[512];
     fl_machine_desc(machine, sizeof machine);
     int per_job = fl_threads() / jobs;
@@ -646,6 +774,30 @@ slurm:
                nsub, ncells, fl_grid_select(&g), g.tune.ndims > 1 ? "values" : g.tune.dims[0].key);
     printf("machine: %s; backend %s; commit %s\n", machine, fl_gemm_backend_name(), fl_commit());
     fflush(stdout);
+    for (int i = 0; i < nrefs && !sl.collect; i++) {
+        if (fl_table_find(&t, refs[i].id) >= 0) continue;
+        dense_row(&t, &refs[i], out, cache, per_job, machine);
+        int r = t.nrows - 1;
+        fl_table_pareto(&t);
+        if (fl_table_write(results, &t) != 0) goto fail;
+        if (!strcmp(fl_table_get(&t, r, "status"), "ok"))
+            printf("[dense] the unpruned model: ppl %s (%s), %.1fs\n", fl_table_get(&t, r, "ppl"), fl_table_get(&t, r, "eval_set"),
+                   fl_table_num(&t, r, "wall_s"));
+        else
+            printf("[dense] error: %s\n", fl_table_get(&t, r, "message"));
+        fflush(stdout);
+    }
+    if (sl.on) {   /* harness/slurm.c (the dense references ran above, here): merges and submits under this lock, then the report as below */
+        slurm_rc = fl_slurm_engine(&sl, &g, cells, ncells, &t, out, cache, keep);
+        if (slurm_rc < 0) goto fail;
+        if (slurm_rc == 0) goto report;
+        close(lock);
+        fl_table_free(&t);
+        free(cells);
+        free(refs);
+        fl_grid_free(&g);
+        return 0;
+    }
 
     job_t *running = calloc((size_t)jobs, sizeof *running);
     char *started = calloc((size_t)(ncells ? ncells : 1), 1);
@@ -750,12 +902,14 @@ report:;
         printf("no cell succeeded: no plots or report (see the messages in %s)\n", results);
     fl_table_free(&t);
     free(cells);
+    free(refs);
     fl_grid_free(&g);
     close(lock);
     return 0;
 fail:
     fl_table_free(&t);
     free(cells);
+    free(refs);
     fl_grid_free(&g);
     return fl_cli_fail();
 }

@@ -85,14 +85,14 @@ typedef struct {
     const char *val[FL_GRID_MAX_DIMS];    /* for a list (eval): the whole list, comma-joined */
     char id[13];                          /* 12 hex digits of SHA-256 of the canonical key=value list */
     char name[160];                       /* readable: criterion_sparsity_reconstruct_sSEED[_tuneK] */
-    int role;                             /* FL_ROLE_FINAL or FL_ROLE_TUNE */
+    int role;                             /* FL_ROLE_FINAL, FL_ROLE_TUNE or FL_ROLE_DENSE */
     int ntune;                            /* a final cell: its sub-cells (0: untuned, runs as it is) */
     int combo;                            /* a sub-cell: its combination of [tune] values, 0-based */
     char final_id[13];                    /* a sub-cell: the id of (the first) final cell it serves */
 } fl_cell_spec;
 
-enum { FL_ROLE_FINAL = 0, FL_ROLE_TUNE = 1 };
-/* results.csv's role column for a role */
+enum { FL_ROLE_FINAL = 0, FL_ROLE_TUNE = 1, FL_ROLE_DENSE = 2 };
+/* results.csv's role column for a role: final, tune, dense */
 const char *fl_role_name(int role);
 
 extern const char FL_DEFAULT_GRID[];        /* the embedded default (INI text) */
@@ -111,6 +111,12 @@ int fl_grid_varies(const fl_grid *g, const char *key);
  * key varies fastest), then those of each variant in turn that are not
  * cells already. *cells is malloc'd; strings point into g. */
 int fl_grid_cells(fl_grid *g, fl_cell_spec **cells, int *n);
+/* The dense references of a study (issue 19: every perplexity is shown
+ * beside the unpruned model's): one per distinct (model, eval, eval-windows,
+ * backend, threads) among the N cells that are not tuning sub-cells, in
+ * order of first appearance, with role FL_ROLE_DENSE and those keys only
+ * (pointing into the cells' values). *refs is malloc'd; *nrefs may be 0. */
+int fl_grid_dense_refs(const fl_cell_spec *cells, int n, fl_cell_spec **refs, int *nrefs);
 const char *fl_cell_get(const fl_cell_spec *c, const char *key);
 /* The selection split of [tune] (FL_TUNE_SELECT when not given). */
 const char *fl_grid_select(const fl_grid *g);

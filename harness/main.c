@@ -13,7 +13,7 @@
 
 static const struct { const char *name, *desc; int (*run)(int, char **); } CMDS[] = {
     { "info", "family, sizes, parameter count and matrix shapes of a model directory", fl_cmd_info },
-    { "eval", "perplexity of a model on an llm.c token file", fl_cmd_eval },
+    { "eval", "perplexity of a model on an llm.c token file; with --task, zero-shot accuracy", fl_cmd_eval },
     { "demo", "train a small byte-level model on a text file, save, reload, evaluate", fl_cmd_demo },
     { "pretrain", "train a preset's dense base model from scratch on the SOTU train split", fl_cmd_pretrain },
     { "study", "run a Cartesian grid of cells: results.csv, Pareto fronts, plots, report", fl_cmd_study },

@@ -17,12 +17,14 @@ const char *const FL_RESULT_COLS[] = {
     /* identity and outcome */
     "cell_id", "status", "message",
     /* "tune": a tuning sub-cell, evaluated on the selection split only;
+     * "dense": the unpruned model's reference perplexities (cmd_study.c);
      * "final" (or empty, in files from before [tune]): a row of the study */
     "role",
     /* the cell's parameters (every option of `freelunch prune`) */
     "model", "criterion", "sparsity", "pattern", "reconstruct", "propagation", "loss", "trainable", "lr",
     "epochs", "batch_size", "grad_accum", "weight_decay", "distill", "calib", "calib_samples", "seqlen", "seed",
-    "eval_windows", "prune_stream", "optimizer", "retrain_samples", "drift_windows", "drift_data",
+    "eval_windows", "prune_stream", "optimizer", "retrain_samples", "drift_windows", "drift_data", "lr_scale",
+    "eval_task_limit",
     /* pruning and reconstruction */
     "achieved_sparsity", "mask_sha256", "mean_layer_error", "n_units", "recon_loss_before", "recon_loss_after",
     "unit_names", "unit_loss_before", "unit_loss_after",
@@ -45,6 +47,12 @@ const char *const FL_RESULT_COLS[] = {
     "threads", "backend", "machine", "commit", "finished_at",
     /* Pareto flags (fl_table_pareto) */
     "pareto_mem", "pareto_peak", "pareto_time", "pareto_mem_all", "pareto_peak_all", "pareto_time_all",
+    /* zero-shot accuracy (eval/mc.h, --eval-task): acc per task, acc_norm
+     * where lm-eval reports it, the word perplexity of the lambada tasks,
+     * and the mean acc over the tasks a cell ran */
+    "acc_boolq", "acc_rte", "acc_hellaswag", "acc_norm_hellaswag", "acc_winogrande", "acc_arc_easy", "acc_norm_arc_easy",
+    "acc_arc_challenge", "acc_norm_arc_challenge", "acc_openbookqa", "acc_norm_openbookqa", "acc_lambada", "word_ppl_lambada",
+    "acc_mc", "acc_norm_mc", "acc_lambada_sotu", "word_ppl_lambada_sotu", "acc_cloze_sotu", "acc_norm_cloze_sotu", "acc_mean",
 };
 const int FL_RESULT_NCOLS = (int)(sizeof FL_RESULT_COLS / sizeof *FL_RESULT_COLS);
 
@@ -53,10 +61,13 @@ const int FL_RESULT_NCOLS = (int)(sizeof FL_RESULT_COLS / sizeof *FL_RESULT_COLS
  * phase): a file whose header lacks some of them (ours otherwise, in
  * order) still loads, those cells empty, and is written back with every
  * column. */
-static const char *const LATE_COLS[] = { "prune_stream", "optimizer", "retrain_samples", "mask_sha256", "recovery_tokens", "role" };
+static const char *const LATE_COLS[] = { "prune_stream", "optimizer", "retrain_samples", "mask_sha256", "recovery_tokens", "role",
+                                         "lr_scale" };
 
 static int is_late(const char *col) {
     if (!strncmp(col, "drift_", 6)) return 1;
+    /* the zero-shot columns (issue 17) */
+    if (!strncmp(col, "acc_", 4) || !strncmp(col, "word_ppl_", 9) || !strcmp(col, "eval_task_limit")) return 1;
     for (size_t i = 0; i < sizeof LATE_COLS / sizeof *LATE_COLS; i++)
         if (!strcmp(LATE_COLS[i], col)) return 1;
     return 0;
@@ -206,7 +217,7 @@ int fl_table_add_row(fl_table *t) {
 
 const char *fl_table_get(const fl_table *t, int row, const char *col) {
     int c = fl_result_col(col);
-    if (c < 0 || row < 0 || row >= t->nrows) return "";
+    if (c < 0 || row < 0 || row >= t->nrows + t->nref) return "";
     return t->rows[row][c];
 }
 
@@ -240,7 +251,7 @@ int fl_table_find(const fl_table *t, const char *cell_id) {
 }
 
 void fl_table_free(fl_table *t) {
-    for (int r = 0; r < t->nrows; r++) {
+    for (int r = 0; r < t->nrows + t->nref; r++) {
         for (int i = 0; i < FL_RESULT_NCOLS; i++) free(t->rows[r][i]);
         free(t->rows[r]);
     }
@@ -248,7 +259,10 @@ void fl_table_free(fl_table *t) {
     memset(t, 0, sizeof *t);
 }
 
-int fl_row_final(const fl_table *t, int r) { return strcmp(fl_table_get(t, r, "role"), "tune") != 0; }
+int fl_row_final(const fl_table *t, int r) {
+    const char *role = fl_table_get(t, r, "role");
+    return strcmp(role, "tune") && strcmp(role, "dense");
+}
 
 /* ---- Pareto fronts ---------------------------------------------------------- */
 

@@ -9,7 +9,7 @@
  * columns may be appended later without breaking old readers; a file whose
  * header is not ours is refused with one line naming it, except that the
  * columns added later (prune_stream, optimizer, retrain_samples,
- * mask_sha256, recovery_tokens, drift_*: results.c's is_late) may be
+ * mask_sha256, recovery_tokens, role, lr_scale, drift_*: results.c's is_late) may be
  * missing from an older file: they load empty. */
 #ifndef FL_RESULTS_H
 #define FL_RESULTS_H
@@ -27,6 +27,9 @@ int fl_result_col(const char *name);
 typedef struct {
     int nrows, cap;
     char ***rows;   /* rows[r][c]: malloc'd strings, never NULL ("" when empty) */
+    int nref;       /* plots/summary.c only: rows[nrows .. nrows + nref) are the
+                       dense references, kept apart from the rows every table
+                       and plot iterates (0 everywhere else) */
 } fl_table;
 
 /* Reads PATH. A missing file is an empty table (returns 0); a file with a
@@ -49,9 +52,10 @@ void fl_table_setf(fl_table *t, int row, const char *col, const char *fmt, ...)
 int fl_table_find(const fl_table *t, const char *cell_id);
 void fl_table_free(fl_table *t);
 
-/* Row r is a final row, a result of the study: its role is not "tune" (a
- * tuning sub-cell, evaluated on the selection split only). The one filter
- * the Pareto fronts, the plots and the report read rows through. */
+/* Row r is a final row, a result of the study: its role is neither "tune"
+ * (a tuning sub-cell, evaluated on the selection split only) nor "dense"
+ * (the unpruned model's reference perplexities, cmd_study.c). The one
+ * filter the Pareto fronts, the plots and the report read rows through. */
 int fl_row_final(const fl_table *t, int r);
 
 /* Recomputes every pareto_* column. Among the final rows with status "ok" and a

@@ -2,6 +2,7 @@
 #include "settings.h"
 #include "criteria/criterion.h"
 #include "datasets/corpus.h"
+#include "eval/mc_corpus.h"
 #include "model/err.h"
 #include "reconstructors/recon.h"
 #include <cjson/cJSON.h>
@@ -153,6 +154,18 @@ const fl_setting FL_SETTINGS[] = {
     { "drift-data", FL_SET_STR, NULL, 0, NULL, NULL, "FILE.bin",
       "drift token file (one document; default: the --calib file if given,\n"
       "else sotu-val; a fixed draw)", "drift_data", "drift_data", ALL, F(drift_data) },
+    /* a [tune] list relative to each reconstructor's own preset learning
+     * rate (the default study's: issue 19), where one absolute list would
+     * waste sub-cells on rates far from a reconstructor's preset */
+    { "lr-scale", FL_SET_FLOAT, NULL, 1e-30, NULL, "lr", "F",
+      "multiplies the default learning rate (the preset's, see --lr); cannot\n"
+      "be given with --lr (e.g. a [tune] list 0.3333, 1, 3 around the preset)", "lr_scale", "lr_scale", REC, F(lr_scale) },
+    /* issue 17: zero-shot accuracy beside perplexity (eval/mc.h) */
+    { "eval-task", FL_SET_LIST, NULL, 0, fl_mc_spec_check, NULL, "T",
+      "zero-shot task after perplexity: lambada-sotu, cloze-sotu or NAME:FILE\n"
+      "(freelunch eval --help); repeatable (default: none)", NULL, NULL, ALL, F(eval_tasks) },
+    { "eval-task-limit", FL_SET_INT, NULL, 1, NULL, NULL, "K", "score only the first K items of each --eval-task (default: all)",
+      "eval_task_limit", "eval_task_limit", ALL, F(eval_task_limit) },
 };
 const int FL_NSETTINGS = (int)(sizeof FL_SETTINGS / sizeof *FL_SETTINGS);
 
@@ -240,6 +253,14 @@ int fl_setting_check(const fl_setting *s, const char *v) {
     return s->check ? s->check(v) : 0;
 }
 
+/* A list setting's field is an array of FL_MAX_EVALS strings followed by
+ * its int count (evals/n_evals, eval_tasks/n_eval_tasks). */
+_Static_assert(offsetof(fl_cell_cfg, n_evals) == offsetof(fl_cell_cfg, evals) + sizeof(const char *) * FL_MAX_EVALS,
+               "a list's count follows its array");
+_Static_assert(offsetof(fl_cell_cfg, n_eval_tasks) == offsetof(fl_cell_cfg, eval_tasks) + sizeof(const char *) * FL_MAX_EVALS,
+               "a list's count follows its array");
+static int *list_count(char *field) { return (int *)(field + sizeof(const char *) * FL_MAX_EVALS); }
+
 int fl_setting_set(const fl_setting *s, const char *v, fl_cell_cfg *c) {
     char *field = (char *)c + s->off;
     if (s->type == FL_SET_FLAG && !v) { *(int *)field = 1; return 0; }
@@ -255,10 +276,13 @@ int fl_setting_set(const fl_setting *s, const char *v, fl_cell_cfg *c) {
     case FL_SET_FLOAT: *(float *)field = (float)x; break;   /* as a double, then rounded: like the CLI always did */
     case FL_SET_SEED: *(uint64_t *)field = (uint64_t)i; break;
     case FL_SET_FLAG: *(int *)field = fl_setting_true(v); break;
-    case FL_SET_LIST:
-        if (c->n_evals == FL_MAX_EVALS) return fl_err("too many --%s values (at most %d)", s->key, FL_MAX_EVALS);
-        c->evals[c->n_evals++] = v;
+    case FL_SET_LIST: {
+        const char **arr = (const char **)field;
+        int *cnt = list_count(field);
+        if (*cnt == FL_MAX_EVALS) return fl_err("too many --%s values (at most %d)", s->key, FL_MAX_EVALS);
+        arr[(*cnt)++] = v;
         break;
+    }
     case FL_SET_COMMON: break;
     }
     return 0;
@@ -271,7 +295,7 @@ static int is_unset(const fl_setting *s, const fl_cell_cfg *c) {
     case FL_SET_INT: case FL_SET_FLAG: return !*(const int *)field;
     case FL_SET_FLOAT: return *(const float *)field == 0.0f;
     case FL_SET_SEED: return !*(const uint64_t *)field;
-    case FL_SET_LIST: return !c->n_evals;
+    case FL_SET_LIST: return !*list_count((char *)field);
     case FL_SET_COMMON: return 0;
     }
     return 0;
@@ -321,7 +345,9 @@ void fl_settings_to_json(const fl_cell_cfg *c, int scope, cJSON *obj) {
             if (*(const char *const *)field) cJSON_AddStringToObject(obj, s->json, *(const char *const *)field);
             break;
         case FL_SET_INT: cJSON_AddNumberToObject(obj, s->json, *(const int *)field); break;
-        case FL_SET_FLOAT: cJSON_AddNumberToObject(obj, s->json, *(const float *)field); break;
+        case FL_SET_FLOAT:   /* 0 without a default is unset (lr-scale): not written */
+            if (*(const float *)field != 0 || s->def) cJSON_AddNumberToObject(obj, s->json, *(const float *)field);
+            break;
         case FL_SET_SEED: cJSON_AddNumberToObject(obj, s->json, (double)*(const uint64_t *)field); break;
         case FL_SET_FLAG: cJSON_AddBoolToObject(obj, s->json, *(const int *)field); break;
         case FL_SET_LIST: case FL_SET_COMMON: break;

@@ -182,6 +182,18 @@ static int emit(ctx *c, const char *name, const char *title, const fl_sbuf *dat,
 /* ---- memory / time against perplexity ------------------------------------- */
 
 typedef struct { double x, y; } pt;
+/* The dense model's perplexity on the panel's evaluation windows as a
+ * dashed horizontal line (issue 19: every perplexity plot carries the
+ * reference), appended to a plot command; the y range widened to hold it.
+ * Its title is a number we print, never text from the results. */
+static void dense_line(fl_sbuf *plot, const fl_table *t, const fl_panel *p, double *ylo, double *yhi) {
+    double dn = fl_panel_dense(t, p, "ppl");
+    if (!isfinite(dn) || dn <= 0) return;
+    fl_sb_printf(plot, ", \\\n    %.9g with lines dt 2 lw 2 lc rgb '#444444' title 'dense model (%.2f)'", dn, dn);
+    *ylo = fmin(*ylo, dn);
+    *yhi = fmax(*yhi, dn);
+}
+
 static int by_x(const void *a, const void *b) {
     const pt *p = a, *q = b;
     return p->x != q->x ? (p->x < q->x ? -1 : 1) : (p->y < q->y ? -1 : p->y > q->y);
@@ -239,6 +251,7 @@ static int scatter(ctx *c, const fl_panel *p, const char *kind, const char *xcol
                      kind, p->tag, blocks);
     }
     free(front);
+    dense_line(&plot, t, p, &ylo, &yhi);
     char name[128], title[1024];
     snprintf(name, sizeof name, "%s_%s", kind, p->tag);
     fl_bprintf(title, sizeof title, 0, "%s against perplexity, %s (every ok cell; all criteria)", what, p->label);
@@ -284,6 +297,7 @@ static int bars(ctx *c, const fl_panel *p) {
         }
         fl_sb_puts(&dat, "\n");
     }
+    dense_line(&plot, t, p, &lo, &hi);
     char name[128], title[1024];
     snprintf(name, sizeof name, "bars_%s", p->tag);
     fl_bprintf(title, sizeof title, 0, "Perplexity by criterion and reconstructor, %s (mean over seeds, error bar ± std)", p->label);
@@ -303,6 +317,7 @@ static int bars(ctx *c, const fl_panel *p) {
         fl_sb_printf(&gp, "%s '%s.dat' using %d:%d%s lc rgb '%s' title columnheader(%d)", j ? ", \\\n    " : "plot", name,
                      2 + 2 * j, 3 + 2 * j, j ? "" : ":xtic(1)", colour(c, recs.v[used[j]]), 2 + 2 * j);
     }
+    fl_sb_puts(&gp, fl_sb_str(&plot));
     gp_end(&gp, name);
     int rc = emit(c, name, title, &dat, &gp);
     fl_sb_free(&dat); fl_sb_free(&gp); fl_sb_free(&plot);

@@ -33,14 +33,21 @@ int fl_sum_load(const char *csv, fl_table *t) {
     if (fl_table_read(csv, t) != 0) return -1;
     /* tuning sub-cells (role tune) chose a final row's settings on a
      * validation split: the plots and the report show final rows only */
-    int w = 0;
+    /* the dense references (role dense) go after them, t->nref of them */
+    int w = 0, nd = 0;
+    char ***dense = malloc(sizeof *dense * (size_t)(t->nrows ? t->nrows : 1));
+    if (!dense) { fl_table_free(t); return fl_err("%s: out of memory", csv); }
     for (int r = 0; r < t->nrows; r++) {
         if (fl_row_final(t, r)) { t->rows[w++] = t->rows[r]; continue; }
+        if (!strcmp(fl_table_get(t, r, "role"), "dense")) { dense[nd++] = t->rows[r]; continue; }
         for (int c = 0; c < FL_RESULT_NCOLS; c++) free(t->rows[r][c]);
         free(t->rows[r]);
     }
+    for (int k = 0; k < nd; k++) t->rows[w + k] = dense[k];
+    free(dense);
     t->nrows = w;
-    for (int r = 0; r < t->nrows; r++)
+    t->nref = nd;
+    for (int r = 0; r < t->nrows + t->nref; r++)
         for (int c = 0; c < FL_RESULT_NCOLS; c++) fl_sum_clean(t->rows[r][c]);
     for (int r = 0; r < t->nrows; r++)
         if (fl_sum_ok(t, r)) return 0;
@@ -51,6 +58,26 @@ int fl_sum_load(const char *csv, fl_table *t) {
 }
 
 int fl_sum_ok(const fl_table *t, int r) { return !strcmp(fl_table_get(t, r, "status"), "ok"); }
+
+/* ---- the dense references ------------------------------------------------ */
+
+int fl_sum_dense_row(const fl_table *t, const char *model, const char *eval_set, const char *windows) {
+    for (int r = t->nrows; r < t->nrows + t->nref; r++)
+        if (fl_sum_ok(t, r) && !strcmp(fl_table_get(t, r, "model"), model) && !strcmp(fl_table_get(t, r, "eval_set"), eval_set) &&
+            !strcmp(fl_table_get(t, r, "eval_windows"), windows))
+            return r;
+    return -1;
+}
+
+double fl_panel_dense(const fl_table *t, const fl_panel *p, const char *col) {
+    /* the first ok row of the panel says how its perplexities were measured */
+    for (int r = 0; r < t->nrows; r++) {
+        if (!fl_sum_ok(t, r) || !fl_in_panel(t, r, p)) continue;
+        int d = fl_sum_dense_row(t, fl_table_get(t, r, "model"), fl_table_get(t, r, "eval_set"), fl_table_get(t, r, "eval_windows"));
+        return d < 0 ? NAN : fl_table_num(t, d, col);
+    }
+    return NAN;
+}
 
 /* ---- orders ------------------------------------------------------------- */
 

@@ -7,7 +7,8 @@
 #include "harness/results.h"
 
 /* Reads CSV with fl_table_read and keeps its final rows (fl_row_final:
- * tuning sub-cells are dropped). Unlike fl_table_read, a missing file, and
+ * tuning sub-cells are dropped; the dense references are kept apart, after
+ * them: t->nref rows from t->rows[t->nrows], see fl_sum_dense_row). Unlike fl_table_read, a missing file, and
  * a file without a single final row of status "ok", are errors (one line
  * naming CSV): there is nothing to plot or report. */
 int fl_sum_load(const char *csv, fl_table *t);
@@ -47,6 +48,14 @@ typedef struct {
 int fl_panels(const fl_table *t, fl_panel **out);
 /* Row r belongs to panel p (any panel when p is NULL). */
 int fl_in_panel(const fl_table *t, int r, const fl_panel *p);
+
+/* The dense reference (role dense) measured as a row with this model,
+ * eval_set and eval_windows was (ok rows only): its row index among
+ * t->rows[nrows .. nrows + nref), or -1. */
+int fl_sum_dense_row(const fl_table *t, const char *model, const char *eval_set, const char *windows);
+/* COL (ppl, ppl_sotu_test, ...) of the dense reference of panel p's rows
+ * (as its first ok row was evaluated), or NAN without one. */
+double fl_panel_dense(const fl_table *t, const fl_panel *p, const char *col);
 
 typedef struct {
     double mean, std;   /* std: sample standard deviation (n-1); NAN when n < 2 */

@@ -135,6 +135,28 @@ static void doc_row(doc *d, int n, char *const *cells) {
 /* A plot: Markdown links the files in plots/; HTML carries the SVG itself
  * as a data: URI (an <img> keeps each SVG's ids to itself, which inlined
  * <svg> elements from one gnuplot would not: they all define gpPt0...). */
+/* The SVG of plot NAME in OUT_DIR/plots as a data: URI appended to B (the
+ * report is one self-contained file). */
+static int svg_uri(fl_sbuf *b, const char *out_dir, const char *name) {
+    char path[4400];
+    snprintf(path, sizeof path, "%.4000s/plots/%.128s.svg", out_dir, name);
+    FILE *f = fopen(path, "rb");
+    if (!f) return fl_err("%s: cannot read the plot just drawn", path);
+    fl_sbuf svg = { 0 };
+    char buf[65536];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, f)) > 0) fl_sb_putn(&svg, buf, n);
+    int bad = ferror(f);
+    fclose(f);
+    if (bad || !svg.len) { fl_sb_free(&svg); return fl_err("%s: cannot read the plot just drawn", path); }
+    unsigned char *b64 = malloc(4 * ((svg.len + 2) / 3) + 1);
+    EVP_EncodeBlock(b64, (const unsigned char *)svg.s, (int)svg.len);
+    fl_sb_printf(b, "data:image/svg+xml;base64,%s", (const char *)b64);
+    free(b64);
+    fl_sb_free(&svg);
+    return 0;
+}
+
 static int doc_plot(doc *d, const char *out_dir, const fl_plot *p, int draw) {
     doc_close(d);
     /* the name is made of file-safe characters only (summary.c) */
@@ -149,26 +171,48 @@ static int doc_plot(doc *d, const char *out_dir, const fl_plot *p, int draw) {
         fl_sb_puts(&d->html, "</figcaption></figure>\n");
         return 0;
     }
-    char path[4400];
-    snprintf(path, sizeof path, "%.4000s/plots/%.128s.svg", out_dir, p->name);
-    FILE *f = fopen(path, "rb");
-    if (!f) return fl_err("%s: cannot read the plot just drawn", path);
-    fl_sbuf svg = { 0 };
-    char buf[65536];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof buf, f)) > 0) fl_sb_putn(&svg, buf, n);
-    int bad = ferror(f);
-    fclose(f);
-    if (bad || !svg.len) { fl_sb_free(&svg); return fl_err("%s: cannot read the plot just drawn", path); }
-    unsigned char *b64 = malloc(4 * ((svg.len + 2) / 3) + 1);
-    EVP_EncodeBlock(b64, (const unsigned char *)svg.s, (int)svg.len);
-    fl_sb_puts(&d->html, "<figure><img alt=\"");
+    fl_sbuf uri = { 0 };
+    if (svg_uri(&uri, out_dir, p->name) != 0) { fl_sb_free(&uri); return -1; }
+    fl_sb_printf(&d->html, "<figure id=\"plot-%s\"><img alt=\"", p->name);
     html_text(&d->html, p->title);
-    fl_sb_printf(&d->html, "\" src=\"data:image/svg+xml;base64,%s\"><figcaption>", (const char *)b64);
+    fl_sb_printf(&d->html, "\" src=\"%s\"><figcaption>", fl_sb_str(&uri));
     html_text(&d->html, p->title);
     fl_sb_puts(&d->html, "</figcaption></figure>\n");
-    free(b64);
-    fl_sb_free(&svg);
+    fl_sb_free(&uri);
+    return 0;
+}
+
+/* The summary's figures: for each claim the first plot whose name starts
+ * with its prefix, side by side and small (class thumb), so the summary
+ * still fits one screen; each links to its full figure under Plots. */
+static int doc_thumbs(doc *d, const char *out_dir, const fl_plot_list *pl, const char *const *prefix,
+                      const char *const *claim, int n, int draw) {
+    doc_close(d);
+    int any = 0;
+    for (int k = 0; k < n; k++) {
+        const fl_plot *p = NULL;
+        for (int i = 0; i < pl->n && !p; i++)
+            if (!strncmp(pl->v[i].name, prefix[k], strlen(prefix[k]))) p = &pl->v[i];
+        if (!p) continue;
+        fl_sb_printf(&d->md, "%s![%s: ", any ? " " : "", claim[k]);
+        md_text(&d->md, p->title, 0);
+        fl_sb_printf(&d->md, "](plots/%s.svg)", p->name);
+        if (!draw) { any = 1; continue; }
+        fl_sbuf uri = { 0 };
+        if (svg_uri(&uri, out_dir, p->name) != 0) { fl_sb_free(&uri); return -1; }
+        fl_sb_printf(&d->html, "%s<figure><a href=\"#plot-%s\"><img class=\"thumb\" alt=\"", any ? "" : "<div class=\"thumbs\">",
+                     p->name);
+        html_text(&d->html, p->title);
+        fl_sb_printf(&d->html, "\" src=\"%s\"></a><figcaption>%s: ", fl_sb_str(&uri), claim[k]);
+        html_text(&d->html, p->title);
+        fl_sb_puts(&d->html, "</figcaption></figure>");
+        fl_sb_free(&uri);
+        any = 1;
+    }
+    if (any) {
+        fl_sb_puts(&d->md, "\n\n");
+        if (draw) fl_sb_puts(&d->html, "</div>\n");
+    }
     return 0;
 }
 
@@ -666,9 +710,12 @@ static int any_cfg(const ctx *x, int (*kind)(const char *)) {
     return 0;
 }
 
-static void heading_of(char *h, size_t n, const char *crit, const fl_panel *p) {
-    if (crit) fl_bprintf(h, n, 0, "%s, %s", crit, p->label);
-    else fl_bprintf(h, n, 0, "%s", p->label);
+/* "Wanda, sparsity 0.5 (dense model 94.52)": a panel's heading carries the
+ * reference every perplexity under it is read against (issue 19). */
+static void heading_of(char *h, size_t n, const fl_table *t, const char *crit, const fl_panel *p) {
+    size_t k = crit ? fl_bprintf(h, n, 0, "%s, %s", crit, p->label) : fl_bprintf(h, n, 0, "%s", p->label);
+    double dn = fl_panel_dense(t, p, "ppl");
+    if (isfinite(dn)) fl_bprintf(h, n, k, " (dense model %.2f)", dn);
     h[0] = (char)toupper((unsigned char)h[0]);
 }
 
@@ -720,7 +767,7 @@ static claim claim1(doc *d, const ctx *x) {
     for (int i = 0; i < x->np && has_local && has_rt; i++) {
         const fl_panel *p = &x->ps[i];
         char h[700];
-        heading_of(h, sizeof h, NULL, p);
+        heading_of(h, sizeof h, x->t, NULL, p);
         doc_h(d, 3, h);
         int rows = 0;
         for (int k = 0; k < x->crits.n; k++) {
@@ -814,7 +861,7 @@ static claim claim2(doc *d, const ctx *x) {
             for (int j = 0; j < x->nc; j++) nn += (is_local(x->c[j].rec)) && cstat(x, p, crit, &x->c[j], "ppl").n;
             if (b < 0 && !nn) continue;
             char h[700];
-            heading_of(h, sizeof h, crit, p);
+            heading_of(h, sizeof h, x->t, crit, p);
             doc_h(d, 3, h);
             const char *hdr[7] = { "reconstructor", "ppl (95%, n)", "− best nonlinear (95%, n)", "verdict",
                                    "recovery peak (MB)", "working set (MB)", "drift at last block" };
@@ -946,7 +993,7 @@ static claim claim3(doc *d, const ctx *x) {
         int c0 = best_crit(x, p, is_none, &c0c, &s0), c1 = best_crit(x, p, is_local, &c1c, &s1);
         if (c0 < 0 || c1 < 0) continue;
         char h[700], params[128];
-        heading_of(h, sizeof h, NULL, p);
+        heading_of(h, sizeof h, x->t, NULL, p);
         doc_h(d, 3, h);
         model_params(params, sizeof params, p->model);
         if (several) doc_p(d, "Model `%s`: %s parameters.", p->model, params);
@@ -1027,7 +1074,8 @@ static void ppl_tables(doc *d, const fl_table *t, const fl_panel *ps, int np, co
     joined(ev, sizeof ev, t, "eval_set", 0);
     doc_p(d, "Perplexity on %s: mean ± the 95%% Student-t half-width of that mean over seeds, t(0.975, n − 1) · sd / √n "
              "(number of seeds); a single seed shows its value and (1). Best mean per criterion in bold. Failed cells "
-             "are left out. Dense model: %s.", ev, dense);
+             "are left out. The first row of each table, in italics, is the dense model (nothing pruned) on the same "
+             "windows, where the results have its reference row. Dense model: %s.", ev, dense);
     fl_names crits, recs;
     fl_names_of(t, "criterion", 0, &crits);
     fl_names_of(t, "reconstruct", 0, &recs);
@@ -1041,6 +1089,12 @@ static void ppl_tables(doc *d, const fl_table *t, const fl_panel *ps, int np, co
         snprintf(row[0], 256, "reconstructor");
         for (int c = 0; c < crits.n; c++) snprintf(row[c + 1], 256, "%s", crits.v[c]);
         doc_row(d, crits.n + 1, row);
+        double dn = fl_panel_dense(t, &ps[i], "ppl");
+        if (isfinite(dn)) {   /* the reference: the same unpruned model under every criterion */
+            snprintf(row[0], 256, "*dense model*");
+            for (int c = 0; c < crits.n; c++) snprintf(row[c + 1], 256, "*%.2f*", dn);
+            doc_row(d, crits.n + 1, row);
+        }
         for (int k = 0; k < recs.n; k++) {
             if (!fl_stat_of(t, &ps[i], NULL, recs.v[k], "ppl").n) continue;
             snprintf(row[0], 256, "%s", recs.v[k]);
@@ -1085,6 +1139,72 @@ static void ppl_tables(doc *d, const fl_table *t, const fl_panel *ps, int np, co
     fl_names_free(&recs);
 }
 
+/* ---- zero-shot accuracy beside perplexity (eval-task) ----------------------------- */
+
+/* Per panel, one row per (criterion, reconstructor) with its perplexity,
+ * the acc (or acc_norm) of every task some final row has, and acc_mean;
+ * nothing when no cell ran an eval-task. */
+static void acc_tables(doc *d, const fl_table *t, const fl_panel *ps, int np) {
+    const char *cols[64];
+    int nc = 0;
+    for (int i = 0; i < FL_RESULT_NCOLS && nc < 62; i++) {
+        const char *c = FL_RESULT_COLS[i];
+        if (strncmp(c, "acc_", 4) || !strcmp(c, "acc_mean")) continue;
+        for (int r = 0; r < t->nrows; r++)
+            if (fl_row_final(t, r) && isfinite(fl_table_num(t, r, c))) { cols[nc++] = c; break; }
+    }
+    if (!nc) return;
+    cols[nc++] = "acc_mean";
+    doc_h(d, 2, "Zero-shot accuracy");
+    doc_p(d, "Accuracy of the `eval-task` tasks (`freelunch eval --task`, scored as lm-evaluation-harness scores "
+             "them: `acc` the argmax of the choices' log-likelihoods, `acc_norm` of log-likelihood / characters), "
+             "beside the perplexity of the same cells: mean ± the 95%% Student-t half-width over seeds (number of "
+             "seeds). `acc_mean` is the mean acc over the tasks a cell ran. Higher is better; the best mean of each "
+             "column in bold.");
+    fl_names crits, recs;
+    fl_names_of(t, "criterion", 0, &crits);
+    fl_names_of(t, "reconstruct", 0, &recs);
+    int w = nc + 3;
+    char **row = malloc(sizeof(char *) * (size_t)w);
+    for (int c = 0; c < w; c++) row[c] = malloc(256);
+    for (int i = 0; i < np; i++) {
+        char h[600];
+        snprintf(h, sizeof h, "%s", ps[i].label);
+        h[0] = (char)toupper((unsigned char)h[0]);
+        doc_h(d, 3, h);
+        snprintf(row[0], 256, "criterion");
+        snprintf(row[1], 256, "reconstructor");
+        snprintf(row[2], 256, "ppl");
+        for (int c = 0; c < nc; c++) snprintf(row[c + 3], 256, "`%s`", cols[c]);
+        doc_row(d, w, row);
+        for (int a = 0; a < crits.n; a++)
+            for (int k = 0; k < recs.n; k++) {
+                fl_stat m = fl_stat_of(t, &ps[i], crits.v[a], recs.v[k], "acc_mean");
+                if (!m.n) continue;
+                snprintf(row[0], 256, "%s", crits.v[a]);
+                snprintf(row[1], 256, "%s", recs.v[k]);
+                fmt_ci(row[2], 256, fl_stat_of(t, &ps[i], crits.v[a], recs.v[k], "ppl"));
+                for (int c = 0; c < nc; c++) {
+                    fl_stat s = fl_stat_of(t, &ps[i], crits.v[a], recs.v[k], cols[c]);
+                    int best = s.n > 0;
+                    for (int a2 = 0; a2 < crits.n && best; a2++)
+                        for (int k2 = 0; k2 < recs.n && best; k2++) {
+                            fl_stat o = fl_stat_of(t, &ps[i], crits.v[a2], recs.v[k2], cols[c]);
+                            best = !(o.n && o.mean > s.mean);
+                        }
+                    char cell[128];
+                    fmt_ci(cell, sizeof cell, s);
+                    snprintf(row[c + 3], 256, best ? "**%s**" : "%s", cell);
+                }
+                doc_row(d, w, row);
+            }
+    }
+    for (int c = 0; c < w; c++) free(row[c]);
+    free(row);
+    fl_names_free(&crits);
+    fl_names_free(&recs);
+}
+
 /* ---- failed cells and the whole report ----------------------------------------- */
 
 static void failures(doc *d, const fl_table *t) {
@@ -1108,6 +1228,8 @@ static const char *HTML_HEAD =
     "th, td { border: 1px solid #bbb; padding: 0.25em 0.6em; text-align: left; }\n"
     "code { background: #f3f3f3; padding: 0 0.2em; }\n"
     "figure { margin: 1.5em 0; } img { max-width: 100%; height: auto; }\n"
+    ".thumbs { display: flex; gap: 1em; } .thumbs figure { flex: 1; margin: 0.5em 0; min-width: 0; }\n"
+    ".thumbs figcaption { font-size: 0.8em; }\n"
     "figcaption { font-style: italic; }\n</style>\n</head>\n<body>\n";
 
 /* "Figures (in Plots below): `peak_s0.5`, `peak_s2-4`." for the plots whose
@@ -1119,6 +1241,27 @@ static void figures(char *out, size_t n, const fl_plot_list *pl, const char *pre
         if (!strncmp(pl->v[i].name, prefix, strlen(prefix)))
             len = fl_bprintf(out, n, len, "%s`%s`", len ? ", " : "Figures (in Plots below): ", pl->v[i].name);
     if (len) fl_bprintf(out, n, len, ".");
+}
+
+/* The dense references (role dense rows) measured on the evaluation sets,
+ * put before what SETUP found in the models' freelunch.json (their
+ * validation perplexity); without any, that is all there is, and it says so. */
+static void dense_refs(const fl_table *t, char *dense, size_t dn) {
+    char refs[2048] = "";
+    size_t k = 0;
+    for (int r = t->nrows; r < t->nrows + t->nref; r++) {
+        if (!fl_sum_ok(t, r)) continue;
+        const char *m = fl_table_get(t, r, "model"), *base = strrchr(m, '/'), *w = fl_table_get(t, r, "eval_windows");
+        base = base && base[1] ? base + 1 : m;
+        k = fl_bprintf(refs, sizeof refs, k, "%s`%.200s` **%.2f** on %s (%s%s, the dense reference row of the results)",
+                       k ? "; " : "", base, fl_table_num(t, r, "ppl"), fl_table_get(t, r, "eval_set"), *w ? w : "every",
+                       *w ? " windows" : " window");
+    }
+    char rest[2048];
+    snprintf(rest, sizeof rest, "%s", dense);
+    if (k) fl_bprintf(dense, dn, 0, "%s; pretraining's own record: %s", refs, rest);
+    else fl_bprintf(dense, dn, 0, "%s; no dense reference row in the results (a study before they were measured): the tables "
+                             "and plots carry no dense line", rest);
 }
 
 int fl_report_build(const fl_table *t, const char *results_csv, const char *out_dir, int draw) {
@@ -1136,6 +1279,7 @@ int fl_report_build(const fl_table *t, const char *results_csv, const char *out_
     char dense[2048] = "";
     setup(&body, t, results_csv, dense, sizeof dense);
     if (!dense[0]) snprintf(dense, sizeof dense, "unknown (no model directory named in the results)");
+    dense_refs(t, dense, sizeof dense);
     fl_panel *ps;
     int np = fl_panels(t, &ps);
     ctx x;
@@ -1156,12 +1300,19 @@ int fl_report_build(const fl_table *t, const char *results_csv, const char *out_
     doc_li(&d, "**Claim 3 — with reconstruction, simple criteria close the gap** to the best: %s. %s", c3.s, f3);
     doc_p(&d, "Comparisons are paired over seeds with 95%% Student-t intervals (\"How configurations are compared\" "
               "below); each claim's section gives its rule and the tables behind its verdict.");
+    static const char *const TPRE[] = { "time_", "peak_", "bars_" }, *const TCLAIM[] = { "Claim 1", "Claim 2", "Claim 3" };
+    if (doc_thumbs(&d, out_dir, &plots, TPRE, TCLAIM, 3, draw) != 0) {
+        fl_sb_free(&d.md); fl_sb_free(&d.html); fl_sb_free(&body.md); fl_sb_free(&body.html);
+        ctx_free(&x); free(ps); fl_plot_list_free(&plots);
+        return -1;
+    }
     doc_close(&d);
     fl_sb_putn(&d.md, fl_sb_str(&body.md), body.md.len);
     fl_sb_putn(&d.html, fl_sb_str(&body.html), body.html.len);
     fl_sb_free(&body.md);
     fl_sb_free(&body.html);
     ppl_tables(&d, t, ps, np, dense);
+    acc_tables(&d, t, ps, np);
     ctx_free(&x);
     free(ps);
     doc_h(&d, 2, "Plots");

@@ -69,6 +69,8 @@ expect 1 "context" "calibration seqlen beyond the context" "$FL" prune --model "
 # numbers: decimal only, range-checked (the grid's check is the same parser)
 expect 2 "seed.*'1e3' is not an integer" "prune --seed 1e3" "$FL" prune --model "$M" --criterion wanda --sparsity 0.5 --seed 1e3 --calib "$T/d/train.bin" --out "$T/p"
 expect 2 "epochs.*'0x10' is not an integer" "prune --epochs 0x10" "$FL" prune --model "$M" --criterion wanda --sparsity 0.5 --epochs 0x10 --calib "$T/d/train.bin" --out "$T/p"
+expect 2 "give --lr-scale or --lr, not both" "prune --lr with --lr-scale" "$FL" prune --model "$M" --criterion wanda --sparsity 0.5 --lr 1e-3 --lr-scale 3 --calib "$T/d/train.bin" --out "$T/p"
+expect 2 "lr-scale.*-1" "prune --lr-scale -1" "$FL" prune --model "$M" --criterion wanda --sparsity 0.5 --lr-scale -1 --calib "$T/d/train.bin" --out "$T/p"
 expect 2 "lr.*'1e300' is not a number" "prune --lr 1e300" "$FL" prune --model "$M" --criterion wanda --sparsity 0.5 --lr 1e300 --calib "$T/d/train.bin" --out "$T/p"
 expect 2 "retrain-samples.*'0' is not an integer" "prune --retrain-samples 0" "$FL" prune --model "$M" --criterion wanda --sparsity 0.5 --reconstruct retrain:full --retrain-samples 0 --calib "$T/d/train.bin" --out "$T/p"
 expect 2 "retrain-samples.*'2.5' is not an integer" "prune --retrain-samples 2.5" "$FL" prune --model "$M" --criterion wanda --sparsity 0.5 --reconstruct retrain:full --retrain-samples 2.5 --calib "$T/d/train.bin" --out "$T/p"

@@ -5,9 +5,15 @@
 # Prints TAP-style lines.
 . "$(dirname "$0")/clilib.sh"
 # data rows of a results.csv (every row starts with its quoted cell id; a
-# quoted multi-line message does not)
-rows() { grep -c '^"[0-9a-f]\{12\}"' "$1" 2>/dev/null || echo 0; }
-col() { /usr/bin/python3 -c "import csv,sys,signal; signal.signal(signal.SIGPIPE, signal.SIG_DFL); [print(r[sys.argv[2]]) for r in csv.DictReader(open(sys.argv[1]))]" "$1" "$2"; }
+# multi-line message does not); the dense reference rows (role dense,
+# one per model and evaluation, run before the cells) are not cells: rows and
+# col leave them out, dcol reads them alone
+rows() { /usr/bin/python3 -c "import csv,sys
+try: print(sum(r.get('role') != 'dense' for r in csv.DictReader(open(sys.argv[1]))))
+except Exception: print(0)" "$1"; }
+col() { /usr/bin/python3 -c "import csv,sys,signal; signal.signal(signal.SIGPIPE, signal.SIG_DFL); [print(r[sys.argv[2]]) for r in csv.DictReader(open(sys.argv[1])) if r.get('role') != 'dense']" "$1" "$2"; }
+dcol() { /usr/bin/python3 -c "import csv,sys,signal; signal.signal(signal.SIGPIPE, signal.SIG_DFL); [print(r[sys.argv[2]]) for r in csv.DictReader(open(sys.argv[1])) if r.get('role') == 'dense']" "$1" "$2"; }
+cells() { ls "$1" | grep -vc '^dense-'; }
 
 "$FL" pretrain --preset micro --steps 30 --threads 2 --out "$T/m" >"$T/m.log" 2>&1 && ok "micro base model" || { notok "micro base model: $(tail -1 "$T/m.log")"; exit 1; }
 
@@ -58,12 +64,43 @@ check "a study refuses to resume on rows without mask_sha256" "[ $? -ne 0 ] && g
 check "every row has its masks' SHA-256 and the default prune stream" \
   "[ \$(col '$T/out/results.csv' mask_sha256 | grep -cx '[0-9a-f]\{64\}') -eq 6 ] && [ \"\$(col '$T/out/results.csv' prune_stream | sort -u)\" = sparse ]"
 check "each cell keeps freelunch.json, calib.bin and its log, no model" \
-  "[ \$(ls '$T/out/cells' | wc -l) -eq 6 ] && [ \$(ls '$T/out'/cells/*/freelunch.json | wc -l) -eq 6 ] && [ \$(ls '$T/out'/cells/*/calib.bin | wc -l) -eq 6 ] && ! ls '$T/out'/cells/*/model.safetensors >/dev/null 2>&1"
+  "[ \$(cells '$T/out/cells') -eq 6 ] && [ \$(ls '$T/out'/cells/*/freelunch.json | wc -l) -eq 6 ] && [ \$(ls '$T/out'/cells/*/calib.bin | wc -l) -eq 6 ] && ! ls '$T/out'/cells/*/model.safetensors >/dev/null 2>&1"
 check "the grid as run is saved" "grep -q 'reconstruct = none, sublayer, block' '$T/out/grid.ini'"
 check "progress shows cells done of total and an ETA" "grep -q '^\[6/6\] done' '$T/run.log' && grep -q ETA '$T/run.log'"
 check "plots drawn (PNG and SVG)" "[ \$(ls '$T/out'/plots/*.png | wc -l) -ge 5 ] && [ \$(ls '$T/out'/plots/*.svg | wc -l) -ge 5 ] && head -c 8 '$T/out/plots/mem_s0.5.png' | grep -q PNG"
 check "report.md has the perplexity table and the verdicts" "grep -q '^## Perplexity' '$T/out/report.md' && grep -q '^## Claim 1' '$T/out/report.md' && grep -q '^- \*\*Claim 3' '$T/out/report.md' && grep -q '| sublayer |' '$T/out/report.md'"
 check "report.html embeds its plots" "grep -q 'data:image/svg+xml;base64' '$T/out/report.html' && ! grep -q 'src=\"plots/' '$T/out/report.html'"
+check "one dense reference row, run first, ok, named in the dry run" \
+  "[ \$(dcol '$T/out/results.csv' status) = ok ] && [ \$(dcol '$T/out/results.csv' criterion) = dense ] && grep -q '^plus 1 dense reference' '$T/dry.log' && grep -q '^\[dense\] the unpruned model: ppl' '$T/run.log'"
+"$FL" eval --model "$T/m" --split sotu-test --max-windows 2 --batch 4 --json >"$T/dense.json" 2>"$T/dense.err"
+dp=$(/usr/bin/python3 -c "import json,sys; print('%.6f' % json.load(open(sys.argv[1]))['ppl'])" "$T/dense.json" 2>/dev/null)
+check "the dense row's ppl is freelunch eval's on the same windows ($dp)" \
+  "[ -n '$dp' ] && /usr/bin/python3 -c \"import sys; sys.exit(abs(float('\$(dcol '$T/out/results.csv' ppl)') - float('$dp')) > 1e-4 * float('$dp'))\""
+check "every perplexity table and plot carries the dense model" \
+  "grep -q '^| \*dense model\* |' '$T/out/report.md' && grep -q '(dense model [0-9.]*)' '$T/out/report.md' && grep -q 'dense reference row of the results' '$T/out/report.md' && grep -q \"title 'dense model (\" '$T/out/plots/bars_s0.5.gp' && grep -q \"title 'dense model (\" '$T/out/plots/mem_s0.5.gp'"
+# report.html in a real browser: Debian's headless Chromium (make deps) driven
+# by playwright-core (npm-installed once into the cache, staged then renamed);
+# the full-page screenshot stays in the study directory as an artefact
+PW_VERSION=1.65.1
+pw="${FL_CACHE:-$HOME/.cache/freelunch}/node-browser"
+if [ ! -f "$pw/node_modules/playwright-core/package.json" ]; then
+  st="$pw.stage.$$"; rm -rf "$st"; mkdir -p "$st"
+  npm install --prefix "$st" --no-audit --no-fund --silent "playwright-core@$PW_VERSION" >"$T/npm.log" 2>&1 && rm -rf "$pw" && mv "$st" "$pw" \
+    || { rm -rf "$st"; cat "$T/npm.log"; }
+fi
+cp tests/oracle/report_browser.mjs "$pw/report_browser.mjs" 2>/dev/null
+node "$pw/report_browser.mjs" "$(cd "$T/out" && pwd)/report.html" "$T/out/report.png" >"$T/browser.json" 2>"$T/browser.err"
+check "headless Chromium renders report.html ($(head -c 300 "$T/browser.err"))" "[ -s '$T/browser.json' ]"
+bq() { /usr/bin/python3 -c "import json,sys; print(eval(sys.argv[2], json.load(open(sys.argv[1]))))" "$T/browser.json" "$1" 2>/dev/null; }
+nsvg=$(ls "$T/out"/plots/*.svg | wc -l)
+check "in the browser every plot is an embedded image that decodes ($(bq 'f\"{decoded}/{images} of {figures} figures\"') for $nsvg SVGs)" \
+  "[ \"\$(bq 'images == decoded == embedded == figures')\" = True ] && [ \"\$(bq 'images - thumbs')\" -eq $nsvg ]"
+check "the summary shows one figure per claim ($(bq 'f\"{thumbs_in_summary} of {thumbs}\"'))" "[ \"\$(bq 'thumbs == thumbs_in_summary == 3')\" = True ]"
+check "the page opens with the Summary, one screen long, naming the dense model and the three claims" \
+  "[ \"\$(bq 'h2[0]')\" = Summary ] && [ \"\$(bq '0 <= summary_top and 0 < summary_height and summary_top + summary_height <= viewport')\" = True ] && [ \"\$(bq \"all(w in summary_text for w in ('Dense model', 'Claim 1', 'Claim 2', 'Claim 3'))\")\" = True ]"
+check "no script error, nothing wider than the page, a full-page screenshot saved" \
+  "[ \"\$(bq 'errors == [] and width <= 1280')\" = True ] && head -c 8 '$T/out/report.png' | grep -q PNG && [ \$(wc -c <'$T/out/report.png') -gt 50000 ]"
+check "the dense row is on no Pareto front" "[ -z \"\$(dcol '$T/out/results.csv' pareto_mem)\" ]"
 check "Pareto flags set on ok rows" "[ \$(col '$T/out/results.csv' pareto_mem | grep -c '^[01]\$') -eq 6 ]"
 
 # again: nothing to do, nothing written twice
@@ -107,6 +144,13 @@ check "resume ran only the missing cells" "grep -q \"$r1 done before, $((8 - r1)
 check "every cell exactly once" "[ $(rows "$T/nested/k/results.csv") -eq 8 ] && [ \$(col '$T/nested/k/results.csv' cell_id | sort -u | wc -l) -eq 8 ]"
 check "rows written before the kill are kept as they were" \
   "[ \"\$(col '$T/k1.csv' finished_at)\" = \"\$(col '$T/nested/k/results.csv' finished_at | head -$r1)\" ]"
+
+# lr-scale multiplies the preset's learning rate (the default study tunes it)
+"$FL" prune --model "$T/m" --criterion wanda --sparsity 0.5 --reconstruct sublayer --calib-samples 4 --eval sotu-test --eval-windows 2 --no-model --out "$T/lr1" >/dev/null 2>&1
+"$FL" prune --model "$T/m" --criterion wanda --sparsity 0.5 --reconstruct sublayer --calib-samples 4 --eval sotu-test --eval-windows 2 --lr-scale 3 --no-model --out "$T/lr3" >/dev/null 2>&1
+check "--lr-scale 3 trains with three times the preset's learning rate, recorded" "/usr/bin/python3 -c \"
+import json,sys; a=json.load(open('$T/lr1/freelunch.json'))['cell']; b=json.load(open('$T/lr3/freelunch.json'))['cell']
+sys.exit(not (abs(b['lr'] / a['lr'] - 3) < 1e-6 and b['lr_scale'] == 3 and 'lr_scale' not in a))\""
 
 # [tune]: each cell that trains runs one sub-cell per learning rate, scored
 # on sotu-val only, then its final cell with the best; none runs once
@@ -177,7 +221,7 @@ check "the same rows as the uninterrupted study" \
 # every sub-cell diverges: the final is a failed row that says so, and nothing runs it
 "$FL" study --grid "$T/tune.ini" --out "$T/tdiv" --set criterion=wanda --set reconstruct=sublayer --set lr=1e12,1e13 >"$T/tdiv.log" 2>&1
 check "a final whose sub-cells all failed is an error row naming them, without a run" \
-  "[ $? -eq 0 ] && [ \"\$(col '$T/tdiv/results.csv' role | tr '\n' ' ')\" = 'tune tune final ' ] && [ \"\$(col '$T/tdiv/results.csv' status | tr '\n' ' ')\" = 'diverged diverged error ' ] && col '$T/tdiv/results.csv' message | grep -q 'tuning: none of its 2 sub-cells finished ok on sotu-val' && [ \$(ls '$T/tdiv/cells' | wc -l) -eq 2 ]"
+  "[ $? -eq 0 ] && [ \"\$(col '$T/tdiv/results.csv' role | tr '\n' ' ')\" = 'tune tune final ' ] && [ \"\$(col '$T/tdiv/results.csv' status | tr '\n' ' ')\" = 'diverged diverged error ' ] && col '$T/tdiv/results.csv' message | grep -q 'tuning: none of its 2 sub-cells finished ok on sotu-val' && [ \$(cells '$T/tdiv/cells') -eq 2 ]"
 # refusals: one line naming the grid file
 { cat "$T/tune.ini"; echo "select = sotu-test"; } >"$T/tbad1.ini"
 "$FL" study --grid "$T/tbad1.ini" --out "$T/bad" --dry-run >"$T/tb1.log" 2>&1; rc=$?
@@ -189,7 +233,7 @@ check "[tune] select that is an eval set: exit 1, one line" \
 
 # --keep-models keeps the pruned model, and it loads
 "$FL" study --grid "$T/grid.ini" --out "$T/keep" --set criterion=wanda --set reconstruct=none --keep-models >"$T/keep.log" 2>&1
-check "--keep-models keeps a model that loads" "\"$FL\" info --model \"\$(ls -d '$T/keep'/cells/*)\" >/dev/null 2>&1"
+check "--keep-models keeps a model that loads" "\"$FL\" info --model \"\$(ls -d '$T/keep'/cells/* | grep -v /dense-)\" >/dev/null 2>&1"
 
 # one runner per results directory
 "$FL" study --grid "$T/grid2.ini" --out "$T/lock" --set seed=0,1,2,3,4,5 >"$T/lock1.log" 2>&1 &

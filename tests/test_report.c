@@ -192,6 +192,9 @@ static void test_plots_and_report(void **state) {
     char *html = tu_read_all(path);
     char want[256], line[2048];
 
+    /* without a dense reference row there is no dense line, and it says so */
+    ASSERT_HAS(md, "no dense reference row in the results");
+    ASSERT_LACKS(md, "*dense model*");
     /* tables: mean ± std computed here */
     two_seeds(want, sizeof want, PPL[0][0][1]);
     ASSERT_HAS(md, want);
@@ -255,8 +258,17 @@ static void test_plots_and_report(void **state) {
         if (strncmp(p + 5, "data:image/svg+xml;base64,", 26)) fail_msg("external source: %.60s", p);
         imgs++;
     }
-    assert_int_equal(imgs, nn);
-    ASSERT_LACKS(html, "href=");
+    assert_int_equal(imgs, nn + 3);   /* and the summary's one small copy per claim */
+    int thumbs = 0;
+    for (const char *p = strstr(html, "class=\"thumb\""); p; p = strstr(p + 1, "class=\"thumb\"")) thumbs++;
+    assert_int_equal(thumbs, 3);
+    /* its only links: from a summary figure to its full size, in the page */
+    for (const char *p = strstr(html, "href=\""); p; p = strstr(p + 1, "href=\"")) {
+        char id[200];
+        if (strncmp(p + 6, "#plot-", 6)) fail_msg("a link out of the page: %.60s", p);
+        snprintf(id, sizeof id, "id=\"%.*s\"", (int)strcspn(p + 7, "\""), p + 7);
+        ASSERT_HAS(html, id);
+    }
     ASSERT_LACKS(html, "<link");
     ASSERT_LACKS(html, "url(");
     const char *b64 = strstr(html, "base64,") + 7;
@@ -292,6 +304,71 @@ static void test_one_seed_cannot_judge(void **state) {
     line_has(md, "- **Claim 1", "**not testable with this grid**: none of the 4 comparisons has an interval (one seed per cell");
     line_has(md, "- **Claim 3", "**not testable with this grid**: one seed per cell");
     free(md);
+    tu_rmrf(dir);
+}
+
+/* The dense references (role dense rows, cmd_study.c): the one measured
+ * as the panel's rows were (model, eval_set, eval_windows) is the first row
+ * of every perplexity table, in every panel heading and the summary, and a
+ * dashed line of every perplexity plot; one measured otherwise, or failed,
+ * is not; none of them is a cell, on a front, or in a verdict. */
+static void test_dense_reference(void **state) {
+    (void)state;
+    char dir[512], csv[600], path[1024];
+    tu_tmpdir(dir, sizeof dir);
+    make_results(dir, 2, csv, sizeof csv);
+    fl_table t;
+    assert_int_equal(fl_table_read(csv, &t), 0);
+    const int cells = t.nrows;
+    const char *model = fl_table_get(&t, 0, "model");
+    char m[700];
+    snprintf(m, sizeof m, "%s", model);
+    const struct { const char *id, *status, *windows; double ppl; } D[] = {
+        { "dense2", "ok", "40", 77.25 },     /* other windows: not theirs (first, so a match
+                                                that ignored the windows would take it) */
+        { "dense1", "ok", "", 18.5 },        /* as the cells were evaluated: every window */
+        { "dense3", "error", "", 66.5 },     /* failed: never drawn */
+    };
+    for (int i = 0; i < 3; i++) {
+        int r = add_cell(&t, D[i].id, D[i].status, m, "dense", "0", "", 0);
+        fl_table_set(&t, r, "role", "dense");
+        fl_table_set(&t, r, "seed", "");
+        fl_table_set(&t, r, "pattern", "");
+        fl_table_set(&t, r, "eval_set", "sotu-test");
+        fl_table_set(&t, r, "eval_windows", D[i].windows);
+        fl_table_setf(&t, r, "ppl", "%.17g", D[i].ppl);
+    }
+    fl_table_pareto(&t);
+    for (int r = cells; r < t.nrows; r++) assert_string_equal(fl_table_get(&t, r, "pareto_mem"), "");
+    assert_int_equal(fl_table_write(csv, &t), 0);
+    fl_table_free(&t);
+    assert_int_equal(fl_report_make(csv, dir), 0);
+    snprintf(path, sizeof path, "%s/report.md", dir);
+    char *md = tu_read_all(path);
+    ASSERT_HAS(md, "| *dense model* | *18.50* | *18.50* |");
+    ASSERT_HAS(md, "### Wanda, sparsity 0.5 (dense model 18.50)");
+    ASSERT_HAS(md, "### Sparsity 0.6 (dense model 18.50)");
+    line_has(md, "- **Dense model**", "**18.50** on sotu-test (every window, the dense reference row of the results)");
+    /* the summary lists every reference measured; the tables use their own */
+    line_has(md, "- **Dense model**", "**77.25** on sotu-test (40 windows");
+    for (const char *q = strstr(md, "77.25"); q; q = strstr(q + 1, "77.25")) {
+        const char *bol = q;
+        while (bol > md && bol[-1] != '\n') bol--;
+        if (!strncmp(bol, "|", 1) || !strncmp(bol, "#", 1) || strncmp(q, "77.25** on sotu-test (40 windows", 32))
+            fail_msg("the other windows' reference used in: %.200s", bol);
+    }
+    ASSERT_LACKS(md, "66.50");
+    char want[64];
+    snprintf(want, sizeof want, ", %d cells: %d ok", cells, cells - 1);   /* the references are not cells */
+    ASSERT_HAS(md, want);
+    free(md);
+    const char *plots[] = { "bars_s0.5", "bars_s0.6", "mem_s0.5", "peak_s0.6", "time_s0.5" };
+    for (int i = 0; i < 5; i++) {
+        snprintf(path, sizeof path, "%s/plots/%s.gp", dir, plots[i]);
+        char *gp = tu_read_all(path);
+        ASSERT_HAS(gp, "18.5 with lines dt 2 lw 2 lc rgb '#444444' title 'dense model (18.50)'");
+        free(gp);
+    }
     tu_rmrf(dir);
 }
 
@@ -364,6 +441,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_plots_and_report),
         cmocka_unit_test(test_one_seed_cannot_judge),
+        cmocka_unit_test(test_dense_reference),
         cmocka_unit_test(test_bad_input),
         cmocka_unit_test(test_gnuplot_missing),
     };

@@ -106,7 +106,7 @@ static void test_refusals(void **st) {
     assert_string_equal(fl_table_get(&t, 0, "retrain_samples"), "");
     for (int k = 0; k < 6; k++) assert_string_equal(fl_table_get(&t, 0, late[k]), "");
     assert_true(fl_row_final(&t, 0));
-    assert_true(fl_table_num(&t, 0, "pareto_time_all") == nold - 1);   /* the last column, in place */
+    assert_true(fl_table_num(&t, 0, FL_RESULT_COLS[FL_RESULT_NCOLS - 1]) == nold - 1);   /* the last column, in place */
     fl_table_free(&t);
     /* ... but not a column of ours out of place, nor one missing that is not late */
     f = fopen(path, "w");
@@ -978,6 +978,37 @@ static void test_settings_readme(void **st) {
     free(text);
 }
 
+/* A results.csv from before the zero-shot columns (eval_task_limit, acc_*,
+ * word_ppl_*) loads, those columns empty, the others in place. */
+static void test_old_header_zero_shot(void **st) {
+    (void)st;
+    char dir[256], path[300];
+    tu_tmpdir(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/old.csv", dir);
+    FILE *f = fopen(path, "w");
+    int nold = 0, last = -1;
+    for (int i = 0; i < FL_RESULT_NCOLS; i++) {
+        const char *c = FL_RESULT_COLS[i];
+        if (!strncmp(c, "acc_", 4) || !strncmp(c, "word_ppl_", 9) || !strcmp(c, "eval_task_limit")) continue;
+        fprintf(f, "%s%s", nold++ ? "," : "", c);
+        last = i;
+    }
+    fprintf(f, "\nabc123,ok");
+    for (int i = 2; i < nold; i++) fprintf(f, ",%d", i);
+    fprintf(f, "\n");
+    fclose(f);
+    fl_table t;
+    assert_int_equal(fl_table_read(path, &t), 0);
+    assert_int_equal(t.nrows, 1);
+    assert_string_equal(fl_table_get(&t, 0, "acc_mean"), "");
+    assert_string_equal(fl_table_get(&t, 0, "acc_norm_hellaswag"), "");
+    assert_string_equal(fl_table_get(&t, 0, "eval_task_limit"), "");
+    assert_true(fl_table_num(&t, 0, FL_RESULT_COLS[last]) == nold - 1);
+    assert_true(fl_table_num(&t, 0, "drift_data") > 0);   /* the column before eval_task_limit, in place */
+    fl_table_free(&t);
+    tu_rmrf(dir);
+}
+
 /* Default learning rates by reconstructor (presets.c's sweep). */
 static void test_preset_lr(void **st) {
     (void)st;
@@ -1001,7 +1032,7 @@ int main(void) {
         cmocka_unit_test(test_default_grid), cmocka_unit_test(test_preset_lr), cmocka_unit_test(test_settings_table),
         cmocka_unit_test(test_settings_readme), cmocka_unit_test(test_grid_cell_limit), cmocka_unit_test(test_grid_long_lines),
         cmocka_unit_test(test_numbers), cmocka_unit_test(test_grid_tune), cmocka_unit_test(test_grid_tune_errors),
-        cmocka_unit_test(test_tune_rows),
+        cmocka_unit_test(test_tune_rows), cmocka_unit_test(test_old_header_zero_shot),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
