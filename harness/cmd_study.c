@@ -18,6 +18,7 @@
 #include "grid.h"
 #include "results.h"
 #include "settings.h"
+#include "slurm.h"
 #include "profile.h"
 #include "presets.h"
 #include "version.h"
@@ -47,6 +48,8 @@
 static const char *STUDY_HELP =
     "usage: freelunch study [--grid FILE.ini] [--out DIR] [--jobs N] [--set key=value]... [--dry-run]\n"
     "                       [--keep-models] [--cache DIR] [--no-share] [--print-default-grid]\n"
+    "                       [--engine local|slurm] [--slurm-array-max P] [--slurm-opt ARG]...\n"
+    "                       [--slurm-poll SECONDS] [--detach] [--collect]\n"
     "Runs every cell of a Cartesian grid of `freelunch prune` settings, appends\n"
     "one row per cell to DIR/results.csv (columns: README.md), flags the Pareto\n"
     "fronts, then draws DIR/plots/ and writes DIR/report.md and DIR/report.html.\n"
@@ -73,7 +76,19 @@ static const char *STUDY_HELP =
     "                    the tokenized splits and, when its masks do not depend on\n"
     "                    recovery, the pruning pass other cells stored in CACHE/share;\n"
     "                    results are the same bit for bit: README \"Shared work\")\n"
-    "  --print-default-grid  print the embedded default grid and exit\n" FL_COMMON_HELP;
+    "  --print-default-grid  print the embedded default grid and exit\n"
+    "  --engine E        local (default): cells run on this machine; slurm: the cells\n"
+    "                    without a row (or with a failed one) go to SLURM as one job\n"
+    "                    array, one cell per task (README: \"Grids on SLURM\")\n"
+    "  --slurm-array-max P  at most P array tasks at once (sbatch --array=...%P)\n"
+    "  --slurm-opt ARG   one sbatch argument, e.g. --slurm-opt=--partition=cpu\n"
+    "                    --slurm-opt=--cpus-per-task=8 (repeatable; never through a shell)\n"
+    "  --slurm-poll S    seconds between looks at the queue while waiting (default 10)\n"
+    "  --detach          submit and return; collect later with --collect\n"
+    "  --collect         merge the finished tasks of --out's study (its grid.ini unless\n"
+    "                    --grid) into results.csv and report; submits nothing\n"
+    "                    (with --engine slurm, --dry-run prints the sbatch script)\n"
+    "  --slurm-task DIR -- prune ARGS...  what an array task runs (the script writes it)\n" FL_COMMON_HELP;
 
 /* ---- running one cell --------------------------------------------------- */
 
@@ -133,16 +148,15 @@ static int build_argv(const fl_cell_spec *s, const char *dir, const char *cache,
     return n;
 }
 
-static pid_t spawn_cell(job_t *j, const char *cache, int threads, int keep) {
-    static char store[65536];
-    char *argv[256];
-    if (build_argv(j->spec, j->dir, cache, threads, keep, argv, store, sizeof store) < 0) return -1;
-    if (mkdir(j->dir, 0755) != 0 && errno != EEXIST) return fl_err("%s: cannot create directory: %s", j->dir, strerror(errno));
+/* Starts `freelunch ARGV...` (this binary) on one cell directory: the
+ * cell's log, headed by its command line, takes its output. */
+static pid_t spawn_argv(const char *dir, char *const argv[]) {
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST) return fl_err("%s: cannot create directory: %s", dir, strerror(errno));
     /* a previous run killed mid-cell may have left files: never read them as this run's */
     char p[4200];
-    snprintf(p, sizeof p, "%s/freelunch.json", j->dir);
+    snprintf(p, sizeof p, "%.4000s/freelunch.json", dir);
     unlink(p);
-    snprintf(p, sizeof p, "%s/log", j->dir);
+    snprintf(p, sizeof p, "%.4000s/log", dir);
     int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0644);
     if (fd < 0) return fl_err("%s: cannot create: %s", p, strerror(errno));
     /* the command line heads the log, so any cell can be redone by hand */
@@ -164,6 +178,15 @@ static pid_t spawn_cell(job_t *j, const char *cache, int threads, int keep) {
         _exit(127);
     }
     close(fd);
+    return pid;
+}
+
+static pid_t spawn_cell(job_t *j, const char *cache, int threads, int keep) {
+    static char store[65536];
+    char *argv[256];
+    if (build_argv(j->spec, j->dir, cache, threads, keep, argv, store, sizeof store) < 0) return -1;
+    pid_t pid = spawn_argv(j->dir, argv);
+    if (pid < 0) return -1;
     j->pid = pid;
     j->t0 = fl_wall_s();
     return pid;
@@ -655,6 +678,21 @@ static void dense_row(fl_table *t, const fl_cell_spec *s, const char *out, const
     fl_table_set(t, r, "finished_at", ts);
 }
 
+/* For harness/slurm.c: the local engine's cell command and row, so that a
+ * SLURM array task runs and is read exactly like a local cell. */
+int fl_study_cell_argv(const fl_cell_spec *s, const char *dir, const char *cache, int threads, int keep, char **argv,
+                       char *store, size_t store_n) {
+    return build_argv(s, dir, cache, threads, keep, argv, store, store_n);
+}
+
+pid_t fl_study_cell_spawn(const char *dir, char *const argv[]) { return spawn_argv(dir, argv); }
+
+void fl_study_cell_row(fl_table *t, const fl_cell_spec *s, const char *dir, int status, double t0, const char *machine) {
+    job_t j = { .spec = s, .t0 = t0 };
+    snprintf(j.dir, sizeof j.dir, "%s", dir);
+    collect(t, &j, status, machine);
+}
+
 /* ---- the command -------------------------------------------------------- */
 
 int fl_cmd_study(int argc, char **argv) {
@@ -662,7 +700,12 @@ int fl_cmd_study(int argc, char **argv) {
         { "grid", required_argument, 0, 'g' }, { "out", required_argument, 0, 'o' }, { "jobs", required_argument, 0, 'J' },
         { "set", required_argument, 0, 's' }, { "dry-run", no_argument, 0, 'n' }, { "keep-models", no_argument, 0, 'k' },
         { "cache", required_argument, 0, 'C' }, { "print-default-grid", no_argument, 0, 'P' },
-        { "no-share", no_argument, 0, 'X' }, FL_COMMON_OPTS, { 0, 0, 0, 0 } };
+        { "no-share", no_argument, 0, 'X' },
+        { "engine", required_argument, 0, 'E' }, { "slurm-array-max", required_argument, 0, 'A' },
+        { "slurm-opt", required_argument, 0, 'O' }, { "slurm-poll", required_argument, 0, 'W' }, { "detach", no_argument, 0, 'D' },
+        { "collect", no_argument, 0, 'L' }, { "slurm-task", required_argument, 0, 'T' }, FL_COMMON_OPTS, { 0, 0, 0, 0 } };
+    fl_slurm_opts sl = { .poll_s = 10 };
+    const char *slurm_task = NULL;
     const char *grid_file = NULL, *out = "runs/study", *cache_opt = NULL, *sets[64];
     int nsets = 0, jobs = 1, dry = 0, keep = 0, opt;
     while ((opt = getopt_long(argc, argv, "", o, NULL)) != -1) {
@@ -679,11 +722,36 @@ int fl_cmd_study(int argc, char **argv) {
         case 'X': share_cells = 0; break;
         case 'C': cache_opt = optarg; break;
         case 'P': fputs(FL_DEFAULT_GRID, stdout); return 0;
+        case 'E':
+            if (strcmp(optarg, "local") && strcmp(optarg, "slurm")) return fl_cli_usage("study", "--engine: local or slurm");
+            sl.on = !strcmp(optarg, "slurm");
+            break;
+        case 'A': sl.array_max = fl_cli_int("study", "--slurm-array-max", optarg, 1); break;
+        case 'O':
+            if (sl.nopt == FL_SLURM_MAX_OPTS) return fl_cli_usage("study", "too many --slurm-opt");
+            if (optarg[0] != '-') return fl_cli_usage("study", "--slurm-opt: an sbatch option, starting with '-'");
+            sl.opt[sl.nopt++] = optarg;
+            break;
+        case 'W': sl.poll_s = fl_cli_int("study", "--slurm-poll", optarg, 1); break;
+        case 'D': sl.detach = 1; break;
+        case 'L': sl.collect = 1; break;
+        case 'T': slurm_task = optarg; break;
         case 'h': fputs(STUDY_HELP, stdout); return 0;
         default: if (!fl_cli_common_opt(opt, "study")) return fl_cli_usage("study", "unknown option");
         }
     }
+    if (slurm_task) {   /* an array task (harness/slurm.c) */
+        int rc = fl_slurm_task(slurm_task, argc - optind, argv + optind);
+        return rc < 0 ? fl_cli_fail() : rc;
+    }
     if (optind < argc) return fl_cli_usage("study", "unexpected argument");
+    if ((sl.detach || sl.nopt || sl.array_max) && !sl.on) return fl_cli_usage("study", "--detach and --slurm-* need --engine slurm");
+    if (sl.collect) sl.on = 1;
+    char collect_grid[4200];
+    if (sl.collect && !grid_file) {   /* the study's own grid, as it wrote it */
+        snprintf(collect_grid, sizeof collect_grid, "%s/grid.ini", out);
+        grid_file = collect_grid;
+    }
     char cache[4096];
     fl_cache_dir(cache, sizeof cache, cache_opt);
 
@@ -737,6 +805,13 @@ int fl_cmd_study(int argc, char **argv) {
         nsub += cells[i].role == FL_ROLE_TUNE;
     }
 
+    if (dry && sl.on) {
+        int rc = fl_slurm_dry_run(&sl, &g, cells, ncells, &t, out, cache, keep);
+        fl_table_free(&t);
+        free(cells);
+        fl_grid_free(&g);
+        return rc < 0 ? fl_cli_fail() : 0;
+    }
     if (dry) {
         printf("%d cells (%d already in %s); predicted recovery working set and peak, MB (reconstructors/predict.c)\n",
                ncells, done_before, results);
@@ -804,10 +879,11 @@ int fl_cmd_study(int argc, char **argv) {
     int lock = open(path, O_RDWR | O_CREAT, 0644);
     if (lock < 0 || flock(lock, LOCK_EX | LOCK_NB) != 0) { fl_err("%s: another study is running in this directory", out); goto fail; }
     snprintf(path, sizeof path, "%s/grid.ini", out);
-    if (fl_grid_write(&g, path) != 0) goto fail;
+    if (!sl.collect && fl_grid_write(&g, path) != 0) goto fail;
+    int slurm_rc = 0;
 
-    /* the corpora and, for the default model, the base model (both cached) */
-    {
+    /* the corpora and, for the default model, the base model (both cached); a --collect builds nothing */
+    if (!sl.collect) {
         char *fetch[] = { "freelunch", "data", "fetch", "--cache", cache, NULL };
         if (run_self(fetch) != 0) goto fail;
         if (build_presets(&g, cache) != 0) goto fail;
@@ -826,7 +902,7 @@ int fl_cmd_study(int argc, char **argv) {
                nsub, ncells, fl_grid_select(&g), g.tune.ndims > 1 ? "values" : g.tune.dims[0].key);
     printf("machine: %s; backend %s; commit %s\n", machine, fl_gemm_backend_name(), fl_commit());
     fflush(stdout);
-    for (int i = 0; i < nrefs; i++) {
+    for (int i = 0; i < nrefs && !sl.collect; i++) {
         if (fl_table_find(&t, refs[i].id) >= 0) continue;
         dense_row(&t, &refs[i], out, cache, per_job, machine);
         int r = t.nrows - 1;
@@ -838,6 +914,17 @@ int fl_cmd_study(int argc, char **argv) {
         else
             printf("[dense] error: %s\n", fl_table_get(&t, r, "message"));
         fflush(stdout);
+    }
+    if (sl.on) {   /* harness/slurm.c (the dense references ran above, here): merges and submits under this lock, then the report as below */
+        slurm_rc = fl_slurm_engine(&sl, &g, cells, ncells, &t, out, cache, keep);
+        if (slurm_rc < 0) goto fail;
+        if (slurm_rc == 0) goto report;
+        close(lock);
+        fl_table_free(&t);
+        free(cells);
+        free(refs);
+        fl_grid_free(&g);
+        return 0;
     }
 
     job_t *running = calloc((size_t)jobs, sizeof *running);
@@ -931,6 +1018,7 @@ int fl_cmd_study(int argc, char **argv) {
     char took[32];
     fmt_dur(fl_wall_s() - t_start, took, sizeof took);
     printf("study: %d cells run (%d failed) in %s; %s\n", finished, failed, took, results);
+report:;
     /* plots and report from the whole table (a grid whose cells all failed
      * has nothing to plot: the CSV says why) */
     int any_ok = 0;
