@@ -80,10 +80,10 @@ static int64_t sub_mask_bytes(const shp *s, int kind) {
 
 /* model.c's sub_acts of one sublayer: x, mean, rstd, xn (mean is allocated
  * for RMSNorm too); attention q, k, v, ao and, when kept for backward, the
- * probabilities att [b, H, T, T]; MLP h, a and up (SwiGLU). */
+ * row log-sum-exp [b, H, T] of the O(T) attention; MLP h, a and up (SwiGLU). */
 static int64_t sub_acts(const shp *s, int kind, int keep_att) {
     int64_t f = 2 * s->N * s->d + 2 * s->N;
-    if (kind == 0) f += 2 * s->N * s->qd + 2 * s->N * s->kvd + (keep_att ? s->b * s->c->n_head * s->T * s->T : 0);
+    if (kind == 0) f += 2 * s->N * s->qd + 2 * s->N * s->kvd + (keep_att ? s->b * s->c->n_head * s->T : 0);
     else f += s->N * s->F * (s->swiglu ? 3 : 2);
     return 4 * f;
 }
@@ -92,7 +92,7 @@ static int64_t sub_acts(const shp *s, int kind, int keep_att) {
  * norm and biases trainable (true for both --trainable all and bias-norm):
  * dxn [N,d], then
  *   attention: dao, dq [N,qd], dk, dv [N,kvd] together with the largest of
- *              the per-thread score block nt*RB*T (attention backward) and
+ *              the per-thread score blocks nt*2*RB*T (attention backward: P and dS) and
  *              the per-thread column-sum partials of a bias gradient;
  *   MLP:       da, dh [N,F] with dup [N,F] (SwiGLU) or a bias's partials;
  *   then the norm's weight gradient: x-hat [N,d] and its partials nt*d. */
@@ -103,7 +103,7 @@ static int64_t sub_bwd(const shp *s, int kind) {
         if (c->o_bias) cs = s->d;
         if (c->qkv_bias && s->qd > cs) cs = s->qd;
         if (c->qkv_bias && s->kvd > cs) cs = s->kvd;
-        int64_t att = RB * s->T;
+        int64_t att = 2 * RB * s->T;   /* recomputed probabilities and their gradient */
         inner = 2 * s->N * s->qd + 2 * s->N * s->kvd + s->nt * (att > cs ? att : cs);
     } else {
         if (c->mlp_bias) cs = s->F > s->d ? s->F : s->d;

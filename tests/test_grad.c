@@ -155,35 +155,54 @@ static void test_rope(void **s) {
 }
 
 /* ---- attention --------------------------------------------------------- */
-typedef struct { int B, T, H, KV, hd; float *q, *k, *v, *out, *att, *R; } att_ctx;
+/* The O(T) kernel (lse kept, probabilities recomputed in backward) by
+ * finite differences, and against the reference kernel that keeps the
+ * [B,H,T,T] probabilities: same output and same gradients. */
+typedef struct { int B, T, H, KV, hd; float *q, *k, *v, *out, *lse, *R; } att_ctx;
 static double att_loss(void *p) {
     att_ctx *c = p;
-    fl_attention_forward(c->out, c->att, c->q, c->k, c->v, c->B, c->T, c->H, c->KV, c->hd);
+    fl_attention_forward(c->out, c->lse, c->q, c->k, c->v, c->B, c->T, c->H, c->KV, c->hd);
     return dot(c->out, c->R, (int64_t)c->B * c->T * c->H * c->hd);
 }
 static void check_attention(int T, int H, int KV) {
     att_ctx c = { .B = 2, .T = T, .H = H, .KV = KV, .hd = 8 };
     int64_t nq = (int64_t)c.B * T * H * 8, nk = (int64_t)c.B * T * KV * 8;
     c.q = fl_allocf(nq); c.k = fl_allocf(nk); c.v = fl_allocf(nk); c.out = fl_allocf(nq); c.R = fl_allocf(nq);
-    c.att = fl_allocf((size_t)c.B * H * T * T);
+    c.lse = fl_allocf((size_t)c.B * H * T);
     tu_fill(c.q, nq, 1.5f, 14); tu_fill(c.k, nk, 1.5f, 15); tu_fill(c.v, nk, 1, 16); tu_fill(c.R, nq, 1, 17);
     float *dq = fl_allocf(nq), *dk = fl_allocf(nk), *dv = fl_allocf(nk);
     att_loss(&c);
-    fl_attention_backward(dq, dk, dv, c.R, c.q, c.k, c.v, c.att, c.B, T, H, KV, 8);
+    fl_attention_backward(dq, dk, dv, c.R, c.q, c.k, c.v, c.lse, c.B, T, H, KV, 8);
     assert_true(fd_check(att_loss, &c, c.q, dq, nq, 1e-2f) < TOL);
     assert_true(fd_check(att_loss, &c, c.k, dk, nk, 1e-2f) < TOL);
     assert_true(fd_check(att_loss, &c, c.v, dv, nk, 1e-2f) < TOL);
     /* causality: the first row's output is exactly its own value vector */
     for (int i = 0; i < 8; i++) assert_true(fabsf(c.out[i] - c.v[i]) < 1e-6f);
-    /* inference path (no kept probabilities) gives the same output */
+    /* inference path (no lse kept) gives the same output */
     att_loss(&c);
     float *o2 = fl_allocf(nq);
     fl_attention_forward(o2, NULL, c.q, c.k, c.v, c.B, T, H, KV, 8);
     double e2 = tu_relerr(o2, c.out, nq, 1e-6);
     if (e2 >= 1e-5) print_error("inference attention differs: %g\n", e2);
     assert_true(e2 < 1e-5);
+    /* the reference kernel: same output, same gradients, and the lse is
+     * the log of the reference's softmax normaliser (row 0's only column
+     * has probability 1, so lse = its own scaled score) */
+    float *att = fl_allocf((size_t)c.B * H * T * T), *o3 = fl_allocf(nq);
+    float *rq = fl_allocf(nq), *rk = fl_allocf(nk), *rv = fl_allocf(nk);
+    fl_attention_forward_ref(o3, att, c.q, c.k, c.v, c.B, T, H, KV, 8);
+    fl_attention_backward_ref(rq, rk, rv, c.R, c.q, c.k, c.v, att, c.B, T, H, KV, 8);
+    double eo = tu_relerr(o3, c.out, nq, 1e-6), eq = tu_relerr(dq, rq, nq, 1e-6);
+    double ek = tu_relerr(dk, rk, nk, 1e-6), ev = tu_relerr(dv, rv, nk, 1e-6);
+    if (eo >= 1e-5 || eq >= 1e-4 || ek >= 1e-4 || ev >= 1e-4)
+        print_error("O(T) attention vs reference: out %g dq %g dk %g dv %g\n", eo, eq, ek, ev);
+    assert_true(eo < 1e-5 && eq < 1e-4 && ek < 1e-4 && ev < 1e-4);
+    double s00 = 0;
+    for (int i = 0; i < 8; i++) s00 += (double)c.q[i] * c.k[i];
+    assert_true(fabs(c.lse[0] - s00 / sqrt(8.0)) < 1e-5 * (1 + fabs(s00)));
+    fl_free(att); fl_free(o3); fl_free(rq); fl_free(rk); fl_free(rv);
     fl_free(o2);
-    fl_free(c.q); fl_free(c.k); fl_free(c.v); fl_free(c.out); fl_free(c.R); fl_free(c.att);
+    fl_free(c.q); fl_free(c.k); fl_free(c.v); fl_free(c.out); fl_free(c.R); fl_free(c.lse);
     fl_free(dq); fl_free(dk); fl_free(dv);
 }
 static void test_attention_mha(void **s) { (void)s; check_attention(6, 2, 2); }
