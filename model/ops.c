@@ -568,11 +568,27 @@ void fl_swiglu_backward(float *dgate, float *dup, const float *dout, const float
 
 /* ---- cross-entropy ----------------------------------------------------- */
 
-static double row_lse(const float *l, int V) {
+/* Row max, vectorised. */
+static float row_max(const float *l, int V) {
     float mx = -INFINITY;
+    #pragma omp simd reduction(max : mx)
     for (int j = 0; j < V; j++) mx = l[j] > mx ? l[j] : mx;
+    return mx;
+}
+
+/* log sum_j exp(l_j): the exponentials a chunk at a time through vexpf
+ * into a stack buffer (the row is only read), summed in double. */
+static double row_lse(const float *l, int V) {
+    float mx = row_max(l, V), e[256];
     double s = 0;
-    for (int j = 0; j < V; j++) s += expf(l[j] - mx);
+    for (int j0 = 0; j0 < V; j0 += 256) {
+        int m = V - j0 < 256 ? V - j0 : 256;
+        vexpf(e, l + j0, mx, m);
+        float cs = 0.0f;
+        #pragma omp simd reduction(+ : cs)
+        for (int j = 0; j < m; j++) cs += e[j];
+        s += cs;
+    }
     return mx + log(s);
 }
 
@@ -600,8 +616,21 @@ void fl_crossentropy_backward(float *dlogits, const float *logits, const int32_t
         const float *l = logits + (int64_t)n * V;
         float *d = dlogits + (int64_t)n * V;
         if (targets[n] < 0) { memset(d, 0, sizeof(float) * V); continue; }
-        float lse = (float)row_lse(l, V);
-        for (int j = 0; j < V; j++) d[j] = expf(l[j] - lse) * scale;  /* reads l[j] before writing d[j] */
+        /* one pass of exponentials (not the lse's and then the softmax's):
+         * d = exp(l - max), then scaled by scale / sum; vexpf reads l[j]
+         * before it writes d[j], so d may alias l */
+        vexpf(d, l, row_max(l, V), V);
+        double sum = 0;
+        for (int j0 = 0; j0 < V; j0 += 256) {
+            int m = V - j0 < 256 ? V - j0 : 256;
+            float cs = 0.0f;
+            #pragma omp simd reduction(+ : cs)
+            for (int j = j0; j < j0 + m; j++) cs += d[j];
+            sum += cs;
+        }
+        const float f = (float)(scale / sum);
+        #pragma omp simd
+        for (int j = 0; j < V; j++) d[j] *= f;
         d[targets[n]] -= scale;
     }
 }
@@ -629,8 +658,9 @@ void fl_softce_backward(float *dlogits, const float *logits, const float *p, con
         const float *l = logits + (int64_t)n * V, *q = p + (int64_t)n * V;
         float *d = dlogits + (int64_t)n * V;
         if (targets[n] < 0) { memset(d, 0, sizeof(float) * V); continue; }
-        float lse = (float)row_lse(l, V);
-        for (int j = 0; j < V; j++) d[j] = (expf(l[j] - lse) - q[j]) * scale;
+        vexpf(d, l, (float)row_lse(l, V), V);   /* d may alias l: read before written */
+        #pragma omp simd
+        for (int j = 0; j < V; j++) d[j] = (d[j] - q[j]) * scale;
     }
 }
 
