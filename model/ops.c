@@ -108,36 +108,49 @@ void fl_layernorm_forward(float *out, float *mean, float *rstd, const float *x,
     }
 }
 
+/* One pass per row for dx and the weight/bias gradients: x-hat is formed
+ * on the fly (never stored [N,C]) and dw, db go into per-thread partial
+ * rows (nt x C each, only for the gradients asked for), summed in thread
+ * order as colsum does. */
 void fl_layernorm_backward(float *dx, float *dw, float *db, const float *dout, const float *x,
                            const float *w, const float *mean, const float *rstd, int N, int C) {
-    if (dx) {
-        #pragma omp parallel for schedule(static)
-        for (int n = 0; n < N; n++) {
+    const int nt = omp_get_max_threads(), np = (dw ? 1 : 0) + (db ? 1 : 0);
+    float *part = np ? fl_allocf((size_t)nt * np * C) : NULL;
+    #pragma omp parallel
+    {
+        int t = omp_get_thread_num(), T = omp_get_num_threads();
+        float *pw = dw ? part + (size_t)t * np * C : NULL, *pb = db ? part + (size_t)t * np * C + (dw ? C : 0) : NULL;
+        int n0 = (int)((int64_t)N * t / T), n1 = (int)((int64_t)N * (t + 1) / T);
+        for (int n = n0; n < n1; n++) {
             const float *xr = x + (int64_t)n * C, *dr = dout + (int64_t)n * C;
-            float m = mean[n], s = rstd[n];
-            double sd = 0, sdn = 0;   /* mean of w*dout and of w*dout*xhat */
-            for (int c = 0; c < C; c++) {
-                float xh = (xr[c] - m) * s, g = w[c] * dr[c];
-                sd += g; sdn += g * xh;
+            const float m = mean[n], s = rstd[n];
+            if (pb) {
+                #pragma omp simd
+                for (int c = 0; c < C; c++) pb[c] += dr[c];
             }
-            float a = (float)(sd / C), bb = (float)(sdn / C);
+            if (pw) {
+                #pragma omp simd
+                for (int c = 0; c < C; c++) pw[c] += dr[c] * ((xr[c] - m) * s);
+            }
+            if (!dx) continue;
+            float sd = 0.0f, sdn = 0.0f;   /* sums of w*dout and of w*dout*xhat */
+            #pragma omp simd reduction(+ : sd, sdn)
+            for (int c = 0; c < C; c++) {
+                float g = w[c] * dr[c];
+                sd += g; sdn += g * ((xr[c] - m) * s);
+            }
+            const float a = sd / C, bb = sdn / C;
             float *o = dx + (int64_t)n * C;
-            for (int c = 0; c < C; c++) {
-                float xh = (xr[c] - m) * s;
-                o[c] += (w[c] * dr[c] - a - xh * bb) * s;
-            }
+            #pragma omp simd
+            for (int c = 0; c < C; c++) o[c] += (w[c] * dr[c] - a - ((xr[c] - m) * s) * bb) * s;
         }
     }
-    if (db) colsum(db, dout, NULL, N, C);
-    if (dw) {
-        float *xh = fl_allocf((size_t)N * C);
-        #pragma omp parallel for schedule(static)
-        for (int n = 0; n < N; n++)
-            for (int c = 0; c < C; c++)
-                xh[(int64_t)n * C + c] = (x[(int64_t)n * C + c] - mean[n]) * rstd[n];
-        colsum(dw, dout, xh, N, C);
-        fl_free(xh);
+    for (int t = 0; t < nt && part; t++) {
+        const float *p = part + (size_t)t * np * C;
+        if (dw) for (int c = 0; c < C; c++) dw[c] += p[c];
+        if (db) for (int c = 0; c < C; c++) db[c] += p[(dw ? C : 0) + c];
     }
+    fl_free(part);
 }
 
 /* ---- RMSNorm ----------------------------------------------------------- */
@@ -155,28 +168,36 @@ void fl_rmsnorm_forward(float *out, float *rstd, const float *x, const float *w,
     }
 }
 
+/* As the LayerNorm backward: one pass per row, dw in per-thread partials. */
 void fl_rmsnorm_backward(float *dx, float *dw, const float *dout, const float *x, const float *w,
                          const float *rstd, int N, int C) {
-    if (dx) {
-        #pragma omp parallel for schedule(static)
-        for (int n = 0; n < N; n++) {
+    const int nt = omp_get_max_threads();
+    float *part = dw ? fl_allocf((size_t)nt * C) : NULL;
+    #pragma omp parallel
+    {
+        int t = omp_get_thread_num(), T = omp_get_num_threads();
+        float *pw = dw ? part + (size_t)t * C : NULL;
+        int n0 = (int)((int64_t)N * t / T), n1 = (int)((int64_t)N * (t + 1) / T);
+        for (int n = n0; n < n1; n++) {
             const float *xr = x + (int64_t)n * C, *dr = dout + (int64_t)n * C;
-            float s = rstd[n];
-            double dot = 0;  /* sum_c w dout x */
-            for (int c = 0; c < C; c++) dot += (double)w[c] * dr[c] * xr[c];
-            float k = (float)(dot / C) * s * s * s;
+            const float s = rstd[n];
+            if (pw) {
+                #pragma omp simd
+                for (int c = 0; c < C; c++) pw[c] += dr[c] * (xr[c] * s);
+            }
+            if (!dx) continue;
+            float dot = 0.0f;  /* sum_c w dout x */
+            #pragma omp simd reduction(+ : dot)
+            for (int c = 0; c < C; c++) dot += w[c] * dr[c] * xr[c];
+            const float k = dot / C * s * s * s;
             float *o = dx + (int64_t)n * C;
+            #pragma omp simd
             for (int c = 0; c < C; c++) o[c] += w[c] * dr[c] * s - xr[c] * k;
         }
     }
-    if (dw) {
-        float *xh = fl_allocf((size_t)N * C);
-        #pragma omp parallel for schedule(static)
-        for (int n = 0; n < N; n++)
-            for (int c = 0; c < C; c++) xh[(int64_t)n * C + c] = x[(int64_t)n * C + c] * rstd[n];
-        colsum(dw, dout, xh, N, C);
-        fl_free(xh);
-    }
+    for (int t = 0; t < nt && part; t++)
+        for (int c = 0; c < C; c++) dw[c] += part[(size_t)t * C + c];
+    fl_free(part);
 }
 
 /* ---- matmul ------------------------------------------------------------ */
