@@ -210,6 +210,54 @@ static void test_attention_gqa(void **s) { (void)s; check_attention(7, 4, 2); }
 /* T beyond one row block (64) exercises the blocked causal GEMMs */
 static void test_attention_long(void **s) { (void)s; check_attention(150, 2, 1); }
 
+/* ---- vectorised paths --------------------------------------------------- */
+/* GELU and cross-entropy go 8 lanes at a time through SLEEF, in chunks
+ * (GELU 512, the log-sum-exp 256), with scalar tails: sizes that cross a
+ * chunk and end off a multiple of 8 against the formulas in double. */
+static void test_vector_paths(void **s) {
+    (void)s;
+    const int n = 1037;
+    float *x = fl_allocf(n), *y = fl_allocf(n), *d = fl_allocf(n), *g = fl_allocf(n);
+    tu_fill(x, n, 4, 21); tu_fill(d, n, 1, 22);
+    fl_gelu_forward(y, x, n);
+    fl_gelu_backward(g, x, d, n);
+    double ey = 0, eg = 0;
+    for (int i = 0; i < n; i++) {
+        double z = x[i], u = 0.7978845608028654 * (z + 0.044715 * z * z * z), t = tanh(u);
+        double f = 0.5 * z * (1 + t), df = 0.5 * (1 + t) + 0.5 * z * (1 - t * t) * 0.7978845608028654 * (1 + 3 * 0.044715 * z * z);
+        ey = fmax(ey, fabs(y[i] - f) / (1e-3 + fabs(f)));
+        eg = fmax(eg, fabs(g[i] - d[i] * df) / (1e-3 + fabs(d[i] * df)));
+    }
+    if (ey > 1e-5 || eg > 1e-5) print_error("gelu vs double: fwd %g bwd %g\n", ey, eg);
+    assert_true(ey <= 1e-5 && eg <= 1e-5);
+    fl_free(x); fl_free(y); fl_free(d); fl_free(g);
+    const int N = 3, V = 301;
+    float *l = fl_allocf((size_t)N * V), *dl = fl_allocf((size_t)N * V), *nll = fl_allocf(N);
+    tu_fill(l, (int64_t)N * V, 6, 23);
+    int32_t t[3] = { 5, 300, 137 };
+    int64_t cnt = 0;
+    double sum = fl_crossentropy_forward(nll, l, t, N, V, &cnt);
+    fl_crossentropy_backward(dl, l, t, N, V, 0.5f);
+    double el = 0, ed = 0, tot = 0;
+    for (int r = 0; r < N; r++) {
+        const float *lr = l + (int64_t)r * V;
+        double mx = -INFINITY, z = 0;
+        for (int j = 0; j < V; j++) mx = fmax(mx, lr[j]);
+        for (int j = 0; j < V; j++) z += exp(lr[j] - mx);
+        double lse = mx + log(z);
+        el = fmax(el, fabs(nll[r] - (lse - lr[t[r]])));
+        tot += lse - lr[t[r]];
+        for (int j = 0; j < V; j++) {
+            double ref = 0.5 * (exp(lr[j] - lse) - (j == t[r]));
+            ed = fmax(ed, fabs(dl[(int64_t)r * V + j] - ref));
+        }
+    }
+    if (el > 1e-5 || ed > 1e-7 || fabs(sum - tot) > 1e-5 || cnt != N)
+        print_error("cross-entropy vs double: nll %g dlogits %g sum %g\n", el, ed, fabs(sum - tot));
+    assert_true(el <= 1e-5 && ed <= 1e-7 && fabs(sum - tot) <= 1e-5 && cnt == N);
+    fl_free(l); fl_free(dl); fl_free(nll);
+}
+
 /* ---- embedding and cross-entropy -------------------------------------- */
 typedef struct { int B, T, C; int32_t *tok; float *wte, *wpe, *out, *R; } emb_ctx;
 static double emb_loss(void *p) {
@@ -430,7 +478,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fd_catches_wrong_gradient),
         cmocka_unit_test(test_layernorm), cmocka_unit_test(test_rmsnorm), cmocka_unit_test(test_matmul),
-        cmocka_unit_test(test_gelu), cmocka_unit_test(test_relu), cmocka_unit_test(test_swiglu),
+        cmocka_unit_test(test_gelu), cmocka_unit_test(test_vector_paths), cmocka_unit_test(test_relu), cmocka_unit_test(test_swiglu),
         cmocka_unit_test(test_rope), cmocka_unit_test(test_attention_mha), cmocka_unit_test(test_attention_gqa),
         cmocka_unit_test(test_attention_long), cmocka_unit_test(test_embed), cmocka_unit_test(test_crossentropy), cmocka_unit_test(test_soft_crossentropy),
         cmocka_unit_test(test_model_gpt2), cmocka_unit_test(test_model_opt), cmocka_unit_test(test_model_llama),
