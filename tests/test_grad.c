@@ -225,11 +225,13 @@ static void test_vector_paths(void **s) {
     for (int i = 0; i < n; i++) {
         double z = x[i], u = 0.7978845608028654 * (z + 0.044715 * z * z * z), t = tanh(u);
         double f = 0.5 * z * (1 + t), df = 0.5 * (1 + t) + 0.5 * z * (1 - t * t) * 0.7978845608028654 * (1 + 3 * 0.044715 * z * z);
-        ey = fmax(ey, fabs(y[i] - f) / (1e-3 + fabs(f)));
-        eg = fmax(eg, fabs(g[i] - d[i] * df) / (1e-3 + fabs(d[i] * df)));
+        /* relative to 1 + |value|: for z << 0 both are 1 + tanh(u) with
+         * tanh near -1, whose cancellation costs any float formula */
+        ey = fmax(ey, fabs(y[i] - f) / (1 + fabs(f)));
+        eg = fmax(eg, fabs(g[i] - d[i] * df) / (1 + fabs(d[i] * df)));
     }
-    if (ey > 1e-5 || eg > 1e-5) print_error("gelu vs double: fwd %g bwd %g\n", ey, eg);
-    assert_true(ey <= 1e-5 && eg <= 1e-5);
+    if (ey > 2e-6 || eg > 2e-6) print_error("gelu vs double: fwd %g bwd %g\n", ey, eg);
+    assert_true(ey <= 2e-6 && eg <= 2e-6);
     fl_free(x); fl_free(y); fl_free(d); fl_free(g);
     const int N = 3, V = 301;
     float *l = fl_allocf((size_t)N * V), *dl = fl_allocf((size_t)N * V), *nll = fl_allocf(N);
