@@ -20,7 +20,7 @@ CFLAGS  ?= -O2 -march=native -g
 override FL_CFLAGS := -std=c11 -Wall -Wextra -Werror -fopenmp
 SAN_FLAGS ?=
 ALL_CFLAGS = $(CFLAGS) $(FL_CFLAGS) $(SAN_FLAGS)
-LDLIBS  := -L$(OBLAS) -Wl,-rpath,$(OBLAS) -lopenblas -ldnnl -lhwloc -lcjson -linih -lcsv -lcrypto -lpcre2-8 -licuuc -lm -fopenmp
+LDLIBS  := -L$(OBLAS) -Wl,-rpath,$(OBLAS) -lopenblas -ldnnl -lhwloc -lsleef -lcjson -linih -lcsv -lcrypto -lpcre2-8 -licuuc -lm -fopenmp
 
 BUILD   ?= build
 SRC_DIRS := model datasets eval harness criteria reconstructors plots reports
@@ -37,7 +37,7 @@ BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 FUZZ_PKGS := clang libclang-rt-dev libomp-dev
 DEB_PKGS := build-essential libopenblas-openmp-dev libdnnl-dev libcsv-dev libhwloc-dev libssl-dev \
             gnuplot-nox libcjson-dev libinih-dev libcmocka-dev python3-torch python3-numpy libpcre2-dev chromium libicu-dev \
-            slurm-wlm munge
+            slurm-wlm munge libsleef-dev
 
 .PHONY: all deps fuzz-deps test test-asan fuzz fuzz-build bench study clean tests-build
 all: $(BUILD)/freelunch $(BUILD)/libfreelunch.a

@@ -15,14 +15,15 @@
  *                here with fl_allocf as an optimiser would
  *   I/O          x_in, x_out and dy, each [N,d]
  *   saved acts   attention: x, mean, rstd, xn, q, k, v (after RoPE),
- *                att [B,H,T,T], ao;  MLP: x, mean, rstd, xn, h, (up), a
+ *                the attention's row log-sum-exp att [B,H,T], ao;  MLP: x,
+ *                mean, rstd, xn, h, (up), a
  *                (model.c's sub_acts; mean is kept even for RMSNorm)
  *   transients   the larger of the forward's residual stream [N,d] and the
  *                backward's peak: the residual-stream gradient in and out
  *                (2 [N,d]) plus the larger sublayer's scratch:
  *                  MLP:  dxn [N,d], da, dh [N,F] (+ dup [N,F] SwiGLU)
  *                  attn: dxn [N,d], dao, dq [N,qd], dk, dv [N,kvd],
- *                        the per-thread dS rows threads*64*T
+ *                        the per-thread P and dS rows threads*2*64*T
  *                (per-thread column-sum partials, threads*d, are left out:
  *                 a few KB)
  *
@@ -72,11 +73,11 @@ static int run(const mcase *k, int nt) {
     double rest = V * d + (llama ? V * d + d : Pn * d + 2 * d);   /* embed + head or pos, final norm */
     double rope = llama ? 2 * Pn * hd / 2 : 0;
     double grads = blk, adam = 2 * blk, io = 3 * N * d;
-    double acts_attn = 2 * N * d + 2 * N + 2 * N * qd + 2 * N * kvd + (double)k->B * k->H * k->T * k->T;
+    double acts_attn = 2 * N * d + 2 * N + 2 * N * qd + 2 * N * kvd + (double)k->B * k->H * k->T;
     double acts_mlp = 2 * N * d + 2 * N + (llama ? 3 : 2) * N * F;
     double nacts = acts_attn + acts_mlp;
     double t_mlp = N * d + (llama ? 3 : 2) * N * F;
-    double t_attn = N * d + 2 * N * qd + 2 * N * kvd + (double)nt * 64 * k->T;
+    double t_attn = N * d + 2 * N * qd + 2 * N * kvd + (double)nt * 2 * 64 * k->T;
     double t_bwd = 2 * N * d + (t_mlp > t_attn ? t_mlp : t_attn);
     double trans = t_bwd > N * d ? t_bwd : N * d;
     double analytic = blk + rest + rope + grads + adam + io + nacts + trans;
@@ -114,7 +115,7 @@ static int run(const mcase *k, int nt) {
     printf("   analytic (MiB): block params %.2f, other params %.2f, rope %.2f, grads %.2f, adam %.2f, io %.2f,\n"
            "                   acts %.2f (attn %.2f [att %.2f], mlp %.2f), transients %.2f (bwd: attn %.2f, mlp %.2f)\n",
            mb(blk), mb(rest), mb(rope), mb(grads), mb(adam), mb(io), mb(nacts), mb(acts_attn),
-           mb((double)k->B * k->H * k->T * k->T), mb(acts_mlp), mb(trans), mb(2 * N * d + t_attn),
+           mb((double)k->B * k->H * k->T), mb(acts_mlp), mb(trans), mb(2 * N * d + t_attn),
            mb(2 * N * d + t_mlp));
     printf("   measured (MiB): model %.2f, +grads+adam %.2f, fl_acts_bytes %.2f (analytic %.2f), "
            "forward peak %.2f, fwd+bwd peak %.2f, live after %.2f\n",

@@ -18,7 +18,10 @@
 #                    settings: bench/study_bench.sh)
 #
 # Stages: (1) GEMM peak and linear-layer GEMM shapes per backend
-# (bench_gemm), (2) forward+backward speed per case, freelunch (bench_speed,
+# (bench_gemm), (2b, after 2) causal attention alone at T = 256, 1024, 2048: the
+# O(T) kernel vs the reference kernel it replaced (bench_attn) and vs PyTorch
+# (torch_bench.py, one fresh process per length so each peak is its own),
+# (2) forward+backward speed per case, freelunch (bench_speed,
 # every backend) and PyTorch (bench/torch_bench.py, Debian's
 # /usr/bin/python3) in alternating rounds for each case, each PyTorch run in
 # a fresh process, (3) peak tracked memory of one block (bench_mem), (4) every other
@@ -45,7 +48,7 @@ OWN="BENCH_SECONDS=$S BENCH_MIN_REPS=$RMIN BENCH_MAX_REPS=$RMAX"
 [ -n "${BENCH_THREADS:-}" ] && export BENCH_THREADS
 [ -n "${BENCH_BACKENDS:-}" ] && export BENCH_BACKENDS
 
-for b in bench_gemm bench_speed bench_mem; do
+for b in bench_gemm bench_speed bench_mem bench_attn; do
   [ -x "$B/$b" ] || { echo "bench: $B/$b is missing (build it with make bench)"; exit 1; }
 done
 
@@ -121,13 +124,22 @@ for c in $CASES; do
 done
 load_report speed
 
+echo "== 2b. causal attention alone, fwd+bwd (B=2, 12 heads of 64): O(T) kernel, reference kernel, PyTorch"
+mark
+for c in attn-T256 attn-T1024 attn-T2048; do
+  run "bench_attn $c" env $OWN "$B/bench_attn" "$c"
+  [ $have_torch = 1 ] && run "torch_bench $c" "$PY" "$HERE/torch_bench.py" --threads "$NT" \
+      --seconds "$S" --min-reps "$RMIN" --max-reps "$RMAX" "$c"
+done
+load_report attn
+
 echo "== 3. peak tracked memory of one block's forward+backward (+ grads, AdamW moments)"
 mark; run bench_mem env $OWN "$B/bench_mem"; load_report mem
 
 others=""
 [ "${BENCH_OTHERS:-1}" = 0 ] || for b in "$B"/bench_*; do
   n=$(basename "$b")
-  case $n in bench_gemm|bench_speed|bench_mem|*.*) continue ;; esac
+  case $n in bench_gemm|bench_speed|bench_mem|bench_attn|*.*) continue ;; esac
   # only binaries whose source is still in bench/ (no stale leftovers)
   [ -f "$b" ] && [ -x "$b" ] && [ -f "$HERE/$n.c" ] && others="$others $n"
 done
@@ -177,7 +189,9 @@ function median(key,   n, i, j, x, b) {     # median of T[key] (insertion sort; 
 /^RESULT gemm /  { kv(); gm[$3 " " $4 " " $5] = V["gflops"]; if (!($4 in seen)) { seen[$4] = 1; shapes[++ns] = $4 } }
 /^RESULT mem /   { kv(); mem[++nm] = $3; mm[$3] = V["measured"]; ma[$3] = V["analytic"]; mr[$3] = V["ratio"] }
 /^LOAD /         { kv(); load[$2] = V["foreign"] }
-/^RESULT / && $2 !~ /^(speed|torch|peak|gemm|mem)$/ && / ratio=/ {
+/^RESULT attn /  { kv(); k = $3 " " $4; if (!(k in ams) || V["ms"] + 0 < ams[k]) ams[k] = V["ms"] + 0; apk[k] = V["peak"] }
+/^RESULT torch-attn / { kv(); tams[$3] = V["ms"] + 0; tapk[$3] = V["peak"] }
+/^RESULT / && $2 !~ /^(speed|torch|peak|gemm|mem|attn|torch-attn)$/ && / ratio=/ {
   kv(); lab = ""
   for (i = 2; i <= NF && index($i, "=") == 0; i++) lab = lab (lab == "" ? "" : " ") $i
   ol[++no] = lab; orat[no] = V["ratio"]
@@ -230,6 +244,20 @@ END {
     }
     printf "\n"
   }
+  fmt4 = "%-12s %10s %10s %10s %9s %9s %9s %9s %9s  %s\n"
+  printf fmt4, "attention", "O(T) ms", "ref ms", "torch ms", "ref/O(T)", "pt/O(T)", "O(T) MiB", "ref MiB", "torch MiB", "verdict (T=2048: mem ref/O(T) >= 8, time ref/O(T) >= 1)"
+  na = split("attn-T256 attn-T1024 attn-T2048", ac, " ")
+  for (i = 1; i <= na; i++) {
+    c = ac[i]; a = ams["o(T) " c]; b = ams["reference " c]
+    if (a <= 0) continue
+    tp = (c in tams) ? sprintf("%.1f", tams[c]) : "n/a"; tr = (c in tams) ? sprintf("%.2fx", tams[c] / a) : "n/a"
+    tm = (c in tapk) ? sprintf("%.1f", tapk[c] / 1048576) : "n/a"
+    v = "-"
+    if (c == "attn-T2048") v = (apk["reference " c] / apk["o(T) " c] >= 8 && b / a >= 1) ? "PASS" : "BELOW-TARGET"
+    printf fmt4, c, sprintf("%.1f", a), sprintf("%.1f", b), tp, sprintf("%.2fx", b / a), tr,
+           sprintf("%.1f", apk["o(T) " c] / 1048576), sprintf("%.1f", apk["reference " c] / 1048576), tm, v
+  }
+  printf "  ms: best median of two alternating runs per kernel; MiB: peak above the inputs q, k, v, dout (freelunch: tracked\n  allocator; PyTorch: growth of peak RSS over the first step, a fresh process per length)\n\n"
   fmt3 = "%-34s %12s %12s %9s %9s  %s\n"
   printf fmt3, "memory: one block fwd+bwd peak", "measured", "analytic", "ratio", "target", "verdict"
   for (i = 1; i <= nm; i++) {
@@ -247,7 +275,7 @@ END {
   }
   worst = 0
   for (s in load) if (load[s] + 0 > worst) worst = load[s] + 0
-  printf "other processes used, of the whole machine: gemm %s%%, speed %s%%, mem %s%%", load["gemm"], load["speed"], load["mem"]
+  printf "other processes used, of the whole machine: gemm %s%%, speed %s%%, attn %s%%, mem %s%%", load["gemm"], load["speed"], load["attn"], load["mem"]
   if ("others" in load) printf ", other benchmarks %s%%", load["others"]
   if ("study" in load) printf ", study %s%%", load["study"]
   if (worst > 10) printf "  -- WARNING: the machine was busy; speed figures are unreliable, rerun when idle"

@@ -39,6 +39,13 @@ CASES = [
     ("gpt2-124m-block", "gpt2", 768, 1, 12, 12, 3072, 4096, 2, 1024, False),
 ]
 
+# Attention alone (bench/bench_attn.c's CASES): name, B, T, H, hd
+ATTN_CASES = [
+    ("attn-T256", 2, 256, 12, 64),
+    ("attn-T1024", 2, 1024, 12, 64),
+    ("attn-T2048", 2, 2048, 12, 64),
+]
+
 
 class RMSNorm(nn.Module):
     def __init__(self, d, eps):
@@ -188,6 +195,50 @@ def bench(case, args):
           f"tokens={N} times={times}", flush=True)
 
 
+def maxrss_bytes():
+    import resource
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def bench_attn(case, args):
+    """Causal attention fwd+bwd as Block.forward does it (matmul, masked
+    softmax, matmul). peak: the growth of the process's peak RSS over the
+    first step, above the inputs q, k, v, dout (already allocated and
+    touched): the output, autograd's saved tensors, the gradients and every
+    temporary, like bench_attn.c's tracked peak. Run one case per process
+    (bench/run.sh does), else a later case's peak hides under an earlier
+    one's."""
+    name, B, T, H, hd = case
+    g = torch.Generator().manual_seed(0)
+    q = (torch.rand(B, H, T, hd, generator=g) * 2 - 1).requires_grad_()
+    k = (torch.rand(B, H, T, hd, generator=g) * 2 - 1).requires_grad_()
+    v = (torch.rand(B, H, T, hd, generator=g) * 2 - 1).requires_grad_()
+    dout = torch.rand(B, H, T, hd, generator=g) * 2 - 1
+    mask = torch.triu(torch.ones(T, T, dtype=torch.bool), 1)
+
+    def step():
+        q.grad = k.grad = v.grad = None
+        s = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(hd))
+        s = s.masked_fill(mask, float("-inf"))
+        (torch.softmax(s, dim=-1) @ v).backward(dout)
+
+    r0 = maxrss_bytes()
+    step()
+    peak = maxrss_bytes() - r0
+    t0 = time.perf_counter()
+    step()
+    tw = time.perf_counter() - t0
+    reps = max(args.min_reps, min(args.max_reps, int(args.seconds / tw)))
+    ts = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        step()
+        ts.append(time.perf_counter() - t0)
+    times = ",".join(f"{1e3 * t:.2f}" for t in ts)
+    print(f"RESULT torch-attn {name} ms={1e3 * statistics.median(ts):.2f} peak={peak} reps={reps} times={times}",
+          flush=True)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, required=True)
@@ -199,7 +250,7 @@ def main():
     torch.set_num_threads(args.threads)
     print(f"TORCH version={torch.__version__} threads={torch.get_num_threads()} "
           f"sdpa={'yes' if hasattr(F, 'scaled_dot_product_attention') else 'no'}", flush=True)
-    names = {c[0] for c in CASES}
+    names = {c[0] for c in CASES} | {c[0] for c in ATTN_CASES}
     for c in args.cases:
         if c not in names:
             print(f"torch_bench.py: unknown case {c}", file=sys.stderr)
@@ -207,6 +258,9 @@ def main():
     for c in CASES:
         if not args.cases or c[0] in args.cases:
             bench(c, args)
+    for c in ATTN_CASES:   # only when asked for: see bench_attn
+        if c[0] in args.cases:
+            bench_attn(c, args)
     return 0
 
 

@@ -346,7 +346,8 @@ void fl_linear_backward(fl_param *w, fl_param *b, const float *x, const float *d
 
 /* What one sublayer keeps for its backward (N = B*T tokens):
  *   both : x [N,d] its input, mean/rstd [N], xn [N,d] the normed input
- *   attn : q [N,H*hd], k, v [N,KV*hd] (after RoPE), att [B,H,T,T], ao [N,H*hd]
+ *   attn : q [N,H*hd], k, v [N,KV*hd] (after RoPE), att: the row log-sum-exp
+ *          [B,H,T] of the O(T) attention (model/ops.h), ao [N,H*hd]
  *   mlp  : h [N,F] (fc1 or gate output), up [N,F] (SwiGLU), a [N,F] (fc2 input)
  * The head keeps x, mean/rstd, xn, and the logits [N,V]. */
 typedef struct {
@@ -404,7 +405,7 @@ size_t fl_acts_bytes(const fl_acts *a) {
 static size_t sub_floats(const fl_config *c, int kind, int B, int T, int keep_att) {
     size_t N = (size_t)B * T, d = c->d, qd = (size_t)c->n_head * c->head_dim, kvd = (size_t)c->n_kv_head * c->head_dim;
     size_t n = 2 * N * d + 2 * N;   /* x, xn, mean, rstd */
-    if (kind == 0) n += 2 * N * qd + 2 * N * kvd + (keep_att ? (size_t)B * c->n_head * T * T : 0);
+    if (kind == 0) n += 2 * N * qd + 2 * N * kvd + (keep_att ? (size_t)B * c->n_head * T : 0);
     else n += (c->act == FL_ACT_SWIGLU ? 3 : 2) * N * c->d_ff;
     return n;
 }
@@ -422,10 +423,13 @@ size_t fl_backward_tmp_bytes(const fl_config *c, fl_range r, int B, int T, size_
     /* at the head: dcur and the normed input's gradient, logits still held */
     size_t head = r.head ? 2 * N * d * sizeof(float) : 0;
     if (r.s0 >= r.s1) return head;
-    /* in a sublayer: dcur, dnext, dxn, and its own inner gradients */
-    size_t attn = sizeof(float) * (2 * N * qd + 2 * N * kvd) + fl_attention_scratch_bytes(T);
-    size_t mlp = sizeof(float) * (c->act == FL_ACT_SWIGLU ? 3 : 2) * N * c->d_ff;
-    size_t sub = sizeof(float) * 3 * N * d + (attn > mlp ? attn : mlp) + lin_tmp;
+    /* in a sublayer: dcur, dnext, dxn, and its own inner gradients, with
+     * either a linear's temporaries or (attention) the kernel's scratch:
+     * the two are never live at once */
+    size_t att_s = fl_attention_scratch_bytes(T);
+    size_t attn = sizeof(float) * (2 * N * qd + 2 * N * kvd) + (att_s > lin_tmp ? att_s : lin_tmp);
+    size_t mlp = sizeof(float) * (c->act == FL_ACT_SWIGLU ? 3 : 2) * N * c->d_ff + lin_tmp;
+    size_t sub = sizeof(float) * 3 * N * d + (attn > mlp ? attn : mlp);
     size_t logits = r.head ? sizeof(float) * N * c->vocab : 0;   /* given back before the sublayers */
     sub = sub > logits ? sub - logits : 0;
     return head > sub ? head : sub;
@@ -454,7 +458,7 @@ static void sub_alloc(const fl_model *m, sub_acts *s, int kind, int B, int T, in
     s->x = fl_allocf(N * d); s->mean = fl_allocf(N); s->rstd = fl_allocf(N); s->xn = fl_allocf(N * d);
     if (kind == 0) {
         s->q = fl_allocf(N * qd); s->k = fl_allocf(N * kvd); s->v = fl_allocf(N * kvd); s->ao = fl_allocf(N * qd);
-        if (keep_att) s->att = fl_allocf((size_t)B * c->n_head * T * T);
+        if (keep_att) s->att = fl_allocf((size_t)B * c->n_head * T);
     } else {
         s->h = fl_allocf(N * c->d_ff); s->a = fl_allocf(N * c->d_ff);
         if (c->act == FL_ACT_SWIGLU) s->up = fl_allocf(N * c->d_ff);

@@ -56,15 +56,28 @@ void fl_rope_forward(float *x, const float *cos_t, const float *sin_t, int B, in
 void fl_rope_backward(float *dx, const float *cos_t, const float *sin_t, int B, int T, int nh, int hd, int pos_first);
 
 /* Causal attention with grouped-query heads: q[B,T,H*hd], k,v[B,T,KV*hd],
- * out[B,T,H*hd], att[B,H,T,T] the softmax probabilities (kept for backward;
- * may be NULL in inference, then a per-thread scratch row block is used). */
-void fl_attention_forward(float *out, float *att, const float *q, const float *k, const float *v,
+ * out[B,T,H*hd]. O(T) memory (flash-style): forward keeps only the per-row
+ * log-sum-exp of the scaled scores, lse[B,H,T] (may be NULL in inference),
+ * and backward recomputes the probabilities from q, k and lse. Both use a
+ * per-thread scratch of row blocks (the sizes below). */
+void fl_attention_forward(float *out, float *lse, const float *q, const float *k, const float *v,
                           int B, int T, int H, int KV, int hd);
-/* Bytes of the per-thread scratch the attention backward allocates. */
-size_t fl_attention_scratch_bytes(int T);
 void fl_attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *q,
-                           const float *k, const float *v, const float *att,
+                           const float *k, const float *v, const float *lse,
                            int B, int T, int H, int KV, int hd);
+/* Bytes of the per-thread scratch the forward and the backward allocate. */
+size_t fl_attention_fwd_scratch_bytes(int T);
+size_t fl_attention_scratch_bytes(int T);
+
+/* The previous kernel, kept as the reference the one above is tested and
+ * benchmarked against: att[B,H,T,T] the softmax probabilities, kept for
+ * backward (may be NULL in inference, then a per-thread row block is used). */
+void fl_attention_forward_ref(float *out, float *att, const float *q, const float *k, const float *v,
+                              int B, int T, int H, int KV, int hd);
+size_t fl_attention_ref_scratch_bytes(int T);
+void fl_attention_backward_ref(float *dq, float *dk, float *dv, const float *dout, const float *q,
+                               const float *k, const float *v, const float *att,
+                               int B, int T, int H, int KV, int hd);
 
 /* GELU with the tanh approximation (GPT-2's gelu_new). */
 void fl_gelu_forward(float *out, const float *x, int64_t n);

@@ -80,10 +80,10 @@ static int64_t sub_mask_bytes(const shp *s, int kind) {
 
 /* model.c's sub_acts of one sublayer: x, mean, rstd, xn (mean is allocated
  * for RMSNorm too); attention q, k, v, ao and, when kept for backward, the
- * probabilities att [b, H, T, T]; MLP h, a and up (SwiGLU). */
+ * row log-sum-exp [b, H, T] of the O(T) attention; MLP h, a and up (SwiGLU). */
 static int64_t sub_acts(const shp *s, int kind, int keep_att) {
     int64_t f = 2 * s->N * s->d + 2 * s->N;
-    if (kind == 0) f += 2 * s->N * s->qd + 2 * s->N * s->kvd + (keep_att ? s->b * s->c->n_head * s->T * s->T : 0);
+    if (kind == 0) f += 2 * s->N * s->qd + 2 * s->N * s->kvd + (keep_att ? s->b * s->c->n_head * s->T : 0);
     else f += s->N * s->F * (s->swiglu ? 3 : 2);
     return 4 * f;
 }
@@ -92,10 +92,11 @@ static int64_t sub_acts(const shp *s, int kind, int keep_att) {
  * norm and biases trainable (true for both --trainable all and bias-norm):
  * dxn [N,d], then
  *   attention: dao, dq [N,qd], dk, dv [N,kvd] together with the largest of
- *              the per-thread score block nt*RB*T (attention backward) and
+ *              the per-thread score blocks nt*2*RB*T (attention backward: P and dS) and
  *              the per-thread column-sum partials of a bias gradient;
  *   MLP:       da, dh [N,F] with dup [N,F] (SwiGLU) or a bias's partials;
- *   then the norm's weight gradient: x-hat [N,d] and its partials nt*d. */
+ *   then the norm's weight (and bias) gradient partials, nt*d each
+ *   (model/ops.c forms x-hat on the fly). */
 static int64_t sub_bwd(const shp *s, int kind) {
     const fl_config *c = s->c;
     int64_t inner, cs = 0;
@@ -103,14 +104,14 @@ static int64_t sub_bwd(const shp *s, int kind) {
         if (c->o_bias) cs = s->d;
         if (c->qkv_bias && s->qd > cs) cs = s->qd;
         if (c->qkv_bias && s->kvd > cs) cs = s->kvd;
-        int64_t att = RB * s->T;
+        int64_t att = 2 * RB * s->T;   /* recomputed probabilities and their gradient */
         inner = 2 * s->N * s->qd + 2 * s->N * s->kvd + s->nt * (att > cs ? att : cs);
     } else {
         if (c->mlp_bias) cs = s->F > s->d ? s->F : s->d;
         int64_t extra = s->swiglu ? s->N * s->F : s->nt * cs;
         inner = 2 * s->N * s->F + extra;
     }
-    int64_t norm = s->N * s->d + s->nt * s->d;
+    int64_t norm = s->nt * s->d * (c->rms ? 1 : 2);
     return 4 * (s->N * s->d + (inner > norm ? inner : norm));
 }
 
@@ -207,8 +208,8 @@ int fl_pred_linear_ls(const fl_predict_job *j, fl_predict_unit *out) {
  * gradients and optimiser state, the saved activations of every sublayer and of the
  * head (x, mean, rstd, xn, logits [N,V], tokens and targets as int32), then
  * the larger of the forward's residual stream, the head's backward (the
- * residual gradient, dxn and the final norm's x-hat [N,d] with its
- * partials) and, the logits freed, the blocks' backward. */
+ * residual gradient, dxn and the final norm's per-thread weight (and
+ * bias) partials) and, the logits freed, the blocks' backward. */
 void fl_pred_retrain(const shp *s, int bias_norm, fl_optim optim, fl_predict_unit *out) {
     const fl_config *c = s->c;
     const int64_t N = s->N, d = s->d;
@@ -219,7 +220,7 @@ void fl_pred_retrain(const shp *s, int bias_norm, fl_optim optim, fl_predict_uni
     }
     acts += 4 * (2 * N * d + 2 * N + N * s->V) + 2 * 4 * N;
     int64_t fwd = acts + 4 * N * d;
-    int64_t head = acts + 4 * (3 * N * d + s->nt * d);
+    int64_t head = acts + 4 * (2 * N * d + s->nt * d * (c->rms ? 1 : 2));
     int64_t blocks = acts - 4 * N * s->V + 8 * N * d + bw;
     int64_t train = 4 * (1 + fl_optim_states(optim)) * fl_pred_all_params(s, bias_norm) + (fwd > head ? (fwd > blocks ? fwd : blocks) : (head > blocks ? head : blocks));
     int64_t ce_head = 4 * (2 * N + N * d + (int64_t)HEAD_CHUNK * s->V), ce_att = 4 * s->nt * RB * s->T;

@@ -155,41 +155,110 @@ static void test_rope(void **s) {
 }
 
 /* ---- attention --------------------------------------------------------- */
-typedef struct { int B, T, H, KV, hd; float *q, *k, *v, *out, *att, *R; } att_ctx;
+/* The O(T) kernel (lse kept, probabilities recomputed in backward) by
+ * finite differences, and against the reference kernel that keeps the
+ * [B,H,T,T] probabilities: same output and same gradients. */
+typedef struct { int B, T, H, KV, hd; float *q, *k, *v, *out, *lse, *R; } att_ctx;
 static double att_loss(void *p) {
     att_ctx *c = p;
-    fl_attention_forward(c->out, c->att, c->q, c->k, c->v, c->B, c->T, c->H, c->KV, c->hd);
+    fl_attention_forward(c->out, c->lse, c->q, c->k, c->v, c->B, c->T, c->H, c->KV, c->hd);
     return dot(c->out, c->R, (int64_t)c->B * c->T * c->H * c->hd);
 }
 static void check_attention(int T, int H, int KV) {
     att_ctx c = { .B = 2, .T = T, .H = H, .KV = KV, .hd = 8 };
     int64_t nq = (int64_t)c.B * T * H * 8, nk = (int64_t)c.B * T * KV * 8;
     c.q = fl_allocf(nq); c.k = fl_allocf(nk); c.v = fl_allocf(nk); c.out = fl_allocf(nq); c.R = fl_allocf(nq);
-    c.att = fl_allocf((size_t)c.B * H * T * T);
+    c.lse = fl_allocf((size_t)c.B * H * T);
     tu_fill(c.q, nq, 1.5f, 14); tu_fill(c.k, nk, 1.5f, 15); tu_fill(c.v, nk, 1, 16); tu_fill(c.R, nq, 1, 17);
     float *dq = fl_allocf(nq), *dk = fl_allocf(nk), *dv = fl_allocf(nk);
     att_loss(&c);
-    fl_attention_backward(dq, dk, dv, c.R, c.q, c.k, c.v, c.att, c.B, T, H, KV, 8);
+    fl_attention_backward(dq, dk, dv, c.R, c.q, c.k, c.v, c.lse, c.B, T, H, KV, 8);
     assert_true(fd_check(att_loss, &c, c.q, dq, nq, 1e-2f) < TOL);
     assert_true(fd_check(att_loss, &c, c.k, dk, nk, 1e-2f) < TOL);
     assert_true(fd_check(att_loss, &c, c.v, dv, nk, 1e-2f) < TOL);
     /* causality: the first row's output is exactly its own value vector */
     for (int i = 0; i < 8; i++) assert_true(fabsf(c.out[i] - c.v[i]) < 1e-6f);
-    /* inference path (no kept probabilities) gives the same output */
+    /* inference path (no lse kept) gives the same output */
     att_loss(&c);
     float *o2 = fl_allocf(nq);
     fl_attention_forward(o2, NULL, c.q, c.k, c.v, c.B, T, H, KV, 8);
     double e2 = tu_relerr(o2, c.out, nq, 1e-6);
     if (e2 >= 1e-5) print_error("inference attention differs: %g\n", e2);
     assert_true(e2 < 1e-5);
+    /* the reference kernel: same output, same gradients, and the lse is
+     * the log of the reference's softmax normaliser (row 0's only column
+     * has probability 1, so lse = its own scaled score) */
+    float *att = fl_allocf((size_t)c.B * H * T * T), *o3 = fl_allocf(nq);
+    float *rq = fl_allocf(nq), *rk = fl_allocf(nk), *rv = fl_allocf(nk);
+    fl_attention_forward_ref(o3, att, c.q, c.k, c.v, c.B, T, H, KV, 8);
+    fl_attention_backward_ref(rq, rk, rv, c.R, c.q, c.k, c.v, att, c.B, T, H, KV, 8);
+    double eo = tu_relerr(o3, c.out, nq, 1e-6), eq = tu_relerr(dq, rq, nq, 1e-6);
+    double ek = tu_relerr(dk, rk, nk, 1e-6), ev = tu_relerr(dv, rv, nk, 1e-6);
+    if (eo >= 1e-5 || eq >= 1e-4 || ek >= 1e-4 || ev >= 1e-4)
+        print_error("O(T) attention vs reference: out %g dq %g dk %g dv %g\n", eo, eq, ek, ev);
+    assert_true(eo < 1e-5 && eq < 1e-4 && ek < 1e-4 && ev < 1e-4);
+    double s00 = 0;
+    for (int i = 0; i < 8; i++) s00 += (double)c.q[i] * c.k[i];
+    assert_true(fabs(c.lse[0] - s00 / sqrt(8.0)) < 1e-5 * (1 + fabs(s00)));
+    fl_free(att); fl_free(o3); fl_free(rq); fl_free(rk); fl_free(rv);
     fl_free(o2);
-    fl_free(c.q); fl_free(c.k); fl_free(c.v); fl_free(c.out); fl_free(c.R); fl_free(c.att);
+    fl_free(c.q); fl_free(c.k); fl_free(c.v); fl_free(c.out); fl_free(c.R); fl_free(c.lse);
     fl_free(dq); fl_free(dk); fl_free(dv);
 }
 static void test_attention_mha(void **s) { (void)s; check_attention(6, 2, 2); }
 static void test_attention_gqa(void **s) { (void)s; check_attention(7, 4, 2); }
 /* T beyond one row block (64) exercises the blocked causal GEMMs */
 static void test_attention_long(void **s) { (void)s; check_attention(150, 2, 1); }
+
+/* ---- vectorised paths --------------------------------------------------- */
+/* GELU and cross-entropy go 8 lanes at a time through SLEEF, in chunks
+ * (GELU 512, the log-sum-exp 256), with scalar tails: sizes that cross a
+ * chunk and end off a multiple of 8 against the formulas in double. */
+static void test_vector_paths(void **s) {
+    (void)s;
+    const int n = 1037;
+    float *x = fl_allocf(n), *y = fl_allocf(n), *d = fl_allocf(n), *g = fl_allocf(n);
+    tu_fill(x, n, 4, 21); tu_fill(d, n, 1, 22);
+    fl_gelu_forward(y, x, n);
+    fl_gelu_backward(g, x, d, n);
+    double ey = 0, eg = 0;
+    for (int i = 0; i < n; i++) {
+        double z = x[i], u = 0.7978845608028654 * (z + 0.044715 * z * z * z), t = tanh(u);
+        double f = 0.5 * z * (1 + t), df = 0.5 * (1 + t) + 0.5 * z * (1 - t * t) * 0.7978845608028654 * (1 + 3 * 0.044715 * z * z);
+        /* relative to 1 + |value|: for z << 0 both are 1 + tanh(u) with
+         * tanh near -1, whose cancellation costs any float formula */
+        ey = fmax(ey, fabs(y[i] - f) / (1 + fabs(f)));
+        eg = fmax(eg, fabs(g[i] - d[i] * df) / (1 + fabs(d[i] * df)));
+    }
+    if (ey > 2e-6 || eg > 2e-6) print_error("gelu vs double: fwd %g bwd %g\n", ey, eg);
+    assert_true(ey <= 2e-6 && eg <= 2e-6);
+    fl_free(x); fl_free(y); fl_free(d); fl_free(g);
+    const int N = 3, V = 301;
+    float *l = fl_allocf((size_t)N * V), *dl = fl_allocf((size_t)N * V), *nll = fl_allocf(N);
+    tu_fill(l, (int64_t)N * V, 6, 23);
+    int32_t t[3] = { 5, 300, 137 };
+    int64_t cnt = 0;
+    double sum = fl_crossentropy_forward(nll, l, t, N, V, &cnt);
+    fl_crossentropy_backward(dl, l, t, N, V, 0.5f);
+    double el = 0, ed = 0, tot = 0;
+    for (int r = 0; r < N; r++) {
+        const float *lr = l + (int64_t)r * V;
+        double mx = -INFINITY, z = 0;
+        for (int j = 0; j < V; j++) mx = fmax(mx, lr[j]);
+        for (int j = 0; j < V; j++) z += exp(lr[j] - mx);
+        double lse = mx + log(z);
+        el = fmax(el, fabs(nll[r] - (lse - lr[t[r]])));
+        tot += lse - lr[t[r]];
+        for (int j = 0; j < V; j++) {
+            double ref = 0.5 * (exp(lr[j] - lse) - (j == t[r]));
+            ed = fmax(ed, fabs(dl[(int64_t)r * V + j] - ref));
+        }
+    }
+    if (el > 1e-5 || ed > 1e-7 || fabs(sum - tot) > 1e-5 || cnt != N)
+        print_error("cross-entropy vs double: nll %g dlogits %g sum %g\n", el, ed, fabs(sum - tot));
+    assert_true(el <= 1e-5 && ed <= 1e-7 && fabs(sum - tot) <= 1e-5 && cnt == N);
+    fl_free(l); fl_free(dl); fl_free(nll);
+}
 
 /* ---- embedding and cross-entropy -------------------------------------- */
 typedef struct { int B, T, C; int32_t *tok; float *wte, *wpe, *out, *R; } emb_ctx;
@@ -411,7 +480,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fd_catches_wrong_gradient),
         cmocka_unit_test(test_layernorm), cmocka_unit_test(test_rmsnorm), cmocka_unit_test(test_matmul),
-        cmocka_unit_test(test_gelu), cmocka_unit_test(test_relu), cmocka_unit_test(test_swiglu),
+        cmocka_unit_test(test_gelu), cmocka_unit_test(test_vector_paths), cmocka_unit_test(test_relu), cmocka_unit_test(test_swiglu),
         cmocka_unit_test(test_rope), cmocka_unit_test(test_attention_mha), cmocka_unit_test(test_attention_gqa),
         cmocka_unit_test(test_attention_long), cmocka_unit_test(test_embed), cmocka_unit_test(test_crossentropy), cmocka_unit_test(test_soft_crossentropy),
         cmocka_unit_test(test_model_gpt2), cmocka_unit_test(test_model_opt), cmocka_unit_test(test_model_llama),
