@@ -80,6 +80,16 @@ static void check_cell(const char *model, const char *fam, const cell_t *k, int 
     print_message("%-5s %-18s %-12s %-6s %-9s working %8zu / %8zu = %.4f (%s)  peak %8zu / %8zu = %.4f\n", fam, k->recon,
                   k->prop, k->ps ? k->ps : "sparse", k->bias_norm ? "bias-norm" : "all", r.working_bytes, p.working_bytes, rw, p.unit,
                   r.peak_recover_bytes, p.peak_recover_bytes, rp);
+    /* the FLOPs of the pruning pass and recovery, and the pruning pass's
+     * peak (its statistics pass and the pruning of each linear) */
+    const uint64_t mf = r.prof.ph[FL_PH_STATS].flops + r.prof.ph[FL_PH_PRUNE].flops + r.prof.ph[FL_PH_RECOVER].flops;
+    size_t mpp = fl_mem_phase_peak("statistics");
+    if (r.peak_prune_bytes > mpp) mpp = r.peak_prune_bytes;
+    double rf = p.flops ? (double)mf / p.flops : NAN, rpp = ratio(mpp, p.peak_prune_bytes);
+    print_message("%-5s %-18s %-12s flops %12llu / %12llu = %.4f  pruning-pass peak %8zu / %8zu = %.4f\n", fam, k->recon,
+                  k->prop, (unsigned long long)mf, (unsigned long long)p.flops, rf, mpp, p.peak_prune_bytes, rpp);
+    assert_true(rf >= 0.9 && rf <= 1.1);
+    assert_true(rpp >= 0.9 && rpp <= 1.1);
     if (!strcmp(k->recon, "none")) {   /* no recovery phase at all */
         assert_true(r.working_bytes == 0 && p.working_bytes == 0);
         assert_true(r.peak_recover_bytes == 0 && p.peak_recover_bytes == 0);
