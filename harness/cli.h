@@ -42,5 +42,6 @@ int fl_cmd_tokenize(int argc, char **argv);
 int fl_cmd_tokenizer_train(int argc, char **argv);
 int fl_cmd_plot(int argc, char **argv);
 int fl_cmd_report(int argc, char **argv);
+int fl_cmd_plan(int argc, char **argv);
 
 #endif

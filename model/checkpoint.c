@@ -248,6 +248,17 @@ static int parse_config(fl_config *c, const cfg_src *s) {
     return fl_config_validate(c, s->path);
 }
 
+int fl_config_load_file(fl_config *c, const char *path) {
+    cJSON *root = read_json(path);
+    int rc = -1;
+    if (root) {
+        cfg_src s = { path, root };
+        rc = parse_config(c, &s);
+    }
+    cJSON_Delete(root);
+    return rc;
+}
+
 int fl_config_load(fl_config *c, const char *dir) {
     char *path = join(dir, "config.json");
     cJSON *root = read_json(path);

@@ -466,3 +466,47 @@ int fl_recon_predict(const fl_config *cfg, const fl_recon_predict_args *args, fl
     fl_recon_close(&in);
     return rc;
 }
+
+/* ---- the phases after recovery ------------------------------------------ */
+
+static shp after_shapes(const fl_config *c, int B, int T) {
+    shp s = { .c = c, .b = B, .T = T, .N = (int64_t)B * T, .d = c->d, .F = c->d_ff, .V = c->vocab,
+              .qd = (int64_t)c->n_head * c->head_dim, .kvd = (int64_t)c->n_kv_head * c->head_dim,
+              .nt = omp_get_max_threads(), .swiglu = c->act == FL_ACT_SWIGLU, .nwin = B };
+    return s;
+}
+
+/* Every mask of the pruned model, a byte per block weight. */
+static int64_t all_masks(const shp *s) {
+    return s->c->n_layer * (sub_mask_bytes(s, 0) + sub_mask_bytes(s, 1));
+}
+
+/* eval/ppl.c: the pruned model with its masks, a batch's input and target
+ * tokens (int32), and a whole forward without saved activations: the
+ * residual stream, one scratch of each sublayer kind, then the larger of
+ * the attention's per-thread score block and the head (final norm's mean,
+ * rstd and output, HEAD_CHUNK rows of logits). */
+size_t fl_pred_eval_bytes(const fl_config *c, int B, int T) {
+    const shp s = after_shapes(c, B, T);
+    const int64_t head = 4 * (2 * s.N + s.N * s.d + (int64_t)HEAD_CHUNK * s.V), att = 4 * s.nt * RB * s.T;
+    return (size_t)(model_bytes(c) + all_masks(&s) + 8 * s.N + 4 * s.N * s.d + sub_acts(&s, 0, 0) + sub_acts(&s, 1, 0) +
+                    (att > head ? att : head));
+}
+
+/* eval/drift.c: the pruned model with its masks and the dense model loaded
+ * again; per batch both block inputs [N,d], three outputs of the widest
+ * linear, each site's input of both models, and one sublayer's forward
+ * without saved activations. */
+size_t fl_pred_drift_bytes(const fl_config *c, int B, int T) {
+    const shp s = after_shapes(c, B, T);
+    fl_linear_shape sh[7];
+    const int k = fl_config_linears(c, sh);
+    int64_t rows = s.d, width[4] = { 0 };
+    for (int i = 0; i < k; i++) {
+        width[sh[i].site] = sh[i].cols;
+        rows = sh[i].rows > rows ? sh[i].rows : rows;
+    }
+    int64_t buf = 2 * s.N * s.d + 3 * s.N * rows;
+    for (int q = 0; q < 4; q++) buf += 2 * s.N * width[q];
+    return (size_t)(2 * model_bytes(c) + all_masks(&s) + 4 * buf + fwd_noacts(&s, 1) - 4 * s.N * s.d);
+}

@@ -287,4 +287,10 @@ int fl_recon_predict(const fl_config *cfg, const fl_recon_predict_args *a, fl_re
  * is not counted. */
 int fl_recon_predict(const fl_config *cfg, const fl_recon_predict_args *a, fl_recon_predict_out *out);
 
+/* The tracked peaks of the phases after recovery, from the shapes alone:
+ * evaluation (eval/ppl.c, batches of B windows of T tokens) and activation
+ * drift (eval/drift.c, batches of B windows). */
+size_t fl_pred_eval_bytes(const fl_config *c, int B, int T);
+size_t fl_pred_drift_bytes(const fl_config *c, int B, int T);
+
 #endif

@@ -90,6 +90,19 @@ static void check_cell(const char *model, const char *fam, const cell_t *k, int 
                   k->prop, (unsigned long long)mf, (unsigned long long)p.flops, rf, mpp, p.peak_prune_bytes, rpp);
     assert_true(rf >= 0.9 && rf <= 1.1);
     assert_true(rpp >= 0.9 && rpp <= 1.1);
+    /* the cell's whole tracked peak: the largest of every phase's, against
+     * the largest of the predicted pruning pass, recovery, drift (8 windows
+     * by default, one batch of 8) and evaluation (one window of SEQ) */
+    size_t mt = 0, pt = p.peak_prune_bytes > p.peak_recover_bytes ? p.peak_prune_bytes : p.peak_recover_bytes;
+    for (int i = 0; i < FL_NPHASES; i++) mt = r.prof.ph[i].peak_bytes > mt ? r.prof.ph[i].peak_bytes : mt;
+    const size_t pe = fl_pred_eval_bytes(&cfg, 1, SEQ), pd = fl_pred_drift_bytes(&cfg, 8, SEQ);
+    pt = pe > pt ? pe : pt;
+    pt = pd > pt ? pd : pt;
+    const double rt = ratio(mt, pt), re = ratio(r.prof.ph[FL_PH_EVAL].peak_bytes, pe), rd = ratio(r.prof.ph[FL_PH_DRIFT].peak_bytes, pd);
+    print_message("%-5s %-18s total peak %8zu / %8zu = %.4f  evaluation %.4f  drift %.4f\n", fam, k->recon, mt, pt, rt, re, rd);
+    assert_true(rt >= 0.9 && rt <= 1.1);
+    assert_true(re >= 0.9 && re <= 1.1);
+    assert_true(rd >= 0.9 && rd <= 1.1);
     if (!strcmp(k->recon, "none")) {   /* no recovery phase at all */
         assert_true(r.working_bytes == 0 && p.working_bytes == 0);
         assert_true(r.peak_recover_bytes == 0 && p.peak_recover_bytes == 0);
