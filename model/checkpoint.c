@@ -136,9 +136,22 @@ static int unsupported(const cfg_src *s, const char *what) {
     return fl_err("%s: %s is not supported by freelunch", s->path, what);
 }
 
-/* RoPE: plain rotate-half RoPE only. Older configs say rope_theta and
- * rope_scaling (null when plain); transformers 5 folds both into
- * rope_parameters {"rope_type": "default", "rope_theta": ...}. */
+/* A positive number inside a rope_scaling object: a missing or bad one is
+ * an error naming it, never a default. */
+static int rope_num(const cfg_src *s, const cJSON *r, const char *obj, const char *k, double *out) {
+    const cJSON *j = cJSON_GetObjectItemCaseSensitive(r, k);
+    if (!cJSON_IsNumber(j) || !(j->valuedouble > 0 && j->valuedouble <= FLT_MAX))
+        return fl_err("%s: \"%s\".\"%s\" must be a positive number", s->path, obj, k);
+    *out = j->valuedouble;
+    return 0;
+}
+
+/* RoPE: rotate-half RoPE, plain or with the frequency scaling of
+ * rope_scaling "linear" or "llama3" (model.c rope_scaled_table). Older
+ * configs say rope_theta and rope_scaling (null when plain); transformers
+ * 5 folds both into rope_parameters {"rope_type": "default", "rope_theta":
+ * ...}. Any other type (dynamic, yarn, longrope...) is refused by name:
+ * without it the model would run with the wrong positions. */
 static int get_rope(const cfg_src *s, fl_config *c) {
     if (get_float(s, "rope_theta", &c->rope_theta, 10000.0f) != 0) return -1;
     const char *names[2] = { "rope_scaling", "rope_parameters" };
@@ -149,10 +162,26 @@ static int get_rope(const cfg_src *s, fl_config *c) {
         const cJSON *t = cJSON_GetObjectItemCaseSensitive(r, "rope_type");
         if (!t) t = cJSON_GetObjectItemCaseSensitive(r, "type");
         const char *type = cJSON_IsString(t) ? t->valuestring : NULL;
-        /* rope_parameters without a type is plain RoPE; rope_scaling without one is not */
-        if (type ? strcmp(type, "default") != 0 : i == 0) {
+        double f = 1, lo = 0, hi = 0, om = 0;
+        if (type && !strcmp(type, "linear")) {
+            if (rope_num(s, r, names[i], "factor", &f) != 0) return -1;
+            c->rope_scaling = FL_ROPE_LINEAR;
+            c->rope_factor = (float)f;
+        } else if (type && !strcmp(type, "llama3")) {
+            if (rope_num(s, r, names[i], "factor", &f) || rope_num(s, r, names[i], "low_freq_factor", &lo) ||
+                rope_num(s, r, names[i], "high_freq_factor", &hi) ||
+                rope_num(s, r, names[i], "original_max_position_embeddings", &om))
+                return -1;
+            if (!(hi > lo)) return fl_err("%s: \"%s\": high_freq_factor must exceed low_freq_factor", s->path, names[i]);
+            if (om > FL_MAX_POSITIONS || om != floor(om))
+                return fl_err("%s: \"%s\".\"original_max_position_embeddings\" must be a whole number of at most %d", s->path,
+                              names[i], FL_MAX_POSITIONS);
+            c->rope_scaling = FL_ROPE_LLAMA3;
+            c->rope_factor = (float)f; c->rope_low_freq = (float)lo; c->rope_high_freq = (float)hi; c->rope_orig_max = (int)om;
+        } else if (type ? strcmp(type, "default") != 0 : i == 0) {
+            /* rope_parameters without a type is plain RoPE; rope_scaling without one is not */
             char what[160];
-            snprintf(what, sizeof what, "%s of type \"%s\" (scaled RoPE)", names[i], type ? type : "?");
+            snprintf(what, sizeof what, "%s of type \"%s\" (freelunch reads default, linear and llama3)", names[i], type ? type : "?");
             return unsupported(s, what);
         }
         const cJSON *th = cJSON_GetObjectItemCaseSensitive(r, "rope_theta");
@@ -357,7 +386,17 @@ int fl_config_save(const fl_config *c, const char *path) {
         cJSON_AddStringToObject(j, "hidden_act", "silu");
         cJSON_AddNumberToObject(j, "rms_norm_eps", float_json(c->eps));
         cJSON_AddNumberToObject(j, "rope_theta", float_json(c->rope_theta));
-        cJSON_AddNullToObject(j, "rope_scaling");
+        if (c->rope_scaling == FL_ROPE_PLAIN) cJSON_AddNullToObject(j, "rope_scaling");
+        else {
+            cJSON *r = cJSON_AddObjectToObject(j, "rope_scaling");
+            cJSON_AddStringToObject(r, "rope_type", c->rope_scaling == FL_ROPE_LINEAR ? "linear" : "llama3");
+            cJSON_AddNumberToObject(r, "factor", float_json(c->rope_factor));
+            if (c->rope_scaling == FL_ROPE_LLAMA3) {
+                cJSON_AddNumberToObject(r, "low_freq_factor", float_json(c->rope_low_freq));
+                cJSON_AddNumberToObject(r, "high_freq_factor", float_json(c->rope_high_freq));
+                cJSON_AddNumberToObject(r, "original_max_position_embeddings", c->rope_orig_max);
+            }
+        }
         if (c->family == FL_LLAMA) {
             cJSON_AddBoolToObject(j, "attention_bias", c->qkv_bias);
             cJSON_AddBoolToObject(j, "mlp_bias", 0);

@@ -107,6 +107,40 @@ static fl_param *reg_add(reg_t *r, const char *name, fl_pkind kind, int layer, i
     return p;
 }
 
+/* RoPE tables with scaled frequencies, as HF's rope init functions compute
+ * inv_freq (transformers modeling_rope_utils: _compute_linear_scaling_rope_parameters,
+ * _compute_llama3_parameters; both keep the attention scale at 1):
+ *   linear: inv / factor;
+ *   llama3: with wavelength 2 pi / inv and the original context C,
+ *           wavelength > C / low_freq_factor:  inv / factor
+ *           wavelength < C / high_freq_factor: inv
+ *           between: (1 - t) inv / factor + t inv, t = (C / wavelength - low) / (high - low).
+ * inv_freq is rounded to float as HF holds it, then angles in double, as
+ * fl_rope_table does for plain RoPE. */
+static void rope_scaled_table(const fl_config *c, float *cos_t, float *sin_t) {
+    const int hd = c->head_dim, h2 = hd / 2;
+    for (int i = 0; i < h2; i++) {
+        double inv = (float)pow((double)c->rope_theta, -(2.0 * i) / hd);
+        const double f = c->rope_factor;
+        if (c->rope_scaling == FL_ROPE_LINEAR) inv = inv / f;
+        else {
+            const double C = c->rope_orig_max, lo = c->rope_low_freq, hi = c->rope_high_freq;
+            const double wl = 2 * M_PI / inv;
+            if (wl > C / lo) inv = inv / f;
+            else if (!(wl < C / hi)) {
+                const double t = (C / wl - lo) / (hi - lo);
+                inv = (1 - t) * inv / f + t * inv;
+            }
+        }
+        const float invf = (float)inv;
+        for (int p = 0; p < c->max_pos; p++) {
+            double a = (double)p * invf;
+            cos_t[(int64_t)p * h2 + i] = (float)cos(a);
+            sin_t[(int64_t)p * h2 + i] = (float)sin(a);
+        }
+    }
+}
+
 int fl_model_create(fl_model *m, const fl_config *c) {
     if (fl_config_validate(c, "model config") != 0) return -1;
     memset(m, 0, sizeof *m);
@@ -175,7 +209,8 @@ int fl_model_create(fl_model *m, const fl_config *c) {
             fl_model_free(m);
             return -1;
         }
-        fl_rope_table(m->rope_cos, m->rope_sin, c->max_pos, hd, c->rope_theta);
+        if (c->rope_scaling == FL_ROPE_PLAIN) fl_rope_table(m->rope_cos, m->rope_sin, c->max_pos, hd, c->rope_theta);
+        else rope_scaled_table(c, m->rope_cos, m->rope_sin);
     }
     return 0;
 }

@@ -38,7 +38,14 @@ typedef struct {
     int pos_offset;    /* opt: 2 */
     int qkv_bias, o_bias, mlp_bias;
     int bos_id, eos_id;  /* -1 when unknown; copied to config.json on save */
+    /* RoPE frequency scaling (HF rope_scaling): none, "linear" (every
+     * frequency / factor) or "llama3" (long wavelengths / factor, short ones
+     * kept, a smooth blend between; Llama-3.1/3.2). */
+    int rope_scaling;    /* FL_ROPE_* */
+    float rope_factor, rope_low_freq, rope_high_freq;
+    int rope_orig_max;   /* original_max_position_embeddings (llama3) */
 } fl_config;
+enum { FL_ROPE_PLAIN = 0, FL_ROPE_LINEAR, FL_ROPE_LLAMA3 };
 
 const char *fl_family_name(fl_family f);
 /* Fill the architecture defaults of a family (biases, norm, act, offsets). */
