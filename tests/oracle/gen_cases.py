@@ -70,6 +70,22 @@ CASES = [
                  num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=1, rms_norm_eps=1e-6,
                  rope_theta=1000000.0, max_position_embeddings=64, vocab_size=180, tie_word_embeddings=True,
                  hidden_act="silu", use_sliding_window=False, sliding_window=64, max_window_layers=2)),
+    # Llama-3.1's RoPE scaling ("llama3") with head_dim 12 unlike hidden/heads
+    # (8): the wavelengths of head_dim 12 at theta 1e4 (6.3, 29, 135, ...)
+    # fall in all three of its bands for an original context of 64 (kept
+    # below 64/4, blended up to 64/1, divided by the factor beyond).
+    dict(name="llama3_rope", dtype="F32", subs=False,
+         hf=dict(model_type="llama", architectures=["LlamaForCausalLM"], hidden_size=32, intermediate_size=48,
+                 num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, head_dim=12, rms_norm_eps=1e-5,
+                 rope_theta=10000.0, max_position_embeddings=256, vocab_size=97, tie_word_embeddings=False,
+                 hidden_act="silu", rope_scaling=dict(rope_type="llama3", factor=8.0, low_freq_factor=1.0,
+                                                      high_freq_factor=4.0, original_max_position_embeddings=64))),
+    # linear RoPE scaling on qwen2 (q/k/v biases), factor 4
+    dict(name="qwen2_linear_rope", dtype="F32", subs=False,
+         hf=dict(model_type="qwen2", architectures=["Qwen2ForCausalLM"], hidden_size=32, intermediate_size=40,
+                 num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, rms_norm_eps=1e-6,
+                 rope_theta=10000.0, max_position_embeddings=64, vocab_size=120, tie_word_embeddings=False,
+                 hidden_act="silu", use_sliding_window=False, rope_scaling=dict(type="linear", factor=4.0))),
 ]
 
 

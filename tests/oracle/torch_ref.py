@@ -124,7 +124,7 @@ def config_from_hf(hf):
                  KV=hf.get("num_key_value_heads") or H, F=hf["intermediate_size"],
                  P=hf["max_position_embeddings"], eps=hf["rms_norm_eps"],
                  theta=hf.get("rope_theta", 10000.0), tied=hf.get("tie_word_embeddings", False),
-                 hd=hf.get("head_dim") or d // H)
+                 hd=hf.get("head_dim") or d // H, rope_scaling=hf.get("rope_scaling"))
     else:
         raise ValueError("unknown model_type %r" % mt)
     c.setdefault("hd", c["d"] // c["H"])
@@ -317,8 +317,35 @@ def rotate_half(x):
     return torch.cat((-x2, x1), dim=-1)
 
 
-def rope_cos_sin(T, hd, theta, pos0=0):
-    inv_freq = 1.0 / (theta ** (torch.arange(0, hd, 2, dtype=DT) / hd))
+def scaled_inv_freq(inv_freq, rs):
+    """RoPE frequency scaling as the Llama 3.1 release and HF define it:
+    "linear" divides every frequency by the factor; "llama3" divides the
+    frequencies whose wavelength exceeds orig/low_freq_factor, keeps those
+    below orig/high_freq_factor and interpolates linearly in orig/wavelength
+    between the two."""
+    if not rs:
+        return inv_freq
+    kind = rs.get("rope_type", rs.get("type"))
+    f = rs["factor"]
+    if kind == "linear":
+        return inv_freq / f
+    assert kind == "llama3", kind
+    lo, hi, orig = rs["low_freq_factor"], rs["high_freq_factor"], rs["original_max_position_embeddings"]
+    out = []
+    for w in inv_freq.tolist():
+        wl = 2 * math.pi / w
+        if wl < orig / hi:
+            out.append(w)
+        elif wl > orig / lo:
+            out.append(w / f)
+        else:
+            t = (orig / wl - lo) / (hi - lo)
+            out.append((1 - t) * w / f + t * w)
+    return torch.tensor(out, dtype=DT)
+
+
+def rope_cos_sin(T, hd, theta, pos0=0, rs=None):
+    inv_freq = scaled_inv_freq(1.0 / (theta ** (torch.arange(0, hd, 2, dtype=DT) / hd)), rs)
     pos = torch.arange(pos0, pos0 + T, dtype=DT)
     freqs = torch.outer(pos, inv_freq)
     emb = torch.cat((freqs, freqs), dim=-1)
@@ -405,7 +432,7 @@ class Ref:
         q = self._split(F.linear(h, W(a + "q_proj.weight"), bias("q")), H)
         k = self._split(F.linear(h, W(a + "k_proj.weight"), bias("k")), KV)
         v = self._split(F.linear(h, W(a + "v_proj.weight"), bias("v")), KV)
-        cos, sin = rope_cos_sin(T, hd, c["theta"], pos0)
+        cos, sin = rope_cos_sin(T, hd, c["theta"], pos0, c.get("rope_scaling"))
         q = q * cos + rotate_half(q) * sin
         k = k * cos + rotate_half(k) * sin
         o = causal_attention(q, k, v).transpose(1, 2).reshape(B, T, H * hd)
