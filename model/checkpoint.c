@@ -235,13 +235,18 @@ static int parse_config(fl_config *c, const cfg_src *s) {
             return -1;
         if (strcmp(act, "relu") != 0)
             return fl_err("%s: activation_function \"%s\" is not supported for opt (relu)", s->path, act);
+        /* opt-350m: post-LN blocks and no final norm (HF OPTDecoder keeps
+         * final_layer_norm only with do_layer_norm_before), and embeddings
+         * of word_embed_proj_dim mapped by project_in / project_out */
         if (get_bool(s, "do_layer_norm_before", &flag, 1)) return -1;
-        if (!flag) return unsupported(s, "do_layer_norm_before = false (post-LN OPT, e.g. opt-350m)");
+        c->post_ln = !flag;
         int proj;
         if (get_int(s, "word_embed_proj_dim", &proj, c->d, 0)) return -1;
-        if (proj != c->d) return unsupported(s, "word_embed_proj_dim != hidden_size (projected OPT embeddings)");
+        if (proj < 1 || proj > FL_MAX_HIDDEN)
+            return fl_err("%s: \"word_embed_proj_dim\" %d is out of range (1 to %d)", s->path, proj, FL_MAX_HIDDEN);
+        c->proj = proj != c->d ? proj : 0;
         if (get_bool(s, "_remove_final_layer_norm", &flag, 0)) return -1;
-        if (flag) return unsupported(s, "_remove_final_layer_norm = true");
+        if (flag && !c->post_ln) return unsupported(s, "_remove_final_layer_norm = true");
         if (get_bool(s, "layer_norm_elementwise_affine", &flag, 1)) return -1;
         if (!flag) return unsupported(s, "layer_norm_elementwise_affine = false");
         if (get_bool(s, "enable_bias", &flag, 1)) return -1;
@@ -364,13 +369,13 @@ int fl_config_save(const fl_config *c, const char *path) {
         break;
     case FL_OPT:
         cJSON_AddNumberToObject(j, "hidden_size", c->d);
-        cJSON_AddNumberToObject(j, "word_embed_proj_dim", c->d);
+        cJSON_AddNumberToObject(j, "word_embed_proj_dim", c->proj ? c->proj : c->d);
+        cJSON_AddBoolToObject(j, "do_layer_norm_before", !c->post_ln);
         cJSON_AddNumberToObject(j, "num_hidden_layers", c->n_layer);
         cJSON_AddNumberToObject(j, "num_attention_heads", c->n_head);
         cJSON_AddNumberToObject(j, "ffn_dim", c->d_ff);
         cJSON_AddNumberToObject(j, "max_position_embeddings", c->max_pos);
         cJSON_AddStringToObject(j, "activation_function", "relu");
-        cJSON_AddBoolToObject(j, "do_layer_norm_before", 1);
         cJSON_AddBoolToObject(j, "enable_bias", c->qkv_bias);
         cJSON_AddBoolToObject(j, "layer_norm_elementwise_affine", 1);
         break;
@@ -545,7 +550,9 @@ static void build_map(const fl_model *m, hf_map *L) {
             add_wb(L, y->fc2_w, y->fc2_b, P, "decoder.layers.%d.fc2", l);
             add_wb(L, y->mlp_norm_w, y->mlp_norm_b, P, "decoder.layers.%d.final_layer_norm", l);
         }
-        add_wb(L, m->final_norm_w, m->final_norm_b, P, "decoder.final_layer_norm");
+        add_wb(L, m->final_norm_w, m->final_norm_b, P, "decoder.final_layer_norm");   /* none with post-LN */
+        add(L, MAP_COPY, m->proj_in, P, "decoder.project_in.weight");
+        add(L, MAP_COPY, m->proj_out, P, "decoder.project_out.weight");
         break;
     case FL_LLAMA:
     case FL_QWEN2:

@@ -36,13 +36,15 @@ static int64_t model_bytes(const fl_config *c) {
     const int64_t d = c->d;
     fl_linear_shape sh[7];
     const int k = fl_config_linears(c, sh);
-    int64_t f = padded((int64_t)c->vocab * d);                                   /* embed */
+    const int64_t e = c->proj ? c->proj : d;                                     /* embedding width */
+    int64_t f = padded((int64_t)c->vocab * e);                                   /* embed */
+    if (c->proj) f += 2 * padded(d * e);                                         /* project_in, project_out */
     if (c->learned_pos) f += padded((int64_t)(c->max_pos + c->pos_offset) * d);  /* positions */
     int64_t blk = padded(d) * (c->rms ? 2 : 4);                                  /* two norms (w[, b]) */
     for (int i = 0; i < k; i++) blk += padded((int64_t)sh[i].rows * sh[i].cols) + (sh[i].bias ? padded(sh[i].rows) : 0);
     f += blk * c->n_layer;
-    f += padded(d) * (c->rms ? 1 : 2);                                           /* final norm */
-    if (!c->tied) f += padded((int64_t)c->vocab * d);                            /* LM head */
+    if (!c->post_ln) f += padded(d) * (c->rms ? 1 : 2);                          /* final norm (none post-LN) */
+    if (!c->tied) f += padded((int64_t)c->vocab * e);                            /* LM head */
     if (!c->learned_pos) f += 2 * ((int64_t)c->max_pos * c->head_dim / 2);        /* rope cos, sin */
     return 4 * f;
 }
@@ -64,9 +66,10 @@ static int64_t sub_params(const shp *s, int kind, int bias_norm_only) {
 int64_t fl_pred_all_params(const shp *s, int bias_norm_only) {
     const fl_config *c = s->c;
     int64_t n = c->n_layer * (sub_params(s, 0, bias_norm_only) + sub_params(s, 1, bias_norm_only));
-    n += s->d * (c->rms ? 1 : 2);   /* final norm */
+    if (!c->post_ln) n += s->d * (c->rms ? 1 : 2);   /* final norm */
     if (bias_norm_only) return n;
-    n += s->V * s->d * (c->tied ? 1 : 2);
+    const int64_t e = c->proj ? c->proj : s->d;
+    n += s->V * e * (c->tied ? 1 : 2) + (c->proj ? 2 * s->d * e : 0);
     if (c->learned_pos) n += (int64_t)(c->max_pos + c->pos_offset) * s->d;
     return n;
 }
@@ -111,7 +114,8 @@ static int64_t sub_bwd(const shp *s, int kind) {
         inner = 2 * s->N * s->F + extra;
     }
     int64_t norm = s->N * s->d + s->nt * s->d;
-    return 4 * (s->N * s->d + (inner > norm ? inner : norm));
+    /* post-LN (OPT-350m): the norm's gradient dz [N,d] comes first and stays */
+    return 4 * (s->N * s->d * (c->post_ln ? 2 : 1) + (inner > norm ? inner : norm));
 }
 
 /* A forward with no saved activations over sublayers [s0, s1): the residual
@@ -164,7 +168,13 @@ int64_t fl_pred_pass_flops(const shp *s, int s0, int s1, int head, int64_t W, in
             if (sh[i].sub == q % 2) f += lin_flops(N, nb, sh[i].cols, sh[i].rows, bwd, train_w, adapter, rank);
         if (q % 2 == 0) f += (bwd ? 8 : 4) * W * s->c->n_head * s->c->head_dim * attn_area(s->T);
     }
-    if (head) f += 2 * N * s->d * s->V * (bwd && train_w ? 2 : 1);   /* logits; backward dxn and dW */
+    if (head) {
+        /* logits; backward dxn and dW. With OPT's projections, whole-model
+         * passes also map the embedding up and the last state down. */
+        const int64_t e = s->c->proj ? s->c->proj : s->d;
+        f += 2 * N * e * s->V * (bwd && train_w ? 2 : 1);
+        if (s->c->proj) f += 2 * 2 * N * s->d * e * (bwd && train_w ? 2 : 1);
+    }
     return f;
 }
 

@@ -522,6 +522,29 @@ static void test_ckpt_config_defaults(void **st) {
     assert_int_equal(c.o_bias, 0);
     assert_int_equal(c.tied, 1);
     assert_int_equal(c.rope_scaling, FL_ROPE_PLAIN);
+    /* opt-350m's shape in small: post-LN, embeddings of 8 projected to 16 */
+    write_text(p, "{\"model_type\": \"opt\", \"hidden_size\": 16, \"ffn_dim\": 32, \"num_hidden_layers\": 2,"
+                  " \"num_attention_heads\": 2, \"vocab_size\": 10, \"max_position_embeddings\": 8,"
+                  " \"do_layer_norm_before\": false, \"word_embed_proj_dim\": 8}");
+    assert_int_equal(fl_config_load(&c, dir), 0);
+    assert_int_equal(c.post_ln, 1);
+    assert_int_equal(c.proj, 8);
+    {
+        fl_model om;
+        assert_int_equal(fl_model_create(&om, &c), 0);
+        assert_true(fl_model_num_params(&om) == fl_config_num_params(&c));
+        assert_null(om.final_norm_w);
+        assert_non_null(om.proj_in);
+        assert_int_equal(om.proj_in->rows, 16);
+        assert_int_equal(om.proj_in->cols, 8);
+        assert_int_equal(om.embed->cols, 8);
+        fl_model_free(&om);
+    }
+    fl_config back0;
+    assert_int_equal(fl_config_save(&c, p), 0);
+    assert_int_equal(fl_config_load(&back0, dir), 0);
+    assert_int_equal(back0.post_ln, 1);
+    assert_int_equal(back0.proj, 8);
     /* Llama-3.1's rope_scaling, read and written back the same */
     write_text(p, "{\"model_type\": \"llama\", \"hidden_size\": 16, \"intermediate_size\": 32, \"num_hidden_layers\": 1,"
                   " \"num_attention_heads\": 2, \"vocab_size\": 10, \"max_position_embeddings\": 64, \"rope_theta\": 500000.0,"
@@ -831,10 +854,12 @@ static const bad_case BAD[] = {
            LLAMA_CFG "\"rope_scaling\": {\"rope_type\": \"llama3\", \"factor\": 8.0, \"low_freq_factor\": 1.0,"
            " \"high_freq_factor\": 4.0, \"original_max_position_embeddings\": 81.5}}", "original_max_position_embeddings",
            "whole number"),
-    CONFIG("config: opt word_embed_proj_dim", load_config, OPT_CFG "\"word_embed_proj_dim\": 8}",
-           "word_embed_proj_dim", "not supported"),
-    CONFIG("config: opt post-LN", load_config, OPT_CFG "\"do_layer_norm_before\": false}",
-           "do_layer_norm_before", "not supported"),
+    /* opt-350m's post-LN and projected embeddings are read (the oracle runs
+     * them); a width of 0, or a pre-LN OPT without its final norm, is not */
+    CONFIG("config: opt word_embed_proj_dim 0", load_config, OPT_CFG "\"word_embed_proj_dim\": 0}",
+           "word_embed_proj_dim", "out of range"),
+    CONFIG("config: opt pre-LN without a final norm", load_config, OPT_CFG "\"_remove_final_layer_norm\": true}",
+           "_remove_final_layer_norm", "not supported"),
     CONFIG("config: missing n_layer", load_config,
            "{\"model_type\": \"gpt2\", \"n_embd\": 16, \"n_head\": 2, \"n_positions\": 8, \"vocab_size\": 10}",
            "missing \"n_layer\""),

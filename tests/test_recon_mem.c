@@ -11,13 +11,14 @@
 #include "model/err.h"
 #include "model/gemm.h"
 
-static char g_dir[256], g_calib[300], g_eval[300], g_llama[300], g_gpt2[300];
+static char g_dir[256], g_calib[300], g_eval[300], g_llama[300], g_gpt2[300], g_opt[300];
 
 enum { VOCAB = 48, SEQ = 16, NWIN = 6, RBATCH = 4 };
 
-static int make_model(const char *dir, fl_family fam, int d_ff, uint64_t seed) {
+static int make_model_v(const char *dir, fl_family fam, int d_ff, uint64_t seed, int post_ln, int proj) {
     fl_config c = { 0 };
     fl_config_family_defaults(&c, fam);
+    c.post_ln = post_ln; c.proj = proj;
     /* three blocks, so blocks:2 (units of 2 and 1 blocks) differs from
      * blocks:all; d_ff unlike d, kv heads unlike heads (llama), so a term
      * with the wrong width shows */
@@ -30,6 +31,7 @@ static int make_model(const char *dir, fl_family fam, int d_ff, uint64_t seed) {
     fl_model_free(&m);
     return rc;
 }
+static int make_model(const char *dir, fl_family fam, int d_ff, uint64_t seed) { return make_model_v(dir, fam, d_ff, seed, 0, 0); }
 
 static int setup(void **st) {
     (void)st;
@@ -38,11 +40,14 @@ static int setup(void **st) {
     snprintf(g_eval, sizeof g_eval, "%s/eval.bin", g_dir);
     snprintf(g_llama, sizeof g_llama, "%s/llama", g_dir);
     snprintf(g_gpt2, sizeof g_gpt2, "%s/gpt2", g_dir);
+    snprintf(g_opt, sizeof g_opt, "%s/opt", g_dir);
     int32_t t[4000];
     uint64_t s = 5;
     for (int i = 0; i < 4000; i++) t[i] = (int32_t)(tu_rng(&s) % VOCAB);
     if (fl_tokfile_write(g_calib, t, 4000) != 0 || fl_tokfile_write(g_eval, t, 200) != 0) return -1;
     if (make_model(g_llama, FL_LLAMA, 48, 3) != 0) return -1;
+    /* opt-350m's variant: post-LN, embeddings of 16 projected to 32 */
+    if (make_model_v(g_opt, FL_OPT, 64, 5, 1, 16) != 0) return -1;
     return make_model(g_gpt2, FL_GPT2, 80, 4);
 }
 
@@ -139,6 +144,14 @@ static void check_family(const char *model, const char *fam, int has_bias) {
 
 static void test_llama(void **s) { (void)s; check_family(g_llama, "llama", 0); }
 static void test_gpt2(void **s) { (void)s; check_family(g_gpt2, "gpt2", 1); }
+/* post-LN OPT with projected embeddings: one cell of each kind of unit */
+static void test_opt_postln(void **s) {
+    (void)s;
+    static const cell_t cells[] = { { "none", "sparse", 0, NULL }, { "matrix", "sparse", 0, NULL }, { "sublayer", "dense", 0, NULL },
+                                    { "blocks:2", "sparse", 0, NULL }, { "retrain:full", "sparse", 0, NULL },
+                                    { "retrain:bias-norm", "sparse", 0, NULL }, { "retrain:lora", "sparse", 0, NULL } };
+    for (int i = 0; i < (int)(sizeof cells / sizeof *cells); i++) check_cell(g_opt, "opt", &cells[i], i);
+}
 
 /* What the prediction refuses, with a message, like the cell would. */
 static void test_predict_refuses(void **s) {
@@ -164,7 +177,7 @@ static void test_predict_refuses(void **s) {
 int main(void) {
     fl_threads_init(0);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_predict_refuses), cmocka_unit_test(test_llama), cmocka_unit_test(test_gpt2),
+        cmocka_unit_test(test_predict_refuses), cmocka_unit_test(test_llama), cmocka_unit_test(test_gpt2), cmocka_unit_test(test_opt_postln),
     };
     return cmocka_run_group_tests_name("recon_mem", tests, setup, teardown);
 }

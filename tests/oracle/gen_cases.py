@@ -53,6 +53,14 @@ CASES = [
                  activation_function="relu", do_layer_norm_before=True, word_embed_proj_dim=32,
                  enable_bias=True, layer_norm_elementwise_affine=True, tie_word_embeddings=True,
                  bos_token_id=2, eos_token_id=2, pad_token_id=1)),
+    # opt-350m's variant: post-LN blocks without a final norm, embeddings
+    # of width 16 through project_in / project_out, tied head
+    dict(name="opt_postln_proj", dtype="F32", subs=True,
+         hf=dict(model_type="opt", architectures=["OPTForCausalLM"], hidden_size=32, num_hidden_layers=2,
+                 num_attention_heads=4, ffn_dim=48, max_position_embeddings=64, vocab_size=130,
+                 activation_function="relu", do_layer_norm_before=False, word_embed_proj_dim=16,
+                 enable_bias=True, layer_norm_elementwise_affine=True, tie_word_embeddings=True,
+                 bos_token_id=2, eos_token_id=2, pad_token_id=1)),
     dict(name="llama_gqa", dtype="F32", subs=True,
          hf=dict(model_type="llama", architectures=["LlamaForCausalLM"], hidden_size=32, intermediate_size=72,
                  num_hidden_layers=3, num_attention_heads=4, num_key_value_heads=2, rms_norm_eps=1e-5,
@@ -183,6 +191,18 @@ def sub_specs(cfg):
                  trainable=layer_params(cfg, 0)),
             dict(name="blocks01", kind="blocks", first=0, last=1,
                  masks=lw(0, ["q", "k", "v", "o", "fc1", "fc2"]) + lw(1, ["v", "fc1"]),
+                 trainable=norms(0) + layer_params(cfg, 1)),
+        ]
+    if fam == "opt":   # two blocks, post-LN in opt_postln_proj: each norm inside its sublayer
+        return [
+            dict(name="lin_fc2", kind="linear", param="layers.1.fc2", masks=lw(1, ["fc2"]),
+                 trainable=["layers.1.fc2.weight", "layers.1.fc2.bias"]),
+            dict(name="attn1", kind="attn", layer=1, masks=lw(1, ["q", "o"]),
+                 trainable=lw(1, ["q", "k", "v", "o"]) + norms(1)[:2]),
+            dict(name="mlp0", kind="mlp", layer=0, masks=lw(0, ["fc1", "fc2"]),
+                 trainable=norms(0)[2:] + ["layers.0.fc1.bias"]),
+            dict(name="block0", kind="blocks", first=0, last=0, masks=lw(0, ["k", "fc1"]), trainable=layer_params(cfg, 0)),
+            dict(name="blocks01", kind="blocks", first=0, last=1, masks=lw(0, ["q", "fc2"]) + lw(1, ["v", "fc1"]),
                  trainable=norms(0) + layer_params(cfg, 1)),
         ]
     return [

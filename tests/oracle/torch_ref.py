@@ -111,12 +111,14 @@ def config_from_hf(hf):
         assert hf.get("activation_function", "gelu_new") == "gelu_new"
     elif mt == "opt":
         d = hf["hidden_size"]
-        assert hf.get("do_layer_norm_before", True), "post-LN OPT (350m) not modelled"
-        assert hf.get("word_embed_proj_dim", d) == d, "project_in/out not modelled"
         assert hf.get("activation_function", "relu") == "relu"
+        E = hf.get("word_embed_proj_dim", d)
+        # opt-350m: post-LN blocks without a final norm, embeddings of width
+        # word_embed_proj_dim mapped by project_in / project_out
         c.update(V=hf["vocab_size"], d=d, L=hf["num_hidden_layers"], H=hf["num_attention_heads"],
                  KV=hf["num_attention_heads"], F=hf["ffn_dim"], P=hf["max_position_embeddings"],
-                 eps=1e-5, tied=hf.get("tie_word_embeddings", True))
+                 eps=1e-5, tied=hf.get("tie_word_embeddings", True),
+                 post_ln=not hf.get("do_layer_norm_before", True), proj=E if E != d else 0)
     elif mt in ("llama", "qwen2"):
         d = hf["hidden_size"]
         H = hf["num_attention_heads"]
@@ -197,7 +199,10 @@ def canon_map(cfg):
         m += [("final_norm.weight", p + "ln_f.weight", "id"), ("final_norm.bias", p + "ln_f.bias", "id")]
     elif fam == "opt":
         p = "model.decoder."
-        m += [("embed.weight", p + "embed_tokens.weight", "id"), ("pos.weight", p + "embed_positions.weight", "id")]
+        m += [("embed.weight", p + "embed_tokens.weight", "id")]
+        if cfg.get("proj"):
+            m += [("project_in.weight", p + "project_in.weight", "id")]
+        m += [("pos.weight", p + "embed_positions.weight", "id")]
         for l in range(L):
             h, c = "%slayers.%d." % (p, l), "layers.%d." % l
             m += [(c + "attn_norm.weight", h + "self_attn_layer_norm.weight", "id"),
@@ -209,8 +214,11 @@ def canon_map(cfg):
                   (c + "mlp_norm.bias", h + "final_layer_norm.bias", "id"),
                   (c + "fc1.weight", h + "fc1.weight", "id"), (c + "fc1.bias", h + "fc1.bias", "id"),
                   (c + "fc2.weight", h + "fc2.weight", "id"), (c + "fc2.bias", h + "fc2.bias", "id")]
-        m += [("final_norm.weight", p + "final_layer_norm.weight", "id"),
-              ("final_norm.bias", p + "final_layer_norm.bias", "id")]
+        if not cfg.get("post_ln"):
+            m += [("final_norm.weight", p + "final_layer_norm.weight", "id"),
+                  ("final_norm.bias", p + "final_layer_norm.bias", "id")]
+        if cfg.get("proj"):
+            m += [("project_out.weight", p + "project_out.weight", "id")]
     else:
         qb = fam == "qwen2"
         m += [("embed.weight", "model.embed_tokens.weight", "id")]
@@ -273,8 +281,13 @@ def canon_shapes(cfg):
     out = {}
     for c, _, _ in canon_map(cfg):
         parts = c.split(".")
+        E = cfg.get("proj") or d
         if parts[0] in ("embed", "lm_head"):
-            out[c] = (V, d)
+            out[c] = (V, E)
+        elif parts[0] == "project_in":
+            out[c] = (d, E)
+        elif parts[0] == "project_out":
+            out[c] = (E, d)
         elif parts[0] == "pos":
             out[c] = (P + (2 if cfg["family"] == "opt" else 0), d)
         elif parts[0] == "layers" and parts[2] in lin:
@@ -396,7 +409,10 @@ class Ref:
             # OPTLearnedPositionalEmbedding: positions from the attention mask
             # cumsum (all ones here) minus 1, then offset by 2.
             pos = torch.arange(pos0, pos0 + T) + 2
-            return W("model.decoder.embed_tokens.weight")[tokens] + W("model.decoder.embed_positions.weight")[pos][None]
+            e = W("model.decoder.embed_tokens.weight")[tokens]
+            if c.get("proj"):
+                e = F.linear(e, W("model.decoder.project_in.weight"))
+            return e + W("model.decoder.embed_positions.weight")[pos][None]
         return W("model.embed_tokens.weight")[tokens]
 
     def _split(self, x, n):
@@ -417,14 +433,16 @@ class Ref:
             return x + o @ W(p + "attn.c_proj.weight") + W(p + "attn.c_proj.bias")
         if fam == "opt":
             p = "model.decoder.layers.%d." % l
-            h = F.layer_norm(x, (d,), W(p + "self_attn_layer_norm.weight"), W(p + "self_attn_layer_norm.bias"), c["eps"])
+            ln = lambda z: F.layer_norm(z, (d,), W(p + "self_attn_layer_norm.weight"), W(p + "self_attn_layer_norm.bias"), c["eps"])
+            h = x if c.get("post_ln") else ln(x)
             a = p + "self_attn."
             q = F.linear(h, W(a + "q_proj.weight"), W(a + "q_proj.bias")) * hd ** -0.5
             k = F.linear(h, W(a + "k_proj.weight"), W(a + "k_proj.bias"))
             v = F.linear(h, W(a + "v_proj.weight"), W(a + "v_proj.bias"))
             o = causal_attention(self._split(q, H), self._split(k, H), self._split(v, H), scale=1.0)
             o = o.transpose(1, 2).reshape(B, T, d)
-            return x + F.linear(o, W(a + "out_proj.weight"), W(a + "out_proj.bias"))
+            z = x + F.linear(o, W(a + "out_proj.weight"), W(a + "out_proj.bias"))
+            return ln(z) if c.get("post_ln") else z
         p = "model.layers.%d." % l
         h = rms_norm(x, W(p + "input_layernorm.weight"), c["eps"])
         a = p + "self_attn."
@@ -448,9 +466,11 @@ class Ref:
             return x + h @ W(p + "mlp.c_proj.weight") + W(p + "mlp.c_proj.bias")
         if fam == "opt":
             p = "model.decoder.layers.%d." % l
-            h = F.layer_norm(x, (d,), W(p + "final_layer_norm.weight"), W(p + "final_layer_norm.bias"), c["eps"])
+            ln = lambda z: F.layer_norm(z, (d,), W(p + "final_layer_norm.weight"), W(p + "final_layer_norm.bias"), c["eps"])
+            h = x if c.get("post_ln") else ln(x)
             h = torch.relu(F.linear(h, W(p + "fc1.weight"), W(p + "fc1.bias")))
-            return x + F.linear(h, W(p + "fc2.weight"), W(p + "fc2.bias"))
+            z = x + F.linear(h, W(p + "fc2.weight"), W(p + "fc2.bias"))
+            return ln(z) if c.get("post_ln") else z
         p = "model.layers.%d." % l
         h = rms_norm(x, W(p + "post_attention_layernorm.weight"), c["eps"])
         g = F.linear(h, W(p + "mlp.gate_proj.weight"))
@@ -467,8 +487,10 @@ class Ref:
             h = F.layer_norm(x, (d,), W("transformer.ln_f.weight"), W("transformer.ln_f.bias"), c["eps"])
             emb = "transformer.wte.weight"
         elif fam == "opt":
-            h = F.layer_norm(x, (d,), W("model.decoder.final_layer_norm.weight"),
-                             W("model.decoder.final_layer_norm.bias"), c["eps"])
+            h = x if c.get("post_ln") else F.layer_norm(x, (d,), W("model.decoder.final_layer_norm.weight"),
+                                                        W("model.decoder.final_layer_norm.bias"), c["eps"])
+            if c.get("proj"):
+                h = F.linear(h, W("model.decoder.project_out.weight"))
             emb = "model.decoder.embed_tokens.weight"
         else:
             h = rms_norm(x, W("model.norm.weight"), c["eps"])
