@@ -14,7 +14,7 @@ for r in $("$FL" list 2>/dev/null | sed -n '/^reconstructors:/,/^[a-z]/p' | grep
 done
 check "time labelled an estimate" "grep -q 'estimated at 10.0 GFLOP/s' '$T/out'"
 # --json: one object per registered reconstructor, the five keys, numbers
-for m in opt-125m qwen2.5-0.5b llama-3.1-8b llama-2-70b qwen2.5-72b; do
+for m in opt-125m opt-350m qwen2.5-0.5b llama-3.1-8b llama-2-70b qwen2.5-72b; do
   expect 0 "" "plan --json $m" "$FL" plan --model $C/$m.json --json --gflops 10
   cp "$T/out" "$T/$m.json"
   check "$m: every object has the five keys, peaks ordered" "/usr/bin/python3 - '$T/$m.json' <<'PY'
