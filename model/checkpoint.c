@@ -295,13 +295,7 @@ int fl_config_load_file(fl_config *c, const char *path) {
 
 int fl_config_load(fl_config *c, const char *dir) {
     char *path = join(dir, "config.json");
-    cJSON *root = read_json(path);
-    int rc = -1;
-    if (root) {
-        cfg_src s = { path, root };
-        rc = parse_config(c, &s);
-    }
-    cJSON_Delete(root);
+    int rc = fl_config_load_file(c, path);
     free(path);
     return rc;
 }
