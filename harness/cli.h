@@ -46,5 +46,6 @@ int fl_cmd_report(int argc, char **argv);
 /* freelunch eval --task (harness/cmd_eval.c): fl_cmd_eval hands over to it */
 int fl_cmd_eval_tasks(int argc, char **argv);
 extern const char *const FL_EVAL_TASK_HELP;
+int fl_cmd_plan(int argc, char **argv);
 
 #endif

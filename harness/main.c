@@ -24,6 +24,7 @@ static const struct { const char *name, *desc; int (*run)(int, char **); } CMDS[
     { "tokenizer-train", "learn a byte-level BPE tokenizer from a split or a text file", fl_cmd_tokenizer_train },
     { "plot", "draw the study's plots (gnuplot, PNG and SVG) from a results.csv", fl_cmd_plot },
     { "report", "write report.md and a self-contained report.html from a results.csv", fl_cmd_report },
+    { "plan", "from a config.json alone: every reconstructor's predicted memory, FLOPs and time for one cell", fl_cmd_plan },
 };
 
 static void main_help(FILE *f) {

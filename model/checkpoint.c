@@ -136,9 +136,22 @@ static int unsupported(const cfg_src *s, const char *what) {
     return fl_err("%s: %s is not supported by freelunch", s->path, what);
 }
 
-/* RoPE: plain rotate-half RoPE only. Older configs say rope_theta and
- * rope_scaling (null when plain); transformers 5 folds both into
- * rope_parameters {"rope_type": "default", "rope_theta": ...}. */
+/* A positive number inside a rope_scaling object: a missing or bad one is
+ * an error naming it, never a default. */
+static int rope_num(const cfg_src *s, const cJSON *r, const char *obj, const char *k, double *out) {
+    const cJSON *j = cJSON_GetObjectItemCaseSensitive(r, k);
+    if (!cJSON_IsNumber(j) || !(j->valuedouble > 0 && j->valuedouble <= FLT_MAX))
+        return fl_err("%s: \"%s\".\"%s\" must be a positive number", s->path, obj, k);
+    *out = j->valuedouble;
+    return 0;
+}
+
+/* RoPE: rotate-half RoPE, plain or with the frequency scaling of
+ * rope_scaling "linear" or "llama3" (model.c rope_scaled_table). Older
+ * configs say rope_theta and rope_scaling (null when plain); transformers
+ * 5 folds both into rope_parameters {"rope_type": "default", "rope_theta":
+ * ...}. Any other type (dynamic, yarn, longrope...) is refused by name:
+ * without it the model would run with the wrong positions. */
 static int get_rope(const cfg_src *s, fl_config *c) {
     if (get_float(s, "rope_theta", &c->rope_theta, 10000.0f) != 0) return -1;
     const char *names[2] = { "rope_scaling", "rope_parameters" };
@@ -149,10 +162,26 @@ static int get_rope(const cfg_src *s, fl_config *c) {
         const cJSON *t = cJSON_GetObjectItemCaseSensitive(r, "rope_type");
         if (!t) t = cJSON_GetObjectItemCaseSensitive(r, "type");
         const char *type = cJSON_IsString(t) ? t->valuestring : NULL;
-        /* rope_parameters without a type is plain RoPE; rope_scaling without one is not */
-        if (type ? strcmp(type, "default") != 0 : i == 0) {
+        double f = 1, lo = 0, hi = 0, om = 0;
+        if (type && !strcmp(type, "linear")) {
+            if (rope_num(s, r, names[i], "factor", &f) != 0) return -1;
+            c->rope_scaling = FL_ROPE_LINEAR;
+            c->rope_factor = (float)f;
+        } else if (type && !strcmp(type, "llama3")) {
+            if (rope_num(s, r, names[i], "factor", &f) || rope_num(s, r, names[i], "low_freq_factor", &lo) ||
+                rope_num(s, r, names[i], "high_freq_factor", &hi) ||
+                rope_num(s, r, names[i], "original_max_position_embeddings", &om))
+                return -1;
+            if (!(hi > lo)) return fl_err("%s: \"%s\": high_freq_factor must exceed low_freq_factor", s->path, names[i]);
+            if (om > FL_MAX_POSITIONS || om != floor(om))
+                return fl_err("%s: \"%s\".\"original_max_position_embeddings\" must be a whole number of at most %d", s->path,
+                              names[i], FL_MAX_POSITIONS);
+            c->rope_scaling = FL_ROPE_LLAMA3;
+            c->rope_factor = (float)f; c->rope_low_freq = (float)lo; c->rope_high_freq = (float)hi; c->rope_orig_max = (int)om;
+        } else if (type ? strcmp(type, "default") != 0 : i == 0) {
+            /* rope_parameters without a type is plain RoPE; rope_scaling without one is not */
             char what[160];
-            snprintf(what, sizeof what, "%s of type \"%s\" (scaled RoPE)", names[i], type ? type : "?");
+            snprintf(what, sizeof what, "%s of type \"%s\" (freelunch reads default, linear and llama3)", names[i], type ? type : "?");
             return unsupported(s, what);
         }
         const cJSON *th = cJSON_GetObjectItemCaseSensitive(r, "rope_theta");
@@ -206,13 +235,18 @@ static int parse_config(fl_config *c, const cfg_src *s) {
             return -1;
         if (strcmp(act, "relu") != 0)
             return fl_err("%s: activation_function \"%s\" is not supported for opt (relu)", s->path, act);
+        /* opt-350m: post-LN blocks and no final norm (HF OPTDecoder keeps
+         * final_layer_norm only with do_layer_norm_before), and embeddings
+         * of word_embed_proj_dim mapped by project_in / project_out */
         if (get_bool(s, "do_layer_norm_before", &flag, 1)) return -1;
-        if (!flag) return unsupported(s, "do_layer_norm_before = false (post-LN OPT, e.g. opt-350m)");
+        c->post_ln = !flag;
         int proj;
         if (get_int(s, "word_embed_proj_dim", &proj, c->d, 0)) return -1;
-        if (proj != c->d) return unsupported(s, "word_embed_proj_dim != hidden_size (projected OPT embeddings)");
+        if (proj < 1 || proj > FL_MAX_HIDDEN)
+            return fl_err("%s: \"word_embed_proj_dim\" %d is out of range (1 to %d)", s->path, proj, FL_MAX_HIDDEN);
+        c->proj = proj != c->d ? proj : 0;
         if (get_bool(s, "_remove_final_layer_norm", &flag, 0)) return -1;
-        if (flag) return unsupported(s, "_remove_final_layer_norm = true");
+        if (flag && !c->post_ln) return unsupported(s, "_remove_final_layer_norm = true");
         if (get_bool(s, "layer_norm_elementwise_affine", &flag, 1)) return -1;
         if (!flag) return unsupported(s, "layer_norm_elementwise_affine = false");
         if (get_bool(s, "enable_bias", &flag, 1)) return -1;
@@ -248,8 +282,7 @@ static int parse_config(fl_config *c, const cfg_src *s) {
     return fl_config_validate(c, s->path);
 }
 
-int fl_config_load(fl_config *c, const char *dir) {
-    char *path = join(dir, "config.json");
+int fl_config_load_file(fl_config *c, const char *path) {
     cJSON *root = read_json(path);
     int rc = -1;
     if (root) {
@@ -257,6 +290,12 @@ int fl_config_load(fl_config *c, const char *dir) {
         rc = parse_config(c, &s);
     }
     cJSON_Delete(root);
+    return rc;
+}
+
+int fl_config_load(fl_config *c, const char *dir) {
+    char *path = join(dir, "config.json");
+    int rc = fl_config_load_file(c, path);
     free(path);
     return rc;
 }
@@ -324,13 +363,13 @@ int fl_config_save(const fl_config *c, const char *path) {
         break;
     case FL_OPT:
         cJSON_AddNumberToObject(j, "hidden_size", c->d);
-        cJSON_AddNumberToObject(j, "word_embed_proj_dim", c->d);
+        cJSON_AddNumberToObject(j, "word_embed_proj_dim", c->proj ? c->proj : c->d);
+        cJSON_AddBoolToObject(j, "do_layer_norm_before", !c->post_ln);
         cJSON_AddNumberToObject(j, "num_hidden_layers", c->n_layer);
         cJSON_AddNumberToObject(j, "num_attention_heads", c->n_head);
         cJSON_AddNumberToObject(j, "ffn_dim", c->d_ff);
         cJSON_AddNumberToObject(j, "max_position_embeddings", c->max_pos);
         cJSON_AddStringToObject(j, "activation_function", "relu");
-        cJSON_AddBoolToObject(j, "do_layer_norm_before", 1);
         cJSON_AddBoolToObject(j, "enable_bias", c->qkv_bias);
         cJSON_AddBoolToObject(j, "layer_norm_elementwise_affine", 1);
         break;
@@ -346,7 +385,17 @@ int fl_config_save(const fl_config *c, const char *path) {
         cJSON_AddStringToObject(j, "hidden_act", "silu");
         cJSON_AddNumberToObject(j, "rms_norm_eps", float_json(c->eps));
         cJSON_AddNumberToObject(j, "rope_theta", float_json(c->rope_theta));
-        cJSON_AddNullToObject(j, "rope_scaling");
+        if (c->rope_scaling == FL_ROPE_PLAIN) cJSON_AddNullToObject(j, "rope_scaling");
+        else {
+            cJSON *r = cJSON_AddObjectToObject(j, "rope_scaling");
+            cJSON_AddStringToObject(r, "rope_type", c->rope_scaling == FL_ROPE_LINEAR ? "linear" : "llama3");
+            cJSON_AddNumberToObject(r, "factor", float_json(c->rope_factor));
+            if (c->rope_scaling == FL_ROPE_LLAMA3) {
+                cJSON_AddNumberToObject(r, "low_freq_factor", float_json(c->rope_low_freq));
+                cJSON_AddNumberToObject(r, "high_freq_factor", float_json(c->rope_high_freq));
+                cJSON_AddNumberToObject(r, "original_max_position_embeddings", c->rope_orig_max);
+            }
+        }
         if (c->family == FL_LLAMA) {
             cJSON_AddBoolToObject(j, "attention_bias", c->qkv_bias);
             cJSON_AddBoolToObject(j, "mlp_bias", 0);
@@ -495,7 +544,9 @@ static void build_map(const fl_model *m, hf_map *L) {
             add_wb(L, y->fc2_w, y->fc2_b, P, "decoder.layers.%d.fc2", l);
             add_wb(L, y->mlp_norm_w, y->mlp_norm_b, P, "decoder.layers.%d.final_layer_norm", l);
         }
-        add_wb(L, m->final_norm_w, m->final_norm_b, P, "decoder.final_layer_norm");
+        add_wb(L, m->final_norm_w, m->final_norm_b, P, "decoder.final_layer_norm");   /* none with post-LN */
+        add(L, MAP_COPY, m->proj_in, P, "decoder.project_in.weight");
+        add(L, MAP_COPY, m->proj_out, P, "decoder.project_out.weight");
         break;
     case FL_LLAMA:
     case FL_QWEN2:

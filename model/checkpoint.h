@@ -17,6 +17,8 @@
 
 /* Reads DIR/config.json into c (model_type gpt2|opt|llama|qwen2). */
 int fl_config_load(fl_config *c, const char *dir);
+/* The same from a config.json at any path. */
+int fl_config_load_file(fl_config *c, const char *path);
 /* Writes an HF config.json for c to path (temp + rename). */
 int fl_config_save(const fl_config *c, const char *path);
 

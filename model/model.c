@@ -73,6 +73,7 @@ int fl_config_validate(const fl_config *c, const char *what) {
         return fl_err("%s: RoPE tables of %d positions x head dimension %d are more than %lld floats", what, c->max_pos,
                       c->head_dim, (long long)FL_MAX_ROPE_FLOATS);
     if (c->pos_offset < 0 || c->pos_offset > 16) return fl_err("%s: position offset %d out of range", what, c->pos_offset);
+    if (c->proj && in_range(what, "embedding projection width", c->proj, FL_MAX_HIDDEN)) return -1;
     if (!(c->eps > 0)) return fl_err("%s: norm epsilon must be positive", what);
     const int64_t np = fl_config_num_params(c);
     if (np > FL_MAX_PARAMS)
@@ -86,7 +87,9 @@ int64_t fl_config_num_params(const fl_config *c) {
     const int k = fl_config_linears(c, sh);
     int64_t blk = d * (c->rms ? 2 : 4);   /* two norms, weight [and bias] */
     for (int i = 0; i < k; i++) blk += (int64_t)sh[i].rows * sh[i].cols + (sh[i].bias ? sh[i].rows : 0);
-    int64_t n = blk * c->n_layer + d * (c->rms ? 1 : 2) + (int64_t)c->vocab * d * (c->tied ? 1 : 2);
+    const int64_t e = c->proj ? c->proj : d;   /* embedding width */
+    int64_t n = blk * c->n_layer + (c->post_ln ? 0 : d * (c->rms ? 1 : 2)) + (int64_t)c->vocab * e * (c->tied ? 1 : 2);
+    if (c->proj) n += 2 * d * e;   /* project_in, project_out */
     if (c->learned_pos) n += ((int64_t)c->max_pos + c->pos_offset) * d;
     return n;
 }
@@ -107,6 +110,40 @@ static fl_param *reg_add(reg_t *r, const char *name, fl_pkind kind, int layer, i
     return p;
 }
 
+/* RoPE tables with scaled frequencies, as HF's rope init functions compute
+ * inv_freq (transformers modeling_rope_utils: _compute_linear_scaling_rope_parameters,
+ * _compute_llama3_parameters; both keep the attention scale at 1):
+ *   linear: inv / factor;
+ *   llama3: with wavelength 2 pi / inv and the original context C,
+ *           wavelength > C / low_freq_factor:  inv / factor
+ *           wavelength < C / high_freq_factor: inv
+ *           between: (1 - t) inv / factor + t inv, t = (C / wavelength - low) / (high - low).
+ * inv_freq is rounded to float as HF holds it, then angles in double, as
+ * fl_rope_table does for plain RoPE. */
+static void rope_scaled_table(const fl_config *c, float *cos_t, float *sin_t) {
+    const int hd = c->head_dim, h2 = hd / 2;
+    for (int i = 0; i < h2; i++) {
+        double inv = (float)pow((double)c->rope_theta, -(2.0 * i) / hd);
+        const double f = c->rope_factor;
+        if (c->rope_scaling == FL_ROPE_LINEAR) inv = inv / f;
+        else {
+            const double C = c->rope_orig_max, lo = c->rope_low_freq, hi = c->rope_high_freq;
+            const double wl = 2 * M_PI / inv;
+            if (wl > C / lo) inv = inv / f;
+            else if (!(wl < C / hi)) {
+                const double t = (C / wl - lo) / (hi - lo);
+                inv = (1 - t) * inv / f + t * inv;
+            }
+        }
+        const float invf = (float)inv;
+        for (int p = 0; p < c->max_pos; p++) {
+            double a = (double)p * invf;
+            cos_t[(int64_t)p * h2 + i] = (float)cos(a);
+            sin_t[(int64_t)p * h2 + i] = (float)sin(a);
+        }
+    }
+}
+
 int fl_model_create(fl_model *m, const fl_config *c) {
     if (fl_config_validate(c, "model config") != 0) return -1;
     memset(m, 0, sizeof *m);
@@ -114,7 +151,7 @@ int fl_model_create(fl_model *m, const fl_config *c) {
     /* fl_config_validate bounded every factor, so these products fit an int */
     const int L = c->n_layer, d = c->d, hd = c->head_dim, F = c->d_ff;
     const int qd = c->n_head * hd, kvd = c->n_kv_head * hd;
-    reg_t r = { .p = calloc(6 + 17 * (size_t)L, sizeof(fl_param)) };
+    reg_t r = { .p = calloc(8 + 17 * (size_t)L, sizeof(fl_param)) };
     m->layers = calloc((size_t)L, sizeof(fl_layer));
     if (!r.p || !m->layers) {
         free(r.p);
@@ -123,7 +160,11 @@ int fl_model_create(fl_model *m, const fl_config *c) {
         return fl_err("model config: out of memory for %d layers", L);
     }
     char nm[64];
-    m->embed = reg_add(&r, "embed.weight", FL_PK_EMBED, -1, c->vocab, d);
+    const int E = c->proj ? c->proj : d;   /* embedding width */
+    m->embed = reg_add(&r, "embed.weight", FL_PK_EMBED, -1, c->vocab, E);
+    /* the projections are no block's linears: never pruned, trained with the
+     * head by retraining (their kind is the head's) */
+    if (c->proj) m->proj_in = reg_add(&r, "project_in.weight", FL_PK_HEAD, -1, d, E);
     if (c->learned_pos) m->pos = reg_add(&r, "pos.weight", FL_PK_POS, -1, c->max_pos + c->pos_offset, d);
     for (int l = 0; l < L; l++) {
         fl_layer *y = &m->layers[l];
@@ -148,9 +189,12 @@ int fl_model_create(fl_model *m, const fl_config *c) {
         if (c->mlp_bias) ADD(fc2_b, "fc2.bias", FL_PK_LINEAR_B, d, 1);
 #undef ADD
     }
-    m->final_norm_w = reg_add(&r, "final_norm.weight", FL_PK_NORM_W, -1, d, 1);
-    if (!c->rms) m->final_norm_b = reg_add(&r, "final_norm.bias", FL_PK_NORM_B, -1, d, 1);
-    m->head = c->tied ? m->embed : reg_add(&r, "lm_head.weight", FL_PK_HEAD, -1, c->vocab, d);
+    if (!c->post_ln) {
+        m->final_norm_w = reg_add(&r, "final_norm.weight", FL_PK_NORM_W, -1, d, 1);
+        if (!c->rms) m->final_norm_b = reg_add(&r, "final_norm.bias", FL_PK_NORM_B, -1, d, 1);
+    }
+    if (c->proj) m->proj_out = reg_add(&r, "project_out.weight", FL_PK_HEAD, -1, E, d);
+    m->head = c->tied ? m->embed : reg_add(&r, "lm_head.weight", FL_PK_HEAD, -1, c->vocab, E);
     m->params = r.p;
     m->n_params = r.n;
     m->n_floats = r.floats;
@@ -175,7 +219,8 @@ int fl_model_create(fl_model *m, const fl_config *c) {
             fl_model_free(m);
             return -1;
         }
-        fl_rope_table(m->rope_cos, m->rope_sin, c->max_pos, hd, c->rope_theta);
+        if (c->rope_scaling == FL_ROPE_PLAIN) fl_rope_table(m->rope_cos, m->rope_sin, c->max_pos, hd, c->rope_theta);
+        else rope_scaled_table(c, m->rope_cos, m->rope_sin);
     }
     return 0;
 }
@@ -413,7 +458,8 @@ static size_t sub_floats(const fl_config *c, int kind, int B, int T, int keep_at
 size_t fl_acts_predict_bytes(const fl_config *c, fl_range r, int B, int T) {
     size_t N = (size_t)B * T, f = 0, ints = 0;
     for (int s = r.s0; s < r.s1; s++) f += sub_floats(c, s % 2, B, T, 1);
-    if (r.head) { f += 2 * N * c->d + 2 * N + N * c->vocab; ints += N; }   /* x, xn, mean, rstd, logits; targets */
+    if (r.head) { f += 2 * N * c->d + 2 * N + N * c->vocab + N * c->proj; ints += N; }   /* x, xn, mean, rstd, logits,
+                                                                                     the projected rows; targets */
     if (r.embed) ints += N;                                                  /* tokens */
     return sizeof(float) * f + sizeof(int32_t) * ints;
 }
@@ -471,8 +517,12 @@ static void sub_forward(fl_model *m, int sidx, sub_acts *s, float *x_out, int B,
     const fl_config *c = &m->cfg;
     const int N = B * T, d = c->d, hd = c->head_dim, qd = c->n_head * hd;
     fl_layer *y = &m->layers[sidx / 2];
+    fl_param *nw = sidx % 2 == 0 ? y->attn_norm_w : y->mlp_norm_w, *nb = sidx % 2 == 0 ? y->attn_norm_b : y->mlp_norm_b;
+    /* pre-LN: the sublayer reads its normed input; post-LN (OPT-350m) its
+     * input itself (xn holds a copy, so the linears' backward is the same) */
+    if (c->post_ln) memcpy(s->xn, s->x, sizeof(float) * (size_t)N * d);
+    else norm_fwd(m, s->xn, s->mean, s->rstd, s->x, nw, nb, N);
     if (sidx % 2 == 0) {
-        norm_fwd(m, s->xn, s->mean, s->rstd, s->x, y->attn_norm_w, y->attn_norm_b, N);
         if (hook) hook(hctx, sidx / 2, FL_SITE_QKV, s->xn, N, d);
         fl_linear_forward(y->q_w, y->q_b, s->xn, s->q, N);
         fl_linear_forward(y->k_w, y->k_b, s->xn, s->k, N);
@@ -486,7 +536,6 @@ static void sub_forward(fl_model *m, int sidx, sub_acts *s, float *x_out, int B,
         fl_linear_forward(y->o_w, y->o_b, s->ao, x_out, N);
     } else {
         const int F = c->d_ff;
-        norm_fwd(m, s->xn, s->mean, s->rstd, s->x, y->mlp_norm_w, y->mlp_norm_b, N);
         if (hook) hook(hctx, sidx / 2, FL_SITE_MLP_IN, s->xn, N, d);
         fl_linear_forward(y->fc1_w, y->fc1_b, s->xn, s->h, N);
         if (c->act == FL_ACT_SWIGLU) {
@@ -498,6 +547,11 @@ static void sub_forward(fl_model *m, int sidx, sub_acts *s, float *x_out, int B,
         fl_linear_forward(y->fc2_w, y->fc2_b, s->a, x_out, N);
     }
     fl_accum(x_out, s->x, (int64_t)N * d);   /* residual */
+    if (c->post_ln) {
+        /* z = x + f(x) is the norm's input: kept in s->x (x itself is in xn) */
+        memcpy(s->x, x_out, sizeof(float) * (size_t)N * d);
+        norm_fwd(m, x_out, s->mean, s->rstd, s->x, nw, nb, N);
+    }
 }
 
 /* Gradient of the sublayer given dy (w.r.t. its output). Adds parameter
@@ -507,7 +561,15 @@ static void sub_backward(fl_model *m, int sidx, sub_acts *s, const float *dy, fl
     const int N = B * T, d = c->d, hd = c->head_dim, qd = c->n_head * hd, kvd = c->n_kv_head * hd;
     fl_layer *y = &m->layers[sidx / 2];
     float *dxn = fl_allocf((size_t)N * d);
-    fl_param *nw, *nb;
+    fl_param *nw = sidx % 2 == 0 ? y->attn_norm_w : y->mlp_norm_w, *nb = sidx % 2 == 0 ? y->attn_norm_b : y->mlp_norm_b;
+    /* post-LN: through the norm first; dz, the gradient at z = x + f(x), is
+     * then what f's backward starts from and what the residual passes on */
+    float *dz = NULL;
+    if (c->post_ln) {
+        dz = fl_allocf((size_t)N * d);
+        norm_bwd(m, dz, dy, s, nw, nb, N);
+        dy = dz;
+    }
     if (sidx % 2 == 0) {
         float *dao = fl_allocf((size_t)N * qd), *dq = fl_allocf((size_t)N * qd);
         float *dk = fl_allocf((size_t)N * kvd), *dv = fl_allocf((size_t)N * kvd);
@@ -521,7 +583,6 @@ static void sub_backward(fl_model *m, int sidx, sub_acts *s, const float *dy, fl
         fl_linear_backward(y->k_w, y->k_b, s->xn, dk, dxn, N);
         fl_linear_backward(y->v_w, y->v_b, s->xn, dv, dxn, N);
         fl_free(dao); fl_free(dq); fl_free(dk); fl_free(dv);
-        nw = y->attn_norm_w; nb = y->attn_norm_b;
     } else {
         const int F = c->d_ff;
         float *da = fl_allocf((size_t)N * F), *dh = fl_allocf((size_t)N * F);
@@ -535,18 +596,72 @@ static void sub_backward(fl_model *m, int sidx, sub_acts *s, const float *dy, fl
         else fl_gelu_backward(dh, s->h, da, (int64_t)N * F);
         fl_linear_backward(y->fc1_w, y->fc1_b, s->xn, dh, dxn, N);
         fl_free(da); fl_free(dh);
-        nw = y->mlp_norm_w; nb = y->mlp_norm_b;
     }
-    norm_bwd(m, dx, dxn, s, nw, nb, N);
-    if (dx) fl_accum(dx, dy, (int64_t)N * d);  /* residual path */
+    if (c->post_ln) {
+        if (dx) { fl_accum(dx, dxn, (int64_t)N * d); fl_accum(dx, dz, (int64_t)N * d); }
+    } else {
+        norm_bwd(m, dx, dxn, s, nw, nb, N);
+        if (dx) fl_accum(dx, dy, (int64_t)N * d);  /* residual path */
+    }
+    fl_free(dz);
     fl_free(dxn);
 }
 
 /* ---- head -------------------------------------------------------------- */
 
-/* Logits for rows [r0, r1) of xn into out (row stride V). */
-static void head_logits(fl_model *m, const float *xn, float *out, int r0, int r1) {
-    fl_matmul_forward(out, xn + (int64_t)r0 * m->cfg.d, m->head->w, NULL, r1 - r0, m->cfg.d, m->cfg.vocab);
+/* Logits for rows [r0, r1) of xn into out (row stride V). With project_out
+ * the rows go down to the embedding width first, into yp [r1 - r0, proj]. */
+static void head_logits(fl_model *m, const float *xn, float *out, int r0, int r1, float *yp) {
+    const fl_config *c = &m->cfg;
+    if (m->proj_out) {
+        fl_matmul_forward(yp, xn + (int64_t)r0 * c->d, m->proj_out->w, NULL, r1 - r0, c->d, c->proj);
+        fl_matmul_forward(out, yp, m->head->w, NULL, r1 - r0, c->proj, c->vocab);
+    } else fl_matmul_forward(out, xn + (int64_t)r0 * c->d, m->head->w, NULL, r1 - r0, c->d, c->vocab);
+}
+
+/* The final norm, or (post-LN OPT, which has none) a copy. */
+static void final_norm_fwd(fl_model *m, sub_acts *h, int N) {
+    if (m->final_norm_w) norm_fwd(m, h->xn, h->mean, h->rstd, h->x, m->final_norm_w, m->final_norm_b, N);
+    else memcpy(h->xn, h->x, sizeof(float) * (size_t)N * m->cfg.d);
+}
+
+/* Token embeddings (and learned positions) into cur [N, d]; with
+ * project_in the [N, proj] lookup is mapped up first, then the positions
+ * are added, as HF's OPTDecoder does. */
+static void embed_fwd(fl_model *m, float *cur, const int32_t *tok, int B, int T, int pos_emb) {
+    const fl_config *c = &m->cfg;
+    const int N = B * T, d = c->d;
+    if (!m->proj_in) { fl_embed_forward(cur, tok, m->embed->w, P(m->pos), B, T, d, pos_emb); return; }
+    float *e = fl_allocf((size_t)N * c->proj);
+    fl_embed_forward(e, tok, m->embed->w, NULL, B, T, c->proj, 0);
+    fl_matmul_forward(cur, e, m->proj_in->w, NULL, N, c->proj, d);
+    fl_free(e);
+    if (!m->pos) return;
+    #pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++) {
+        const float *p = m->pos->w + (int64_t)(pos_emb + n % T) * d;
+        float *o = cur + (int64_t)n * d;
+        for (int k = 0; k < d; k++) o[k] += p[k];
+    }
+}
+
+static void embed_bwd(fl_model *m, const float *dcur, const int32_t *tok, int B, int T, int pos_emb) {
+    const fl_config *c = &m->cfg;
+    const int N = B * T, d = c->d;
+    float *dwte = tr_grad(m->embed), *dwpe = tr_grad(m->pos);
+    if (!m->proj_in) {
+        if (dwte || dwpe) fl_embed_backward(dwte, dwpe, dcur, tok, B, T, d, pos_emb);
+        return;
+    }
+    if (dwpe) fl_embed_backward(NULL, dwpe, dcur, tok, B, T, d, pos_emb);
+    float *dpi = tr_grad(m->proj_in);
+    if (!dwte && !dpi) return;
+    float *e = fl_allocf((size_t)N * c->proj), *de = dwte ? fl_allocf((size_t)N * c->proj) : NULL;
+    fl_embed_forward(e, tok, m->embed->w, NULL, B, T, c->proj, 0);
+    fl_matmul_backward(de, dpi, NULL, dcur, e, m->proj_in->w, N, c->proj, d);
+    if (dwte) fl_embed_backward(dwte, NULL, de, tok, B, T, c->proj, 0);
+    fl_free(e);
+    fl_free(de);
 }
 
 /* ---- whole range ------------------------------------------------------- */
@@ -590,7 +705,7 @@ int fl_forward(fl_model *m, fl_range r, fl_fwd *a, fl_acts *acts) {
     sub_acts scratch[2] = { { 0 }, { 0 } };
     if (!acts) { if (ns > 0) { sub_alloc(m, &scratch[0], 0, B, T, 0); sub_alloc(m, &scratch[1], 1, B, T, 0); } }
     float *cur = fl_allocf((size_t)N * d);   /* residual stream */
-    if (r.embed) fl_embed_forward(cur, a->tokens, m->embed->w, P(m->pos), B, T, d, pos_emb);
+    if (r.embed) embed_fwd(m, cur, a->tokens, B, T, pos_emb);
     else memcpy(cur, a->x_in, sizeof(float) * N * d);
     for (int s = r.s0; s < r.s1; s++) {
         sub_acts *sa;
@@ -605,14 +720,18 @@ int fl_forward(fl_model *m, fl_range r, fl_fwd *a, fl_acts *acts) {
         h->x = acts ? fl_allocf((size_t)N * d) : cur;
         if (acts) memcpy(h->x, cur, sizeof(float) * N * d);
         h->mean = fl_allocf(N); h->rstd = fl_allocf(N); h->xn = fl_allocf((size_t)N * d);
-        norm_fwd(m, h->xn, h->mean, h->rstd, h->x, m->final_norm_w, m->final_norm_b, N);
+        final_norm_fwd(m, h, N);
         double sum = 0;
         int64_t cnt = 0;
         if (acts || a->logits || a->soft) {
             float *lg = a->logits, *own = NULL;
             if (acts) { h->h = fl_allocf((size_t)N * V); lg = h->h; }
             else if (!lg) lg = own = fl_allocf((size_t)N * V);
-            head_logits(m, h->xn, lg, 0, N);
+            /* the projected rows: kept (in h->a) for the backward */
+            float *yp = m->proj_out ? fl_allocf((size_t)N * c->proj) : NULL;
+            head_logits(m, h->xn, lg, 0, N, yp);
+            if (acts) h->a = yp;
+            else fl_free(yp);
             sum = a->soft ? fl_softce_forward(lg, a->soft, a->targets, N, V, &cnt)
                           : fl_crossentropy_forward(a->nll, lg, a->targets, N, V, &cnt);
             if (acts && a->logits) memcpy(a->logits, lg, sizeof(float) * N * V);
@@ -620,15 +739,16 @@ int fl_forward(fl_model *m, fl_range r, fl_fwd *a, fl_acts *acts) {
         } else {
             /* Inference: logits a chunk of rows at a time, never [N, V]. */
             const int CH = 256;
-            float *lg = fl_allocf((size_t)CH * V);
+            float *lg = fl_allocf((size_t)CH * V), *yp = m->proj_out ? fl_allocf((size_t)CH * c->proj) : NULL;
             for (int r0 = 0; r0 < N; r0 += CH) {
                 int r1 = r0 + CH < N ? r0 + CH : N;
                 int64_t k = 0;
-                head_logits(m, h->xn, lg, r0, r1);
+                head_logits(m, h->xn, lg, r0, r1, yp);
                 sum += fl_crossentropy_forward(a->nll ? a->nll + r0 : NULL, lg, a->targets + r0, r1 - r0, V, &k);
                 cnt += k;
             }
             fl_free(lg);
+            fl_free(yp);
         }
         a->loss = cnt ? sum / cnt : 0.0;
         a->n_targets = cnt;
@@ -660,7 +780,7 @@ int fl_param_sublayer(const fl_param *p) {
 }
 
 static int below_trainable(fl_model *m, fl_range r, int s) {
-    if (r.embed && (param_trainable(m->embed) || param_trainable(m->pos))) return 1;
+    if (r.embed && (param_trainable(m->embed) || param_trainable(m->pos) || param_trainable(m->proj_in))) return 1;
     for (int i = 0; i < m->n_params; i++) {
         const fl_param *p = &m->params[i];
         if (p->layer < 0 || !param_trainable(p)) continue;
@@ -684,9 +804,21 @@ int fl_backward(fl_model *m, fl_range r, fl_acts *acts, const float *dx_out, flo
         if (acts->soft) fl_softce_backward(dlog, h->h, acts->soft, acts->targets, N, V, scale);
         else fl_crossentropy_backward(dlog, h->h, acts->targets, N, V, scale);
         float *dxn = fl_allocf((size_t)N * d);
-        fl_gemm(0, 0, N, d, V, 1.0f, dlog, V, m->head->w, d, 0.0f, dxn, d);
-        if (tr_grad(m->head)) fl_gemm(1, 0, V, d, N, 1.0f, dlog, V, h->xn, d, 1.0f, m->head->g, d);
-        norm_bwd(m, dcur, dxn, h, m->final_norm_w, m->final_norm_b, N);
+        if (m->proj_out) {
+            /* logits = (xn Wout^T) H^T: through the head to the projected
+             * rows (kept in h->a), then through project_out */
+            const int E = c->proj;
+            float *dyp = fl_allocf((size_t)N * E);
+            fl_gemm(0, 0, N, E, V, 1.0f, dlog, V, m->head->w, E, 0.0f, dyp, E);
+            if (tr_grad(m->head)) fl_gemm(1, 0, V, E, N, 1.0f, dlog, V, h->a, E, 1.0f, m->head->g, E);
+            fl_matmul_backward(dxn, tr_grad(m->proj_out), NULL, dyp, h->xn, m->proj_out->w, N, d, E);
+            fl_free(dyp);
+        } else {
+            fl_gemm(0, 0, N, d, V, 1.0f, dlog, V, m->head->w, d, 0.0f, dxn, d);
+            if (tr_grad(m->head)) fl_gemm(1, 0, V, d, N, 1.0f, dlog, V, h->xn, d, 1.0f, m->head->g, d);
+        }
+        if (m->final_norm_w) norm_bwd(m, dcur, dxn, h, m->final_norm_w, m->final_norm_b, N);
+        else fl_accum(dcur, dxn, (int64_t)N * d);
         fl_free(dxn);
         fl_free(h->h); h->h = NULL;
         acts->valid = 0;   /* logits consumed */
@@ -706,11 +838,8 @@ int fl_backward(fl_model *m, fl_range r, fl_acts *acts, const float *dx_out, flo
         sub_backward(m, s, &acts->sub[s - r.s0], dcur, dnext, B, T, acts->pos0);
         float *t = dcur; dcur = dnext; dnext = t;
     }
-    if (r.embed) {
-        float *dwte = tr_grad(m->embed);
-        float *dwpe = tr_grad(m->pos);
-        if (dwte || dwpe) fl_embed_backward(dwte, dwpe, dcur, acts->tokens, B, T, d, acts->pos0 + c->pos_offset);
-    } else if (dx_in) fl_accum(dx_in, dcur, (int64_t)N * d);
+    if (r.embed) embed_bwd(m, dcur, acts->tokens, B, T, acts->pos0 + c->pos_offset);
+    else if (dx_in) fl_accum(dx_in, dcur, (int64_t)N * d);
     fl_free(dcur);
     fl_free(dnext);
     acts->valid = 0;

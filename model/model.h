@@ -38,7 +38,21 @@ typedef struct {
     int pos_offset;    /* opt: 2 */
     int qkv_bias, o_bias, mlp_bias;
     int bos_id, eos_id;  /* -1 when unknown; copied to config.json on save */
+    /* RoPE frequency scaling (HF rope_scaling): none, "linear" (every
+     * frequency / factor) or "llama3" (long wavelengths / factor, short ones
+     * kept, a smooth blend between; Llama-3.1/3.2). */
+    int rope_scaling;    /* FL_ROPE_* */
+    float rope_factor, rope_low_freq, rope_high_freq;
+    int rope_orig_max;   /* original_max_position_embeddings (llama3) */
+    /* OPT variants (opt-350m): post_ln, each sublayer's LayerNorm after its
+     * residual (do_layer_norm_before = false; no final norm then), and
+     * proj, the embedding width word_embed_proj_dim when it is not d (0:
+     * none): the embedding and the head are [V, proj], project_in [d, proj]
+     * maps the embedding up before the positions are added, project_out
+     * [proj, d] maps the last hidden state down before the head. */
+    int post_ln, proj;
 } fl_config;
+enum { FL_ROPE_PLAIN = 0, FL_ROPE_LINEAR, FL_ROPE_LLAMA3 };
 
 const char *fl_family_name(fl_family f);
 /* Fill the architecture defaults of a family (biases, norm, act, offsets). */
@@ -114,7 +128,8 @@ typedef struct {
     fl_param *params;     /* registry, in a fixed order */
     int n_params;
     fl_layer *layers;
-    fl_param *embed, *pos, *final_norm_w, *final_norm_b, *head; /* head == embed when tied */
+    fl_param *embed, *pos, *final_norm_w, *final_norm_b, *head; /* head == embed when tied; final_norm_w NULL with post_ln */
+    fl_param *proj_in, *proj_out;   /* cfg.proj: project_in [d, proj], project_out [proj, d] (kind FL_PK_HEAD); else NULL */
     float *rope_cos, *rope_sin; /* [max_pos, hd/2], llama/qwen2 */
 } fl_model;
 

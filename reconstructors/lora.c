@@ -297,6 +297,18 @@ static int predict_adapters(const fl_predict_job *j, int masked, fl_predict_unit
     out->working = (int64_t)fl_lora_predict_working_opt(j->s->c, masked, lo->rank, lo->bias_norm, 0, (int)j->s->b, (int)j->s->T,
                                                         j->optim);
     out->rel_peak = out->working - 4 * fl_pred_all_params(j->s, 0);
+    /* the mean cross-entropy before and after (merged: plain), every epoch's
+     * forward and backward through the adapters, batch by batch, and the merge */
+    const fl_shapes *s = j->s;
+    const int L2 = 2 * s->c->n_layer, ad = masked ? 2 : 1;
+    const int64_t nb = j->epochs * ((s->nwin + s->b - 1) / s->b), nb1 = (s->nwin + s->b - 1) / s->b;
+    fl_linear_shape sh[7];
+    const int k = fl_config_linears(s->c, sh);
+    int64_t merge = 0;
+    for (int i = 0; i < k; i++) merge += 2 * (int64_t)sh[i].rows * sh[i].cols * lo->rank;
+    out->flops = fl_pred_pass_flops(s, 0, L2, 1, s->nwin, nb1, 0, 0, 0, 0) * 2 +
+                 fl_pred_pass_flops(s, 0, L2, 1, j->epochs * s->nwin, nb, 0, 0, ad, lo->rank) +
+                 fl_pred_pass_flops(s, 0, L2, 1, j->epochs * s->nwin, nb, 1, 0, ad, lo->rank) + merge * s->c->n_layer;
     return 0;
 }
 static int lora_predict(const fl_predict_job *j, fl_predict_unit *out) { return predict_adapters(j, 0, out); }

@@ -149,11 +149,13 @@ typedef struct {
     const void *priv;
     int bias_norm_only;   /* --trainable bias-norm */
     fl_optim optim;       /* --optimizer: how many floats of state per trainable float */
+    int epochs;           /* --epochs (>= 1): the FLOPs */
 } fl_predict_job;
 typedef struct {
     int64_t working;      /* the unit's working set: its parameters, gradients, moments,
                              saved activations and the routine's temporaries */
     int64_t rel_peak;     /* the routine's tracked peak above what was live when it began */
+    int64_t flops;        /* the routine's GEMM FLOPs (fl_pred_pass_flops), losses before and after included */
 } fl_predict_unit;
 
 /* Which of a preset's tuned learning rates is a reconstructor's default
@@ -259,6 +261,13 @@ typedef struct {
                                     (the model with its masks, the calibration streams, the unit's
                                     target, the dense model's copy in dense modes) */
     char unit[64];               /* the unit with the largest working set ("" for none) */
+    uint64_t flops;              /* GEMM FLOPs of the pruning pass and recovery (the phases statistics,
+                                    pruning and recovery; the criterion's own arithmetic and a
+                                    --distill teacher are not counted) */
+    size_t peak_prune_bytes;     /* tracked peak of the pruning pass (phases statistics and pruning):
+                                    what the walk holds, the block's Gram matrices, one batch's forward
+                                    and one linear's pruning temporaries (the criterion's own are not
+                                    counted) */
 } fl_recon_predict_out;
 
 /* What a prediction is asked about: a cell of --reconstruct `reconstruct`
@@ -273,6 +282,8 @@ typedef struct {
     int retrain_nwin;     /* --retrain-samples: the windows a model unit trains on
                              (its batch is min(batch, retrain_nwin)); 0: nwin */
     fl_optim optim;
+    int epochs;           /* --epochs, for the FLOPs (<= 0: 1) */
+    int prune_batch;      /* windows per forward of the pruning pass (fl_cell_cfg.batch; <= 0: 8) */
 } fl_recon_predict_args;
 
 /* Counts both figures from the shapes alone (nothing is allocated or run)
@@ -284,5 +295,11 @@ int fl_recon_predict(const fl_config *cfg, const fl_recon_predict_args *a, fl_re
  * Returns 0, or -1 with a message for a bad argument. --distill's teacher
  * is not counted. */
 int fl_recon_predict(const fl_config *cfg, const fl_recon_predict_args *a, fl_recon_predict_out *out);
+
+/* The tracked peaks of the phases after recovery, from the shapes alone:
+ * evaluation (eval/ppl.c, batches of B windows of T tokens) and activation
+ * drift (eval/drift.c, batches of B windows). */
+size_t fl_pred_eval_bytes(const fl_config *c, int B, int T);
+size_t fl_pred_drift_bytes(const fl_config *c, int B, int T);
 
 #endif

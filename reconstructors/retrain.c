@@ -200,11 +200,11 @@ static int bias_norm_recover(const fl_recover_job *j, fl_unit_report *rep) {
 }
 
 static int full_predict(const fl_predict_job *j, fl_predict_unit *out) {
-    fl_pred_retrain(j->s, j->bias_norm_only, j->optim, out);
+    fl_pred_retrain(j->s, j->bias_norm_only, j->optim, j->epochs, out);
     return 0;
 }
 static int bias_norm_predict(const fl_predict_job *j, fl_predict_unit *out) {
-    fl_pred_retrain(j->s, 1, j->optim, out);
+    fl_pred_retrain(j->s, 1, j->optim, j->epochs, out);
     return 0;
 }
 

@@ -521,6 +521,56 @@ static void test_ckpt_config_defaults(void **st) {
     assert_int_equal(c.qkv_bias, 1);
     assert_int_equal(c.o_bias, 0);
     assert_int_equal(c.tied, 1);
+    assert_int_equal(c.rope_scaling, FL_ROPE_PLAIN);
+    /* opt-350m's shape in small: post-LN, embeddings of 8 projected to 16 */
+    write_text(p, "{\"model_type\": \"opt\", \"hidden_size\": 16, \"ffn_dim\": 32, \"num_hidden_layers\": 2,"
+                  " \"num_attention_heads\": 2, \"vocab_size\": 10, \"max_position_embeddings\": 8,"
+                  " \"do_layer_norm_before\": false, \"word_embed_proj_dim\": 8}");
+    assert_int_equal(fl_config_load(&c, dir), 0);
+    assert_int_equal(c.post_ln, 1);
+    assert_int_equal(c.proj, 8);
+    {
+        fl_model om;
+        assert_int_equal(fl_model_create(&om, &c), 0);
+        assert_true(fl_model_num_params(&om) == fl_config_num_params(&c));
+        assert_null(om.final_norm_w);
+        assert_non_null(om.proj_in);
+        assert_int_equal(om.proj_in->rows, 16);
+        assert_int_equal(om.proj_in->cols, 8);
+        assert_int_equal(om.embed->cols, 8);
+        fl_model_free(&om);
+    }
+    fl_config back0;
+    assert_int_equal(fl_config_save(&c, p), 0);
+    assert_int_equal(fl_config_load(&back0, dir), 0);
+    assert_int_equal(back0.post_ln, 1);
+    assert_int_equal(back0.proj, 8);
+    /* Llama-3.1's rope_scaling, read and written back the same */
+    write_text(p, "{\"model_type\": \"llama\", \"hidden_size\": 16, \"intermediate_size\": 32, \"num_hidden_layers\": 1,"
+                  " \"num_attention_heads\": 2, \"vocab_size\": 10, \"max_position_embeddings\": 64, \"rope_theta\": 500000.0,"
+                  " \"rope_scaling\": {\"factor\": 8.0, \"low_freq_factor\": 1.0, \"high_freq_factor\": 4.0,"
+                  " \"original_max_position_embeddings\": 8192, \"rope_type\": \"llama3\"}}");
+    assert_int_equal(fl_config_load(&c, dir), 0);
+    assert_int_equal(c.rope_scaling, FL_ROPE_LLAMA3);
+    assert_true(c.rope_factor == 8.0f && c.rope_low_freq == 1.0f && c.rope_high_freq == 4.0f);
+    assert_int_equal(c.rope_orig_max, 8192);
+    assert_true(c.rope_theta == 500000.0f);
+    fl_config back;
+    assert_int_equal(fl_config_save(&c, p), 0);
+    assert_int_equal(fl_config_load(&back, dir), 0);
+    assert_int_equal(back.rope_scaling, FL_ROPE_LLAMA3);
+    assert_true(back.rope_factor == 8.0f && back.rope_low_freq == 1.0f && back.rope_high_freq == 4.0f);
+    assert_int_equal(back.rope_orig_max, 8192);
+    write_text(p, "{\"model_type\": \"qwen2\", \"hidden_size\": 16, \"intermediate_size\": 32, \"num_hidden_layers\": 1,"
+                  " \"num_attention_heads\": 2, \"vocab_size\": 10, \"max_position_embeddings\": 8,"
+                  " \"rope_scaling\": {\"type\": \"linear\", \"factor\": 2.5}}");
+    assert_int_equal(fl_config_load(&c, dir), 0);
+    assert_int_equal(c.rope_scaling, FL_ROPE_LINEAR);
+    assert_true(c.rope_factor == 2.5f);
+    assert_int_equal(fl_config_save(&c, p), 0);
+    assert_int_equal(fl_config_load(&back, dir), 0);
+    assert_int_equal(back.rope_scaling, FL_ROPE_LINEAR);
+    assert_true(back.rope_factor == 2.5f);
     tu_rmrf(dir);
 }
 
@@ -725,6 +775,8 @@ static int load_tok(const char *dir, const char *path, const bad_case *c) {
     { .what = w, .make = mk_tok, .load = load_tok, .file = "t.bin", .head = { magic, version, count }, .tok = toks, .vocab = vocab_, .expect = { __VA_ARGS__ } }
 #define T1234 { 1, 2, 3, 4 }
 #define T_BIG { 1, 2, 50257, 4 }
+#define LLAMA_CFG "{\"model_type\": \"llama\", \"hidden_size\": 16, \"intermediate_size\": 32, \"num_hidden_layers\": 1," \
+                  " \"num_attention_heads\": 2, \"vocab_size\": 10, \"max_position_embeddings\": 8, "
 #define OPT_CFG "{\"model_type\": \"opt\", \"hidden_size\": 16, \"ffn_dim\": 32, \"num_hidden_layers\": 1," \
                 " \"num_attention_heads\": 2, \"vocab_size\": 10, \"max_position_embeddings\": 8, "
 
@@ -781,14 +833,33 @@ static const bad_case BAD[] = {
            "model_type \"bert\"", "not supported"),
     CONFIG("config: unknown model_type", load_config, "{\"model_type\": \"bert\", \"hidden_size\": 16}", "bert"),
     CONFIG("config: not JSON", load_config, "{\n  \"model_type\": \"gpt2\",\n  \"n_embd\": 16,,\n}", "not valid JSON", "line 3"),
-    CONFIG("config: linear rope_scaling", load_config,
-           "{\"model_type\": \"llama\", \"hidden_size\": 16, \"intermediate_size\": 32, \"num_hidden_layers\": 1,"
-           " \"num_attention_heads\": 2, \"vocab_size\": 10, \"max_position_embeddings\": 8,"
-           " \"rope_scaling\": {\"type\": \"linear\", \"factor\": 2.0}}", "rope_scaling", "\"linear\"", "not supported"),
-    CONFIG("config: opt word_embed_proj_dim", load_config, OPT_CFG "\"word_embed_proj_dim\": 8}",
-           "word_embed_proj_dim", "not supported"),
-    CONFIG("config: opt post-LN", load_config, OPT_CFG "\"do_layer_norm_before\": false}",
-           "do_layer_norm_before", "not supported"),
+    /* RoPE scaling: linear and llama3 are read (tests/test_oracle.c runs
+     * both against PyTorch); any other type, or a llama3 object missing a
+     * key, is refused naming it */
+    CONFIG("config: dynamic rope_scaling", load_config, LLAMA_CFG "\"rope_scaling\": {\"type\": \"dynamic\", \"factor\": 2.0}}",
+           "rope_scaling", "\"dynamic\"", "not supported"),
+    CONFIG("config: yarn rope_parameters", load_config, LLAMA_CFG "\"rope_parameters\": {\"rope_type\": \"yarn\", \"factor\": 4.0}}",
+           "rope_parameters", "\"yarn\"", "not supported"),
+    CONFIG("config: linear rope_scaling without a factor", load_config, LLAMA_CFG "\"rope_scaling\": {\"type\": \"linear\"}}",
+           "\"rope_scaling\".\"factor\"", "positive number"),
+    CONFIG("config: linear rope_scaling factor 0", load_config, LLAMA_CFG "\"rope_scaling\": {\"type\": \"linear\", \"factor\": 0}}",
+           "\"factor\"", "positive number"),
+    CONFIG("config: llama3 rope_scaling without low_freq_factor", load_config,
+           LLAMA_CFG "\"rope_scaling\": {\"rope_type\": \"llama3\", \"factor\": 8.0, \"high_freq_factor\": 4.0,"
+           " \"original_max_position_embeddings\": 8192}}", "\"low_freq_factor\"", "positive number"),
+    CONFIG("config: llama3 rope_scaling with high <= low", load_config,
+           LLAMA_CFG "\"rope_scaling\": {\"rope_type\": \"llama3\", \"factor\": 8.0, \"low_freq_factor\": 4.0,"
+           " \"high_freq_factor\": 4.0, \"original_max_position_embeddings\": 8192}}", "high_freq_factor must exceed"),
+    CONFIG("config: llama3 rope_scaling with a fractional context", load_config,
+           LLAMA_CFG "\"rope_scaling\": {\"rope_type\": \"llama3\", \"factor\": 8.0, \"low_freq_factor\": 1.0,"
+           " \"high_freq_factor\": 4.0, \"original_max_position_embeddings\": 81.5}}", "original_max_position_embeddings",
+           "whole number"),
+    /* opt-350m's post-LN and projected embeddings are read (the oracle runs
+     * them); a width of 0, or a pre-LN OPT without its final norm, is not */
+    CONFIG("config: opt word_embed_proj_dim 0", load_config, OPT_CFG "\"word_embed_proj_dim\": 0}",
+           "word_embed_proj_dim", "out of range"),
+    CONFIG("config: opt pre-LN without a final norm", load_config, OPT_CFG "\"_remove_final_layer_norm\": true}",
+           "_remove_final_layer_norm", "not supported"),
     CONFIG("config: missing n_layer", load_config,
            "{\"model_type\": \"gpt2\", \"n_embd\": 16, \"n_head\": 2, \"n_positions\": 8, \"vocab_size\": 10}",
            "missing \"n_layer\""),

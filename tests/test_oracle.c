@@ -2,7 +2,9 @@
  * independent float64 PyTorch implementation of the four families
  * (tests/oracle/torch_ref.py), on random small HF model directories made by
  * tests/oracle/gen_cases.py (gpt2 with and without the "transformer." prefix,
- * fp16; opt; llama with GQA untied, llama tied bf16; qwen2).
+ * fp16; opt; llama with GQA untied, llama tied bf16; qwen2; llama with
+ * Llama-3.1's rope_scaling and head_dim != hidden/heads; qwen2 with linear
+ * rope_scaling; opt-350m's post-LN OPT with project_in/out).
  *
  *   full_<case>   whole model: logits, mean loss and the gradient of every
  *                 parameter, within 1e-4 relative (max abs diff / max abs ref).
@@ -29,7 +31,8 @@
 #define GEN "tests/oracle/gen_cases.py"
 #define REF "tests/oracle/torch_ref.py"
 
-static const char *CASES[] = { "gpt2_a", "gpt2_b_f16", "opt", "llama_gqa", "llama_tied_bf16", "qwen2" };
+static const char *CASES[] = { "gpt2_a", "gpt2_b_f16", "opt", "llama_gqa", "llama_tied_bf16", "qwen2", "llama3_rope",
+                                "qwen2_linear_rope", "opt_postln_proj" };
 #define NCASES ((int)(sizeof CASES / sizeof *CASES))
 
 static char g_tmp[2048], g_cases[2200];
@@ -462,8 +465,12 @@ int main(void) {
         { "full_llama_gqa", test_full, NULL, NULL, (void *)"llama_gqa" },
         { "full_llama_tied_bf16", test_full, NULL, NULL, (void *)"llama_tied_bf16" },
         { "full_qwen2", test_full, NULL, NULL, (void *)"qwen2" },
+        { "full_llama3_rope", test_full, NULL, NULL, (void *)"llama3_rope" },
+        { "full_qwen2_linear_rope", test_full, NULL, NULL, (void *)"qwen2_linear_rope" },
+        { "full_opt_postln_proj", test_full, NULL, NULL, (void *)"opt_postln_proj" },
         { "subs_gpt2_a", test_subs, NULL, NULL, (void *)"gpt2_a" },
         { "subs_llama_gqa", test_subs, NULL, NULL, (void *)"llama_gqa" },
+        { "subs_opt_postln_proj", test_subs, NULL, NULL, (void *)"opt_postln_proj" },
         { "save_roundtrip", test_save_roundtrip, NULL, NULL, NULL },
     };
     return cmocka_run_group_tests_name("oracle", tests, setup, teardown);

@@ -11,13 +11,14 @@
 #include "model/err.h"
 #include "model/gemm.h"
 
-static char g_dir[256], g_calib[300], g_eval[300], g_llama[300], g_gpt2[300];
+static char g_dir[256], g_calib[300], g_eval[300], g_llama[300], g_gpt2[300], g_opt[300];
 
 enum { VOCAB = 48, SEQ = 16, NWIN = 6, RBATCH = 4 };
 
-static int make_model(const char *dir, fl_family fam, int d_ff, uint64_t seed) {
+static int make_model_v(const char *dir, fl_family fam, int d_ff, uint64_t seed, int post_ln, int proj) {
     fl_config c = { 0 };
     fl_config_family_defaults(&c, fam);
+    c.post_ln = post_ln; c.proj = proj;
     /* three blocks, so blocks:2 (units of 2 and 1 blocks) differs from
      * blocks:all; d_ff unlike d, kv heads unlike heads (llama), so a term
      * with the wrong width shows */
@@ -30,6 +31,7 @@ static int make_model(const char *dir, fl_family fam, int d_ff, uint64_t seed) {
     fl_model_free(&m);
     return rc;
 }
+static int make_model(const char *dir, fl_family fam, int d_ff, uint64_t seed) { return make_model_v(dir, fam, d_ff, seed, 0, 0); }
 
 static int setup(void **st) {
     (void)st;
@@ -38,11 +40,14 @@ static int setup(void **st) {
     snprintf(g_eval, sizeof g_eval, "%s/eval.bin", g_dir);
     snprintf(g_llama, sizeof g_llama, "%s/llama", g_dir);
     snprintf(g_gpt2, sizeof g_gpt2, "%s/gpt2", g_dir);
+    snprintf(g_opt, sizeof g_opt, "%s/opt", g_dir);
     int32_t t[4000];
     uint64_t s = 5;
     for (int i = 0; i < 4000; i++) t[i] = (int32_t)(tu_rng(&s) % VOCAB);
     if (fl_tokfile_write(g_calib, t, 4000) != 0 || fl_tokfile_write(g_eval, t, 200) != 0) return -1;
     if (make_model(g_llama, FL_LLAMA, 48, 3) != 0) return -1;
+    /* opt-350m's variant: post-LN, embeddings of 16 projected to 32 */
+    if (make_model_v(g_opt, FL_OPT, 64, 5, 1, 16) != 0) return -1;
     return make_model(g_gpt2, FL_GPT2, 80, 4);
 }
 
@@ -80,6 +85,29 @@ static void check_cell(const char *model, const char *fam, const cell_t *k, int 
     print_message("%-5s %-18s %-12s %-6s %-9s working %8zu / %8zu = %.4f (%s)  peak %8zu / %8zu = %.4f\n", fam, k->recon,
                   k->prop, k->ps ? k->ps : "sparse", k->bias_norm ? "bias-norm" : "all", r.working_bytes, p.working_bytes, rw, p.unit,
                   r.peak_recover_bytes, p.peak_recover_bytes, rp);
+    /* the FLOPs of the pruning pass and recovery, and the pruning pass's
+     * peak (its statistics pass and the pruning of each linear) */
+    const uint64_t mf = r.prof.ph[FL_PH_STATS].flops + r.prof.ph[FL_PH_PRUNE].flops + r.prof.ph[FL_PH_RECOVER].flops;
+    size_t mpp = fl_mem_phase_peak("statistics");
+    if (r.peak_prune_bytes > mpp) mpp = r.peak_prune_bytes;
+    double rf = p.flops ? (double)mf / p.flops : NAN, rpp = ratio(mpp, p.peak_prune_bytes);
+    print_message("%-5s %-18s %-12s flops %12llu / %12llu = %.4f  pruning-pass peak %8zu / %8zu = %.4f\n", fam, k->recon,
+                  k->prop, (unsigned long long)mf, (unsigned long long)p.flops, rf, mpp, p.peak_prune_bytes, rpp);
+    assert_true(rf >= 0.9 && rf <= 1.1);
+    assert_true(rpp >= 0.9 && rpp <= 1.1);
+    /* the cell's whole tracked peak: the largest of every phase's, against
+     * the largest of the predicted pruning pass, recovery, drift (8 windows
+     * by default, one batch of 8) and evaluation (one window of SEQ) */
+    size_t mt = 0, pt = p.peak_prune_bytes > p.peak_recover_bytes ? p.peak_prune_bytes : p.peak_recover_bytes;
+    for (int i = 0; i < FL_NPHASES; i++) mt = r.prof.ph[i].peak_bytes > mt ? r.prof.ph[i].peak_bytes : mt;
+    const size_t pe = fl_pred_eval_bytes(&cfg, 1, SEQ), pd = fl_pred_drift_bytes(&cfg, 8, SEQ);
+    pt = pe > pt ? pe : pt;
+    pt = pd > pt ? pd : pt;
+    const double rt = ratio(mt, pt), re = ratio(r.prof.ph[FL_PH_EVAL].peak_bytes, pe), rd = ratio(r.prof.ph[FL_PH_DRIFT].peak_bytes, pd);
+    print_message("%-5s %-18s total peak %8zu / %8zu = %.4f  evaluation %.4f  drift %.4f\n", fam, k->recon, mt, pt, rt, re, rd);
+    assert_true(rt >= 0.9 && rt <= 1.1);
+    assert_true(re >= 0.9 && re <= 1.1);
+    assert_true(rd >= 0.9 && rd <= 1.1);
     if (!strcmp(k->recon, "none")) {   /* no recovery phase at all */
         assert_true(r.working_bytes == 0 && p.working_bytes == 0);
         assert_true(r.peak_recover_bytes == 0 && p.peak_recover_bytes == 0);
@@ -116,6 +144,14 @@ static void check_family(const char *model, const char *fam, int has_bias) {
 
 static void test_llama(void **s) { (void)s; check_family(g_llama, "llama", 0); }
 static void test_gpt2(void **s) { (void)s; check_family(g_gpt2, "gpt2", 1); }
+/* post-LN OPT with projected embeddings: one cell of each kind of unit */
+static void test_opt_postln(void **s) {
+    (void)s;
+    static const cell_t cells[] = { { "none", "sparse", 0, NULL }, { "matrix", "sparse", 0, NULL }, { "sublayer", "dense", 0, NULL },
+                                    { "blocks:2", "sparse", 0, NULL }, { "retrain:full", "sparse", 0, NULL },
+                                    { "retrain:bias-norm", "sparse", 0, NULL }, { "retrain:lora", "sparse", 0, NULL } };
+    for (int i = 0; i < (int)(sizeof cells / sizeof *cells); i++) check_cell(g_opt, "opt", &cells[i], i);
+}
 
 /* What the prediction refuses, with a message, like the cell would. */
 static void test_predict_refuses(void **s) {
@@ -141,7 +177,7 @@ static void test_predict_refuses(void **s) {
 int main(void) {
     fl_threads_init(0);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_predict_refuses), cmocka_unit_test(test_llama), cmocka_unit_test(test_gpt2),
+        cmocka_unit_test(test_predict_refuses), cmocka_unit_test(test_llama), cmocka_unit_test(test_gpt2), cmocka_unit_test(test_opt_postln),
     };
     return cmocka_run_group_tests_name("recon_mem", tests, setup, teardown);
 }

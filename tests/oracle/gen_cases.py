@@ -53,6 +53,14 @@ CASES = [
                  activation_function="relu", do_layer_norm_before=True, word_embed_proj_dim=32,
                  enable_bias=True, layer_norm_elementwise_affine=True, tie_word_embeddings=True,
                  bos_token_id=2, eos_token_id=2, pad_token_id=1)),
+    # opt-350m's variant: post-LN blocks without a final norm, embeddings
+    # of width 16 through project_in / project_out, tied head
+    dict(name="opt_postln_proj", dtype="F32", subs=True,
+         hf=dict(model_type="opt", architectures=["OPTForCausalLM"], hidden_size=32, num_hidden_layers=2,
+                 num_attention_heads=4, ffn_dim=48, max_position_embeddings=64, vocab_size=130,
+                 activation_function="relu", do_layer_norm_before=False, word_embed_proj_dim=16,
+                 enable_bias=True, layer_norm_elementwise_affine=True, tie_word_embeddings=True,
+                 bos_token_id=2, eos_token_id=2, pad_token_id=1)),
     dict(name="llama_gqa", dtype="F32", subs=True,
          hf=dict(model_type="llama", architectures=["LlamaForCausalLM"], hidden_size=32, intermediate_size=72,
                  num_hidden_layers=3, num_attention_heads=4, num_key_value_heads=2, rms_norm_eps=1e-5,
@@ -70,6 +78,22 @@ CASES = [
                  num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=1, rms_norm_eps=1e-6,
                  rope_theta=1000000.0, max_position_embeddings=64, vocab_size=180, tie_word_embeddings=True,
                  hidden_act="silu", use_sliding_window=False, sliding_window=64, max_window_layers=2)),
+    # Llama-3.1's RoPE scaling ("llama3") with head_dim 12 unlike hidden/heads
+    # (8): the wavelengths of head_dim 12 at theta 1e4 (6.3, 29, 135, ...)
+    # fall in all three of its bands for an original context of 64 (kept
+    # below 64/4, blended up to 64/1, divided by the factor beyond).
+    dict(name="llama3_rope", dtype="F32", subs=False,
+         hf=dict(model_type="llama", architectures=["LlamaForCausalLM"], hidden_size=32, intermediate_size=48,
+                 num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, head_dim=12, rms_norm_eps=1e-5,
+                 rope_theta=10000.0, max_position_embeddings=256, vocab_size=97, tie_word_embeddings=False,
+                 hidden_act="silu", rope_scaling=dict(rope_type="llama3", factor=8.0, low_freq_factor=1.0,
+                                                      high_freq_factor=4.0, original_max_position_embeddings=64))),
+    # linear RoPE scaling on qwen2 (q/k/v biases), factor 4
+    dict(name="qwen2_linear_rope", dtype="F32", subs=False,
+         hf=dict(model_type="qwen2", architectures=["Qwen2ForCausalLM"], hidden_size=32, intermediate_size=40,
+                 num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, rms_norm_eps=1e-6,
+                 rope_theta=10000.0, max_position_embeddings=64, vocab_size=120, tie_word_embeddings=False,
+                 hidden_act="silu", use_sliding_window=False, rope_scaling=dict(type="linear", factor=4.0))),
 ]
 
 
@@ -167,6 +191,18 @@ def sub_specs(cfg):
                  trainable=layer_params(cfg, 0)),
             dict(name="blocks01", kind="blocks", first=0, last=1,
                  masks=lw(0, ["q", "k", "v", "o", "fc1", "fc2"]) + lw(1, ["v", "fc1"]),
+                 trainable=norms(0) + layer_params(cfg, 1)),
+        ]
+    if fam == "opt":   # two blocks, post-LN in opt_postln_proj: each norm inside its sublayer
+        return [
+            dict(name="lin_fc2", kind="linear", param="layers.1.fc2", masks=lw(1, ["fc2"]),
+                 trainable=["layers.1.fc2.weight", "layers.1.fc2.bias"]),
+            dict(name="attn1", kind="attn", layer=1, masks=lw(1, ["q", "o"]),
+                 trainable=lw(1, ["q", "k", "v", "o"]) + norms(1)[:2]),
+            dict(name="mlp0", kind="mlp", layer=0, masks=lw(0, ["fc1", "fc2"]),
+                 trainable=norms(0)[2:] + ["layers.0.fc1.bias"]),
+            dict(name="block0", kind="blocks", first=0, last=0, masks=lw(0, ["k", "fc1"]), trainable=layer_params(cfg, 0)),
+            dict(name="blocks01", kind="blocks", first=0, last=1, masks=lw(0, ["q", "fc2"]) + lw(1, ["v", "fc1"]),
                  trainable=norms(0) + layer_params(cfg, 1)),
         ]
     return [

@@ -111,12 +111,14 @@ def config_from_hf(hf):
         assert hf.get("activation_function", "gelu_new") == "gelu_new"
     elif mt == "opt":
         d = hf["hidden_size"]
-        assert hf.get("do_layer_norm_before", True), "post-LN OPT (350m) not modelled"
-        assert hf.get("word_embed_proj_dim", d) == d, "project_in/out not modelled"
         assert hf.get("activation_function", "relu") == "relu"
+        E = hf.get("word_embed_proj_dim", d)
+        # opt-350m: post-LN blocks without a final norm, embeddings of width
+        # word_embed_proj_dim mapped by project_in / project_out
         c.update(V=hf["vocab_size"], d=d, L=hf["num_hidden_layers"], H=hf["num_attention_heads"],
                  KV=hf["num_attention_heads"], F=hf["ffn_dim"], P=hf["max_position_embeddings"],
-                 eps=1e-5, tied=hf.get("tie_word_embeddings", True))
+                 eps=1e-5, tied=hf.get("tie_word_embeddings", True),
+                 post_ln=not hf.get("do_layer_norm_before", True), proj=E if E != d else 0)
     elif mt in ("llama", "qwen2"):
         d = hf["hidden_size"]
         H = hf["num_attention_heads"]
@@ -124,7 +126,7 @@ def config_from_hf(hf):
                  KV=hf.get("num_key_value_heads") or H, F=hf["intermediate_size"],
                  P=hf["max_position_embeddings"], eps=hf["rms_norm_eps"],
                  theta=hf.get("rope_theta", 10000.0), tied=hf.get("tie_word_embeddings", False),
-                 hd=hf.get("head_dim") or d // H)
+                 hd=hf.get("head_dim") or d // H, rope_scaling=hf.get("rope_scaling"))
     else:
         raise ValueError("unknown model_type %r" % mt)
     c.setdefault("hd", c["d"] // c["H"])
@@ -197,7 +199,10 @@ def canon_map(cfg):
         m += [("final_norm.weight", p + "ln_f.weight", "id"), ("final_norm.bias", p + "ln_f.bias", "id")]
     elif fam == "opt":
         p = "model.decoder."
-        m += [("embed.weight", p + "embed_tokens.weight", "id"), ("pos.weight", p + "embed_positions.weight", "id")]
+        m += [("embed.weight", p + "embed_tokens.weight", "id")]
+        if cfg.get("proj"):
+            m += [("project_in.weight", p + "project_in.weight", "id")]
+        m += [("pos.weight", p + "embed_positions.weight", "id")]
         for l in range(L):
             h, c = "%slayers.%d." % (p, l), "layers.%d." % l
             m += [(c + "attn_norm.weight", h + "self_attn_layer_norm.weight", "id"),
@@ -209,8 +214,11 @@ def canon_map(cfg):
                   (c + "mlp_norm.bias", h + "final_layer_norm.bias", "id"),
                   (c + "fc1.weight", h + "fc1.weight", "id"), (c + "fc1.bias", h + "fc1.bias", "id"),
                   (c + "fc2.weight", h + "fc2.weight", "id"), (c + "fc2.bias", h + "fc2.bias", "id")]
-        m += [("final_norm.weight", p + "final_layer_norm.weight", "id"),
-              ("final_norm.bias", p + "final_layer_norm.bias", "id")]
+        if not cfg.get("post_ln"):
+            m += [("final_norm.weight", p + "final_layer_norm.weight", "id"),
+                  ("final_norm.bias", p + "final_layer_norm.bias", "id")]
+        if cfg.get("proj"):
+            m += [("project_out.weight", p + "project_out.weight", "id")]
     else:
         qb = fam == "qwen2"
         m += [("embed.weight", "model.embed_tokens.weight", "id")]
@@ -273,8 +281,13 @@ def canon_shapes(cfg):
     out = {}
     for c, _, _ in canon_map(cfg):
         parts = c.split(".")
+        E = cfg.get("proj") or d
         if parts[0] in ("embed", "lm_head"):
-            out[c] = (V, d)
+            out[c] = (V, E)
+        elif parts[0] == "project_in":
+            out[c] = (d, E)
+        elif parts[0] == "project_out":
+            out[c] = (E, d)
         elif parts[0] == "pos":
             out[c] = (P + (2 if cfg["family"] == "opt" else 0), d)
         elif parts[0] == "layers" and parts[2] in lin:
@@ -317,8 +330,35 @@ def rotate_half(x):
     return torch.cat((-x2, x1), dim=-1)
 
 
-def rope_cos_sin(T, hd, theta, pos0=0):
-    inv_freq = 1.0 / (theta ** (torch.arange(0, hd, 2, dtype=DT) / hd))
+def scaled_inv_freq(inv_freq, rs):
+    """RoPE frequency scaling as the Llama 3.1 release and HF define it:
+    "linear" divides every frequency by the factor; "llama3" divides the
+    frequencies whose wavelength exceeds orig/low_freq_factor, keeps those
+    below orig/high_freq_factor and interpolates linearly in orig/wavelength
+    between the two."""
+    if not rs:
+        return inv_freq
+    kind = rs.get("rope_type", rs.get("type"))
+    f = rs["factor"]
+    if kind == "linear":
+        return inv_freq / f
+    assert kind == "llama3", kind
+    lo, hi, orig = rs["low_freq_factor"], rs["high_freq_factor"], rs["original_max_position_embeddings"]
+    out = []
+    for w in inv_freq.tolist():
+        wl = 2 * math.pi / w
+        if wl < orig / hi:
+            out.append(w)
+        elif wl > orig / lo:
+            out.append(w / f)
+        else:
+            t = (orig / wl - lo) / (hi - lo)
+            out.append((1 - t) * w / f + t * w)
+    return torch.tensor(out, dtype=DT)
+
+
+def rope_cos_sin(T, hd, theta, pos0=0, rs=None):
+    inv_freq = scaled_inv_freq(1.0 / (theta ** (torch.arange(0, hd, 2, dtype=DT) / hd)), rs)
     pos = torch.arange(pos0, pos0 + T, dtype=DT)
     freqs = torch.outer(pos, inv_freq)
     emb = torch.cat((freqs, freqs), dim=-1)
@@ -369,7 +409,10 @@ class Ref:
             # OPTLearnedPositionalEmbedding: positions from the attention mask
             # cumsum (all ones here) minus 1, then offset by 2.
             pos = torch.arange(pos0, pos0 + T) + 2
-            return W("model.decoder.embed_tokens.weight")[tokens] + W("model.decoder.embed_positions.weight")[pos][None]
+            e = W("model.decoder.embed_tokens.weight")[tokens]
+            if c.get("proj"):
+                e = F.linear(e, W("model.decoder.project_in.weight"))
+            return e + W("model.decoder.embed_positions.weight")[pos][None]
         return W("model.embed_tokens.weight")[tokens]
 
     def _split(self, x, n):
@@ -390,14 +433,16 @@ class Ref:
             return x + o @ W(p + "attn.c_proj.weight") + W(p + "attn.c_proj.bias")
         if fam == "opt":
             p = "model.decoder.layers.%d." % l
-            h = F.layer_norm(x, (d,), W(p + "self_attn_layer_norm.weight"), W(p + "self_attn_layer_norm.bias"), c["eps"])
+            ln = lambda z: F.layer_norm(z, (d,), W(p + "self_attn_layer_norm.weight"), W(p + "self_attn_layer_norm.bias"), c["eps"])
+            h = x if c.get("post_ln") else ln(x)
             a = p + "self_attn."
             q = F.linear(h, W(a + "q_proj.weight"), W(a + "q_proj.bias")) * hd ** -0.5
             k = F.linear(h, W(a + "k_proj.weight"), W(a + "k_proj.bias"))
             v = F.linear(h, W(a + "v_proj.weight"), W(a + "v_proj.bias"))
             o = causal_attention(self._split(q, H), self._split(k, H), self._split(v, H), scale=1.0)
             o = o.transpose(1, 2).reshape(B, T, d)
-            return x + F.linear(o, W(a + "out_proj.weight"), W(a + "out_proj.bias"))
+            z = x + F.linear(o, W(a + "out_proj.weight"), W(a + "out_proj.bias"))
+            return ln(z) if c.get("post_ln") else z
         p = "model.layers.%d." % l
         h = rms_norm(x, W(p + "input_layernorm.weight"), c["eps"])
         a = p + "self_attn."
@@ -405,7 +450,7 @@ class Ref:
         q = self._split(F.linear(h, W(a + "q_proj.weight"), bias("q")), H)
         k = self._split(F.linear(h, W(a + "k_proj.weight"), bias("k")), KV)
         v = self._split(F.linear(h, W(a + "v_proj.weight"), bias("v")), KV)
-        cos, sin = rope_cos_sin(T, hd, c["theta"], pos0)
+        cos, sin = rope_cos_sin(T, hd, c["theta"], pos0, c.get("rope_scaling"))
         q = q * cos + rotate_half(q) * sin
         k = k * cos + rotate_half(k) * sin
         o = causal_attention(q, k, v).transpose(1, 2).reshape(B, T, H * hd)
@@ -421,9 +466,11 @@ class Ref:
             return x + h @ W(p + "mlp.c_proj.weight") + W(p + "mlp.c_proj.bias")
         if fam == "opt":
             p = "model.decoder.layers.%d." % l
-            h = F.layer_norm(x, (d,), W(p + "final_layer_norm.weight"), W(p + "final_layer_norm.bias"), c["eps"])
+            ln = lambda z: F.layer_norm(z, (d,), W(p + "final_layer_norm.weight"), W(p + "final_layer_norm.bias"), c["eps"])
+            h = x if c.get("post_ln") else ln(x)
             h = torch.relu(F.linear(h, W(p + "fc1.weight"), W(p + "fc1.bias")))
-            return x + F.linear(h, W(p + "fc2.weight"), W(p + "fc2.bias"))
+            z = x + F.linear(h, W(p + "fc2.weight"), W(p + "fc2.bias"))
+            return ln(z) if c.get("post_ln") else z
         p = "model.layers.%d." % l
         h = rms_norm(x, W(p + "post_attention_layernorm.weight"), c["eps"])
         g = F.linear(h, W(p + "mlp.gate_proj.weight"))
@@ -440,8 +487,10 @@ class Ref:
             h = F.layer_norm(x, (d,), W("transformer.ln_f.weight"), W("transformer.ln_f.bias"), c["eps"])
             emb = "transformer.wte.weight"
         elif fam == "opt":
-            h = F.layer_norm(x, (d,), W("model.decoder.final_layer_norm.weight"),
-                             W("model.decoder.final_layer_norm.bias"), c["eps"])
+            h = x if c.get("post_ln") else F.layer_norm(x, (d,), W("model.decoder.final_layer_norm.weight"),
+                                                        W("model.decoder.final_layer_norm.bias"), c["eps"])
+            if c.get("proj"):
+                h = F.linear(h, W("model.decoder.project_out.weight"))
             emb = "model.decoder.embed_tokens.weight"
         else:
             h = rms_norm(x, W("model.norm.weight"), c["eps"])
