@@ -6,7 +6,7 @@
 # structured micro grid through `freelunch study` with the params and
 # inference-speed columns. Prints TAP-style lines.
 . "$(dirname "$0")/clilib.sh"
-col() { /usr/bin/python3 -c "import csv,sys,signal; signal.signal(signal.SIGPIPE, signal.SIG_DFL); [print(r[sys.argv[2]]) for r in csv.DictReader(open(sys.argv[1]))]" "$1" "$2"; }
+col() { /usr/bin/python3 -c "import csv,sys,signal; signal.signal(signal.SIGPIPE, signal.SIG_DFL); [print(r[sys.argv[2]]) for r in csv.DictReader(open(sys.argv[1])) if r.get('role') != 'dense']" "$1" "$2"; }
 js() { /usr/bin/python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))" "$1" "$2"; }
 
 "$FL" pretrain --preset micro --steps 30 --threads 2 --out "$T/m" >"$T/m.log" 2>&1 && ok "micro base model" || { notok "micro base model: $(tail -1 "$T/m.log")"; exit 1; }
@@ -81,10 +81,10 @@ EOF
 check "structured study exits 0" "[ $? -eq 0 ]"
 check "14 rows, every one ok" "[ \$(col '$T/study/results.csv' status | grep -cx ok) -eq 14 ]"
 check "every row has fewer params than dense and a measured speedup" \
-  "/usr/bin/python3 -c \"import csv,sys; r=list(csv.DictReader(open('$T/study/results.csv'))); sys.exit(0 if all(float(x['params'])<float(x['params_dense']) and float(x['infer_speedup'])>0 and x['structure'] in ('heads','channels','layers') for x in r) else 1)\""
+  "/usr/bin/python3 -c \"import csv,sys; r=[x for x in csv.DictReader(open('$T/study/results.csv')) if x['role'] != 'dense']; sys.exit(0 if all(float(x['params'])<float(x['params_dense']) and float(x['infer_speedup'])>0 and x['structure'] in ('heads','channels','layers') for x in r) else 1)\""
 check "every row has its removal's SHA-256" "[ \$(col '$T/study/results.csv' mask_sha256 | grep -cx '[0-9a-f]\{64\}') -eq 14 ]"
 check "the same removal gives the same hash across recoveries" \
-  "[ \$(/usr/bin/python3 -c \"import csv; r=list(csv.DictReader(open('$T/study/results.csv'))); print(len({(x['structure'],x['criterion'],x['mask_sha256']) for x in r}))\") -eq 6 ]"
+  "[ \$(/usr/bin/python3 -c \"import csv; r=[x for x in csv.DictReader(open('$T/study/results.csv')) if x['role'] != 'dense']; print(len({(x['structure'],x['criterion'],x['mask_sha256']) for x in r}))\") -eq 6 ]"
 check "the report has the structured section, one row per structure, criterion and recovery" \
   "grep -q '^## Structured pruning' '$T/study/report.md' && [ \$(grep -c '^| \(heads\|channels\|layers\) |' '$T/study/report.md') -eq 14 ] && grep -q '^| layers | layer-ppl | 0.5 | retrain:full | 1 |' '$T/study/report.md'"
 "$FL" study --grid "$T/grid.ini" --out "$T/study" >"$T/again.log" 2>&1
