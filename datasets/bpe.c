@@ -647,7 +647,7 @@ static int enc_piece(void *vctx, const unsigned char *p, size_t n) {
     const centry *e = &c->e[i];
     if (e->k.p) {
         if (grow((void **)&x->out.v, &x->out.cap, x->out.n + e->n, sizeof *x->out.v) != 0) return -1;
-        memcpy(x->out.v + x->out.n, c->ids.v + e->off, sizeof(int32_t) * e->n);
+        if (e->n) memcpy(x->out.v + x->out.n, c->ids.v + e->off, sizeof(int32_t) * e->n);   /* a piece may encode to nothing */
         x->out.n += e->n;
         return 0;
     }
@@ -656,7 +656,7 @@ static int enc_piece(void *vctx, const unsigned char *p, size_t n) {
     size_t m = x->out.n - before;
     if (grow((void **)&c->ids.v, &c->ids.cap, c->ids.n + m, sizeof *c->ids.v) != 0) return -1;
     c->e[i] = (centry){ { p, (uint32_t)n, h }, (uint32_t)c->ids.n, (uint32_t)m };
-    memcpy(c->ids.v + c->ids.n, x->out.v + before, sizeof(int32_t) * m);
+    if (m) memcpy(c->ids.v + c->ids.n, x->out.v + before, sizeof(int32_t) * m);   /* none yet: both may be NULL */
     c->ids.n += m;
     c->used++;
     return 0;

@@ -52,7 +52,8 @@ static int int_label(const cJSON *o, const char *k, int *out) {
     if (cJSON_IsBool(v)) { *out = cJSON_IsTrue(v); return 0; }
     if (cJSON_IsNumber(v)) {
         double d = v->valuedouble;
-        if (d != (int)d || d < -1e6 || d > 1e6) return fl_err("field '%s' is not an integer", k);
+        /* the range first: converting a double outside int's range is undefined */
+        if (!(d >= -1e6 && d <= 1e6) || d != (int)d) return fl_err("field '%s' is not an integer", k);
         *out = (int)d;
         return 0;
     }
