@@ -361,6 +361,16 @@ static void fill_model_size(fl_table *t, int r, const char *model) {
     fl_table_setf(t, r, "model_layers", "%d", c.n_layer);
 }
 
+/* Where and when a row was made: every row, a cell's or a dense reference's. */
+static void stamp_row(fl_table *t, int r, const char *machine) {
+    fl_table_set(t, r, "machine", machine);
+    fl_table_set(t, r, "commit", fl_commit());
+    time_t now = time(NULL);
+    char ts[64];
+    strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
+    fl_table_set(t, r, "finished_at", ts);
+}
+
 /* The finished job's row: "ok", or "diverged"/"error" with the log's last line. */
 static void collect(fl_table *t, const job_t *j, int status, const char *machine) {
     int r = fl_table_add_row(t);
@@ -381,12 +391,7 @@ static void collect(fl_table *t, const job_t *j, int status, const char *machine
         set_num(t, r, "wall_s", fl_wall_s() - j->t0);
     }
     if (!*fl_table_get(t, r, "backend")) fl_table_set(t, r, "backend", fl_gemm_backend_name());
-    fl_table_set(t, r, "machine", machine);
-    fl_table_set(t, r, "commit", fl_commit());
-    time_t now = time(NULL);
-    char ts[64];
-    strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
-    fl_table_set(t, r, "finished_at", ts);
+    stamp_row(t, r, machine);
 }
 
 /* ---- helpers ------------------------------------------------------------ */
@@ -624,6 +629,7 @@ static void dense_row(fl_table *t, const fl_cell_spec *s, const char *out, const
     fl_table_set(t, r, "achieved_sparsity", "0");
     int ok = mkdir(dir, 0755) == 0 || errno == EEXIST;
     if (!ok) snprintf(msg, sizeof msg, "%.1500s: cannot create directory: %s", dir, strerror(errno));
+    else if (!model) { ok = 0; snprintf(msg, sizeof msg, "dense reference %s: the grid names no model", s->id); }
     else unlink(log);
     char all[4096] = "";
     int k = 0;
@@ -670,12 +676,7 @@ static void dense_row(fl_table *t, const fl_cell_spec *s, const char *out, const
     set_num(t, r, "wall_s", fl_wall_s() - t0);
     fl_table_set(t, r, "threads", tb);
     fl_table_set(t, r, "backend", be ? be : fl_gemm_backend_name());
-    fl_table_set(t, r, "machine", machine);
-    fl_table_set(t, r, "commit", fl_commit());
-    time_t now = time(NULL);
-    char ts[64];
-    strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
-    fl_table_set(t, r, "finished_at", ts);
+    stamp_row(t, r, machine);
 }
 
 /* For harness/slurm.c: the local engine's cell command and row, so that a
