@@ -86,21 +86,17 @@ int fl_mc_loglik(fl_model *m, const fl_mc_req *r, int n, int window, int batch, 
         ord[i].len = (int)(L - 1 > window ? window : L - 1);
     }
     qsort(ord, (size_t)n, sizeof *ord, by_len_desc);
-    int T0 = ord[0].len, V = m->cfg.vocab;
-    /* the greedy check needs the logits of a whole batch: keep that copy
-     * under 64M floats (256 MB) whatever the vocabulary */
-    if (greedy) {
-        int64_t cap = ((int64_t)64 << 20) / ((int64_t)T0 * V);
-        if (cap < 1) cap = 1;
-        if (batch > cap) batch = (int)cap;
-    }
+    int T0 = ord[0].len;
     if (batch > n) batch = n;
     size_t cells = (size_t)batch * T0;
+    /* the greedy check takes the forward's argmax per counted position:
+     * no [B, T, V] logits (the forward computes the head only where a
+     * target is counted, the continuation) */
     int32_t *in = fl_try_alloc(sizeof(int32_t) * cells), *tg = fl_try_alloc(sizeof(int32_t) * cells);
     float *nll = fl_try_alloc(sizeof(float) * cells);
-    float *lg = greedy ? fl_try_alloc(sizeof(float) * cells * V) : NULL;
-    if (!in || !tg || !nll || (greedy && !lg)) {
-        fl_free(in); fl_free(tg); fl_free(nll); fl_free(lg); free(ord);
+    int32_t *am = greedy ? fl_try_alloc(sizeof(int32_t) * cells) : NULL;
+    if (!in || !tg || !nll || (greedy && !am)) {
+        fl_free(in); fl_free(tg); fl_free(nll); fl_free(am); free(ord);
         return fl_err("out of memory for a batch of %d requests of %d tokens", batch, T0);
     }
     double t0 = now(), last = t0;
@@ -120,7 +116,7 @@ int fl_mc_loglik(fl_model *m, const fl_mc_req *r, int n, int window, int batch, 
                 trow[t] = j + 1 >= q->nctx ? q->cont[j + 1 - q->nctx] : -1;
             }
         }
-        fl_fwd a = { .B = B, .T = T, .tokens = in, .targets = tg, .nll = nll, .logits = lg };
+        fl_fwd a = { .B = B, .T = T, .tokens = in, .targets = tg, .nll = nll, .argmax = am };
         if (fl_forward(m, fl_range_whole(m), &a, NULL) != 0) { rc = -1; break; }
         for (int b = 0; b < B; b++) {
             int i = ord[b0 + b].idx;
@@ -130,12 +126,7 @@ int fl_mc_loglik(fl_model *m, const fl_mc_req *r, int n, int window, int batch, 
                 int32_t y = tg[(size_t)b * T + t];
                 if (y < 0) continue;
                 sum -= nll[(size_t)b * T + t];
-                if (greedy) {
-                    const float *p = lg + ((size_t)b * T + t) * V;
-                    int best = 0;
-                    for (int v = 1; v < V; v++) if (p[v] > p[best]) best = v;
-                    ok &= best == y;
-                }
+                if (greedy) ok &= am[(size_t)b * T + t] == y;
             }
             ll[i] = sum;
             if (greedy) greedy[i] = (uint8_t)ok;
@@ -147,7 +138,7 @@ int fl_mc_loglik(fl_model *m, const fl_mc_req *r, int n, int window, int batch, 
             last = t;
         }
     }
-    fl_free(in); fl_free(tg); fl_free(nll); fl_free(lg); free(ord);
+    fl_free(in); fl_free(tg); fl_free(nll); fl_free(am); free(ord);
     return rc;
 }
 

@@ -201,6 +201,22 @@ static void set_num(fl_table *t, int r, const char *col, double v) {
     if (isfinite(v)) fl_table_setf(t, r, col, "%.10g", v);
 }
 
+/* One task's figures (o: {"acc", "acc_norm", "ppl"}, from a cell's
+ * result.json or `freelunch eval --task --json`) into acc_TASK,
+ * acc_norm_TASK and word_ppl_TASK where the table has the column; its acc
+ * added to the sum acc_mean is made of. */
+static void set_task(fl_table *t, int r, const char *task, const cJSON *o, double *asum, int *na) {
+    static const char *const FIG[3][2] = { { "acc", "acc_" }, { "acc_norm", "acc_norm_" }, { "ppl", "word_ppl_" } };
+    for (int f = 0; f < 3; f++) {
+        double v = jnum(o, FIG[f][0]);
+        char col[300];
+        snprintf(col, sizeof col, "%s%s", FIG[f][1], task);
+        for (char *q = col; *q; q++) if (*q == '-') *q = '_';
+        if (isfinite(v) && fl_result_col(col) >= 0) set_num(t, r, col, v);
+        if (f == 0 && isfinite(v)) *asum += v, (*na)++;
+    }
+}
+
 /* The settings as the grid gave them (every row has them, failed or not). */
 static void fill_settings(fl_table *t, int r, const fl_cell_spec *s) {
     for (int i = 0; i < s->nkeys; i++) {
@@ -295,21 +311,10 @@ static int fill_from_json(fl_table *t, int r, const char *dir) {
         first = 0;
     }
     fl_table_set(t, r, "ppl_all", all);
-    /* zero-shot accuracy: acc_TASK, acc_norm_TASK, word_ppl_TASK where the
-     * table has the column, and the mean acc over every task */
+    /* zero-shot accuracy */
     double asum = 0;
     int na = 0;
-    cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(j, "zero_shot")) {
-        static const char *const FIG[3][2] = { { "acc", "acc_" }, { "acc_norm", "acc_norm_" }, { "ppl", "word_ppl_" } };
-        for (int f = 0; f < 3; f++) {
-            double v = jnum(it, FIG[f][0]);
-            char col[300];
-            snprintf(col, sizeof col, "%s%s", FIG[f][1], it->string);
-            for (char *q = col; *q; q++) if (*q == '-') *q = '_';
-            if (isfinite(v) && fl_result_col(col) >= 0) set_num(t, r, col, v);
-            if (f == 0 && isfinite(v)) asum += v, na++;
-        }
-    }
+    cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(j, "zero_shot")) set_task(t, r, it->string, it, &asum, &na);
     if (na) set_num(t, r, "acc_mean", asum / na);
     /* memory and profile */
     set_num(t, r, "working_bytes", jnum(pf, "recovery_working_bytes"));
@@ -664,6 +669,40 @@ static void dense_row(fl_table *t, const fl_cell_spec *s, const char *out, const
         snprintf(col, sizeof col, "ppl_%s", e);
         for (char *q = col; *q; q++) if (*q == '-') *q = '_';
         if (fl_result_col(col) >= 0) set_num(t, r, col, ppl);
+    }
+    /* its zero-shot accuracy on the cells' tasks, with the cells' limit */
+    const char *tasks = fl_cell_get(s, "eval-task"), *lim = fl_cell_get(s, "eval-task-limit");
+    if (ok && tasks) {
+        char tbuf[4096], *argv[24 + 2 * FL_MAX_EVALS];
+        snprintf(tbuf, sizeof tbuf, "%s", tasks);
+        int n = 0;
+        argv[n++] = "freelunch"; argv[n++] = "eval"; argv[n++] = "--model"; argv[n++] = (char *)model;
+        for (char *save = NULL, *e = strtok_r(tbuf, ",", &save); e && n < 20 + 2 * FL_MAX_EVALS; e = strtok_r(NULL, ",", &save)) {
+            argv[n++] = "--task";
+            argv[n++] = e;
+        }
+        argv[n++] = "--json"; argv[n++] = "--threads"; argv[n++] = tb; argv[n++] = "--cache"; argv[n++] = (char *)cache;
+        if (lim) { argv[n++] = "--limit"; argv[n++] = (char *)lim; }
+        if (be) { argv[n++] = "--backend"; argv[n++] = (char *)be; }
+        argv[n] = NULL;
+        snprintf(res, sizeof res, "%s/tasks.jsonl", dir);
+        char *text = NULL;
+        double asum = 0;
+        int na = 0, lines = 0;
+        if (run_captured(argv, res, log) == 0 && fl_read_file(res, &text, NULL) == 0) {
+            for (char *save = NULL, *ln = strtok_r(text, "\n", &save); ln; ln = strtok_r(NULL, "\n", &save)) {
+                cJSON *o = cJSON_Parse(ln);
+                const cJSON *nm = cJSON_GetObjectItemCaseSensitive(o, "task");
+                if (cJSON_IsString(nm)) set_task(t, r, nm->valuestring, o, &asum, &na), lines++;
+                cJSON_Delete(o);
+            }
+        }
+        free(text);
+        if (!lines) {
+            fl_last_line(log, msg, sizeof msg);
+            if (!msg[0]) snprintf(msg, sizeof msg, "%.1000s: freelunch eval gave no accuracy", tasks);
+            ok = 0;
+        } else if (na) set_num(t, r, "acc_mean", asum / na);
     }
     if (ok) {
         fl_table_set(t, r, "status", "ok");

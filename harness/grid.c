@@ -771,6 +771,16 @@ int fl_cell_tune_sub(const fl_grid *g, const fl_cell_spec *f, int k, fl_cell_spe
     while (q < out->nkeys && strcmp(out->key[q], dw)) q++;
     if (q == out->nkeys) out->key[out->nkeys++] = dw;
     out->val[q] = "0";
+    /* nor zero-shot accuracy, which is measured on test data too (the
+     * corpus tasks are built from sotu-test) and is most of a tuning run's
+     * evaluation time */
+    for (int k = 0; k < out->nkeys;) {
+        if (!strcmp(out->key[k], fl_setting_find("eval-task")->key) || !strcmp(out->key[k], fl_setting_find("eval-task-limit")->key)) {
+            memmove(&out->key[k], &out->key[k + 1], sizeof out->key[0] * (size_t)(out->nkeys - k - 1));
+            memmove(&out->val[k], &out->val[k + 1], sizeof out->val[0] * (size_t)(out->nkeys - k - 1));
+            out->nkeys--;
+        } else k++;
+    }
     out->role = FL_ROLE_TUNE;
     out->ntune = 0;
     memcpy(out->final_id, f->id, sizeof f->id);
@@ -871,8 +881,9 @@ int fl_grid_cells(fl_grid *g, fl_cell_spec **cells, int *n) {
 
 /* What a dense model's perplexity depends on: the model and how it is
  * evaluated (the backend and threads only in the last bits, but a reference
- * is measured as its cells are). */
-static const char *const DENSE_KEYS[] = { "model", "eval", "eval-windows", "backend", "threads" };
+ * is measured as its cells are), its zero-shot tasks included. */
+static const char *const DENSE_KEYS[] = { "model", "eval", "eval-windows", "backend", "threads", "eval-task",
+                                           "eval-task-limit" };
 #define N_DENSE_KEYS (int)(sizeof DENSE_KEYS / sizeof *DENSE_KEYS)
 
 int fl_grid_dense_refs(const fl_cell_spec *cells, int n, fl_cell_spec **refs, int *nrefs) {

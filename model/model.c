@@ -735,20 +735,56 @@ int fl_forward(fl_model *m, fl_range r, fl_fwd *a, fl_acts *acts) {
             sum = a->soft ? fl_softce_forward(lg, a->soft, a->targets, N, V, &cnt)
                           : fl_crossentropy_forward(a->nll, lg, a->targets, N, V, &cnt);
             if (acts && a->logits) memcpy(a->logits, lg, sizeof(float) * N * V);
+            for (int i = 0; i < N && a->argmax; i++) {
+                int best = -1;
+                if (a->targets[i] >= 0) {
+                    const float *q = lg + (size_t)i * V;
+                    best = 0;
+                    for (int v = 1; v < V; v++) if (q[v] > q[best]) best = v;
+                }
+                a->argmax[i] = best;
+            }
             fl_free(own);
         } else {
-            /* Inference: logits a chunk of rows at a time, never [N, V]. */
-            const int CH = 256;
+            /* Inference: logits a chunk of rows at a time, never [N, V], and
+             * only for the rows with a target: a multiple-choice request
+             * (eval/mc.c) counts its continuation alone, and the head with
+             * its softmax is a third of a small model's FLOPs per row. */
+            enum { CH = 256 };
             float *lg = fl_allocf((size_t)CH * V), *yp = m->proj_out ? fl_allocf((size_t)CH * c->proj) : NULL;
-            for (int r0 = 0; r0 < N; r0 += CH) {
-                int r1 = r0 + CH < N ? r0 + CH : N;
-                int64_t k = 0;
-                head_logits(m, h->xn, lg, r0, r1, yp);
-                sum += fl_crossentropy_forward(a->nll ? a->nll + r0 : NULL, lg, a->targets + r0, r1 - r0, V, &k);
-                cnt += k;
+            float *xs = fl_allocf((size_t)CH * d), *ns = fl_allocf(CH);
+            int32_t *ts = fl_alloc(sizeof(int32_t) * CH);
+            int rows[CH];
+            if (a->nll) memset(a->nll, 0, sizeof(float) * (size_t)N);
+            if (a->argmax) for (int i = 0; i < N; i++) a->argmax[i] = -1;
+            for (int r0 = 0; r0 < N;) {
+                int k = 0;
+                for (; r0 < N && k < CH; r0++) {
+                    if (a->targets[r0] < 0) continue;
+                    memcpy(xs + (size_t)k * d, h->xn + (size_t)r0 * d, sizeof(float) * d);
+                    ts[k] = a->targets[r0];
+                    rows[k++] = r0;
+                }
+                if (!k) break;
+                int64_t nk = 0;
+                head_logits(m, xs, lg, 0, k, yp);
+                sum += fl_crossentropy_forward(ns, lg, ts, k, V, &nk);
+                cnt += nk;
+                for (int i = 0; i < k; i++) {
+                    if (a->nll) a->nll[rows[i]] = ns[i];
+                    if (a->argmax) {   /* the first largest logit, as a greedy decoder takes it */
+                        const float *q = lg + (size_t)i * V;
+                        int best = 0;
+                        for (int v = 1; v < V; v++) if (q[v] > q[best]) best = v;
+                        a->argmax[rows[i]] = best;
+                    }
+                }
             }
             fl_free(lg);
             fl_free(yp);
+            fl_free(xs);
+            fl_free(ns);
+            fl_free(ts);
         }
         a->loss = cnt ? sum / cnt : 0.0;
         a->n_targets = cnt;

@@ -204,7 +204,9 @@ typedef struct {
     const float *soft;       /* optional teacher probabilities [B*T*V]: the loss becomes
                                 cross-entropy to them (distillation); must stay alive
                                 until the backward */
-    float *nll;              /* optional per-position NLL [B*T] when r.head */
+    float *nll;              /* optional per-position NLL [B*T] when r.head (0 where not counted) */
+    int32_t *argmax;         /* optional [B*T] when r.head: the id of the largest logit
+                                (the first of equals) where counted, else -1 */
     int pos0;                /* position of the first token of each row (usually 0) */
     fl_hook hook;            /* optional */
     void *hook_ctx;

@@ -461,7 +461,20 @@ typedef struct {
     const fl_panel *ps;
     int np;
     double dense;        /* the dense model's recorded perplexity, NAN if unknown */
+    const char *metric;  /* what the claims compare, lower better: "ppl", or ZS_ERR */
 } ctx;
+
+/* The claims' second metric (issue 17): zero-shot error, 100 − acc_mean in
+ * percent. Lower is better, as perplexity is, so every rule, pairing and
+ * verdict word of the claims applies to it unchanged ("A better" = A has
+ * the higher accuracy), and its differences read in accuracy points. */
+static const char ZS_ERR[] = "zs_err";
+
+static double metric_of(const fl_table *t, int r, const char *col) {
+    if (strcmp(col, ZS_ERR)) return fl_table_num(t, r, col);
+    double a = fl_table_num(t, r, "acc_mean");
+    return isfinite(a) ? 100 * (1 - a) : NAN;
+}
 
 /* A setting that takes different values at different seeds of one
  * (model, sparsity, pattern, criterion, reconstructor) — e.g. a learning
@@ -527,6 +540,7 @@ static void ctx_init(ctx *x, const fl_table *t, const fl_panel *ps, int np) {
     x->ps = ps;
     x->np = np;
     x->dense = NAN;
+    x->metric = "ppl";
     params_init();
     x->sig = malloc(sizeof(char *) * (size_t)(t->nrows + 1));
     for (int r = 0; r < t->nrows; r++) {
@@ -598,13 +612,13 @@ static fl_stat cstat(const ctx *x, const fl_panel *p, const char *crit, const cf
     fl_stat s = { NAN, NAN, 0 };
     double sum = 0, ss = 0;
     for (int r = 0; r < x->t->nrows; r++) {
-        double v = fl_table_num(x->t, r, col);
+        double v = metric_of(x->t, r, col);
         if (in_cfg(x, r, p, crit, c) && isfinite(v)) { sum += v; s.n++; }
     }
     if (!s.n) return s;
     s.mean = sum / s.n;
     for (int r = 0; r < x->t->nrows; r++) {
-        double v = fl_table_num(x->t, r, col);
+        double v = metric_of(x->t, r, col);
         if (in_cfg(x, r, p, crit, c) && isfinite(v)) ss += (v - s.mean) * (v - s.mean);
     }
     if (s.n > 1) s.std = sqrt(ss / (s.n - 1));
@@ -617,7 +631,7 @@ static double at_seed(const ctx *x, const fl_panel *p, const char *crit, const c
     double sum = 0;
     int n = 0;
     for (int r = 0; r < x->t->nrows; r++) {
-        double v = fl_table_num(x->t, r, "ppl");
+        double v = metric_of(x->t, r, x->metric);
         if (in_cfg(x, r, p, crit, c) && isfinite(v) && !strcmp(fl_table_get(x->t, r, "seed"), seed)) { sum += v; n++; }
     }
     return n ? sum / n : NAN;
@@ -707,7 +721,7 @@ static int best_cfg(const ctx *x, const fl_panel *p, const char *crit, int (*kin
     int best = -1;
     for (int i = 0; i < x->nc; i++) {
         if (!kind(x->c[i].rec)) continue;
-        fl_stat s = cstat(x, p, crit, &x->c[i], "ppl");
+        fl_stat s = cstat(x, p, crit, &x->c[i], x->metric);
         if (s.n && (best < 0 || s.mean < out->mean)) { best = i; *out = s; }
     }
     return best;
@@ -786,7 +800,7 @@ static claim claim1(doc *d, const ctx *x) {
             if (b < 0) continue;
             for (int j = 0; j < x->nc; j++) {
                 const cfg *rt = &x->c[j];
-                fl_stat rs = cstat(x, p, crit, rt, "ppl");
+                fl_stat rs = cstat(x, p, crit, rt, x->metric);
                 if (!is_retrain(rt->rec) || !rs.n) continue;
                 if (!rows++)
                     doc_row(d, 9, (char *[]){ "criterion", "best local", "baseline", "retrain_samples", "baseline ppl",
@@ -867,7 +881,7 @@ static claim claim2(doc *d, const ctx *x) {
             fl_stat bs = { 0 };
             int b = best_cfg(x, p, crit, is_nonlinear, &bs);
             int nn = 0;
-            for (int j = 0; j < x->nc; j++) nn += (is_local(x->c[j].rec)) && cstat(x, p, crit, &x->c[j], "ppl").n;
+            for (int j = 0; j < x->nc; j++) nn += (is_local(x->c[j].rec)) && cstat(x, p, crit, &x->c[j], x->metric).n;
             if (b < 0 && !nn) continue;
             char h[700];
             heading_of(h, sizeof h, x->t, crit, p);
@@ -879,7 +893,7 @@ static claim claim2(doc *d, const ctx *x) {
             int nl = 0;
             for (int j = 0; j < x->nc; j++) {
                 const cfg *c = &x->c[j];
-                fl_stat s = cstat(x, p, crit, c, "ppl");
+                fl_stat s = cstat(x, p, crit, c, x->metric);
                 if (!is_local(c->rec) || !s.n) continue;
                 char ppl[128], diff[128] = "–", verdict[700] = "–", pk[64], ws[64], dr[64];
                 fmt_ci(ppl, sizeof ppl, s);
@@ -913,7 +927,7 @@ static claim claim2(doc *d, const ctx *x) {
             for (int a = 0; a < x->nc; a++)
                 for (int e = a + 1; e < x->nc; e++) {
                     if (!is_nonlinear(x->c[a].rec) || !is_nonlinear(x->c[e].rec)) continue;
-                    if (!cstat(x, p, crit, &x->c[a], "ppl").n || !cstat(x, p, crit, &x->c[e], "ppl").n) continue;
+                    if (!cstat(x, p, crit, &x->c[a], x->metric).n || !cstat(x, p, crit, &x->c[e], x->metric).n) continue;
                     fl_paired r = pair2(x, p, crit, &x->c[a], crit, &x->c[e]);
                     count(&here, r);
                     count(&pa, r);
@@ -1015,7 +1029,7 @@ static claim claim3(doc *d, const ctx *x) {
             int sc = best_cfg(x, p, s, is_local, &ss);
             int sn = -1;
             for (int j = 0; j < x->nc && sn < 0; j++)
-                if (is_none(x->c[j].rec) && cstat(x, p, s, &x->c[j], "ppl").n) sn = j;
+                if (is_none(x->c[j].rec) && cstat(x, p, s, &x->c[j], x->metric).n) sn = j;
             if (sc < 0 || sn < 0) continue;
             if (!rows++)
                 doc_row(d, 8, (char *[]){ "simple criterion", "its best reconstructor", "best without reconstruction",
@@ -1314,6 +1328,22 @@ static void ppl_tables(doc *d, const fl_table *t, const fl_panel *ps, int np, co
 /* Per panel, one row per (criterion, reconstructor) with its perplexity,
  * the acc (or acc_norm) of every task some final row has, and acc_mean;
  * nothing when no cell ran an eval-task. */
+/* The dense reference's COL for panel P: a dense row of the model of the
+ * panel's first ok row that holds COL, measured with that row's item limit
+ * (eval_task_limit: the accuracy of 200 items is not that of all). */
+static double dense_acc(const fl_table *t, const fl_panel *p, const char *col) {
+    for (int r = 0; r < t->nrows; r++) {
+        if (!fl_sum_ok(t, r) || !fl_in_panel(t, r, p)) continue;
+        for (int q = t->nrows; q < t->nrows + t->nref; q++)
+            if (fl_sum_ok(t, q) && !strcmp(fl_table_get(t, q, "model"), fl_table_get(t, r, "model")) &&
+                !strcmp(fl_table_get(t, q, "eval_task_limit"), fl_table_get(t, r, "eval_task_limit")) &&
+                isfinite(fl_table_num(t, q, col)))
+                return fl_table_num(t, q, col);
+        return NAN;
+    }
+    return NAN;
+}
+
 static void acc_tables(doc *d, const fl_table *t, const fl_panel *ps, int np) {
     const char *cols[64];
     int nc = 0;
@@ -1329,8 +1359,9 @@ static void acc_tables(doc *d, const fl_table *t, const fl_panel *ps, int np) {
     doc_p(d, "Accuracy of the `eval-task` tasks (`freelunch eval --task`, scored as lm-evaluation-harness scores "
              "them: `acc` the argmax of the choices' log-likelihoods, `acc_norm` of log-likelihood / characters), "
              "beside the perplexity of the same cells: mean ± the 95%% Student-t half-width over seeds (number of "
-             "seeds). `acc_mean` is the mean acc over the tasks a cell ran. Higher is better; the best mean of each "
-             "column in bold.");
+             "seeds), in percent. `acc_mean` is the mean acc over the tasks a cell ran. Higher is better; the best "
+             "mean of each column in bold; the first row, in italics, the dense model's, measured by the study "
+             "with the same items.");
     fl_names crits, recs;
     fl_names_of(t, "criterion", 0, &crits);
     fl_names_of(t, "reconstruct", 0, &recs);
@@ -1347,6 +1378,21 @@ static void acc_tables(doc *d, const fl_table *t, const fl_panel *ps, int np) {
         snprintf(row[2], 256, "ppl");
         for (int c = 0; c < nc; c++) snprintf(row[c + 3], 256, "`%s`", cols[c]);
         doc_row(d, w, row);
+        int any = 0;   /* the dense reference's accuracy, where it was measured */
+        for (int c = 0; c < nc; c++) {
+            double v = dense_acc(t, &ps[i], cols[c]);
+            any |= isfinite(v);
+            if (isfinite(v)) snprintf(row[c + 3], 256, "*%.2f*", 100 * v);
+            else snprintf(row[c + 3], 256, "–");
+        }
+        if (any) {
+            double dp = fl_panel_dense(t, &ps[i], "ppl");
+            snprintf(row[0], 256, "*dense model*");
+            snprintf(row[1], 256, "–");
+            if (isfinite(dp)) snprintf(row[2], 256, "*%.2f*", dp);
+            else snprintf(row[2], 256, "–");
+            doc_row(d, w, row);
+        }
         for (int a = 0; a < crits.n; a++)
             for (int k = 0; k < recs.n; k++) {
                 fl_stat m = fl_stat_of(t, &ps[i], crits.v[a], recs.v[k], "acc_mean");
@@ -1363,6 +1409,7 @@ static void acc_tables(doc *d, const fl_table *t, const fl_panel *ps, int np) {
                             best = !(o.n && o.mean > s.mean);
                         }
                     char cell[128];
+                    s.mean *= 100, s.std *= 100;
                     fmt_ci(cell, sizeof cell, s);
                     snprintf(row[c + 3], 256, best ? "**%s**" : "%s", cell);
                 }
@@ -1495,6 +1542,35 @@ static void dense_refs(const fl_table *t, char *dense, size_t dn) {
                              "and plots carry no dense line", rest);
 }
 
+/* The tasks behind acc_mean in final rows, "`lambada_sotu`, `cloze_sotu`"
+ * into OUT; 0 when no final row has an accuracy. */
+static int zs_tasks(const fl_table *t, char *out, size_t n) {
+    int any = 0;
+    for (int r = 0; r < t->nrows && !any; r++) any = fl_row_final(t, r) && isfinite(fl_table_num(t, r, "acc_mean"));
+    size_t len = 0;
+    out[0] = 0;
+    for (int i = 0; i < FL_RESULT_NCOLS && any; i++) {
+        const char *c = FL_RESULT_COLS[i];
+        if (strncmp(c, "acc_", 4) || !strncmp(c, "acc_norm_", 9) || !strcmp(c, "acc_mean")) continue;
+        for (int r = 0; r < t->nrows; r++)
+            if (fl_row_final(t, r) && isfinite(fl_table_num(t, r, c))) {
+                len = fl_bprintf(out, n, len, "%s%s", len ? ", " : "", c + 4);
+                break;
+            }
+    }
+    return any;
+}
+
+/* Claim K's verdict on the second metric (A), under its verdict on
+ * perplexity (P). */
+static void acc_verdict(doc *d, int k, const claim *p, const claim *a, const char *tasks) {
+    doc_p(d, "**Claim %d on zero-shot accuracy** (the same rule and pairing on the zero-shot error, 100 − `acc_mean` "
+             "in %%, lower is better: \"better\" is higher accuracy, differences in accuracy points; `acc_mean` over "
+             "%s): %s. %s", k, tasks, a->s,
+          a->state == p->state ? "The same verdict as on perplexity."
+          : "**A different verdict from perplexity's**: the two metrics disagree here.");
+}
+
 int fl_report_build(const fl_table *t, const char *results_csv, const char *out_dir, int draw) {
     fl_plot_list plots;
     if ((draw ? fl_plots_build : fl_plots_scripts)(t, out_dir, &plots) != 0) return -1;
@@ -1517,7 +1593,30 @@ int fl_report_build(const fl_table *t, const char *results_csv, const char *out_
     ctx_init(&x, t, ps, np);
     doc_h(&body, 2, "How configurations are compared");
     doc_p(&body, "%s", STATS_RULE);
-    claim c1 = claim1(&body, &x), c2 = claim2(&body, &x), c3 = claim3(&body, &x);
+    /* the claims on the second metric first, into a scratch document: only
+     * their verdicts are shown, each under its claim's own */
+    claim a[3] = { { NOT_TESTABLE, "" }, { NOT_TESTABLE, "" }, { NOT_TESTABLE, "" } };
+    char tasks[1024] = "";
+    int has_acc = zs_tasks(t, tasks, sizeof tasks);
+    if (has_acc) {
+        ctx xa = x;   /* shares x's allocations: freed once, with x */
+        xa.metric = ZS_ERR;
+        doc scratch = { 0 };
+        a[0] = claim1(&scratch, &xa);
+        a[1] = claim2(&scratch, &xa);
+        a[2] = claim3(&scratch, &xa);
+        fl_sb_free(&scratch.md);
+        fl_sb_free(&scratch.html);
+    }
+    claim c1 = claim1(&body, &x);
+    if (has_acc) acc_verdict(&body, 1, &c1, &a[0], tasks);
+    claim c2 = claim2(&body, &x);
+    if (has_acc) acc_verdict(&body, 2, &c2, &a[1], tasks);
+    claim c3 = claim3(&body, &x);
+    if (has_acc) acc_verdict(&body, 3, &c3, &a[2], tasks);
+    char as[3][64] = { "", "", "" };
+    for (int i = 0; i < 3 && has_acc; i++)
+        snprintf(as[i], sizeof as[i], " (zero-shot accuracy: %s)", state_word(a[i].state));
     ladder_section(&body, t);
     doc_close(&body);
     char f1[600], f2[600], f3[600];
@@ -1526,10 +1625,11 @@ int fl_report_build(const fl_table *t, const char *results_csv, const char *out_
     figures(f3, sizeof f3, &plots, "bars_");
     doc_h(&d, 2, "Summary");
     doc_li(&d, "**Dense model**: %s.", dense);
-    doc_li(&d, "**Claim 1 — local reconstruction matches retraining** with far less data and compute: %s. %s", c1.s, f1);
+    doc_li(&d, "**Claim 1 — local reconstruction matches retraining** with far less data and compute: %s%s. %s", c1.s,
+           as[0], f1);
     doc_li(&d, "**Claim 2 — granularity does not matter once the unit holds a nonlinearity**, single matrices do worse: "
-               "%s. %s", c2.s, f2);
-    doc_li(&d, "**Claim 3 — with reconstruction, simple criteria close the gap** to the best: %s. %s", c3.s, f3);
+               "%s%s. %s", c2.s, as[1], f2);
+    doc_li(&d, "**Claim 3 — with reconstruction, simple criteria close the gap** to the best: %s%s. %s", c3.s, as[2], f3);
     doc_p(&d, "Comparisons are paired over seeds with 95%% Student-t intervals (\"How configurations are compared\" "
               "below); each claim's section gives its rule and the tables behind its verdict.");
     static const char *const TPRE[] = { "time_", "peak_", "bars_" }, *const TCLAIM[] = { "Claim 1", "Claim 2", "Claim 3" };

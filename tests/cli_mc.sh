@@ -97,5 +97,19 @@ check "results.csv: acc_mean is the mean acc of the three tasks" \
   "/usr/bin/python3 -c \"import csv,sys; R=[x for x in csv.DictReader(open('$T/st/results.csv')) if x['role'] != 'dense']; sys.exit(not all(abs(float(r['acc_mean']) - (float(r['acc_lambada_sotu']) + float(r['acc_cloze_sotu']) + float(r['acc_hellaswag'])) / 3) < 1e-6 for r in R))\""
 check "the report has the accuracy table beside perplexity" \
   "grep -q '^## Zero-shot accuracy' '$T/st/report.md' && grep -q '| criterion | reconstructor | ppl | .acc_hellaswag. | .acc_norm_hellaswag. | .acc_lambada_sotu. | .acc_cloze_sotu. | .acc_norm_cloze_sotu. | .acc_mean. |' '$T/st/report.md' && [ \$(grep -c '^| magnitude | ' '$T/st/report.md') -ge 2 ]"
+# the dense reference: the unpruned model on the same tasks and items,
+# as `freelunch eval --task` scores it
+"$FL" eval --model "$T/m" --task lambada-sotu --task cloze-sotu --task hellaswag:"$T/hs.jsonl" --limit 4 --json --cache "$T/cache" --threads 2 >"$T/dense.jsonl" 2>"$T/dense.err"
+check "the dense row: acc per task as freelunch eval --task gives it, and acc_mean" \
+  "/usr/bin/python3 -c \"import csv,json,sys; D=[r for r in csv.DictReader(open('$T/st/results.csv')) if r['role'] == 'dense']; J={l['task']: l for l in map(json.loads, open('$T/dense.jsonl'))}; r=D[0]; ok = len(D) == 1 and r['status'] == 'ok' and all(abs(float(r['acc_' + k.replace('-', '_')]) - v['acc']) < 1e-9 for k, v in J.items()) and abs(float(r['acc_norm_hellaswag']) - J['hellaswag']['acc_norm']) < 1e-9 and abs(float(r['acc_mean']) - sum(v['acc'] for v in J.values()) / 3) < 1e-9 and r['eval_task_limit'] == '4'; sys.exit(not ok)\""
+check "the report's accuracy table opens with the dense model" \
+  "grep -q '^| \\*dense model\\* | – | \\*[0-9.]*\\* | \\*[0-9.]*\\* |' '$T/st/report.md'"
+# tuning runs score on the selection split only: no zero-shot tasks (the
+# corpus tasks are made of sotu-test), while the final runs have them
+{ cat "$T/grid.ini"; printf '[tune]\nlr-scale = 1, 3\nselect   = sotu-val\n'; } >"$T/tune.ini"
+FL_CACHE="$T/cache" "$FL" study --grid "$T/tune.ini" --out "$T/tu" --threads 2 >"$T/tu.log" 2>&1
+check "a tuned study with eval-task exits 0" "[ $? -eq 0 ]"
+check "... tuning rows have no accuracy, final and dense rows have it" \
+  "/usr/bin/python3 -c \"import csv,sys; R=list(csv.DictReader(open('$T/tu/results.csv'))); T=[r for r in R if r['role'] == 'tune']; F=[r for r in R if r['role'] not in ('tune',)]; sys.exit(not (len(T) == 2 and len(F) == 3 and all(r['acc_lambada_sotu'] == '' for r in T) and all(r['acc_lambada_sotu'] != '' for r in F)))\""
 expect 1 "squad" "a grid's eval-task with an unknown format: one error line" "$FL" study --grid "$T/grid.ini" --out "$T/st2" --set eval-task=squad:x --dry-run
 exit $bad

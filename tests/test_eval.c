@@ -82,6 +82,44 @@ static void test_ppl_counts(void **st) {
     fl_model_free(&m);
 }
 
+/* The inference head computes logits only where a target is counted (a
+ * multiple-choice continuation): its NLL there, its argmax, and the mean
+ * must be those of the path that computes every row's logits; uncounted
+ * rows get NLL 0 and argmax -1. More than one chunk of 256 counted rows,
+ * with gaps, so the gathering crosses chunk boundaries. */
+static void test_head_counted_rows(void **st) {
+    (void)st;
+    for (int fam = 0; fam < 2; fam++) {
+        fl_config c = { 0 };
+        fl_config_family_defaults(&c, fam ? FL_OPT : FL_LLAMA);
+        c.vocab = 97; c.d = 32; c.n_layer = 2; c.n_head = 4; c.n_kv_head = fam ? 4 : 2; c.head_dim = 8; c.d_ff = 48; c.max_pos = 40;
+        fl_model m;
+        assert_int_equal(fl_model_create(&m, &c), 0);
+        fl_model_init_random(&m, 5);
+        for (int i = 0; i < m.n_params; i++) for (int64_t j = 0; j < m.params[i].n; j++) m.params[i].w[j] *= m.params[i].kind == FL_PK_NORM_W ? 1.0f : 8.0f;
+        enum { B = 12, T = 40, N = B * T };
+        int32_t tok[N], tg[N], am[N];
+        float nll[N], ref[N], *lg = malloc(sizeof(float) * N * 97);
+        uint64_t s = 17;
+        for (int i = 0; i < N; i++) { tok[i] = (int32_t)(tu_rng(&s) % 97); tg[i] = tu_rng(&s) % 3 ? (int32_t)(tu_rng(&s) % 97) : -1; }
+        fl_fwd full = { .B = B, .T = T, .tokens = tok, .targets = tg, .nll = ref, .logits = lg };
+        assert_int_equal(fl_forward(&m, fl_range_whole(&m), &full, NULL), 0);
+        fl_fwd part = { .B = B, .T = T, .tokens = tok, .targets = tg, .nll = nll, .argmax = am };
+        assert_int_equal(fl_forward(&m, fl_range_whole(&m), &part, NULL), 0);
+        assert_true(full.n_targets > 256 && part.n_targets == full.n_targets);
+        assert_true(fabs(part.loss - full.loss) <= 1e-6 * fabs(full.loss));
+        for (int i = 0; i < N; i++) {
+            if (tg[i] < 0) { assert_true(nll[i] == 0.0f); assert_int_equal(am[i], -1); continue; }
+            assert_true(fabsf(nll[i] - ref[i]) <= 1e-5f * (1 + fabsf(ref[i])));
+            int best = 0;
+            for (int v = 1; v < 97; v++) if (lg[(size_t)i * 97 + v] > lg[(size_t)i * 97 + best]) best = v;
+            assert_int_equal(am[i], best);
+        }
+        free(lg);
+        fl_model_free(&m);
+    }
+}
+
 static int setup(void **st) { (void)st; tu_tmpdir(g_dir, sizeof g_dir); return 0; }
 static int teardown(void **st) { (void)st; tu_rmrf(g_dir); return 0; }
 
@@ -90,6 +128,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ppl_counts), cmocka_unit_test(test_ppl_llama), cmocka_unit_test(test_ppl_gpt2_maxw),
         cmocka_unit_test(test_ppl_opt_stride), cmocka_unit_test(test_ppl_llama_stride),
+        cmocka_unit_test(test_head_counted_rows),
     };
     return cmocka_run_group_tests_name("eval", tests, setup, teardown);
 }

@@ -372,6 +372,63 @@ static void test_dense_reference(void **state) {
     tu_rmrf(dir);
 }
 
+/* Zero-shot accuracy as the claims' second metric (issue 17): each claim's
+ * rule applied to 100 − acc_mean, its verdict under the perplexity one and
+ * in the summary. Accuracy here follows perplexity (acc = 0.30 − ppl/1000)
+ * except for wanda's retrain:full at 0.5, given the best accuracy of all:
+ * on accuracy that baseline beats the best local reconstructor, so claim 1
+ * flips to not supported (err = 70 + ppl/10 elsewhere: a linear map, so
+ * the other comparisons keep their perplexity verdicts: local better at
+ * three, no difference at sparsegpt 0.5, whose seeds' differences −1.0 and
+ * −1.2 give −1.10 ± 1.27), while claim 2 keeps its verdict. */
+static void test_accuracy_second_metric(void **state) {
+    (void)state;
+    char dir[512], csv[600], path[1024];
+    tu_tmpdir(dir, sizeof dir);
+    make_results(dir, 2, csv, sizeof csv);
+    assert_int_equal(fl_report_make(csv, dir), 0);   /* first without accuracy */
+    snprintf(path, sizeof path, "%s/report.md", dir);
+    char *md = tu_read_all(path);
+    ASSERT_LACKS(md, "zero-shot accuracy");
+    ASSERT_LACKS(md, "on zero-shot accuracy");
+    free(md);
+    fl_table t;
+    assert_int_equal(fl_table_read(csv, &t), 0);
+    for (int r = 0; r < t.nrows; r++) {
+        double ppl = fl_table_num(&t, r, "ppl");
+        if (!isfinite(ppl)) continue;
+        int flip = !strcmp(fl_table_get(&t, r, "criterion"), "wanda") && !strcmp(fl_table_get(&t, r, "sparsity"), "0.5") &&
+                   !strcmp(fl_table_get(&t, r, "reconstruct"), "retrain:full");
+        double a = flip ? 0.40 + 0.01 * atoi(fl_table_get(&t, r, "seed")) : 0.30 - ppl / 1000;
+        fl_table_setf(&t, r, "acc_lambada_sotu", "%.17g", a - 0.05);
+        fl_table_setf(&t, r, "acc_cloze_sotu", "%.17g", a + 0.05);
+        fl_table_setf(&t, r, "acc_mean", "%.17g", a);
+    }
+    assert_int_equal(fl_table_write(csv, &t), 0);
+    fl_table_free(&t);
+    assert_int_equal(fl_report_make(csv, dir), 0);
+    md = tu_read_all(path);
+    line_has(md, "**Claim 1 on zero-shot accuracy**", "`acc_mean` over lambada_sotu, cloze_sotu): **not supported**: of 4 "
+             "comparisons, the best local reconstructor is better in 2, no difference is detected in 1 and the retraining "
+             "baseline is better in 1");
+    line_has(md, "**Claim 1 on zero-shot accuracy**", "**A different verdict from perplexity's**");
+    line_has(md, "**Claim 2 on zero-shot accuracy**", "**not supported**: (a) 3 of 4 pairs of nonlinear units differ");
+    line_has(md, "**Claim 2 on zero-shot accuracy**", "The same verdict as on perplexity.");
+    ASSERT_HAS(md, "**Claim 3 on zero-shot accuracy**");
+    /* perplexity's verdicts are unchanged, the accuracy one beside them */
+    line_has(md, "- **Claim 1", "**supported**: of 4 comparisons, the best local reconstructor is better in 3, no "
+             "difference is detected in 1 and the retraining baseline is better in 0");
+    line_has(md, "- **Claim 1", "(zero-shot accuracy: **not supported**)");
+    line_has(md, "- **Claim 2", "(zero-shot accuracy: **not supported**)");
+    /* each verdict under its own claim's section */
+    const char *s1 = strstr(md, "## Claim 1"), *a1 = strstr(md, "**Claim 1 on zero-shot"), *s2 = strstr(md, "## Claim 2"),
+               *a2 = strstr(md, "**Claim 2 on zero-shot"), *s3 = strstr(md, "## Claim 3"), *a3 = strstr(md, "**Claim 3 on zero-shot");
+    assert_true(s1 && a1 && s2 && a2 && s3 && a3);
+    assert_true(s1 < a1 && a1 < s2 && s2 < a2 && a2 < s3 && s3 < a3);
+    free(md);
+    tu_rmrf(dir);
+}
+
 static void expect_err(int rc, const char *a, const char *b) {
     const char *msg = fl_errmsg();
     if (rc != -1) fail_msg("expected failure, got %d", rc);
@@ -442,6 +499,7 @@ int main(void) {
         cmocka_unit_test(test_plots_and_report),
         cmocka_unit_test(test_one_seed_cannot_judge),
         cmocka_unit_test(test_dense_reference),
+        cmocka_unit_test(test_accuracy_second_metric),
         cmocka_unit_test(test_bad_input),
         cmocka_unit_test(test_gnuplot_missing),
     };
