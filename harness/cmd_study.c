@@ -899,10 +899,11 @@ int fl_cmd_study(int argc, char **argv) {
         }
         printf("plus %d dense reference(s), run first: the unpruned model on the cells' evaluation sets (role dense)\n", nrefs);
         for (int i = 0; i < nrefs; i++) {
-            const char *m = fl_cell_get(&refs[i], "model"), *e = fl_cell_get(&refs[i], "eval"), *w = fl_cell_get(&refs[i], "eval-windows");
-            printf("%-4s %-12s %-5s %-5s %9s %9s  model=%s eval=%s eval-windows=%s\n", "-", refs[i].id, "dense",
+            const char *m = fl_cell_get(&refs[i], "model"), *e = fl_cell_get(&refs[i], "eval"), *w = fl_cell_get(&refs[i], "eval-windows"),
+                       *tk = fl_cell_get(&refs[i], "eval-task"), *tl = fl_cell_get(&refs[i], "eval-task-limit");
+            printf("%-4s %-12s %-5s %-5s %9s %9s  model=%s eval=%s eval-windows=%s%s%s%s%s\n", "-", refs[i].id, "dense",
                    fl_table_find(&t, refs[i].id) >= 0 ? "yes" : "no", "-", "-", m ? m : "?", e ? e : "(the test splits)",
-                   w ? w : "all");
+                   w ? w : "all", tk ? " eval-task=" : "", tk ? tk : "", tl ? " eval-task-limit=" : "", tl ? tl : "");
         }
         free(refs);
         fl_table_free(&t);
