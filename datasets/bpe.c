@@ -622,7 +622,7 @@ int fl_bpe_pretokenize(const fl_bpe *t, const unsigned char *text, size_t len, f
     return rc;
 }
 
-typedef struct { const fl_bpe *t; ivec out; cache c; int32_t *scratch; size_t scap; } enc_ctx;
+typedef struct { const fl_bpe *t; ivec out; cache c; int32_t *scratch; size_t scap; int plain; } enc_ctx;
 
 static int enc_piece(void *vctx, const unsigned char *p, size_t n) {
     enc_ctx *x = vctx;
@@ -665,9 +665,13 @@ static int enc_piece(void *vctx, const unsigned char *p, size_t n) {
 static int encode_hf(const fl_bpe *t, const unsigned char *text, size_t len, enc_ctx *x);
 
 int fl_bpe_encode(const fl_bpe *t, const char *text, size_t len, int32_t **ids, int64_t *n) {
+    return fl_bpe_encode_ex(t, text, len, 1, ids, n);
+}
+
+int fl_bpe_encode_ex(const fl_bpe *t, const char *text, size_t len, int specials, int32_t **ids, int64_t *n) {
     *ids = NULL;
     *n = 0;
-    enc_ctx x = { .t = t };
+    enc_ctx x = { .t = t, .plain = !specials };
     if (t->hf) {
         int rc = encode_hf(t, (const unsigned char *)text, len, &x);
         free(x.c.e);
@@ -836,7 +840,7 @@ typedef struct { size_t s, n; int32_t added; } section;
 static int encode_hf(const fl_bpe *t, const unsigned char *text, size_t len, enc_ctx *x) {
     const fl_hf *h = t->hf;
     if (grow((void **)&x->out.v, &x->out.cap, len / 3 + 16, sizeof *x->out.v) != 0) return -1;
-    for (int i = 0; i < h->n_prefix; i++) if (ivec_push(&x->out, h->prefix[i]) != 0) return -1;
+    for (int i = 0; i < h->n_prefix && !x->plain; i++) if (ivec_push(&x->out, h->prefix[i]) != 0) return -1;
     /* 1. sections */
     section *sec = NULL;
     size_t ns = 0, scap = 0, start = 0;
@@ -925,7 +929,7 @@ static int encode_hf(const fl_bpe *t, const unsigned char *text, size_t len, enc
     for (size_t i = 0; i < nkeep; i++) free(keep[i]);
     free(keep);
     free(sec);
-    for (int i = 0; i < h->n_suffix && rc == 0; i++) rc = ivec_push(&x->out, h->suffix[i]);
+    for (int i = 0; i < h->n_suffix && rc == 0 && !x->plain; i++) rc = ivec_push(&x->out, h->suffix[i]);
     return rc;
 }
 

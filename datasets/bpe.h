@@ -19,6 +19,10 @@ int fl_bpe_eot(const fl_bpe *t);
 /* Encode arbitrary bytes (invalid UTF-8 included); *ids malloc'd. Special
  * tokens in the text are NOT parsed: "<|endoftext|>" encodes as text. */
 int fl_bpe_encode(const fl_bpe *t, const char *text, size_t len, int32_t **ids, int64_t *n);
+/* The same; with SPECIALS 0 without the tokens a tokenizer.json's
+ * post-processor (or tokenizer_config.json's add_bos_token/add_eos_token)
+ * puts around the text, as HF's encode(..., add_special_tokens=False). */
+int fl_bpe_encode_ex(const fl_bpe *t, const char *text, size_t len, int specials, int32_t **ids, int64_t *n);
 /* Decode to bytes; *out malloc'd (NUL-terminated for convenience). */
 int fl_bpe_decode(const fl_bpe *t, const int32_t *ids, int64_t n, char **out, size_t *len);
 /* Learn merges from texts until the vocabulary has vocab_size entries

@@ -36,8 +36,11 @@ int fl_mc_encode_pair(const fl_bpe *t, const char *ctx, const char *cont, int pr
     memcpy(joined + lc, cont, lk + 1);
     /* the context loses its trailing whitespace, the continuation gains it:
      * ctx[:keep] and ctx[keep:] + cont; the whole string is unchanged */
-    int rc = fl_bpe_encode(t, joined, lc + lk, &whole, &nw);
-    if (rc == 0) rc = fl_bpe_encode(t, ctx, keep, &ce, &nc);
+    /* lm-eval's HFLM encodes a request's strings without special tokens
+     * (tok_encode: add_special_tokens = False or add_bos_token, False by
+     * default): no BOS a Llama tokenizer.json would put first */
+    int rc = fl_bpe_encode_ex(t, joined, lc + lk, 0, &whole, &nw);
+    if (rc == 0) rc = fl_bpe_encode_ex(t, ctx, keep, 0, &ce, &nc);
     free(joined);
     if (rc != 0) { free(whole); free(ce); return -1; }
     free(ce);

@@ -14,7 +14,9 @@
 #include "model/checkpoint.h"
 #include "model/err.h"
 #include "model/gemm.h"
+#include "datasets/corpus.h"
 #include <cjson/cJSON.h>
+#include <sys/stat.h>
 
 static char g_dir[256], g_model[300];
 
@@ -95,15 +97,17 @@ static const struct { const char *fmt, *file, *text; } FILES[] = {
 };
 #define NFILES (int)(sizeof FILES / sizeof *FILES)
 
-static void against_oracle(fl_family fam, int window) {
-    make_model(fam);
+/* Every file scored by freelunch and by the oracle on the model in
+ * g_model with its own tokenizer; ENV (or "") prefixes the oracle's
+ * command line. */
+static void against_oracle_in(int window, const char *env) {
     fl_model m;
     fl_bpe *tok;
     assert_int_equal(fl_model_load(&m, g_model), 0);
-    assert_int_equal(fl_bpe_load(&tok, g_model), 0);
+    if (fl_bpe_load(&tok, g_model) != 0) fail_msg("%s", fl_errmsg());
     {   /* one run of the oracle for every file (torch loads once) */
         static char cmd[4000];
-        size_t cl = (size_t)snprintf(cmd, sizeof cmd, "/usr/bin/python3 tests/oracle/mc_ref.py %s %d", g_model, window);
+        size_t cl = (size_t)snprintf(cmd, sizeof cmd, "%s /usr/bin/python3 tests/oracle/mc_ref.py %s %d", env, g_model, window);
         for (int j = 0; j < NFILES; j++)
             cl += (size_t)snprintf(cmd + cl, sizeof cmd - cl, " %s %s/%s %s/ref%d.json", FILES[j].fmt, g_dir, FILES[j].file, g_dir, j);
         for (int j = 0; j < NFILES; j++) {
@@ -160,6 +164,50 @@ static void against_oracle(fl_family fam, int window) {
     }
     fl_bpe_free(tok);
     fl_model_free(&m);
+}
+
+static void against_oracle(fl_family fam, int window) {
+    make_model(fam);
+    against_oracle_in(window, "");
+}
+
+/* A real HF model directory: a llama config, and tokenizer.json +
+ * tokenizer_config.json of Llama-2's tokenizer as the @lenml package ships
+ * them (SentencePiece-style BPE; add_bos_token true, which lm-eval's
+ * requests do not take: tok_encode adds no special tokens). The oracle
+ * tokenizes with HF's own JavaScript encoder
+ * (tests/oracle/hf_tokenizer_ref.mjs), not freelunch's. */
+static void test_oracle_hf_tokenizer(void **st) {
+    (void)st;
+    char cache[512], node[700], cmd[2400];
+    fl_cache_dir(cache, sizeof cache, NULL);
+    snprintf(node, sizeof node, "%s/node-hf", cache);
+    snprintf(cmd, sizeof cmd, "sh tests/oracle/hf_install.sh '%s' >&2", node);
+    assert_int_equal(system(cmd), 0);
+    snprintf(g_model, sizeof g_model, "%s/hf-llama", g_dir);
+    mkdir(g_model, 0755);
+    for (int i = 0; i < 2; i++) {
+        const char *f = i ? "tokenizer_config.json" : "tokenizer.json";
+        snprintf(cmd, sizeof cmd, "cp '%s/tok/llama2/%s' '%s/%s'", node, f, g_model, f);
+        assert_int_equal(system(cmd), 0);
+    }
+    fl_bpe *tok;
+    if (fl_bpe_load(&tok, g_model) != 0) fail_msg("%s", fl_errmsg());
+    fl_config c = { 0 };
+    fl_config_family_defaults(&c, FL_LLAMA);
+    c.vocab = fl_bpe_vocab_size(tok); c.d = 16; c.n_layer = 2; c.n_head = 2; c.n_kv_head = 1; c.head_dim = 8;
+    c.d_ff = 32; c.max_pos = 96; c.bos_id = 1;   /* <s> */
+    fl_bpe_free(tok);
+    fl_model m;
+    assert_int_equal(fl_model_create(&m, &c), 0);
+    fl_model_init_random(&m, 29);
+    for (int i = 0; i < m.n_params; i++)
+        for (int64_t j = 0; j < m.params[i].n; j++) m.params[i].w[j] *= m.params[i].kind == FL_PK_NORM_W ? 1.0f : 6.0f;
+    assert_int_equal(fl_model_save(&m, g_model), 0);
+    fl_model_free(&m);
+    char env[1100];
+    snprintf(env, sizeof env, "MC_REF_HF='%s:%s'", node, g_model);
+    against_oracle_in(40, env);   /* 40: some contexts cut from the left */
 }
 
 static void test_oracle_llama_full(void **st) { (void)st; against_oracle(FL_LLAMA, 96); }
@@ -374,6 +422,7 @@ int main(void) {
         cmocka_unit_test(test_prompts),          cmocka_unit_test(test_malformed),
         cmocka_unit_test(test_encode_pair),      cmocka_unit_test(test_truncation),
         cmocka_unit_test(test_oracle_llama_full), cmocka_unit_test(test_oracle_gpt2_truncated),
+        cmocka_unit_test(test_oracle_hf_tokenizer),
     };
     return cmocka_run_group_tests_name("mc", tests, setup, teardown);
 }

@@ -17,9 +17,19 @@ import { createRequire } from "node:module";
 import fs from "node:fs";
 import path from "node:path";
 
-const [prefix, tokdir, out, ...files] = process.argv.slice(2);
-if (!prefix || !tokdir || !out) {
-  console.error("usage: node hf_tokenizer_ref.mjs NODE_PREFIX TOKDIR OUT.bin FILE...");
+//
+//   node hf_tokenizer_ref.mjs --lines NODE_PREFIX TOKDIR
+//
+// reads one JSON string per line on stdin and answers each with one line,
+// the JSON list of its ids as encode(text, {add_special_tokens: false})
+// gives them (as lm-eval's HFLM encodes a request; tests/oracle/mc_ref.py).
+const argv = process.argv.slice(2);
+const lines = argv[0] === "--lines";
+if (lines) argv.shift();
+const [prefix, tokdir, out, ...files] = argv;
+if (!prefix || !tokdir || (!out && !lines)) {
+  console.error("usage: node hf_tokenizer_ref.mjs NODE_PREFIX TOKDIR OUT.bin FILE...\n" +
+                "       node hf_tokenizer_ref.mjs --lines NODE_PREFIX TOKDIR");
   process.exit(2);
 }
 const require = createRequire(path.join(path.resolve(prefix), "package.json"));
@@ -28,6 +38,13 @@ const tj = JSON.parse(fs.readFileSync(path.join(tokdir, "tokenizer.json"), "utf8
 const cp = path.join(tokdir, "tokenizer_config.json");
 const cfg = fs.existsSync(cp) ? JSON.parse(fs.readFileSync(cp, "utf8")) : {};
 const tok = new Tokenizer(tj, cfg);
+if (lines) {
+  const { createInterface } = await import("node:readline");
+  for await (const l of createInterface({ input: process.stdin })) {
+    process.stdout.write(JSON.stringify(tok.encode(JSON.parse(l), { add_special_tokens: false }).ids) + "\n");
+  }
+  process.exit(0);
+}
 const dec = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
 const texts = files.map((f) => {

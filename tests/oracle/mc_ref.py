@@ -6,7 +6,11 @@ the independent PyTorch model of torch_ref.py.
 
 The tokenizer of the test models is byte-level with no merges (ids 0..255 =
 the bytes, 256 = <|endoftext|>), so tokenising is s.encode("utf-8") here,
-independently of freelunch's BPE code.
+independently of freelunch's BPE code. With MC_REF_HF=NODE_PREFIX:TOKDIR in
+the environment, a real tokenizer.json is used instead, through HF's own
+JavaScript encoder (hf_tokenizer_ref.mjs --lines: encode without special
+tokens, as HFLM.tok_encode does by default), and an empty context becomes
+the config's bos_token_id (HFLM.prefix_token_id).
 
 usage: mc_ref.py MODEL_DIR WINDOW FORMAT FILE OUT.json [FORMAT FILE OUT.json]...
 writes to each OUT.json {"loglik": [[per choice] per item], "greedy": [[...]], "gold": [...],
@@ -25,6 +29,15 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from torch_ref import load_hf, Ref  # noqa: E402
 
 EOT = 256
+HF = None  # the node encoder's pipes, with MC_REF_HF
+
+
+def encode(s):
+    if HF is None:
+        return list(s.encode("utf-8"))
+    HF.stdin.write(json.dumps(s) + "\n")
+    HF.stdin.flush()
+    return json.loads(HF.stdout.readline())
 
 
 def hs_preprocess(text):  # lm_eval/tasks/hellaswag/utils.py
@@ -91,14 +104,14 @@ def encode_pair(context, continuation):  # HFLM._encode_pair
     if n_spaces > 0:
         continuation = context[-n_spaces:] + continuation
         context = context[:-n_spaces]
-    whole = list((context + continuation).encode("utf-8"))
-    ctx = list(context.encode("utf-8"))
+    whole = encode(context + continuation)
+    ctx = encode(context)
     return ctx, whole[len(ctx):]
 
 
 def loglik(model, context, continuation, window):
     if context == "":
-        ctx, cont = [EOT], list(continuation.encode("utf-8"))
+        ctx, cont = [EOT], encode(continuation)
     else:
         ctx, cont = encode_pair(context, continuation)
     inp = torch.tensor((ctx + cont)[-(window + 1):][:-1])[None]
@@ -111,7 +124,16 @@ def loglik(model, context, continuation, window):
 
 
 def main():
+    global HF, EOT
     d, window = sys.argv[1], int(sys.argv[2])
+    if os.environ.get("MC_REF_HF"):
+        import subprocess
+        prefix, tokdir = os.environ["MC_REF_HF"].split(":", 1)
+        mjs = os.path.join(os.path.dirname(os.path.abspath(__file__)), "hf_tokenizer_ref.mjs")
+        HF = subprocess.Popen(["node", mjs, "--lines", prefix, tokdir], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True, encoding="utf-8")
+        with open(os.path.join(d, "config.json")) as f:
+            EOT = json.load(f)["bos_token_id"]
     cfg, sd = load_hf(d)
     model = Ref(cfg, sd)
     a = sys.argv[3:]
