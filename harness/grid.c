@@ -29,7 +29,7 @@ const char FL_DEFAULT_GRID[] =
     "; and each cell that trains run at 1/3, 1 and 3 times its preset learning\n"
     "; rate, scored on sotu-val, the best re-run and evaluated on sotu-test\n"
     "; (README, \"The main job\"); each final cell also scores the first\n"
-    "; 100 items of the two zero-shot tasks built from sotu-test. The broader\n"
+    "; 50 items of the two zero-shot tasks built from sotu-test. The broader\n"
     "; untuned grid it replaced: grids/broad.ini.\n"
     "[grid]\n"
     "seed        = 0, 1, 2\n"
@@ -41,7 +41,7 @@ const char FL_DEFAULT_GRID[] =
     "eval          = sotu-test\n"
     "eval-windows  = 40\n"
     "eval-task       = lambada-sotu, cloze-sotu\n"
-    "eval-task-limit = 100\n"
+    "eval-task-limit = 50\n"
     "[tune]\n"
     "lr-scale = 0.3333, 1, 3\n"
     "select   = sotu-val\n";
