@@ -514,7 +514,8 @@ cJSON *fl_gemm_profile_json(void) {
         cJSON_AddNumberToObject(o, "seconds", s->seconds[0] + s->seconds[1]);
         /* what the calls ran on: one backend, unless the mode changed midway */
         cJSON_AddStringToObject(o, "backend", s->calls[0] && s->calls[1] ? "openblas+onednn" : s->calls[1] ? "onednn" : "openblas");
-        cJSON_AddStringToObject(o, "why", s->decided ? fl_gemm_why_name(s->why) : "forced");
+        cJSON_AddStringToObject(o, "why", fl_gemm_backend() != FL_BACKEND_AUTO ? "forced"
+                                          : s->decided ? fl_gemm_why_name(s->why) : "undecided");
         if (s->decided && (s->why == FL_GEMM_WHY_MEASURED || s->why == FL_GEMM_WHY_CACHE)) {
             cJSON_AddNumberToObject(o, "openblas_s", s->t_openblas);
             cJSON_AddNumberToObject(o, "onednn_s", s->t_onednn);
