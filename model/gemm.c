@@ -319,6 +319,9 @@ static void load_locked(const char *path) {
     size_t len = 0;
     if (access(path, F_OK) != 0) return;
     if (fl_read_file(path, &text, &len) != 0) { note_bad(path, fl_errmsg()); return; }
+    /* bounds that a file this code wrote never reaches (one entry per slot,
+     * about 250 bytes each), so that a hostile one costs little to refuse */
+    if (len > ((size_t)NSLOTS << 10)) { free(text); note_bad(path, "too large"); return; }
     cJSON *j = cJSON_ParseWithLength(text, len);
     free(text);
     const char *bad = NULL;
@@ -330,6 +333,7 @@ static void load_locked(const char *path) {
     else if (strcmp(k->valuestring, key)) bad = "written for another machine, library or thread count";
     else if (!cJSON_IsArray(sh)) bad = "no shapes array";
     int n = bad ? 0 : cJSON_GetArraySize(sh);
+    if (n > NSLOTS) { bad = "more shapes than the table holds"; n = 0; }
     entry *e = n > 0 ? calloc((size_t)n, sizeof *e) : NULL;
     if (n > 0 && !e) bad = "out of memory";
     for (int i = 0; i < n && !bad; i++) {

@@ -254,6 +254,19 @@ static void test_cache_corrupt(void **st) {
         assert_int_equal(s.why, FL_GEMM_WHY_MEASURED);
         assert_int_equal(count_shapes_in_file(), 1);         /* rewritten valid */
     }
+    /* a file far larger than any this code writes is refused unread */
+    size_t big = (size_t)9 << 20;
+    char *huge = malloc(big);
+    memset(huge, ' ', big);
+    assert_int_equal(fl_write_file_atomic(path, huge, big), 0);
+    free(huge);
+    fl_gemm_dispatch_reset();
+    g_c.calls = 0;
+    char *err = with_stderr(run_one);
+    assert_int_equal(g_c.calls, 2 * FL_GEMM_REPS);
+    assert_non_null(strstr(err, "too large"));
+    free(err);
+    assert_int_equal(count_shapes_in_file(), 1);
     /* the good file itself is trusted */
     snprintf(text, sizeof text, "{\"key\": %s, \"shapes\": [%s]}", kq, good);
     assert_int_equal(fl_write_file_atomic(path, text, strlen(text)), 0);
