@@ -23,7 +23,7 @@
  * Usage: bench_speed [case ...]   (default: all cases)
  *        bench_speed --side-by-side [case ...]: GEMM dispatch by shape
  *        against both forced backends, interleaved (see side_by_side)
- * Env:   BENCH_BACKENDS="openblas onednn"  BENCH_MIN_REPS, BENCH_MAX_REPS,
+ * Env:   BENCH_BACKENDS="openblas onednn auto"  BENCH_MIN_REPS, BENCH_MAX_REPS,
  *        BENCH_SECONDS (target timed seconds per case), BENCH_THREADS. */
 #include "benchutil.h"
 #include "model/alloc.h"
@@ -216,11 +216,13 @@ int main(int argc, char **argv) {
     printf("THREADS %d\n", nt);
     const char *bes = getenv("BENCH_BACKENDS");
     char buf[256];
-    snprintf(buf, sizeof buf, "%s", bes && *bes ? bes : "openblas onednn");
+    snprintf(buf, sizeof buf, "%s", bes && *bes ? bes : "openblas onednn auto");
     int rc = 0;
+    /* auto (a backend of the list, or --side-by-side) keeps its choices
+     * where the CLI does */
+    char cache[4096];
+    fl_gemm_set_cache_dir(fl_cache_dir(cache, sizeof cache, NULL));
     if (argc > 1 && !strcmp(argv[1], "--side-by-side")) {
-        char cache[4096];
-        fl_gemm_set_cache_dir(fl_cache_dir(cache, sizeof cache, NULL));
         for (int i = 0; i < NCASES; i++) {
             int want = argc < 3;
             for (int j = 2; j < argc; j++) want |= strcmp(argv[j], CASES[i].name) == 0;

@@ -6,7 +6,8 @@
 #
 #   BUILD            where the bench binaries are (default build)
 #   BENCH_THREADS    threads for freelunch and PyTorch (default: physical cores)
-#   BENCH_BACKENDS   GEMM backends to run (default "openblas onednn")
+#   BENCH_BACKENDS   GEMM backends to run (default "openblas onednn auto";
+#                    bench_gemm: "openblas onednn" unless this is set)
 #   BENCH_SECONDS    timed seconds per speed case and side (default 6)
 #   BENCH_ROUNDS     alternating freelunch/PyTorch rounds per case (default 2)
 #   BENCH_QUICK=1    a fast smoke run (1 s, 3 reps); figures are rougher
@@ -179,7 +180,7 @@ fi
 t_end=$(date +%s)
 echo
 echo "== summary ($NT threads; speed = median step time; ratios > 1 mean freelunch is faster; $((t_end - t_start)) s in all)"
-awk -v backends="${BENCH_BACKENDS:-openblas onednn}" '
+awk -v backends="${BENCH_BACKENDS:-openblas onednn auto}" '
 function kv(s,   i, p) {   # fields key=value of the current line into V[]
   delete V
   for (i = 1; i <= NF; i++) if ((p = index($i, "=")) > 0) V[substr($i, 1, p - 1)] = substr($i, p + 1)
