@@ -198,6 +198,18 @@ static int side_by_side(const bcase *k) {
     fl_gemm_shape sh[512];
     int ns = fl_gemm_shapes(sh, 512), on_dnnl = 0;
     for (int i = 0; i < ns && i < 512; i++) on_dnnl += sh[i].decided && sh[i].choice == FL_BACKEND_ONEDNN;
+    /* BENCH_VERBOSE=1: per shape, auto's choice against what each backend
+     * took per call inside the steps (both ran every shape: the forced
+     * steps), to see whether a timing taken alone held in the model */
+    for (int i = 0; bench_env_int("BENCH_VERBOSE", 0) && i < ns && i < 512; i++) {
+        const fl_gemm_shape *q = &sh[i];
+        printf("SHAPE %s %dx%dx%d %c%c%s choice=%s why=%s timed_us=%.1f/%.1f in_steps_us=%.1f/%.1f calls=%llu/%llu\n",
+               k->name, q->m, q->n, q->k, q->ta ? 'T' : 'N', q->tb ? 'T' : 'N', q->nested ? " nested" : "",
+               q->choice == FL_BACKEND_ONEDNN ? "onednn" : "openblas", fl_gemm_why_name(q->why), 1e6 * q->t_openblas,
+               1e6 * q->t_onednn, q->calls[0] ? 1e6 * q->seconds[0] / q->calls[0] : 0,
+               q->calls[1] ? 1e6 * q->seconds[1] / q->calls[1] : 0, (unsigned long long)q->calls[0],
+               (unsigned long long)q->calls[1]);
+    }
     double best = med[0] > med[1] ? med[0] : med[1];
     printf("RESULT dispatch %s ratio=%.3f target=0.97 auto_tok_s=%.1f openblas_tok_s=%.1f onednn_tok_s=%.1f "
            "auto_vs_openblas=%.3f auto_vs_onednn=%.3f rounds=%d shapes=%d on_onednn=%d measure_s=%.3f\n",

@@ -72,7 +72,7 @@ void fl_machine_desc(char *buf, size_t n);
  * keeps the backend freelunch always used. */
 #define FL_GEMM_MARGIN 0.03
 /* Timed repetitions per backend. */
-#define FL_GEMM_REPS 3
+#define FL_GEMM_REPS 5
 
 /* The cache directory of the choices (CACHE/gemm/ is created in it); NULL
  * or "": choices live in this process only. main() sets it from --cache,

@@ -370,6 +370,7 @@ static void test_real_timing_slice(void **st) {
     assert_int_equal(s.why, FL_GEMM_WHY_MEASURED);
     assert_true(s.t_openblas > 0 && s.t_onednn > 0);
     assert_true(2.0 * s.tm * s.tn * s.tk <= (double)(1 << 28));
+    /* M is cut first; N and K stay whole */
     assert_true(s.tm < 8192 && s.tm >= 256 && s.tn == 64 && s.tk == 512);
     assert_true(fl_gemm_measure_seconds() > 0);
     assert_int_equal(count_shapes_in_file(), 1);
