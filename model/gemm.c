@@ -175,17 +175,35 @@ fl_backend fl_gemm_decide(const double *t_openblas, const double *t_onednn, int 
 /* ---- timing a shape ------------------------------------------------------- */
 
 /* A big shape is timed on a slice: while one call would exceed MEAS_FLOPS
- * (about 2 ms on this machine) or the scratch C MEAS_C floats, the first
- * of M, N, K above MEAS_MIN is halved. The slice keeps the transposes and the
- * leading dimensions, so it is the same kernel on the first rows, columns or
- * inner terms of the call's own A and B; the cost of timing stays a few tens
- * of milliseconds per shape whatever the shape. */
-#define MEAS_FLOPS (double)(1 << 28)
-#define MEAS_C (double)(1 << 22)
+ * (about 30 ms on this machine) or the scratch C MEAS_C floats, the first
+ * of M, N, K above MEAS_MIN is halved. The slice keeps the transposes and
+ * the leading dimensions, so it is the same kernel on the first rows,
+ * columns or inner terms of the call's own A and B. The caps are high on
+ * purpose: a slice small enough to sit in cache flattered oneDNN on an LM
+ * head's gradient (2048x256x4096 NN, timed on 256x256x2048, it won; in the
+ * model it took 1.4x OpenBLAS's time), and only the few largest shapes of a
+ * model (its head) reach them, timed once per machine. */
+#define MEAS_FLOPS 4294967296.0   /* 2^32 */
+#define MEAS_C 16777216.0         /* 2^24 floats: 64 MiB of scratch at most */
 #define MEAS_MIN 256
 /* Each timed repetition loops a small shape until it lasts REP_S. */
 #define REP_S 1e-4
 #define REP_MAX 64
+
+void fl_gemm_slice(int d[3]) {
+    for (;;) {
+        double f = 2.0 * d[0] * d[1] * d[2], c = (double)d[0] * d[1];
+        if (f <= MEAS_FLOPS && c <= MEAS_C) break;
+        /* M first (row blocks of C are independent work in both
+         * libraries), then N, K last: a shorter inner dimension changes
+         * how each library blocks it */
+        int cut = -1;
+        for (int i = 0; i < 3 && cut < 0; i++)
+            if (d[i] > MEAS_MIN) cut = i;
+        if (cut < 0) break;
+        d[cut] = (d[cut] + 1) / 2;
+    }
+}
 
 static double time_calls(int be, int ta, int tb, int m, int n, int k, const float *A, int lda, const float *B, int ldb,
                          float *C, int reps) {
@@ -198,19 +216,7 @@ static double time_calls(int be, int ta, int tb, int m, int n, int k, const floa
 static void measure(slot *s, const float *A, int lda, const float *B, int ldb) {
     const double t0 = fl_wall_s();
     int d[3] = { s->m, s->n, s->k };   /* m, n, k of the slice */
-    for (;;) {
-        double f = 2.0 * d[0] * d[1] * d[2], c = (double)d[0] * d[1];
-        if (f <= MEAS_FLOPS && c <= MEAS_C) break;
-        /* M first (row blocks of C are independent work in both
-         * libraries), then N, K last: a shorter inner dimension changes
-         * how each library blocks it (measured: 2048x256x4096 NN timed on a
-         * K of 256 favoured oneDNN, in the model it was 1.4x slower) */
-        int cut = -1;
-        for (int i = 0; i < 3 && cut < 0; i++)
-            if (d[i] > MEAS_MIN) cut = i;
-        if (cut < 0) break;
-        d[cut] = (d[cut] + 1) / 2;
-    }
+    fl_gemm_slice(d);
     double t[2][FL_GEMM_REPS];
     if (g_timer) {
         for (int r = 0; r < FL_GEMM_REPS; r++)

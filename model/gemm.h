@@ -88,6 +88,11 @@ void fl_gemm_cache_key(char *buf, size_t n);
  * FL_GEMM_MARGIN below OpenBLAS's; a side with no valid time loses. */
 fl_backend fl_gemm_decide(const double *t_openblas, const double *t_onednn, int n);
 
+/* The slice {M, N, K} of a shape that timing runs (in place): M halved
+ * first, then N, then K, none below 256, until one call is at most 2^32
+ * FLOPs and C at most 2^24 floats. */
+void fl_gemm_slice(int d[3]);
+
 /* For tests: a timer that replaces running the shape (returns the seconds
  * one call of `be` takes; rep counts 0..FL_GEMM_REPS-1). NULL: real timing. */
 typedef double (*fl_gemm_timer)(void *ctx, fl_backend be, int transA, int transB, int M, int N, int K, int rep);
