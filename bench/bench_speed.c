@@ -21,7 +21,9 @@
  * + full-T^2 attention that PyTorch's masked matmul+softmax performs.
  *
  * Usage: bench_speed [case ...]   (default: all cases)
- * Env:   BENCH_BACKENDS="openblas onednn"  BENCH_MIN_REPS, BENCH_MAX_REPS,
+ *        bench_speed --side-by-side [case ...]: GEMM dispatch by shape
+ *        against both forced backends, interleaved (see side_by_side)
+ * Env:   BENCH_BACKENDS="openblas onednn auto"  BENCH_MIN_REPS, BENCH_MAX_REPS,
  *        BENCH_SECONDS (target timed seconds per case), BENCH_THREADS. */
 #include "benchutil.h"
 #include "model/alloc.h"
@@ -29,6 +31,7 @@
 #include "model/err.h"
 #include "model/gemm.h"
 #include "model/model.h"
+#include "datasets/corpus.h"
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -78,33 +81,45 @@ static int run_step(runner *u) {
     return 0;
 }
 
-static int bench_case(const bcase *k, const char *backend) {
+static void runner_free(runner *u) {
+    fl_acts_free(u->acts);
+    fl_free(u->x); fl_free(u->y); fl_free(u->dy); free(u->tok); free(u->tgt);
+    fl_model_free(&u->m);
+}
+
+static int runner_make(runner *u, const bcase *k) {
     fl_config c;
     make_config(&c, k);
     if (!k->whole) c.n_layer = 1;
-    runner u;
-    memset(&u, 0, sizeof u);
-    if (fl_model_create(&u.m, &c) != 0) { fprintf(stderr, "bench_speed: %s\n", fl_errmsg()); return -1; }
-    fl_model_init_random(&u.m, 1234);
+    memset(u, 0, sizeof *u);
+    if (fl_model_create(&u->m, &c) != 0) return -1;
+    fl_model_init_random(&u->m, 1234);
     /* Model cases: every parameter. Block cases: every parameter of the
      * block, and only those (a one-block model), like PyTorch's lone Block
      * module: zeroing the gradients then touches the same tensors. */
-    for (int i = 0; i < u.m.n_params; i++)
-        if (k->whole || u.m.params[i].layer == 0) fl_param_set_trainable(&u.m.params[i], 1);
-    u.acts = fl_acts_new();
+    for (int i = 0; i < u->m.n_params; i++)
+        if (k->whole || u->m.params[i].layer == 0) fl_param_set_trainable(&u->m.params[i], 1);
+    u->acts = fl_acts_new();
     const size_t N = (size_t)k->B * k->T;
-    u.f.B = k->B; u.f.T = k->T;
+    u->f.B = k->B; u->f.T = k->T;
     if (k->whole) {
-        u.r = fl_range_whole(&u.m);
-        u.tok = malloc(N * sizeof(int32_t)); u.tgt = malloc(N * sizeof(int32_t));
-        for (size_t i = 0; i < N; i++) { u.tok[i] = (int32_t)(rng() % k->V); u.tgt[i] = (int32_t)(rng() % k->V); }
-        u.f.tokens = u.tok; u.f.targets = u.tgt;
+        u->r = fl_range_whole(&u->m);
+        u->tok = malloc(N * sizeof(int32_t)); u->tgt = malloc(N * sizeof(int32_t));
+        for (size_t i = 0; i < N; i++) { u->tok[i] = (int32_t)(rng() % k->V); u->tgt[i] = (int32_t)(rng() % k->V); }
+        u->f.tokens = u->tok; u->f.targets = u->tgt;
     } else {
-        u.r = fl_range_blocks(0, 0);
-        u.x = fl_allocf(N * k->d); u.y = fl_allocf(N * k->d); u.dy = fl_allocf(N * k->d);
-        for (size_t i = 0; i < N * k->d; i++) { u.x[i] = frand(); u.dy[i] = 1e-3f * frand(); }
-        u.f.x_in = u.x; u.f.x_out = u.y;
+        u->r = fl_range_blocks(0, 0);
+        u->x = fl_allocf(N * k->d); u->y = fl_allocf(N * k->d); u->dy = fl_allocf(N * k->d);
+        for (size_t i = 0; i < N * k->d; i++) { u->x[i] = frand(); u->dy[i] = 1e-3f * frand(); }
+        u->f.x_in = u->x; u->f.x_out = u->y;
     }
+    return 0;
+}
+
+static int bench_case(const bcase *k, const char *backend) {
+    runner u;
+    const size_t N = (size_t)k->B * k->T;
+    if (runner_make(&u, k) != 0) goto fail;
     /* warm-up: two steps, the second one timed to size the repetitions */
     if (run_step(&u) != 0) goto fail;
     double t0 = fl_wall_s();
@@ -131,9 +146,94 @@ static int bench_case(const bcase *k, const char *backend) {
            backend, k->name, (double)N / med, 1e3 * med, 1e3 * ts[0], reps, flops * 1e-9, flops * 1e-9 / med, N,
            times);
     fflush(stdout);
-    fl_acts_free(u.acts);
-    fl_free(u.x); fl_free(u.y); fl_free(u.dy); free(u.tok); free(u.tgt);
-    fl_model_free(&u.m);
+    runner_free(&u);
+    return 0;
+fail:
+    fprintf(stderr, "bench_speed: %s: %s\n", k->name, fl_errmsg());
+    return -1;
+}
+
+/* --side-by-side: the dispatch by shape against both forced backends on
+ * one model, step by step in turn (openblas, onednn, auto, the order
+ * rotating each round), so load that comes and goes falls on all three:
+ *
+ *   RESULT dispatch <case> ratio=<auto tok/s / the better forced backend's>
+ *          target=0.97 auto_tok_s= openblas_tok_s= onednn_tok_s=
+ *          auto_vs_openblas= auto_vs_onednn= shapes= on_onednn= measure_s=
+ *          gemm_ms_openblas= gemm_ms_onednn= gemm_ms_auto=
+ *
+ * (medians over the rounds; gemm_ms_*: one step's GEMM time per side, from
+ * each shape's per-call mean inside the steps). The target: auto no slower than the better
+ * forced backend beyond the margin it calls a tie (FL_GEMM_MARGIN). Auto's
+ * choices come from the cache directory ($FL_CACHE or ~/.cache/freelunch),
+ * timed during the warm-up steps when it has none for a shape. */
+static int side_by_side(const bcase *k) {
+    runner u;
+    const size_t N = (size_t)k->B * k->T;
+    static const fl_backend BE[3] = { FL_BACKEND_OPENBLAS, FL_BACKEND_ONEDNN, FL_BACKEND_AUTO };
+    if (runner_make(&u, k) != 0) goto fail;
+    fl_gemm_dispatch_reset();
+    double tw = 0;
+    for (int b = 0; b < 3; b++) {   /* warm-up: each side twice (auto times its new shapes here) */
+        fl_gemm_set_backend(BE[b]);
+        if (run_step(&u) != 0) goto fail;
+        double t0 = fl_wall_s();
+        if (run_step(&u) != 0) goto fail;
+        tw += fl_wall_s() - t0;
+    }
+    int minr = bench_env_int("BENCH_MIN_REPS", 5), maxr = bench_env_int("BENCH_MAX_REPS", 15);
+    int rounds = (int)(bench_env_double("BENCH_SECONDS", 4.0) / tw);
+    if (rounds < minr) rounds = minr;
+    if (rounds > maxr) rounds = maxr;
+    double ts[3][64], med[3];
+    if (rounds > 64) rounds = 64;
+    for (int r = 0; r < rounds; r++)
+        for (int j = 0; j < 3; j++) {
+            int b = (r + j) % 3;
+            fl_gemm_set_backend(BE[b]);
+            double a = fl_wall_s();
+            if (run_step(&u) != 0) goto fail;
+            ts[b][r] = fl_wall_s() - a;
+        }
+    for (int b = 0; b < 3; b++) med[b] = (double)N / bench_median(ts[b], rounds);
+    /* what auto chose: shapes, and how many of them run on oneDNN */
+    fl_gemm_shape sh[512];
+    int ns = fl_gemm_shapes(sh, 512), on_dnnl = 0;
+    for (int i = 0; i < ns && i < 512; i++) on_dnnl += sh[i].decided && sh[i].choice == FL_BACKEND_ONEDNN;
+    /* BENCH_VERBOSE=1: per shape, auto's choice against what each backend
+     * took per call inside the steps (both ran every shape: the forced
+     * steps), to see whether a timing taken alone held in the model */
+    for (int i = 0; bench_env_int("BENCH_VERBOSE", 0) && i < ns && i < 512; i++) {
+        const fl_gemm_shape *q = &sh[i];
+        printf("SHAPE %s %dx%dx%d %c%c%s choice=%s why=%s timed_us=%.1f/%.1f in_steps_us=%.1f/%.1f calls=%llu/%llu\n",
+               k->name, q->m, q->n, q->k, q->ta ? 'T' : 'N', q->tb ? 'T' : 'N', q->nested ? " nested" : "",
+               q->choice == FL_BACKEND_ONEDNN ? "onednn" : "openblas", fl_gemm_why_name(q->why), 1e6 * q->t_openblas,
+               1e6 * q->t_onednn, q->calls[0] ? 1e6 * q->seconds[0] / q->calls[0] : 0,
+               q->calls[1] ? 1e6 * q->seconds[1] / q->calls[1] : 0, (unsigned long long)q->calls[0],
+               (unsigned long long)q->calls[1]);
+    }
+    /* The GEMM time of one step per side, from the per-call means inside
+     * the steps (every shape ran on both backends in the forced steps):
+     * sum over shapes of calls per step x the mean of the backend that side
+     * uses. Less noisy than the step times (it averages many calls) and
+     * blind to what is not GEMM. */
+    double gms[3] = { 0, 0, 0 };
+    const int steps = 3 * (rounds + 2);
+    for (int i = 0; i < ns && i < 512; i++) {
+        const fl_gemm_shape *q = &sh[i];
+        if (!q->calls[0] || !q->calls[1]) continue;
+        double per = (double)(q->calls[0] + q->calls[1]) / steps, t0 = q->seconds[0] / q->calls[0],
+               t1 = q->seconds[1] / q->calls[1];
+        gms[0] += per * t0; gms[1] += per * t1; gms[2] += per * (q->choice == FL_BACKEND_ONEDNN ? t1 : t0);
+    }
+    double best = med[0] > med[1] ? med[0] : med[1];
+    printf("RESULT dispatch %s ratio=%.3f target=0.97 auto_tok_s=%.1f openblas_tok_s=%.1f onednn_tok_s=%.1f "
+           "auto_vs_openblas=%.3f auto_vs_onednn=%.3f rounds=%d shapes=%d on_onednn=%d measure_s=%.3f "
+           "gemm_ms_openblas=%.1f gemm_ms_onednn=%.1f gemm_ms_auto=%.1f\n",
+           k->name, med[2] / best, med[2], med[0], med[1], med[2] / med[0], med[2] / med[1], rounds, ns, on_dnnl,
+           fl_gemm_measure_seconds(), 1e3 * gms[0], 1e3 * gms[1], 1e3 * gms[2]);
+    fflush(stdout);
+    runner_free(&u);
     return 0;
 fail:
     fprintf(stderr, "bench_speed: %s: %s\n", k->name, fl_errmsg());
@@ -145,8 +245,20 @@ int main(int argc, char **argv) {
     printf("THREADS %d\n", nt);
     const char *bes = getenv("BENCH_BACKENDS");
     char buf[256];
-    snprintf(buf, sizeof buf, "%s", bes && *bes ? bes : "openblas onednn");
+    snprintf(buf, sizeof buf, "%s", bes && *bes ? bes : "openblas onednn auto");
     int rc = 0;
+    /* auto (a backend of the list, or --side-by-side) keeps its choices
+     * where the CLI does */
+    char cache[4096];
+    fl_gemm_set_cache_dir(fl_cache_dir(cache, sizeof cache, NULL));
+    if (argc > 1 && !strcmp(argv[1], "--side-by-side")) {
+        for (int i = 0; i < NCASES; i++) {
+            int want = argc < 3;
+            for (int j = 2; j < argc; j++) want |= strcmp(argv[j], CASES[i].name) == 0;
+            if (want && side_by_side(&CASES[i]) != 0) rc = 1;
+        }
+        return rc;
+    }
     for (char *save = NULL, *be = strtok_r(buf, " ,", &save); be; be = strtok_r(NULL, " ,", &save)) {
         if (fl_gemm_set_backend_name(be) != 0) { fprintf(stderr, "bench_speed: %s\n", fl_errmsg()); return 2; }
         for (int i = 0; i < NCASES; i++) {

@@ -6,7 +6,8 @@
 #
 #   BUILD            where the bench binaries are (default build)
 #   BENCH_THREADS    threads for freelunch and PyTorch (default: physical cores)
-#   BENCH_BACKENDS   GEMM backends to run (default "openblas onednn")
+#   BENCH_BACKENDS   GEMM backends to run (default "openblas onednn auto";
+#                    bench_gemm: "openblas onednn" unless this is set)
 #   BENCH_SECONDS    timed seconds per speed case and side (default 6)
 #   BENCH_ROUNDS     alternating freelunch/PyTorch rounds per case (default 2)
 #   BENCH_QUICK=1    a fast smoke run (1 s, 3 reps); figures are rougher
@@ -21,6 +22,9 @@
 # (bench_gemm), (2b, after 2) causal attention alone at T = 256, 1024, 2048: the
 # O(T) kernel vs the reference kernel it replaced (bench_attn) and vs PyTorch
 # (torch_bench.py, one fresh process per length so each peak is its own),
+# (2c, after 2b) GEMM dispatch by shape (--backend auto) against both forced
+# backends, interleaved step by step on every speed case (its ratio is in
+# the summary's other benchmarks: auto / the better forced backend),
 # (2) forward+backward speed per case, freelunch (bench_speed,
 # every backend) and PyTorch (bench/torch_bench.py, Debian's
 # /usr/bin/python3) in alternating rounds for each case, each PyTorch run in
@@ -133,6 +137,14 @@ for c in attn-T256 attn-T1024 attn-T2048; do
 done
 load_report attn
 
+echo "== 2c. GEMM dispatch by shape: auto vs both forced backends, step by step in turn (bench_speed --side-by-side)"
+# One process per case; the three sides rotate every round, so the ratios
+# are side by side under the same load. Auto reads its choices from the
+# cache directory and times what it lacks during the warm-up steps.
+mark
+for c in $CASES; do run "bench_speed --side-by-side $c" env $OWN "$B/bench_speed" --side-by-side "$c"; done
+load_report dispatch
+
 echo "== 3. peak tracked memory of one block's forward+backward (+ grads, AdamW moments)"
 mark; run bench_mem env $OWN "$B/bench_mem"; load_report mem
 
@@ -168,7 +180,7 @@ fi
 t_end=$(date +%s)
 echo
 echo "== summary ($NT threads; speed = median step time; ratios > 1 mean freelunch is faster; $((t_end - t_start)) s in all)"
-awk -v backends="${BENCH_BACKENDS:-openblas onednn}" '
+awk -v backends="${BENCH_BACKENDS:-openblas onednn auto}" '
 function kv(s,   i, p) {   # fields key=value of the current line into V[]
   delete V
   for (i = 1; i <= NF; i++) if ((p = index($i, "=")) > 0) V[substr($i, 1, p - 1)] = substr($i, p + 1)
@@ -275,7 +287,7 @@ END {
   }
   worst = 0
   for (s in load) if (load[s] + 0 > worst) worst = load[s] + 0
-  printf "other processes used, of the whole machine: gemm %s%%, speed %s%%, attn %s%%, mem %s%%", load["gemm"], load["speed"], load["attn"], load["mem"]
+  printf "other processes used, of the whole machine: gemm %s%%, speed %s%%, attn %s%%, dispatch %s%%, mem %s%%", load["gemm"], load["speed"], load["attn"], load["dispatch"], load["mem"]
   if ("others" in load) printf ", other benchmarks %s%%", load["others"]
   if ("study" in load) printf ", study %s%%", load["study"]
   if (worst > 10) printf "  -- WARNING: the machine was busy; speed figures are unreliable, rerun when idle"

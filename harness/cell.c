@@ -1249,6 +1249,8 @@ static int cell_run(const fl_cell_cfg *c, fl_cell_result *r, walk_t *wp) {
     cJSON_AddNumberToObject(pf, "infer_tok_s_dense", r->infer_tok_s_dense);
     cJSON_AddNumberToObject(pf, "threads", fl_threads());
     cJSON_AddStringToObject(pf, "backend", fl_gemm_backend_name());
+    /* per GEMM shape: calls, seconds and the backend they ran on (and why) */
+    cJSON_AddItemToObject(pf, "gemm", fl_gemm_profile_json());
     cJSON_AddNumberToObject(pf, "wall_seconds", r->wall);
     cJSON_AddNumberToObject(pf, "cpu_seconds", r->cpu);
     cJSON_AddBoolToObject(pf, "rss_per_phase_exact", r->prof.rss_exact);

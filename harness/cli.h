@@ -16,7 +16,9 @@ int fl_cli_usage(const char *cmd, const char *msg);
 #define FL_COMMON_OPTS { "backend", required_argument, 0, 'B' }, { "threads", required_argument, 0, 'j' }, \
                        { "help", no_argument, 0, 'h' }
 #define FL_COMMON_HELP \
-    "  --backend NAME   GEMM backend: openblas (default) or onednn; or FL_BACKEND\n" \
+    "  --backend NAME   GEMM backend: auto (default: per shape, the faster one on this\n" \
+    "                   machine, timed once and kept in CACHE/gemm), openblas or onednn;\n" \
+    "                   or FL_BACKEND\n" \
     "  --threads N      threads (default: physical cores, from hwloc)\n" \
     "  --help           this text\n"
 /* Handles 'B' and 'j'; returns 1 if it did (exits 2 on a bad value). */

@@ -5,6 +5,7 @@
 #include "settings.h"
 #include "model/err.h"
 #include "model/gemm.h"
+#include "datasets/corpus.h"
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -47,6 +48,9 @@ int main(int argc, char **argv) {
     }
     if (argc < 2) { main_help(stderr); return 2; }
     if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) { main_help(stdout); return 0; }
+    /* The command line's default is dispatch by shape (model/gemm.h);
+     * FL_BACKEND or --backend force one. */
+    fl_gemm_set_backend(FL_BACKEND_AUTO);
     if (fl_gemm_backend_from_env() != 0) return fl_cli_fail();
     for (size_t i = 0; i < sizeof CMDS / sizeof *CMDS; i++)
         if (!strcmp(argv[1], CMDS[i].name)) {
@@ -56,11 +60,17 @@ int main(int argc, char **argv) {
             char **sub_argv = argv + 1;
             /* parse --threads early so it applies before any work */
             /* (a bad value is left at 0 here: the command's own check reports it) */
-            const char *tv = NULL;
+            /* and --cache: the GEMM dispatch's choices are kept there, and
+             * the first GEMM may come before the command reads its options */
+            const char *tv = NULL, *cv = NULL;
             for (int k = 1; k < sub_argc; k++) {
                 if (!strcmp(sub_argv[k], "--threads") && k + 1 < sub_argc) tv = sub_argv[k + 1];
                 else if (!strncmp(sub_argv[k], "--threads=", 10)) tv = sub_argv[k] + 10;
+                else if (!strcmp(sub_argv[k], "--cache") && k + 1 < sub_argc) cv = sub_argv[k + 1];
+                else if (!strncmp(sub_argv[k], "--cache=", 8)) cv = sub_argv[k] + 8;
             }
+            char cache[4096];
+            fl_gemm_set_cache_dir(fl_cache_dir(cache, sizeof cache, cv));
             long long t;
             if (tv && fl_parse_int(tv, 1, FL_INT_MAX, &t) == 0) threads = (int)t;
             fl_threads_init(threads);

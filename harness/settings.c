@@ -71,7 +71,8 @@ static int check_split(const char *v) {
 static int check_count(const char *v) { return fl_parse_int(v, 0, FL_INT_MAX, NULL); }
 
 static int check_backend(const char *v) {
-    return strcmp(v, "openblas") && strcmp(v, "onednn") ? fl_err("unknown backend '%s' (valid: openblas, onednn)", v) : 0;
+    return strcmp(v, "auto") && strcmp(v, "openblas") && strcmp(v, "onednn")
+               ? fl_err("unknown backend '%s' (valid: auto, openblas, onednn)", v) : 0;
 }
 
 static int check_structure(const char *v) {
