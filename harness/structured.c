@@ -66,8 +66,12 @@ int fl_struct_build(const fl_model *src, const fl_struct_keep *k, fl_model *out)
     nc.n_kv_head = KVp;
     nc.n_head = KVp * G;
     nc.d_ff = Fp;
-    if (k->comp_o) { nc.o_bias = 1; if (c->family == FL_LLAMA) nc.qkv_bias = 1; }
+    /* the compensated bias, and the ones HF's config key brings with it:
+     * llama's attention_bias is q/k/v/o, its mlp_bias gate/up/down, OPT's
+     * enable_bias every linear's */
+    if (k->comp_o) { nc.o_bias = 1; if (c->family == FL_LLAMA || c->family == FL_OPT) nc.qkv_bias = 1; }
     if (k->comp_fc2) nc.mlp_bias = 1;
+    if (c->family == FL_OPT && (k->comp_o || k->comp_fc2)) nc.qkv_bias = nc.o_bias = nc.mlp_bias = 1;
     if (fl_model_create(out, &nc) != 0) return -1;
     int *qsel = malloc(sizeof(int) * ((size_t)nc.n_head * hd + (size_t)KVp * hd + (size_t)Fp));
     if (!qsel) { fl_model_free(out); return fl_err("structured pruning: out of memory"); }
@@ -104,6 +108,7 @@ int fl_struct_build(const fl_model *src, const fl_struct_keep *k, fl_model *out)
         copy_sel(y->fc1_w, s->fc1_w, fsel, NULL);
         copy_sel(y->fc1_b, s->fc1_b, fsel, NULL);
         copy_sel(y->up_w, s->up_w, fsel, NULL);
+        copy_sel(y->up_b, s->up_b, fsel, NULL);
         copy_sel(y->fc2_w, s->fc2_w, NULL, fsel);
         copy_sel(y->fc2_b, s->fc2_b, NULL, NULL);
         if (k->comp_o)

@@ -10,8 +10,9 @@
 /* What the builder keeps of a dense model. Every kept block keeps the same
  * number of groups and channels (uniform ratios: one config describes the
  * result). comp_o / comp_fc2 [L*d] (dense block index): added to the bias
- * of o / fc2 (created, zero, when the model has none; for llama the q/k/v
- * biases come with it, as HF's attention_bias has all four). */
+ * of o / fc2 (created, zero, when the model has none, with the biases
+ * HF's config key brings along: llama's attention_bias is q/k/v/o, its
+ * mlp_bias gate/up/down; OPT's enable_bias is every linear's). */
 typedef struct {
     const uint8_t *keep_layer;   /* [L], NULL: all */
     const uint8_t *keep_kv;      /* [L * n_kv_head], NULL: all */

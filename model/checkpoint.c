@@ -270,8 +270,8 @@ static int parse_config(fl_config *c, const cfg_src *s) {
         if (fam == FL_LLAMA) {
             if (get_bool(s, "attention_bias", &flag, 0)) return -1;
             c->qkv_bias = c->o_bias = flag;
-            if (get_bool(s, "mlp_bias", &flag, 0)) return -1;
-            if (flag) return unsupported(s, "mlp_bias = true");
+            /* HF LlamaMLP's mlp_bias: gate, up and down biases together */
+            if (get_bool(s, "mlp_bias", &c->mlp_bias, 0)) return -1;
         } else {
             if (get_bool(s, "use_sliding_window", &flag, 0)) return -1;
             if (flag) return unsupported(s, "use_sliding_window = true");
@@ -331,7 +331,7 @@ static const char *inexpressible(const fl_config *c) {
         if (c->family == FL_OPT && c->eps != 1e-5f) return "OPT's LayerNorm epsilon is fixed at 1e-5";
         break;
     case FL_LLAMA:
-        if (c->qkv_bias != c->o_bias || c->mlp_bias) return "llama has attention_bias for q/k/v/o together and no MLP bias";
+        if (c->qkv_bias != c->o_bias) return "llama has attention_bias for q/k/v/o together";
         break;
     case FL_QWEN2:
         if (!c->qkv_bias || c->o_bias || c->mlp_bias) return "qwen2 has q/k/v biases only";
@@ -398,7 +398,7 @@ int fl_config_save(const fl_config *c, const char *path) {
         }
         if (c->family == FL_LLAMA) {
             cJSON_AddBoolToObject(j, "attention_bias", c->qkv_bias);
-            cJSON_AddBoolToObject(j, "mlp_bias", 0);
+            cJSON_AddBoolToObject(j, "mlp_bias", c->mlp_bias);
         } else cJSON_AddBoolToObject(j, "use_sliding_window", 0);
         break;
     }
@@ -559,7 +559,7 @@ static void build_map(const fl_model *m, hf_map *L) {
             add_attn_proj(L, y, P, at, "o_proj");
             add(L, MAP_COPY, y->mlp_norm_w, P, "layers.%d.post_attention_layernorm.weight", l);
             add_wb(L, y->fc1_w, y->fc1_b, P, "layers.%d.mlp.gate_proj", l);
-            add(L, MAP_COPY, y->up_w, P, "layers.%d.mlp.up_proj.weight", l);
+            add_wb(L, y->up_w, y->up_b, P, "layers.%d.mlp.up_proj", l);
             add_wb(L, y->fc2_w, y->fc2_b, P, "layers.%d.mlp.down_proj", l);
         }
         add(L, MAP_COPY, m->final_norm_w, P, "norm.weight");

@@ -185,6 +185,7 @@ int fl_model_create(fl_model *m, const fl_config *c) {
         ADD(fc1_w, "fc1.weight", FL_PK_LINEAR_W, F, d);
         if (c->mlp_bias) ADD(fc1_b, "fc1.bias", FL_PK_LINEAR_B, F, 1);
         if (c->act == FL_ACT_SWIGLU) ADD(up_w, "up.weight", FL_PK_LINEAR_W, F, d);
+        if (c->act == FL_ACT_SWIGLU && c->mlp_bias) ADD(up_b, "up.bias", FL_PK_LINEAR_B, F, 1);
         ADD(fc2_w, "fc2.weight", FL_PK_LINEAR_W, d, F);
         if (c->mlp_bias) ADD(fc2_b, "fc2.bias", FL_PK_LINEAR_B, d, 1);
 #undef ADD
@@ -272,7 +273,7 @@ int fl_layer_linears(fl_model *m, int l, fl_param **w, fl_param **b, const char 
     fl_layer *y = &m->layers[l];
     int swi = m->cfg.act == FL_ACT_SWIGLU, n = 0;
     fl_param *ws[7] = { y->q_w, y->k_w, y->v_w, y->o_w, y->fc1_w, swi ? y->up_w : y->fc2_w, y->fc2_w };
-    fl_param *bs[7] = { y->q_b, y->k_b, y->v_b, y->o_b, y->fc1_b, swi ? NULL : y->fc2_b, y->fc2_b };
+    fl_param *bs[7] = { y->q_b, y->k_b, y->v_b, y->o_b, y->fc1_b, swi ? y->up_b : y->fc2_b, y->fc2_b };
     static const char *n6[] = { "q", "k", "v", "o", "fc1", "fc2" };
     static const char *n7[] = { "q", "k", "v", "o", "gate", "up", "down" };
     n = swi ? 7 : 6;
@@ -293,7 +294,7 @@ int fl_config_linears(const fl_config *c, fl_linear_shape o[7]) {
     o[n++] = (fl_linear_shape){ "v", kvd, d, c->qkv_bias, 0, FL_SITE_QKV };
     o[n++] = (fl_linear_shape){ "o", d, qd, c->o_bias, 0, FL_SITE_O };
     o[n++] = (fl_linear_shape){ swi ? "gate" : "fc1", F, d, c->mlp_bias, 1, FL_SITE_MLP_IN };
-    if (swi) o[n++] = (fl_linear_shape){ "up", F, d, 0, 1, FL_SITE_MLP_IN };
+    if (swi) o[n++] = (fl_linear_shape){ "up", F, d, c->mlp_bias, 1, FL_SITE_MLP_IN };
     o[n++] = (fl_linear_shape){ swi ? "down" : "fc2", d, F, c->mlp_bias, 1, FL_SITE_MLP_OUT };
     return n;
 }
@@ -539,7 +540,7 @@ static void sub_forward(fl_model *m, int sidx, sub_acts *s, float *x_out, int B,
         if (hook) hook(hctx, sidx / 2, FL_SITE_MLP_IN, s->xn, N, d);
         fl_linear_forward(y->fc1_w, y->fc1_b, s->xn, s->h, N);
         if (c->act == FL_ACT_SWIGLU) {
-            fl_linear_forward(y->up_w, NULL, s->xn, s->up, N);
+            fl_linear_forward(y->up_w, y->up_b, s->xn, s->up, N);
             fl_swiglu_forward(s->a, s->h, s->up, (int64_t)N * F);
         } else if (c->act == FL_ACT_RELU) fl_relu_forward(s->a, s->h, (int64_t)N * F);
         else fl_gelu_forward(s->a, s->h, (int64_t)N * F);
@@ -590,7 +591,7 @@ static void sub_backward(fl_model *m, int sidx, sub_acts *s, const float *dy, fl
         if (c->act == FL_ACT_SWIGLU) {
             float *dup = fl_allocf((size_t)N * F);
             fl_swiglu_backward(dh, dup, da, s->h, s->up, (int64_t)N * F);
-            fl_linear_backward(y->up_w, NULL, s->xn, dup, dxn, N);
+            fl_linear_backward(y->up_w, y->up_b, s->xn, dup, dxn, N);
             fl_free(dup);
         } else if (c->act == FL_ACT_RELU) fl_relu_backward(dh, s->h, da, (int64_t)N * F);
         else fl_gelu_backward(dh, s->h, da, (int64_t)N * F);

@@ -118,7 +118,7 @@ typedef struct {
     fl_param *mlp_norm_w, *mlp_norm_b;
     /* gpt2/opt: fc1 -> act -> fc2.  llama/qwen2: silu(gate) * up -> down,
      * stored as fc1 = gate, up, fc2 = down. */
-    fl_param *fc1_w, *fc1_b, *up_w, *fc2_w, *fc2_b;
+    fl_param *fc1_w, *fc1_b, *up_w, *up_b, *fc2_w, *fc2_b;   /* up_b: llama's mlp_bias */
 } fl_layer;
 
 typedef struct {

@@ -111,7 +111,9 @@ static int64_t sub_bwd(const shp *s, int kind) {
         inner = 2 * s->N * s->qd + 2 * s->N * s->kvd + s->nt * (att > cs ? att : cs);
     } else {
         if (c->mlp_bias) cs = s->F > s->d ? s->F : s->d;
-        int64_t extra = s->swiglu ? s->N * s->F : s->nt * cs;
+        /* SwiGLU: dup [N,F] lives through up's backward, whose bias
+         * partials (llama's mlp_bias) come on top of it */
+        int64_t extra = s->swiglu ? s->N * s->F + s->nt * cs : s->nt * cs;
         inner = 2 * s->N * s->F + extra;
     }
     int64_t norm = s->nt * s->d * (c->rms ? 1 : 2);

@@ -22,11 +22,12 @@ check "heads: fewer parameters, recorded with the removal" \
 "$FL" prune --model "$T/h" --criterion magnitude --sparsity 0.5 --calib-samples 2 --eval sotu-test --eval-windows 1 --out "$T/h2" --no-model >"$T/h2.log" 2>&1
 check "heads: the smaller model loads back and prunes again" "[ $? -eq 0 ] && grep -q '^ppl sotu-test' '$T/h2.log'"
 
-# channels with FLAP on gpt2-like biases is covered by test_structured; on
-# llama FLAP's down bias cannot be written as HF llama (mlp_bias means an
-# up_proj bias too): the cell still runs with --no-model
-"$FL" prune --model "$T/m" --criterion flap --structure channels --sparsity 0.25 $C --out "$T/c" --no-model >"$T/c.log" 2>&1
-check "channels: flap runs (no model written)" "[ $? -eq 0 ] && grep -q '^ppl sotu-test' '$T/c.log'"
+# channels with FLAP on llama: the compensated down bias is saved as HF
+# llama's mlp_bias (gate/up/down biases), and the model loads back
+"$FL" prune --model "$T/m" --criterion flap --structure channels --sparsity 0.25 $C --out "$T/c" >"$T/c.log" 2>&1
+check "channels: flap saves a llama with mlp_bias" "[ $? -eq 0 ] && [ \"\$(js '$T/c/config.json' 'd[\"mlp_bias\"], d[\"intermediate_size\"]')\" = '(True, 96)' ]"
+"$FL" prune --model "$T/c" --criterion magnitude --sparsity 0.5 --calib-samples 2 --eval sotu-test --eval-windows 1 --out "$T/c3" --no-model >"$T/c3.log" 2>&1
+check "channels: the flap model loads back and prunes again" "[ $? -eq 0 ] && grep -q '^ppl sotu-test' '$T/c3.log'"
 "$FL" prune --model "$T/m" --criterion wanda-sp --structure channels --sparsity 0.25 $C --out "$T/c2" >"$T/c2.log" 2>&1
 check "channels: 96 of 128 channels kept" "[ $? -eq 0 ] && [ \"\$(js '$T/c2/config.json' 'd[\"intermediate_size\"]')\" = 96 ]"
 

@@ -283,7 +283,11 @@ static void test_bad_input(void **state) {
 
 /* ---- the smaller model against the oracle -------------------------------- */
 
-static void oracle_case(fl_family fam, int H, int KV, const uint8_t *kl, const uint8_t *kkv, const uint8_t *kch, const char *tag) {
+/* comp: FLAP-style bias additions to o (when heads are removed) and fc2
+ * (channels), which the oracle adds itself; a llama gets the biases of
+ * attention_bias / mlp_bias that way, saved and reloaded */
+static void oracle_case(fl_family fam, int H, int KV, const uint8_t *kl, const uint8_t *kkv, const uint8_t *kch, int comp,
+                        const char *tag) {
     if (access(PY, X_OK) != 0) fail_msg("%s missing: the oracle needs Debian's python3-torch (make deps)", PY);
     if (access(REF, R_OK) != 0) fail_msg("%s not found: run from the repository root", REF);
     const int L = 3, F = 24;
@@ -298,7 +302,11 @@ static void oracle_case(fl_family fam, int H, int KV, const uint8_t *kl, const u
     snprintf(outf, sizeof outf, "%s/out.safetensors", dir);
     assert_int_equal(fl_model_save(&m, ddir), 0);
     fl_model sm;
-    fl_struct_keep k = { .keep_layer = kl, .keep_kv = kkv, .keep_ch = kch };
+    const int d = m.cfg.d;
+    float co[3 * 32], cf[3 * 32];
+    for (int i = 0; i < L * d; i++) { co[i] = 0.3f * sinf(0.7f * i + 1); cf[i] = 0.2f * cosf(1.3f * i); }
+    fl_struct_keep k = { .keep_layer = kl, .keep_kv = kkv, .keep_ch = kch, .comp_o = comp && kkv ? co : NULL,
+                         .comp_fc2 = comp && kch ? cf : NULL };
     assert_int_equal(fl_struct_build(&m, &k, &sm), 0);
     if (fl_model_save(&sm, sdir) != 0) fail_msg("%s: save: %s", tag, fl_errmsg());
     /* the removal, written for the oracle to apply itself */
@@ -321,7 +329,22 @@ static void oracle_case(fl_family fam, int H, int KV, const uint8_t *kl, const u
             fprintf(f, "]");
         }
     }
-    fprintf(f, "]}\n");
+    fprintf(f, "]");
+    for (int pass = 0; pass < 2; pass++) {
+        const float *cv = pass ? k.comp_fc2 : k.comp_o;
+        if (!cv) continue;
+        fprintf(f, ", \"%s\": [", pass ? "comp_fc2" : "comp_o");
+        first = 1;
+        for (int l = 0; l < L; l++) {
+            if (kl && !kl[l]) continue;
+            fprintf(f, "%s[", first ? "" : ",");
+            first = 0;
+            for (int r = 0; r < d; r++) fprintf(f, "%s%.9g", r ? "," : "", (double)cv[l * d + r]);
+            fprintf(f, "]");
+        }
+        fprintf(f, "]");
+    }
+    fprintf(f, "}\n");
     fclose(f);
     const int B = 2, T = 7, N = B * T, V = m.cfg.vocab;
     int32_t *tok = tokens(N, 3);
@@ -370,10 +393,15 @@ static void test_oracle_llama_gqa(void **state) {
     /* a different set of 18 channels in each block (the counts agree: uniform) */
     for (int l = 0; l < 3; l++)
         for (int i = 0; i < 24; i++) ch[l * 24 + i] = (i * 7 + l) % 4 != 0;
-    oracle_case(FL_LLAMA, 8, 4, NULL, kv, NULL, "llama GQA heads");
-    oracle_case(FL_LLAMA, 8, 4, NULL, NULL, ch, "llama channels");
-    oracle_case(FL_LLAMA, 8, 4, kl, NULL, NULL, "llama layers");
-    oracle_case(FL_LLAMA, 8, 4, kl, kv, ch, "llama all three");
+    oracle_case(FL_LLAMA, 8, 4, NULL, kv, NULL, 0, "llama GQA heads");
+    oracle_case(FL_LLAMA, 8, 4, NULL, NULL, ch, 0, "llama channels");
+    oracle_case(FL_LLAMA, 8, 4, kl, NULL, NULL, 0, "llama layers");
+    oracle_case(FL_LLAMA, 8, 4, kl, kv, ch, 0, "llama all three");
+    /* FLAP's compensation: attention_bias (q/k/v/o) and mlp_bias
+     * (gate/up/down) appear in the saved config and load back */
+    oracle_case(FL_LLAMA, 8, 4, NULL, kv, NULL, 1, "llama GQA heads, o bias compensated");
+    oracle_case(FL_LLAMA, 8, 4, NULL, NULL, ch, 1, "llama channels, down bias compensated");
+    oracle_case(FL_LLAMA, 8, 4, kl, kv, ch, 1, "llama all three, both compensated");
 }
 
 static void test_oracle_gpt2_opt(void **state) {
@@ -381,10 +409,10 @@ static void test_oracle_gpt2_opt(void **state) {
     uint8_t ch[3 * 24], kl[3] = { 0, 1, 1 };
     for (int l = 0; l < 3; l++)
         for (int i = 0; i < 24; i++) ch[l * 24 + i] = (i * 5 + l) % 3 != 0;
-    oracle_case(FL_GPT2, 4, 4, NULL, NULL, ch, "gpt2 channels");
-    oracle_case(FL_GPT2, 4, 4, kl, NULL, ch, "gpt2 layers+channels");
-    oracle_case(FL_OPT, 4, 4, NULL, NULL, ch, "opt channels");
-    oracle_case(FL_OPT, 4, 4, kl, NULL, NULL, "opt layers");
+    oracle_case(FL_GPT2, 4, 4, NULL, NULL, ch, 0, "gpt2 channels");
+    oracle_case(FL_GPT2, 4, 4, kl, NULL, ch, 1, "gpt2 layers+channels, compensated");
+    oracle_case(FL_OPT, 4, 4, NULL, NULL, ch, 1, "opt channels, compensated");
+    oracle_case(FL_OPT, 4, 4, kl, NULL, NULL, 0, "opt layers");
 }
 
 

@@ -16,7 +16,8 @@ canonical parameter names ("layers.0.q.weight", ..., torch nn.Linear
           model.decoder.final_layer_norm, head tied to embed_tokens.
   llama : RMSNorm x * rsqrt(mean(x^2) + eps) * w, RoPE with rotate_half,
           SwiGLU down(silu(gate(x)) * up(x)), grouped-query attention, no
-          biases, lm_head tied or not.
+          biases unless attention_bias (q/k/v/o) or mlp_bias (gate/up/down),
+          lm_head tied or not.
   qwen2 : llama with q/k/v biases.
 
 Command line:
@@ -126,7 +127,11 @@ def config_from_hf(hf):
                  KV=hf.get("num_key_value_heads") or H, F=hf["intermediate_size"],
                  P=hf["max_position_embeddings"], eps=hf["rms_norm_eps"],
                  theta=hf.get("rope_theta", 10000.0), tied=hf.get("tie_word_embeddings", False),
-                 hd=hf.get("head_dim") or d // H, rope_scaling=hf.get("rope_scaling"))
+                 hd=hf.get("head_dim") or d // H, rope_scaling=hf.get("rope_scaling"),
+                 # LlamaConfig: attention_bias gives q/k/v/o biases, mlp_bias
+                 # gate/up/down ones; qwen2 always has q/k/v biases only
+                 attn_bias=mt == "llama" and bool(hf.get("attention_bias", False)),
+                 mlp_bias=mt == "llama" and bool(hf.get("mlp_bias", False)))
     else:
         raise ValueError("unknown model_type %r" % mt)
     c.setdefault("hd", c["d"] // c["H"])
@@ -220,7 +225,7 @@ def canon_map(cfg):
         if cfg.get("proj"):
             m += [("project_out.weight", p + "project_out.weight", "id")]
     else:
-        qb = fam == "qwen2"
+        qb, ob, mb = fam == "qwen2" or cfg.get("attn_bias"), cfg.get("attn_bias"), cfg.get("mlp_bias")
         m += [("embed.weight", "model.embed_tokens.weight", "id")]
         for l in range(L):
             h, c = "model.layers.%d." % l, "layers.%d." % l
@@ -229,11 +234,14 @@ def canon_map(cfg):
                 m += [(c + n + ".weight", h + "self_attn.%s_proj.weight" % n, "id")]
                 if qb:
                     m += [(c + n + ".bias", h + "self_attn.%s_proj.bias" % n, "id")]
-            m += [(c + "o.weight", h + "self_attn.o_proj.weight", "id"),
-                  (c + "mlp_norm.weight", h + "post_attention_layernorm.weight", "id"),
-                  (c + "fc1.weight", h + "mlp.gate_proj.weight", "id"),
-                  (c + "up.weight", h + "mlp.up_proj.weight", "id"),
-                  (c + "fc2.weight", h + "mlp.down_proj.weight", "id")]
+            m += [(c + "o.weight", h + "self_attn.o_proj.weight", "id")]
+            if ob:
+                m += [(c + "o.bias", h + "self_attn.o_proj.bias", "id")]
+            m += [(c + "mlp_norm.weight", h + "post_attention_layernorm.weight", "id")]
+            for cn, hn in (("fc1", "gate_proj"), ("up", "up_proj"), ("fc2", "down_proj")):
+                m += [(c + cn + ".weight", h + "mlp.%s.weight" % hn, "id")]
+                if mb:
+                    m += [(c + cn + ".bias", h + "mlp.%s.bias" % hn, "id")]
         m += [("final_norm.weight", "model.norm.weight", "id")]
     if not cfg["tied"]:
         m += [("lm_head.weight", "lm_head.weight", "id")]
@@ -446,7 +454,8 @@ class Ref:
         p = "model.layers.%d." % l
         h = rms_norm(x, W(p + "input_layernorm.weight"), c["eps"])
         a = p + "self_attn."
-        bias = (lambda n: W(a + n + "_proj.bias")) if fam == "qwen2" else (lambda n: None)
+        ab = fam == "qwen2" or c.get("attn_bias")
+        bias = (lambda n: W(a + n + "_proj.bias")) if ab else (lambda n: None)
         q = self._split(F.linear(h, W(a + "q_proj.weight"), bias("q")), H)
         k = self._split(F.linear(h, W(a + "k_proj.weight"), bias("k")), KV)
         v = self._split(F.linear(h, W(a + "v_proj.weight"), bias("v")), KV)
@@ -454,7 +463,7 @@ class Ref:
         q = q * cos + rotate_half(q) * sin
         k = k * cos + rotate_half(k) * sin
         o = causal_attention(q, k, v).transpose(1, 2).reshape(B, T, H * hd)
-        return x + F.linear(o, W(a + "o_proj.weight"))
+        return x + F.linear(o, W(a + "o_proj.weight"), W(a + "o_proj.bias") if c.get("attn_bias") else None)
 
     def mlp(self, l, x):
         c, W = self.cfg, self.W
@@ -473,9 +482,10 @@ class Ref:
             return ln(z) if c.get("post_ln") else z
         p = "model.layers.%d." % l
         h = rms_norm(x, W(p + "post_attention_layernorm.weight"), c["eps"])
-        g = F.linear(h, W(p + "mlp.gate_proj.weight"))
-        u = F.linear(h, W(p + "mlp.up_proj.weight"))
-        return x + F.linear(F.silu(g) * u, W(p + "mlp.down_proj.weight"))
+        mb = (lambda n: W(p + "mlp.%s.bias" % n)) if c.get("mlp_bias") else (lambda n: None)
+        g = F.linear(h, W(p + "mlp.gate_proj.weight"), mb("gate_proj"))
+        u = F.linear(h, W(p + "mlp.up_proj.weight"), mb("up_proj"))
+        return x + F.linear(F.silu(g) * u, W(p + "mlp.down_proj.weight"), mb("down_proj"))
 
     def sublayer(self, s, x, pos0=0):
         return self.attn(s // 2, x, pos0) if s % 2 == 0 else self.mlp(s // 2, x)
