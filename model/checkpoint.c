@@ -112,6 +112,21 @@ static int get_bool(const cfg_src *s, const char *k, int *out, int def) {
     return 0;
 }
 
+/* GPT-2 and OPT derive the head size as hidden / heads, and HF's classes
+ * know no other; "head_dim" is freelunch's key for a model whose heads
+ * were removed (structured pruning keeps the head size and the hidden
+ * size): freelunch and tests/oracle/torch_ref.py read it, HF's GPT-2 and
+ * OPT classes ignore it and refuse the smaller q/k/v shapes. */
+static int get_head_dim(const cfg_src *s, fl_config *c) {
+    const int def = c->n_head > 0 ? c->d / c->n_head : 0;
+    if (get_int(s, "head_dim", &c->head_dim, def, 0)) return -1;
+    if (c->head_dim != def && c->head_dim > 0 && c->d > 0 && c->d % c->head_dim == 0 && c->d / c->head_dim > c->n_head) return 0;
+    if (c->head_dim != def)
+        return fl_err("%s: \"head_dim\" %d with %d heads must divide hidden size %d into more than %d heads (fewer heads "
+                      "than hidden / head_dim, as after head removal)", s->path, c->head_dim, c->n_head, c->d, c->n_head);
+    return 0;
+}
+
 static int get_str(const cfg_src *s, const char *k, const char **out, const char *def) {
     const cJSON *j = key(s, k);
     if (!j) { *out = def; return 0; }
@@ -225,7 +240,7 @@ static int parse_config(fl_config *c, const cfg_src *s) {
         if (get_bool(s, "scale_attn_weights", &flag, 1)) return -1;
         if (!flag) return unsupported(s, "scale_attn_weights = false");
         c->n_kv_head = c->n_head;
-        c->head_dim = c->n_head > 0 ? c->d / c->n_head : 0;
+        if (get_head_dim(s, c)) return -1;
         break;
     case FL_OPT:
         if (get_int(s, "hidden_size", &c->d, 0, 1) || get_int(s, "num_hidden_layers", &c->n_layer, 0, 1) ||
@@ -253,7 +268,7 @@ static int parse_config(fl_config *c, const cfg_src *s) {
         c->qkv_bias = c->o_bias = c->mlp_bias = flag;
         c->eps = 1e-5f;   /* HF OPT uses nn.LayerNorm's default, not a config key */
         c->n_kv_head = c->n_head;
-        c->head_dim = c->n_head > 0 ? c->d / c->n_head : 0;
+        if (get_head_dim(s, c)) return -1;
         break;
     case FL_LLAMA:
     case FL_QWEN2:
@@ -326,7 +341,10 @@ static const char *inexpressible(const fl_config *c) {
         if (!c->qkv_bias || !c->o_bias || !c->mlp_bias) return "gpt2 always has biases";
         /* fall through */
     case FL_OPT:
-        if (c->n_kv_head != c->n_head || c->n_head * c->head_dim != c->d) return "grouped or resized heads";
+        /* fewer heads than hidden / head size (heads removed) is written with
+         * freelunch's "head_dim" key; any other shape is not */
+        if (c->n_kv_head != c->n_head || c->head_dim < 1 || c->d % c->head_dim || c->n_head * c->head_dim > c->d)
+            return "grouped heads, or a head size that does not divide the hidden size";
         if (c->qkv_bias != c->o_bias || c->o_bias != c->mlp_bias) return "biases must be all on or all off";
         if (c->family == FL_OPT && c->eps != 1e-5f) return "OPT's LayerNorm epsilon is fixed at 1e-5";
         break;
@@ -360,6 +378,7 @@ int fl_config_save(const fl_config *c, const char *path) {
         cJSON_AddNumberToObject(j, "n_ctx", c->max_pos);   /* older transformers read this */
         cJSON_AddStringToObject(j, "activation_function", "gelu_new");
         cJSON_AddNumberToObject(j, "layer_norm_epsilon", float_json(c->eps));
+        if (c->n_head * c->head_dim != c->d) cJSON_AddNumberToObject(j, "head_dim", c->head_dim);   /* freelunch's key */
         break;
     case FL_OPT:
         cJSON_AddNumberToObject(j, "hidden_size", c->d);
@@ -372,6 +391,7 @@ int fl_config_save(const fl_config *c, const char *path) {
         cJSON_AddStringToObject(j, "activation_function", "relu");
         cJSON_AddBoolToObject(j, "enable_bias", c->qkv_bias);
         cJSON_AddBoolToObject(j, "layer_norm_elementwise_affine", 1);
+        if (c->n_head * c->head_dim != c->d) cJSON_AddNumberToObject(j, "head_dim", c->head_dim);   /* freelunch's key */
         break;
     case FL_LLAMA:
     case FL_QWEN2:

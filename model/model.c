@@ -65,8 +65,12 @@ int fl_config_validate(const fl_config *c, const char *what) {
     if (qd > FL_MAX_HIDDEN * 4)
         return fl_err("%s: %d heads x %d = %lld query features, more than %d", what, c->n_head, c->head_dim,
                       (long long)qd, FL_MAX_HIDDEN * 4);
-    if (c->learned_pos && qd != c->d)
-        return fl_err("%s: %d heads x %d != hidden size %d", what, c->n_head, c->head_dim, c->d);
+    /* gpt2 / opt: positions are added to the stream, heads are slices of
+     * it; a model whose heads were removed has fewer (freelunch's head_dim
+     * key, model/checkpoint.c), never a head size that does not divide it */
+    if (c->learned_pos && (qd > c->d || c->d % c->head_dim))
+        return fl_err("%s: %d heads x %d do not fit hidden size %d (the head size must divide it)", what, c->n_head,
+                      c->head_dim, c->d);
     /* the RoPE tables are computed, not read, so the weights' size does not
      * bound them: 2^26 floats each covers a 1M context at head_dim 128 */
     if (!c->learned_pos && (int64_t)c->max_pos * c->head_dim / 2 > FL_MAX_ROPE_FLOATS)

@@ -2,7 +2,8 @@
  * criterion and fraction, FLAP's bias compensation against a direct
  * computation, bad input, and the saved smaller model against an oracle
  * that applies the same removal to the dense model in PyTorch
- * (tests/oracle/struct_ref.py) for llama with GQA, gpt2 and opt.
+ * (tests/oracle/struct_ref.py) for llama with GQA, gpt2 and opt (heads,
+ * channels, layers, FLAP's compensated biases).
  * Run from the repository root (the oracle script's path). */
 #include "testutil.h"
 #include "criteria/criterion.h"
@@ -206,7 +207,6 @@ static void test_flap_compensation(void **state) {
     const fl_family fams[] = { FL_LLAMA, FL_GPT2 };
     for (int f = 0; f < 2; f++)
         for (int heads = 0; heads < 2; heads++) {
-            if (heads && fams[f] == FL_GPT2) continue;   /* gpt2 cannot hold fewer heads */
             fl_model m;
             make_model(&m, fams[f], 2, 4, fams[f] == FL_LLAMA ? 2 : 4, 40, 21 + f);
             int32_t *tok = tokens(NWIN * TT, 4);
@@ -272,13 +272,29 @@ static void test_bad_input(void **state) {
     assert_int_equal(fl_structure_parse("rows", &s), -1);
     free(X); free(tok);
     fl_model_free(&m);
-    /* gpt2 cannot hold fewer heads: refused before any work */
-    make_model(&m, FL_GPT2, 2, 4, 4, 32, 1);
-    assert_int_equal(open_crit("wanda-sp", &ci), 0);
-    assert_int_equal(fl_struct_check(ci.crit, FL_STRUCT_HEADS, &m.cfg), -1);
-    assert_non_null(strstr(fl_errmsg(), "gpt2 config cannot hold fewer heads"));
-    fl_criterion_close(&ci);
-    fl_model_free(&m);
+    /* a gpt2 / opt config.json whose freelunch "head_dim" does not describe
+     * fewer heads of a size dividing the hidden size: one line naming it */
+    char dir[256], cfgp[300];
+    tu_tmpdir(dir, sizeof dir);
+    snprintf(cfgp, sizeof cfgp, "%s/config.json", dir);
+    const char *bad[] = {
+        "{\"model_type\": \"gpt2\", \"n_embd\": 32, \"n_layer\": 1, \"n_head\": 2, \"n_positions\": 8, \"vocab_size\": 9, \"head_dim\": 5}",
+        "{\"model_type\": \"gpt2\", \"n_embd\": 32, \"n_layer\": 1, \"n_head\": 4, \"n_positions\": 8, \"vocab_size\": 9, \"head_dim\": 16}",
+        "{\"model_type\": \"opt\", \"hidden_size\": 32, \"num_hidden_layers\": 1, \"num_attention_heads\": 2, \"ffn_dim\": 8, "
+        "\"max_position_embeddings\": 8, \"vocab_size\": 9, \"head_dim\": -1}",
+    };
+    for (int i = 0; i < 3; i++) {
+        FILE *f = fopen(cfgp, "w");
+        assert_non_null(f);
+        fputs(bad[i], f);
+        fclose(f);
+        fl_config c;
+        assert_int_equal(fl_config_load_file(&c, cfgp), -1);
+        assert_non_null(strstr(fl_errmsg(), "\"head_dim\""));
+        assert_non_null(strstr(fl_errmsg(), cfgp));
+        assert_null(strchr(fl_errmsg(), '\n'));
+    }
+    tu_rmrf(dir);
 }
 
 /* ---- the smaller model against the oracle -------------------------------- */
@@ -406,9 +422,15 @@ static void test_oracle_llama_gqa(void **state) {
 
 static void test_oracle_gpt2_opt(void **state) {
     (void)state;
-    uint8_t ch[3 * 24], kl[3] = { 0, 1, 1 };
+    uint8_t ch[3 * 24], kl[3] = { 0, 1, 1 }, kv[3 * 4] = { 0, 1, 1, 0, 1, 0, 0, 1, 1, 1, 0, 0 };
     for (int l = 0; l < 3; l++)
         for (int i = 0; i < 24; i++) ch[l * 24 + i] = (i * 5 + l) % 3 != 0;
+    /* heads: 2 of 4 in every block (a different pair each), from gpt2's
+     * fused c_attn and OPT's q/k/v with biases; the config carries
+     * freelunch's head_dim (HF's classes derive hidden / heads) */
+    oracle_case(FL_GPT2, 4, 4, NULL, kv, NULL, 0, "gpt2 heads");
+    oracle_case(FL_GPT2, 4, 4, kl, kv, ch, 1, "gpt2 all three, compensated");
+    oracle_case(FL_OPT, 4, 4, NULL, kv, NULL, 1, "opt heads, compensated");
     oracle_case(FL_GPT2, 4, 4, NULL, NULL, ch, 0, "gpt2 channels");
     oracle_case(FL_GPT2, 4, 4, kl, NULL, ch, 1, "gpt2 layers+channels, compensated");
     oracle_case(FL_OPT, 4, 4, NULL, NULL, ch, 1, "opt channels, compensated");

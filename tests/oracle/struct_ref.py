@@ -52,16 +52,28 @@ def remove(cfg, sd, rm):
                 elif n == "mlp.down_proj.weight":
                     v = v[:, f]
             elif fam == "gpt2":
-                assert len(rm["kv"][i]) == cfg["KV"], "gpt2 keeps every head"
-                if n in ("mlp.c_fc.weight",):
+                # c_attn is Conv1D [in, q|k|v]: a head's columns in each of
+                # the three blocks (width H*hd each); c_proj [in, out] its rows
+                qd = cfg["H"] * hd
+                cols = torch.cat([q, q + qd, q + 2 * qd])
+                if n == "attn.c_attn.weight":
+                    v = v[:, cols]
+                elif n == "attn.c_attn.bias":
+                    v = v[cols]
+                elif n == "attn.c_proj.weight":
+                    v = v[q]
+                elif n in ("mlp.c_fc.weight",):
                     v = v[:, f]
                 elif n == "mlp.c_fc.bias":
                     v = v[f]
                 elif n == "mlp.c_proj.weight":
                     v = v[f]
             else:  # opt
-                assert len(rm["kv"][i]) == cfg["KV"], "opt keeps every head"
-                if n in ("fc1.weight", "fc1.bias"):
+                if n.startswith("self_attn.q_proj.") or n.startswith("self_attn.k_proj.") or n.startswith("self_attn.v_proj."):
+                    v = v[q]
+                elif n == "self_attn.out_proj.weight":
+                    v = v[:, q]
+                elif n in ("fc1.weight", "fc1.bias"):
                     v = v[f]
                 elif n == "fc2.weight":
                     v = v[:, f]

@@ -108,7 +108,10 @@ def config_from_hf(hf):
         d = hf["n_embd"]
         c.update(V=hf["vocab_size"], d=d, L=hf["n_layer"], H=hf["n_head"], KV=hf["n_head"],
                  F=hf.get("n_inner") or 4 * d, P=hf["n_positions"],
-                 eps=hf.get("layer_norm_epsilon", 1e-5), tied=True)
+                 eps=hf.get("layer_norm_epsilon", 1e-5), tied=True,
+                 # freelunch's key for a model whose heads were removed
+                 # (HF's GPT2Attention knows only n_embd // n_head)
+                 hd=hf.get("head_dim") or d // hf["n_head"])
         assert hf.get("activation_function", "gelu_new") == "gelu_new"
     elif mt == "opt":
         d = hf["hidden_size"]
@@ -119,7 +122,8 @@ def config_from_hf(hf):
         c.update(V=hf["vocab_size"], d=d, L=hf["num_hidden_layers"], H=hf["num_attention_heads"],
                  KV=hf["num_attention_heads"], F=hf["ffn_dim"], P=hf["max_position_embeddings"],
                  eps=1e-5, tied=hf.get("tie_word_embeddings", True),
-                 post_ln=not hf.get("do_layer_norm_before", True), proj=E if E != d else 0)
+                 post_ln=not hf.get("do_layer_norm_before", True), proj=E if E != d else 0,
+                 hd=hf.get("head_dim") or d // hf["num_attention_heads"])   # as for gpt2
     elif mt in ("llama", "qwen2"):
         d = hf["hidden_size"]
         H = hf["num_attention_heads"]
@@ -249,7 +253,8 @@ def canon_map(cfg):
 
 
 def hf_to_canon(t, tr, d):
-    """The canonical view of HF tensor t (differentiable; d = hidden size)."""
+    """The canonical view of HF tensor t (differentiable; d = the width of
+    one of q, k, v in GPT-2's fused c_attn: heads x head size)."""
     if tr == "id":
         return t
     if tr == "T":
@@ -267,7 +272,7 @@ def canon_to_hf_mask(cfg, sd, masks):
     for cname, mk in masks.items():
         h, tr = by_c[cname]
         hm = out.setdefault(h, torch.ones_like(sd[h]))
-        hf_to_canon(hm, tr, cfg["d"]).copy_(mk.to(DT))
+        hf_to_canon(hm, tr, cfg["H"] * cfg["hd"]).copy_(mk.to(DT))
     return out
 
 
@@ -277,7 +282,7 @@ def canon_tensors(cfg, sd, what="data"):
     out = {}
     for c, h, tr in canon_map(cfg):
         t = sd[h] if what == "data" else sd[h].grad
-        out[c] = None if t is None else hf_to_canon(t.detach(), tr, cfg["d"]).clone()
+        out[c] = None if t is None else hf_to_canon(t.detach(), tr, cfg["H"] * cfg["hd"]).clone()
     return out
 
 
@@ -308,7 +313,7 @@ def canon_shapes(cfg):
 def canon_to_hf(cfg, cz):
     """{HF name: tensor} in HF layout from {canonical name: tensor}."""
     out = {}
-    d = cfg["d"]
+    d, qd = cfg["d"], cfg["H"] * cfg["hd"]
     for c, h, tr in canon_map(cfg):
         t = cz[c].detach()
         if tr == "id":
@@ -318,8 +323,8 @@ def canon_to_hf(cfg, cz):
         else:
             kind, i = tr
             if h not in out:
-                out[h] = torch.zeros((d, 3 * d) if kind == "T3" else (3 * d,), dtype=t.dtype)
-            hf_to_canon(out[h], tr, d).copy_(t)
+                out[h] = torch.zeros((d, 3 * qd) if kind == "T3" else (3 * qd,), dtype=t.dtype)
+            hf_to_canon(out[h], tr, qd).copy_(t)
     return out
 
 
@@ -435,9 +440,9 @@ class Ref:
             p = "transformer.h.%d." % l
             h = F.layer_norm(x, (d,), W(p + "ln_1.weight"), W(p + "ln_1.bias"), c["eps"])
             qkv = h @ W(p + "attn.c_attn.weight") + W(p + "attn.c_attn.bias")   # Conv1D
-            q, k, v = qkv.split(d, dim=2)
+            q, k, v = qkv.split(H * hd, dim=2)
             o = causal_attention(self._split(q, H), self._split(k, H), self._split(v, H))
-            o = o.transpose(1, 2).reshape(B, T, d)
+            o = o.transpose(1, 2).reshape(B, T, H * hd)
             return x + o @ W(p + "attn.c_proj.weight") + W(p + "attn.c_proj.bias")
         if fam == "opt":
             p = "model.decoder.layers.%d." % l
@@ -448,7 +453,7 @@ class Ref:
             k = F.linear(h, W(a + "k_proj.weight"), W(a + "k_proj.bias"))
             v = F.linear(h, W(a + "v_proj.weight"), W(a + "v_proj.bias"))
             o = causal_attention(self._split(q, H), self._split(k, H), self._split(v, H), scale=1.0)
-            o = o.transpose(1, 2).reshape(B, T, d)
+            o = o.transpose(1, 2).reshape(B, T, H * hd)
             z = x + F.linear(o, W(a + "out_proj.weight"), W(a + "out_proj.bias"))
             return ln(z) if c.get("post_ln") else z
         p = "model.layers.%d." % l
