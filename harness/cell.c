@@ -61,8 +61,9 @@ static void capture_hook(void *ctx, int layer, fl_site site, const float *x, int
     if (site == cc->site) memcpy(cc->dst, x, sizeof(float) * (size_t)N * cols);
 }
 
-static int site_width(const fl_model *m, fl_site s) {
-    return s == FL_SITE_O ? m->cfg.n_head * m->cfg.head_dim : s == FL_SITE_MLP_OUT ? m->cfg.d_ff : m->cfg.d;
+/* the input width of a site of block l (blocks differ after FLAP's global ratio) */
+static int site_width(const fl_model *m, int l, fl_site s) {
+    return s == FL_SITE_O ? fl_layer_heads(&m->cfg, l) * m->cfg.head_dim : s == FL_SITE_MLP_OUT ? fl_layer_ff(&m->cfg, l) : m->cfg.d;
 }
 
 /* ||X D^T||^2 / ||X W^T||^2 with D = W - W', from the Gram matrix G = X^T X:
@@ -84,7 +85,7 @@ static double layer_error(const float *W, const float *Wp, int rows, int cols, c
  * capture site, each batch's input at that site is copied into cap. */
 static int range_pass(fl_model *m, fl_range r, const float *in, float *out, int nwin, int T, int batch,
                       fl_hook hook, void *hctx, fl_site cap_site, float *cap) {
-    const int d = m->cfg.d, cw = cap ? site_width(m, cap_site) : 0;
+    const int d = m->cfg.d, cw = cap ? site_width(m, r.s0 / 2, cap_site) : 0;
     float *tmp = out ? NULL : fl_allocf((size_t)batch * T * d);
     for (int w0 = 0; w0 < nwin; w0 += batch) {
         int B = nwin - w0 < batch ? nwin - w0 : batch;
@@ -455,7 +456,7 @@ static int walk_prune(walk_t *w, int j) {
         return fl_err("walk: no stream stands before layers.%d to prune it from", b);
     int rc = 0;
     unit_stats us = { calloc(1, sizeof *us.st), b, b + 1 };
-    for (int s = 0; s < 4; s++) fl_stats_init(&us.st[0][s], FL_STATS_GRAM, site_width(m, (fl_site)s));
+    for (int s = 0; s < 4; s++) fl_stats_init(&us.st[0][s], FL_STATS_GRAM, site_width(m, b, (fl_site)s));
     /* dense: the pass through the dense block is also the dense stream's next step */
     rc = range_pass(m, rg, from_S ? w->S : w->P, w->prune_dense ? w->P : NULL, nw, T, w->batch, stats_hook, &us, 0, NULL);
     fl_prof_enter(&w->r->prof, FL_PH_PRUNE);
@@ -542,7 +543,7 @@ static int capture(walk_t *w, int s, fl_site site) {
     if (c->sub == s && c->site == site) return 0;
     capture_free(c);
     fl_model *m = w->m;
-    const int nw = w->nwin, T = w->T, cw = site_width(m, site);
+    const int nw = w->nwin, T = w->T, cw = site_width(m, s / 2, site);
     const int64_t NT = (int64_t)nw * T;
     const fl_range rg = { s, s + 1, 0, 0 };
     fl_prof_enter(&w->r->prof, FL_PH_STATS);
@@ -570,7 +571,7 @@ static int walk_linear(walk_t *w, int j) {
     fl_param *lw[7], *lb[7];
     fl_layer_linears(m, pu->layer, lw, lb, NULL);
     const fl_site site = sh[pu->lin].site;
-    const int cw = site_width(m, site);
+    const int cw = site_width(m, pu->layer, site);
     fl_prof_enter(&w->r->prof, FL_PH_STATS);
     if (advance(w, pu->s0) != 0 || capture(w, pu->s0, site) != 0) return -1;
     const capture_t *c = &w->cap;
@@ -1000,8 +1001,10 @@ static int cell_run(const fl_cell_cfg *c, fl_cell_result *r, walk_t *wp) {
         fl_prof_enter(&r->prof, FL_PH_CALIB);
         if (rc != 0) { fl_struct_report_free(&srep); fl_free(X); fl_calib_free(&cal); fl_model_free(&m); return -1; }
         if (c->progress)
-            fprintf(stderr, "structured: removed %d of %d %s%s; %lld -> %lld parameters\n", srep.k, srep.n, c->structure,
-                    skind == FL_STRUCT_LAYERS ? "" : " per block", (long long)srep.params_before, (long long)srep.params_after);
+            fprintf(stderr, "structured: removed %d of %d %s%s; %lld -> %lld parameters\n", srep.k,
+                    srep.global ? srep.n * srep.n_dense_layers : srep.n, c->structure,
+                    skind == FL_STRUCT_LAYERS ? "" : srep.global ? " in all (global ratio)" : " per block",
+                    (long long)srep.params_before, (long long)srep.params_after);
     }
     if (!model_units) fl_calib_free(&cal);   /* only a model unit trains on the tokens */
 
@@ -1181,6 +1184,11 @@ static int cell_run(const fl_cell_cfg *c, fl_cell_result *r, walk_t *wp) {
         cJSON_AddStringToObject(so, "structure", c->structure);
         cJSON_AddNumberToObject(so, "structures", srep.n);
         cJSON_AddNumberToObject(so, "removed", srep.k);
+        if (skind != FL_STRUCT_LAYERS) {   /* per block: differs between blocks with a global ratio */
+            cJSON_AddBoolToObject(so, "global", srep.global);
+            cJSON *rb = cJSON_AddArrayToObject(so, "removed_per_block");
+            for (int l = 0; l < srep.n_dense_layers; l++) cJSON_AddItemToArray(rb, cJSON_CreateNumber(srep.removed_block[l]));
+        }
         cJSON *kb = cJSON_AddArrayToObject(so, "dense_blocks");
         for (int i = 0; i < m.cfg.n_layer; i++) cJSON_AddItemToArray(kb, cJSON_CreateNumber(srep.dense_block[i]));
     }

@@ -127,6 +127,28 @@ static int get_head_dim(const cfg_src *s, fl_config *c) {
     return 0;
 }
 
+/* freelunch's per-layer sizes (FLAP's global ratio leaves every block its
+ * own): an array of one integer per block, each in 1 to the config's own
+ * value (num_key_value_heads, or num_attention_heads where the family has
+ * no groups; intermediate_size / n_inner / ffn_dim), which is the largest.
+ * HF's classes know no such key. out[l] = 0 where a block has the
+ * config's value. */
+static int get_layer_sizes(const cfg_src *s, const char *k, int max, int L, int *out) {
+    const cJSON *j = key(s, k);
+    if (!j) return 0;
+    if (!cJSON_IsArray(j) || L < 1 || L > FL_MAX_LAYERS || cJSON_GetArraySize(j) != L)
+        return fl_err("%s: \"%s\" must be an array of one integer per block (%d)", s->path, k, L);
+    int l = 0;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, j) {
+        double v = cJSON_IsNumber(e) ? e->valuedouble : 0.5;
+        if (!(v >= 1 && v <= max) || v != floor(v))
+            return fl_err("%s: \"%s\"[%d] must be an integer in 1 to %d (the config's own value, the largest)", s->path, k, l, max);
+        out[l++] = (int)v == max ? 0 : (int)v;
+    }
+    return 0;
+}
+
 static int get_str(const cfg_src *s, const char *k, const char **out, const char *def) {
     const cJSON *j = key(s, k);
     if (!j) { *out = def; return 0; }
@@ -293,6 +315,9 @@ static int parse_config(fl_config *c, const cfg_src *s) {
         }
         break;
     }
+    if (get_layer_sizes(s, "layer_num_key_value_heads", c->n_kv_head, c->n_layer, c->layer_kv) ||
+        get_layer_sizes(s, "layer_intermediate_size", c->d_ff, c->n_layer, c->layer_ff))
+        return -1;
     if (get_token_id(s, "bos_token_id", &c->bos_id) || get_token_id(s, "eos_token_id", &c->eos_id)) return -1;
     return fl_config_validate(c, s->path);
 }
@@ -421,6 +446,12 @@ int fl_config_save(const fl_config *c, const char *path) {
             cJSON_AddBoolToObject(j, "mlp_bias", c->mlp_bias);
         } else cJSON_AddBoolToObject(j, "use_sliding_window", 0);
         break;
+    }
+    if (fl_config_nonuniform(c)) {   /* freelunch's keys (get_layer_sizes) */
+        int kv[FL_MAX_LAYERS], ff[FL_MAX_LAYERS];
+        for (int l = 0; l < c->n_layer; l++) { kv[l] = fl_layer_kv(c, l); ff[l] = fl_layer_ff(c, l); }
+        cJSON_AddItemToObject(j, "layer_num_key_value_heads", cJSON_CreateIntArray(kv, c->n_layer));
+        cJSON_AddItemToObject(j, "layer_intermediate_size", cJSON_CreateIntArray(ff, c->n_layer));
     }
     /* explicit even when it matches the class default: no guessing on reload */
     cJSON_AddBoolToObject(j, "tie_word_embeddings", c->tied);

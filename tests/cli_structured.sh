@@ -28,6 +28,15 @@ check "heads: the smaller model loads back and prunes again" "[ $? -eq 0 ] && gr
 check "channels: flap saves a llama with mlp_bias" "[ $? -eq 0 ] && [ \"\$(js '$T/c/config.json' 'd[\"mlp_bias\"], d[\"intermediate_size\"]')\" = '(True, 96)' ]"
 "$FL" prune --model "$T/c" --criterion magnitude --sparsity 0.5 --calib-samples 2 --eval sotu-test --eval-windows 1 --out "$T/c3" --no-model >"$T/c3.log" 2>&1
 check "channels: the flap model loads back and prunes again" "[ $? -eq 0 ] && grep -q '^ppl sotu-test' '$T/c3.log'"
+# FLAP's global ratio: blocks keep different counts, saved with freelunch's
+# per-layer keys; the model loads back and its single weights prune again
+"$FL" prune --model "$T/m" --criterion flap:ratio=global --structure channels --sparsity 0.25 $C --out "$T/g" >"$T/g.log" 2>&1
+check "global: flap:ratio=global saves per-layer sizes summing to the dense count less 25%" \
+  "[ $? -eq 0 ] && [ \"\$(js '$T/g/config.json' 'len(d[\"layer_intermediate_size\"]) == d[\"num_hidden_layers\"] and sum(d[\"layer_intermediate_size\"]) == d[\"num_hidden_layers\"] * 128 - round(0.25 * d[\"num_hidden_layers\"] * 128) and max(d[\"layer_intermediate_size\"]) == d[\"intermediate_size\"]')\" = True ]"
+check "global: the removal per block is recorded" \
+  "[ \"\$(js '$T/g/freelunch.json' 'd[\"structured\"][\"global\"] and sum(d[\"structured\"][\"removed_per_block\"]) == d[\"structured\"][\"removed\"]')\" = True ]"
+"$FL" prune --model "$T/g" --criterion wanda --sparsity 0.5 --reconstruct sublayer --calib-samples 2 --eval sotu-test --eval-windows 1 --out "$T/g2" --no-model >"$T/g2.log" 2>&1
+check "global: the per-layer model loads back, prunes and reconstructs" "[ $? -eq 0 ] && grep -q '^ppl sotu-test' '$T/g2.log'"
 "$FL" prune --model "$T/m" --criterion wanda-sp --structure channels --sparsity 0.25 $C --out "$T/c2" >"$T/c2.log" 2>&1
 check "channels: 96 of 128 channels kept" "[ $? -eq 0 ] && [ \"\$(js '$T/c2/config.json' 'd[\"intermediate_size\"]')\" = 96 ]"
 

@@ -240,6 +240,131 @@ static void test_flap_compensation(void **state) {
         }
 }
 
+/* ---- FLAP's global ratio ---------------------------------------------------- */
+
+/* The expected selection computed here from its definition: per block,
+ * m_c = Var(X_c) ||W_:,c||^2 over the output projection's input columns
+ * (squared for heads), standardised over the block's columns with the
+ * n - 1 std, a head's score the mean of its group's columns; then the k
+ * lowest of the model, lowest first, a block's last structure never. */
+static void global_expect(fl_model *m, const int32_t *tok, int heads, int k, uint8_t *keep, int *per_block) {
+    const fl_config *c = &m->cfg;
+    const int L = c->n_layer, N = NWIN * TT, n = heads ? c->n_kv_head : c->d_ff;
+    const int per = heads ? c->n_head / c->n_kv_head * c->head_dim : 1;
+    double *sc = calloc((size_t)L * n, sizeof(double));
+    for (int l = 0; l < L; l++) {
+        const fl_param *W = heads ? m->layers[l].o_w : m->layers[l].fc2_w;
+        const int C = W->cols;
+        float *x = malloc(sizeof(float) * (size_t)N * C), *xo = malloc(sizeof(float) * (size_t)N * c->d);
+        cap_t cp = { heads ? FL_SITE_O : FL_SITE_MLP_OUT, l, x };
+        fl_fwd a = { .B = NWIN, .T = TT, .tokens = tok, .x_out = xo, .hook = cap_hook, .hook_ctx = &cp };
+        assert_int_equal(fl_forward(m, (fl_range){ 0, 2 * (l + 1), 1, 0 }, &a, NULL), 0);
+        double *mc = calloc((size_t)C, sizeof(double)), mean = 0, var = 0;
+        for (int col = 0; col < C; col++) {
+            double mu = 0, v = 0, w2 = 0;
+            for (int t = 0; t < N; t++) mu += x[(int64_t)t * C + col];
+            mu /= N;
+            for (int t = 0; t < N; t++) v += (x[(int64_t)t * C + col] - mu) * (x[(int64_t)t * C + col] - mu);
+            v /= N;
+            for (int r = 0; r < W->rows; r++) w2 += (double)W->w[(int64_t)r * C + col] * W->w[(int64_t)r * C + col];
+            mc[col] = heads ? (v * w2) * (v * w2) : v * w2;
+            mean += mc[col];
+        }
+        mean /= C;
+        for (int col = 0; col < C; col++) var += (mc[col] - mean) * (mc[col] - mean);
+        const double sd = sqrt(var / (C - 1));
+        for (int i = 0; i < n; i++) {
+            double t = 0;
+            for (int col = i * per; col < (i + 1) * per; col++) t += (mc[col] - mean) / sd;
+            sc[l * n + i] = t / per;
+        }
+        free(mc); free(x); free(xo);
+    }
+    for (int i = 0; i < L * n; i++) keep[i] = 1;
+    for (int l = 0; l < L; l++) per_block[l] = 0;
+    for (int r = 0; r < k; r++) {   /* the lowest still eligible, by selection: no sort to share with the code */
+        int lo = -1;
+        for (int i = 0; i < L * n; i++)
+            if (keep[i] && per_block[i / n] < n - 1 && (lo < 0 || sc[i] <= sc[lo])) lo = i;
+        keep[lo] = 0;
+        per_block[lo / n]++;
+    }
+    free(sc);
+}
+
+static void test_flap_global(void **state) {
+    (void)state;
+    const double fr[] = { 0.125, 0.25, 0.375, 0.6 };
+    int uneven = 0;
+    for (int heads = 0; heads < 2; heads++)
+        for (int f = 0; f < 4; f++) {
+            fl_model m;
+            make_model(&m, FL_LLAMA, 3, 8, 4, 24, 31 + f);   /* 4 groups of 2 heads, 24 channels, 3 blocks */
+            int32_t *tok = tokens(NWIN * TT, 6 + f);
+            float *X = embed(&m, tok);
+            fl_crit_inst ci;
+            assert_int_equal(open_crit("flap:ratio=global", &ci), 0);
+            fl_model out;
+            fl_struct_report rep;
+            if (fl_struct_prune(&m, &ci, heads ? FL_STRUCT_HEADS : FL_STRUCT_CHANNELS, fr[f], X, tok, NWIN, TT, 2, 0, &out, &rep) != 0)
+                fail_msg("flap global: %s", fl_errmsg());
+            const int n = heads ? 4 : 24, k = (int)floor(fr[f] * 3 * n + 0.5);
+            uint8_t want[3 * 24];
+            int pb[3];
+            global_expect(&m, tok, heads, k, want, pb);
+            assert_int_equal(rep.k, k);
+            assert_true(rep.global);
+            assert_memory_equal(rep.keep, want, (size_t)3 * n);
+            int tot = 0;
+            for (int l = 0; l < 3; l++) {
+                /* exact per-layer counts, in the report and in the model's shapes */
+                assert_int_equal(rep.removed_block[l], pb[l]);
+                assert_true(pb[l] <= n - 1);
+                tot += pb[l];
+                const fl_layer *y = &out.layers[l];
+                if (heads) {
+                    assert_int_equal(fl_layer_kv(&out.cfg, l), 4 - pb[l]);
+                    assert_int_equal(y->q_w->rows, (4 - pb[l]) * 2 * 4);
+                    assert_int_equal(y->k_w->rows, (4 - pb[l]) * 4);
+                    assert_int_equal(y->o_w->cols, (4 - pb[l]) * 2 * 4);
+                } else {
+                    assert_int_equal(fl_layer_ff(&out.cfg, l), 24 - pb[l]);
+                    assert_int_equal(y->fc1_w->rows, 24 - pb[l]);
+                    assert_int_equal(y->up_w->rows, 24 - pb[l]);
+                    assert_int_equal(y->fc2_w->cols, 24 - pb[l]);
+                }
+                if (pb[l] != pb[0]) uneven = 1;
+            }
+            assert_int_equal(tot, k);
+            assert_int_equal(rep.params_after, fl_config_num_params(&out.cfg));
+            assert_int_equal(fl_model_num_params(&out), fl_config_num_params(&out.cfg));
+            fl_model_free(&out);
+            fl_struct_report_free(&rep);
+            fl_criterion_close(&ci);
+            free(X); free(tok);
+            fl_model_free(&m);
+        }
+    assert_true(uneven);   /* the global ratio did give blocks different counts */
+    /* one kept per block at least: 0.9 of 12 groups would leave a block none */
+    fl_model m;
+    make_model(&m, FL_LLAMA, 3, 8, 4, 24, 1);
+    int32_t *tok = tokens(NWIN * TT, 2);
+    float *X = embed(&m, tok);
+    fl_crit_inst ci;
+    fl_model out;
+    fl_struct_report rep;
+    assert_int_equal(open_crit("flap:ratio=global", &ci), 0);
+    assert_int_equal(fl_struct_prune(&m, &ci, FL_STRUCT_HEADS, 0.9, X, tok, NWIN, TT, 2, 0, &out, &rep), -1);
+    assert_non_null(strstr(fl_errmsg(), "one kept per block"));
+    assert_null(strchr(fl_errmsg(), '\n'));
+    fl_struct_report_free(&rep);
+    fl_criterion_close(&ci);
+    assert_int_equal(open_crit("flap:ratio=local", &ci), -1);
+    assert_non_null(strstr(fl_errmsg(), "uniform"));
+    free(X); free(tok);
+    fl_model_free(&m);
+}
+
 /* ---- bad input ------------------------------------------------------------ */
 
 static void test_bad_input(void **state) {
@@ -418,6 +543,13 @@ static void test_oracle_llama_gqa(void **state) {
     oracle_case(FL_LLAMA, 8, 4, NULL, kv, NULL, 1, "llama GQA heads, o bias compensated");
     oracle_case(FL_LLAMA, 8, 4, NULL, NULL, ch, 1, "llama channels, down bias compensated");
     oracle_case(FL_LLAMA, 8, 4, kl, kv, ch, 1, "llama all three, both compensated");
+    /* per-layer sizes (FLAP's global ratio): 1, 3 and 2 groups, 12, 24 and
+     * 20 channels, saved with freelunch's layer_* keys */
+    uint8_t kvu[3 * 4] = { 0, 0, 1, 0, 1, 1, 1, 0, 0, 1, 0, 1 }, chu[3 * 24];
+    for (int l = 0; l < 3; l++)
+        for (int i = 0; i < 24; i++) chu[l * 24 + i] = l == 0 ? i % 2 : l == 1 ? 1 : i % 6 != 1;
+    oracle_case(FL_LLAMA, 8, 4, NULL, kvu, chu, 1, "llama per-layer heads and channels, compensated");
+    oracle_case(FL_LLAMA, 8, 4, kl, kvu, NULL, 0, "llama per-layer heads, a block removed");
 }
 
 static void test_oracle_gpt2_opt(void **state) {
@@ -431,6 +563,11 @@ static void test_oracle_gpt2_opt(void **state) {
     oracle_case(FL_GPT2, 4, 4, NULL, kv, NULL, 0, "gpt2 heads");
     oracle_case(FL_GPT2, 4, 4, kl, kv, ch, 1, "gpt2 all three, compensated");
     oracle_case(FL_OPT, 4, 4, NULL, kv, NULL, 1, "opt heads, compensated");
+    uint8_t kvu[3 * 4] = { 1, 0, 0, 0, 1, 1, 1, 1, 0, 1, 1, 0 }, chu[3 * 24];
+    for (int l = 0; l < 3; l++)
+        for (int i = 0; i < 24; i++) chu[l * 24 + i] = l == 1 ? i < 5 : (i + l) % 4 != 0;
+    oracle_case(FL_GPT2, 4, 4, NULL, kvu, chu, 1, "gpt2 per-layer heads and channels, compensated");
+    oracle_case(FL_OPT, 4, 4, NULL, kvu, chu, 0, "opt per-layer heads and channels");
     oracle_case(FL_GPT2, 4, 4, NULL, NULL, ch, 0, "gpt2 channels");
     oracle_case(FL_GPT2, 4, 4, kl, NULL, ch, 1, "gpt2 layers+channels, compensated");
     oracle_case(FL_OPT, 4, 4, NULL, NULL, ch, 1, "opt channels, compensated");
@@ -543,6 +680,7 @@ int main(void) {
         cmocka_unit_test(test_counts),
         cmocka_unit_test(test_layer_ppl_greedy),
         cmocka_unit_test(test_flap_compensation),
+        cmocka_unit_test(test_flap_global),
         cmocka_unit_test(test_bad_input),
         cmocka_unit_test(test_oracle_llama_gqa),
         cmocka_unit_test(test_oracle_gpt2_opt),

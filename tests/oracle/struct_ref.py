@@ -79,7 +79,10 @@ def remove(cfg, sd, rm):
                     v = v[:, f]
             out[dst + n] = v
     c = dict(cfg)
-    c.update(L=len(rm["layers"]), KV=len(rm["kv"][0]), H=len(rm["kv"][0]) * G, F=len(rm["ch"][0]))
+    # blocks may keep different counts (FLAP's global ratio): the config's
+    # own sizes are the largest, the per-layer lists every block's
+    lkv, lf = [len(k) for k in rm["kv"]], [len(f) for f in rm["ch"]]
+    c.update(L=len(rm["layers"]), KV=max(lkv), H=max(lkv) * G, F=max(lf), LKV=lkv, LF=lf)
     # FLAP's compensation, in HF's names; the biases a missing one brings
     names = {"gpt2": ("attn.c_proj.bias", "mlp.c_proj.bias"), "opt": ("self_attn.out_proj.bias", "fc2.bias"),
              "llama": ("self_attn.o_proj.bias", "mlp.down_proj.bias")}.get(fam)
@@ -113,7 +116,7 @@ def main(a):
     tok = tok.round().long()
     rc, rsd = remove(cfg, sd, rm)
     scfg, ssd = R.load_hf(small)
-    for k in ("L", "KV", "H", "F", "hd", "attn_bias", "mlp_bias"):
+    for k in ("L", "KV", "H", "F", "hd", "attn_bias", "mlp_bias", "LKV", "LF"):
         assert scfg.get(k) == rc.get(k), "saved config %s = %s, the removal gives %s" % (k, scfg.get(k), rc.get(k))
     with torch.no_grad():
         lr = R.Ref(rc, rsd).logits(tok)

@@ -139,7 +139,20 @@ def config_from_hf(hf):
     else:
         raise ValueError("unknown model_type %r" % mt)
     c.setdefault("hd", c["d"] // c["H"])
+    # freelunch's per-layer sizes (FLAP's global ratio): key/value heads
+    # (heads where there are no groups) and MLP channels of every block;
+    # the config's own values are the largest
+    L = c["L"]
+    c["LKV"] = list(hf.get("layer_num_key_value_heads") or [c["KV"]] * L)
+    c["LF"] = list(hf.get("layer_intermediate_size") or [c["F"]] * L)
+    assert len(c["LKV"]) == L and len(c["LF"]) == L
     return c
+
+
+def layer_heads(cfg, l):
+    """(query heads, key/value heads, MLP channels) of block l."""
+    kv = cfg["LKV"][l] if "LKV" in cfg else cfg["KV"]
+    return kv * (cfg["H"] // cfg["KV"]), kv, cfg["LF"][l] if "LF" in cfg else cfg["F"]
 
 
 def hf_prefix_fix(cfg, sd):
@@ -252,6 +265,11 @@ def canon_map(cfg):
     return m
 
 
+def qwidth(cfg, cname):
+    """The width of q (= k = v) in GPT-2's fused c_attn of canonical name's block."""
+    return layer_heads(cfg, int(cname.split(".")[1]))[0] * cfg["hd"] if cname.startswith("layers.") else cfg["d"]
+
+
 def hf_to_canon(t, tr, d):
     """The canonical view of HF tensor t (differentiable; d = the width of
     one of q, k, v in GPT-2's fused c_attn: heads x head size)."""
@@ -272,7 +290,7 @@ def canon_to_hf_mask(cfg, sd, masks):
     for cname, mk in masks.items():
         h, tr = by_c[cname]
         hm = out.setdefault(h, torch.ones_like(sd[h]))
-        hf_to_canon(hm, tr, cfg["H"] * cfg["hd"]).copy_(mk.to(DT))
+        hf_to_canon(hm, tr, qwidth(cfg, cname)).copy_(mk.to(DT))
     return out
 
 
@@ -282,18 +300,22 @@ def canon_tensors(cfg, sd, what="data"):
     out = {}
     for c, h, tr in canon_map(cfg):
         t = sd[h] if what == "data" else sd[h].grad
-        out[c] = None if t is None else hf_to_canon(t.detach(), tr, cfg["H"] * cfg["hd"]).clone()
+        out[c] = None if t is None else hf_to_canon(t.detach(), tr, qwidth(cfg, c)).clone()
     return out
 
 
 def canon_shapes(cfg):
     """{canonical name: shape} in registry order (freelunch's model.h)."""
-    d, H, KV, hd, Fd, V, P = cfg["d"], cfg["H"], cfg["KV"], cfg["hd"], cfg["F"], cfg["V"], cfg["P"]
-    lin = {"q": (H * hd, d), "k": (KV * hd, d), "v": (KV * hd, d), "o": (d, H * hd),
-           "fc1": (Fd, d), "up": (Fd, d), "fc2": (d, Fd)}
+    d, hd, V, P = cfg["d"], cfg["hd"], cfg["V"], cfg["P"]
+
+    def lins(l):
+        H, KV, Fd = layer_heads(cfg, l)
+        return {"q": (H * hd, d), "k": (KV * hd, d), "v": (KV * hd, d), "o": (d, H * hd),
+                "fc1": (Fd, d), "up": (Fd, d), "fc2": (d, Fd)}
     out = {}
     for c, _, _ in canon_map(cfg):
         parts = c.split(".")
+        lin = lins(int(parts[1])) if parts[0] == "layers" else {}
         E = cfg.get("proj") or d
         if parts[0] in ("embed", "lm_head"):
             out[c] = (V, E)
@@ -313,9 +335,10 @@ def canon_shapes(cfg):
 def canon_to_hf(cfg, cz):
     """{HF name: tensor} in HF layout from {canonical name: tensor}."""
     out = {}
-    d, qd = cfg["d"], cfg["H"] * cfg["hd"]
+    d = cfg["d"]
     for c, h, tr in canon_map(cfg):
         t = cz[c].detach()
+        qd = layer_heads(cfg, int(c.split(".")[1]))[0] * cfg["hd"] if c.startswith("layers.") else d
         if tr == "id":
             out[h] = t.clone()
         elif tr == "T":
@@ -435,7 +458,8 @@ class Ref:
     def attn(self, l, x, pos0=0):
         c, W = self.cfg, self.W
         B, T, d = x.shape
-        H, KV, hd, fam = c["H"], c["KV"], c["hd"], c["family"]
+        H, KV, _ = layer_heads(c, l)
+        hd, fam = c["hd"], c["family"]
         if fam == "gpt2":
             p = "transformer.h.%d." % l
             h = F.layer_norm(x, (d,), W(p + "ln_1.weight"), W(p + "ln_1.bias"), c["eps"])
