@@ -785,8 +785,9 @@ static int drift_windows(const fl_cell_cfg *c, int *k) {
  * tokens) from --drift-data, else from the --calib token file (a model
  * calibrated on token files may have no tokenizer), else from sotu-val,
  * written to drift.bin; the dense model loaded again beside the pruned
- * one, measured, freed. */
-static int measure_drift(const fl_cell_cfg *c, fl_model *m, int T, int batch, fl_drift_result *dr) {
+ * one, measured, freed. dense_block: a structured cell's map of its blocks
+ * to the dense ones (NULL: the same model shapes). */
+static int measure_drift(const fl_cell_cfg *c, fl_model *m, const int *dense_block, int T, int batch, fl_drift_result *dr) {
     int k = -1;
     if (drift_windows(c, &k) != 0 || k == 0) return k == 0 ? 0 : -1;
     fl_calib dw = { 0 };
@@ -795,7 +796,7 @@ static int measure_drift(const fl_cell_cfg *c, fl_model *m, int T, int batch, fl
     fl_model dense;
     int rc = fl_model_load(&dense, c->model_dir);
     if (rc == 0) {
-        rc = fl_drift_measure(m, &dense, dw.tokens, dw.n, T, batch, dr);
+        rc = fl_drift_measure_mapped(m, &dense, dense_block, dw.tokens, dw.n, T, batch, dr);
         fl_model_free(&dense);
     }
     fl_calib_free(&dw);
@@ -1078,8 +1079,9 @@ static int cell_run(const fl_cell_cfg *c, fl_cell_result *r, walk_t *wp) {
     if (w.sr) r->sparsity = 1.0 - (double)r->params / (double)r->params_dense;   /* the parameters removed */
     else r->params_dense = r->params;
     fl_prof_enter(&r->prof, FL_PH_DRIFT);
-    /* drift compares linear by linear: a structurally pruned model has other shapes */
-    rc = w.sr ? 0 : measure_drift(c, &m, T, batch, &r->drift);
+    /* a structurally pruned model: each block against the dense span it
+     * stands for, the linears whose output kept its width (eval/drift.h) */
+    rc = measure_drift(c, &m, w.sr ? srep.dense_block : NULL, T, batch, &r->drift);
     fl_prof_enter(&r->prof, FL_PH_NONE);
     if (rc != 0) { fl_model_free(&m); return -1; }
 
@@ -1221,7 +1223,7 @@ static int cell_run(const fl_cell_cfg *c, fl_cell_result *r, walk_t *wp) {
             cJSON *o = cJSON_CreateObject();
             cJSON_AddStringToObject(o, "name", e->name);
             cJSON_AddNumberToObject(o, "accumulated", e->accumulated);
-            if (!e->block) cJSON_AddNumberToObject(o, "local", e->local);
+            if (!e->block && !isnan(e->local)) cJSON_AddNumberToObject(o, "local", e->local);   /* NaN: the input shrank */
             cJSON_AddItemToArray(dr, o);
         }
         cJSON_AddNumberToObject(j, "drift_mean", r->drift.mean);

@@ -45,6 +45,10 @@ check "channels: 96 of 128 channels kept" "[ $? -eq 0 ] && [ \"\$(js '$T/c2/conf
 check "layers: prune exits 0 with one block left" "[ $? -eq 0 ] && [ \"\$(js '$T/l/config.json' 'd[\"num_hidden_layers\"]')\" = 1 ]"
 check "layers: the unit spanning the removed block lowers its reconstruction loss" \
   "[ \"\$(js '$T/l/freelunch.json' 'd[\"units\"][0][\"loss_after\"] < 0.9 * d[\"units\"][0][\"loss_before\"]')\" = True ]"
+check "layers: drift measured against the dense span, the block outputs and the linears that kept their width" \
+  "[ \"\$(js '$T/l/freelunch.json' 'd[\"drift_out\"] > 0 and [e[\"name\"] for e in d[\"drift\"]][-1] == \"layers.0\" and len(d[\"drift\"]) == 8')\" = True ]"
+check "heads: drift of the linears whose output kept its width, no local drift where the input shrank" \
+  "[ \"\$(js '$T/h/freelunch.json' '[e[\"name\"] for e in d[\"drift\"] if \"local\" not in e] == [\"layers.0.o\", \"layers.0\", \"layers.1.o\", \"layers.1\"] and not any(e[\"name\"].endswith((\".q\", \".k\", \".v\")) for e in d[\"drift\"])')\" = True ]"
 check "layers: inference throughput measured for it and for the dense model" "[ \"\$(js '$T/l/freelunch.json' 'd[\"profile\"][\"infer_tok_s\"] > 0 and d[\"profile\"][\"infer_tok_s_dense\"] > 0')\" = True ]"
 "$FL" prune --model "$T/m" --criterion angular --structure layers --sparsity 0.5 --reconstruct retrain:full --hidden-distill 1 $C --out "$T/hd" --no-model >"$T/hd.log" 2>&1
 check "layers: retraining with hidden-state distillation" "[ $? -eq 0 ] && [ \"\$(js '$T/hd/freelunch.json' 'd[\"units\"][0][\"name\"]')\" = 'model (retrain:full, hidden-state)' ]"
