@@ -119,6 +119,12 @@ int fl_structure_removed(int n, double frac, fl_structure s, int *k);
 /* keep[i] = 0 for the k lowest scores, 1 otherwise; of equal scores the
  * higher index goes first, so selections are deterministic. */
 void fl_structure_keep_lowest(const double *score, int n, int k, uint8_t *keep);
+/* The global version (FLAP's adaptive ratio): score[L*n], block by block;
+ * keep[L*n] = 0 for the k lowest over all blocks, lowest first, except that
+ * a block never loses its last structure (the next lowest elsewhere goes
+ * instead); ties as above, over the flat index. -1 with a message when k
+ * exceeds L*(n-1) or out of memory. */
+int fl_structure_keep_lowest_global(const double *score, int L, int n, int k, uint8_t *keep);
 
 typedef struct fl_width_job {
     const void *priv;
@@ -179,6 +185,12 @@ typedef struct fl_criterion {
     /* FLAP: the removed structures' mean contribution is folded into the
      * bias of the projection they fed (harness/structured.c does it) */
     int bias_compensation;
+    /* Optional (width criteria): 1 when, with these options, the scores
+     * are comparable across blocks (FLAP's global adaptive ratio:
+     * standardised per block) and the lowest of the whole model are
+     * removed, every block keeping at least one; NULL or 0: every block
+     * loses the same count. */
+    int (*global_ratio)(const void *priv);
 } fl_criterion;
 
 extern const fl_criterion *const FL_CRITERIA[];   /* NULL-terminated */

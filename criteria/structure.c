@@ -77,3 +77,35 @@ const fl_param *fl_width_proj(const fl_config *c, const fl_layer *y, fl_structur
     *per = heads ? c->n_head / c->n_kv_head * c->head_dim : 1;
     return heads ? y->o_w : y->fc2_w;
 }
+
+typedef struct { double s; int i; } scored;
+
+static int cmp_scored(const void *a, const void *b) {
+    const scored *x = a, *y = b;
+    if (x->s != y->s) return x->s < y->s ? -1 : 1;
+    return (x->i < y->i) - (x->i > y->i);   /* the higher index first */
+}
+
+int fl_structure_keep_lowest_global(const double *score, int L, int n, int k, uint8_t *keep) {
+    const int64_t N = (int64_t)L * n;
+    if (k < 0 || (int64_t)k > (int64_t)L * (n - 1))
+        return fl_err("removing %d of %d structures would leave a block with none (at most %lld: one kept per block)", k,
+                      (int)N, (long long)L * (n - 1));
+    scored *o = malloc(sizeof *o * (size_t)N);
+    int *gone = calloc((size_t)L, sizeof(int));
+    if (!o || !gone) { free(o); free(gone); return fl_err("structured pruning: out of memory"); }
+    for (int64_t i = 0; i < N; i++) { o[i].s = score[i]; o[i].i = (int)i; keep[i] = 1; }
+    /* qsort (libc) over (score, index): a total order, so the result does
+     * not depend on the sort's stability */
+    qsort(o, (size_t)N, sizeof *o, cmp_scored);
+    for (int64_t r = 0, done = 0; r < N && done < k; r++) {
+        const int l = o[r].i / n;
+        if (gone[l] == n - 1) continue;   /* its last structure stays */
+        keep[o[r].i] = 0;
+        gone[l]++;
+        done++;
+    }
+    free(o);
+    free(gone);
+    return 0;
+}

@@ -38,7 +38,7 @@ typedef struct {
 } fl_drift_entry;
 
 typedef struct {
-    int n;                /* entries: n_layer * (linears per block + 1) */
+    int n;                /* entries: n_layer * (linears per block + 1); fewer for a structured model */
     fl_drift_entry *e;    /* malloc'd, depth order (above) */
     double mean, max;     /* over the linears' accumulated drift */
     double out;           /* the last block's output */
@@ -50,6 +50,17 @@ typedef struct {
  * architecture (the pruned one derived from the dense one). 0, or -1 with
  * fl_err. The result is empty (n = 0) when nwin is 0. */
 int fl_drift_measure(fl_model *pruned, fl_model *dense, const int32_t *tok, int nwin, int T, int batch, fl_drift_result *out);
+/* The same for a structurally pruned model (issue 15): block l of the
+ * pruned model stands for dense blocks dense_block[l] to dense_block[l+1]
+ * - 1 (the last to the dense model's last; dense_block[0] = 0), so a block
+ * output is compared with the dense stream after the span it stands for,
+ * and a linear with dense block dense_block[l]'s. Linears are compared
+ * where their output kept its width (o and down always, q/k/v when only
+ * channels went, ...), their local drift where their input did too (NaN
+ * otherwise); linears whose output shrank are not listed. NULL: the
+ * identity, with the shapes required equal (fl_drift_measure). */
+int fl_drift_measure_mapped(fl_model *pruned, fl_model *dense, const int *dense_block, const int32_t *tok, int nwin, int T,
+                            int batch, fl_drift_result *out);
 void fl_drift_free(fl_drift_result *r);
 
 #endif

@@ -61,8 +61,9 @@ static void capture_hook(void *ctx, int layer, fl_site site, const float *x, int
     if (site == cc->site) memcpy(cc->dst, x, sizeof(float) * (size_t)N * cols);
 }
 
-static int site_width(const fl_model *m, fl_site s) {
-    return s == FL_SITE_O ? m->cfg.n_head * m->cfg.head_dim : s == FL_SITE_MLP_OUT ? m->cfg.d_ff : m->cfg.d;
+/* the input width of a site of block l (blocks differ after FLAP's global ratio) */
+static int site_width(const fl_model *m, int l, fl_site s) {
+    return s == FL_SITE_O ? fl_layer_heads(&m->cfg, l) * m->cfg.head_dim : s == FL_SITE_MLP_OUT ? fl_layer_ff(&m->cfg, l) : m->cfg.d;
 }
 
 /* ||X D^T||^2 / ||X W^T||^2 with D = W - W', from the Gram matrix G = X^T X:
@@ -84,7 +85,7 @@ static double layer_error(const float *W, const float *Wp, int rows, int cols, c
  * capture site, each batch's input at that site is copied into cap. */
 static int range_pass(fl_model *m, fl_range r, const float *in, float *out, int nwin, int T, int batch,
                       fl_hook hook, void *hctx, fl_site cap_site, float *cap) {
-    const int d = m->cfg.d, cw = cap ? site_width(m, cap_site) : 0;
+    const int d = m->cfg.d, cw = cap ? site_width(m, r.s0 / 2, cap_site) : 0;
     float *tmp = out ? NULL : fl_allocf((size_t)batch * T * d);
     for (int w0 = 0; w0 < nwin; w0 += batch) {
         int B = nwin - w0 < batch ? nwin - w0 : batch;
@@ -455,7 +456,7 @@ static int walk_prune(walk_t *w, int j) {
         return fl_err("walk: no stream stands before layers.%d to prune it from", b);
     int rc = 0;
     unit_stats us = { calloc(1, sizeof *us.st), b, b + 1 };
-    for (int s = 0; s < 4; s++) fl_stats_init(&us.st[0][s], FL_STATS_GRAM, site_width(m, (fl_site)s));
+    for (int s = 0; s < 4; s++) fl_stats_init(&us.st[0][s], FL_STATS_GRAM, site_width(m, b, (fl_site)s));
     /* dense: the pass through the dense block is also the dense stream's next step */
     rc = range_pass(m, rg, from_S ? w->S : w->P, w->prune_dense ? w->P : NULL, nw, T, w->batch, stats_hook, &us, 0, NULL);
     fl_prof_enter(&w->r->prof, FL_PH_PRUNE);
@@ -542,7 +543,7 @@ static int capture(walk_t *w, int s, fl_site site) {
     if (c->sub == s && c->site == site) return 0;
     capture_free(c);
     fl_model *m = w->m;
-    const int nw = w->nwin, T = w->T, cw = site_width(m, site);
+    const int nw = w->nwin, T = w->T, cw = site_width(m, s / 2, site);
     const int64_t NT = (int64_t)nw * T;
     const fl_range rg = { s, s + 1, 0, 0 };
     fl_prof_enter(&w->r->prof, FL_PH_STATS);
@@ -570,7 +571,7 @@ static int walk_linear(walk_t *w, int j) {
     fl_param *lw[7], *lb[7];
     fl_layer_linears(m, pu->layer, lw, lb, NULL);
     const fl_site site = sh[pu->lin].site;
-    const int cw = site_width(m, site);
+    const int cw = site_width(m, pu->layer, site);
     fl_prof_enter(&w->r->prof, FL_PH_STATS);
     if (advance(w, pu->s0) != 0 || capture(w, pu->s0, site) != 0) return -1;
     const capture_t *c = &w->cap;
@@ -784,8 +785,9 @@ static int drift_windows(const fl_cell_cfg *c, int *k) {
  * tokens) from --drift-data, else from the --calib token file (a model
  * calibrated on token files may have no tokenizer), else from sotu-val,
  * written to drift.bin; the dense model loaded again beside the pruned
- * one, measured, freed. */
-static int measure_drift(const fl_cell_cfg *c, fl_model *m, int T, int batch, fl_drift_result *dr) {
+ * one, measured, freed. dense_block: a structured cell's map of its blocks
+ * to the dense ones (NULL: the same model shapes). */
+static int measure_drift(const fl_cell_cfg *c, fl_model *m, const int *dense_block, int T, int batch, fl_drift_result *dr) {
     int k = -1;
     if (drift_windows(c, &k) != 0 || k == 0) return k == 0 ? 0 : -1;
     fl_calib dw = { 0 };
@@ -794,7 +796,7 @@ static int measure_drift(const fl_cell_cfg *c, fl_model *m, int T, int batch, fl
     fl_model dense;
     int rc = fl_model_load(&dense, c->model_dir);
     if (rc == 0) {
-        rc = fl_drift_measure(m, &dense, dw.tokens, dw.n, T, batch, dr);
+        rc = fl_drift_measure_mapped(m, &dense, dense_block, dw.tokens, dw.n, T, batch, dr);
         fl_model_free(&dense);
     }
     fl_calib_free(&dw);
@@ -1000,8 +1002,10 @@ static int cell_run(const fl_cell_cfg *c, fl_cell_result *r, walk_t *wp) {
         fl_prof_enter(&r->prof, FL_PH_CALIB);
         if (rc != 0) { fl_struct_report_free(&srep); fl_free(X); fl_calib_free(&cal); fl_model_free(&m); return -1; }
         if (c->progress)
-            fprintf(stderr, "structured: removed %d of %d %s%s; %lld -> %lld parameters\n", srep.k, srep.n, c->structure,
-                    skind == FL_STRUCT_LAYERS ? "" : " per block", (long long)srep.params_before, (long long)srep.params_after);
+            fprintf(stderr, "structured: removed %d of %d %s%s; %lld -> %lld parameters\n", srep.k,
+                    srep.global ? srep.n * srep.n_dense_layers : srep.n, c->structure,
+                    skind == FL_STRUCT_LAYERS ? "" : srep.global ? " in all (global ratio)" : " per block",
+                    (long long)srep.params_before, (long long)srep.params_after);
     }
     if (!model_units) fl_calib_free(&cal);   /* only a model unit trains on the tokens */
 
@@ -1075,8 +1079,9 @@ static int cell_run(const fl_cell_cfg *c, fl_cell_result *r, walk_t *wp) {
     if (w.sr) r->sparsity = 1.0 - (double)r->params / (double)r->params_dense;   /* the parameters removed */
     else r->params_dense = r->params;
     fl_prof_enter(&r->prof, FL_PH_DRIFT);
-    /* drift compares linear by linear: a structurally pruned model has other shapes */
-    rc = w.sr ? 0 : measure_drift(c, &m, T, batch, &r->drift);
+    /* a structurally pruned model: each block against the dense span it
+     * stands for, the linears whose output kept its width (eval/drift.h) */
+    rc = measure_drift(c, &m, w.sr ? srep.dense_block : NULL, T, batch, &r->drift);
     fl_prof_enter(&r->prof, FL_PH_NONE);
     if (rc != 0) { fl_model_free(&m); return -1; }
 
@@ -1181,6 +1186,11 @@ static int cell_run(const fl_cell_cfg *c, fl_cell_result *r, walk_t *wp) {
         cJSON_AddStringToObject(so, "structure", c->structure);
         cJSON_AddNumberToObject(so, "structures", srep.n);
         cJSON_AddNumberToObject(so, "removed", srep.k);
+        if (skind != FL_STRUCT_LAYERS) {   /* per block: differs between blocks with a global ratio */
+            cJSON_AddBoolToObject(so, "global", srep.global);
+            cJSON *rb = cJSON_AddArrayToObject(so, "removed_per_block");
+            for (int l = 0; l < srep.n_dense_layers; l++) cJSON_AddItemToArray(rb, cJSON_CreateNumber(srep.removed_block[l]));
+        }
         cJSON *kb = cJSON_AddArrayToObject(so, "dense_blocks");
         for (int i = 0; i < m.cfg.n_layer; i++) cJSON_AddItemToArray(kb, cJSON_CreateNumber(srep.dense_block[i]));
     }
@@ -1213,7 +1223,7 @@ static int cell_run(const fl_cell_cfg *c, fl_cell_result *r, walk_t *wp) {
             cJSON *o = cJSON_CreateObject();
             cJSON_AddStringToObject(o, "name", e->name);
             cJSON_AddNumberToObject(o, "accumulated", e->accumulated);
-            if (!e->block) cJSON_AddNumberToObject(o, "local", e->local);
+            if (!e->block && !isnan(e->local)) cJSON_AddNumberToObject(o, "local", e->local);   /* NaN: the input shrank */
             cJSON_AddItemToArray(dr, o);
         }
         cJSON_AddNumberToObject(j, "drift_mean", r->drift.mean);

@@ -559,7 +559,10 @@ static int model_config(const char *model, const char *cache, fl_config *cfg) {
  * not built yet, or a reconstructor predict.c does not cover). */
 static void predict_cell(const fl_cell_spec *s, const char *cache, char *wk, char *pk, size_t n) {
     fl_config cfg;
-    const char *model = fl_cell_get(s, "model");
+    const char *model = fl_cell_get(s, "model"), *st = fl_cell_get(s, "structure");
+    /* a structured cell recovers a smaller model beside the dense one,
+     * which predict.c does not count: "?" rather than the dense figure */
+    if (st && strcmp(st, "none")) return;
     if (!model || model_config(model, cache, &cfg) != 0) { fl_err_clear(); return; }
     const char *v[7], *keys[7] = { "reconstruct", "propagation", "trainable", "calib-samples", "batch-size", "prune-stream",
                                    "optimizer" };

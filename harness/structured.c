@@ -3,6 +3,7 @@
 #include "structured.h"
 #include "model/alloc.h"
 #include "model/err.h"
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,9 +25,7 @@ int fl_struct_check(const fl_criterion *c, fl_structure kind, const fl_config *c
                           "(heads, channels), block-influence, angular, layer-ppl (layers)", fl_structure_name(kind), c->name);
         return fl_err("--structure %s: criterion %s removes %s only", fl_structure_name(kind), c->name, can);
     }
-    if (kind == FL_STRUCT_HEADS && cfg->learned_pos)
-        return fl_err("--structure heads: a %s config cannot hold fewer heads than hidden size / head size (HF's GPT-2 and OPT "
-                      "derive the head size from them); remove channels or layers", fl_family_name(cfg->family));
+    (void)cfg;
     return 0;
 }
 
@@ -49,25 +48,39 @@ static int count_kept(const uint8_t *k, int n) {
 int fl_struct_build(const fl_model *src, const fl_struct_keep *k, fl_model *out) {
     const fl_config *c = &src->cfg;
     const int L = c->n_layer, KV = c->n_kv_head, G = c->n_head / c->n_kv_head, hd = c->head_dim, F = c->d_ff, d = c->d;
+    if (fl_config_nonuniform(c))
+        return fl_err("structured pruning: the model already has per-layer sizes; prune the dense model instead");
     fl_config nc = *c;
-    int kept[FL_MAX_LAYERS], Lp = 0;
+    int kept[FL_MAX_LAYERS], Lp = 0, na[FL_MAX_LAYERS], nb[FL_MAX_LAYERS];
     for (int l = 0; l < L; l++)
         if (!k->keep_layer || k->keep_layer[l]) kept[Lp++] = l;
-    int KVp = KV, Fp = F;
+    /* blocks may keep different counts (FLAP's global ratio): the config
+     * then holds the largest and per-layer sizes for the others */
+    int KVp = 0, Fp = 0;
     for (int i = 0; i < Lp; i++) {
-        int a = k->keep_kv ? count_kept(k->keep_kv + (int64_t)kept[i] * KV, KV) : KV;
-        int b = k->keep_ch ? count_kept(k->keep_ch + (int64_t)kept[i] * F, F) : F;
-        if (i == 0) { KVp = a; Fp = b; }
-        else if (a != KVp || b != Fp)
-            return fl_err("structured pruning: blocks keep different numbers of heads or channels (only uniform ratios are supported)");
+        na[i] = k->keep_kv ? count_kept(k->keep_kv + (int64_t)kept[i] * KV, KV) : KV;
+        nb[i] = k->keep_ch ? count_kept(k->keep_ch + (int64_t)kept[i] * F, F) : F;
+        if (na[i] < 1 || nb[i] < 1) return fl_err("structured pruning: nothing would be left of block %d", kept[i]);
+        if (na[i] > KVp) KVp = na[i];
+        if (nb[i] > Fp) Fp = nb[i];
     }
-    if (Lp < 1 || KVp < 1 || Fp < 1) return fl_err("structured pruning: nothing would be left of a block");
+    if (Lp < 1) return fl_err("structured pruning: nothing would be left of the model");
     nc.n_layer = Lp;
     nc.n_kv_head = KVp;
     nc.n_head = KVp * G;
     nc.d_ff = Fp;
-    if (k->comp_o) { nc.o_bias = 1; if (c->family == FL_LLAMA) nc.qkv_bias = 1; }
+    memset(nc.layer_kv, 0, sizeof nc.layer_kv);
+    memset(nc.layer_ff, 0, sizeof nc.layer_ff);
+    for (int i = 0; i < Lp; i++) {
+        nc.layer_kv[i] = na[i] == KVp ? 0 : na[i];
+        nc.layer_ff[i] = nb[i] == Fp ? 0 : nb[i];
+    }
+    /* the compensated bias, and the ones HF's config key brings with it:
+     * llama's attention_bias is q/k/v/o, its mlp_bias gate/up/down, OPT's
+     * enable_bias every linear's */
+    if (k->comp_o) { nc.o_bias = 1; if (c->family == FL_LLAMA || c->family == FL_OPT) nc.qkv_bias = 1; }
     if (k->comp_fc2) nc.mlp_bias = 1;
+    if (c->family == FL_OPT && (k->comp_o || k->comp_fc2)) nc.qkv_bias = nc.o_bias = nc.mlp_bias = 1;
     if (fl_model_create(out, &nc) != 0) return -1;
     int *qsel = malloc(sizeof(int) * ((size_t)nc.n_head * hd + (size_t)KVp * hd + (size_t)Fp));
     if (!qsel) { fl_model_free(out); return fl_err("structured pruning: out of memory"); }
@@ -104,6 +117,7 @@ int fl_struct_build(const fl_model *src, const fl_struct_keep *k, fl_model *out)
         copy_sel(y->fc1_w, s->fc1_w, fsel, NULL);
         copy_sel(y->fc1_b, s->fc1_b, fsel, NULL);
         copy_sel(y->up_w, s->up_w, fsel, NULL);
+        copy_sel(y->up_b, s->up_b, fsel, NULL);
         copy_sel(y->fc2_w, s->fc2_w, NULL, fsel);
         copy_sel(y->fc2_b, s->fc2_b, NULL, NULL);
         if (k->comp_o)
@@ -176,13 +190,18 @@ static int prune_width(fl_model *m, const fl_crit_inst *ci, fl_structure kind, i
     const fl_config *c = &m->cfg;
     const int L = c->n_layer, d = c->d, n = rep->n, qd = c->n_head * c->head_dim;
     const size_t ssz = (size_t)nwin * T * d;
+    const int heads = kind == FL_STRUCT_HEADS, pcols = heads ? qd : c->d_ff;
     float *S = fl_allocf(ssz);
     memcpy(S, X, sizeof(float) * ssz);
     uint8_t *keep = calloc((size_t)L * n, 1);
-    double *score = calloc((size_t)n, sizeof(double));
+    double *score = calloc((size_t)L * n, sizeof(double));
     const int comp = ci->crit->bias_compensation;
+    const int global = ci->crit->global_ratio && ci->crit->global_ratio(ci->priv);
     float *cb = comp ? calloc((size_t)L * d, sizeof(float)) : NULL;
-    int rc = keep && score && (!comp || cb) ? 0 : fl_err("structured pruning: out of memory");
+    /* the mean input of every block's output projection, for the
+     * compensation once the selection (global: over all blocks) is made */
+    double *mu = comp ? calloc((size_t)L * pcols, sizeof(double)) : NULL;
+    int rc = keep && score && (!comp || (cb && mu)) ? 0 : fl_err("structured pruning: out of memory");
     const int widths[4] = { d, qd, d, c->d_ff };
     for (int l = 0; l < L && rc == 0; l++) {
         /* statistics on the dense model's own activations: one pass of
@@ -190,37 +209,44 @@ static int prune_width(fl_model *m, const fl_crit_inst *ci, fl_structure kind, i
         block_stats bs = { .layer = l };
         for (int s = 0; s < 4 && rc == 0; s++) rc = fl_chan_stats_init(&bs.st[s], widths[s]);
         if (rc == 0) rc = block_pass(m, l, S, nwin, T, batch, chan_hook, &bs);
-        const int heads = kind == FL_STRUCT_HEADS;
         fl_width_job j = { .priv = ci->priv, .kind = kind, .cfg = c, .y = &m->layers[l],
                            .proj = &bs.st[heads ? FL_SITE_O : FL_SITE_MLP_OUT], .in = &bs.st[heads ? FL_SITE_QKV : FL_SITE_MLP_IN],
-                           .n = n, .score = score };
+                           .n = n, .score = score + (int64_t)l * n };
         if (rc == 0) rc = ci->crit->score_width(&j);
-        if (rc == 0) fl_structure_keep_lowest(score, n, k, keep + (int64_t)l * n);
-        if (rc == 0 && comp) {
-            /* FLAP's compensation: the removed input channels j of the
-             * output projection W contribute W[:, j] * mean(X_j) on
-             * average; that constant goes into the bias */
-            int per;
-            const fl_param *W = fl_width_proj(c, &m->layers[l], kind, &per);
-            for (int s = 0; s < n; s++) {
-                if (keep[(int64_t)l * n + s]) continue;
-                for (int col = s * per; col < (s + 1) * per; col++) {
-                    const double mu = fl_chan_mean(j.proj, col);
-                    for (int r = 0; r < d; r++) cb[(int64_t)l * d + r] += (float)(W->w[(int64_t)r * W->cols + col] * mu);
-                }
-            }
-        }
+        if (rc == 0 && !global) fl_structure_keep_lowest(score + (int64_t)l * n, n, k, keep + (int64_t)l * n);
+        for (int col = 0; rc == 0 && comp && col < pcols; col++) mu[(int64_t)l * pcols + col] = fl_chan_mean(j.proj, col);
         for (int s = 0; s < 4; s++) fl_chan_stats_free(&bs.st[s]);
     }
     fl_free(S);
+    if (rc == 0 && global) rc = fl_structure_keep_lowest_global(score, L, n, k, keep);
     free(score);
+    for (int l = 0; l < L && rc == 0 && comp; l++) {
+        /* FLAP's compensation: the removed input channels j of the output
+         * projection W contribute W[:, j] * mean(X_j) on average; that
+         * constant goes into the bias */
+        int per;
+        const fl_param *W = fl_width_proj(c, &m->layers[l], kind, &per);
+        for (int s = 0; s < n; s++) {
+            if (keep[(int64_t)l * n + s]) continue;
+            for (int col = s * per; col < (s + 1) * per; col++) {
+                const double mean = mu[(int64_t)l * pcols + col];
+                for (int r = 0; r < d; r++) cb[(int64_t)l * d + r] += (float)(W->w[(int64_t)r * W->cols + col] * mean);
+            }
+        }
+    }
+    free(mu);
     if (rc == 0) {
-        fl_struct_keep kk = { .keep_kv = kind == FL_STRUCT_HEADS ? keep : NULL, .keep_ch = kind == FL_STRUCT_CHANNELS ? keep : NULL,
-                              .comp_o = kind == FL_STRUCT_HEADS ? cb : NULL, .comp_fc2 = kind == FL_STRUCT_CHANNELS ? cb : NULL };
+        fl_struct_keep kk = { .keep_kv = heads ? keep : NULL, .keep_ch = heads ? NULL : keep,
+                              .comp_o = heads ? cb : NULL, .comp_fc2 = heads ? NULL : cb };
         rc = fl_struct_build(m, &kk, out);
     }
     rep->keep = keep;
     rep->nkeep = (size_t)L * n;
+    rep->global = global;
+    for (int l = 0; keep && l < L; l++) {
+        rep->removed_block[l] = 0;
+        for (int s = 0; s < n; s++) rep->removed_block[l] += !keep[(int64_t)l * n + s];
+    }
     free(cb);
     for (int l = 0; l < L; l++) rep->dense_block[l] = l;
     return rc;
@@ -273,7 +299,19 @@ int fl_struct_prune(fl_model *m, const fl_crit_inst *ci, fl_structure kind, doub
     rep->kind = kind;
     rep->n = fl_structure_count(&m->cfg, kind);
     rep->n_dense_layers = m->cfg.n_layer;
-    if (fl_structure_removed(rep->n, frac, kind, &rep->k) != 0) return -1;
+    if (fl_config_nonuniform(&m->cfg))
+        return fl_err("structured pruning: the model already has per-layer sizes; prune the dense model instead");
+    const int global = kind != FL_STRUCT_LAYERS && ci->crit->global_ratio && ci->crit->global_ratio(ci->priv);
+    if (global) {
+        /* FLAP's global ratio: the fraction of all the model's structures,
+         * one kept per block at least */
+        const int64_t all = (int64_t)rep->n * m->cfg.n_layer;
+        if (!(frac >= 0 && frac < 1)) return fl_structure_removed(rep->n, frac, kind, &rep->k);
+        rep->k = (int)floor(frac * (double)all + 0.5);
+        if (rep->k > all - m->cfg.n_layer)
+            return fl_err("--sparsity %g with --structure %s and a global ratio removes %d of %lld; at most %lld (one kept per block)",
+                          frac, fl_structure_name(kind), rep->k, (long long)all, (long long)(all - m->cfg.n_layer));
+    } else if (fl_structure_removed(rep->n, frac, kind, &rep->k) != 0) return -1;
     if (batch < 1) batch = 8;
     rep->params_before = fl_model_num_params(m);
     int rc = kind == FL_STRUCT_LAYERS ? prune_depth(m, ci, rep->k, X, tok, nwin, T, batch, verbose, out, rep)

@@ -7,11 +7,12 @@
 #include "criteria/criterion.h"
 #include "model/model.h"
 
-/* What the builder keeps of a dense model. Every kept block keeps the same
- * number of groups and channels (uniform ratios: one config describes the
- * result). comp_o / comp_fc2 [L*d] (dense block index): added to the bias
- * of o / fc2 (created, zero, when the model has none; for llama the q/k/v
- * biases come with it, as HF's attention_bias has all four). */
+/* What the builder keeps of a dense model. Blocks may keep different
+ * numbers of groups and channels (FLAP's global ratio): the config then
+ * carries per-layer sizes (fl_config.layer_kv, layer_ff). comp_o / comp_fc2 [L*d] (dense block index): added to the bias
+ * of o / fc2 (created, zero, when the model has none, with the biases
+ * HF's config key brings along: llama's attention_bias is q/k/v/o, its
+ * mlp_bias gate/up/down; OPT's enable_bias is every linear's). */
 typedef struct {
     const uint8_t *keep_layer;   /* [L], NULL: all */
     const uint8_t *keep_kv;      /* [L * n_kv_head], NULL: all */
@@ -24,7 +25,9 @@ int fl_struct_build(const fl_model *src, const fl_struct_keep *k, fl_model *out)
 
 typedef struct {
     fl_structure kind;
-    int n, k;                    /* structures per block (blocks for layers), removed */
+    int n, k;                    /* structures per block (blocks for layers), removed (per block; in all with global) */
+    int global;                  /* the criterion's global ratio: blocks lost different counts (keep says which) */
+    int removed_block[FL_MAX_LAYERS];   /* width structures: how many each dense block lost */
     int64_t params_before, params_after;
     int n_dense_layers;
     int dense_block[FL_MAX_LAYERS];   /* the dense block each kept block was (n_layer of the result) */

@@ -112,6 +112,43 @@ static int get_bool(const cfg_src *s, const char *k, int *out, int def) {
     return 0;
 }
 
+/* GPT-2 and OPT derive the head size as hidden / heads, and HF's classes
+ * know no other; "head_dim" is freelunch's key for a model whose heads
+ * were removed (structured pruning keeps the head size and the hidden
+ * size): freelunch and tests/oracle/torch_ref.py read it, HF's GPT-2 and
+ * OPT classes ignore it and refuse the smaller q/k/v shapes. */
+static int get_head_dim(const cfg_src *s, fl_config *c) {
+    const int def = c->n_head > 0 ? c->d / c->n_head : 0;
+    if (get_int(s, "head_dim", &c->head_dim, def, 0)) return -1;
+    if (c->head_dim != def && c->head_dim > 0 && c->d > 0 && c->d % c->head_dim == 0 && c->d / c->head_dim > c->n_head) return 0;
+    if (c->head_dim != def)
+        return fl_err("%s: \"head_dim\" %d with %d heads must divide hidden size %d into more than %d heads (fewer heads "
+                      "than hidden / head_dim, as after head removal)", s->path, c->head_dim, c->n_head, c->d, c->n_head);
+    return 0;
+}
+
+/* freelunch's per-layer sizes (FLAP's global ratio leaves every block its
+ * own): an array of one integer per block, each in 1 to the config's own
+ * value (num_key_value_heads, or num_attention_heads where the family has
+ * no groups; intermediate_size / n_inner / ffn_dim), which is the largest.
+ * HF's classes know no such key. out[l] = 0 where a block has the
+ * config's value. */
+static int get_layer_sizes(const cfg_src *s, const char *k, int max, int L, int *out) {
+    const cJSON *j = key(s, k);
+    if (!j) return 0;
+    if (!cJSON_IsArray(j) || L < 1 || L > FL_MAX_LAYERS || cJSON_GetArraySize(j) != L)
+        return fl_err("%s: \"%s\" must be an array of one integer per block (%d)", s->path, k, L);
+    int l = 0;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, j) {
+        double v = cJSON_IsNumber(e) ? e->valuedouble : 0.5;
+        if (!(v >= 1 && v <= max) || v != floor(v))
+            return fl_err("%s: \"%s\"[%d] must be an integer in 1 to %d (the config's own value, the largest)", s->path, k, l, max);
+        out[l++] = (int)v == max ? 0 : (int)v;
+    }
+    return 0;
+}
+
 static int get_str(const cfg_src *s, const char *k, const char **out, const char *def) {
     const cJSON *j = key(s, k);
     if (!j) { *out = def; return 0; }
@@ -225,7 +262,7 @@ static int parse_config(fl_config *c, const cfg_src *s) {
         if (get_bool(s, "scale_attn_weights", &flag, 1)) return -1;
         if (!flag) return unsupported(s, "scale_attn_weights = false");
         c->n_kv_head = c->n_head;
-        c->head_dim = c->n_head > 0 ? c->d / c->n_head : 0;
+        if (get_head_dim(s, c)) return -1;
         break;
     case FL_OPT:
         if (get_int(s, "hidden_size", &c->d, 0, 1) || get_int(s, "num_hidden_layers", &c->n_layer, 0, 1) ||
@@ -253,7 +290,7 @@ static int parse_config(fl_config *c, const cfg_src *s) {
         c->qkv_bias = c->o_bias = c->mlp_bias = flag;
         c->eps = 1e-5f;   /* HF OPT uses nn.LayerNorm's default, not a config key */
         c->n_kv_head = c->n_head;
-        c->head_dim = c->n_head > 0 ? c->d / c->n_head : 0;
+        if (get_head_dim(s, c)) return -1;
         break;
     case FL_LLAMA:
     case FL_QWEN2:
@@ -270,14 +307,17 @@ static int parse_config(fl_config *c, const cfg_src *s) {
         if (fam == FL_LLAMA) {
             if (get_bool(s, "attention_bias", &flag, 0)) return -1;
             c->qkv_bias = c->o_bias = flag;
-            if (get_bool(s, "mlp_bias", &flag, 0)) return -1;
-            if (flag) return unsupported(s, "mlp_bias = true");
+            /* HF LlamaMLP's mlp_bias: gate, up and down biases together */
+            if (get_bool(s, "mlp_bias", &c->mlp_bias, 0)) return -1;
         } else {
             if (get_bool(s, "use_sliding_window", &flag, 0)) return -1;
             if (flag) return unsupported(s, "use_sliding_window = true");
         }
         break;
     }
+    if (get_layer_sizes(s, "layer_num_key_value_heads", c->n_kv_head, c->n_layer, c->layer_kv) ||
+        get_layer_sizes(s, "layer_intermediate_size", c->d_ff, c->n_layer, c->layer_ff))
+        return -1;
     if (get_token_id(s, "bos_token_id", &c->bos_id) || get_token_id(s, "eos_token_id", &c->eos_id)) return -1;
     return fl_config_validate(c, s->path);
 }
@@ -326,12 +366,15 @@ static const char *inexpressible(const fl_config *c) {
         if (!c->qkv_bias || !c->o_bias || !c->mlp_bias) return "gpt2 always has biases";
         /* fall through */
     case FL_OPT:
-        if (c->n_kv_head != c->n_head || c->n_head * c->head_dim != c->d) return "grouped or resized heads";
+        /* fewer heads than hidden / head size (heads removed) is written with
+         * freelunch's "head_dim" key; any other shape is not */
+        if (c->n_kv_head != c->n_head || c->head_dim < 1 || c->d % c->head_dim || c->n_head * c->head_dim > c->d)
+            return "grouped heads, or a head size that does not divide the hidden size";
         if (c->qkv_bias != c->o_bias || c->o_bias != c->mlp_bias) return "biases must be all on or all off";
         if (c->family == FL_OPT && c->eps != 1e-5f) return "OPT's LayerNorm epsilon is fixed at 1e-5";
         break;
     case FL_LLAMA:
-        if (c->qkv_bias != c->o_bias || c->mlp_bias) return "llama has attention_bias for q/k/v/o together and no MLP bias";
+        if (c->qkv_bias != c->o_bias) return "llama has attention_bias for q/k/v/o together";
         break;
     case FL_QWEN2:
         if (!c->qkv_bias || c->o_bias || c->mlp_bias) return "qwen2 has q/k/v biases only";
@@ -360,6 +403,7 @@ int fl_config_save(const fl_config *c, const char *path) {
         cJSON_AddNumberToObject(j, "n_ctx", c->max_pos);   /* older transformers read this */
         cJSON_AddStringToObject(j, "activation_function", "gelu_new");
         cJSON_AddNumberToObject(j, "layer_norm_epsilon", float_json(c->eps));
+        if (c->n_head * c->head_dim != c->d) cJSON_AddNumberToObject(j, "head_dim", c->head_dim);   /* freelunch's key */
         break;
     case FL_OPT:
         cJSON_AddNumberToObject(j, "hidden_size", c->d);
@@ -372,6 +416,7 @@ int fl_config_save(const fl_config *c, const char *path) {
         cJSON_AddStringToObject(j, "activation_function", "relu");
         cJSON_AddBoolToObject(j, "enable_bias", c->qkv_bias);
         cJSON_AddBoolToObject(j, "layer_norm_elementwise_affine", 1);
+        if (c->n_head * c->head_dim != c->d) cJSON_AddNumberToObject(j, "head_dim", c->head_dim);   /* freelunch's key */
         break;
     case FL_LLAMA:
     case FL_QWEN2:
@@ -398,9 +443,15 @@ int fl_config_save(const fl_config *c, const char *path) {
         }
         if (c->family == FL_LLAMA) {
             cJSON_AddBoolToObject(j, "attention_bias", c->qkv_bias);
-            cJSON_AddBoolToObject(j, "mlp_bias", 0);
+            cJSON_AddBoolToObject(j, "mlp_bias", c->mlp_bias);
         } else cJSON_AddBoolToObject(j, "use_sliding_window", 0);
         break;
+    }
+    if (fl_config_nonuniform(c)) {   /* freelunch's keys (get_layer_sizes) */
+        int kv[FL_MAX_LAYERS], ff[FL_MAX_LAYERS];
+        for (int l = 0; l < c->n_layer; l++) { kv[l] = fl_layer_kv(c, l); ff[l] = fl_layer_ff(c, l); }
+        cJSON_AddItemToObject(j, "layer_num_key_value_heads", cJSON_CreateIntArray(kv, c->n_layer));
+        cJSON_AddItemToObject(j, "layer_intermediate_size", cJSON_CreateIntArray(ff, c->n_layer));
     }
     /* explicit even when it matches the class default: no guessing on reload */
     cJSON_AddBoolToObject(j, "tie_word_embeddings", c->tied);
@@ -559,7 +610,7 @@ static void build_map(const fl_model *m, hf_map *L) {
             add_attn_proj(L, y, P, at, "o_proj");
             add(L, MAP_COPY, y->mlp_norm_w, P, "layers.%d.post_attention_layernorm.weight", l);
             add_wb(L, y->fc1_w, y->fc1_b, P, "layers.%d.mlp.gate_proj", l);
-            add(L, MAP_COPY, y->up_w, P, "layers.%d.mlp.up_proj.weight", l);
+            add_wb(L, y->up_w, y->up_b, P, "layers.%d.mlp.up_proj", l);
             add_wb(L, y->fc2_w, y->fc2_b, P, "layers.%d.mlp.down_proj", l);
         }
         add(L, MAP_COPY, m->final_norm_w, P, "norm.weight");

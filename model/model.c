@@ -65,14 +65,24 @@ int fl_config_validate(const fl_config *c, const char *what) {
     if (qd > FL_MAX_HIDDEN * 4)
         return fl_err("%s: %d heads x %d = %lld query features, more than %d", what, c->n_head, c->head_dim,
                       (long long)qd, FL_MAX_HIDDEN * 4);
-    if (c->learned_pos && qd != c->d)
-        return fl_err("%s: %d heads x %d != hidden size %d", what, c->n_head, c->head_dim, c->d);
+    /* gpt2 / opt: positions are added to the stream, heads are slices of
+     * it; a model whose heads were removed has fewer (freelunch's head_dim
+     * key, model/checkpoint.c), never a head size that does not divide it */
+    if (c->learned_pos && (qd > c->d || c->d % c->head_dim))
+        return fl_err("%s: %d heads x %d do not fit hidden size %d (the head size must divide it)", what, c->n_head,
+                      c->head_dim, c->d);
     /* the RoPE tables are computed, not read, so the weights' size does not
      * bound them: 2^26 floats each covers a 1M context at head_dim 128 */
     if (!c->learned_pos && (int64_t)c->max_pos * c->head_dim / 2 > FL_MAX_ROPE_FLOATS)
         return fl_err("%s: RoPE tables of %d positions x head dimension %d are more than %lld floats", what, c->max_pos,
                       c->head_dim, (long long)FL_MAX_ROPE_FLOATS);
     if (c->pos_offset < 0 || c->pos_offset > 16) return fl_err("%s: position offset %d out of range", what, c->pos_offset);
+    for (int l = 0; l < FL_MAX_LAYERS; l++) {
+        if (c->layer_kv[l] < 0 || c->layer_kv[l] > c->n_kv_head || c->layer_ff[l] < 0 || c->layer_ff[l] > c->d_ff)
+            return fl_err("%s: block %d's %d key/value heads and %d MLP channels must be in 1 to %d and 1 to %d", what, l,
+                          c->layer_kv[l], c->layer_ff[l], c->n_kv_head, c->d_ff);
+        if (l >= c->n_layer && (c->layer_kv[l] || c->layer_ff[l])) return fl_err("%s: sizes of block %d beyond %d blocks", what, l, c->n_layer);
+    }
     if (c->proj && in_range(what, "embedding projection width", c->proj, FL_MAX_HIDDEN)) return -1;
     if (!(c->eps > 0)) return fl_err("%s: norm epsilon must be positive", what);
     const int64_t np = fl_config_num_params(c);
@@ -84,11 +94,15 @@ int fl_config_validate(const fl_config *c, const char *what) {
 int64_t fl_config_num_params(const fl_config *c) {
     const int64_t d = c->d;
     fl_linear_shape sh[7];
-    const int k = fl_config_linears(c, sh);
-    int64_t blk = d * (c->rms ? 2 : 4);   /* two norms, weight [and bias] */
-    for (int i = 0; i < k; i++) blk += (int64_t)sh[i].rows * sh[i].cols + (sh[i].bias ? sh[i].rows : 0);
+    int64_t blocks = 0;
+    for (int l = 0; l < c->n_layer; l++) {
+        const int k = fl_config_layer_linears(c, l, sh);
+        int64_t blk = d * (c->rms ? 2 : 4);   /* two norms, weight [and bias] */
+        for (int i = 0; i < k; i++) blk += (int64_t)sh[i].rows * sh[i].cols + (sh[i].bias ? sh[i].rows : 0);
+        blocks += blk;
+    }
     const int64_t e = c->proj ? c->proj : d;   /* embedding width */
-    int64_t n = blk * c->n_layer + (c->post_ln ? 0 : d * (c->rms ? 1 : 2)) + (int64_t)c->vocab * e * (c->tied ? 1 : 2);
+    int64_t n = blocks + (c->post_ln ? 0 : d * (c->rms ? 1 : 2)) + (int64_t)c->vocab * e * (c->tied ? 1 : 2);
     if (c->proj) n += 2 * d * e;   /* project_in, project_out */
     if (c->learned_pos) n += ((int64_t)c->max_pos + c->pos_offset) * d;
     return n;
@@ -149,8 +163,7 @@ int fl_model_create(fl_model *m, const fl_config *c) {
     memset(m, 0, sizeof *m);
     m->cfg = *c;
     /* fl_config_validate bounded every factor, so these products fit an int */
-    const int L = c->n_layer, d = c->d, hd = c->head_dim, F = c->d_ff;
-    const int qd = c->n_head * hd, kvd = c->n_kv_head * hd;
+    const int L = c->n_layer, d = c->d, hd = c->head_dim;
     reg_t r = { .p = calloc(8 + 17 * (size_t)L, sizeof(fl_param)) };
     m->layers = calloc((size_t)L, sizeof(fl_layer));
     if (!r.p || !m->layers) {
@@ -168,6 +181,8 @@ int fl_model_create(fl_model *m, const fl_config *c) {
     if (c->learned_pos) m->pos = reg_add(&r, "pos.weight", FL_PK_POS, -1, c->max_pos + c->pos_offset, d);
     for (int l = 0; l < L; l++) {
         fl_layer *y = &m->layers[l];
+        /* this block's own sizes (per-layer after FLAP's global ratio) */
+        const int qd = fl_layer_heads(c, l) * hd, kvd = fl_layer_kv(c, l) * hd, F = fl_layer_ff(c, l);
 #define ADD(field, sfx, kind, rows, cols) \
         (snprintf(nm, sizeof nm, "layers.%d.%s", l, sfx), y->field = reg_add(&r, nm, kind, l, rows, cols))
         ADD(attn_norm_w, "attn_norm.weight", FL_PK_NORM_W, d, 1);
@@ -185,6 +200,7 @@ int fl_model_create(fl_model *m, const fl_config *c) {
         ADD(fc1_w, "fc1.weight", FL_PK_LINEAR_W, F, d);
         if (c->mlp_bias) ADD(fc1_b, "fc1.bias", FL_PK_LINEAR_B, F, 1);
         if (c->act == FL_ACT_SWIGLU) ADD(up_w, "up.weight", FL_PK_LINEAR_W, F, d);
+        if (c->act == FL_ACT_SWIGLU && c->mlp_bias) ADD(up_b, "up.bias", FL_PK_LINEAR_B, F, 1);
         ADD(fc2_w, "fc2.weight", FL_PK_LINEAR_W, d, F);
         if (c->mlp_bias) ADD(fc2_b, "fc2.bias", FL_PK_LINEAR_B, d, 1);
 #undef ADD
@@ -272,7 +288,7 @@ int fl_layer_linears(fl_model *m, int l, fl_param **w, fl_param **b, const char 
     fl_layer *y = &m->layers[l];
     int swi = m->cfg.act == FL_ACT_SWIGLU, n = 0;
     fl_param *ws[7] = { y->q_w, y->k_w, y->v_w, y->o_w, y->fc1_w, swi ? y->up_w : y->fc2_w, y->fc2_w };
-    fl_param *bs[7] = { y->q_b, y->k_b, y->v_b, y->o_b, y->fc1_b, swi ? NULL : y->fc2_b, y->fc2_b };
+    fl_param *bs[7] = { y->q_b, y->k_b, y->v_b, y->o_b, y->fc1_b, swi ? y->up_b : y->fc2_b, y->fc2_b };
     static const char *n6[] = { "q", "k", "v", "o", "fc1", "fc2" };
     static const char *n7[] = { "q", "k", "v", "o", "gate", "up", "down" };
     n = swi ? 7 : 6;
@@ -284,8 +300,17 @@ int fl_layer_linears(fl_model *m, int l, fl_param **w, fl_param **b, const char 
     return n;
 }
 
-int fl_config_linears(const fl_config *c, fl_linear_shape o[7]) {
-    const int d = c->d, qd = c->n_head * c->head_dim, kvd = c->n_kv_head * c->head_dim, F = c->d_ff;
+int fl_config_nonuniform(const fl_config *c) {
+    for (int l = 0; l < c->n_layer && l < FL_MAX_LAYERS; l++)
+        if (fl_layer_kv(c, l) != c->n_kv_head || fl_layer_ff(c, l) != c->d_ff) return 1;
+    return 0;
+}
+
+int fl_config_linears(const fl_config *c, fl_linear_shape o[7]) { return fl_config_layer_linears(c, -1, o); }
+
+int fl_config_layer_linears(const fl_config *c, int l, fl_linear_shape o[7]) {
+    const int H = l < 0 ? c->n_head : fl_layer_heads(c, l), KV = l < 0 ? c->n_kv_head : fl_layer_kv(c, l);
+    const int d = c->d, qd = H * c->head_dim, kvd = KV * c->head_dim, F = l < 0 ? c->d_ff : fl_layer_ff(c, l);
     const int swi = c->act == FL_ACT_SWIGLU;
     int n = 0;
     o[n++] = (fl_linear_shape){ "q", qd, d, c->qkv_bias, 0, FL_SITE_QKV };
@@ -293,7 +318,7 @@ int fl_config_linears(const fl_config *c, fl_linear_shape o[7]) {
     o[n++] = (fl_linear_shape){ "v", kvd, d, c->qkv_bias, 0, FL_SITE_QKV };
     o[n++] = (fl_linear_shape){ "o", d, qd, c->o_bias, 0, FL_SITE_O };
     o[n++] = (fl_linear_shape){ swi ? "gate" : "fc1", F, d, c->mlp_bias, 1, FL_SITE_MLP_IN };
-    if (swi) o[n++] = (fl_linear_shape){ "up", F, d, 0, 1, FL_SITE_MLP_IN };
+    if (swi) o[n++] = (fl_linear_shape){ "up", F, d, c->mlp_bias, 1, FL_SITE_MLP_IN };
     o[n++] = (fl_linear_shape){ swi ? "down" : "fc2", d, F, c->mlp_bias, 1, FL_SITE_MLP_OUT };
     return n;
 }
@@ -515,8 +540,10 @@ static void sub_alloc(const fl_model *m, sub_acts *s, int kind, int B, int T, in
 static void sub_forward(fl_model *m, int sidx, sub_acts *s, float *x_out, int B, int T, int pos0,
                         fl_hook hook, void *hctx) {
     const fl_config *c = &m->cfg;
-    const int N = B * T, d = c->d, hd = c->head_dim, qd = c->n_head * hd;
-    fl_layer *y = &m->layers[sidx / 2];
+    /* the block's own sizes (the buffers in s fit the largest block) */
+    const int l = sidx / 2, H = fl_layer_heads(c, l), KV = fl_layer_kv(c, l);
+    const int N = B * T, d = c->d, hd = c->head_dim, qd = H * hd;
+    fl_layer *y = &m->layers[l];
     fl_param *nw = sidx % 2 == 0 ? y->attn_norm_w : y->mlp_norm_w, *nb = sidx % 2 == 0 ? y->attn_norm_b : y->mlp_norm_b;
     /* pre-LN: the sublayer reads its normed input; post-LN (OPT-350m) its
      * input itself (xn holds a copy, so the linears' backward is the same) */
@@ -528,18 +555,18 @@ static void sub_forward(fl_model *m, int sidx, sub_acts *s, float *x_out, int B,
         fl_linear_forward(y->k_w, y->k_b, s->xn, s->k, N);
         fl_linear_forward(y->v_w, y->v_b, s->xn, s->v, N);
         if (!c->learned_pos) {
-            fl_rope_forward(s->q, m->rope_cos, m->rope_sin, B, T, c->n_head, hd, pos0);
-            fl_rope_forward(s->k, m->rope_cos, m->rope_sin, B, T, c->n_kv_head, hd, pos0);
+            fl_rope_forward(s->q, m->rope_cos, m->rope_sin, B, T, H, hd, pos0);
+            fl_rope_forward(s->k, m->rope_cos, m->rope_sin, B, T, KV, hd, pos0);
         }
-        fl_attention_forward(s->ao, s->att, s->q, s->k, s->v, B, T, c->n_head, c->n_kv_head, hd);
+        fl_attention_forward(s->ao, s->att, s->q, s->k, s->v, B, T, H, KV, hd);
         if (hook) hook(hctx, sidx / 2, FL_SITE_O, s->ao, N, qd);
         fl_linear_forward(y->o_w, y->o_b, s->ao, x_out, N);
     } else {
-        const int F = c->d_ff;
+        const int F = fl_layer_ff(c, l);
         if (hook) hook(hctx, sidx / 2, FL_SITE_MLP_IN, s->xn, N, d);
         fl_linear_forward(y->fc1_w, y->fc1_b, s->xn, s->h, N);
         if (c->act == FL_ACT_SWIGLU) {
-            fl_linear_forward(y->up_w, NULL, s->xn, s->up, N);
+            fl_linear_forward(y->up_w, y->up_b, s->xn, s->up, N);
             fl_swiglu_forward(s->a, s->h, s->up, (int64_t)N * F);
         } else if (c->act == FL_ACT_RELU) fl_relu_forward(s->a, s->h, (int64_t)N * F);
         else fl_gelu_forward(s->a, s->h, (int64_t)N * F);
@@ -558,8 +585,9 @@ static void sub_forward(fl_model *m, int sidx, sub_acts *s, float *x_out, int B,
  * gradients; if dx is non-NULL adds the input gradient (residual included). */
 static void sub_backward(fl_model *m, int sidx, sub_acts *s, const float *dy, float *dx, int B, int T, int pos0) {
     const fl_config *c = &m->cfg;
-    const int N = B * T, d = c->d, hd = c->head_dim, qd = c->n_head * hd, kvd = c->n_kv_head * hd;
-    fl_layer *y = &m->layers[sidx / 2];
+    const int l = sidx / 2, H = fl_layer_heads(c, l), KV = fl_layer_kv(c, l);
+    const int N = B * T, d = c->d, hd = c->head_dim, qd = H * hd, kvd = KV * hd;
+    fl_layer *y = &m->layers[l];
     float *dxn = fl_allocf((size_t)N * d);
     fl_param *nw = sidx % 2 == 0 ? y->attn_norm_w : y->mlp_norm_w, *nb = sidx % 2 == 0 ? y->attn_norm_b : y->mlp_norm_b;
     /* post-LN: through the norm first; dz, the gradient at z = x + f(x), is
@@ -574,23 +602,23 @@ static void sub_backward(fl_model *m, int sidx, sub_acts *s, const float *dy, fl
         float *dao = fl_allocf((size_t)N * qd), *dq = fl_allocf((size_t)N * qd);
         float *dk = fl_allocf((size_t)N * kvd), *dv = fl_allocf((size_t)N * kvd);
         fl_linear_backward(y->o_w, y->o_b, s->ao, dy, dao, N);
-        fl_attention_backward(dq, dk, dv, dao, s->q, s->k, s->v, s->att, B, T, c->n_head, c->n_kv_head, hd);
+        fl_attention_backward(dq, dk, dv, dao, s->q, s->k, s->v, s->att, B, T, H, KV, hd);
         if (!c->learned_pos) {
-            fl_rope_backward(dq, m->rope_cos, m->rope_sin, B, T, c->n_head, hd, pos0);
-            fl_rope_backward(dk, m->rope_cos, m->rope_sin, B, T, c->n_kv_head, hd, pos0);
+            fl_rope_backward(dq, m->rope_cos, m->rope_sin, B, T, H, hd, pos0);
+            fl_rope_backward(dk, m->rope_cos, m->rope_sin, B, T, KV, hd, pos0);
         }
         fl_linear_backward(y->q_w, y->q_b, s->xn, dq, dxn, N);
         fl_linear_backward(y->k_w, y->k_b, s->xn, dk, dxn, N);
         fl_linear_backward(y->v_w, y->v_b, s->xn, dv, dxn, N);
         fl_free(dao); fl_free(dq); fl_free(dk); fl_free(dv);
     } else {
-        const int F = c->d_ff;
+        const int F = fl_layer_ff(c, l);
         float *da = fl_allocf((size_t)N * F), *dh = fl_allocf((size_t)N * F);
         fl_linear_backward(y->fc2_w, y->fc2_b, s->a, dy, da, N);
         if (c->act == FL_ACT_SWIGLU) {
             float *dup = fl_allocf((size_t)N * F);
             fl_swiglu_backward(dh, dup, da, s->h, s->up, (int64_t)N * F);
-            fl_linear_backward(y->up_w, NULL, s->xn, dup, dxn, N);
+            fl_linear_backward(y->up_w, y->up_b, s->xn, dup, dxn, N);
             fl_free(dup);
         } else if (c->act == FL_ACT_RELU) fl_relu_backward(dh, s->h, da, (int64_t)N * F);
         else fl_gelu_backward(dh, s->h, da, (int64_t)N * F);

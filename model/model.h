@@ -27,6 +27,7 @@
 typedef enum { FL_GPT2 = 0, FL_OPT, FL_LLAMA, FL_QWEN2 } fl_family;
 typedef enum { FL_ACT_GELU_TANH = 0, FL_ACT_RELU, FL_ACT_SWIGLU } fl_act;
 
+#define FL_MAX_LAYERS_ 1024   /* FL_MAX_LAYERS, needed before it is defined below */
 typedef struct {
     fl_family family;
     int vocab, d, n_layer, n_head, n_kv_head, head_dim, d_ff, max_pos;
@@ -51,6 +52,14 @@ typedef struct {
      * maps the embedding up before the positions are added, project_out
      * [proj, d] maps the last hidden state down before the head. */
     int post_ln, proj;
+    /* Per-layer sizes (structured pruning with FLAP's global ratio): block
+     * l has layer_kv[l] key/value heads (each with n_head / n_kv_head query
+     * heads) and layer_ff[l] MLP channels; 0 means the config's own
+     * n_kv_head / d_ff, which are then the largest of any block, so every
+     * buffer sized from them fits every block. Saved as freelunch's
+     * config.json keys layer_num_key_value_heads and layer_intermediate_size
+     * (model/checkpoint.c). Read them through fl_layer_kv / fl_layer_ff. */
+    int layer_kv[FL_MAX_LAYERS_], layer_ff[FL_MAX_LAYERS_];
 } fl_config;
 enum { FL_ROPE_PLAIN = 0, FL_ROPE_LINEAR, FL_ROPE_LLAMA3 };
 
@@ -64,7 +73,7 @@ int fl_config_validate(const fl_config *c, const char *what);
 /* Plausibility limits, well above every published model of the families. */
 #define FL_MAX_VOCAB (1 << 22)
 #define FL_MAX_HIDDEN (1 << 16)
-#define FL_MAX_LAYERS 1024
+#define FL_MAX_LAYERS FL_MAX_LAYERS_
 #define FL_MAX_HEADS 1024
 #define FL_MAX_FFN (1 << 20)
 #define FL_MAX_POSITIONS (1 << 20)
@@ -118,7 +127,7 @@ typedef struct {
     fl_param *mlp_norm_w, *mlp_norm_b;
     /* gpt2/opt: fc1 -> act -> fc2.  llama/qwen2: silu(gate) * up -> down,
      * stored as fc1 = gate, up, fc2 = down. */
-    fl_param *fc1_w, *fc1_b, *up_w, *fc2_w, *fc2_b;
+    fl_param *fc1_w, *fc1_b, *up_w, *up_b, *fc2_w, *fc2_b;   /* up_b: llama's mlp_bias */
 } fl_layer;
 
 typedef struct {
@@ -193,6 +202,15 @@ typedef struct {
     fl_site site;
 } fl_linear_shape;
 int fl_config_linears(const fl_config *c, fl_linear_shape out[7]);
+/* The same for block l, with its own sizes (fl_config_linears gives the
+ * largest, those of the config's n_kv_head and d_ff). */
+int fl_config_layer_linears(const fl_config *c, int l, fl_linear_shape out[7]);
+/* Block l's key/value heads, query heads and MLP channels. */
+static inline int fl_layer_kv(const fl_config *c, int l) { return c->layer_kv[l] ? c->layer_kv[l] : c->n_kv_head; }
+static inline int fl_layer_heads(const fl_config *c, int l) { return fl_layer_kv(c, l) * (c->n_head / c->n_kv_head); }
+static inline int fl_layer_ff(const fl_config *c, int l) { return c->layer_ff[l] ? c->layer_ff[l] : c->d_ff; }
+/* 1 when some block's sizes differ from the config's. */
+int fl_config_nonuniform(const fl_config *c);
 
 typedef struct {
     int B, T;

@@ -148,7 +148,7 @@ size_t fl_lora_predict_working_opt(const fl_config *c, int masked, int rank, int
     size_t norms = (c->rms ? 1 : 2) * d, bias = 0;
     if (c->qkv_bias) bias += qd + 2 * kvd;
     if (c->o_bias) bias += d;
-    if (c->mlp_bias) bias += F + d;
+    if (c->mlp_bias) bias += (c->act == FL_ACT_SWIGLU ? 2 * F : F) + d;   /* llama's mlp_bias: gate, up and down */
     size_t params = V * d + (c->learned_pos ? (size_t)(c->max_pos + c->pos_offset) * d : 0) +
                     (size_t)c->n_layer * (lin_w + 2 * norms + bias) + norms + (c->tied ? 0 : V * d);
     /* bias_norm: a gradient and the optimiser's state per bias and norm float */

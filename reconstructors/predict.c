@@ -30,19 +30,21 @@ typedef fl_shapes shp;
 static int64_t padded(int64_t n) { return (n + 15) / 16 * 16; }
 
 /* The model as loaded: every parameter (padded) and the RoPE tables. The
- * block linears come from fl_config_linears, the one place block shapes
- * are derived from a config. */
+ * block linears come from fl_config_layer_linears, the one place block
+ * shapes are derived from a config (per block: sizes may differ). */
 static int64_t model_bytes(const fl_config *c) {
     const int64_t d = c->d;
     fl_linear_shape sh[7];
-    const int k = fl_config_linears(c, sh);
     const int64_t e = c->proj ? c->proj : d;                                     /* embedding width */
     int64_t f = padded((int64_t)c->vocab * e);                                   /* embed */
     if (c->proj) f += 2 * padded(d * e);                                         /* project_in, project_out */
     if (c->learned_pos) f += padded((int64_t)(c->max_pos + c->pos_offset) * d);  /* positions */
-    int64_t blk = padded(d) * (c->rms ? 2 : 4);                                  /* two norms (w[, b]) */
-    for (int i = 0; i < k; i++) blk += padded((int64_t)sh[i].rows * sh[i].cols) + (sh[i].bias ? padded(sh[i].rows) : 0);
-    f += blk * c->n_layer;
+    for (int l = 0; l < c->n_layer; l++) {
+        const int k = fl_config_layer_linears(c, l, sh);
+        int64_t blk = padded(d) * (c->rms ? 2 : 4);                              /* two norms (w[, b]) */
+        for (int i = 0; i < k; i++) blk += padded((int64_t)sh[i].rows * sh[i].cols) + (sh[i].bias ? padded(sh[i].rows) : 0);
+        f += blk;
+    }
     if (!c->post_ln) f += padded(d) * (c->rms ? 1 : 2);                          /* final norm (none post-LN) */
     if (!c->tied) f += padded((int64_t)c->vocab * e);                            /* LM head */
     if (!c->learned_pos) f += 2 * ((int64_t)c->max_pos * c->head_dim / 2);        /* rope cos, sin */
@@ -111,7 +113,9 @@ static int64_t sub_bwd(const shp *s, int kind) {
         inner = 2 * s->N * s->qd + 2 * s->N * s->kvd + s->nt * (att > cs ? att : cs);
     } else {
         if (c->mlp_bias) cs = s->F > s->d ? s->F : s->d;
-        int64_t extra = s->swiglu ? s->N * s->F : s->nt * cs;
+        /* SwiGLU: dup [N,F] lives through up's backward, whose bias
+         * partials (llama's mlp_bias) come on top of it */
+        int64_t extra = s->swiglu ? s->N * s->F + s->nt * cs : s->nt * cs;
         inner = 2 * s->N * s->F + extra;
     }
     int64_t norm = s->nt * s->d * (c->rms ? 1 : 2);

@@ -22,11 +22,21 @@ check "heads: fewer parameters, recorded with the removal" \
 "$FL" prune --model "$T/h" --criterion magnitude --sparsity 0.5 --calib-samples 2 --eval sotu-test --eval-windows 1 --out "$T/h2" --no-model >"$T/h2.log" 2>&1
 check "heads: the smaller model loads back and prunes again" "[ $? -eq 0 ] && grep -q '^ppl sotu-test' '$T/h2.log'"
 
-# channels with FLAP on gpt2-like biases is covered by test_structured; on
-# llama FLAP's down bias cannot be written as HF llama (mlp_bias means an
-# up_proj bias too): the cell still runs with --no-model
-"$FL" prune --model "$T/m" --criterion flap --structure channels --sparsity 0.25 $C --out "$T/c" --no-model >"$T/c.log" 2>&1
-check "channels: flap runs (no model written)" "[ $? -eq 0 ] && grep -q '^ppl sotu-test' '$T/c.log'"
+# channels with FLAP on llama: the compensated down bias is saved as HF
+# llama's mlp_bias (gate/up/down biases), and the model loads back
+"$FL" prune --model "$T/m" --criterion flap --structure channels --sparsity 0.25 $C --out "$T/c" >"$T/c.log" 2>&1
+check "channels: flap saves a llama with mlp_bias" "[ $? -eq 0 ] && [ \"\$(js '$T/c/config.json' 'd[\"mlp_bias\"], d[\"intermediate_size\"]')\" = '(True, 96)' ]"
+"$FL" prune --model "$T/c" --criterion magnitude --sparsity 0.5 --calib-samples 2 --eval sotu-test --eval-windows 1 --out "$T/c3" --no-model >"$T/c3.log" 2>&1
+check "channels: the flap model loads back and prunes again" "[ $? -eq 0 ] && grep -q '^ppl sotu-test' '$T/c3.log'"
+# FLAP's global ratio: blocks keep different counts, saved with freelunch's
+# per-layer keys; the model loads back and its single weights prune again
+"$FL" prune --model "$T/m" --criterion flap:ratio=global --structure channels --sparsity 0.25 $C --out "$T/g" >"$T/g.log" 2>&1
+check "global: flap:ratio=global saves per-layer sizes summing to the dense count less 25%" \
+  "[ $? -eq 0 ] && [ \"\$(js '$T/g/config.json' 'len(d[\"layer_intermediate_size\"]) == d[\"num_hidden_layers\"] and sum(d[\"layer_intermediate_size\"]) == d[\"num_hidden_layers\"] * 128 - round(0.25 * d[\"num_hidden_layers\"] * 128) and max(d[\"layer_intermediate_size\"]) == d[\"intermediate_size\"]')\" = True ]"
+check "global: the removal per block is recorded" \
+  "[ \"\$(js '$T/g/freelunch.json' 'd[\"structured\"][\"global\"] and sum(d[\"structured\"][\"removed_per_block\"]) == d[\"structured\"][\"removed\"]')\" = True ]"
+"$FL" prune --model "$T/g" --criterion wanda --sparsity 0.5 --reconstruct sublayer --calib-samples 2 --eval sotu-test --eval-windows 1 --out "$T/g2" --no-model >"$T/g2.log" 2>&1
+check "global: the per-layer model loads back, prunes and reconstructs" "[ $? -eq 0 ] && grep -q '^ppl sotu-test' '$T/g2.log'"
 "$FL" prune --model "$T/m" --criterion wanda-sp --structure channels --sparsity 0.25 $C --out "$T/c2" >"$T/c2.log" 2>&1
 check "channels: 96 of 128 channels kept" "[ $? -eq 0 ] && [ \"\$(js '$T/c2/config.json' 'd[\"intermediate_size\"]')\" = 96 ]"
 
@@ -35,6 +45,10 @@ check "channels: 96 of 128 channels kept" "[ $? -eq 0 ] && [ \"\$(js '$T/c2/conf
 check "layers: prune exits 0 with one block left" "[ $? -eq 0 ] && [ \"\$(js '$T/l/config.json' 'd[\"num_hidden_layers\"]')\" = 1 ]"
 check "layers: the unit spanning the removed block lowers its reconstruction loss" \
   "[ \"\$(js '$T/l/freelunch.json' 'd[\"units\"][0][\"loss_after\"] < 0.9 * d[\"units\"][0][\"loss_before\"]')\" = True ]"
+check "layers: drift measured against the dense span, the block outputs and the linears that kept their width" \
+  "[ \"\$(js '$T/l/freelunch.json' 'd[\"drift_out\"] > 0 and [e[\"name\"] for e in d[\"drift\"]][-1] == \"layers.0\" and len(d[\"drift\"]) == 8')\" = True ]"
+check "heads: drift of the linears whose output kept its width, no local drift where the input shrank" \
+  "[ \"\$(js '$T/h/freelunch.json' '[e[\"name\"] for e in d[\"drift\"] if \"local\" not in e] == [\"layers.0.o\", \"layers.0\", \"layers.1.o\", \"layers.1\"] and not any(e[\"name\"].endswith((\".q\", \".k\", \".v\")) for e in d[\"drift\"])')\" = True ]"
 check "layers: inference throughput measured for it and for the dense model" "[ \"\$(js '$T/l/freelunch.json' 'd[\"profile\"][\"infer_tok_s\"] > 0 and d[\"profile\"][\"infer_tok_s_dense\"] > 0')\" = True ]"
 "$FL" prune --model "$T/m" --criterion angular --structure layers --sparsity 0.5 --reconstruct retrain:full --hidden-distill 1 $C --out "$T/hd" --no-model >"$T/hd.log" 2>&1
 check "layers: retraining with hidden-state distillation" "[ $? -eq 0 ] && [ \"\$(js '$T/hd/freelunch.json' 'd[\"units\"][0][\"name\"]')\" = 'model (retrain:full, hidden-state)' ]"

@@ -290,6 +290,8 @@ static void test_roundtrip_llama(void **st) {
     c.qkv_bias = c.o_bias = 1;   /* attention_bias = true */
     c.tied = 1;
     roundtrip(&c, 6);
+    c.mlp_bias = 1;   /* mlp_bias = true: gate, up and down biases */
+    roundtrip(&c, 8);
 }
 static void test_roundtrip_qwen2(void **st) {
     (void)st;

@@ -16,7 +16,8 @@ canonical parameter names ("layers.0.q.weight", ..., torch nn.Linear
           model.decoder.final_layer_norm, head tied to embed_tokens.
   llama : RMSNorm x * rsqrt(mean(x^2) + eps) * w, RoPE with rotate_half,
           SwiGLU down(silu(gate(x)) * up(x)), grouped-query attention, no
-          biases, lm_head tied or not.
+          biases unless attention_bias (q/k/v/o) or mlp_bias (gate/up/down),
+          lm_head tied or not.
   qwen2 : llama with q/k/v biases.
 
 Command line:
@@ -107,7 +108,10 @@ def config_from_hf(hf):
         d = hf["n_embd"]
         c.update(V=hf["vocab_size"], d=d, L=hf["n_layer"], H=hf["n_head"], KV=hf["n_head"],
                  F=hf.get("n_inner") or 4 * d, P=hf["n_positions"],
-                 eps=hf.get("layer_norm_epsilon", 1e-5), tied=True)
+                 eps=hf.get("layer_norm_epsilon", 1e-5), tied=True,
+                 # freelunch's key for a model whose heads were removed
+                 # (HF's GPT2Attention knows only n_embd // n_head)
+                 hd=hf.get("head_dim") or d // hf["n_head"])
         assert hf.get("activation_function", "gelu_new") == "gelu_new"
     elif mt == "opt":
         d = hf["hidden_size"]
@@ -118,7 +122,8 @@ def config_from_hf(hf):
         c.update(V=hf["vocab_size"], d=d, L=hf["num_hidden_layers"], H=hf["num_attention_heads"],
                  KV=hf["num_attention_heads"], F=hf["ffn_dim"], P=hf["max_position_embeddings"],
                  eps=1e-5, tied=hf.get("tie_word_embeddings", True),
-                 post_ln=not hf.get("do_layer_norm_before", True), proj=E if E != d else 0)
+                 post_ln=not hf.get("do_layer_norm_before", True), proj=E if E != d else 0,
+                 hd=hf.get("head_dim") or d // hf["num_attention_heads"])   # as for gpt2
     elif mt in ("llama", "qwen2"):
         d = hf["hidden_size"]
         H = hf["num_attention_heads"]
@@ -126,11 +131,28 @@ def config_from_hf(hf):
                  KV=hf.get("num_key_value_heads") or H, F=hf["intermediate_size"],
                  P=hf["max_position_embeddings"], eps=hf["rms_norm_eps"],
                  theta=hf.get("rope_theta", 10000.0), tied=hf.get("tie_word_embeddings", False),
-                 hd=hf.get("head_dim") or d // H, rope_scaling=hf.get("rope_scaling"))
+                 hd=hf.get("head_dim") or d // H, rope_scaling=hf.get("rope_scaling"),
+                 # LlamaConfig: attention_bias gives q/k/v/o biases, mlp_bias
+                 # gate/up/down ones; qwen2 always has q/k/v biases only
+                 attn_bias=mt == "llama" and bool(hf.get("attention_bias", False)),
+                 mlp_bias=mt == "llama" and bool(hf.get("mlp_bias", False)))
     else:
         raise ValueError("unknown model_type %r" % mt)
     c.setdefault("hd", c["d"] // c["H"])
+    # freelunch's per-layer sizes (FLAP's global ratio): key/value heads
+    # (heads where there are no groups) and MLP channels of every block;
+    # the config's own values are the largest
+    L = c["L"]
+    c["LKV"] = list(hf.get("layer_num_key_value_heads") or [c["KV"]] * L)
+    c["LF"] = list(hf.get("layer_intermediate_size") or [c["F"]] * L)
+    assert len(c["LKV"]) == L and len(c["LF"]) == L
     return c
+
+
+def layer_heads(cfg, l):
+    """(query heads, key/value heads, MLP channels) of block l."""
+    kv = cfg["LKV"][l] if "LKV" in cfg else cfg["KV"]
+    return kv * (cfg["H"] // cfg["KV"]), kv, cfg["LF"][l] if "LF" in cfg else cfg["F"]
 
 
 def hf_prefix_fix(cfg, sd):
@@ -220,7 +242,7 @@ def canon_map(cfg):
         if cfg.get("proj"):
             m += [("project_out.weight", p + "project_out.weight", "id")]
     else:
-        qb = fam == "qwen2"
+        qb, ob, mb = fam == "qwen2" or cfg.get("attn_bias"), cfg.get("attn_bias"), cfg.get("mlp_bias")
         m += [("embed.weight", "model.embed_tokens.weight", "id")]
         for l in range(L):
             h, c = "model.layers.%d." % l, "layers.%d." % l
@@ -229,19 +251,28 @@ def canon_map(cfg):
                 m += [(c + n + ".weight", h + "self_attn.%s_proj.weight" % n, "id")]
                 if qb:
                     m += [(c + n + ".bias", h + "self_attn.%s_proj.bias" % n, "id")]
-            m += [(c + "o.weight", h + "self_attn.o_proj.weight", "id"),
-                  (c + "mlp_norm.weight", h + "post_attention_layernorm.weight", "id"),
-                  (c + "fc1.weight", h + "mlp.gate_proj.weight", "id"),
-                  (c + "up.weight", h + "mlp.up_proj.weight", "id"),
-                  (c + "fc2.weight", h + "mlp.down_proj.weight", "id")]
+            m += [(c + "o.weight", h + "self_attn.o_proj.weight", "id")]
+            if ob:
+                m += [(c + "o.bias", h + "self_attn.o_proj.bias", "id")]
+            m += [(c + "mlp_norm.weight", h + "post_attention_layernorm.weight", "id")]
+            for cn, hn in (("fc1", "gate_proj"), ("up", "up_proj"), ("fc2", "down_proj")):
+                m += [(c + cn + ".weight", h + "mlp.%s.weight" % hn, "id")]
+                if mb:
+                    m += [(c + cn + ".bias", h + "mlp.%s.bias" % hn, "id")]
         m += [("final_norm.weight", "model.norm.weight", "id")]
     if not cfg["tied"]:
         m += [("lm_head.weight", "lm_head.weight", "id")]
     return m
 
 
+def qwidth(cfg, cname):
+    """The width of q (= k = v) in GPT-2's fused c_attn of canonical name's block."""
+    return layer_heads(cfg, int(cname.split(".")[1]))[0] * cfg["hd"] if cname.startswith("layers.") else cfg["d"]
+
+
 def hf_to_canon(t, tr, d):
-    """The canonical view of HF tensor t (differentiable; d = hidden size)."""
+    """The canonical view of HF tensor t (differentiable; d = the width of
+    one of q, k, v in GPT-2's fused c_attn: heads x head size)."""
     if tr == "id":
         return t
     if tr == "T":
@@ -259,7 +290,7 @@ def canon_to_hf_mask(cfg, sd, masks):
     for cname, mk in masks.items():
         h, tr = by_c[cname]
         hm = out.setdefault(h, torch.ones_like(sd[h]))
-        hf_to_canon(hm, tr, cfg["d"]).copy_(mk.to(DT))
+        hf_to_canon(hm, tr, qwidth(cfg, cname)).copy_(mk.to(DT))
     return out
 
 
@@ -269,18 +300,22 @@ def canon_tensors(cfg, sd, what="data"):
     out = {}
     for c, h, tr in canon_map(cfg):
         t = sd[h] if what == "data" else sd[h].grad
-        out[c] = None if t is None else hf_to_canon(t.detach(), tr, cfg["d"]).clone()
+        out[c] = None if t is None else hf_to_canon(t.detach(), tr, qwidth(cfg, c)).clone()
     return out
 
 
 def canon_shapes(cfg):
     """{canonical name: shape} in registry order (freelunch's model.h)."""
-    d, H, KV, hd, Fd, V, P = cfg["d"], cfg["H"], cfg["KV"], cfg["hd"], cfg["F"], cfg["V"], cfg["P"]
-    lin = {"q": (H * hd, d), "k": (KV * hd, d), "v": (KV * hd, d), "o": (d, H * hd),
-           "fc1": (Fd, d), "up": (Fd, d), "fc2": (d, Fd)}
+    d, hd, V, P = cfg["d"], cfg["hd"], cfg["V"], cfg["P"]
+
+    def lins(l):
+        H, KV, Fd = layer_heads(cfg, l)
+        return {"q": (H * hd, d), "k": (KV * hd, d), "v": (KV * hd, d), "o": (d, H * hd),
+                "fc1": (Fd, d), "up": (Fd, d), "fc2": (d, Fd)}
     out = {}
     for c, _, _ in canon_map(cfg):
         parts = c.split(".")
+        lin = lins(int(parts[1])) if parts[0] == "layers" else {}
         E = cfg.get("proj") or d
         if parts[0] in ("embed", "lm_head"):
             out[c] = (V, E)
@@ -303,6 +338,7 @@ def canon_to_hf(cfg, cz):
     d = cfg["d"]
     for c, h, tr in canon_map(cfg):
         t = cz[c].detach()
+        qd = layer_heads(cfg, int(c.split(".")[1]))[0] * cfg["hd"] if c.startswith("layers.") else d
         if tr == "id":
             out[h] = t.clone()
         elif tr == "T":
@@ -310,8 +346,8 @@ def canon_to_hf(cfg, cz):
         else:
             kind, i = tr
             if h not in out:
-                out[h] = torch.zeros((d, 3 * d) if kind == "T3" else (3 * d,), dtype=t.dtype)
-            hf_to_canon(out[h], tr, d).copy_(t)
+                out[h] = torch.zeros((d, 3 * qd) if kind == "T3" else (3 * qd,), dtype=t.dtype)
+            hf_to_canon(out[h], tr, qd).copy_(t)
     return out
 
 
@@ -422,14 +458,15 @@ class Ref:
     def attn(self, l, x, pos0=0):
         c, W = self.cfg, self.W
         B, T, d = x.shape
-        H, KV, hd, fam = c["H"], c["KV"], c["hd"], c["family"]
+        H, KV, _ = layer_heads(c, l)
+        hd, fam = c["hd"], c["family"]
         if fam == "gpt2":
             p = "transformer.h.%d." % l
             h = F.layer_norm(x, (d,), W(p + "ln_1.weight"), W(p + "ln_1.bias"), c["eps"])
             qkv = h @ W(p + "attn.c_attn.weight") + W(p + "attn.c_attn.bias")   # Conv1D
-            q, k, v = qkv.split(d, dim=2)
+            q, k, v = qkv.split(H * hd, dim=2)
             o = causal_attention(self._split(q, H), self._split(k, H), self._split(v, H))
-            o = o.transpose(1, 2).reshape(B, T, d)
+            o = o.transpose(1, 2).reshape(B, T, H * hd)
             return x + o @ W(p + "attn.c_proj.weight") + W(p + "attn.c_proj.bias")
         if fam == "opt":
             p = "model.decoder.layers.%d." % l
@@ -440,13 +477,14 @@ class Ref:
             k = F.linear(h, W(a + "k_proj.weight"), W(a + "k_proj.bias"))
             v = F.linear(h, W(a + "v_proj.weight"), W(a + "v_proj.bias"))
             o = causal_attention(self._split(q, H), self._split(k, H), self._split(v, H), scale=1.0)
-            o = o.transpose(1, 2).reshape(B, T, d)
+            o = o.transpose(1, 2).reshape(B, T, H * hd)
             z = x + F.linear(o, W(a + "out_proj.weight"), W(a + "out_proj.bias"))
             return ln(z) if c.get("post_ln") else z
         p = "model.layers.%d." % l
         h = rms_norm(x, W(p + "input_layernorm.weight"), c["eps"])
         a = p + "self_attn."
-        bias = (lambda n: W(a + n + "_proj.bias")) if fam == "qwen2" else (lambda n: None)
+        ab = fam == "qwen2" or c.get("attn_bias")
+        bias = (lambda n: W(a + n + "_proj.bias")) if ab else (lambda n: None)
         q = self._split(F.linear(h, W(a + "q_proj.weight"), bias("q")), H)
         k = self._split(F.linear(h, W(a + "k_proj.weight"), bias("k")), KV)
         v = self._split(F.linear(h, W(a + "v_proj.weight"), bias("v")), KV)
@@ -454,7 +492,7 @@ class Ref:
         q = q * cos + rotate_half(q) * sin
         k = k * cos + rotate_half(k) * sin
         o = causal_attention(q, k, v).transpose(1, 2).reshape(B, T, H * hd)
-        return x + F.linear(o, W(a + "o_proj.weight"))
+        return x + F.linear(o, W(a + "o_proj.weight"), W(a + "o_proj.bias") if c.get("attn_bias") else None)
 
     def mlp(self, l, x):
         c, W = self.cfg, self.W
@@ -473,9 +511,10 @@ class Ref:
             return ln(z) if c.get("post_ln") else z
         p = "model.layers.%d." % l
         h = rms_norm(x, W(p + "post_attention_layernorm.weight"), c["eps"])
-        g = F.linear(h, W(p + "mlp.gate_proj.weight"))
-        u = F.linear(h, W(p + "mlp.up_proj.weight"))
-        return x + F.linear(F.silu(g) * u, W(p + "mlp.down_proj.weight"))
+        mb = (lambda n: W(p + "mlp.%s.bias" % n)) if c.get("mlp_bias") else (lambda n: None)
+        g = F.linear(h, W(p + "mlp.gate_proj.weight"), mb("gate_proj"))
+        u = F.linear(h, W(p + "mlp.up_proj.weight"), mb("up_proj"))
+        return x + F.linear(F.silu(g) * u, W(p + "mlp.down_proj.weight"), mb("down_proj"))
 
     def sublayer(self, s, x, pos0=0):
         return self.attn(s // 2, x, pos0) if s % 2 == 0 else self.mlp(s // 2, x)
