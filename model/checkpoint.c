@@ -881,6 +881,10 @@ static int block_acquire(fl_model *m, int l) {
             rc = load_entry(f, st->found[i], e, &st->tmp, &st->tmpcap);
             if (rc == 0) drop_pages(f, st->found[i]);
         }
+        /* the transposing layouts' scratch lives only while a block is converted */
+        fl_free(st->tmp);
+        st->tmp = NULL;
+        st->tmpcap = 0;
     }
     if (rc) {
         fl_param *lw[7];

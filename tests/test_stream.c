@@ -23,6 +23,7 @@
 #include "model/err.h"
 #include "model/fileio.h"
 #include "model/safetensors.h"
+#include "reconstructors/recon.h"
 
 static char g_dir[256], g_calib[300], g_eval[300], g_bf16[300], g_fp16[300], g_gpt2[300];
 
@@ -196,6 +197,21 @@ static void check_same(const char *model, const char *recon, const char *prop, i
     const size_t blk = sk.block_floats * sizeof(float);
     fl_model_free(&sk);
     if (strncmp(recon, "retrain", 7)) assert_true(cell_peak(&r1) + (NL - 2) * blk <= cell_peak(&r0));
+    /* freelunch plan --stream: the streamed cell's figures within 10% */
+    fl_recon_predict_args pa = { .reconstruct = recon, .propagation = prop, .nwin = NWIN, .T = SEQ, .batch = 4, .epochs = 2,
+                                 .stream = 1 };
+    fl_recon_predict_out p;
+    assert_int_equal(fl_recon_predict(&cfg, &pa, &p), 0);
+    size_t mpp = fl_mem_phase_peak("statistics");
+    if (r1.peak_prune_bytes > mpp) mpp = r1.peak_prune_bytes;
+    const size_t pe = fl_pred_eval_stream_bytes(&cfg, 200 / SEQ, 4, SEQ);
+    const double rp = (double)mpp / p.peak_prune_bytes, re = (double)r1.prof.ph[FL_PH_EVAL].peak_bytes / pe,
+                 rr = p.peak_recover_bytes ? (double)r1.peak_recover_bytes / p.peak_recover_bytes : 1.0;
+    print_message("  plan --stream: pruning pass %zu / %zu = %.3f, recovery %zu / %zu = %.3f, evaluation %zu / %zu = %.3f\n", mpp,
+                  p.peak_prune_bytes, rp, r1.peak_recover_bytes, p.peak_recover_bytes, rr, r1.prof.ph[FL_PH_EVAL].peak_bytes, pe, re);
+    assert_true(rp >= 0.9 && rp <= 1.1);
+    assert_true(rr >= 0.9 && rr <= 1.1);
+    assert_true(re >= 0.9 && re <= 1.1);
     assert_true(r1.spill_bytes > 0);
     assert_true(r0.spill_bytes == 0);
     fl_cell_result_free(&r0);
