@@ -394,7 +394,9 @@ static int prune_linear(walk_t *w, int l, int i, fl_param *p, const fl_stats *st
         int64_t z = 0;
         for (int64_t k = 0; k < p->n; k++) z += !mask[k];
         lr->sparsity = (double)z / p->n;
-        lr->err = layer_error(W0, p->w, p->rows, p->cols, st->gram);
+        /* tr(D G D^T) costs 4 rows cols^2 FLOPs, the pruning pass's largest
+         * term on a big model (1 TFLOP a block at 1B): --no-layer-error */
+        lr->err = w->c->no_layer_error ? NAN : layer_error(W0, p->w, p->rows, p->cols, st->gram);
         w->pruned += z;
         w->weights += p->n;
         if (w->sh_rec) share_record(w, p, lr);

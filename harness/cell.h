@@ -61,6 +61,7 @@ typedef struct {
      * weights"), and the dtype the pruned model is saved in (NULL: fp32) */
     int stream;
     const char *save_dtype;
+    int no_layer_error;        /* skip the layer-wise error of each linear (NaN in the report) */
 } fl_cell_cfg;
 
 typedef struct {

@@ -41,6 +41,9 @@ static const char *PRUNE_OTHER =
     "  --save-dtype D    fp32 (default), bf16 or fp16: the dtype of the saved model,\n"
     "                    rounded to nearest even; pruned zeros stay zeros and no kept\n"
     "                    weight becomes 0 (masks exactly preserved)\n"
+    "  --no-layer-error  do not compute each linear's layer-wise error (4 rows cols^2\n"
+    "                    FLOPs a linear, most of a big model's pruning pass; null in\n"
+    "                    freelunch.json)\n"
     "  --share           reuse work other cells did with the same inputs, and store\n"
     "                    this cell's for them: tokenized splits and, when the masks do\n"
     "                    not depend on recovery, the pruning pass (CACHE/share; results\n"
@@ -53,7 +56,8 @@ int fl_cmd_prune(int argc, char **argv) {
     static const struct option other[] = { { "out", required_argument, 0, 'o' }, { "cache", required_argument, 0, 'C' },
                                            { "no-model", no_argument, 0, 'N' },
                                            { "share", no_argument, 0, 'S' }, { "stream", no_argument, 0, 'M' },
-                                           { "save-dtype", required_argument, 0, 'D' }, FL_COMMON_OPTS, { 0, 0, 0, 0 } };
+                                           { "save-dtype", required_argument, 0, 'D' },
+                                           { "no-layer-error", no_argument, 0, 'E' }, FL_COMMON_OPTS, { 0, 0, 0, 0 } };
     struct option o[64 + sizeof other / sizeof *other];
     int no = 0;
     for (int i = 0; i < FL_NSETTINGS && no < 64; i++)
@@ -80,6 +84,7 @@ int fl_cmd_prune(int argc, char **argv) {
         case 'N': c.no_model = 1; break;
         case 'S': c.share = 1; break;
         case 'M': c.stream = 1; break;
+        case 'E': c.no_layer_error = 1; break;
         case 'D': {
             fl_dtype dt;
             if (fl_dtype_parse(optarg, &dt) != 0) {
