@@ -39,7 +39,7 @@ BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 FUZZ_PKGS := clang libclang-rt-dev libomp-dev
 DEB_PKGS := build-essential libopenblas-openmp-dev libdnnl-dev libcsv-dev libhwloc-dev libssl-dev \
             gnuplot-nox libcjson-dev libinih-dev libcmocka-dev python3-torch python3-numpy libpcre2-dev chromium libicu-dev \
-            slurm-wlm munge libsleef-dev
+            slurm-wlm munge libsleef-dev time
 
 .PHONY: all deps fuzz-deps test test-asan fuzz fuzz-build bench study clean tests-build test-big
 all: $(BUILD)/freelunch $(BUILD)/libfreelunch.a
