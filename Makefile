@@ -4,6 +4,8 @@
 #   make test-asan  the suite under AddressSanitizer + UndefinedBehaviorSanitizer
 #   make fuzz       every tests/fuzz/fuzz_*.c under libFuzzer, FUZZ_SECONDS (60) each
 #   make bench      speed and memory benchmarks (ratios against PyTorch / GEMM peak)
+#   make test-big   the tests too slow for the suite: a 1B-parameter bf16 llama
+#                   pruned streamed and fully resident (tests/big/stream_1b.sh)
 #   make study      the main job on the embedded default
 #   make deps       apt-get install whatever is missing
 
@@ -37,9 +39,9 @@ BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 FUZZ_PKGS := clang libclang-rt-dev libomp-dev
 DEB_PKGS := build-essential libopenblas-openmp-dev libdnnl-dev libcsv-dev libhwloc-dev libssl-dev \
             gnuplot-nox libcjson-dev libinih-dev libcmocka-dev python3-torch python3-numpy libpcre2-dev chromium libicu-dev \
-            slurm-wlm munge libsleef-dev
+            slurm-wlm munge libsleef-dev time
 
-.PHONY: all deps fuzz-deps test test-asan fuzz fuzz-build bench study clean tests-build
+.PHONY: all deps fuzz-deps test test-asan fuzz fuzz-build bench study clean tests-build test-big
 all: $(BUILD)/freelunch $(BUILD)/libfreelunch.a
 	@# ./freelunch is the normal build; the sanitizer build must not take its place
 	@if [ "$(BUILD)" = build ]; then ln -sf $(BUILD)/freelunch freelunch; fi
@@ -75,6 +77,14 @@ $(BUILD)/bench/%: bench/%.c $(BUILD)/libfreelunch.a bench/benchutil.h
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -o $@ $< $(BUILD)/libfreelunch.a $(LDFLAGS) $(LDLIBS)
 
 tests-build: all $(TEST_BIN)
+
+$(BUILD)/tests/big/%: tests/big/%.c $(BUILD)/libfreelunch.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -o $@ $< $(BUILD)/libfreelunch.a $(LDFLAGS) $(LDLIBS)
+
+# Minutes, gigabytes of disk and of memory: out of the default suite.
+test-big: deps all $(BUILD)/tests/big/gen_llama
+	BUILD=$(BUILD) sh tests/big/stream_1b.sh
 
 # apt-get install whichever of $(1) are missing, plus the commands $(2) checks
 define install_missing

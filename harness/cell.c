@@ -86,6 +86,8 @@ static double layer_error(const float *W, const float *Wp, int rows, int cols, c
 static int range_pass(fl_model *m, fl_range r, const float *in, float *out, int nwin, int T, int batch,
                       fl_hook hook, void *hctx, fl_site cap_site, float *cap) {
     const int d = m->cfg.d, cw = cap ? site_width(m, r.s0 / 2, cap_site) : 0;
+    /* a streamed model holds the blocks of this range, and only them */
+    if (r.s1 > r.s0 && fl_model_hold(m, r.s0 / 2, (r.s1 + 1) / 2) != 0) return -1;
     float *tmp = out ? NULL : fl_allocf((size_t)batch * T * d);
     for (int w0 = 0; w0 < nwin; w0 += batch) {
         int B = nwin - w0 < batch ? nwin - w0 : batch;
@@ -181,6 +183,10 @@ static fl_unit_report *new_report(walk_t *w) {
 
 /* Hands one bound unit to the reconstructor (or to the tests' override). */
 static int recover(walk_t *w, const fl_unit *u, const float *X, const float *Y) {
+    /* streamed: the unit's blocks held (a model unit: all of them) */
+    const int l0 = u->kind == FL_UNIT_LINEAR ? u->w->layer : u->kind == FL_UNIT_RANGE ? u->r.s0 / 2 : 0;
+    const int l1 = u->kind == FL_UNIT_LINEAR ? l0 + 1 : u->kind == FL_UNIT_RANGE ? (u->r.s1 + 1) / 2 : w->m->cfg.n_layer;
+    if (fl_model_hold(w->m, l0, l1) != 0) return -1;
     fl_recover_job j = { .m = w->m, .u = u, .X = X, .Y = Y, .tok = w->tok,
                          .nwin = u->kind == FL_UNIT_MODEL ? w->retrain_nwin : w->nwin, .T = w->T,
                          .o = &w->ro, .priv = w->rec.priv };
@@ -389,7 +395,9 @@ static int prune_linear(walk_t *w, int l, int i, fl_param *p, const fl_stats *st
         int64_t z = 0;
         for (int64_t k = 0; k < p->n; k++) z += !mask[k];
         lr->sparsity = (double)z / p->n;
-        lr->err = layer_error(W0, p->w, p->rows, p->cols, st->gram);
+        /* tr(D G D^T) costs 4 rows cols^2 FLOPs, the pruning pass's largest
+         * term on a big model (1 TFLOP a block at 1B): --no-layer-error */
+        lr->err = w->c->no_layer_error ? NAN : layer_error(W0, p->w, p->rows, p->cols, st->gram);
         w->pruned += z;
         w->weights += p->n;
         if (w->sh_rec) share_record(w, p, lr);
@@ -499,6 +507,7 @@ static int walk_range(walk_t *w, int j) {
     const size_t ssz = (size_t)nw * T * d;
     fl_prof_enter(&w->r->prof, FL_PH_STATS);
     int rc = advance(w, pu->s0);
+    if (rc == 0) rc = fl_model_hold(m, pu->s0 / 2, (pu->s1 + 1) / 2);   /* swap_dense touches them */
     float *Tg = fl_allocf(ssz);
     if (rc == 0 && w->sr) {
         const fl_range dr = { dense_sub(w, pu->s0), dense_sub(w, pu->s1), 0, 0 };
@@ -677,6 +686,8 @@ static int walk_plan(walk_t *w) {
  * masks.bin, written beside a saved model, holds exactly these bytes. */
 static int mask_bytes(const fl_model *m, int (*each)(void *ctx, const uint8_t *b, size_t n), void *ctx) {
     for (int l = 0; l < m->cfg.n_layer; l++) {
+        /* streamed: the masks come back with their block */
+        if (fl_model_hold((fl_model *)m, l, l + 1) != 0) return -1;
         fl_param *lw[7];
         int k = fl_layer_linears((fl_model *)m, l, lw, NULL, NULL);
         for (int i = 0; i < k; i++) {
@@ -848,6 +859,13 @@ static int measure_infer(const fl_cell_cfg *c, fl_model *m, const int32_t *tok, 
 /* ---- the cell ----------------------------------------------------------- */
 
 /* Does the plan have a unit of this kind that recovers? */
+/* The dense model beside the pruned one (propagation dense, structured
+ * targets): streamed and read-only with --stream, so it too holds one
+ * block at a time. */
+static int load_dense(const fl_cell_cfg *c, fl_model *d) {
+    return c->stream ? fl_model_load_streamed(d, c->model_dir, 1) : fl_model_load(d, c->model_dir);
+}
+
 static int plan_recovers(const fl_plan *p, int model_units) {
     for (int i = 0; i < p->n; i++)
         if (p->u[i].recover && (p->u[i].kind == FL_UNIT_MODEL) == model_units) return 1;
@@ -927,7 +945,20 @@ static int cell_run(const fl_cell_cfg *c, fl_cell_result *r, walk_t *wp) {
     /* 1. model, plan and calibration windows */
     fl_prof_enter(&r->prof, FL_PH_CALIB);
     fl_model m;
-    if (fl_model_load(&m, c->model_dir) != 0) return -1;
+    fl_dtype save_dt = FL_DT_F32;
+    if (c->save_dtype && fl_dtype_parse(c->save_dtype, &save_dt) != 0) {
+        char msg[1100];
+        snprintf(msg, sizeof msg, "%s", fl_errmsg());
+        return fl_err("--save-dtype: %s", msg);
+    }
+    if (c->stream && skind != FL_STRUCT_NONE)
+        return fl_err("--stream with --structure %s: structured pruning rebuilds the whole model at once; it is not streamed",
+                      c->structure);
+    if (c->stream && c->progress)
+        fprintf(stderr, "stream: blocks converted from %s one at a time; activation drift and inference speed are not "
+                        "measured (they need the whole dense model beside the pruned one)%s\n",
+                c->model_dir, c->share ? "; the pruning pass is not shared" : "");
+    if (c->stream ? fl_model_load_streamed(&m, c->model_dir, 0) : fl_model_load(&m, c->model_dir)) return -1;
     const int T = c->seqlen > 0 ? c->seqlen : m.cfg.max_pos, d = m.cfg.d, L = m.cfg.n_layer;
     if (T > m.cfg.max_pos) {
         fl_model_free(&m);
@@ -962,7 +993,10 @@ static int cell_run(const fl_cell_cfg *c, fl_cell_result *r, walk_t *wp) {
     /* the pruning pass: shared when its masks do not depend on recovery */
     char share_hex[65] = "";
     r->shared_pruning = "off";
-    if (c->share && !share_eligible(&w.plan, w.prune_dense, &w.sh_last)) r->shared_pruning = "unshareable";
+    /* streamed: the key would hash every weight, which a streamed model
+     * never holds at once; such cells compute their pass */
+    if (c->share && c->stream) r->shared_pruning = "off";
+    else if (c->share && !share_eligible(&w.plan, w.prune_dense, &w.sh_last)) r->shared_pruning = "unshareable";
     else if (c->share && share_key(c, &m, &w.plan, w.prune_dense, cal.tokens, nwin, T, batch, share_hex) != 0) {
         fprintf(stderr, "share: pruning pass not shared (%s)\n", fl_errmsg());   /* computed as without --share */
         fl_err_clear();
@@ -1035,11 +1069,11 @@ static int cell_run(const fl_cell_cfg *c, fl_cell_result *r, walk_t *wp) {
     if (local_units && w.sr) {
         /* structured: the targets are the dense model's spans */
         w.dense = calloc(1, sizeof(fl_model));
-        if (fl_model_load(w.dense, c->model_dir) != 0) { free(w.dense); fl_free(X); fl_model_free(&m); return -1; }
+        if (load_dense(c, w.dense) != 0) { free(w.dense); fl_free(X); fl_model_free(&m); return -1; }
     } else if (local_units && w.prop != FL_PROP_SPARSE) {
         /* the dense stream needs the dense model: a second copy (counted) */
         w.dense = calloc(1, sizeof(fl_model));
-        if (fl_model_load(w.dense, c->model_dir) != 0) { free(w.dense); fl_free(X); fl_model_free(&m); return -1; }
+        if (load_dense(c, w.dense) != 0) { free(w.dense); fl_free(X); fl_model_free(&m); return -1; }
         w.D = fl_allocf((size_t)nwin * T * d);
         memcpy(w.D, X, sizeof(float) * (size_t)nwin * T * d);
     }
@@ -1080,14 +1114,15 @@ static int cell_run(const fl_cell_cfg *c, fl_cell_result *r, walk_t *wp) {
     else r->params_dense = r->params;
     fl_prof_enter(&r->prof, FL_PH_DRIFT);
     /* a structurally pruned model: each block against the dense span it
-     * stands for, the linears whose output kept its width (eval/drift.h) */
-    rc = measure_drift(c, &m, w.sr ? srep.dense_block : NULL, T, batch, &r->drift);
+     * stands for, the linears whose output kept its width (eval/drift.h);
+     * a streamed one is not measured (drift loads the whole dense model) */
+    rc = c->stream ? 0 : measure_drift(c, &m, w.sr ? srep.dense_block : NULL, T, batch, &r->drift);
     fl_prof_enter(&r->prof, FL_PH_NONE);
     if (rc != 0) { fl_model_free(&m); return -1; }
 
     /* 5. save the pruned model with its tokenizer (a grid keeps it only
      * when asked: --keep-models) */
-    if (!c->no_model && fl_model_save(&m, c->out_dir) != 0) { fl_model_free(&m); return -1; }
+    if (!c->no_model && fl_model_save_dtype(&m, c->out_dir, save_dt) != 0) { fl_model_free(&m); return -1; }
     snprintf(path, sizeof path, "%.4000s/masks.bin", c->out_dir);
     if (!c->no_model && !w.sr && masks_write(&m, path) != 0) { fl_model_free(&m); return -1; }
     const char *tokfiles[] = { "vocab.json", "merges.txt", "tokenizer.json", "tokenizer_config.json" };
@@ -1111,7 +1146,7 @@ static int cell_run(const fl_cell_cfg *c, fl_cell_result *r, walk_t *wp) {
         int es = c->eval_seqlen > 0 ? c->eval_seqlen : m.cfg.max_pos;
         rc = fl_eval_ppl(&m, tok, n, es, 0, c->eval_max_windows, 4, 0, &pr);
         /* inference speed on the first set's windows, against the dense model */
-        if (rc == 0 && i == 0) {
+        if (rc == 0 && i == 0 && !c->stream) {
             fl_prof_enter(&r->prof, FL_PH_NONE);
             rc = measure_infer(c, &m, tok, c->eval_max_windows > 0 && n > (int64_t)c->eval_max_windows * es ? (int64_t)c->eval_max_windows * es : n, es, r);
             fl_prof_enter(&r->prof, FL_PH_EVAL);
@@ -1130,7 +1165,8 @@ static int cell_run(const fl_cell_cfg *c, fl_cell_result *r, walk_t *wp) {
     /* zero-shot accuracy (eval/mc.h) with the model directory's tokenizer */
     if (c->n_eval_tasks) {
         fl_bpe *tok = NULL;
-        if (fl_bpe_load(&tok, c->model_dir) != 0) { fl_model_free(&m); return -1; }
+        /* a whole-model forward per item: a streamed model holds every block */
+        if (fl_model_hold(&m, 0, m.cfg.n_layer) != 0 || fl_bpe_load(&tok, c->model_dir) != 0) { fl_model_free(&m); return -1; }
         for (int i = 0; i < c->n_eval_tasks && rc == 0; i++) {
             fl_mc_task t;
             fl_mc_result mr;
@@ -1163,6 +1199,7 @@ static int cell_run(const fl_cell_cfg *c, fl_cell_result *r, walk_t *wp) {
     for (int i = 0; i < FL_NPHASES; i++)
         if (r->prof.ph[i].peak_rss_kb > r->peak_rss_kb) r->peak_rss_kb = r->prof.ph[i].peak_rss_kb;
     r->flops = fl_flops();
+    r->spill_bytes = fl_model_spill_bytes(&m);
 
     /* provenance */
     cJSON *j = cJSON_CreateObject();
@@ -1265,6 +1302,9 @@ static int cell_run(const fl_cell_cfg *c, fl_cell_result *r, walk_t *wp) {
     cJSON_AddNumberToObject(pf, "cpu_seconds", r->cpu);
     cJSON_AddBoolToObject(pf, "rss_per_phase_exact", r->prof.rss_exact);
     cJSON_AddStringToObject(pf, "shared_pruning", r->shared_pruning ? r->shared_pruning : "off");
+    cJSON_AddBoolToObject(pf, "streamed", c->stream);
+    cJSON_AddStringToObject(pf, "save_dtype", c->no_model ? "none" : fl_dtype_name(save_dt));
+    cJSON_AddNumberToObject(pf, "spill_bytes", (double)r->spill_bytes);
     cJSON *phs = cJSON_AddObjectToObject(pf, "phases");
     for (int i = 0; i < FL_NPHASES; i++) {
         const fl_phase_prof *q = &r->prof.ph[i];

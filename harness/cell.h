@@ -56,6 +56,12 @@ typedef struct {
     int share;                 /* reuse and store shared work in the cache (harness/share.h): a study's cells */
     const char *structure;     /* "none" (default), "heads", "channels", "layers": structured pruning (harness/structured.h) */
     const char *hidden_distill;/* retraining: "W" or "alone" (reconstructors/hidden.h), NULL: off */
+    /* issue 18: weights streamed block by block from the mapped checkpoint
+     * (checkpoint.h, fl_model_load_streamed; docs/ARCHITECTURE.md "Streamed
+     * weights"), and the dtype the pruned model is saved in (NULL: fp32) */
+    int stream;
+    const char *save_dtype;
+    int no_layer_error;        /* skip the layer-wise error of each linear (NaN in the report) */
 } fl_cell_cfg;
 
 typedef struct {
@@ -95,6 +101,7 @@ typedef struct {
                                   recovery), "computed" (and stored for other cells) or "reused" (from the cache) */
     int64_t params, params_dense;   /* parameters of the saved model and of the dense one (structured pruning: fewer) */
     double infer_tok_s, infer_tok_s_dense;   /* forward tokens/s on the evaluation windows, same process */
+    uint64_t spill_bytes;      /* --stream: bytes of blocks written to the spill file */
 } fl_cell_result;
 
 int fl_cell_run(const fl_cell_cfg *c, fl_cell_result *r);

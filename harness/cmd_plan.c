@@ -46,6 +46,10 @@ static const char *PLAN_USAGE =
     "  --retrain-samples N windows the retraining baselines train on (default: the calibration windows)\n"
     "  --drift-windows N   activation drift windows (default 8; 0: none)\n"
     "  --eval-seqlen N     evaluation window (default: --seqlen)\n"
+    "  --eval-windows K    evaluation windows (default 4; prune's default is all)\n"
+    "  --stream            the cell of 'freelunch prune --stream': one block (a unit's blocks)\n"
+    "                      held at a time with its masks, evaluation block by block over\n"
+    "                      all K windows, no drift\n"
     "  --gflops X          the GEMM rate for the time estimate, GFLOP/s (default: measured now, one\n"
     "                      1024^3 sgemm repeated)\n"
     "  --json              print a JSON list, one object per reconstructor\n" FL_COMMON_HELP;
@@ -95,9 +99,10 @@ int fl_cmd_plan(int argc, char **argv) {
         { "prune-stream", required_argument, 0, 's' }, { "trainable", required_argument, 0, 't' },
         { "optimizer", required_argument, 0, 'O' }, { "retrain-samples", required_argument, 0, 'r' },
         { "drift-windows", required_argument, 0, 'd' }, { "eval-seqlen", required_argument, 0, 'E' },
+        { "eval-windows", required_argument, 0, 'W' }, { "stream", no_argument, 0, 'S' },
         { "gflops", required_argument, 0, 'g' }, { "json", no_argument, 0, 'J' }, FL_COMMON_OPTS, { 0, 0, 0, 0 } };
     const char *model = NULL, *prop = "sparse", *ps = "sparse", *trainable = "all", *optim = "adamw";
-    int nwin = 128, T = 2048, batch = 2, epochs = 1, nret = 0, ndrift = 8, es = 0, json = 0;
+    int nwin = 128, T = 2048, batch = 2, epochs = 1, nret = 0, ndrift = 8, es = 0, json = 0, stream = 0, ew = 4;
     double gflops = 0;
     int opt;
     while ((opt = getopt_long(argc, argv, "", o, NULL)) != -1) {
@@ -114,6 +119,8 @@ int fl_cmd_plan(int argc, char **argv) {
         case 'r': nret = fl_cli_int("plan", "--retrain-samples", optarg, 1); break;
         case 'd': ndrift = fl_cli_int("plan", "--drift-windows", optarg, 0); break;
         case 'E': es = fl_cli_int("plan", "--eval-seqlen", optarg, 2); break;
+        case 'W': ew = fl_cli_int("plan", "--eval-windows", optarg, 1); break;
+        case 'S': stream = 1; break;
         case 'g':
             gflops = fl_cli_float("plan", "--gflops", optarg);
             if (!(gflops > 0 && gflops < 1e9)) return fl_cli_usage("plan", "--gflops must be a positive rate in GFLOP/s");
@@ -147,12 +154,15 @@ int fl_cmd_plan(int argc, char **argv) {
         printf("%-24s %12s %12s %12s %12s %10s\n", "reconstruct", "working", "recov. peak", "total peak", "TFLOP", "est. time");
     }
     int rc = 0;
-    const size_t pe = fl_pred_eval_bytes(&cfg, 4, es), pd = ndrift ? fl_pred_drift_bytes(&cfg, ndrift < 8 ? ndrift : 8, T) : 0;
+    /* streamed: no drift (the cell does not measure it) */
+    if (stream) ndrift = 0;
+    const size_t pe = stream ? fl_pred_eval_stream_bytes(&cfg, ew, ew < 4 ? ew : 4, es) : fl_pred_eval_bytes(&cfg, ew < 4 ? ew : 4, es),
+                 pd = ndrift ? fl_pred_drift_bytes(&cfg, ndrift < 8 ? ndrift : 8, T) : 0;
     for (int i = 0; FL_RECONSTRUCTORS[i] && rc == 0; i++) {
         const char *name = FL_RECONSTRUCTORS[i]->name;
         fl_recon_predict_args a = { .reconstruct = name, .propagation = prop, .prune_stream = ps,
                                     .trainable_bias_norm = !strcmp(trainable, "bias-norm"), .nwin = nwin, .T = T,
-                                    .batch = batch, .retrain_nwin = nret, .optim = op, .epochs = epochs };
+                                    .batch = batch, .retrain_nwin = nret, .optim = op, .epochs = epochs, .stream = stream };
         fl_recon_predict_out p;
         if (fl_recon_predict(&cfg, &a, &p) != 0) {
             /* a reconstructor this model cannot take (bias-norm on a model without biases): a row saying why */
@@ -196,8 +206,8 @@ int fl_cmd_plan(int argc, char **argv) {
         char e[32], d[32];
         human(e, sizeof e, (double)pe);
         human(d, sizeof d, (double)pd);
-        printf("\ntotal peak = the largest of the pruning pass, recovery, drift (%s, %d windows) and evaluation (%s, 4 windows of %d)\n",
-               d, ndrift, e, es);
+        printf("\ntotal peak = the largest of the pruning pass, recovery, drift (%s, %d windows) and evaluation (%s, %d windows of %d%s)\n",
+               d, ndrift, e, ew, es, stream ? ", streamed" : "");
     }
     return rc;
 }

@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -820,7 +821,182 @@ static int load_entry(const fl_st_file *f, const fl_st_tensor *t, const hf_entry
     return 0;
 }
 
-int fl_model_load(fl_model *m, const char *dir) {
+/* ---- streamed blocks ---------------------------------------------------- */
+
+/* What a streamed model keeps of its checkpoint: the open (mapped) files,
+ * the name table with each entry's tensor, and the spill file. */
+struct fl_stream {
+    wsrc s;
+    hf_map L;
+    const fl_st_tensor **found;
+    int *fidx;
+    int readonly;
+    uint8_t *spilled;      /* per block: its current weights are in the spill file */
+    int spill_fd;          /* -1 until the first spill */
+    size_t slot;           /* spill bytes per block: floats, a flag per linear, the linears' masks */
+    uint64_t spill_bytes;  /* written so far */
+    float *tmp;            /* conversion scratch of the transposing layouts (GPT-2) */
+    size_t tmpcap;
+};
+
+static void stream_close(fl_model *m) {
+    struct fl_stream *st = m->stream;
+    if (!st) return;
+    wsrc_close(&st->s);
+    free(st->L.e);
+    free(st->found);
+    free(st->fidx);
+    free(st->spilled);
+    if (st->spill_fd >= 0) close(st->spill_fd);
+    fl_free(st->tmp);
+    free(st);
+    m->stream = NULL;
+}
+
+/* pread/pwrite move at most about 2 GiB per call: loop. */
+static int full_pio(int fd, void *buf, size_t n, off_t off, int wr) {
+    uint8_t *p = buf;
+    while (n) {
+        ssize_t k = wr ? pwrite(fd, p, n, off) : pread(fd, p, n, off);
+        if (k < 0 && errno == EINTR) continue;
+        if (k <= 0) return -1;
+        p += k;
+        n -= (size_t)k;
+        off += k;
+    }
+    return 0;
+}
+
+static size_t stream_slot(fl_model *m) {
+    fl_param *lw[7];
+    const int k = fl_layer_linears(m, 0, lw, NULL, NULL);
+    size_t b = m->block_floats * sizeof(float) + 7;
+    for (int i = 0; i < k; i++) b += (size_t)lw[i]->n;
+    return b;
+}
+
+static int spill_open(struct fl_stream *st) {
+    const char *base = getenv("TMPDIR");
+    char path[4200];
+    snprintf(path, sizeof path, "%.4000s/freelunch-spill.XXXXXX", base && *base ? base : "/tmp");
+    int fd = mkstemp(path);
+    if (fd < 0) return fl_err("%s: cannot create the streamed model's spill file: %s", path, strerror(errno));
+    unlink(path);   /* gone when we close it, whatever happens */
+    st->spill_fd = fd;
+    return 0;
+}
+
+/* Block l's parameters point into b (or nowhere with b NULL). */
+static void block_point(fl_model *m, int l, float *b) {
+    for (int i = 0; i < m->n_params; i++)
+        if (m->params[i].layer == l) m->params[i].w = b ? b + m->params[i].off : NULL;
+}
+
+/* The mapped pages of tensor t, given back: the block is in fp32 now. Only
+ * whole pages inside the tensor, so a neighbour's are never touched. */
+static void drop_pages(const fl_st_file *f, const fl_st_tensor *t) {
+    const uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t a = (uintptr_t)(f->data + t->begin), e = (uintptr_t)(f->data + t->end);
+    a = (a + pg - 1) / pg * pg;
+    e = e / pg * pg;
+    if (e > a) madvise((void *)a, e - a, MADV_DONTNEED);
+}
+
+static int block_acquire(fl_model *m, int l) {
+    struct fl_stream *st = m->stream;
+    float *b = fl_try_allocf(m->block_floats);
+    if (!b)
+        return fl_err("%s: out of memory for block %d's %zu bytes of fp32 weights", st->s.where, l, m->block_floats * sizeof(float));
+    m->blk[l] = b;
+    block_point(m, l, b);
+    int rc = 0;
+    if (st->spilled[l]) {
+        const off_t at = (off_t)l * (off_t)st->slot;
+        uint8_t flags[7];
+        fl_param *lw[7];
+        const int k = fl_layer_linears(m, l, lw, NULL, NULL);
+        rc = full_pio(st->spill_fd, b, m->block_floats * sizeof(float), at, 0) ||
+             full_pio(st->spill_fd, flags, 7, at + (off_t)(m->block_floats * sizeof(float)), 0);
+        off_t mo = at + (off_t)(m->block_floats * sizeof(float)) + 7;
+        for (int i = 0; i < k && rc == 0; mo += (off_t)lw[i]->n, i++) {
+            if (!flags[i]) continue;
+            lw[i]->mask = fl_try_alloc((size_t)lw[i]->n);
+            rc = !lw[i]->mask || full_pio(st->spill_fd, lw[i]->mask, (size_t)lw[i]->n, mo, 0);
+        }
+        if (rc) rc = fl_err("streamed model: cannot read block %d back from the spill file: %s", l, strerror(errno));
+    } else {
+        for (int i = 0; i < st->L.n && rc == 0; i++) {
+            const hf_entry *e = &st->L.e[i];
+            if (e->p[0]->layer != l) continue;
+            const fl_st_file *f = &st->s.f[st->fidx[i]];
+            rc = load_entry(f, st->found[i], e, &st->tmp, &st->tmpcap);
+            if (rc == 0) drop_pages(f, st->found[i]);
+        }
+        /* the transposing layouts' scratch lives only while a block is converted */
+        fl_free(st->tmp);
+        st->tmp = NULL;
+        st->tmpcap = 0;
+    }
+    if (rc) {
+        fl_param *lw[7];
+        const int k = fl_layer_linears(m, l, lw, NULL, NULL);
+        for (int i = 0; i < k; i++) { fl_free(lw[i]->mask); lw[i]->mask = NULL; }
+        block_point(m, l, NULL);
+        fl_free(b);
+        m->blk[l] = NULL;
+    }
+    return rc;
+}
+
+static int block_release(fl_model *m, int l) {
+    struct fl_stream *st = m->stream;
+    for (int i = 0; i < m->n_params; i++) {
+        const fl_param *p = &m->params[i];
+        if (p->layer == l && (p->trainable || p->g || p->m || p->ad))
+            return fl_err("streamed model: block %d cannot be released while %s is trained (hold it until training ends)", l,
+                          p->name);
+    }
+    fl_param *lw[7];
+    const int k = fl_layer_linears(m, l, lw, NULL, NULL);
+    if (!st->readonly) {
+        if (st->spill_fd < 0 && spill_open(st) != 0) return -1;
+        const off_t at = (off_t)l * (off_t)st->slot;
+        uint8_t flags[7] = { 0 };
+        for (int i = 0; i < k; i++) flags[i] = lw[i]->mask != NULL;
+        int bad = full_pio(st->spill_fd, m->blk[l], m->block_floats * sizeof(float), at, 1) ||
+                  full_pio(st->spill_fd, flags, 7, at + (off_t)(m->block_floats * sizeof(float)), 1);
+        off_t mo = at + (off_t)(m->block_floats * sizeof(float)) + 7;
+        for (int i = 0; i < k && !bad; mo += (off_t)lw[i]->n, i++)
+            if (flags[i]) bad = full_pio(st->spill_fd, lw[i]->mask, (size_t)lw[i]->n, mo, 1);
+        if (bad) return fl_err("streamed model: cannot write block %d to the spill file (disk full?): %s", l, strerror(errno));
+        if (!st->spilled[l]) st->spill_bytes += st->slot;
+        st->spilled[l] = 1;
+    }
+    for (int i = 0; i < k; i++) { fl_free(lw[i]->mask); lw[i]->mask = NULL; }
+    block_point(m, l, NULL);
+    fl_free(m->blk[l]);
+    m->blk[l] = NULL;
+    return 0;
+}
+
+int fl_model_hold(fl_model *m, int l0, int l1) {
+    if (!m->stream) return 0;
+    const int L = m->cfg.n_layer;
+    if (l0 < 0) l0 = 0;
+    if (l1 > L) l1 = L;
+    /* release first: the peak is then the blocks held, not one more */
+    for (int l = 0; l < L; l++)
+        if ((l < l0 || l >= l1) && m->blk[l] && block_release(m, l) != 0) return -1;
+    for (int l = l0; l < l1; l++)
+        if (!m->blk[l] && block_acquire(m, l) != 0) return -1;
+    return 0;
+}
+
+uint64_t fl_model_spill_bytes(const fl_model *m) { return m->stream ? m->stream->spill_bytes : 0; }
+
+/* ---- load --------------------------------------------------------------- */
+
+static int load_impl(fl_model *m, const char *dir, int streamed, int readonly) {
     memset(m, 0, sizeof *m);
     fl_config c;
     if (fl_config_load(&c, dir) != 0) return -1;
@@ -841,7 +1017,7 @@ int fl_model_load(fl_model *m, const char *dir) {
         wsrc_close(&s);
         return -1;
     }
-    if (fl_model_create(m, &c) != 0) { wsrc_close(&s); return -1; }
+    if (fl_model_create_ex(m, &c, !streamed) != 0) { wsrc_close(&s); return -1; }
     hf_map L;
     build_map(m, &L);
     /* Names and shapes first, so a bad checkpoint fails before we read
@@ -879,24 +1055,92 @@ int fl_model_load(fl_model *m, const char *dir) {
         }
     float *tmp = NULL;
     size_t tmpcap = 0;
-    for (int i = 0; i < L.n && rc == 0; i++) rc = load_entry(&s.f[fidx[i]], found[i], &L.e[i], &tmp, &tmpcap);
+    /* streamed: only what lies outside the blocks now */
+    for (int i = 0; i < L.n && rc == 0; i++)
+        if (!streamed || L.e[i].p[0]->layer < 0) {
+            rc = load_entry(&s.f[fidx[i]], found[i], &L.e[i], &tmp, &tmpcap);
+            if (rc == 0 && streamed) drop_pages(&s.f[fidx[i]], found[i]);
+        }
+    fl_free(tmp);
+    struct fl_stream *st = NULL;
+    if (rc == 0 && streamed) {
+        st = calloc(1, sizeof *st);
+        m->blk = calloc((size_t)c.n_layer, sizeof *m->blk);
+        if (st) st->spilled = calloc((size_t)c.n_layer, 1);
+        if (!st || !m->blk || !st->spilled) {
+            if (st) free(st->spilled);
+            free(st);
+            st = NULL;
+            rc = fl_err("%s: out of memory", dir);
+        }
+    }
+    if (st) {
+        /* the stream owns the files and the table from here */
+        st->s = s;
+        st->L = L;
+        st->found = found;
+        st->fidx = fidx;
+        st->readonly = readonly;
+        st->spill_fd = -1;
+        m->stream = st;
+        m->stream_close = stream_close;
+        st->slot = stream_slot(m);
+        return 0;
+    }
     free(found);
     free(fidx);
-    fl_free(tmp);
     free(L.e);
     wsrc_close(&s);
     if (rc) fl_model_free(m);
     return rc;
 }
 
+int fl_model_load(fl_model *m, const char *dir) { return load_impl(m, dir, 0, 0); }
+int fl_model_load_streamed(fl_model *m, const char *dir, int readonly) { return load_impl(m, dir, 1, readonly); }
+
 /* ---- save --------------------------------------------------------------- */
 
-int fl_model_save(const fl_model *m, const char *dir) {
+/* Each tensor as stored, built when the writer asks for it: a block's held
+ * first (streamed), a transposed or fused layout converted into one
+ * scratch buffer that serves every tensor in turn. */
+typedef struct {
+    fl_model *m;
+    const hf_map *L;
+    float *buf;
+} save_ctx;
+
+static const float *save_get(void *ctx, int i) {
+    save_ctx *sc = ctx;
+    const hf_entry *e = &sc->L->e[i];
+    const int l = e->p[0]->layer;
+    if (l >= 0 && fl_model_hold(sc->m, l, l + 1) != 0) return NULL;
+    if (e->kind == MAP_COPY) return e->p[0]->w;
+    fl_free(sc->buf);
+    float *b = sc->buf = fl_try_allocf((size_t)entry_numel(e));
+    if (!b) { fl_err("out of memory for %s", e->name); return NULL; }
+    switch (e->kind) {
+    case MAP_T:
+        transpose_into(b, e->shape[1], 0, e->p[0]->w, e->shape[1], e->shape[0]);
+        break;
+    case MAP_QKV_W:
+        for (int j = 0, off = 0; j < 3; off += e->p[j]->rows, j++)
+            transpose_into(b, e->shape[1], off, e->p[j]->w, e->p[j]->rows, e->shape[0]);
+        break;
+    case MAP_QKV_B:
+        for (int j = 0, off = 0; j < 3; off += e->p[j]->rows, j++)
+            memcpy(b + off, e->p[j]->w, sizeof(float) * (size_t)e->p[j]->rows);
+        break;
+    case MAP_COPY:
+        break;
+    }
+    return b;
+}
+
+int fl_model_save_dtype(fl_model *m, const char *dir, fl_dtype dt) {
     if (fl_mkdir_p(dir) != 0) return -1;
     hf_map L;
     build_map(m, &L);
     fl_st_out *outs = calloc((size_t)L.n, sizeof *outs);
-    float **bufs = calloc((size_t)L.n, sizeof *bufs);   /* converted copies, tracked */
     for (int i = 0; i < L.n; i++) {
         const hf_entry *e = &L.e[i];
         fl_st_out *o = &outs[i];
@@ -904,34 +1148,22 @@ int fl_model_save(const fl_model *m, const char *dir) {
         o->ndim = e->ndim;
         o->shape[0] = e->shape[0];
         o->shape[1] = e->shape[1];
-        if (e->kind == MAP_COPY) { o->data = e->p[0]->w; continue; }
-        float *b = bufs[i] = fl_allocf((size_t)entry_numel(e));
-        switch (e->kind) {
-        case MAP_T:
-            transpose_into(b, e->shape[1], 0, e->p[0]->w, e->shape[1], e->shape[0]);
-            break;
-        case MAP_QKV_W:
-            for (int j = 0, off = 0; j < 3; off += e->p[j]->rows, j++)
-                transpose_into(b, e->shape[1], off, e->p[j]->w, e->p[j]->rows, e->shape[0]);
-            break;
-        case MAP_QKV_B:
-            for (int j = 0, off = 0; j < 3; off += e->p[j]->rows, j++)
-                memcpy(b + off, e->p[j]->w, sizeof(float) * (size_t)e->p[j]->rows);
-            break;
-        case MAP_COPY:
-            break;
-        }
-        o->data = b;
+        o->data = NULL;   /* every tensor through save_get */
     }
     char *wpath = join(dir, "model.safetensors"), *cpath = join(dir, "config.json");
+    save_ctx sc = { .m = m, .L = &L };
     /* weights first: config.json is what makes a directory look like a model */
-    int rc = fl_st_write(wpath, outs, L.n);
+    int rc = fl_st_write_dtype(wpath, outs, L.n, dt, save_get, &sc);
     if (rc == 0) rc = fl_config_save(&m->cfg, cpath);
-    for (int i = 0; i < L.n; i++) fl_free(bufs[i]);
-    free(bufs);
+    fl_free(sc.buf);
     free(outs);
     free(L.e);
     free(wpath);
     free(cpath);
     return rc;
 }
+
+/* fp32 of an unchanged model: its storage is not touched (the blocks of a
+ * streamed one move in and out, which is why the dtype variant takes a
+ * mutable model) */
+int fl_model_save(const fl_model *m, const char *dir) { return fl_model_save_dtype((fl_model *)m, dir, FL_DT_F32); }

@@ -110,7 +110,9 @@ int64_t fl_config_num_params(const fl_config *c) {
 
 /* ---- parameter registry ------------------------------------------------ */
 
-typedef struct { fl_param *p; int n, cap; size_t floats; } reg_t;
+/* bfloats: the offset inside the current block, when blocks have storage
+ * of their own (streamed); every block has the same layout. */
+typedef struct { fl_param *p; int n, cap; size_t floats, bfloats; int own_blocks; } reg_t;
 
 static fl_param *reg_add(reg_t *r, const char *name, fl_pkind kind, int layer, int rows, int cols) {
     fl_param *p = &r->p[r->n++];
@@ -118,11 +120,14 @@ static fl_param *reg_add(reg_t *r, const char *name, fl_pkind kind, int layer, i
     snprintf(p->name, sizeof p->name, "%s", name);
     p->kind = kind; p->layer = layer; p->rows = rows; p->cols = cols;
     p->n = (int64_t)rows * cols;
-    p->w = (float *)(uintptr_t)r->floats;   /* offset for now, pointer later */
+    size_t *at = layer >= 0 && r->own_blocks ? &r->bfloats : &r->floats;
+    p->off = *at;
     /* keep every tensor 64-byte aligned inside the block */
-    r->floats += (size_t)((p->n + 15) / 16 * 16);
+    *at += (size_t)((p->n + 15) / 16 * 16);
     return p;
 }
+
+int fl_block_resident(const fl_model *m, int l) { return !m->stream || (m->blk && m->blk[l]); }
 
 /* RoPE tables with scaled frequencies, as HF's rope init functions compute
  * inv_freq (transformers modeling_rope_utils: _compute_linear_scaling_rope_parameters,
@@ -158,13 +163,23 @@ static void rope_scaled_table(const fl_config *c, float *cos_t, float *sin_t) {
     }
 }
 
-int fl_model_create(fl_model *m, const fl_config *c) {
+int fl_model_create(fl_model *m, const fl_config *c) { return fl_model_create_ex(m, c, 1); }
+
+int fl_model_create_ex(fl_model *m, const fl_config *c, int blocks_resident) {
     if (fl_config_validate(c, "model config") != 0) return -1;
     memset(m, 0, sizeof *m);
     m->cfg = *c;
     /* fl_config_validate bounded every factor, so these products fit an int */
     const int L = c->n_layer, d = c->d, hd = c->head_dim;
-    reg_t r = { .p = calloc(8 + 17 * (size_t)L, sizeof(fl_param)) };
+    /* a streamed block's storage (spill file, fl_model_hold) is one size
+     * for every block: a model with per-layer sizes stays resident */
+    for (int l = 0; l < L && !blocks_resident; l++)
+        if (c->layer_kv[l] || c->layer_ff[l]) {
+            memset(m, 0, sizeof *m);
+            return fl_err("model config: a model with per-layer sizes (layer_num_key_value_heads, layer_intermediate_size) "
+                          "cannot be streamed; load it without --stream");
+        }
+    reg_t r = { .p = calloc(8 + 17 * (size_t)L, sizeof(fl_param)), .own_blocks = !blocks_resident };
     m->layers = calloc((size_t)L, sizeof(fl_layer));
     if (!r.p || !m->layers) {
         free(r.p);
@@ -183,6 +198,7 @@ int fl_model_create(fl_model *m, const fl_config *c) {
         fl_layer *y = &m->layers[l];
         /* this block's own sizes (per-layer after FLAP's global ratio) */
         const int qd = fl_layer_heads(c, l) * hd, kvd = fl_layer_kv(c, l) * hd, F = fl_layer_ff(c, l);
+        r.bfloats = 0;
 #define ADD(field, sfx, kind, rows, cols) \
         (snprintf(nm, sizeof nm, "layers.%d.%s", l, sfx), y->field = reg_add(&r, nm, kind, l, rows, cols))
         ADD(attn_norm_w, "attn_norm.weight", FL_PK_NORM_W, d, 1);
@@ -214,6 +230,7 @@ int fl_model_create(fl_model *m, const fl_config *c) {
     m->params = r.p;
     m->n_params = r.n;
     m->n_floats = r.floats;
+    m->block_floats = r.bfloats;
     m->data = fl_try_allocf(r.floats);
     if (!m->data) {
         fl_err("model config: out of memory for %zu parameter bytes (%s, %d layers, hidden %d)", r.floats * sizeof(float),
@@ -223,7 +240,8 @@ int fl_model_create(fl_model *m, const fl_config *c) {
     }
     for (int i = 0; i < r.n; i++) {
         fl_param *p = &r.p[i];
-        p->w = m->data + (size_t)(uintptr_t)p->w;
+        if (p->layer >= 0 && !blocks_resident) continue;   /* w stays NULL until its block is held */
+        p->w = m->data + p->off;
         if (p->kind == FL_PK_NORM_W)
             for (int64_t j = 0; j < p->n; j++) p->w[j] = 1.0f;
     }
@@ -247,6 +265,9 @@ void fl_model_free(fl_model *m) {
         fl_param *p = &m->params[i];
         fl_free(p->g); fl_free(p->m); fl_free(p->v); fl_free(p->mask);
     }
+    if (m->stream_close) m->stream_close(m);
+    for (int l = 0; m->blk && l < m->cfg.n_layer; l++) fl_free(m->blk[l]);
+    free(m->blk);
     fl_free(m->data);
     fl_free(m->rope_cos);
     fl_free(m->rope_sin);
@@ -707,6 +728,11 @@ static int range_check(const fl_model *m, fl_range r, const fl_fwd *a) {
             if (a->tokens[i] < 0 || a->tokens[i] >= c->vocab)
                 return fl_err("token id %d at position %lld is outside the vocabulary of %d", a->tokens[i], (long long)i, c->vocab);
     } else if (!a->x_in) return fl_err("submodel: x_in required without the embedding");
+    /* a streamed model computes only with the blocks it holds: a missing one
+     * is the caller's bug, caught here rather than as a NULL weight */
+    for (int s = r.s0; s < r.s1; s++)
+        if (!fl_block_resident(m, s / 2))
+            return fl_err("submodel: block %d of a streamed model is not resident (fl_model_hold it first)", s / 2);
     if (r.head) {
         if (!a->targets) return fl_err("submodel: targets required with the head");
         for (int64_t i = 0; i < (int64_t)a->B * a->T; i++)

@@ -119,6 +119,7 @@ typedef struct {
     uint8_t *mask;     /* NULL, or 1 = kept, 0 = pruned; linear weights only */
     fl_adapter *ad;    /* NULL, or a low-rank adapter (block linears; owned by its user) */
     int trainable;
+    size_t off;        /* floats from the start of its storage: fl_model.data, or its block's (streamed) */
 } fl_param;
 
 typedef struct {
@@ -130,9 +131,9 @@ typedef struct {
     fl_param *fc1_w, *fc1_b, *up_w, *up_b, *fc2_w, *fc2_b;   /* up_b: llama's mlp_bias */
 } fl_layer;
 
-typedef struct {
+typedef struct fl_model {
     fl_config cfg;
-    float *data;          /* every parameter, one tracked block */
+    float *data;          /* every parameter, one tracked block (streamed: all but the blocks') */
     size_t n_floats;
     fl_param *params;     /* registry, in a fixed order */
     int n_params;
@@ -140,10 +141,26 @@ typedef struct {
     fl_param *embed, *pos, *final_norm_w, *final_norm_b, *head; /* head == embed when tied; final_norm_w NULL with post_ln */
     fl_param *proj_in, *proj_out;   /* cfg.proj: project_in [d, proj], project_out [proj, d] (kind FL_PK_HEAD); else NULL */
     float *rope_cos, *rope_sin; /* [max_pos, hd/2], llama/qwen2 */
+    /* A streamed model (checkpoint.h, fl_model_load_streamed): the blocks'
+     * parameters are not in data. Block l's live in blk[l], block_floats
+     * tracked floats, while it is resident (fl_model_hold); otherwise its
+     * parameters' w (and masks) are NULL and the block is in the mapped
+     * checkpoint or in the stream's spill file. stream == NULL: every
+     * block is resident in data, always. */
+    struct fl_stream *stream;
+    float **blk;
+    size_t block_floats;
+    void (*stream_close)(struct fl_model *m);
 } fl_model;
 
 /* Allocate a model of this shape with all parameters zero (norm weights 1). */
 int fl_model_create(fl_model *m, const fl_config *c);
+/* The same; with blocks_resident 0 the blocks' parameters get no storage
+ * (w NULL, off their place inside a block of block_floats): the skeleton a
+ * streamed model is loaded into. */
+int fl_model_create_ex(fl_model *m, const fl_config *c, int blocks_resident);
+/* Is block l's storage there (always, unless the model is streamed)? */
+int fl_block_resident(const fl_model *m, int l);
 /* GPT-2-style init: N(0, 0.02), residual projections scaled by 1/sqrt(2L). */
 void fl_model_init_random(fl_model *m, uint64_t seed);
 void fl_model_free(fl_model *m);

@@ -10,6 +10,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <math.h>
+#include <strings.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -236,7 +238,7 @@ const fl_st_tensor *fl_st_find(const fl_st_file *f, const char *name) {
 /* ---- half-precision conversion ---------------------------------------- */
 
 /* IEEE binary16: 1 sign, 5 exponent (bias 15), 10 mantissa bits. */
-static inline float f16_to_f32(uint16_t h) {
+float fl_f16_to_f32(uint16_t h) {
     uint32_t sign = (uint32_t)(h & 0x8000) << 16;
     uint32_t exp = (h >> 10) & 0x1f, man = h & 0x3ff, bits;
     if (exp == 0) {
@@ -252,11 +254,54 @@ static inline float f16_to_f32(uint16_t h) {
 }
 
 /* bfloat16 is the top half of an fp32, so widening is a shift. */
-static inline float bf16_to_f32(uint16_t h) {
+float fl_bf16_to_f32(uint16_t h) {
     uint32_t bits = (uint32_t)h << 16;
     float v;
     memcpy(&v, &bits, 4);
     return v;
+}
+
+/* Narrowing, by hand: C11 has no bf16 type, and _Float16 conversions are
+ * a compiler extension whose rounding of subnormals we must control anyway
+ * (the rule that a non-zero never becomes 0, safetensors.h). Both round to
+ * nearest, ties to even, on the bits, as torch's .to(bfloat16/float16) do. */
+uint16_t fl_f32_to_bf16(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    const uint32_t a = u & 0x7fffffffu, sign = (u >> 16) & 0x8000u;
+    if (a > 0x7f800000u) return (uint16_t)(sign | 0x7fc0u | ((u >> 16) & 0x3fu));   /* NaN, kept quiet */
+    uint32_t h = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;   /* carries into the exponent when it must */
+    if (a != 0 && (h & 0x7fffu) == 0) h = sign | 1u;       /* underflow: the smallest subnormal, not 0 */
+    return (uint16_t)h;
+}
+
+uint16_t fl_f32_to_f16(float f, int *overflow) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    const uint32_t a = u & 0x7fffffffu, sign = (u >> 16) & 0x8000u;
+    if (a > 0x7f800000u) return (uint16_t)(sign | 0x7e00u | ((a >> 13) & 0x1ffu));  /* NaN */
+    if (a == 0x7f800000u) return (uint16_t)(sign | 0x7c00u);                        /* inf stays inf */
+    if (a >= 0x477ff000u) {   /* >= 65520: rounds past 65504, the largest binary16 */
+        if (overflow) *overflow = 1;
+        return (uint16_t)(sign | 0x7c00u);
+    }
+    if (a >= 0x38800000u) {   /* >= 2^-14: a normal binary16 */
+        const uint32_t mant = a & 0x7fffffu, rem = mant & 0x1fffu;
+        uint32_t h = ((a >> 23) - 127 + 15) << 10 | mant >> 13;
+        if (rem > 0x1000u || (rem == 0x1000u && (h & 1u))) h++;   /* a carry into the exponent is right */
+        return (uint16_t)(sign | h);
+    }
+    if (a == 0) return (uint16_t)sign;
+    const int e = (int)(a >> 23);
+    if (e < 102) return (uint16_t)(sign | 1u);   /* below 2^-25 (fp32 subnormals too): would be 0 */
+    /* a subnormal binary16: (1.mant) 2^(e-150) in units of 2^-24 */
+    const uint32_t mant = (a & 0x7fffffu) | 0x800000u;
+    const int sh = 126 - e;   /* 14 .. 24 */
+    uint32_t q = mant >> sh;
+    const uint32_t rem = mant & ((1u << sh) - 1), half = 1u << (sh - 1);
+    if (rem > half || (rem == half && (q & 1u))) q++;   /* 0x400 is the smallest normal: still right */
+    if (q == 0) q = 1;
+    return (uint16_t)(sign | q);
 }
 
 int fl_st_read_f32(const fl_st_file *f, const fl_st_tensor *t, float *dst) {
@@ -272,9 +317,20 @@ int fl_st_read_f32(const fl_st_file *f, const fl_st_tensor *t, float *dst) {
     for (int64_t i = 0; i < n; i++) {
         uint16_t h;
         memcpy(&h, src + 2 * i, 2);
-        dst[i] = bf ? bf16_to_f32(h) : f16_to_f32(h);
+        dst[i] = bf ? fl_bf16_to_f32(h) : fl_f16_to_f32(h);
     }
     return 0;
+}
+
+const char *fl_dtype_name(fl_dtype d) { return dtype_name(d); }
+
+int fl_dtype_parse(const char *s, fl_dtype *d) {
+    static const struct { const char *n; fl_dtype d; } tab[] = {
+        { "fp32", FL_DT_F32 }, { "f32", FL_DT_F32 }, { "float32", FL_DT_F32 }, { "fp16", FL_DT_F16 }, { "f16", FL_DT_F16 },
+        { "float16", FL_DT_F16 }, { "bf16", FL_DT_BF16 }, { "bfloat16", FL_DT_BF16 } };
+    for (size_t i = 0; s && i < sizeof tab / sizeof *tab; i++)
+        if (!strcasecmp(s, tab[i].n)) { *d = tab[i].d; return 0; }
+    return fl_err("dtype '%.64s' is not one of fp32, fp16, bf16", s ? s : "");
 }
 
 /* ---- writing ------------------------------------------------------------ */
@@ -287,7 +343,31 @@ static cJSON *raw_int(uint64_t v) {
     return cJSON_CreateRaw(b);
 }
 
-int fl_st_write(const char *path, const fl_st_out *ts, int n) {
+int fl_st_write(const char *path, const fl_st_out *ts, int n) { return fl_st_write_dtype(path, ts, n, FL_DT_F32, NULL, NULL); }
+
+/* One tensor's bytes in dtype dt, converted a chunk at a time so no copy
+ * of a whole tensor is made. 0, or -1 with *why set. */
+static int write_data(FILE *fp, const float *x, size_t numel, fl_dtype dt, const char **why) {
+    if (dt == FL_DT_F32) return fwrite(x, sizeof(float), numel, fp) == numel ? 0 : (*why = "write failed", -1);
+    enum { CH = 1 << 14 };
+    uint16_t buf[CH];
+    for (size_t i0 = 0; i0 < numel; i0 += CH) {
+        const size_t k = numel - i0 < CH ? numel - i0 : CH;
+        int over = 0;
+        for (size_t i = 0; i < k; i++) {
+            const float v = x[i0 + i];
+            buf[i] = dt == FL_DT_BF16 ? fl_f32_to_bf16(v) : fl_f32_to_f16(v, &over);
+            /* a finite value that became inf (bf16 near FLT_MAX) */
+            if (dt == FL_DT_BF16 && isfinite(v) && (buf[i] & 0x7fffu) == 0x7f80u) over = 1;
+        }
+        if (over) { *why = dt == FL_DT_F16 ? "a value beyond binary16's range (|x| >= 65520)" : "a value beyond bfloat16's range"; return -1; }
+        if (fwrite(buf, 2, k, fp) != k) { *why = "write failed"; return -1; }
+    }
+    return 0;
+}
+
+int fl_st_write_dtype(const char *path, const fl_st_out *ts, int n, fl_dtype dt, const float *(*get)(void *ctx, int i), void *ctx) {
+    const uint64_t esz = dtype_size(dt);
     for (int i = 0; i < n; i++) {
         if (ts[i].ndim < 0 || ts[i].ndim > 4) return fl_err("%s: tensor %s has %d dimensions (at most 4)", path, ts[i].name, ts[i].ndim);
         for (int j = 0; j < i; j++)
@@ -301,14 +381,14 @@ int fl_st_write(const char *path, const fl_st_out *ts, int n) {
     for (int i = 0; i < n; i++) {
         uint64_t numel = 1;
         cJSON *e = cJSON_CreateObject(), *sh = cJSON_CreateArray(), *of = cJSON_CreateArray();
-        cJSON_AddStringToObject(e, "dtype", "F32");
+        cJSON_AddStringToObject(e, "dtype", dtype_name(dt));
         for (int j = 0; j < ts[i].ndim; j++) {
             cJSON_AddItemToArray(sh, raw_int((uint64_t)ts[i].shape[j]));
             numel *= (uint64_t)ts[i].shape[j];
         }
         cJSON_AddItemToObject(e, "shape", sh);
         cJSON_AddItemToArray(of, raw_int(off));
-        off += numel * 4;
+        off += numel * esz;
         cJSON_AddItemToArray(of, raw_int(off));
         cJSON_AddItemToObject(e, "data_offsets", of);
         cJSON_AddItemToObject(root, ts[i].name, e);
@@ -332,10 +412,21 @@ int fl_st_write(const char *path, const fl_st_out *ts, int n) {
     int ok = fwrite(lenb, 1, 8, fp) == 8 && fwrite(json, 1, len, fp) == len;
     for (size_t i = len; ok && i < padded; i++) ok = fputc(' ', fp) != EOF;
     free(json);
+    const char *why = NULL;
+    int bad = -1;   /* the tensor that failed, when it is the data's fault */
     for (int i = 0; ok && i < n; i++) {
         size_t numel = 1;
         for (int j = 0; j < ts[i].ndim; j++) numel *= (size_t)ts[i].shape[j];
-        if (numel) ok = fwrite(ts[i].data, sizeof(float), numel, fp) == numel;   /* empty: data may be NULL */
+        if (!numel) continue;   /* empty: data may be NULL */
+        const float *x = ts[i].data ? ts[i].data : get ? get(ctx, i) : NULL;
+        if (!x) { ok = 0; bad = i; why = fl_errmsg()[0] ? fl_errmsg() : "no data"; break; }
+        if (write_data(fp, x, numel, dt, &why) != 0) { ok = 0; bad = i; }
+    }
+    if (bad >= 0) {
+        char msg[1100];
+        snprintf(msg, sizeof msg, "%s", why);
+        fl_tmp_commit(fp, tmp, path, 0);
+        return fl_err("%s: tensor %s as %s: %s", path, ts[bad].name, dtype_name(dt), msg);
     }
     return fl_tmp_commit(fp, tmp, path, ok);
 }

@@ -47,5 +47,26 @@ typedef struct {
 } fl_st_out;
 /* Writes fp32 tensors (in the given order) to path via path.tmp + rename. */
 int fl_st_write(const char *path, const fl_st_out *ts, int n);
+/* The same, each tensor stored as dtype (F32, F16 or BF16, rounded to
+ * nearest even). A tensor whose data is NULL (and numel > 0) is asked of
+ * get(ctx, i) just before its bytes are written, so a caller can hand the
+ * tensors over one at a time (a streamed model's blocks); the pointer must
+ * stay valid until the next call. Zeros stay zeros (of their sign); a
+ * non-zero value too small for F16 or BF16 is stored as the smallest
+ * subnormal of its sign instead of 0, so the file's zeros are exactly the
+ * input's (a pruned model's mask survives); a finite value beyond F16's
+ * range is an error naming the tensor. */
+int fl_st_write_dtype(const char *path, const fl_st_out *ts, int n, fl_dtype dt,
+                      const float *(*get)(void *ctx, int i), void *ctx);
+const char *fl_dtype_name(fl_dtype d);   /* "F32", "F16", "BF16" */
+/* "fp32", "fp16", "bf16" (also "f32", "float32", "f16", "float16",
+ * "bfloat16"); -1 with fl_err naming the valid ones. */
+int fl_dtype_parse(const char *s, fl_dtype *d);
+/* One value as stored (round to nearest even, the underflow rule above);
+ * *overflow set when a finite f does not fit F16. */
+uint16_t fl_f32_to_bf16(float f);
+uint16_t fl_f32_to_f16(float f, int *overflow);
+float fl_bf16_to_f32(uint16_t h);
+float fl_f16_to_f32(uint16_t h);
 
 #endif

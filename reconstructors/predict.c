@@ -19,7 +19,10 @@
 #include <string.h>
 
 #define RB 64          /* attention row block, model/ops.c */
-#define HEAD_CHUNK 256 /* rows of logits at a time in a forward without saved activations, model/model.c */
+/* rows of logits at a time in a forward without saved activations
+ * (model/model.c), with the rows' gathered inputs [d], NLL and targets:
+ * HEAD_CHUNK * (V + d + 2) floats */
+#define HEAD_CHUNK 256
 
 typedef fl_shapes shp;
 
@@ -49,6 +52,23 @@ static int64_t model_bytes(const fl_config *c) {
     if (!c->tied) f += padded((int64_t)c->vocab * e);                            /* LM head */
     if (!c->learned_pos) f += 2 * ((int64_t)c->max_pos * c->head_dim / 2);        /* rope cos, sin */
     return 4 * f;
+}
+
+/* One block's parameters, padded, as a streamed model allocates a block
+ * when it is held (fl_model_create_ex lays a block out as the model's
+ * single data block does). */
+static int64_t block_bytes(const fl_config *c) {
+    fl_linear_shape sh[7];
+    const int k = fl_config_linears(c, sh);
+    int64_t blk = padded(c->d) * (c->rms ? 2 : 4);
+    for (int i = 0; i < k; i++) blk += padded((int64_t)sh[i].rows * sh[i].cols) + (sh[i].bias ? padded(sh[i].rows) : 0);
+    return 4 * blk;
+}
+
+/* The model's weights while H blocks are held: all of them, or, streamed,
+ * everything outside the blocks and the H held. */
+static int64_t model_held(const fl_config *c, int stream, int H) {
+    return stream ? model_bytes(c) - (int64_t)c->n_layer * block_bytes(c) + (int64_t)H * block_bytes(c) : model_bytes(c);
 }
 
 /* Parameters of one sublayer (0 attention, 1 MLP), unpadded as
@@ -295,7 +315,7 @@ void fl_pred_retrain(const shp *s, int bias_norm, fl_optim optim, int epochs, fl
     int64_t head = acts + 4 * (2 * N * d + s->nt * d * (c->rms ? 1 : 2));
     int64_t blocks = acts - 4 * N * s->V + 8 * N * d + bw;
     int64_t train = 4 * (1 + fl_optim_states(optim)) * fl_pred_all_params(s, bias_norm) + (fwd > head ? (fwd > blocks ? fwd : blocks) : (head > blocks ? head : blocks));
-    int64_t ce_head = 4 * (2 * N + N * d + (int64_t)HEAD_CHUNK * s->V), ce_att = 4 * s->nt * RB * s->T;
+    int64_t ce_head = 4 * (2 * N + N * d + (int64_t)HEAD_CHUNK * (s->V + s->d + 2)), ce_att = 4 * s->nt * RB * s->T;
     int64_t ce_peak = 4 * N * d + sub_acts(s, 0, 0) + sub_acts(s, 1, 0) + (ce_att > ce_head ? ce_att : ce_head);
     int64_t rel = train > ce_peak ? train : ce_peak;
     out->working = 4 * fl_pred_all_params(s, 0) + train;
@@ -348,7 +368,11 @@ static int predict_plan(const shp *s, const shp *sm, const shp *sp, const fl_rec
     }
     local = dense;
     dense &= prop != FL_PROP_SPARSE;
-    const int64_t stream = 4 * NT * s->d, held = model_bytes(cfg) + stream + (dense ? model_bytes(cfg) + stream : 0);
+    const int64_t stream = 4 * NT * s->d;
+    /* streamed (a->stream): the model and its dense copy hold only the
+     * unit's blocks, and the masks are only those of the blocks held */
+    const int str = a->stream;
+    const int64_t blk_masks = sub_mask_bytes(s, 0) + sub_mask_bytes(s, 1);
     const int64_t site_w[4] = { s->d, s->qd, s->d, s->F };   /* fl_site order: QKV, O, MLP_IN, MLP_OUT */
     int64_t masks = 0, flops = 0;
     /* the walk's streams (harness/cell.c), for its forward passes: where S
@@ -375,8 +399,9 @@ static int predict_plan(const shp *s, const shp *sm, const shp *sp, const fl_rec
             const int next_prunes = i + 1 < plan->n && plan->u[i + 1].prune;
             int64_t grams = 0;
             for (int q = 0; q < 4; q++) grams += 4 * site_w[q] * site_w[q] + 8 * site_w[q];
-            int64_t streams = (local ? stream : 0) + (prune_dense || carried || !local ? stream : 0) + (dense ? model_bytes(cfg) + stream : 0);
-            int64_t base = model_bytes(cfg) + streams + masks + kept;
+            int64_t streams = (local ? stream : 0) + (prune_dense || carried || !local ? stream : 0) +
+                              (dense ? model_held(cfg, str, 1) + stream : 0);
+            int64_t base = model_held(cfg, str, 1) + streams + (str ? 0 : masks) + kept;
             int64_t pass = base + grams + fwd_noacts(sp, 1) + (prune_dense ? 0 : 4 * sp->N * s->d);
             int64_t worst = 0, kept_here = 0;
             for (int q = 0; q < k; q++) {
@@ -394,10 +419,13 @@ static int predict_plan(const shp *s, const shp *sm, const shp *sp, const fl_rec
             for (int q = u->s0; q < u->s1; q++) masks += sub_mask_bytes(s, q % 2);
         }
         if (!u->recover) continue;
+        const int H = u->kind == FL_UNIT_RANGE ? (u->s1 + 1) / 2 - u->s0 / 2 : 1;   /* blocks the unit holds */
+        const int64_t held = model_held(cfg, str, H) + stream + (dense ? model_held(cfg, str, H) + stream : 0);
+        const int64_t masks_h = str ? H * blk_masks : masks;
         int64_t cell;
         if (u->kind == FL_UNIT_MODEL) cell = model_bytes(cfg) + masks;
         else {
-            cell = held + masks + kept + (prune_dense && i < last_prune ? stream : 0);
+            cell = held + masks_h + kept + (prune_dense && i < last_prune ? stream : 0);
             if (u->kind == FL_UNIT_RANGE) cell += stream;
             else cell += 4 * NT * sh[u->lin].cols * (dense ? 2 : 1) + 4 * NT * sh[u->lin].rows;
             /* the walk's passes: the gap to the unit, then a range's target
@@ -406,7 +434,7 @@ static int predict_plan(const shp *s, const shp *sm, const shp *sp, const fl_rec
             /* and their peaks, in the statistics phase: what the walk
              * holds, the range's target or the captured inputs, one batch's
              * forward (its output buffer when the pass keeps none) */
-            const int64_t walk = held + masks + kept + (prune_dense && i < last_prune ? stream : 0);
+            const int64_t walk = held + masks_h + kept + (prune_dense && i < last_prune ? stream : 0);
             if (u->s0 > s_pos) {
                 flops += nd * fwd_flops(s, s_pos, u->s0);
                 note_prune(out, walk + fwd_noacts(sp, 1));
@@ -496,6 +524,18 @@ static int64_t all_masks(const shp *s) {
     return s->c->n_layer * (sub_mask_bytes(s, 0) + sub_mask_bytes(s, 1));
 }
 
+size_t fl_pred_eval_stream_bytes(const fl_config *c, int nw, int B, int T) {
+    const shp s = after_shapes(c, B, T);
+    const int64_t X = 4 * (int64_t)nw * T * s.d + 8 * (int64_t)nw * T;   /* hidden states, tokens and targets */
+    const int64_t head = 4 * (2 * s.N + s.N * s.d + (int64_t)HEAD_CHUNK * (s.V + s.d + 2)), att = 4 * s.nt * RB * s.T;
+    const int64_t base = model_held(c, 1, 0) + X + 4 * s.N * s.d;
+    /* a block's pass (the block and its masks held, one scratch of each
+     * sublayer kind, the attention's), or the head's (no block held) */
+    const int64_t blk = base + block_bytes(c) + sub_mask_bytes(&s, 0) + sub_mask_bytes(&s, 1) + sub_acts(&s, 0, 0) +
+                        sub_acts(&s, 1, 0) + att;
+    return (size_t)(blk > base + head ? blk : base + head);
+}
+
 /* eval/ppl.c: the pruned model with its masks, a batch's input and target
  * tokens (int32), and a whole forward without saved activations: the
  * residual stream, one scratch of each sublayer kind, then the larger of
@@ -503,7 +543,7 @@ static int64_t all_masks(const shp *s) {
  * rstd and output, HEAD_CHUNK rows of logits). */
 size_t fl_pred_eval_bytes(const fl_config *c, int B, int T) {
     const shp s = after_shapes(c, B, T);
-    const int64_t head = 4 * (2 * s.N + s.N * s.d + (int64_t)HEAD_CHUNK * s.V), att = 4 * s.nt * RB * s.T;
+    const int64_t head = 4 * (2 * s.N + s.N * s.d + (int64_t)HEAD_CHUNK * (s.V + s.d + 2)), att = 4 * s.nt * RB * s.T;
     return (size_t)(model_bytes(c) + all_masks(&s) + 8 * s.N + 4 * s.N * s.d + sub_acts(&s, 0, 0) + sub_acts(&s, 1, 0) +
                     (att > head ? att : head));
 }

@@ -284,6 +284,8 @@ typedef struct {
     fl_optim optim;
     int epochs;           /* --epochs, for the FLOPs (<= 0: 1) */
     int prune_batch;      /* windows per forward of the pruning pass (fl_cell_cfg.batch; <= 0: 8) */
+    int stream;           /* --stream: the model (and a dense copy) hold only the blocks of the unit
+                             at hand, with their masks (checkpoint.h, fl_model_hold) */
 } fl_recon_predict_args;
 
 /* Counts both figures from the shapes alone (nothing is allocated or run)
@@ -300,6 +302,10 @@ int fl_recon_predict(const fl_config *cfg, const fl_recon_predict_args *a, fl_re
  * evaluation (eval/ppl.c, batches of B windows of T tokens) and activation
  * drift (eval/drift.c, batches of B windows). */
 size_t fl_pred_eval_bytes(const fl_config *c, int B, int T);
+/* The same for a streamed model (eval/ppl.c, ppl_streamed): the model
+ * without its blocks plus one block and its masks, every one of the nw
+ * windows' tokens and hidden states, and one batch's forward. */
+size_t fl_pred_eval_stream_bytes(const fl_config *c, int nw, int B, int T);
 size_t fl_pred_drift_bytes(const fl_config *c, int B, int T);
 
 #endif
