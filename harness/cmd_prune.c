@@ -32,15 +32,6 @@ static const char *PRUNE_OTHER =
     "  --out DIR         output directory\n"
     "  --cache DIR       corpus cache\n"
     "  --no-model        do not write the pruned model (only calib.bin and freelunch.json)\n"
-    "  --stream          keep the checkpoint memory-mapped and convert one block at a\n"
-    "                    time to fp32 (bf16/fp16/fp32 files), spilling pruned blocks to\n"
-    "                    a temporary file: memory grows with a block, not the model\n"
-    "                    (README \"Streamed weights\"; retraining and --eval-task hold\n"
-    "                    every block; drift and inference speed are not measured;\n"
-    "                    no --structure)\n"
-    "  --save-dtype D    fp32 (default), bf16 or fp16: the dtype of the saved model,\n"
-    "                    rounded to nearest even; pruned zeros stay zeros and no kept\n"
-    "                    weight becomes 0 (masks exactly preserved)\n"
     "  --no-layer-error  do not compute each linear's layer-wise error (4 rows cols^2\n"
     "                    FLOPs a linear, most of a big model's pruning pass; null in\n"
     "                    freelunch.json)\n"
@@ -55,8 +46,7 @@ static const char *PRUNE_OTHER =
 int fl_cmd_prune(int argc, char **argv) {
     static const struct option other[] = { { "out", required_argument, 0, 'o' }, { "cache", required_argument, 0, 'C' },
                                            { "no-model", no_argument, 0, 'N' },
-                                           { "share", no_argument, 0, 'S' }, { "stream", no_argument, 0, 'M' },
-                                           { "save-dtype", required_argument, 0, 'D' },
+                                           { "share", no_argument, 0, 'S' },
                                            { "no-layer-error", no_argument, 0, 'E' }, FL_COMMON_OPTS, { 0, 0, 0, 0 } };
     struct option o[64 + sizeof other / sizeof *other];
     int no = 0;
@@ -83,18 +73,7 @@ int fl_cmd_prune(int argc, char **argv) {
         case 'C': cache_opt = optarg; break;
         case 'N': c.no_model = 1; break;
         case 'S': c.share = 1; break;
-        case 'M': c.stream = 1; break;
         case 'E': c.no_layer_error = 1; break;
-        case 'D': {
-            fl_dtype dt;
-            if (fl_dtype_parse(optarg, &dt) != 0) {
-                char m[1100];
-                snprintf(m, sizeof m, "--save-dtype: %s", fl_errmsg());
-                return fl_cli_usage("prune", m);
-            }
-            c.save_dtype = optarg;
-            break;
-        }
         case 'h': fputs(PRUNE_USAGE, stdout); fl_settings_help(stdout); fputs(PRUNE_OTHER, stdout); return 0;
         default: if (!fl_cli_common_opt(opt, "prune")) return fl_cli_usage("prune", "unknown option");
         }

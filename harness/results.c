@@ -24,7 +24,7 @@ const char *const FL_RESULT_COLS[] = {
     "model", "criterion", "sparsity", "pattern", "reconstruct", "propagation", "loss", "trainable", "lr",
     "epochs", "batch_size", "grad_accum", "weight_decay", "distill", "calib", "calib_samples", "seqlen", "seed",
     "eval_windows", "prune_stream", "optimizer", "retrain_samples", "drift_windows", "drift_data", "lr_scale",
-    "eval_task_limit", "structure", "hidden_distill",
+    "eval_task_limit", "structure", "hidden_distill", "stream", "save_dtype",
     /* pruning and reconstruction */
     "achieved_sparsity", "mask_sha256", "mean_layer_error", "n_units", "recon_loss_before", "recon_loss_after",
     "unit_names", "unit_loss_before", "unit_loss_after",
@@ -71,7 +71,7 @@ const int FL_RESULT_NCOLS = (int)(sizeof FL_RESULT_COLS / sizeof *FL_RESULT_COLS
 static const char *const LATE_COLS[] = { "prune_stream", "optimizer", "retrain_samples", "mask_sha256", "recovery_tokens", "role",
                                          "lr_scale", "model_params", "model_nonemb_params", "model_layers",
                                          "structure", "hidden_distill", "params", "params_dense", "infer_tok_s",
-                                         "infer_speedup" };
+                                         "infer_speedup", "stream", "save_dtype" };
 
 static int is_late(const char *col) {
     if (!strncmp(col, "drift_", 6)) return 1;

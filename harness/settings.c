@@ -4,6 +4,7 @@
 #include "datasets/corpus.h"
 #include "eval/mc_corpus.h"
 #include "model/err.h"
+#include "model/safetensors.h"
 #include "reconstructors/recon.h"
 #include <cjson/cJSON.h>
 #include <ctype.h>
@@ -73,6 +74,11 @@ static int check_count(const char *v) { return fl_parse_int(v, 0, FL_INT_MAX, NU
 static int check_backend(const char *v) {
     return strcmp(v, "auto") && strcmp(v, "openblas") && strcmp(v, "onednn")
                ? fl_err("unknown backend '%s' (valid: auto, openblas, onednn)", v) : 0;
+}
+
+static int check_save_dtype(const char *v) {
+    fl_dtype d;
+    return fl_dtype_parse(v, &d);
 }
 
 static int check_structure(const char *v) {
@@ -195,6 +201,17 @@ const fl_setting FL_SETTINGS[] = {
       "after every block (across removed blocks, at the dense span's end), with\n"
       "weight W added to the next-token loss, or alone (default: off)",
       "hidden_distill", "hidden_distill", DIS, F(hidden_distill) },
+    /* issue 18: the checkpoint streamed block by block, saved in a dtype */
+    { "stream", FL_SET_FLAG, "false", 0, NULL, NULL, "",
+      "keep the checkpoint memory-mapped and convert one block at a time to\n"
+      "fp32 (bf16/fp16/fp32 files), spilling pruned blocks to a temporary\n"
+      "file: memory grows with a block, not the model (README \"Streamed\n"
+      "weights\"; retraining and --eval-task hold every block; drift and\n"
+      "inference speed are not measured; no --structure)", "stream", "stream", ALL, F(stream) },
+    { "save-dtype", FL_SET_STR, "fp32", 0, check_save_dtype, NULL, "D",
+      "fp32, bf16 or fp16: the dtype of the saved model, rounded to nearest\n"
+      "even; pruned zeros stay zeros and no kept weight becomes 0 (masks\n"
+      "exactly preserved)", "save_dtype", "save_dtype", ALL, F(save_dtype) },
 };
 const int FL_NSETTINGS = (int)(sizeof FL_SETTINGS / sizeof *FL_SETTINGS);
 

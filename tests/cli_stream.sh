@@ -62,7 +62,7 @@ for d, dt, tdt in (('sb', 'BF16', torch.bfloat16), ('sh', 'F16', torch.float16))
         mo += n
     assert mo == len(masks)
 PYEOF"
-expect 2 "save-dtype" "unknown --save-dtype" "$FL" prune --model "$M" $P --save-dtype int8 --out "$T/x"
+expect 1 "save-dtype" "unknown --save-dtype" "$FL" prune --model "$M" $P --save-dtype int8 --out "$T/x"
 expect 1 "stream" "--stream with --structure" "$FL" prune --model "$M" --criterion wanda-sp --structure heads --sparsity 0.25 \
   --calib "$T/d/val.bin" --calib-samples 2 --seqlen 32 --stream --out "$T/x"
 cp -r "$M" "$T/trunc"; head -c 3000 "$M/model.safetensors" >"$T/trunc/model.safetensors"
@@ -75,4 +75,27 @@ i = b.find(b'"BF16"'); b[i:i + 6] = b'"I16" '; open(p, 'wb').write(bytes(b))
 PYEOF
 expect 1 "I16" "unsupported dtype, streamed" "$FL" prune --model "$T/i16" $P --stream --out "$T/x"
 expect 0 "" "plan --stream" "$FL" plan --model "$M" --calib-samples 4 --seqlen 32 --stream --gflops 10
+# in a grid: stream and save-dtype are keys; a streamed cell and a resident
+# one give the same masks and perplexity, and the columns say which ran
+cat >"$T/grid.ini" <<EOF2
+[grid]
+stream = false, true
+[fixed]
+model = $M
+criterion = wanda
+sparsity = 0.5
+reconstruct = sublayer
+calib = $T/d/val.bin
+calib-samples = 4
+seqlen = 32
+epochs = 1
+eval = $T/d/val.bin
+eval-windows = 4
+drift-windows = 0
+save-dtype = bf16
+EOF2
+expect 0 "" "a study with stream = false, true" "$FL" study --grid "$T/grid.ini" --out "$T/st" --threads 2
+check "... the two cells: same masks and perplexity, stream and save_dtype columns" \
+  "$PY -c \"import csv,sys; R=[r for r in csv.DictReader(open('$T/st/results.csv')) if r['role'] != 'dense']; sys.exit(not (len(R) == 2 and sorted(r['stream'] for r in R) == ['false', 'true'] and all(r['save_dtype'] == 'bf16' and r['status'] == 'ok' for r in R) and R[0]['mask_sha256'] == R[1]['mask_sha256'] != '' and R[0]['ppl'] == R[1]['ppl'] != ''))\""
+expect 1 "save-dtype" "a grid's save-dtype that is no dtype: one line" "$FL" study --grid "$T/grid.ini" --out "$T/st2" --set save-dtype=f8 --dry-run
 [ $bad -eq 0 ]

@@ -974,7 +974,10 @@ static void test_settings_readme(void **st) {
         const fl_setting *s = &FL_SETTINGS[i];
         if (s->type == FL_SET_COMMON) snprintf(common + strlen(common), sizeof common - strlen(common), "%s%s", *common ? "," : "", s->key);
         else snprintf(keys + strlen(keys), sizeof keys - strlen(keys), "%s%s", *keys ? "," : "", s->key);
-        if (s->csv && s->type != FL_SET_COMMON && !strstr(cols, s->csv))
+        char whole[2100], name[80];   /* a column once, by its whole name ("stream" is in "prune_stream") */
+        snprintf(whole, sizeof whole, ",%s,", cols);
+        snprintf(name, sizeof name, ",%s,", s->csv ? s->csv : "");
+        if (s->csv && s->type != FL_SET_COMMON && !strstr(whole, name))
             snprintf(cols + strlen(cols), sizeof cols - strlen(cols), "%s%s", *cols ? "," : "", s->csv);
     }
     readme_names(text, "- Keys are the options of `freelunch prune`", "without their dashes (", ")", got, sizeof got);
