@@ -234,14 +234,19 @@ static const char *PRETRAIN_HELP =
     "  --out DIR      default <cache>/models/<preset>\n"
     "  --resume       continue from DIR/ckpt if present\n"
     "  --cache DIR    corpus cache (default $FL_CACHE or ~/.cache/freelunch)\n"
-    "  --steps N      override the preset's step count\n" FL_COMMON_HELP;
+    "  --steps N      override the preset's step count\n"
+    "  --lr-scale F   multiply the preset's peak learning rate by F (the ladder's\n"
+    "                 check of its rule on sotu-val: README \"The ladder\"); give\n"
+    "                 --resume the same F\n" FL_COMMON_HELP;
 
 int fl_cmd_pretrain(int argc, char **argv) {
     static struct option o[] = { { "preset", required_argument, 0, 'p' }, { "out", required_argument, 0, 'o' },
                                  { "resume", no_argument, 0, 'r' }, { "cache", required_argument, 0, 'c' },
-                                 { "steps", required_argument, 0, 'n' }, FL_COMMON_OPTS, { 0, 0, 0, 0 } };
+                                 { "steps", required_argument, 0, 'n' }, { "lr-scale", required_argument, 0, 'l' },
+                                 FL_COMMON_OPTS, { 0, 0, 0, 0 } };
     const char *pname = "tiny", *out = NULL, *cache_opt = NULL;
     int resume = 0, steps_opt = 0, c;
+    double lr_scale = 1;
     while ((c = getopt_long(argc, argv, "", o, NULL)) != -1) {
         switch (c) {
         case 'p': pname = optarg; break;
@@ -249,6 +254,10 @@ int fl_cmd_pretrain(int argc, char **argv) {
         case 'r': resume = 1; break;
         case 'c': cache_opt = optarg; break;
         case 'n': steps_opt = fl_cli_int("pretrain", "--steps", optarg, 1); break;
+        case 'l':
+            lr_scale = fl_cli_float("pretrain", "--lr-scale", optarg);
+            if (!(lr_scale > 0 && lr_scale <= 1000)) return fl_cli_usage("pretrain", "--lr-scale: must be in (0, 1000]");
+            break;
         case 'h': fputs(PRETRAIN_HELP, stdout); return 0;
         default: if (!fl_cli_common_opt(c, "pretrain")) return fl_cli_usage("pretrain", "unknown option");
         }
@@ -281,7 +290,7 @@ int fl_cmd_pretrain(int argc, char **argv) {
     fl_model_init_random(&m, p->seed);
     fl_model_set_all_trainable(&m, 1);
     fl_adamw_cfg oc = fl_adamw_defaults();
-    oc.lr = p->lr; oc.warmup_steps = p->warmup; oc.total_steps = S; oc.sched = FL_SCHED_COSINE;
+    oc.lr = (float)(p->lr * lr_scale); oc.warmup_steps = p->warmup; oc.total_steps = S; oc.sched = FL_SCHED_COSINE;
     oc.min_lr_frac = p->min_lr_frac; oc.weight_decay = p->weight_decay; oc.clip_norm = p->clip;
     oc.beta2 = 0.95f;
     fl_adamw opt;
@@ -354,6 +363,7 @@ int fl_cmd_pretrain(int argc, char **argv) {
     cJSON_AddStringToObject(j, "preset", p->name);
     cJSON_AddStringToObject(j, "corpus", "sotu-train");
     cJSON_AddNumberToObject(j, "steps", S);
+    cJSON_AddNumberToObject(j, "lr", oc.lr);
     cJSON_AddNumberToObject(j, "batch", B);
     cJSON_AddNumberToObject(j, "seqlen", T);
     cJSON_AddNumberToObject(j, "train_tokens", (double)ntr);

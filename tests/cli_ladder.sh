@@ -17,6 +17,12 @@ check "list presets: tiny's row (4 layers, d=192, 2361024 parameters, 1574592 no
 check "list presets: no tiny-gpt2" "! grep -q tiny-gpt2 '$T/p'"
 expect 2 "unexpected argument" "list with a bad argument" "$FL" list bogus
 expect 2 "unknown preset" "pretrain of an unknown preset" "$FL" pretrain --preset bogus --out "$T/x"
+expect 2 "lr-scale" "pretrain --lr-scale 0: one line" "$FL" pretrain --preset micro --lr-scale 0 --out "$T/x"
+# --lr-scale: the rule's check on sotu-val trains a rung at a multiple of
+# its rate; micro's is 5e-3, and freelunch.json records the rate used
+"$FL" pretrain --preset micro --steps 3 --lr-scale 2 --threads 2 --out "$T/lr2" >"$T/lr2.log" 2>&1 && ok "pretrain --lr-scale 2" || notok "pretrain --lr-scale 2: $(tail -1 "$T/lr2.log")"
+check "... freelunch.json: lr 1e-2, twice micro's" \
+  "/usr/bin/python3 -c \"import json,sys; sys.exit(abs(json.load(open('$T/lr2/freelunch.json'))['lr'] - 1e-2) > 1e-8)\""
 
 # a cache with the corpora and no models
 mkdir -p "$T/c/models"
