@@ -1325,9 +1325,6 @@ static void ppl_tables(doc *d, const fl_table *t, const fl_panel *ps, int np, co
 
 /* ---- zero-shot accuracy beside perplexity (eval-task) ----------------------------- */
 
-/* Per panel, one row per (criterion, reconstructor) with its perplexity,
- * the acc (or acc_norm) of every task some final row has, and acc_mean;
- * nothing when no cell ran an eval-task. */
 /* The dense reference's COL for panel P: a dense row of the model of the
  * panel's first ok row that holds COL, measured with that row's item limit
  * (eval_task_limit: the accuracy of 200 items is not that of all). */
@@ -1344,6 +1341,9 @@ static double dense_acc(const fl_table *t, const fl_panel *p, const char *col) {
     return NAN;
 }
 
+/* Per panel, one row per (criterion, reconstructor) with its perplexity,
+ * the acc (or acc_norm) of every task some final row has, and acc_mean;
+ * nothing when no cell ran an eval-task. */
 static void acc_tables(doc *d, const fl_table *t, const fl_panel *ps, int np) {
     const char *cols[64];
     int nc = 0;
