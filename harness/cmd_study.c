@@ -680,7 +680,10 @@ static void dense_row(fl_table *t, const fl_cell_spec *s, const char *out, const
         snprintf(tbuf, sizeof tbuf, "%s", tasks);
         int n = 0;
         argv[n++] = "freelunch"; argv[n++] = "eval"; argv[n++] = "--model"; argv[n++] = (char *)model;
-        for (char *save = NULL, *e = strtok_r(tbuf, ",", &save); e && n < 20 + 2 * FL_MAX_EVALS; e = strtok_r(NULL, ",", &save)) {
+        /* at most FL_MAX_EVALS tasks after the 4 first entries, leaving room
+         * for the 11 after them */
+        for (char *save = NULL, *e = strtok_r(tbuf, ",", &save); e && n + 2 <= 4 + 2 * FL_MAX_EVALS;
+             e = strtok_r(NULL, ",", &save)) {
             argv[n++] = "--task";
             argv[n++] = e;
         }
