@@ -668,6 +668,13 @@ static void head_logits(fl_model *m, const float *xn, float *out, int r0, int r1
     } else fl_matmul_forward(out, xn + (int64_t)r0 * c->d, m->head->w, NULL, r1 - r0, c->d, c->vocab);
 }
 
+/* The first largest of a row of V logits, as a greedy decoder takes it. */
+static int row_argmax(const float *q, int V) {
+    int best = 0;
+    for (int v = 1; v < V; v++) if (q[v] > q[best]) best = v;
+    return best;
+}
+
 /* The final norm, or (post-LN OPT, which has none) a copy. */
 static void final_norm_fwd(fl_model *m, sub_acts *h, int N) {
     if (m->final_norm_w) norm_fwd(m, h->xn, h->mean, h->rstd, h->x, m->final_norm_w, m->final_norm_b, N);
@@ -789,15 +796,7 @@ int fl_forward(fl_model *m, fl_range r, fl_fwd *a, fl_acts *acts) {
             sum = a->soft ? fl_softce_forward(lg, a->soft, a->targets, N, V, &cnt)
                           : fl_crossentropy_forward(a->nll, lg, a->targets, N, V, &cnt);
             if (acts && a->logits) memcpy(a->logits, lg, sizeof(float) * N * V);
-            for (int i = 0; i < N && a->argmax; i++) {
-                int best = -1;
-                if (a->targets[i] >= 0) {
-                    const float *q = lg + (size_t)i * V;
-                    best = 0;
-                    for (int v = 1; v < V; v++) if (q[v] > q[best]) best = v;
-                }
-                a->argmax[i] = best;
-            }
+            for (int i = 0; i < N && a->argmax; i++) a->argmax[i] = a->targets[i] >= 0 ? row_argmax(lg + (size_t)i * V, V) : -1;
             fl_free(own);
         } else {
             /* Inference: logits a chunk of rows at a time, never [N, V], and
@@ -826,12 +825,7 @@ int fl_forward(fl_model *m, fl_range r, fl_fwd *a, fl_acts *acts) {
                 cnt += nk;
                 for (int i = 0; i < k; i++) {
                     if (a->nll) a->nll[rows[i]] = ns[i];
-                    if (a->argmax) {   /* the first largest logit, as a greedy decoder takes it */
-                        const float *q = lg + (size_t)i * V;
-                        int best = 0;
-                        for (int v = 1; v < V; v++) if (q[v] > q[best]) best = v;
-                        a->argmax[rows[i]] = best;
-                    }
+                    if (a->argmax) a->argmax[rows[i]] = row_argmax(lg + (size_t)i * V, V);
                 }
             }
             fl_free(lg);

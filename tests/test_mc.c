@@ -22,19 +22,25 @@ static char g_dir[256], g_model[300];
 
 /* A byte-level tokenizer (no merges: ids 0..255 are the bytes, 256 is
  * <|endoftext|>) saved into the model directory. */
+/* Random weights of config C, scaled up so predictions are far from
+ * uniform, saved into g_model. */
+static void save_random(const fl_config *c, uint64_t seed) {
+    fl_model m;
+    assert_int_equal(fl_model_create(&m, c), 0);
+    fl_model_init_random(&m, seed);
+    for (int i = 0; i < m.n_params; i++)
+        for (int64_t j = 0; j < m.params[i].n; j++) m.params[i].w[j] *= m.params[i].kind == FL_PK_NORM_W ? 1.0f : 6.0f;
+    assert_int_equal(fl_model_save(&m, g_model), 0);
+    fl_model_free(&m);
+}
+
 static void make_model(fl_family f) {
     fl_config c = { 0 };
     fl_config_family_defaults(&c, f);
     c.vocab = 260; c.d = 32; c.n_layer = 2; c.n_head = 4; c.n_kv_head = f == FL_LLAMA ? 2 : 4; c.head_dim = 8;
     c.d_ff = 48; c.max_pos = 96;
-    fl_model m;
-    assert_int_equal(fl_model_create(&m, &c), 0);
-    fl_model_init_random(&m, 23);
-    for (int i = 0; i < m.n_params; i++)
-        for (int64_t j = 0; j < m.params[i].n; j++) m.params[i].w[j] *= m.params[i].kind == FL_PK_NORM_W ? 1.0f : 6.0f;
     snprintf(g_model, sizeof g_model, "%s/%s", g_dir, fl_family_name(f));
-    assert_int_equal(fl_model_save(&m, g_model), 0);
-    fl_model_free(&m);
+    save_random(&c, 23);
     const char *txt = "abc";
     size_t len = 3;
     fl_bpe *t;
@@ -198,13 +204,7 @@ static void test_oracle_hf_tokenizer(void **st) {
     c.vocab = fl_bpe_vocab_size(tok); c.d = 16; c.n_layer = 2; c.n_head = 2; c.n_kv_head = 1; c.head_dim = 8;
     c.d_ff = 32; c.max_pos = 96; c.bos_id = 1;   /* <s> */
     fl_bpe_free(tok);
-    fl_model m;
-    assert_int_equal(fl_model_create(&m, &c), 0);
-    fl_model_init_random(&m, 29);
-    for (int i = 0; i < m.n_params; i++)
-        for (int64_t j = 0; j < m.params[i].n; j++) m.params[i].w[j] *= m.params[i].kind == FL_PK_NORM_W ? 1.0f : 6.0f;
-    assert_int_equal(fl_model_save(&m, g_model), 0);
-    fl_model_free(&m);
+    save_random(&c, 29);
     char env[1100];
     snprintf(env, sizeof env, "MC_REF_HF='%s:%s'", node, g_model);
     against_oracle_in(40, env);   /* 40: some contexts cut from the left */
