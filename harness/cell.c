@@ -916,6 +916,11 @@ static int cell_run(const fl_cell_cfg *c, fl_cell_result *r, walk_t *wp) {
                       "model's stream (propagation sparse only)", c->propagation);
     if (fl_setting_check(fl_setting_find("prune-stream"), c->prune_stream) != 0) return -1;
     w.prune_dense = !strcmp(c->prune_stream, "dense");
+    /* the removal scores on the dense model's own activations, once, before
+     * the walk: there is no prune stream to choose */
+    if (skind != FL_STRUCT_NONE && w.prune_dense)
+        return fl_err("--prune-stream dense: structured pruning scores every structure on the dense model's activations "
+                      "already (prune-stream sparse only)");
     w.ro = (fl_recon_opts){ .lr = c->lr, .weight_decay = c->weight_decay, .epochs = c->epochs, .batch = c->recon_batch,
                             .grad_accum = c->grad_accum, .bias_norm_only = !strcmp(c->trainable, "bias-norm"), .seed = c->seed,
                             .progress = c->progress };

@@ -19,6 +19,7 @@
 #include "results.h"
 #include "settings.h"
 #include "slurm.h"
+#include "structured.h"
 #include "profile.h"
 #include "presets.h"
 #include "version.h"
@@ -558,12 +559,24 @@ static int model_config(const char *model, const char *cache, fl_config *cfg) {
  * config.json and its settings; "?" when they cannot be predicted (model
  * not built yet, or a reconstructor predict.c does not cover). */
 static void predict_cell(const fl_cell_spec *s, const char *cache, char *wk, char *pk, size_t n) {
-    fl_config cfg;
+    fl_config cfg, small;
     const char *model = fl_cell_get(s, "model"), *st = fl_cell_get(s, "structure");
-    /* a structured cell recovers a smaller model beside the dense one,
-     * which predict.c does not count: "?" rather than the dense figure */
-    if (st && strcmp(st, "none")) return;
     if (!model || model_config(model, cache, &cfg) != 0) { fl_err_clear(); return; }
+    /* a structured cell recovers the smaller model beside the dense one:
+     * its shapes from the structure and fraction ("?" for a global ratio,
+     * whose block sizes depend on the scores) */
+    fl_structure kind = FL_STRUCT_NONE;
+    if (st && fl_structure_parse(st, &kind) != 0) { fl_err_clear(); return; }
+    if (kind != FL_STRUCT_NONE) {
+        const char *cr = fl_cell_get(s, "criterion"), *sp = fl_cell_get(s, "sparsity");
+        fl_crit_inst ci;
+        char *end;
+        const double frac = sp ? strtod(sp, &end) : 0;
+        if (!cr || !sp || end == sp || *end || fl_criterion_open(cr, &ci) != 0) { fl_err_clear(); return; }
+        const int rc = fl_struct_config(&cfg, &ci, kind, frac, &small);
+        fl_criterion_close(&ci);
+        if (rc != 0) { fl_err_clear(); return; }
+    }
     const char *v[7], *keys[7] = { "reconstruct", "propagation", "trainable", "calib-samples", "batch-size", "prune-stream",
                                    "optimizer" };
     for (int i = 0; i < 7; i++) v[i] = fl_cell_get(s, keys[i]) ? fl_cell_get(s, keys[i]) : fl_setting_def(keys[i]);
@@ -571,8 +584,12 @@ static void predict_cell(const fl_cell_spec *s, const char *cache, char *wk, cha
     fl_recon_predict_out o;
     fl_recon_predict_args a = { .reconstruct = v[0], .propagation = v[1], .prune_stream = v[5],
                                 .trainable_bias_norm = !strcmp(v[2], "bias-norm"), .nwin = atoi(v[3]),
-                                .retrain_nwin = rs ? atoi(rs) : 0, .T = ts ? atoi(ts) : cfg.max_pos, .batch = atoi(v[4]) };
-    if (fl_optim_parse(v[6], &a.optim) != 0 || fl_recon_predict(&cfg, &a, &o) != 0) return;
+                                .retrain_nwin = rs ? atoi(rs) : 0, .T = ts ? atoi(ts) : cfg.max_pos, .batch = atoi(v[4]),
+                                .dense = kind != FL_STRUCT_NONE ? &cfg : NULL };
+    if (fl_optim_parse(v[6], &a.optim) != 0 || fl_recon_predict(kind != FL_STRUCT_NONE ? &small : &cfg, &a, &o) != 0) {
+        fl_err_clear();
+        return;
+    }
     snprintf(wk, n, "%.2f", o.working_bytes / 1e6);
     snprintf(pk, n, "%.2f", o.peak_recover_bytes / 1e6);
 }

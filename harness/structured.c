@@ -45,42 +45,74 @@ static int count_kept(const uint8_t *k, int n) {
     return c;
 }
 
+/* The config of the model that keeps Lp blocks, na[i] key/value groups and
+ * nb[i] MLP channels in kept block i, with FLAP's compensated biases
+ * (comp_o: o's, comp_fc2: fc2's): the one place a removal's shapes are
+ * derived, for the builder and for the memory prediction alike. */
+static int result_config(const fl_config *c, int Lp, const int *na, const int *nb, int comp_o, int comp_fc2, fl_config *nc) {
+    *nc = *c;
+    if (Lp < 1) return fl_err("structured pruning: nothing would be left of the model");
+    /* blocks may keep different counts (FLAP's global ratio): the config
+     * then holds the largest and per-layer sizes for the others */
+    int KVp = 0, Fp = 0;
+    for (int i = 0; i < Lp; i++) {
+        if (na[i] < 1 || nb[i] < 1) return fl_err("structured pruning: nothing would be left of block %d", i);
+        if (na[i] > KVp) KVp = na[i];
+        if (nb[i] > Fp) Fp = nb[i];
+    }
+    nc->n_layer = Lp;
+    nc->n_kv_head = KVp;
+    nc->n_head = KVp * (c->n_head / c->n_kv_head);
+    nc->d_ff = Fp;
+    memset(nc->layer_kv, 0, sizeof nc->layer_kv);
+    memset(nc->layer_ff, 0, sizeof nc->layer_ff);
+    for (int i = 0; i < Lp; i++) {
+        nc->layer_kv[i] = na[i] == KVp ? 0 : na[i];
+        nc->layer_ff[i] = nb[i] == Fp ? 0 : nb[i];
+    }
+    /* the compensated bias, and the ones HF's config key brings with it:
+     * llama's attention_bias is q/k/v/o, its mlp_bias gate/up/down, OPT's
+     * enable_bias every linear's */
+    if (comp_o) { nc->o_bias = 1; if (c->family == FL_LLAMA || c->family == FL_OPT) nc->qkv_bias = 1; }
+    if (comp_fc2) nc->mlp_bias = 1;
+    if (c->family == FL_OPT && (comp_o || comp_fc2)) nc->qkv_bias = nc->o_bias = nc->mlp_bias = 1;
+    return 0;
+}
+
+int fl_struct_config(const fl_config *c, const fl_crit_inst *ci, fl_structure kind, double frac, fl_config *out) {
+    if (kind == FL_STRUCT_NONE) return fl_err("structured pruning: no structure given");
+    if (fl_struct_check(ci->crit, kind, c) != 0) return -1;
+    if (fl_config_nonuniform(c))
+        return fl_err("structured pruning: the model already has per-layer sizes; prune the dense model instead");
+    if (kind != FL_STRUCT_LAYERS && ci->crit->global_ratio && ci->crit->global_ratio(ci->priv))
+        return fl_err("structured pruning: with %s's global ratio each block's size depends on the scores", ci->crit->name);
+    int k, na[FL_MAX_LAYERS], nb[FL_MAX_LAYERS];
+    if (fl_structure_removed(fl_structure_count(c, kind), frac, kind, &k) != 0) return -1;
+    const int Lp = c->n_layer - (kind == FL_STRUCT_LAYERS ? k : 0);
+    for (int i = 0; i < Lp; i++) {
+        na[i] = c->n_kv_head - (kind == FL_STRUCT_HEADS ? k : 0);
+        nb[i] = c->d_ff - (kind == FL_STRUCT_CHANNELS ? k : 0);
+    }
+    const int comp = ci->crit->bias_compensation && kind != FL_STRUCT_LAYERS;
+    return result_config(c, Lp, na, nb, comp && kind == FL_STRUCT_HEADS, comp && kind == FL_STRUCT_CHANNELS, out);
+}
+
 int fl_struct_build(const fl_model *src, const fl_struct_keep *k, fl_model *out) {
     const fl_config *c = &src->cfg;
     const int L = c->n_layer, KV = c->n_kv_head, G = c->n_head / c->n_kv_head, hd = c->head_dim, F = c->d_ff, d = c->d;
     if (fl_config_nonuniform(c))
         return fl_err("structured pruning: the model already has per-layer sizes; prune the dense model instead");
-    fl_config nc = *c;
+    fl_config nc;
     int kept[FL_MAX_LAYERS], Lp = 0, na[FL_MAX_LAYERS], nb[FL_MAX_LAYERS];
     for (int l = 0; l < L; l++)
         if (!k->keep_layer || k->keep_layer[l]) kept[Lp++] = l;
-    /* blocks may keep different counts (FLAP's global ratio): the config
-     * then holds the largest and per-layer sizes for the others */
-    int KVp = 0, Fp = 0;
     for (int i = 0; i < Lp; i++) {
         na[i] = k->keep_kv ? count_kept(k->keep_kv + (int64_t)kept[i] * KV, KV) : KV;
         nb[i] = k->keep_ch ? count_kept(k->keep_ch + (int64_t)kept[i] * F, F) : F;
         if (na[i] < 1 || nb[i] < 1) return fl_err("structured pruning: nothing would be left of block %d", kept[i]);
-        if (na[i] > KVp) KVp = na[i];
-        if (nb[i] > Fp) Fp = nb[i];
     }
-    if (Lp < 1) return fl_err("structured pruning: nothing would be left of the model");
-    nc.n_layer = Lp;
-    nc.n_kv_head = KVp;
-    nc.n_head = KVp * G;
-    nc.d_ff = Fp;
-    memset(nc.layer_kv, 0, sizeof nc.layer_kv);
-    memset(nc.layer_ff, 0, sizeof nc.layer_ff);
-    for (int i = 0; i < Lp; i++) {
-        nc.layer_kv[i] = na[i] == KVp ? 0 : na[i];
-        nc.layer_ff[i] = nb[i] == Fp ? 0 : nb[i];
-    }
-    /* the compensated bias, and the ones HF's config key brings with it:
-     * llama's attention_bias is q/k/v/o, its mlp_bias gate/up/down, OPT's
-     * enable_bias every linear's */
-    if (k->comp_o) { nc.o_bias = 1; if (c->family == FL_LLAMA || c->family == FL_OPT) nc.qkv_bias = 1; }
-    if (k->comp_fc2) nc.mlp_bias = 1;
-    if (c->family == FL_OPT && (k->comp_o || k->comp_fc2)) nc.qkv_bias = nc.o_bias = nc.mlp_bias = 1;
+    if (result_config(c, Lp, na, nb, k->comp_o != NULL, k->comp_fc2 != NULL, &nc) != 0) return -1;
+    const int KVp = nc.n_kv_head, Fp = nc.d_ff;
     if (fl_model_create(out, &nc) != 0) return -1;
     int *qsel = malloc(sizeof(int) * ((size_t)nc.n_head * hd + (size_t)KVp * hd + (size_t)Fp));
     if (!qsel) { fl_model_free(out); return fl_err("structured pruning: out of memory"); }

@@ -43,6 +43,13 @@ void fl_struct_report_free(fl_struct_report *r);
 int fl_struct_prune(fl_model *m, const fl_crit_inst *ci, fl_structure kind, double frac, const float *X, const int32_t *tok,
                     int nwin, int T, int batch, int verbose, fl_model *out, fl_struct_report *rep);
 
+/* The config fl_struct_prune's result will have, from the shapes alone
+ * (for the memory prediction, reconstructors/predict.c): every block loses
+ * the same count, so the removal's shapes do not depend on the scores; -1
+ * with a message for a bad pair or fraction, and for a criterion's global
+ * ratio (FLAP's), whose per-block sizes do. */
+int fl_struct_config(const fl_config *c, const fl_crit_inst *ci, fl_structure kind, double frac, fl_config *out);
+
 /* The structure a criterion/structure pair is valid for: -1 with one
  * message line if the criterion does not remove this structure (or is a
  * weight criterion given a structure, or the reverse), or the family

@@ -362,12 +362,21 @@ static int predict_plan(const shp *s, const shp *sm, const shp *sp, const fl_rec
     int *last_use = malloc(sizeof(int) * (size_t)cfg->n_layer * 7), *prune_at = malloc(sizeof(int) * (size_t)cfg->n_layer);
     if (!last_use || !prune_at) { free(last_use); free(prune_at); return fl_err("predict: out of memory"); }
     fl_plan_last_use(plan, cfg, last_use);
+    /* structured (a->dense): the removal came before the walk, whose prune
+     * units harness/cell.c drops; the dense model is loaded beside the
+     * smaller one for the local units' targets, and nothing has a mask */
+    const int structured = a->dense != NULL;
     for (int i = 0; i < plan->n; i++) {
+        if (structured && plan->u[i].kind == FL_UNIT_LINEAR && plan->u[i].recover) {
+            free(last_use); free(prune_at);
+            return fl_err("predict: a structurally pruned linear has a new shape: no dense linear to match");
+        }
         dense |= plan->u[i].recover && plan->u[i].kind != FL_UNIT_MODEL;
-        if (plan->u[i].prune) { last_prune = i; prune_at[plan->u[i].s0 / 2] = i; }
+        if (plan->u[i].prune && !structured) { last_prune = i; prune_at[plan->u[i].s0 / 2] = i; }
     }
     local = dense;
-    dense &= prop != FL_PROP_SPARSE;
+    dense &= prop != FL_PROP_SPARSE && !structured;
+    const int64_t dense_model = structured && local ? model_bytes(a->dense) : 0;
     const int64_t stream = 4 * NT * s->d;
     /* streamed (a->stream): the model and its dense copy hold only the
      * unit's blocks, and the masks are only those of the blocks held */
@@ -384,7 +393,8 @@ static int predict_plan(const shp *s, const shp *sm, const shp *sp, const fl_rec
         /* dense weights kept: linears whose block is pruned and that
          * unit i or a later one recovers (the walk's fl_plan_last_use) */
         int64_t kept = 0;
-        for (int l = 0; l < cfg->n_layer && prop == FL_PROP_SPARSE; l++)
+        if (structured && u->prune) continue;
+        for (int l = 0; l < cfg->n_layer && prop == FL_PROP_SPARSE && !structured; l++)
             for (int q = 0; q < k; q++)
                 if (prune_at[l] < i && last_use[l * 7 + q] >= i) kept += 4 * (int64_t)sh[q].rows * sh[q].cols;
         if (u->prune) {
@@ -420,7 +430,7 @@ static int predict_plan(const shp *s, const shp *sm, const shp *sp, const fl_rec
         }
         if (!u->recover) continue;
         const int H = u->kind == FL_UNIT_RANGE ? (u->s1 + 1) / 2 - u->s0 / 2 : 1;   /* blocks the unit holds */
-        const int64_t held = model_held(cfg, str, H) + stream + (dense ? model_held(cfg, str, H) + stream : 0);
+        const int64_t held = model_held(cfg, str, H) + stream + (dense ? model_held(cfg, str, H) + stream : 0) + dense_model;
         const int64_t masks_h = str ? H * blk_masks : masks;
         int64_t cell;
         if (u->kind == FL_UNIT_MODEL) cell = model_bytes(cfg) + masks;
@@ -468,6 +478,10 @@ static int predict_plan(const shp *s, const shp *sm, const shp *sp, const fl_rec
         flops += pu.flops;
     }
     out->flops = (uint64_t)flops;
+    /* structured: the walk's target passes run over the dense spans, which
+     * these FLOPs count on the smaller shapes; the removal's own pass is
+     * not predicted */
+    if (structured) out->peak_prune_bytes = 0;
     free(last_use);
     free(prune_at);
     return 0;

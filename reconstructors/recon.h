@@ -286,6 +286,10 @@ typedef struct {
     int prune_batch;      /* windows per forward of the pruning pass (fl_cell_cfg.batch; <= 0: 8) */
     int stream;           /* --stream: the model (and a dense copy) hold only the blocks of the unit
                              at hand, with their masks (checkpoint.h, fl_model_hold) */
+    const fl_config *dense;   /* a structured cell (harness/structured.h): cfg is the smaller model
+                                 (fl_struct_config), dense the one it was cut from, loaded beside it
+                                 for the local units' targets; no masks, and the pruning pass is not
+                                 predicted (peak_prune_bytes 0) */
 } fl_recon_predict_args;
 
 /* Counts both figures from the shapes alone (nothing is allocated or run)

@@ -66,6 +66,8 @@ expect 1 "removes layers only" "a depth criterion asked for heads" \
   "$FL" prune --model "$T/m" --criterion layer-ppl --structure heads --sparsity 0.5 $C --out "$T/x"
 expect 1 "no dense linear to match" "linear-wise reconstruction of a structured model" \
   "$FL" prune --model "$T/m" --criterion wanda-sp --structure channels --sparsity 0.5 --reconstruct matrix $C --out "$T/x"
+expect 1 "prune-stream sparse only" "a prune stream with a structure" \
+  "$FL" prune --model "$T/m" --criterion wanda-sp --structure channels --sparsity 0.5 --prune-stream dense $C --out "$T/x"
 expect 1 "not one of none, heads, channels, layers" "an unknown structure" \
   "$FL" prune --model "$T/m" --criterion flap --structure rows --sparsity 0.5 $C --out "$T/x"
 expect 1 "weight > 0 or 'alone'" "a bad hidden-distill" \
@@ -91,6 +93,9 @@ calib-samples = 4
 eval          = sotu-test
 eval-windows  = 2
 EOF
+"$FL" study --grid "$T/grid.ini" --out "$T/study" --dry-run >"$T/dry.log" 2>&1
+check "the dry run predicts every structured cell's recovery memory" \
+  "[ \$(grep -c ' final no ' '$T/dry.log') -eq 14 ] && ! grep ' final no ' '$T/dry.log' | grep -q ' ? ' && grep ' final no ' '$T/dry.log' | grep 'reconstruct=sublayer' | awk '\$5 > 0 { n++ } END { exit n == 4 ? 0 : 1 }'"
 "$FL" study --grid "$T/grid.ini" --out "$T/study" --jobs 2 >"$T/run.log" 2>&1
 check "structured study exits 0" "[ $? -eq 0 ]"
 check "14 rows, every one ok" "[ \$(col '$T/study/results.csv' status | grep -cx ok) -eq 14 ]"

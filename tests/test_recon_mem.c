@@ -6,6 +6,7 @@
 #include "tests/testutil.h"
 #include "datasets/tokfile.h"
 #include "harness/cell.h"
+#include "harness/structured.h"
 #include "model/alloc.h"
 #include "model/checkpoint.h"
 #include "model/err.h"
@@ -153,6 +154,92 @@ static void test_opt_postln(void **s) {
     for (int i = 0; i < (int)(sizeof cells / sizeof *cells); i++) check_cell(g_opt, "opt", &cells[i], i);
 }
 
+/* A structured cell: the smaller model fl_struct_config predicts (its
+ * parameter count is the saved model's), recovered beside the dense one;
+ * the working set and the recovery peak within 10%. */
+static void check_struct_cell(const char *model, const char *fam, const char *structure, const char *crit, const char *frac,
+                              const char *recon, int idx) {
+    char out[400];
+    snprintf(out, sizeof out, "%s/%s_s%d", g_dir, fam, idx);
+    fl_cell_cfg c = { .model_dir = model, .criterion = crit, .sparsity = frac, .pattern = "row", .structure = structure,
+                      .reconstruct = recon, .propagation = "sparse", .prune_stream = "sparse", .trainable = "all",
+                      .calib_file = g_calib, .calib_samples = NWIN, .seqlen = SEQ, .seed = 1, .n_evals = 1,
+                      .eval_max_windows = 1, .out_dir = out, .cache = g_dir, .lr = 1e-3f, .epochs = 1,
+                      .recon_batch = RBATCH };
+    c.evals[0] = g_eval;
+    fl_cell_result r;
+    int rc = fl_cell_run(&c, &r);
+    if (rc != 0) print_error("%s %s %s %s: %s\n", fam, structure, crit, recon, fl_errmsg());
+    assert_int_equal(rc, 0);
+    fl_config dense, small;
+    assert_int_equal(fl_config_load(&dense, model), 0);
+    fl_crit_inst ci;
+    fl_structure kind;
+    assert_int_equal(fl_structure_parse(structure, &kind), 0);
+    assert_int_equal(fl_criterion_open(crit, &ci), 0);
+    rc = fl_struct_config(&dense, &ci, kind, atof(frac), &small);
+    fl_criterion_close(&ci);
+    assert_int_equal(rc, 0);
+    assert_true(fl_config_num_params(&small) == r.params);
+    assert_true(r.params < r.params_dense);
+    fl_recon_predict_out p;
+    size_t live = fl_mem_live();
+    fl_recon_predict_args a = { .reconstruct = recon, .nwin = NWIN, .T = SEQ, .batch = RBATCH, .dense = &dense };
+    rc = fl_recon_predict(&small, &a, &p);
+    if (rc != 0) print_error("predict %s: %s\n", recon, fl_errmsg());
+    assert_int_equal(rc, 0);
+    assert_true(fl_mem_live() == live);
+    double rw = ratio(r.working_bytes, p.working_bytes), rp = ratio(r.peak_recover_bytes, p.peak_recover_bytes);
+    print_message("%-5s %-8s %-15s %-5s %-13s working %8zu / %8zu = %.4f  peak %8zu / %8zu = %.4f\n", fam, structure, crit, frac,
+                  recon, r.working_bytes, p.working_bytes, rw, r.peak_recover_bytes, p.peak_recover_bytes, rp);
+    assert_true(rw >= 0.9 && rw <= 1.1);
+    assert_true(rp >= 0.9 && rp <= 1.1);
+    assert_true(p.peak_prune_bytes == 0);   /* the removal's pass: not predicted */
+    fl_cell_result_free(&r);
+}
+
+static void test_structured(void **s) {
+    (void)s;
+    static const char *recon[] = { "sublayer", "block", "blocks:2", "blocks:all", "retrain:full", "retrain:lora" };
+    int n = 0;
+    for (int i = 0; i < 6; i++) check_struct_cell(g_llama, "llama", "channels", "magnitude-sp", "0.25", recon[i], n++);
+    /* one key/value group of two; FLAP's compensation adds o's bias (and,
+     * llama's attention_bias, q/k/v's) */
+    check_struct_cell(g_llama, "llama", "heads", "wanda-sp", "0.5", "block", n++);
+    check_struct_cell(g_llama, "llama", "heads", "flap", "0.5", "sublayer", n++);
+    check_struct_cell(g_llama, "llama", "channels", "flap", "0.25", "blocks:all", n++);
+    /* one block of three removed: the unit before the gap spans it */
+    check_struct_cell(g_llama, "llama", "layers", "block-influence", "0.3", "block", n++);
+    check_struct_cell(g_llama, "llama", "layers", "angular", "0.3", "retrain:full", n++);
+    check_struct_cell(g_gpt2, "gpt2", "channels", "flap", "0.25", "block", n++);
+    check_struct_cell(g_gpt2, "gpt2", "heads", "magnitude-sp", "0.25", "sublayer", n++);
+    check_struct_cell(g_opt, "opt", "channels", "wanda-sp", "0.25", "blocks:2", n++);
+}
+
+/* What a structured prediction refuses: a linear unit (no dense linear of
+ * the new shape), a global ratio (its sizes depend on the scores). */
+static void test_structured_refuses(void **s) {
+    (void)s;
+    fl_config dense, small;
+    assert_int_equal(fl_config_load(&dense, g_llama), 0);
+    fl_crit_inst ci;
+    assert_int_equal(fl_criterion_open("flap:ratio=global", &ci), 0);
+    assert_int_equal(fl_struct_config(&dense, &ci, FL_STRUCT_CHANNELS, 0.25, &small), -1);
+    assert_non_null(strstr(fl_errmsg(), "global ratio"));
+    fl_criterion_close(&ci);
+    assert_int_equal(fl_criterion_open("magnitude-sp", &ci), 0);
+    assert_int_equal(fl_struct_config(&dense, &ci, FL_STRUCT_HEADS, 0.75, &small), -1);   /* both groups */
+    assert_int_equal(fl_struct_config(&dense, &ci, FL_STRUCT_LAYERS, 0.3, &small), -1);   /* a width criterion */
+    assert_int_equal(fl_struct_config(&dense, &ci, FL_STRUCT_CHANNELS, 0.25, &small), 0);
+    assert_int_equal(small.d_ff, 36);
+    assert_int_equal(small.n_layer, 3);
+    fl_criterion_close(&ci);
+    fl_recon_predict_out p;
+    assert_int_equal(fl_recon_predict(&small, &(fl_recon_predict_args){ .reconstruct = "matrix", .nwin = NWIN, .T = SEQ,
+                                                                       .dense = &dense }, &p), -1);
+    assert_non_null(strstr(fl_errmsg(), "new shape"));
+}
+
 /* What the prediction refuses, with a message, like the cell would. */
 static void test_predict_refuses(void **s) {
     (void)s;
@@ -178,6 +265,7 @@ int main(void) {
     fl_threads_init(0);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_predict_refuses), cmocka_unit_test(test_llama), cmocka_unit_test(test_gpt2), cmocka_unit_test(test_opt_postln),
+        cmocka_unit_test(test_structured), cmocka_unit_test(test_structured_refuses),
     };
     return cmocka_run_group_tests_name("recon_mem", tests, setup, teardown);
 }
