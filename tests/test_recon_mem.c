@@ -58,16 +58,25 @@ typedef struct { const char *recon, *prop; int bias_norm; const char *ps; } cell
 
 static double ratio(size_t measured, size_t predicted) { return predicted ? (double)measured / predicted : NAN; }
 
+/* The settings every cell here shares: NWIN windows of SEQ, one epoch, one
+ * evaluation window, propagation and prune stream sparse. */
+static fl_cell_cfg cell_cfg(const char *model, const char *out, const char *crit, const char *sparsity, const char *recon) {
+    fl_cell_cfg c = { .model_dir = model, .criterion = crit, .sparsity = sparsity, .pattern = "row", .reconstruct = recon,
+                      .propagation = "sparse", .prune_stream = "sparse", .trainable = "all", .calib_file = g_calib,
+                      .calib_samples = NWIN, .seqlen = SEQ, .seed = 1, .n_evals = 1, .eval_max_windows = 1, .out_dir = out,
+                      .cache = g_dir, .lr = 1e-3f, .epochs = 1, .recon_batch = RBATCH };
+    c.evals[0] = g_eval;
+    return c;
+}
+
 /* Runs the cell, predicts it, and checks both figures within [0.9, 1.1]. */
 static void check_cell(const char *model, const char *fam, const cell_t *k, int idx) {
     char out[400];
     snprintf(out, sizeof out, "%s/%s_%d", g_dir, fam, idx);
-    fl_cell_cfg c = { .model_dir = model, .criterion = "magnitude", .sparsity = "0.5", .pattern = "row",
-                      .reconstruct = k->recon, .propagation = k->prop, .prune_stream = k->ps, .trainable = k->bias_norm ? "bias-norm" : "all",
-                      .calib_file = g_calib, .calib_samples = NWIN, .seqlen = SEQ, .seed = 1, .n_evals = 1,
-                      .eval_max_windows = 1, .out_dir = out, .cache = g_dir, .lr = 1e-3f, .epochs = 1,
-                      .recon_batch = RBATCH };
-    c.evals[0] = g_eval;
+    fl_cell_cfg c = cell_cfg(model, out, "magnitude", "0.5", k->recon);
+    c.propagation = k->prop;
+    if (k->ps) c.prune_stream = k->ps;
+    c.trainable = k->bias_norm ? "bias-norm" : "all";
     fl_cell_result r;
     int rc = fl_cell_run(&c, &r);
     if (rc != 0) print_error("%s %s %s: %s\n", fam, k->recon, k->prop, fl_errmsg());
@@ -161,12 +170,8 @@ static void check_struct_cell(const char *model, const char *fam, const char *st
                               const char *recon, int idx) {
     char out[400];
     snprintf(out, sizeof out, "%s/%s_s%d", g_dir, fam, idx);
-    fl_cell_cfg c = { .model_dir = model, .criterion = crit, .sparsity = frac, .pattern = "row", .structure = structure,
-                      .reconstruct = recon, .propagation = "sparse", .prune_stream = "sparse", .trainable = "all",
-                      .calib_file = g_calib, .calib_samples = NWIN, .seqlen = SEQ, .seed = 1, .n_evals = 1,
-                      .eval_max_windows = 1, .out_dir = out, .cache = g_dir, .lr = 1e-3f, .epochs = 1,
-                      .recon_batch = RBATCH };
-    c.evals[0] = g_eval;
+    fl_cell_cfg c = cell_cfg(model, out, crit, frac, recon);
+    c.structure = structure;
     fl_cell_result r;
     int rc = fl_cell_run(&c, &r);
     if (rc != 0) print_error("%s %s %s %s: %s\n", fam, structure, crit, recon, fl_errmsg());
