@@ -114,7 +114,8 @@ double fl_chan_var(const fl_chan_stats *s, int j);
  * each n_head/n_kv_head query heads), channels = d_ff; layers = n_layer. */
 int fl_structure_count(const fl_config *c, fl_structure s);
 /* How many of n structures a fraction removes: floor(frac*n + 1/2). -1
- * with one message when that is every structure (or frac is not in [0,1)). */
+ * with one message when that is none or every structure (or frac is not
+ * in [0,1)). */
 int fl_structure_removed(int n, double frac, fl_structure s, int *k);
 /* keep[i] = 0 for the k lowest scores, 1 otherwise; of equal scores the
  * higher index goes first, so selections are deterministic. */

@@ -56,6 +56,11 @@ int fl_structure_removed(int n, double frac, fl_structure s, int *k) {
     static const char *what[] = { "", "key/value head groups", "MLP channels", "blocks" };
     if (!(frac >= 0 && frac < 1)) return fl_err("--sparsity %g: the fraction of %s removed must be in [0, 1)", frac, what[s]);
     *k = (int)floor(frac * n + 0.5);
+    /* a removal of nothing would be a dense model labelled pruned */
+    if (*k == 0)
+        return fl_err("--sparsity %g with --structure %s removes none of the %d %s %s (round half up); the least that "
+                      "removes one is %g", frac, fl_structure_name(s), n, what[s], s == FL_STRUCT_LAYERS ? "of the model" : "of a block",
+                      0.5 / n);
     if (*k >= n)
         return fl_err("--sparsity %g with --structure %s removes all %d %s %s; keep at least one", frac,
                       fl_structure_name(s), n, what[s], s == FL_STRUCT_LAYERS ? "of the model" : "of a block");

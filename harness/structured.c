@@ -340,6 +340,9 @@ int fl_struct_prune(fl_model *m, const fl_crit_inst *ci, fl_structure kind, doub
         const int64_t all = (int64_t)rep->n * m->cfg.n_layer;
         if (!(frac >= 0 && frac < 1)) return fl_structure_removed(rep->n, frac, kind, &rep->k);
         rep->k = (int)floor(frac * (double)all + 0.5);
+        if (rep->k == 0)
+            return fl_err("--sparsity %g with --structure %s and a global ratio removes none of the model's %lld; the least "
+                          "that removes one is %g", frac, fl_structure_name(kind), (long long)all, 0.5 / (double)all);
         if (rep->k > all - m->cfg.n_layer)
             return fl_err("--sparsity %g with --structure %s and a global ratio removes %d of %lld; at most %lld (one kept per block)",
                           frac, fl_structure_name(kind), rep->k, (long long)all, (long long)(all - m->cfg.n_layer));

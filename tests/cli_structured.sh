@@ -54,6 +54,8 @@ check "layers: inference throughput measured for it and for the dense model" "[ 
 check "layers: retraining with hidden-state distillation" "[ $? -eq 0 ] && [ \"\$(js '$T/hd/freelunch.json' 'd[\"units\"][0][\"name\"]')\" = 'model (retrain:full, hidden-state)' ]"
 
 # bad input: one clear line each
+expect 1 "removes none of the 2 key/value head groups" "a fraction that removes no head (round half up)" \
+  "$FL" prune --model "$T/m" --criterion flap --structure heads --sparsity 0.2 $C --out "$T/x"
 expect 1 "removes all 2 key/value head groups" "a fraction that removes every head" \
   "$FL" prune --model "$T/m" --criterion flap --structure heads --sparsity 0.9 $C --out "$T/x"
 expect 1 "N:M pattern of single weights" "N:M with a structure" \

@@ -438,6 +438,22 @@ static void test_bad_input(void **state) {
     assert_null(strchr(fl_errmsg(), '\n'));
     assert_int_equal(fl_struct_prune(&m, &ci, FL_STRUCT_LAYERS, 0.5, X, tok, NWIN, TT, 2, 0, &out, &rep), -1);
     assert_non_null(strstr(fl_errmsg(), "removes heads, channels only"));
+    /* a fraction that rounds to no structure at all: refused, not a dense
+     * model labelled pruned (0.2 of 2 groups rounds to 0; 0.25 to 1) */
+    assert_int_equal(fl_struct_prune(&m, &ci, FL_STRUCT_HEADS, 0.2, X, tok, NWIN, TT, 2, 0, &out, &rep), -1);
+    assert_non_null(strstr(fl_errmsg(), "removes none of the 2 key/value head groups"));
+    assert_non_null(strstr(fl_errmsg(), "the least that removes one is 0.25"));
+    fl_struct_report_free(&rep);
+    fl_criterion_close(&ci);
+    /* the same with FLAP's global ratio: 0.005 of 2 blocks x 32 channels rounds to 0, 0.01 to 1 */
+    assert_int_equal(open_crit("flap:ratio=global", &ci), 0);
+    assert_int_equal(fl_struct_prune(&m, &ci, FL_STRUCT_CHANNELS, 0.005, X, tok, NWIN, TT, 2, 0, &out, &rep), -1);
+    assert_non_null(strstr(fl_errmsg(), "removes none of the model's 64"));
+    fl_struct_report_free(&rep);
+    assert_int_equal(fl_struct_prune(&m, &ci, FL_STRUCT_CHANNELS, 0.01, X, tok, NWIN, TT, 2, 0, &out, &rep), 0);
+    assert_int_equal(rep.k, 1);
+    fl_model_free(&out);
+    fl_struct_report_free(&rep);
     fl_criterion_close(&ci);
     assert_int_equal(open_crit("wanda", &ci), 0);
     assert_int_equal(fl_struct_prune(&m, &ci, FL_STRUCT_CHANNELS, 0.5, X, tok, NWIN, TT, 2, 0, &out, &rep), -1);
