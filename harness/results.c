@@ -275,11 +275,15 @@ int fl_row_final(const fl_table *t, int r) {
 
 /* ---- Pareto fronts ---------------------------------------------------------- */
 
+/* One front per (model, sparsity, pattern, structure[, criterion]): a
+ * fraction of heads and one of blocks are not the same sparsity (a row
+ * without the structure column is weight pruning, "none"). */
 static int same_group(const fl_table *t, int a, int b, int with_criterion) {
     static const char *keys[] = { "model", "sparsity", "pattern", "criterion" };
     for (int k = 0; k < 3 + with_criterion; k++)
         if (strcmp(fl_table_get(t, a, keys[k]), fl_table_get(t, b, keys[k]))) return 0;
-    return 1;
+    const char *sa = fl_table_get(t, a, "structure"), *sb = fl_table_get(t, b, "structure");
+    return !strcmp(*sa ? sa : "none", *sb ? sb : "none");
 }
 
 /* O(n^2) over the rows: a grid has hundreds of cells, not millions. */

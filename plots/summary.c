@@ -156,11 +156,21 @@ static void file_safe(char *dst, size_t n, const char *src) {
     dst[i] = 0;
 }
 
+/* A row's structure: "none" for weight pruning, also where the column is
+ * empty (results.csv files from before structured pruning). */
+static const char *structure_of(const fl_table *t, int r) {
+    const char *s = fl_table_get(t, r, "structure");
+    return *s ? s : "none";
+}
+
 int fl_panels(const fl_table *t, fl_panel **out) {
-    fl_names models, sps, pats;
+    fl_names models, sps, pats, sts;
     fl_names_of(t, "model", 0, &models);
     fl_names_of(t, "sparsity", 0, &sps);
     fl_names_of(t, "pattern", 0, &pats);
+    fl_names_of(t, "structure", 0, &sts);
+    int structured = 0;   /* any structure but none: panels name theirs */
+    for (int i = 0; i < sts.n; i++) structured |= strcmp(sts.v[i], "none") != 0;
     *out = malloc(sizeof(fl_panel) * (size_t)(t->nrows + 1));
     int np = 0;
     /* Walk sparsities in order so panels come out sorted; within one, the
@@ -169,7 +179,7 @@ int fl_panels(const fl_table *t, fl_panel **out) {
         for (int r = 0; r < t->nrows; r++) {
             if (!fl_sum_ok(t, r) || strcmp(fl_table_get(t, r, "sparsity"), sps.v[s])) continue;
             fl_panel p = { .model = fl_table_get(t, r, "model"), .sparsity = fl_table_get(t, r, "sparsity"),
-                           .pattern = fl_table_get(t, r, "pattern") };
+                           .pattern = fl_table_get(t, r, "pattern"), .structure = structure_of(t, r) };
             int seen = 0;
             for (int i = 0; i < np && !seen; i++) seen = fl_in_panel(t, r, &(*out)[i]);
             if (seen) continue;
@@ -182,6 +192,12 @@ int fl_panels(const fl_table *t, fl_panel **out) {
                 file_safe(pt, sizeof pt, p.pattern);
                 len = fl_bprintf(p.label, sizeof p.label, len, " (pattern %.64s)", p.pattern);
                 tl = fl_bprintf(p.tag, sizeof p.tag, tl, "_%s", pt);
+            }
+            if (structured) {
+                char st[32];
+                file_safe(st, sizeof st, p.structure);
+                len = fl_bprintf(p.label, sizeof p.label, len, ", structure %.32s", p.structure);
+                tl = fl_bprintf(p.tag, sizeof p.tag, tl, "_%s", st);
             }
             if (models.n > 1) {
                 const char *base = strrchr(p.model, '/');
@@ -201,6 +217,7 @@ int fl_panels(const fl_table *t, fl_panel **out) {
             (*out)[np++] = p;
         }
     fl_names_free(&models);
+    fl_names_free(&sts);
     fl_names_free(&sps);
     fl_names_free(&pats);
     return np;
@@ -208,7 +225,8 @@ int fl_panels(const fl_table *t, fl_panel **out) {
 
 int fl_in_panel(const fl_table *t, int r, const fl_panel *p) {
     return !p || (!strcmp(fl_table_get(t, r, "model"), p->model) && !strcmp(fl_table_get(t, r, "sparsity"), p->sparsity) &&
-                  !strcmp(fl_table_get(t, r, "pattern"), p->pattern));
+                  !strcmp(fl_table_get(t, r, "pattern"), p->pattern) &&
+                  !strcmp(structure_of(t, r), p->structure ? p->structure : "none"));
 }
 
 /* ---- mean ± std ------------------------------------------------------------- */

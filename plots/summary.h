@@ -40,8 +40,10 @@ void fl_names_free(fl_names *n);
 
 typedef struct {
     const char *model, *sparsity, *pattern;   /* point into the table */
-    char label[512];   /* "sparsity 0.5", plus pattern and model when those vary */
-    char tag[96];      /* the same for file names: "s0.5", "s2-4", "s0.5_row_m1" */
+    const char *structure;   /* "none" for weight pruning (and rows without the column): a
+                                structure is never compared with another inside a panel */
+    char label[512];   /* "sparsity 0.5", plus pattern, structure and model when those vary */
+    char tag[96];      /* the same for file names: "s0.5", "s2-4", "s0.5_row_m1", "s0.25_heads" */
 } fl_panel;
 /* The panels present among the ok rows, in sparsity order; returns how
  * many (*out malloc'd, freed by the caller). */

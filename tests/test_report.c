@@ -429,6 +429,61 @@ static void test_accuracy_second_metric(void **state) {
     tu_rmrf(dir);
 }
 
+/* Two structures at one fraction and criterion: heads, where retraining
+ * beats local reconstruction, and channels, where local reconstruction
+ * is best of all. Pooled in one panel, the channels' local rows would be
+ * "the best local reconstructor" against the heads' baseline; each
+ * structure is its own panel, so claim 1 finds the heads' baseline
+ * better, and the Pareto fronts never mix the two. */
+static void test_structures_apart(void **state) {
+    (void)state;
+    char dir[512], csv[600], path[1024], model[700], id[16];
+    tu_tmpdir(dir, sizeof dir);
+    snprintf(model, sizeof model, "%s/model", dir);
+    make_model(model);
+    fl_table t = { 0 };
+    static const char *st[2] = { "heads", "channels" }, *rec[3] = { "none", "block", "retrain:full" };
+    /* [structure][recovery][seed] */
+    static const double ppl[2][3][3] = { { { 130, 131, 132 }, { 120, 121.5, 122 }, { 110, 110.5, 111 } },
+                                         { { 105, 106, 107 }, { 100, 100.5, 101 }, { 103, 104, 104.5 } } };
+    int nid = 0;
+    for (int a = 0; a < 2; a++)
+        for (int k = 0; k < 3; k++)
+            for (int seed = 0; seed < 3; seed++) {
+                snprintf(id, sizeof id, "s%03d", nid++);
+                int r = add_cell(&t, id, "ok", model, "magnitude-sp", "0.5", rec[k], seed);
+                fl_table_set(&t, r, "structure", st[a]);
+                fl_table_set(&t, r, "eval_set", "sotu-test");
+                fl_table_setf(&t, r, "ppl", "%.17g", ppl[a][k][seed]);
+                fl_table_setf(&t, r, "working_bytes", "%d", k ? 1000 * (k + 1) : 0);
+                fl_table_setf(&t, r, "recovery_peak_bytes", "%d", k ? 2000 * (k + 1) : 0);
+                fl_table_setf(&t, r, "recovery_wall_s", "%d", k);
+                fl_table_setf(&t, r, "infer_speedup", "%g", a ? 1.2 : 1.4);
+                fl_table_setf(&t, r, "achieved_sparsity", "%g", a ? 0.3 : 0.2);
+            }
+    fl_table_pareto(&t);
+    /* channels' block (100 at 4000 bytes) would dominate the heads'
+     * retrain:full (110 at 6000): apart, the latter's best seed is on its
+     * structure's front (its other seeds are dominated by that one) */
+    int on = 0;
+    for (int r = 0; r < t.nrows; r++)
+        if (!strcmp(fl_table_get(&t, r, "structure"), "heads") && !strcmp(fl_table_get(&t, r, "reconstruct"), "retrain:full"))
+            on += !strcmp(fl_table_get(&t, r, "pareto_peak_all"), "1") && !strcmp(fl_table_get(&t, r, "seed"), "0");
+    assert_int_equal(on, 1);
+    snprintf(csv, sizeof csv, "%s/results.csv", dir);
+    assert_int_equal(fl_table_write(csv, &t), 0);
+    fl_table_free(&t);
+    assert_int_equal(fl_report_make(csv, dir), 0);
+    snprintf(path, sizeof path, "%s/report.md", dir);
+    char *md = tu_read_all(path);
+    ASSERT_HAS(md, "### Sparsity 0.5, structure heads");
+    ASSERT_HAS(md, "### Sparsity 0.5, structure channels");
+    line_has(md, "- **Claim 1", "**not supported**: of 2 comparisons, the best local reconstructor is better in 1, no "
+             "difference is detected in 0 and the retraining baseline is better in 1");
+    free(md);
+    tu_rmrf(dir);
+}
+
 static void expect_err(int rc, const char *a, const char *b) {
     const char *msg = fl_errmsg();
     if (rc != -1) fail_msg("expected failure, got %d", rc);
@@ -500,6 +555,7 @@ int main(void) {
         cmocka_unit_test(test_one_seed_cannot_judge),
         cmocka_unit_test(test_dense_reference),
         cmocka_unit_test(test_accuracy_second_metric),
+        cmocka_unit_test(test_structures_apart),
         cmocka_unit_test(test_bad_input),
         cmocka_unit_test(test_gnuplot_missing),
     };
