@@ -129,6 +129,16 @@ static void line_of(const char *text, const char *prefix, char *out, size_t n) {
 #define ASSERT_HAS(text, s) do { if (!strstr((text), (s))) fail_msg("expected \"%s\" in:\n%.600s", (s), (text)); } while (0)
 #define ASSERT_LACKS(text, s) do { if (strstr((text), (s))) fail_msg("did not expect \"%s\"", (s)); } while (0)
 
+/* Writes T to CSV (and frees it), reports into DIR, returns report.md's text. */
+static char *report_of(fl_table *t, const char *csv, const char *dir) {
+    char path[1024];
+    assert_int_equal(fl_table_write(csv, t), 0);
+    fl_table_free(t);
+    assert_int_equal(fl_report_make(csv, dir), 0);
+    snprintf(path, sizeof path, "%s/report.md", dir);
+    return tu_read_all(path);
+}
+
 /* The line starting with `prefix` holds `needle`. */
 static void line_has(const char *text, const char *prefix, const char *needle) {
     char line[2048];
@@ -340,11 +350,7 @@ static void test_dense_reference(void **state) {
     }
     fl_table_pareto(&t);
     for (int r = cells; r < t.nrows; r++) assert_string_equal(fl_table_get(&t, r, "pareto_mem"), "");
-    assert_int_equal(fl_table_write(csv, &t), 0);
-    fl_table_free(&t);
-    assert_int_equal(fl_report_make(csv, dir), 0);
-    snprintf(path, sizeof path, "%s/report.md", dir);
-    char *md = tu_read_all(path);
+    char *md = report_of(&t, csv, dir);
     ASSERT_HAS(md, "| *dense model* | *18.50* | *18.50* |");
     ASSERT_HAS(md, "### Wanda, sparsity 0.5 (dense model 18.50)");
     ASSERT_HAS(md, "### Sparsity 0.6 (dense model 18.50)");
@@ -437,7 +443,7 @@ static void test_accuracy_second_metric(void **state) {
  * better, and the Pareto fronts never mix the two. */
 static void test_structures_apart(void **state) {
     (void)state;
-    char dir[512], csv[600], path[1024], model[700], id[16];
+    char dir[512], csv[600], model[700], id[16];
     tu_tmpdir(dir, sizeof dir);
     snprintf(model, sizeof model, "%s/model", dir);
     make_model(model);
@@ -471,11 +477,7 @@ static void test_structures_apart(void **state) {
             on += !strcmp(fl_table_get(&t, r, "pareto_peak_all"), "1") && !strcmp(fl_table_get(&t, r, "seed"), "0");
     assert_int_equal(on, 1);
     snprintf(csv, sizeof csv, "%s/results.csv", dir);
-    assert_int_equal(fl_table_write(csv, &t), 0);
-    fl_table_free(&t);
-    assert_int_equal(fl_report_make(csv, dir), 0);
-    snprintf(path, sizeof path, "%s/report.md", dir);
-    char *md = tu_read_all(path);
+    char *md = report_of(&t, csv, dir);
     ASSERT_HAS(md, "### Sparsity 0.5, structure heads");
     ASSERT_HAS(md, "### Sparsity 0.5, structure channels");
     line_has(md, "- **Claim 1", "**not supported**: of 2 comparisons, the best local reconstructor is better in 1, no "
