@@ -105,15 +105,21 @@ int fl_ladders(const fl_table *t, fl_ladder **out, fl_names *recons) {
         double ne = panel_num(t, &ps[i], "model_nonemb_params");
         if (!isfinite(ne) || ne <= 0) continue;   /* a file from before the size columns: no axis */
         int l = 0;
-        while (l < nl && (fl_value_cmp(ls[l].sparsity, ps[i].sparsity) || fl_value_cmp(ls[l].pattern, ps[i].pattern))) l++;
+        /* one ladder per (sparsity, pattern, structure): its rungs are the
+         * panels that differ only in the model */
+        while (l < nl && (fl_value_cmp(ls[l].sparsity, ps[i].sparsity) || fl_value_cmp(ls[l].pattern, ps[i].pattern) ||
+                          strcmp(ls[l].structure, ps[i].structure)))
+            l++;
         if (l == nl) {
             fl_ladder *L = &ls[nl++];
             L->sparsity = ps[i].sparsity;
             L->pattern = ps[i].pattern;
-            int row = !strcmp(ps[i].pattern, "row") || strchr(ps[i].sparsity, ':');
-            snprintf(L->label, sizeof L->label, "sparsity %.100s%s%.100s", ps[i].sparsity, row ? "" : ", pattern ",
-                     row ? "" : ps[i].pattern);
-            snprintf(L->tag, sizeof L->tag, "s%.40s%s%.40s", ps[i].sparsity, row ? "" : "_", row ? "" : ps[i].pattern);
+            L->structure = ps[i].structure;
+            int row = !strcmp(ps[i].pattern, "row") || strchr(ps[i].sparsity, ':'), st = strcmp(ps[i].structure, "none") != 0;
+            snprintf(L->label, sizeof L->label, "sparsity %.80s%s%.80s%s%.32s", ps[i].sparsity, row ? "" : ", pattern ",
+                     row ? "" : ps[i].pattern, st ? ", structure " : "", st ? ps[i].structure : "");
+            snprintf(L->tag, sizeof L->tag, "s%.30s%s%.30s%s%.24s", ps[i].sparsity, row ? "" : "_", row ? "" : ps[i].pattern,
+                     st ? "_" : "", st ? ps[i].structure : "");
             for (char *c = L->tag; *c; c++)
                 if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') || *c == '.' || *c == '_'))
                     *c = '-';

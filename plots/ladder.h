@@ -1,5 +1,5 @@
 /* The ladder: a results.csv with several models (rungs) read as trends
- * against model size (issue 14). For every (sparsity, pattern) held by at
+ * against model size (issue 14). For every (sparsity, pattern, structure) held by at
  * least two models whose rows carry model_nonemb_params, one fl_ladder: its
  * rungs in size order and, per rung,
  *   gap[g][w]  ppl(magnitude) - ppl(sparsegpt) (g 0) and ppl(wanda) -
@@ -34,8 +34,8 @@ typedef struct {
 } fl_rung;
 
 typedef struct {
-    const char *sparsity, *pattern;
-    char label[256], tag[96];     /* "sparsity 0.5" / "s0.5" (plus pattern when not row) */
+    const char *sparsity, *pattern, *structure;   /* structure: "none" for weight pruning */
+    char label[256], tag[96];     /* "sparsity 0.5" / "s0.5" (plus pattern when not row, structure when not none) */
     int nr;
     fl_rung r[FL_LADDER_MAX_RUNGS];
 } fl_ladder;

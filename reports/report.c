@@ -1432,10 +1432,29 @@ static void recovery_label(const fl_table *t, int r, char *out, size_t n) {
              hd && *hd ? hd : "");
 }
 
+/* One group of the structured table: a structure, criterion, fraction and
+ * recovery, its means over seeds. */
+typedef struct {
+    const char *s, *cr, *sp;
+    char lab[300];
+    int row, n;                 /* a row of it (its model and evaluation), seeds */
+    double ppl, rem, spd;
+} sgroup;
+
+static int is_local_label(const char *lab) { return is_local(lab) && !strchr(lab, ' '); }
+
 /* One table over the ok final rows that removed structures: ppl, the
  * parameters removed and the measured inference speedup, means over seeds,
- * per structure, criterion, fraction and recovery. Rows of weight pruning
- * are left to the sections above. */
+ * per structure, criterion, fraction and recovery; then the section's two
+ * questions answered from it (claim 1 above judges local reconstruction
+ * against retraining with seeds paired, one panel per structure):
+ *   local vs retraining: per structure and fraction, the best local
+ *     recovery's mean ppl against the best retraining one's (distillation
+ *     included);
+ *   ppl per unit of speedup: per structure and fraction, the best recovered
+ *     ppl's excess over the dense model's, divided by the speedup gained
+ *     (speedup − 1); the lowest is the structure that buys speed cheapest.
+ * Rows of weight pruning are left to the sections above. */
 static void structured_section(doc *d, const fl_table *t) {
     int any = 0;
     for (int r = 0; r < t->nrows && !any; r++) {
@@ -1447,39 +1466,87 @@ static void structured_section(doc *d, const fl_table *t) {
     doc_p(d, "Cells that removed whole key/value head groups, MLP channels or blocks (README \"Structured pruning\"): "
              "the saved model is smaller. Means over seeds of the ok rows: perplexity on the first evaluation set, the "
              "fraction of parameters removed, and forward tokens/s against the dense model's measured in the same process "
-             "(infer_speedup). Does local reconstruction match retraining here too? Compare a structure and criterion's "
-             "rows; which structure keeps perplexity best per unit of speedup: compare ppl against speedup across them.");
+             "(infer_speedup; on a shared machine a noisy figure). Each structure is its own panel in the claims above, "
+             "so claim 1 judges local reconstruction against retraining per structure with seeds paired.");
     char *hdr[8] = { "structure", "criterion", "sparsity", "recovery", "seeds", "ppl", "params removed", "speedup" };
     doc_row(d, 8, hdr);
-    int *done = calloc((size_t)t->nrows, sizeof(int));
+    int *done = calloc((size_t)t->nrows, sizeof(int)), ng = 0;
+    sgroup *g = calloc((size_t)t->nrows + 1, sizeof(sgroup));
     for (int r = 0; r < t->nrows; r++) {
         const char *s = fl_table_get(t, r, "structure"), *st = fl_table_get(t, r, "status");
         if (done[r] || !s || !*s || !strcmp(s, "none") || !st || strcmp(st, "ok") || !fl_row_final(t, r)) continue;
-        char lab[300];
-        recovery_label(t, r, lab, sizeof lab);
-        const char *cr = fl_table_get(t, r, "criterion"), *sp = fl_table_get(t, r, "sparsity");
-        double ppl = 0, rem = 0, spd = 0;
-        int n = 0;
+        sgroup *x = &g[ng++];
+        recovery_label(t, r, x->lab, sizeof x->lab);
+        x->s = s;
+        x->cr = fl_table_get(t, r, "criterion");
+        x->sp = fl_table_get(t, r, "sparsity");
+        x->row = r;
         for (int q = r; q < t->nrows; q++) {
             const char *s2 = fl_table_get(t, q, "structure"), *st2 = fl_table_get(t, q, "status");
             char lab2[300];
             if (done[q] || !s2 || strcmp(s2, s) || !st2 || strcmp(st2, "ok") || !fl_row_final(t, q)) continue;
             recovery_label(t, q, lab2, sizeof lab2);
-            if (strcmp(lab, lab2) || strcmp(cr, fl_table_get(t, q, "criterion")) || strcmp(sp, fl_table_get(t, q, "sparsity"))) continue;
+            if (strcmp(x->lab, lab2) || strcmp(x->cr, fl_table_get(t, q, "criterion")) || strcmp(x->sp, fl_table_get(t, q, "sparsity")) ||
+                strcmp(fl_table_get(t, r, "model"), fl_table_get(t, q, "model")))
+                continue;
             done[q] = 1;
-            ppl += fl_table_num(t, q, "ppl");
-            rem += fl_table_num(t, q, "achieved_sparsity");
-            spd += fl_table_num(t, q, "infer_speedup");
-            n++;
+            x->ppl += fl_table_num(t, q, "ppl");
+            x->rem += fl_table_num(t, q, "achieved_sparsity");
+            x->spd += fl_table_num(t, q, "infer_speedup");
+            x->n++;
         }
+        x->ppl /= x->n; x->rem /= x->n; x->spd /= x->n;
         char ns[16], ps[64], rs[64], ss[64];
-        snprintf(ns, sizeof ns, "%d", n);
-        snprintf(ps, sizeof ps, "%.3f", ppl / n);
-        snprintf(rs, sizeof rs, "%.1f%%", 100 * rem / n);
-        snprintf(ss, sizeof ss, "%.2fx", spd / n);
-        char *row[8] = { (char *)s, (char *)cr, (char *)sp, lab, ns, ps, rs, ss };
+        snprintf(ns, sizeof ns, "%d", x->n);
+        snprintf(ps, sizeof ps, "%.3f", x->ppl);
+        snprintf(rs, sizeof rs, "%.1f%%", 100 * x->rem);
+        snprintf(ss, sizeof ss, "%.2fx", x->spd);
+        char *row[8] = { (char *)s, (char *)x->cr, (char *)x->sp, x->lab, ns, ps, rs, ss };
         doc_row(d, 8, row);
     }
+    /* per (model, structure, fraction): the best local, the best retraining
+     * and the best of all, and the ppl paid per unit of speedup gained */
+    int *seen = calloc((size_t)ng + 1, sizeof(int)), best_k = -1;
+    double best_cost = INFINITY;
+    for (int i = 0; i < ng; i++) {
+        if (seen[i]) continue;
+        int bl = -1, br = -1, ba = -1;
+        for (int j = i; j < ng; j++) {
+            if (strcmp(g[j].s, g[i].s) || strcmp(g[j].sp, g[i].sp) ||
+                strcmp(fl_table_get(t, g[j].row, "model"), fl_table_get(t, g[i].row, "model")))
+                continue;
+            seen[j] = 1;
+            if (!isfinite(g[j].ppl)) continue;
+            if (is_local_label(g[j].lab) && (bl < 0 || g[j].ppl < g[bl].ppl)) bl = j;
+            if (is_retrain(g[j].lab) && (br < 0 || g[j].ppl < g[br].ppl)) br = j;
+            if (ba < 0 || g[j].ppl < g[ba].ppl) ba = j;
+        }
+        if (ba < 0) continue;
+        const int dr = fl_sum_dense_row(t, fl_table_get(t, g[ba].row, "model"), fl_table_get(t, g[ba].row, "eval_set"),
+                                        fl_table_get(t, g[ba].row, "eval_windows"));
+        const double dense = dr < 0 ? NAN : fl_table_num(t, dr, "ppl");
+        char lr[900] = "", cost[300];
+        if (bl >= 0 && br >= 0)
+            fl_bprintf(lr, sizeof lr, 0, "best local %s + %s %.2f against best retraining %s + %s %.2f: %s; ", g[bl].cr, g[bl].lab,
+                       g[bl].ppl, g[br].cr, g[br].lab, g[br].ppl,
+                       g[bl].ppl <= g[br].ppl ? "local is lower" : "retraining is lower");
+        else fl_bprintf(lr, sizeof lr, 0, "no %s recovery to compare; ", bl < 0 ? "local" : "retraining");
+        if (!isfinite(dense)) fl_bprintf(cost, sizeof cost, 0, "no dense reference, so no cost per speedup");
+        else if (!(g[ba].spd > 1)) fl_bprintf(cost, sizeof cost, 0, "no measured speedup (%.2fx)", g[ba].spd);
+        else {
+            const double c = (g[ba].ppl - dense) / (g[ba].spd - 1);
+            fl_bprintf(cost, sizeof cost, 0, "the best, %s + %s, costs %.2f ppl over the dense %.2f for %.2fx: %.2f ppl per "
+                       "+1x of speed", g[ba].cr, g[ba].lab, g[ba].ppl - dense, dense, g[ba].spd, c);
+            if (c < best_cost) { best_cost = c; best_k = ba; }
+        }
+        doc_li(d, "**%s at %s**: %s%s.", g[i].s, g[i].sp, lr, cost);
+    }
+    if (best_k >= 0)
+        doc_p(d, "Per unit of measured speedup, **%s at %s** (%s + %s) loses the least perplexity: %.2f ppl per +1x.",
+              g[best_k].s, g[best_k].sp, g[best_k].cr, g[best_k].lab, best_cost);
+    else doc_p(d, "No structure shows a measured speedup over the dense model with a dense reference: no cost per speedup.");
+    free(seen);
+    free(g);
     free(done);
 }
 

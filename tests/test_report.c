@@ -467,6 +467,11 @@ static void test_structures_apart(void **state) {
                 fl_table_setf(&t, r, "infer_speedup", "%g", a ? 1.2 : 1.4);
                 fl_table_setf(&t, r, "achieved_sparsity", "%g", a ? 0.3 : 0.2);
             }
+    const int dr = add_cell(&t, "dense", "ok", model, "dense", "0", "", 0);
+    fl_table_set(&t, dr, "role", "dense");
+    fl_table_set(&t, dr, "seed", "");
+    fl_table_set(&t, dr, "eval_set", "sotu-test");
+    fl_table_set(&t, dr, "ppl", "100");
     fl_table_pareto(&t);
     /* channels' block (100 at 4000 bytes) would dominate the heads'
      * retrain:full (110 at 6000): apart, the latter's best seed is on its
@@ -482,6 +487,17 @@ static void test_structures_apart(void **state) {
     ASSERT_HAS(md, "### Sparsity 0.5, structure channels");
     line_has(md, "- **Claim 1", "**not supported**: of 2 comparisons, the best local reconstructor is better in 1, no "
              "difference is detected in 0 and the retraining baseline is better in 1");
+    /* the structured section's answers, from the means over seeds: heads'
+     * block 121.17 against retrain:full 110.50, which costs 10.50 over the
+     * dense 100 for 1.4x (26.25 a +1x); channels' block 100.50 against
+     * 103.83, costing 0.50 for 1.2x (2.50 a +1x): channels buy speed cheapest */
+    line_has(md, "- **heads at 0.5**", "best local magnitude-sp + block 121.17 against best retraining magnitude-sp + "
+             "retrain:full 110.50: retraining is lower; the best, magnitude-sp + retrain:full, costs 10.50 ppl over the "
+             "dense 100.00 for 1.40x: 26.25 ppl per +1x of speed.");
+    line_has(md, "- **channels at 0.5**", "block 100.50 against best retraining magnitude-sp + retrain:full 103.83: local is "
+             "lower; the best, magnitude-sp + block, costs 0.50 ppl over the dense 100.00 for 1.20x: 2.50 ppl per +1x");
+    ASSERT_HAS(md, "Per unit of measured speedup, **channels at 0.5** (magnitude-sp + block) loses the least perplexity: "
+                   "2.50 ppl per +1x.");
     free(md);
     tu_rmrf(dir);
 }
