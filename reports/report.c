@@ -1453,7 +1453,10 @@ static int is_local_label(const char *lab) { return is_local(lab) && !strchr(lab
  *     included);
  *   ppl per unit of speedup: per structure and fraction, the best recovered
  *     ppl's excess over the dense model's, divided by the speedup gained
- *     (speedup − 1); the lowest is the structure that buys speed cheapest.
+ *     (speedup − 1, the mean over all the rows of that structure and
+ *     fraction: every criterion and recovery gives the same shapes, so
+ *     pooling them averages the timing noise); the lowest is the structure
+ *     that buys speed cheapest.
  * Rows of weight pruning are left to the sections above. */
 static void structured_section(doc *d, const fl_table *t) {
     int any = 0;
@@ -1510,12 +1513,14 @@ static void structured_section(doc *d, const fl_table *t) {
     double best_cost = INFINITY;
     for (int i = 0; i < ng; i++) {
         if (seen[i]) continue;
-        int bl = -1, br = -1, ba = -1;
+        int bl = -1, br = -1, ba = -1, ns = 0;
+        double spd = 0;   /* over every row of the structure and fraction: the shapes, not the criterion or recovery, set the speed */
         for (int j = i; j < ng; j++) {
             if (strcmp(g[j].s, g[i].s) || strcmp(g[j].sp, g[i].sp) ||
                 strcmp(fl_table_get(t, g[j].row, "model"), fl_table_get(t, g[i].row, "model")))
                 continue;
             seen[j] = 1;
+            if (isfinite(g[j].spd)) { spd += g[j].spd * g[j].n; ns += g[j].n; }
             if (!isfinite(g[j].ppl)) continue;
             if (is_local_label(g[j].lab) && (bl < 0 || g[j].ppl < g[bl].ppl)) bl = j;
             if (is_retrain(g[j].lab) && (br < 0 || g[j].ppl < g[br].ppl)) br = j;
@@ -1531,12 +1536,14 @@ static void structured_section(doc *d, const fl_table *t) {
                        g[bl].ppl, g[br].cr, g[br].lab, g[br].ppl,
                        g[bl].ppl <= g[br].ppl ? "local is lower" : "retraining is lower");
         else fl_bprintf(lr, sizeof lr, 0, "no %s recovery to compare; ", bl < 0 ? "local" : "retraining");
+        spd = ns ? spd / ns : NAN;
         if (!isfinite(dense)) fl_bprintf(cost, sizeof cost, 0, "no dense reference, so no cost per speedup");
-        else if (!(g[ba].spd > 1)) fl_bprintf(cost, sizeof cost, 0, "no measured speedup (%.2fx)", g[ba].spd);
+        else if (!(spd > 1)) fl_bprintf(cost, sizeof cost, 0, "no measured speedup (%.2fx over its %d rows)", spd, ns);
         else {
-            const double c = (g[ba].ppl - dense) / (g[ba].spd - 1);
-            fl_bprintf(cost, sizeof cost, 0, "the best, %s + %s, costs %.2f ppl over the dense %.2f for %.2fx: %.2f ppl per "
-                       "+1x of speed", g[ba].cr, g[ba].lab, g[ba].ppl - dense, dense, g[ba].spd, c);
+            const double c = (g[ba].ppl - dense) / (spd - 1);
+            fl_bprintf(cost, sizeof cost, 0, "the best, %s + %s, costs %.2f ppl over the dense %.2f for %.2fx (the mean "
+                       "speedup of its %d rows, every criterion and recovery: they share the shapes): %.2f ppl per +1x of speed", g[ba].cr, g[ba].lab, g[ba].ppl - dense,
+                       dense, spd, ns, c);
             if (c < best_cost) { best_cost = c; best_k = ba; }
         }
         doc_li(d, "**%s at %s**: %s%s.", g[i].s, g[i].sp, lr, cost);
