@@ -818,8 +818,10 @@ static int measure_drift(const fl_cell_cfg *c, fl_model *m, const int *dense_blo
 
 /* Forward tokens/s of m over up to 8 windows of T tokens of tok (batch 4,
  * logits computed, no activations kept): the best of `reps` timed passes,
- * so one preempted pass on a shared machine does not decide it. */
-static double infer_tok_s(fl_model *m, const int32_t *tok, int64_t n, int T, int reps) {
+ * so one preempted pass on a shared machine does not decide it. *peak: the
+ * model's parameters and the tracked peak of the passes above what was
+ * live before them (the tracked allocator: exact, unlike the timing). */
+static double infer_tok_s(fl_model *m, const int32_t *tok, int64_t n, int T, int reps, size_t *peak) {
     int nw = (int)(n / T);
     if (nw > 8) nw = 8;
     if (nw < 1) return 0;
@@ -827,6 +829,8 @@ static double infer_tok_s(fl_model *m, const int32_t *tok, int64_t n, int T, int
     if (!tg) return 0;
     for (int i = 0; i < 4 * T; i++) tg[i] = -1;
     double best = 0;
+    const size_t live0 = fl_mem_live();
+    fl_mem_reset_peak();
     for (int r = 0; r < reps; r++) {
         const double t0 = fl_wall_s();
         for (int w0 = 0; w0 < nw; w0 += 4) {
@@ -837,6 +841,7 @@ static double infer_tok_s(fl_model *m, const int32_t *tok, int64_t n, int T, int
         const double dt = fl_wall_s() - t0;
         if (dt > 0 && (double)nw * T / dt > best) best = (double)nw * T / dt;
     }
+    *peak = sizeof(float) * m->n_floats + (fl_mem_peak() - live0);
     free(tg);
     return best;
 }
@@ -848,7 +853,7 @@ static int measure_infer(const fl_cell_cfg *c, fl_model *m, const int32_t *tok, 
     if (fl_model_load(&dense, c->model_dir) != 0) return -1;
     r->infer_tok_s = r->infer_tok_s_dense = 0;
     for (int k = 0; k < 2; k++) {
-        double a = infer_tok_s(&dense, tok, n, T, 1), b = infer_tok_s(m, tok, n, T, 1);
+        double a = infer_tok_s(&dense, tok, n, T, 1, &r->infer_peak_bytes_dense), b = infer_tok_s(m, tok, n, T, 1, &r->infer_peak_bytes);
         if (a > r->infer_tok_s_dense) r->infer_tok_s_dense = a;
         if (b > r->infer_tok_s) r->infer_tok_s = b;
     }
@@ -1299,6 +1304,8 @@ static int cell_run(const fl_cell_cfg *c, fl_cell_result *r, walk_t *wp) {
     cJSON_AddNumberToObject(pf, "flops", (double)r->flops);
     cJSON_AddNumberToObject(pf, "infer_tok_s", r->infer_tok_s);
     cJSON_AddNumberToObject(pf, "infer_tok_s_dense", r->infer_tok_s_dense);
+    cJSON_AddNumberToObject(pf, "infer_peak_bytes", (double)r->infer_peak_bytes);
+    cJSON_AddNumberToObject(pf, "infer_peak_bytes_dense", (double)r->infer_peak_bytes_dense);
     cJSON_AddNumberToObject(pf, "threads", fl_threads());
     cJSON_AddStringToObject(pf, "backend", fl_gemm_backend_name());
     /* per GEMM shape: calls, seconds and the backend they ran on (and why) */

@@ -101,6 +101,8 @@ typedef struct {
                                   recovery), "computed" (and stored for other cells) or "reused" (from the cache) */
     int64_t params, params_dense;   /* parameters of the saved model and of the dense one (structured pruning: fewer) */
     double infer_tok_s, infer_tok_s_dense;   /* forward tokens/s on the evaluation windows, same process */
+    size_t infer_peak_bytes, infer_peak_bytes_dense;   /* the same passes' memory: the model's parameters
+                                                          and the tracked peak of its forward batches */
     uint64_t spill_bytes;      /* --stream: bytes of blocks written to the spill file */
 } fl_cell_result;
 

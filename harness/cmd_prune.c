@@ -110,8 +110,9 @@ int fl_cmd_prune(int argc, char **argv) {
     for (int i = 0; i < r.n_evals; i++)
         printf("ppl %-12s %10.4f  (%lld tokens)\n", r.eval_name[i], r.ppl[i], (long long)r.eval_tokens[i]);
     if (r.infer_tok_s > 0 && r.infer_tok_s_dense > 0)
-        printf("inference %.0f tokens/s, dense model %.0f tokens/s: speedup %.2fx\n", r.infer_tok_s, r.infer_tok_s_dense,
-               r.infer_tok_s / r.infer_tok_s_dense);
+        printf("inference %.0f tokens/s, dense model %.0f tokens/s: speedup %.2fx; peak %.2f MB, dense model %.2f MB\n",
+               r.infer_tok_s, r.infer_tok_s_dense, r.infer_tok_s / r.infer_tok_s_dense, r.infer_peak_bytes / 1e6,
+               r.infer_peak_bytes_dense / 1e6);
     printf("%scalib.bin%s and freelunch.json in %s\n", c.no_model ? "" : "model, ", r.drift.n ? ", drift.bin" : "", c.out_dir);
     fl_cell_result_free(&r);
     return 0;

@@ -326,6 +326,8 @@ static int fill_from_json(fl_table *t, int r, const char *dir) {
     {
         const double a = jnum(pf, "infer_tok_s"), b = jnum(pf, "infer_tok_s_dense");
         if (a > 0 && b > 0) set_num(t, r, "infer_speedup", a / b);
+        const double pa = jnum(pf, "infer_peak_bytes"), pb = jnum(pf, "infer_peak_bytes_dense");
+        if (pa > 0 && pb > 0) { set_num(t, r, "infer_peak_bytes", pa); set_num(t, r, "infer_peak_dense_bytes", pb); }
     }
     set_num(t, r, "peak_rss_kb", jnum(pf, "peak_rss_kb"));
     double peak = 0;

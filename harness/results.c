@@ -60,6 +60,9 @@ const char *const FL_RESULT_COLS[] = {
      * and the dense one's, forward tokens/s on the first evaluation set's
      * windows and its ratio to the dense model's, measured in the same process */
     "params", "params_dense", "infer_tok_s", "infer_speedup",
+    /* and the same passes' memory: the model's parameters and its forward's
+     * tracked peak, for the pruned and the dense model */
+    "infer_peak_bytes", "infer_peak_dense_bytes",
 };
 const int FL_RESULT_NCOLS = (int)(sizeof FL_RESULT_COLS / sizeof *FL_RESULT_COLS);
 
@@ -71,7 +74,8 @@ const int FL_RESULT_NCOLS = (int)(sizeof FL_RESULT_COLS / sizeof *FL_RESULT_COLS
 static const char *const LATE_COLS[] = { "prune_stream", "optimizer", "retrain_samples", "mask_sha256", "recovery_tokens", "role",
                                          "lr_scale", "model_params", "model_nonemb_params", "model_layers",
                                          "structure", "hidden_distill", "params", "params_dense", "infer_tok_s",
-                                         "infer_speedup", "stream", "save_dtype" };
+                                         "infer_speedup", "stream", "save_dtype", "infer_peak_bytes",
+                                         "infer_peak_dense_bytes" };
 
 static int is_late(const char *col) {
     if (!strncmp(col, "drift_", 6)) return 1;

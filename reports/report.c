@@ -1438,7 +1438,8 @@ typedef struct {
     const char *s, *cr, *sp;
     char lab[300];
     int row, n;                 /* a row of it (its model and evaluation), seeds */
-    double ppl, rem, spd;
+    double ppl, rem, spd, mem;  /* mem: inference peak over the dense model's */
+    int nmem;
 } sgroup;
 
 static int is_local_label(const char *lab) { return is_local(lab) && !strchr(lab, ' '); }
@@ -1469,10 +1470,12 @@ static void structured_section(doc *d, const fl_table *t) {
     doc_p(d, "Cells that removed whole key/value head groups, MLP channels or blocks (README \"Structured pruning\"): "
              "the saved model is smaller. Means over seeds of the ok rows: perplexity on the first evaluation set, the "
              "fraction of parameters removed, and forward tokens/s against the dense model's measured in the same process "
-             "(infer_speedup; on a shared machine a noisy figure). Each structure is its own panel in the claims above, "
+             "(infer_speedup; on a shared machine a noisy figure), and the same passes' memory over the dense model's "
+             "(infer_peak_bytes / infer_peak_dense_bytes: parameters and the forward's tracked peak). Each structure is its own panel in the claims above, "
              "so claim 1 judges local reconstruction against retraining per structure with seeds paired.");
-    char *hdr[8] = { "structure", "criterion", "sparsity", "recovery", "seeds", "ppl", "params removed", "speedup" };
-    doc_row(d, 8, hdr);
+    char *hdr[9] = { "structure", "criterion", "sparsity", "recovery", "seeds", "ppl", "params removed", "speedup",
+                     "inference peak / dense" };
+    doc_row(d, 9, hdr);
     int *done = calloc((size_t)t->nrows, sizeof(int)), ng = 0;
     sgroup *g = calloc((size_t)t->nrows + 1, sizeof(sgroup));
     for (int r = 0; r < t->nrows; r++) {
@@ -1497,15 +1500,19 @@ static void structured_section(doc *d, const fl_table *t) {
             x->rem += fl_table_num(t, q, "achieved_sparsity");
             x->spd += fl_table_num(t, q, "infer_speedup");
             x->n++;
+            const double pm = fl_table_num(t, q, "infer_peak_bytes"), pd = fl_table_num(t, q, "infer_peak_dense_bytes");
+            if (pm > 0 && pd > 0) { x->mem += pm / pd; x->nmem++; }
         }
         x->ppl /= x->n; x->rem /= x->n; x->spd /= x->n;
-        char ns[16], ps[64], rs[64], ss[64];
+        char ns[16], ps[64], rs[64], ss[64], ms[64];
+        if (x->nmem) snprintf(ms, sizeof ms, "%.3f", x->mem / x->nmem);
+        else snprintf(ms, sizeof ms, "–");
         snprintf(ns, sizeof ns, "%d", x->n);
         snprintf(ps, sizeof ps, "%.3f", x->ppl);
         snprintf(rs, sizeof rs, "%.1f%%", 100 * x->rem);
         snprintf(ss, sizeof ss, "%.2fx", x->spd);
-        char *row[8] = { (char *)s, (char *)x->cr, (char *)x->sp, x->lab, ns, ps, rs, ss };
-        doc_row(d, 8, row);
+        char *row[9] = { (char *)s, (char *)x->cr, (char *)x->sp, x->lab, ns, ps, rs, ss, ms };
+        doc_row(d, 9, row);
     }
     /* per (model, structure, fraction): the best local, the best retraining
      * and the best of all, and the ppl paid per unit of speedup gained */

@@ -103,6 +103,9 @@ check "structured study exits 0" "[ $? -eq 0 ]"
 check "14 rows, every one ok" "[ \$(col '$T/study/results.csv' status | grep -cx ok) -eq 14 ]"
 check "every row has fewer params than dense and a measured speedup" \
   "/usr/bin/python3 -c \"import csv,sys; r=[x for x in csv.DictReader(open('$T/study/results.csv')) if x['role'] != 'dense']; sys.exit(0 if all(float(x['params'])<float(x['params_dense']) and float(x['infer_speedup'])>0 and x['structure'] in ('heads','channels','layers') for x in r) else 1)\""
+check "every row's inference peak is below the dense model's, measured in the same cell" \
+  "/usr/bin/python3 -c \"import csv,sys; r=[x for x in csv.DictReader(open('$T/study/results.csv')) if x['role'] != 'dense']; sys.exit(0 if all(0 < float(x['infer_peak_bytes']) < float(x['infer_peak_dense_bytes']) for x in r) else 1)\""
+check "the report tables the inference peak against the dense model's" "grep -q '| inference peak / dense |' '$T/study/report.md'"
 check "every row has its removal's SHA-256" "[ \$(col '$T/study/results.csv' mask_sha256 | grep -cx '[0-9a-f]\{64\}') -eq 14 ]"
 check "the same removal gives the same hash across recoveries" \
   "[ \$(/usr/bin/python3 -c \"import csv; r=[x for x in csv.DictReader(open('$T/study/results.csv')) if x['role'] != 'dense']; print(len({(x['structure'],x['criterion'],x['mask_sha256']) for x in r}))\") -eq 6 ]"

@@ -467,6 +467,8 @@ static void test_structures_apart(void **state) {
                 /* the best recovery timed fastest: the cost uses the mean of all */
                 fl_table_setf(&t, r, "infer_speedup", "%g", (a ? 1.2 : 1.4) + 0.1 * (k - 1));
                 fl_table_setf(&t, r, "achieved_sparsity", "%g", a ? 0.3 : 0.2);
+                fl_table_setf(&t, r, "infer_peak_bytes", "%d", a ? 900 : 800);
+                fl_table_set(&t, r, "infer_peak_dense_bytes", "1000");
             }
     const int dr = add_cell(&t, "dense", "ok", model, "dense", "0", "", 0);
     fl_table_set(&t, dr, "role", "dense");
@@ -486,6 +488,9 @@ static void test_structures_apart(void **state) {
     char *md = report_of(&t, csv, dir);
     ASSERT_HAS(md, "### Sparsity 0.5, structure heads");
     ASSERT_HAS(md, "### Sparsity 0.5, structure channels");
+    /* the table: means over seeds, the inference peak over the dense one's */
+    ASSERT_HAS(md, "| heads | magnitude-sp | 0.5 | none | 3 | 131.000 | 20.0% | 1.30x | 0.800 |");
+    ASSERT_HAS(md, "| channels | magnitude-sp | 0.5 | retrain:full | 3 | 103.833 | 30.0% | 1.30x | 0.900 |");
     line_has(md, "- **Claim 1", "**not supported**: of 2 comparisons, the best local reconstructor is better in 1, no "
              "difference is detected in 0 and the retraining baseline is better in 1");
     /* the structured section's answers, from the means over seeds: heads'
