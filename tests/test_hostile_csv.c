@@ -64,6 +64,8 @@ static void write_hostile(const char *csv, const char *mark) {
                 fl_table_set(&t, r, "eval_set", pay[(i + 3) % np]);
                 fl_table_set(&t, r, "calib", pay[(i + 4) % np]);
                 fl_table_set(&t, r, "machine", pay[(i + 5) % np]);
+                /* a structure names its panel, ladder and report rows too */
+                fl_table_set(&t, r, "structure", i % 3 ? pay[(i + 8) % np] : "none");
                 fl_table_setf(&t, r, "seed", "%d", seed);
                 fl_table_setf(&t, r, "ppl", "%d", 20 + seed + i);
                 fl_table_set(&t, r, "working_bytes", "1000000");
