@@ -33,10 +33,18 @@
 # criteria, ...) with its own defaults, (5) summary: every ratio against its
 # target. Another benchmark's "RESULT ... ratio=R ... target=T" lines are
 # summarised generically (ratio >= target passes).
+#
+#   sh bench/run.sh --summary LOG   prints the summary of a saved log again
+#                    (every run keeps its log in $BUILD/bench/results.log)
 BUILD=${BUILD:-build}
 B=$BUILD/bench
 PY=/usr/bin/python3
 HERE=$(dirname "$0")
+if [ "${1:-}" = --summary ]; then
+  [ -n "${2:-}" ] && [ -r "$2" ] || { echo "bench: --summary needs a readable log file${2:+: $2}" >&2; exit 1; }
+  awk -v backends="${BENCH_BACKENDS:-openblas onednn auto}" -f "$HERE/summary.awk" "$2"
+  exit $?
+fi
 CASES="llama-small-block llama-small-model gpt2-small-block gpt2-small-model gpt2-124m-block"
 
 # Settings of our own benchmarks; passed to them alone, so the other
@@ -180,119 +188,9 @@ fi
 t_end=$(date +%s)
 echo
 echo "== summary ($NT threads; speed = median step time; ratios > 1 mean freelunch is faster; $((t_end - t_start)) s in all)"
-awk -v backends="${BENCH_BACKENDS:-openblas onednn auto}" '
-function kv(s,   i, p) {   # fields key=value of the current line into V[]
-  delete V
-  for (i = 1; i <= NF; i++) if ((p = index($i, "=")) > 0) V[substr($i, 1, p - 1)] = substr($i, p + 1)
-}
-function verdict(x, t) { return x >= t ? "PASS" : "BELOW-TARGET" }
-function addtimes(key, list,   n, a, i) {   # append the ms of every step to T[key]
-  n = split(list, a, ",")
-  for (i = 1; i <= n; i++) T[key, ++TN[key]] = a[i] + 0
-}
-function median(key,   n, i, j, x, b) {     # median of T[key] (insertion sort; a few dozen values)
-  n = TN[key]; if (n == 0) return 0
-  for (i = 1; i <= n; i++) { x = T[key, i]; for (j = i - 1; j >= 1 && b[j] > x; j--) b[j + 1] = b[j]; b[j + 1] = x }
-  return n % 2 ? b[(n + 1) / 2] : 0.5 * (b[n / 2] + b[n / 2 + 1])
-}
-/^RESULT speed / { kv(); k = $3 " " $4; addtimes("fl " k, V["times"]); tokens[k] = V["tokens"]; gflop[k] = V["gflop"] }
-/^RESULT torch / { kv(); addtimes("pt " $3, V["times"]); ptok[$3] = V["tokens"] }
-/^RESULT peak /  { kv(); pk[$3 " " $4] = V["gflops"]; if (V["gflops"] + 0 > peak) { peak = V["gflops"] + 0; peakwho = $3 " " $4 } }
-/^RESULT gemm /  { kv(); gm[$3 " " $4 " " $5] = V["gflops"]; if (!($4 in seen)) { seen[$4] = 1; shapes[++ns] = $4 } }
-/^RESULT mem /   { kv(); mem[++nm] = $3; mm[$3] = V["measured"]; ma[$3] = V["analytic"]; mr[$3] = V["ratio"] }
-/^LOAD /         { kv(); load[$2] = V["foreign"] }
-/^RESULT attn /  { kv(); k = $3 " " $4; if (!(k in ams) || V["ms"] + 0 < ams[k]) ams[k] = V["ms"] + 0; apk[k] = V["peak"] }
-/^RESULT torch-attn / { kv(); tams[$3] = V["ms"] + 0; tapk[$3] = V["peak"] }
-/^RESULT / && $2 !~ /^(speed|torch|peak|gemm|mem|attn|torch-attn)$/ && / ratio=/ {
-  kv(); lab = ""
-  for (i = 2; i <= NF && index($i, "=") == 0; i++) lab = lab (lab == "" ? "" : " ") $i
-  ol[++no] = lab; orat[no] = V["ratio"]
-  otgt[no] = ("target" in V) ? V["target"] : ($2 == "sparsegpt-torch" ? 1 : "")   # bench_criteria.c: target >= 1x
-}
-END {
-  for (k in tokens) { m = median("fl " k); if (m > 0) { fl[k] = sprintf("%.1f", tokens[k] / m * 1e3); gf[k] = sprintf("%.1f", gflop[k] / m * 1e3) } }
-  for (k in ptok) { m = median("pt " k); if (m > 0) pt[k] = sprintf("%.1f", ptok[k] / m * 1e3) }
-  nb = split(backends, be, /[ ,]+/)
-  nc = split("llama-small-block llama-small-model gpt2-small-block gpt2-small-model gpt2-124m-block", cs, " ")
-  # ceiling: the fl/pt ratio freelunch would reach running every GEMM FLOP
-  # of the step (fl_flops) at the sgemm peak of this run and nothing else, i.e.
-  # peak / (GEMM FLOPs per step / PyTorch step time).
-  fmt = "%-34s %-9s %12s %12s %9s %9s %9s  %s\n"
-  printf fmt, "speed: fwd+bwd tokens/s", "backend", "freelunch", "pytorch", "fl/pt", "ceiling", "target", "verdict"
-  for (i = 1; i <= nc; i++) for (j = 1; j <= nb; j++) {
-    k = be[j] " " cs[i]
-    if (!(k in fl)) continue
-    tgt = cs[i] ~ /124m/ ? 1 : 2
-    if (cs[i] in pt && pt[cs[i]] > 0) {
-      r = fl[k] / pt[cs[i]]
-      ceil_ = peak > 0 ? sprintf("%.2fx", peak / (gflop[k] * pt[cs[i]] / tokens[k])) : "n/a"
-      printf fmt, cs[i], be[j], fl[k], pt[cs[i]], sprintf("%.2fx", r), ceil_, sprintf(">=%dx", tgt), verdict(r, tgt)
-    } else printf fmt, cs[i], be[j], fl[k], "n/a", "n/a", "n/a", sprintf(">=%dx", tgt), "NO-PYTORCH"
-  }
-  printf "  ceiling = the fl/pt freelunch would reach doing only its GEMM FLOPs, all at the sgemm peak below\n\n"
-  fmt2 = "%-34s %-9s %12s %12s %9s %9s  %s\n"
-  printf fmt2, "GEMM efficiency", "backend", "GFLOP/s", "peak", "share", "target", "verdict"
-  for (j = 1; j <= nb; j++) {
-    k = be[j] " gpt2-124m-block"
-    if (!(k in gf) || peak <= 0) continue
-    r = gf[k] / peak
-    printf fmt2, "d=768 block fwd+bwd (GEMM FLOPs)", be[j], gf[k], sprintf("%.1f", peak), sprintf("%.1f%%", 100 * r), ">=50%", verdict(r, 0.5)
-  }
-  if (peak > 0) printf "  peak = best large sgemm of the run: %s; per backend:", peakwho
-  for (k in pk) printf " %s %s", k, pk[k]
-  printf "\n\n"
-  if (nb > 1) {
-    printf "%-34s %12s %12s %12s\n", "backends side by side", be[1], be[2], be[2] "/" be[1]
-    for (i = 1; i <= nc; i++) {
-      a = fl[be[1] " " cs[i]]; b = fl[be[2] " " cs[i]]
-      if (a > 0 && b > 0) printf "%-34s %12s %12s %11.2fx\n", cs[i] " tok/s", a, b, b / a
-    }
-    for (s = 1; s <= ns; s++) {
-      split("fwd dx dw", wh, " ")
-      for (w = 1; w <= 3; w++) {
-        a = gm[be[1] " " shapes[s] " " wh[w]]; b = gm[be[2] " " shapes[s] " " wh[w]]
-        if (a > 0 && b > 0) printf "%-34s %12s %12s %11.2fx\n", "gemm " shapes[s] " " wh[w] " GFLOP/s", a, b, b / a
-      }
-    }
-    printf "\n"
-  }
-  fmt4 = "%-12s %10s %10s %10s %9s %9s %9s %9s %9s  %s\n"
-  printf fmt4, "attention", "O(T) ms", "ref ms", "torch ms", "ref/O(T)", "pt/O(T)", "O(T) MiB", "ref MiB", "torch MiB", "verdict (T=2048: mem ref/O(T) >= 8, time ref/O(T) >= 1)"
-  na = split("attn-T256 attn-T1024 attn-T2048", ac, " ")
-  for (i = 1; i <= na; i++) {
-    c = ac[i]; a = ams["o(T) " c]; b = ams["reference " c]
-    if (a <= 0) continue
-    tp = (c in tams) ? sprintf("%.1f", tams[c]) : "n/a"; tr = (c in tams) ? sprintf("%.2fx", tams[c] / a) : "n/a"
-    tm = (c in tapk) ? sprintf("%.1f", tapk[c] / 1048576) : "n/a"
-    v = "-"
-    if (c == "attn-T2048") v = (apk["reference " c] / apk["o(T) " c] >= 8 && b / a >= 1) ? "PASS" : "BELOW-TARGET"
-    printf fmt4, c, sprintf("%.1f", a), sprintf("%.1f", b), tp, sprintf("%.2fx", b / a), tr,
-           sprintf("%.1f", apk["o(T) " c] / 1048576), sprintf("%.1f", apk["reference " c] / 1048576), tm, v
-  }
-  printf "  ms: best median of two alternating runs per kernel; MiB: peak above the inputs q, k, v, dout (freelunch: tracked\n  allocator; PyTorch: growth of peak RSS over the first step, a fresh process per length)\n\n"
-  fmt3 = "%-34s %12s %12s %9s %9s  %s\n"
-  printf fmt3, "memory: one block fwd+bwd peak", "measured", "analytic", "ratio", "target", "verdict"
-  for (i = 1; i <= nm; i++) {
-    c = mem[i]; r = mr[c] + 0
-    printf fmt3, c, sprintf("%.1fMiB", mm[c] / 1048576), sprintf("%.1fMiB", ma[c] / 1048576), sprintf("%.3f", r),
-           "1+-10%", (r >= 0.9 && r <= 1.1) ? "PASS" : "BELOW-TARGET"
-  }
-  printf "\n"
-  if (no > 0) {
-    printf "%-58s %9s %9s  %s\n", "other benchmarks (their ratio=, > 1: freelunch faster)", "ratio", "target", "verdict"
-    for (i = 1; i <= no; i++)
-      printf "%-58s %9s %9s  %s\n", ol[i], sprintf("%.2fx", orat[i]), otgt[i] == "" ? "none" : sprintf(">=%gx", otgt[i]),
-             otgt[i] == "" ? "-" : verdict(orat[i] + 0, otgt[i] + 0)
-    printf "\n"
-  }
-  worst = 0
-  for (s in load) if (load[s] + 0 > worst) worst = load[s] + 0
-  printf "other processes used, of the whole machine: gemm %s%%, speed %s%%, attn %s%%, dispatch %s%%, mem %s%%", load["gemm"], load["speed"], load["attn"], load["dispatch"], load["mem"]
-  if ("others" in load) printf ", other benchmarks %s%%", load["others"]
-  if ("study" in load) printf ", study %s%%", load["study"]
-  if (worst > 10) printf "  -- WARNING: the machine was busy; speed figures are unreliable, rerun when idle"
-  printf "\n"
-}' "$log"
+awk -v backends="${BENCH_BACKENDS:-openblas onednn auto}" -f "$HERE/summary.awk" "$log"
+cp "$log" "$B/results.log.tmp" && mv "$B/results.log.tmp" "$B/results.log" &&
+  echo "(the log: $B/results.log; sh bench/run.sh --summary $B/results.log prints this again)"
 
 if [ -n "$failed" ]; then
   echo "bench: failed:$failed"
