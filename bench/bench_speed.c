@@ -163,7 +163,8 @@ fail:
  *          gemm_ms_openblas= gemm_ms_onednn= gemm_ms_auto=
  *
  * (medians over the rounds; gemm_ms_*: one step's GEMM time per side, from
- * each shape's per-call mean inside the steps). The target: auto no slower than the better
+ * each shape's per-call mean inside the steps; gemm_nested_ms_auto: the part
+ * of auto's issued inside parallel regions, summed over the threads). The target: auto no slower than the better
  * forced backend beyond the margin it calls a tie (FL_GEMM_MARGIN). Auto's
  * choices come from the cache directory ($FL_CACHE or ~/.cache/freelunch),
  * timed during the warm-up steps when it has none for a shape. */
@@ -217,7 +218,7 @@ static int side_by_side(const bcase *k) {
      * sum over shapes of calls per step x the mean of the backend that side
      * uses. Less noisy than the step times (it averages many calls) and
      * blind to what is not GEMM. */
-    double gms[3] = { 0, 0, 0 };
+    double gms[3] = { 0, 0, 0 }, nested = 0;
     const int steps = 3 * (rounds + 2);
     for (int i = 0; i < ns && i < 512; i++) {
         const fl_gemm_shape *q = &sh[i];
@@ -225,13 +226,14 @@ static int side_by_side(const bcase *k) {
         double per = (double)(q->calls[0] + q->calls[1]) / steps, t0 = q->seconds[0] / q->calls[0],
                t1 = q->seconds[1] / q->calls[1];
         gms[0] += per * t0; gms[1] += per * t1; gms[2] += per * (q->choice == FL_BACKEND_ONEDNN ? t1 : t0);
+        if (q->nested) nested += per * (q->choice == FL_BACKEND_ONEDNN ? t1 : t0);
     }
     double best = med[0] > med[1] ? med[0] : med[1];
     printf("RESULT dispatch %s ratio=%.3f target=0.97 auto_tok_s=%.1f openblas_tok_s=%.1f onednn_tok_s=%.1f "
            "auto_vs_openblas=%.3f auto_vs_onednn=%.3f rounds=%d shapes=%d on_onednn=%d measure_s=%.3f "
-           "gemm_ms_openblas=%.1f gemm_ms_onednn=%.1f gemm_ms_auto=%.1f\n",
+           "gemm_ms_openblas=%.1f gemm_ms_onednn=%.1f gemm_ms_auto=%.1f gemm_nested_ms_auto=%.1f threads=%d\n",
            k->name, med[2] / best, med[2], med[0], med[1], med[2] / med[0], med[2] / med[1], rounds, ns, on_dnnl,
-           fl_gemm_measure_seconds(), 1e3 * gms[0], 1e3 * gms[1], 1e3 * gms[2]);
+           fl_gemm_measure_seconds(), 1e3 * gms[0], 1e3 * gms[1], 1e3 * gms[2], 1e3 * nested, fl_threads());
     fflush(stdout);
     runner_free(&u);
     return 0;

@@ -25,6 +25,10 @@ function median(key,   n, i, j, x, b) {     # median of T[key] (insertion sort; 
 /^RESULT mem /   { kv(); mem[++nm] = $3; mm[$3] = V["measured"]; ma[$3] = V["analytic"]; mr[$3] = V["ratio"] }
 /^LOAD /         { kv(); load[$2] = V["foreign"] }
 /^RESULT attn /  { kv(); k = $3 " " $4; if (!(k in ams) || V["ms"] + 0 < ams[k]) ams[k] = V["ms"] + 0; apk[k] = V["peak"] }
+/^RESULT dispatch / {   # a nested GEMM's time is summed over the threads that ran one at once
+  kv(); dstep[$3] = V["auto_tok_s"] + 0; th = V["threads"] + 0; if (th < 1) th = 1
+  dgemm[$3] = V["gemm_ms_auto"] - V["gemm_nested_ms_auto"] + V["gemm_nested_ms_auto"] / th
+}
 /^RESULT torch-attn / { kv(); tams[$3] = V["ms"] + 0; tapk[$3] = V["peak"] }
 /^RESULT / && $2 !~ /^(speed|torch|peak|gemm|mem|attn|torch-attn)$/ && / ratio=/ {
   kv(); lab = ""
@@ -55,6 +59,23 @@ END {
     } else printf fmt, cs[i], be[j], fl[k], "n/a", "n/a", "n/a", sprintf(">=%gx", tgt), "NO-PYTORCH"
   }
   printf "  ceiling = the fl/pt freelunch would reach doing only its GEMM FLOPs, all at the sgemm peak below\n\n"
+  # Where a step's time goes (stage 2c's auto side, one process, many
+  # rounds): its GEMMs (timed per call inside the steps; those issued
+  # inside a parallel region, one per thread, count 1/threads) and the rest. The
+  # last column is the fl/pt ratio with the rest taking no time at all: when
+  # it is below a case's target, no kernel outside the GEMMs can reach it.
+  hd = 0
+  for (i = 1; i <= nc; i++) {
+    c = cs[i]
+    if (!(c in dstep) || dstep[c] <= 0 || dgemm[c] <= 0) continue
+    tk = 0; for (j = 1; j <= nb; j++) if ((be[j] " " c) in tokens) tk = tokens[be[j] " " c]
+    if (tk <= 0) continue
+    if (!hd) { printf "%-34s %10s %10s %8s %10s %14s\n", "where a step goes (auto, stage 2c)", "step ms", "GEMM ms", "GEMM", "rest ms", "fl/pt, no rest"; hd = 1 }
+    st = tk / dstep[c] * 1e3
+    nr = (c in pt && pt[c] > 0) ? sprintf("%.2fx", tk / dgemm[c] * 1e3 / pt[c]) : "n/a"
+    printf "%-34s %10.1f %10.1f %7.1f%% %10.1f %14s\n", c, st, dgemm[c], 100 * dgemm[c] / st, st - dgemm[c], nr
+  }
+  if (hd) printf "\n"
   fmt2 = "%-34s %-9s %12s %12s %9s %9s  %s\n"
   printf fmt2, "GEMM efficiency", "backend", "GFLOP/s", "peak", "share", "target", "verdict"
   for (j = 1; j <= nb; j++) {
