@@ -580,7 +580,18 @@ static int ladder_gap(ctx *c, const fl_ladder *L) {
     static const char *const T[4] = { "magnitude - sparsegpt, no reconstruction", "wanda - sparsegpt, no reconstruction",
                                       "magnitude - sparsegpt, best reconstruction", "wanda - sparsegpt, best reconstruction" };
     static const char *const C[4] = { "#d62728", "#1f77b4", "#ff9896", "#aec7e8" };
-    for (int k = 0; k < 4; k++) series(&g, name, 1, k, T[k], C[k], k < 2 ? 7 : 5, k == 0);
+    /* A gap needs its criterion and sparsegpt in the grid: a series with no
+     * value at any rung gets no line (gnuplot refuses a plot of nothing but
+     * undefined points), and a ladder with no gap at all gets no plot. */
+    int any = 0;
+    for (int k = 0; k < 4; k++) {
+        int has = 0;
+        for (int i = 0; i < L->nr && !has; i++) has = isfinite(L->r[i].gap[k % 2][k / 2].mean);
+        if (!has) continue;
+        series(&g, name, 1, k, T[k], C[k], k < 2 ? 7 : 5, !any);
+        any = 1;
+    }
+    if (!any) { fl_sb_free(&dat); fl_sb_free(&g); return 0; }
     gp_end(&g, name);
     int rc = emit(c, name, title, &dat, &g);
     fl_sb_free(&dat);

@@ -1136,8 +1136,14 @@ static void ladder_claim3(doc *d, const fl_ladder *L) {
                 y[i] = L->r[i].gap[k][w].mean;
                 if (isfinite(y[i])) { if (first < 0) first = i; last = i; }
             }
-            if (first < 0 || first == last) {
-                doc_li(d, "ppl(%s) − ppl(sparsegpt) %s: fewer than two rungs have it.", CN[k],
+            if (first < 0) {   /* the grid lacks the criterion or sparsegpt (or its recovery) */
+                doc_li(d, "ppl(%s) − ppl(sparsegpt) %s: not measured (no rung has ok rows of both criteria%s).", CN[k],
+                       w ? "with the best reconstruction" : "without reconstruction",
+                       w ? " with a reconstruction" : " with `none`");
+                continue;
+            }
+            if (first == last) {
+                doc_li(d, "ppl(%s) − ppl(sparsegpt) %s: only one rung has it, no trend.", CN[k],
                        w ? "with the best reconstruction" : "without reconstruction");
                 continue;
             }

@@ -14,6 +14,7 @@
 #include <math.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 static const char *const RUNGS[] = { "ladder-2", "tiny", "ladder-6", "ladder-8" };
 
@@ -256,11 +257,47 @@ static void test_one_model_no_ladder(void **st) {
     tu_rmrf(dir);
 }
 
+/* A ladder grid of one criterion (a learning-rate check on wanda alone,
+ * say): no criterion gap can be formed, so the gap plot is left out
+ * (gnuplot refuses a plot of nothing but undefined points) and the report
+ * says the gaps were not measured; the other ladder plots stay. */
+static void test_one_criterion_ladder(void **st) {
+    (void)st;
+    char dir[512], csv[600], path[1024];
+    tu_tmpdir(dir, sizeof dir);
+    make_csv(dir, 1, csv, sizeof csv);
+    fl_table t;
+    assert_int_equal(fl_table_read(csv, &t), 0);
+    for (int r = 0; r < t.nrows; r++)
+        if (strcmp(fl_table_get(&t, r, "criterion"), "wanda")) {
+            fl_table_set(&t, r, "status", "failed");
+            fl_table_set(&t, r, "message", "left out: one criterion");
+        }
+    assert_int_equal(fl_table_write(csv, &t), 0);
+    fl_table_free(&t);
+    assert_int_equal(fl_sum_load(csv, &t), 0);
+    assert_int_equal(fl_report_build(&t, csv, dir, 0), 0);
+    fl_table_free(&t);
+    snprintf(path, sizeof path, "%s/plots/ladder_gap_s0.5.gp", dir);
+    assert_int_equal(access(path, F_OK), -1);
+    snprintf(path, sizeof path, "%s/plots/ladder_rel_s0.5.gp", dir);
+    assert_int_equal(access(path, F_OK), 0);
+    snprintf(path, sizeof path, "%s/report.md", dir);
+    char *md = tu_read_all(path);
+    assert_non_null(md);
+    assert_non_null(strstr(md, "ppl(wanda) − ppl(sparsegpt) without reconstruction: not measured (no rung has ok rows of both criteria with `none`)"));
+    assert_null(strstr(md, "**Claim 3**, ppl("));
+    assert_null(strstr(md, "ladder_gap_s0.5"));
+    assert_non_null(strstr(md, "ladder_rel_s0.5"));
+    free(md);
+    tu_rmrf(dir);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rung_configs), cmocka_unit_test(test_largest_rung_step),
         cmocka_unit_test(test_ladder_report_trend), cmocka_unit_test(test_ladder_report_reversed),
-        cmocka_unit_test(test_one_model_no_ladder),
+        cmocka_unit_test(test_one_model_no_ladder), cmocka_unit_test(test_one_criterion_ladder),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
