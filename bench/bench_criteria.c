@@ -147,6 +147,9 @@ int main(int argc, char **argv) {
         for (int ci = 0; FL_CRITERIA[ci]; ci++) {
             const fl_criterion *c = FL_CRITERIA[ci];
             if (!wanted(c->name, sel, nsel)) continue;
+            /* a structured criterion (no prune function) scores whole heads,
+             * channels or blocks of a model, not one matrix under a pattern */
+            if (!c->prune) continue;
             fl_crit_inst inst;   /* the defaults: opened once, as a cell does */
             if (fl_criterion_open(c->name, &inst) != 0) { fprintf(stderr, "bench_criteria: %s\n", fl_errmsg()); return 2; }
             for (int pi = 0; pi < 2; pi++) {

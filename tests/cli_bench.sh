@@ -76,6 +76,14 @@ sed 's/^RESULT torch gpt2-small-model .*/RESULT torch gpt2-small-model tok_s=0 m
 sh "$S" --summary "$T/log2" >"$T/sum2" 2>&1
 check "the same case at 1.51x passes" "grep '^gpt2-small-model *openblas' '$T/sum2' | grep -q '1.51x .*PASS'"
 
+# make bench runs every criterion of the registry through bench_criteria; a
+# structured one (no prune function: it removes heads, channels or blocks)
+# is left out instead of failing the run, as it did once
+"$BUILD/bench/bench_criteria" --quick magnitude flap >"$T/crit" 2>&1; rc=$?
+check "bench_criteria on an unstructured and a structured criterion exits 0" "[ $rc -eq 0 ]"
+check "it times magnitude under both patterns" "[ \$(grep -c '^RESULT crit magnitude fc1-3072x768 ' '$T/crit') -eq 2 ]"
+check "and leaves flap out, saying nothing" "! grep -q flap '$T/crit'"
+
 expect 1 "bench: --summary needs a readable log file: $T/none" "a missing log: one line, exit 1" sh "$S" --summary "$T/none"
 expect 1 "bench: --summary needs a readable log file" "no log named: one line, exit 1" sh "$S" --summary
 exit $bad
