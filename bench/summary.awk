@@ -18,8 +18,16 @@ function median(key,   n, i, j, x, b) {     # median of T[key] (insertion sort; 
   for (i = 1; i <= n; i++) { x = T[key, i]; for (j = i - 1; j >= 1 && b[j] > x; j--) b[j + 1] = b[j]; b[j + 1] = x }
   return n % 2 ? b[(n + 1) / 2] : 0.5 * (b[n / 2] + b[n / 2 + 1])
 }
-/^RESULT speed / { kv(); k = $3 " " $4; addtimes("fl " k, V["times"]); tokens[k] = V["tokens"]; gflop[k] = V["gflop"] }
-/^RESULT torch / { kv(); addtimes("pt " $3, V["times"]); ptok[$3] = V["tokens"] }
+# each line is one round: its own median (ms=) gives the round's tokens/s,
+# whose extremes over the rounds give the range of the ratio (the noise)
+function span(key, v) {
+  if (!(key in lo) || v < lo[key]) lo[key] = v
+  if (!(key in hi) || v > hi[key]) hi[key] = v
+}
+/^RESULT speed / { kv(); k = $3 " " $4; addtimes("fl " k, V["times"]); tokens[k] = V["tokens"]; gflop[k] = V["gflop"]
+                   if (V["ms"] + 0 > 0) span("fl " k, V["tokens"] / V["ms"] * 1e3) }
+/^RESULT torch / { kv(); addtimes("pt " $3, V["times"]); ptok[$3] = V["tokens"]
+                   if (V["ms"] + 0 > 0) span("pt " $3, V["tokens"] / V["ms"] * 1e3) }
 /^RESULT peak /  { kv(); pk[$3 " " $4] = V["gflops"]; if (V["gflops"] + 0 > peak) { peak = V["gflops"] + 0; peakwho = $3 " " $4 } }
 /^RESULT gemm /  { kv(); gm[$3 " " $4 " " $5] = V["gflops"]; if (!($4 in seen)) { seen[$4] = 1; shapes[++ns] = $4 } }
 /^RESULT mem /   { kv(); mem[++nm] = $3; mm[$3] = V["measured"]; ma[$3] = V["analytic"]; mr[$3] = V["ratio"] }
@@ -44,8 +52,8 @@ END {
   # ceiling: the fl/pt ratio freelunch would reach running every GEMM FLOP
   # of the step (fl_flops) at the sgemm peak of this run and nothing else, i.e.
   # peak / (GEMM FLOPs per step / PyTorch step time).
-  fmt = "%-34s %-9s %12s %12s %9s %9s %9s  %s\n"
-  printf fmt, "speed: fwd+bwd tokens/s", "backend", "freelunch", "pytorch", "fl/pt", "ceiling", "target", "verdict"
+  fmt = "%-34s %-9s %12s %12s %9s %13s %9s %9s  %s\n"
+  printf fmt, "speed: fwd+bwd tokens/s", "backend", "freelunch", "pytorch", "fl/pt", "rounds' range", "ceiling", "target", "verdict"
   for (i = 1; i <= nc; i++) for (j = 1; j <= nb; j++) {
     k = be[j] " " cs[i]
     if (!(k in fl)) continue
@@ -55,9 +63,11 @@ END {
     if (cs[i] in pt && pt[cs[i]] > 0) {
       r = fl[k] / pt[cs[i]]
       ceil_ = peak > 0 ? sprintf("%.2fx", peak / (gflop[k] * pt[cs[i]] / tokens[k])) : "n/a"
-      printf fmt, cs[i], be[j], fl[k], pt[cs[i]], sprintf("%.2fx", r), ceil_, sprintf(">=%gx", tgt), verdict(r, tgt)
-    } else printf fmt, cs[i], be[j], fl[k], "n/a", "n/a", "n/a", sprintf(">=%gx", tgt), "NO-PYTORCH"
+      rg = ("fl " k) in lo && ("pt " cs[i]) in lo ? sprintf("%.2f-%.2fx", lo["fl " k] / hi["pt " cs[i]], hi["fl " k] / lo["pt " cs[i]]) : "n/a"
+      printf fmt, cs[i], be[j], fl[k], pt[cs[i]], sprintf("%.2fx", r), rg, ceil_, sprintf(">=%gx", tgt), verdict(r, tgt)
+    } else printf fmt, cs[i], be[j], fl[k], "n/a", "n/a", "n/a", "n/a", sprintf(">=%gx", tgt), "NO-PYTORCH"
   }
+  printf "  rounds' range = the ratio's extremes over the rounds (the slowest freelunch round against the fastest PyTorch\n  round, and the reverse): how far the machine's noise moves it\n"
   printf "  ceiling = the fl/pt freelunch would reach doing only its GEMM FLOPs, all at the sgemm peak below\n\n"
   # Where a step's time goes (stage 2c's auto side, one process, many
   # rounds): its GEMMs (timed per call inside the steps; those issued

@@ -49,6 +49,8 @@ check "llama-small-block at 1.70x PyTorch is below its 1.8x target" \
   "row llama-small-block openblas | grep -q '1.70x .*>=1.8x  BELOW-TARGET'"
 check "PyTorch's tokens/s is the median step over both rounds (150 and 170 ms: 160 ms)" \
   "row gpt2-small-block openblas | grep -q ' 12800.0 '"
+check "the rounds' range: freelunch's one round against PyTorch's fastest and slowest (150, 170 ms)" \
+  "row gpt2-small-block openblas | grep -q ' 1.60x *1.50-1.70x '"
 check "gpt2-small-block at 1.60x passes 1.5x" "row gpt2-small-block openblas | grep -q '1.60x .*>=1.5x  PASS'"
 check "gpt2-small-model at 1.40x is below 1.5x" "row gpt2-small-model openblas | grep -q '1.40x .*>=1.5x  BELOW-TARGET'"
 check "gpt2-124m-block at exactly 1.50x passes (the target is >=)" "row gpt2-124m-block openblas | grep -q '1.50x .*>=1.5x  PASS'"
