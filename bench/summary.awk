@@ -25,9 +25,9 @@ function span(key, v) {
   if (!(key in hi) || v > hi[key]) hi[key] = v
 }
 /^RESULT speed / { kv(); k = $3 " " $4; addtimes("fl " k, V["times"]); tokens[k] = V["tokens"]; gflop[k] = V["gflop"]
-                   if (V["ms"] + 0 > 0) span("fl " k, V["tokens"] / V["ms"] * 1e3) }
+                   if (V["ms"] + 0 > 0 && V["tokens"] + 0 > 0) span("fl " k, V["tokens"] / V["ms"] * 1e3) }
 /^RESULT torch / { kv(); addtimes("pt " $3, V["times"]); ptok[$3] = V["tokens"]
-                   if (V["ms"] + 0 > 0) span("pt " $3, V["tokens"] / V["ms"] * 1e3) }
+                   if (V["ms"] + 0 > 0 && V["tokens"] + 0 > 0) span("pt " $3, V["tokens"] / V["ms"] * 1e3) }
 /^RESULT peak /  { kv(); pk[$3 " " $4] = V["gflops"]; if (V["gflops"] + 0 > peak) { peak = V["gflops"] + 0; peakwho = $3 " " $4 } }
 /^RESULT gemm /  { kv(); gm[$3 " " $4 " " $5] = V["gflops"]; if (!($4 in seen)) { seen[$4] = 1; shapes[++ns] = $4 } }
 /^RESULT mem /   { kv(); mem[++nm] = $3; mm[$3] = V["measured"]; ma[$3] = V["analytic"]; mr[$3] = V["ratio"] }

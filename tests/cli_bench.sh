@@ -86,6 +86,13 @@ check "bench_criteria on an unstructured and a structured criterion exits 0" "[ 
 check "it times magnitude under both patterns" "[ \$(grep -c '^RESULT crit magnitude fc1-3072x768 ' '$T/crit') -eq 2 ]"
 check "and leaves flap out, saying nothing" "! grep -q flap '$T/crit'"
 
+# a log is input: a round of zero tokens or zero milliseconds, or a line
+# of nothing but a name, is left out, never a division by zero
+printf 'RESULT speed openblas gpt2-small-block tok_s=0 ms=100 tokens=2048 times=100\nRESULT speed onednn gpt2-small-block tok_s=0 ms=0 tokens=0 times=0\nRESULT torch gpt2-small-block ms=5 tokens=0 times=5\nRESULT torch gpt2-small-block ms=150 tokens=2048 times=150\nRESULT dispatch gpt2-small-block\nRESULT mem x\n' >"$T/bad.log"
+sh "$S" --summary "$T/bad.log" >"$T/sumbad" 2>&1; rc=$?
+check "a log with rounds of zero tokens or milliseconds and empty lines: summarised, those rounds left out (no inf)" \
+  "[ $rc -eq 0 ] && grep -q '^gpt2-small-block *openblas .* 1.50-1.50x ' '$T/sumbad' && ! grep -qi 'inf\|nan\|division\|fatal' '$T/sumbad'"
+
 expect 1 "bench: --summary needs a readable log file: $T/none" "a missing log: one line, exit 1" sh "$S" --summary "$T/none"
 expect 1 "bench: --summary needs a readable log file" "no log named: one line, exit 1" sh "$S" --summary
 exit $bad
