@@ -178,6 +178,28 @@ static void make_csv(const char *dir, int way, char *csv, size_t n) {
     fl_table_free(&t);
 }
 
+/* make_csv's table with each row passed through edit(t, row, dir), then
+ * loaded as the report loads it into *t. */
+static void edited_csv(char *dir, size_t dn, char *csv, size_t cn, void (*edit)(fl_table *, int, const char *),
+                       fl_table *t) {
+    tu_tmpdir(dir, dn);
+    make_csv(dir, 1, csv, cn);
+    assert_int_equal(fl_table_read(csv, t), 0);
+    for (int r = 0; r < t->nrows; r++) edit(t, r, dir);
+    assert_int_equal(fl_table_write(csv, t), 0);
+    fl_table_free(t);
+    assert_int_equal(fl_sum_load(csv, t), 0);
+}
+
+/* DIR/NAME's whole text (the caller frees it). */
+static char *read_out(const char *dir, const char *name) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    char *text = tu_read_all(path);
+    assert_non_null(text);
+    return text;
+}
+
 static void check_way(int way) {
     char dir[512], csv[600], path[1024];
     tu_tmpdir(dir, sizeof dir);
@@ -211,9 +233,7 @@ static void check_way(int way) {
         assert_int_equal(lines, 4);   /* a header and three rungs */
         free(dat);
     }
-    snprintf(path, sizeof path, "%s/report.md", dir);
-    char *md = tu_read_all(path);
-    assert_non_null(md);
+    char *md = read_out(dir, "report.md");
     assert_non_null(strstr(md, "## The ladder: the scale claims across model size"));
     assert_non_null(strstr(md, "0.125 to 72 billion"));
     assert_non_null(strstr(md, "0.40M to 7.00M non-embedding parameters"));
@@ -236,18 +256,16 @@ static void test_ladder_report_trend(void **st) { (void)st; check_way(1); }
 static void test_ladder_report_reversed(void **st) { (void)st; check_way(-1); }
 
 /* One model: no ladder, no section. */
+static void one_model(fl_table *t, int r, const char *dir) {
+    fl_table_setf(t, r, "model", "%s/rung0", dir);
+    fl_table_set(t, r, "model_nonemb_params", "400000");
+}
+
 static void test_one_model_no_ladder(void **st) {
     (void)st;
     char dir[512], csv[600];
-    tu_tmpdir(dir, sizeof dir);
-    make_csv(dir, 1, csv, sizeof csv);
     fl_table t;
-    assert_int_equal(fl_table_read(csv, &t), 0);
-    for (int r = 0; r < t.nrows; r++) fl_table_setf(&t, r, "model", "%s/rung0", dir);
-    for (int r = 0; r < t.nrows; r++) fl_table_set(&t, r, "model_nonemb_params", "400000");
-    assert_int_equal(fl_table_write(csv, &t), 0);
-    fl_table_free(&t);
-    assert_int_equal(fl_sum_load(csv, &t), 0);
+    edited_csv(dir, sizeof dir, csv, sizeof csv, one_model, &t);
     fl_ladder *ls;
     fl_names rec;
     assert_int_equal(fl_ladders(&t, &ls, &rec), 0);
@@ -261,30 +279,26 @@ static void test_one_model_no_ladder(void **st) {
  * say): no criterion gap can be formed, so the gap plot is left out
  * (gnuplot refuses a plot of nothing but undefined points) and the report
  * says the gaps were not measured; the other ladder plots stay. */
+static void wanda_only(fl_table *t, int r, const char *dir) {
+    (void)dir;
+    if (strcmp(fl_table_get(t, r, "criterion"), "wanda")) {
+        fl_table_set(t, r, "status", "failed");
+        fl_table_set(t, r, "message", "left out: one criterion");
+    }
+}
+
 static void test_one_criterion_ladder(void **st) {
     (void)st;
     char dir[512], csv[600], path[1024];
-    tu_tmpdir(dir, sizeof dir);
-    make_csv(dir, 1, csv, sizeof csv);
     fl_table t;
-    assert_int_equal(fl_table_read(csv, &t), 0);
-    for (int r = 0; r < t.nrows; r++)
-        if (strcmp(fl_table_get(&t, r, "criterion"), "wanda")) {
-            fl_table_set(&t, r, "status", "failed");
-            fl_table_set(&t, r, "message", "left out: one criterion");
-        }
-    assert_int_equal(fl_table_write(csv, &t), 0);
-    fl_table_free(&t);
-    assert_int_equal(fl_sum_load(csv, &t), 0);
+    edited_csv(dir, sizeof dir, csv, sizeof csv, wanda_only, &t);
     assert_int_equal(fl_report_build(&t, csv, dir, 0), 0);
     fl_table_free(&t);
     snprintf(path, sizeof path, "%s/plots/ladder_gap_s0.5.gp", dir);
     assert_int_equal(access(path, F_OK), -1);
     snprintf(path, sizeof path, "%s/plots/ladder_rel_s0.5.gp", dir);
     assert_int_equal(access(path, F_OK), 0);
-    snprintf(path, sizeof path, "%s/report.md", dir);
-    char *md = tu_read_all(path);
-    assert_non_null(md);
+    char *md = read_out(dir, "report.md");
     assert_non_null(strstr(md, "ppl(wanda) − ppl(sparsegpt) without reconstruction: not measured (no rung has ok rows of both criteria with `none`)"));
     assert_null(strstr(md, "**Claim 3**, ppl("));
     assert_null(strstr(md, "ladder_gap_s0.5"));
