@@ -59,7 +59,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
 #include <openssl/evp.h>
 #include <pwd.h>
@@ -150,11 +149,9 @@ const char *fl_cache_dir(char *buf, size_t n, const char *override) {
 static int is_dir(const char *p) { struct stat st; return stat(p, &st) == 0 && S_ISDIR(st.st_mode); }
 static int is_file(const char *p) { struct stat st; return stat(p, &st) == 0 && S_ISREG(st.st_mode); }
 
-static int rm_cb(const char *p, const struct stat *st, int flag, struct FTW *f) {
-    (void)st; (void)flag; (void)f;
-    return remove(p) == 0 || errno == ENOENT ? 0 : -1;
-}
-static void rm_rf(const char *path) { nftw(path, rm_cb, 16, FTW_DEPTH | FTW_PHYS); }
+/* Clean-up of a staging or replaced directory: a failure leaves litter in
+ * the cache, not a wrong corpus, so it is not an error of the fetch. */
+static void rm_rf(const char *path) { (void)fl_remove_tree(path); }
 
 /* Digit runs compare as numbers: chapter_2 < chapter_10. */
 static int natcmp(const char *a, const char *b) {

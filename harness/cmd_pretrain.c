@@ -174,12 +174,10 @@ static int save_ckpt(const char *dir, fl_model *m, fl_adamw *o, int step, double
     if (fl_write_file_atomic(path, js, strlen(js)) != 0) return -1;
     /* swap: ckpt -> ckpt.old, ckpt.tmp -> ckpt, drop ckpt.old. A kill at any
      * point leaves ckpt or ckpt.old complete. */
-    char cmd[2 * PATH_BUF];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", old);
-    if (exists(old) && system(cmd) != 0) return fl_err("%s: cannot remove", old);
+    if (fl_remove_tree(old) != 0) return -1;
     if (exists(fin) && rename(fin, old) != 0) return fl_err("%s: cannot rename", fin);
     if (rename(tmp, fin) != 0) return fl_err("%s: cannot rename", tmp);
-    if (exists(old) && system(cmd) != 0) return fl_err("%s: cannot remove", old);
+    if (fl_remove_tree(old) != 0) return -1;
     return 0;
 }
 
@@ -382,9 +380,9 @@ int fl_cmd_pretrain(int argc, char **argv) {
     if (rc != 0) return fl_cli_fail();
     printf("pretrain: done in %.0fs: validation ppl %.2f (unigram %.2f) over %lld tokens; model in %s\n",
            train_s, vr.ppl, uni, (long long)vr.tokens, out);
-    char cmd[3 * PATH_BUF];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s' '%s'", pj(path, out, "ckpt"), pj(ck, out, "ckpt.old"));
-    if (system(cmd) != 0) fprintf(stderr, "freelunch: warning: could not remove %s\n", path);
+    /* The checkpoints are spent; one left behind costs disk, not results. */
+    if (fl_remove_tree(pj(path, out, "ckpt")) != 0 || fl_remove_tree(pj(ck, out, "ckpt.old")) != 0)
+        fprintf(stderr, "freelunch: warning: %s\n", fl_errmsg());
     free(train); free(val);
     fl_adamw_free(&opt);
     fl_model_free(&m);

@@ -1,6 +1,7 @@
 #include "fileio.h"
 #include "err.h"
 #include <errno.h>
+#include <ftw.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -51,6 +52,27 @@ int fl_copy_file_atomic(const char *src, const char *dst) {
     if (ferror(in)) ok = 0;
     fclose(in);
     return fl_tmp_commit(out, tmp, dst, ok);
+}
+
+/* nftw's callback has no user pointer: the failing entry goes here (one
+ * removal at a time in this process's callers). */
+static char rm_failed[4096];
+static int rm_cb(const char *p, const struct stat *st, int flag, struct FTW *f) {
+    (void)st; (void)flag; (void)f;
+    if (remove(p) == 0 || errno == ENOENT) return 0;
+    snprintf(rm_failed, sizeof rm_failed, "%s: cannot remove: %s", p, strerror(errno));
+    return -1;
+}
+
+int fl_remove_tree(const char *path) {
+    struct stat st;
+    if (lstat(path, &st) != 0) return errno == ENOENT ? 0 : fl_err("%s: %s", path, strerror(errno));
+    rm_failed[0] = 0;
+    /* FTW_DEPTH: children before their directory; FTW_PHYS: a link is an
+     * entry, not a way into another tree. */
+    if (nftw(path, rm_cb, 16, FTW_DEPTH | FTW_PHYS) != 0)
+        return rm_failed[0] ? fl_err("%s", rm_failed) : fl_err("%s: cannot remove: %s", path, strerror(errno));
+    return 0;
 }
 
 int fl_mkdir_p(const char *dir) {

@@ -18,6 +18,12 @@ int fl_write_file_atomic(const char *path, const void *data, size_t n);
 /* A copy of src at dst, atomically. */
 int fl_copy_file_atomic(const char *src, const char *dst);
 
+/* rm -rf PATH without a shell (a path is input: `system("rm -rf '...'")`
+ * would run a quote in it as a command); symbolic links are removed, never
+ * followed. 0 if PATH is gone afterwards (or never was), else -1 with a
+ * message naming the first entry that could not be removed. */
+int fl_remove_tree(const char *path);
+
 /* mkdir -p: DIR and its missing parents; an error names DIR. */
 int fl_mkdir_p(const char *dir);
 

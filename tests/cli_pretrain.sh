@@ -20,5 +20,14 @@ if [ -e "$T/b/freelunch.json" ]; then notok "the run finished before it could be
 grep -q "resumed from" "$T/r.log" && ok "it resumed rather than restarted" || notok "did not resume"
 cmp -s "$T/a/model.safetensors" "$T/b/model.safetensors" && ok "resumed model is bit-identical to the uninterrupted one" || notok "resumed model differs"
 "$FL" pretrain --preset micro --out "$T/a" >"$T/c.log" 2>&1 && grep -q "already holds" "$T/c.log" && ok "a finished model is reused" || notok "finished model not reused"
+# an output directory whose name holds a quote and a command substitution:
+# the checkpoints' removal must not hand it to a shell (it once did, as
+# system("rm -rf '...'")). Two checkpoints (steps 20 and 40) exercise the
+# swap's removal of ckpt.old, the end of the run the removal of both.
+q="q'\$(touch PWNED)'x"
+fl=$(cd "$(dirname "$FL")" && pwd)/$(basename "$FL")
+( cd "$T" && "$fl" pretrain --preset micro --steps 45 --threads 2 --out "$q" ) >"$T/q.log" 2>&1 && ok "a run into a directory named with a quote finished" || notok "quoted --out: $(tail -1 "$T/q.log")"
+[ ! -e "$T/PWNED" ] && ok "nothing in the directory's name ran as a command" || notok "the directory's name ran as a command"
+[ -e "$T/$q/freelunch.json" ] && [ ! -e "$T/$q/ckpt" ] && [ ! -e "$T/$q/ckpt.old" ] && ok "its checkpoints were removed" || notok "checkpoints left in the quoted directory"
 echo "# $n checks"
 exit $bad
