@@ -359,14 +359,34 @@ static int fill_from_json(fl_table *t, int r, const char *dir) {
     return 0;
 }
 
-/* The model's size columns (the ladder's axes), from its config.json; left
- * empty when it cannot be read (the row's error says why elsewhere). */
+static int whole_count(const cJSON *v) {
+    return cJSON_IsNumber(v) && v->valuedouble >= 1 && v->valuedouble < 2147483648.0 && v->valuedouble == floor(v->valuedouble);
+}
+
+/* The model's size columns (the ladder's axes), from its config.json, and
+ * its pretraining tokens, from the freelunch.json `freelunch pretrain`
+ * wrote beside it (steps x batch x seqlen: the tokens it trained on,
+ * repetitions of the split included); each left empty when it cannot be
+ * read (the row's error says why elsewhere; a downloaded HF model has no
+ * freelunch.json, and its regime is unknown). */
 static void fill_model_size(fl_table *t, int r, const char *model) {
     fl_config c;
     if (!model || fl_config_load(&c, model) != 0) { fl_err_clear(); return; }
     fl_table_setf(t, r, "model_params", "%lld", (long long)fl_config_num_params(&c));
     fl_table_setf(t, r, "model_nonemb_params", "%lld", (long long)fl_config_nonemb_params(&c));
     fl_table_setf(t, r, "model_layers", "%d", c.n_layer);
+    char p[4200], *text = NULL;
+    snprintf(p, sizeof p, "%.4000s/freelunch.json", model);
+    cJSON *j = fl_read_file(p, &text, NULL) == 0 ? cJSON_Parse(text) : NULL;
+    free(text);
+    fl_err_clear();
+    const cJSON *k = cJSON_GetObjectItemCaseSensitive(j, "kind"), *st = cJSON_GetObjectItemCaseSensitive(j, "steps"),
+                *b = cJSON_GetObjectItemCaseSensitive(j, "batch"), *T = cJSON_GetObjectItemCaseSensitive(j, "seqlen");
+    /* the file is input: a pretraining's record with positive whole counts
+     * (each below 2^31, as pretrain writes them), or nothing */
+    if (cJSON_IsString(k) && !strcmp(k->valuestring, "pretrained") && whole_count(st) && whole_count(b) && whole_count(T))
+        fl_table_setf(t, r, "model_train_tokens", "%.0f", st->valuedouble * b->valuedouble * T->valuedouble);
+    cJSON_Delete(j);
 }
 
 /* Where and when a row was made: every row, a cell's or a dense reference's. */

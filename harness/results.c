@@ -54,8 +54,10 @@ const char *const FL_RESULT_COLS[] = {
     "acc_arc_challenge", "acc_norm_arc_challenge", "acc_openbookqa", "acc_norm_openbookqa", "acc_lambada", "word_ppl_lambada",
     "acc_mc", "acc_norm_mc", "acc_lambada_sotu", "word_ppl_lambada_sotu", "acc_cloze_sotu", "acc_norm_cloze_sotu", "acc_mean",
     /* the dense model's size, from its config.json: the ladder's axes
-     * (presets.h fl_config_nonemb_params) */
-    "model_params", "model_nonemb_params", "model_layers",
+     * (presets.h fl_config_nonemb_params); and the tokens it was
+     * pretrained on, from its freelunch.json (steps x batch x seqlen; empty
+     * for a model freelunch did not pretrain): the ladder's regime */
+    "model_params", "model_nonemb_params", "model_layers", "model_train_tokens",
     /* what structured pruning buys (issue 15): the saved model's parameters
      * and the dense one's, forward tokens/s on the first evaluation set's
      * windows and its ratio to the dense model's, measured in the same process */
@@ -72,7 +74,7 @@ const int FL_RESULT_NCOLS = (int)(sizeof FL_RESULT_COLS / sizeof *FL_RESULT_COLS
  * order) still loads, those cells empty, and is written back with every
  * column. */
 static const char *const LATE_COLS[] = { "prune_stream", "optimizer", "retrain_samples", "mask_sha256", "recovery_tokens", "role",
-                                         "lr_scale", "model_params", "model_nonemb_params", "model_layers",
+                                         "lr_scale", "model_params", "model_nonemb_params", "model_layers", "model_train_tokens",
                                          "structure", "hidden_distill", "params", "params_dense", "infer_tok_s",
                                          "infer_speedup", "stream", "save_dtype", "infer_peak_bytes",
                                          "infer_peak_dense_bytes" };

@@ -104,22 +104,30 @@ int fl_ladders(const fl_table *t, fl_ladder **out, fl_names *recons) {
     for (int i = 0; i < np; i++) {
         double ne = panel_num(t, &ps[i], "model_nonemb_params");
         if (!isfinite(ne) || ne <= 0) continue;   /* a file from before the size columns: no axis */
+        double tt = panel_num(t, &ps[i], "model_train_tokens");
+        int trained = isfinite(tt) && tt / ne >= FL_LADDER_TRAINED;
         int l = 0;
-        /* one ladder per (sparsity, pattern, structure): its rungs are the
-         * panels that differ only in the model */
+        /* one ladder per (sparsity, pattern, structure, regime): its rungs
+         * are the panels that differ only in the model */
         while (l < nl && (fl_value_cmp(ls[l].sparsity, ps[i].sparsity) || fl_value_cmp(ls[l].pattern, ps[i].pattern) ||
-                          strcmp(ls[l].structure, ps[i].structure)))
+                          strcmp(ls[l].structure, ps[i].structure) || ls[l].trained != trained))
             l++;
         if (l == nl) {
             fl_ladder *L = &ls[nl++];
             L->sparsity = ps[i].sparsity;
             L->pattern = ps[i].pattern;
             L->structure = ps[i].structure;
+            L->trained = trained;
             int row = !strcmp(ps[i].pattern, "row") || strchr(ps[i].sparsity, ':'), st = strcmp(ps[i].structure, "none") != 0;
-            snprintf(L->label, sizeof L->label, "sparsity %.80s%s%.80s%s%.32s", ps[i].sparsity, row ? "" : ", pattern ",
-                     row ? "" : ps[i].pattern, st ? ", structure " : "", st ? ps[i].structure : "");
-            snprintf(L->tag, sizeof L->tag, "s%.30s%s%.30s%s%.24s", ps[i].sparsity, row ? "" : "_", row ? "" : ps[i].pattern,
-                     st ? "_" : "", st ? ps[i].structure : "");
+            char rl[48] = "", rt[16] = "";
+            if (trained) {
+                snprintf(rl, sizeof rl, ", %.0f+ tokens per parameter", FL_LADDER_TRAINED);
+                snprintf(rt, sizeof rt, "_t%.0f", FL_LADDER_TRAINED);
+            }
+            snprintf(L->label, sizeof L->label, "sparsity %.80s%s%.80s%s%.32s%s", ps[i].sparsity, row ? "" : ", pattern ",
+                     row ? "" : ps[i].pattern, st ? ", structure " : "", st ? ps[i].structure : "", rl);
+            snprintf(L->tag, sizeof L->tag, "s%.30s%s%.30s%s%.24s%s", ps[i].sparsity, row ? "" : "_", row ? "" : ps[i].pattern,
+                     st ? "_" : "", st ? ps[i].structure : "", rt);
             for (char *c = L->tag; *c; c++)
                 if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') || *c == '.' || *c == '_'))
                     *c = '-';
@@ -134,6 +142,7 @@ int fl_ladders(const fl_table *t, fl_ladder **out, fl_names *recons) {
         g->params = panel_num(t, &ps[i], "model_params");
         double ly = panel_num(t, &ps[i], "model_layers");
         g->layers = isfinite(ly) ? (int)ly : 0;
+        g->train_tokens = tt;
         fill_rung(t, recons, &crits, &seeds, g);
     }
     /* a ladder needs two rungs */

@@ -13,6 +13,12 @@
  *   drift[k]   drift_out (the accumulated drift at the last block) of
  *              reconstructor k, over criteria and seeds
  *   peak[k]    recovery_peak_bytes of reconstructor k
+ * Rungs of the two training regimes never share a ladder: a model with
+ * model_train_tokens / model_nonemb_params of FL_LADDER_TRAINED or more (as
+ * real LLMs see) is in the "trained" ladder of its (sparsity, pattern,
+ * structure), every other one (fewer tokens, or none recorded: a model
+ * freelunch did not pretrain) in the other. tiny and tiny-long have one
+ * size; a trend across them would be one of training, not of size.
  * The plots (plots.c, ladder_*) and the report's ladder section
  * (report.c) are both made from it. */
 #ifndef FL_LADDER_H
@@ -21,11 +27,15 @@
 
 #define FL_LADDER_MAX_RUNGS 32
 #define FL_LADDER_MAX_RECONS 32
+/* tokens per non-embedding parameter from which a rung counts as trained
+ * (issue 14: real LLMs see 20 to 2,000) */
+#define FL_LADDER_TRAINED 20.0
 
 typedef struct {
     const char *model;            /* points into the table */
     double nonemb, params;        /* model_nonemb_params, model_params */
     int layers;
+    double train_tokens;          /* model_train_tokens; NAN when not recorded */
     fl_panel panel;               /* this rung's panel */
     fl_stat gap[2][2];
     const char *best[3];          /* the best reconstructor of magnitude, wanda, sparsegpt (w 1) */
@@ -35,7 +45,9 @@ typedef struct {
 
 typedef struct {
     const char *sparsity, *pattern, *structure;   /* structure: "none" for weight pruning */
-    char label[256], tag[96];     /* "sparsity 0.5" / "s0.5" (plus pattern when not row, structure when not none) */
+    int trained;                  /* the regime: 1 for rungs of FL_LADDER_TRAINED+ tokens per parameter */
+    char label[256], tag[96];     /* "sparsity 0.5" / "s0.5" (plus pattern when not row, structure when not
+                                   * none, and ", 20+ tokens per parameter" / "_t20" when trained) */
     int nr;
     fl_rung r[FL_LADDER_MAX_RUNGS];
 } fl_ladder;

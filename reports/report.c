@@ -1103,22 +1103,6 @@ static int trend_dir(double slope, double first, double last) {
 }
 static const char *trend_word(int d) { return d > 0 ? "grows" : d < 0 ? "shrinks" : "shows no clear direction"; }
 
-/* Tokens per non-embedding parameter of a pretrained preset model (its
- * freelunch.json: steps x batch x seqlen), or NAN for any other model. */
-static double tokens_per_param(const char *dir, double nonemb) {
-    char path[4200];
-    snprintf(path, sizeof path, "%.4000s/freelunch.json", dir);
-    cJSON *j = read_json(path);
-    double v = NAN;
-    if (j) {
-        const cJSON *st = cJSON_GetObjectItem(j, "steps"), *b = cJSON_GetObjectItem(j, "batch"), *T = cJSON_GetObjectItem(j, "seqlen");
-        if (cJSON_IsNumber(st) && cJSON_IsNumber(b) && cJSON_IsNumber(T) && nonemb > 0)
-            v = st->valuedouble * b->valuedouble * T->valuedouble / nonemb;
-        cJSON_Delete(j);
-    }
-    return v;
-}
-
 static void fmt_gap(char *out, size_t n, fl_stat s) {
     if (!s.n || !isfinite(s.mean)) snprintf(out, n, "–");
     else if (s.n > 1 && isfinite(s.std)) snprintf(out, n, "%.2f ± %.2f", s.mean, s.std);
@@ -1208,21 +1192,38 @@ static void ladder_section(doc *d, const fl_table *t) {
              "size. Gaps are paired over seeds (mean ± sample std of the per-seed differences); a trend is stated only when "
              "the least-squares slope (against log10 of the size, or against layers for drift) and the two ends agree.",
           lo / 1e6, hi / 1e6);
+    int regimes[2] = { 0, 0 };
+    for (int l = 0; l < nl; l++) regimes[ls[l].trained] = 1;
+    if (regimes[0] && regimes[1])
+        doc_p(d, "Rungs pretrained on %.0f or more tokens per non-embedding parameter (as real LLMs) form ladders of "
+                 "their own, apart from the others (fewer tokens, or none recorded): a trend from an undertrained rung to "
+                 "a trained one would measure training, not size.",
+              FL_LADDER_TRAINED);
     doc_h(d, 3, "Rungs");
     char *hd[5] = { "model", "non-embedding parameters", "layers", "pretraining tokens per non-embedding parameter", "regime" };
     doc_row(d, 5, hd);
-    const fl_ladder *L0 = &ls[0];
-    for (int i = 0; i < L0->nr; i++) {
-        const fl_rung *r = &L0->r[i];
+    /* every model once, in the order the ladders hold them */
+    const char *seen[2 * FL_LADDER_MAX_RUNGS];
+    int ns = 0;
+    for (int l = 0; l < nl; l++)
+    for (int i = 0; i < ls[l].nr; i++) {
+        const fl_rung *r = &ls[l].r[i];
+        int dup = 0;
+        for (int q = 0; q < ns && !dup; q++) dup = !strcmp(seen[q], r->model);
+        if (dup || ns == 2 * FL_LADDER_MAX_RUNGS) continue;
+        seen[ns++] = r->model;
         char a[32], b[16], c[32];
-        double tp = tokens_per_param(r->model, r->nonemb);
+        /* the results' record (model_train_tokens), as the ladders read it;
+         * never the model directory here, which need not be the one measured */
+        double tp = r->train_tokens / r->nonemb;
         snprintf(a, sizeof a, "%.0f", r->nonemb);
         snprintf(b, sizeof b, "%d", r->layers);
         if (isfinite(tp)) snprintf(c, sizeof c, "%.1f", tp);
         else snprintf(c, sizeof c, "–");
         char *row[5] = { (char *)r->model, a, b, c,
-                         !isfinite(tp) ? "unknown (not a freelunch preset)" : tp >= 20 ? "20+ tokens per parameter (as real LLMs)"
-                                                                                       : "undertrained (below 20 tokens per parameter)" };
+                         !isfinite(tp) ? "not recorded (not pretrained by freelunch, or results from before model_train_tokens)"
+                         : tp >= FL_LADDER_TRAINED ? "20+ tokens per parameter (as real LLMs)"
+                                                   : "undertrained (below 20 tokens per parameter)" };
         doc_row(d, 5, row);
     }
     for (int l = 0; l < nl; l++) {

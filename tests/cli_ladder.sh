@@ -55,6 +55,11 @@ check "the study said it built them" "grep -q 'building base model .*preset micr
 cols() { /usr/bin/python3 -c "import csv,sys; print(sorted({(r['model'].rsplit('/',1)[1], r['model_nonemb_params'], r['model_layers']) for r in csv.DictReader(open(sys.argv[1]))}))" "$1"; }
 check "results.csv: each rung's size columns (74048 and 148032 non-embedding parameters)" \
   "[ \"\$(cols '$T/st/results.csv')\" = \"[('micro', '74048', '2'), ('micro-4', '148032', '4')]\" ]"
+tt() { /usr/bin/python3 -c "import csv,sys; print(sorted({r['model_train_tokens'] for r in csv.DictReader(open(sys.argv[1]))}))" "$1"; }
+check "results.csv: each rung's pretraining tokens (30720 for both, steps x batch x seqlen of its freelunch.json)" \
+  "[ \"\$(tt '$T/st/results.csv')\" = \"['30720']\" ]"
+check "report: each rung's regime, from the results (0.4 and 0.2 tokens per parameter: undertrained)" \
+  "[ \$(grep -c '^| $T/c/models/micro[-4]* | .* | undertrained (below 20 tokens per parameter) |\$' '$T/st/report.md') -eq 2 ]"
 check "report: the ladder section" "grep -q '^## The ladder: the scale claims across model size' '$T/st/report.md'"
 check "report: the scale caveat" "grep -q '0.125 to 72 billion' '$T/st/report.md'"
 check "report: a claim 3 trend sentence" "grep -q 'ppl(wanda) − ppl(sparsegpt) with each criterion.s best reconstruction: .* the gap' '$T/st/report.md'"

@@ -200,8 +200,20 @@ static char *read_out(const char *dir, const char *name) {
     return text;
 }
 
+/* The number of lines of DIR/plots/NAME.dat (a header and one per rung). */
+static int dat_lines(const char *dir, const char *name) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s/plots/%s.dat", dir, name);
+    char *dat = tu_read_all(path);
+    assert_non_null(dat);
+    int lines = 0;
+    for (char *c = dat; *c; c++) lines += *c == '\n';
+    free(dat);
+    return lines;
+}
+
 static void check_way(int way) {
-    char dir[512], csv[600], path[1024];
+    char dir[512], csv[600];
     tu_tmpdir(dir, sizeof dir);
     make_csv(dir, way, csv, sizeof csv);
     fl_table t;
@@ -224,15 +236,7 @@ static void check_way(int way) {
     assert_int_equal(fl_report_build(&t, csv, dir, 0), 0);
     fl_table_free(&t);
     static const char *const P[] = { "ladder_gap_s0.5", "ladder_rel_s0.5", "ladder_drift_s0.5", "ladder_peak_s0.5" };
-    for (int i = 0; i < 4; i++) {
-        snprintf(path, sizeof path, "%s/plots/%s.dat", dir, P[i]);
-        char *dat = tu_read_all(path);
-        assert_non_null(dat);
-        int lines = 0;
-        for (char *c = dat; *c; c++) lines += *c == '\n';
-        assert_int_equal(lines, 4);   /* a header and three rungs */
-        free(dat);
-    }
+    for (int i = 0; i < 4; i++) assert_int_equal(dat_lines(dir, P[i]), 4);   /* a header and three rungs */
     char *md = read_out(dir, "report.md");
     assert_non_null(strstr(md, "## The ladder: the scale claims across model size"));
     assert_non_null(strstr(md, "0.125 to 72 billion"));
@@ -307,11 +311,92 @@ static void test_one_criterion_ladder(void **st) {
     tu_rmrf(dir);
 }
 
+/* Two regimes at the same sizes: rungs 0 and 1 again as "-long" models
+ * pretrained on 25 tokens per non-embedding parameter (the rest on 2, or
+ * none recorded for rung 2), with gaps three times as large. The trained
+ * copies form a ladder of their own (tag _t20); mixed into one ladder, the
+ * two rungs of one size would make a trend of training. */
+static void test_ladder_regimes(void **st) {
+    (void)st;
+    char dir[512], csv[600];
+    tu_tmpdir(dir, sizeof dir);
+    make_csv(dir, 1, csv, sizeof csv);
+    fl_table t;
+    assert_int_equal(fl_table_read(csv, &t), 0);
+    int n0 = t.nrows, id = 100000;
+    for (int r = 0; r < n0; r++) {
+        const char *m = fl_table_get(&t, r, "model");
+        int i = m[strlen(m) - 1] - '0';
+        if (i < 2) fl_table_setf(&t, r, "model_train_tokens", "%.0f", 2 * NE[i]);
+        if (i == 2) continue;   /* rung 2: no record, so with the undertrained ones */
+        int q = fl_table_add_row(&t);
+        for (int c = 0; c < FL_RESULT_NCOLS; c++) fl_table_set(&t, q, FL_RESULT_COLS[c], fl_table_get(&t, r, FL_RESULT_COLS[c]));
+        fl_table_setf(&t, q, "model", "%s-long", m);
+        fl_table_setf(&t, q, "cell_id", "%012d", ++id);
+        fl_table_setf(&t, q, "model_train_tokens", "%.0f", 25 * NE[i]);
+        double p = fl_table_num(&t, r, "ppl");
+        const char *c = fl_table_get(&t, r, "criterion");
+        if (strcmp(c, "sparsegpt")) {   /* three times sparsegpt's distance */
+            int s = atoi(fl_table_get(&t, r, "seed"));
+            const char *k = fl_table_get(&t, r, "reconstruct");
+            int ki = !strcmp(k, "none") ? 0 : !strcmp(k, "matrix") ? 1 : 2;
+            double base = ppl_of(1, i, 2, ki, s);
+            p = base + 3 * (p - base);
+        }
+        fl_table_setf(&t, q, "ppl", "%.17g", p);
+    }
+    assert_int_equal(fl_table_write(csv, &t), 0);
+    fl_table_free(&t);
+    assert_int_equal(fl_sum_load(csv, &t), 0);
+    fl_ladder *ls;
+    fl_names rec;
+    assert_int_equal(fl_ladders(&t, &ls, &rec), 2);
+    int lt = ls[0].trained ? 0 : 1, lu = 1 - lt;
+    assert_true(ls[lt].trained && !ls[lu].trained);
+    assert_int_equal(ls[lu].nr, 3);
+    assert_int_equal(ls[lt].nr, 2);
+    assert_string_equal(ls[lt].tag, "s0.5_t20");
+    assert_string_equal(ls[lu].tag, "s0.5");
+    assert_string_equal(ls[lt].label, "sparsity 0.5, 20+ tokens per parameter");
+    for (int i = 0; i < 2; i++) {
+        assert_non_null(strstr(ls[lt].r[i].model, "-long"));
+        assert_null(strstr(ls[lu].r[i].model, "-long"));
+        assert_true(fabs(ls[lt].r[i].train_tokens - 25 * NE[i]) < 0.5);
+    }
+    assert_true(isnan(ls[lu].r[2].train_tokens));
+    /* the trained ladder's gaps are its own rows': three times the other's */
+    assert_true(fabs(ls[lt].r[0].gap[0][0].mean - 3 * ls[lu].r[0].gap[0][0].mean) < 1e-9);
+    free(ls);
+    fl_names_free(&rec);
+    assert_int_equal(fl_report_build(&t, csv, dir, 0), 0);
+    fl_table_free(&t);
+    static const char *const P[] = { "ladder_gap_s0.5_t20", "ladder_rel_s0.5_t20", "ladder_gap_s0.5" };
+    static const int LINES[] = { 3, 3, 4 };   /* a header and a line per rung */
+    for (int i = 0; i < 3; i++) assert_int_equal(dat_lines(dir, P[i]), LINES[i]);
+    char *md = read_out(dir, "report.md");
+    assert_non_null(strstr(md, "form ladders of their own, apart from the others"));
+    assert_non_null(strstr(md, "### sparsity 0.5, 20+ tokens per parameter"));
+    assert_non_null(strstr(md, "### sparsity 0.5\n"));
+    /* the rungs table: each model once, with its regime from the results */
+    char want[1200];
+    snprintf(want, sizeof want, "| %s/rung0-long | 400000 | 2 | 25.0 | 20+ tokens per parameter (as real LLMs) |", dir);
+    assert_non_null(strstr(md, want));
+    snprintf(want, sizeof want, "| %s/rung0 | 400000 | 2 | 2.0 | undertrained (below 20 tokens per parameter) |", dir);
+    assert_non_null(strstr(md, want));
+    char *again = strstr(md, want);
+    assert_null(strstr(again + 1, want));
+    snprintf(want, sizeof want, "| %s/rung2 | 7000000 | 8 | – | not recorded", dir);
+    assert_non_null(strstr(md, want));
+    free(md);
+    tu_rmrf(dir);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rung_configs), cmocka_unit_test(test_largest_rung_step),
         cmocka_unit_test(test_ladder_report_trend), cmocka_unit_test(test_ladder_report_reversed),
         cmocka_unit_test(test_one_model_no_ladder), cmocka_unit_test(test_one_criterion_ladder),
+        cmocka_unit_test(test_ladder_regimes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
