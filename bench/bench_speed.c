@@ -16,6 +16,15 @@
  * Model cases feed random tokens and targets through the embedding, all
  * blocks, the final norm, the LM head and the mean cross-entropy.
  *
+ * The pretraining case (tiny-pretrain, issue 12 item 5) is the `tiny`
+ * preset's exact configuration and step, taken from harness/presets.c (its
+ * literal shapes below are checked against the preset at start): the whole
+ * model with its tied head on B x T random tokens, forward, backward, then
+ * the AdamW step `freelunch pretrain` takes (the preset's weight decay on
+ * matrices, its gradient clipping, beta2 0.95; the update zeroes the
+ * gradients, so the step zeroes nothing before). PyTorch's step is
+ * zero_grad, forward, backward, clip_grad_norm_, AdamW.step.
+ *
  * GFLOP counts only GEMMs (fl_flops); freelunch's attention computes only
  * the causal row blocks, so its count is below the dense 6*params*tokens
  * + full-T^2 attention that PyTorch's masked matmul+softmax performs.
@@ -32,6 +41,7 @@
 #include "model/gemm.h"
 #include "model/model.h"
 #include "datasets/corpus.h"
+#include "harness/presets.h"
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,15 +52,18 @@ typedef struct {
     fl_family fam;
     int d, L, H, KV, F, V, B, T;
     int whole;   /* 1 whole model with head, 0 block 0 only */
+    int tied;    /* the head is the embedding (gpt2's always is) */
+    const char *preset;   /* a pretraining step of this preset (its AdamW), else NULL */
 } bcase;
 
 /* Keep in sync with CASES in bench/torch_bench.py. */
 static const bcase CASES[] = {
-    { "llama-small-block", FL_LLAMA, 256, 4, 4, 2, 688, 4096, 8, 256, 0 },
-    { "llama-small-model", FL_LLAMA, 256, 4, 4, 2, 688, 4096, 8, 256, 1 },
-    { "gpt2-small-block", FL_GPT2, 256, 4, 4, 4, 1024, 4096, 8, 256, 0 },
-    { "gpt2-small-model", FL_GPT2, 256, 4, 4, 4, 1024, 4096, 8, 256, 1 },
-    { "gpt2-124m-block", FL_GPT2, 768, 1, 12, 12, 3072, 4096, 2, 1024, 0 },
+    { "llama-small-block", FL_LLAMA, 256, 4, 4, 2, 688, 4096, 8, 256, 0, 0, NULL },
+    { "llama-small-model", FL_LLAMA, 256, 4, 4, 2, 688, 4096, 8, 256, 1, 0, NULL },
+    { "gpt2-small-block", FL_GPT2, 256, 4, 4, 4, 1024, 4096, 8, 256, 0, 1, NULL },
+    { "gpt2-small-model", FL_GPT2, 256, 4, 4, 4, 1024, 4096, 8, 256, 1, 1, NULL },
+    { "gpt2-124m-block", FL_GPT2, 768, 1, 12, 12, 3072, 4096, 2, 1024, 0, 1, NULL },
+    { "tiny-pretrain", FL_LLAMA, 192, 4, 6, 2, 512, 4096, 8, 256, 1, 1, "tiny" },
 };
 #define NCASES (int)(sizeof CASES / sizeof CASES[0])
 
@@ -62,7 +75,23 @@ static void make_config(fl_config *c, const bcase *k) {
     memset(c, 0, sizeof *c);
     fl_config_family_defaults(c, k->fam);
     c->vocab = k->V; c->d = k->d; c->n_layer = k->L; c->n_head = k->H; c->n_kv_head = k->KV;
-    c->head_dim = k->d / k->H; c->d_ff = k->F; c->max_pos = k->T;
+    c->head_dim = k->d / k->H; c->d_ff = k->F; c->max_pos = k->T; c->tied = k->tied;
+}
+
+/* A preset case's literal shapes (what torch_bench.py builds) must be the
+ * preset's: -1 with a message when harness/presets.c has moved on. */
+static int check_preset(const bcase *k) {
+    const fl_preset *p = fl_preset_find(k->preset);
+    if (!p) return fl_err("%s: no preset %s", k->name, k->preset);
+    fl_config a, b;
+    fl_preset_config(p, &a);
+    make_config(&b, k);
+    if (a.family != b.family || a.vocab != b.vocab || a.d != b.d || a.n_layer != b.n_layer || a.n_head != b.n_head ||
+        a.n_kv_head != b.n_kv_head || a.d_ff != b.d_ff || a.max_pos != b.max_pos || a.tied != b.tied ||
+        p->batch != k->B || p->seqlen != k->T)
+        return fl_err("%s: its shapes are no longer preset %s's (update CASES here and in bench/torch_bench.py)",
+                      k->name, k->preset);
+    return 0;
 }
 
 typedef struct {
@@ -70,18 +99,22 @@ typedef struct {
     fl_acts *acts;
     fl_range r;
     fl_fwd f;
+    fl_adamw opt;   /* preset cases: the pretraining optimiser */
+    int has_opt;
     float *x, *y, *dy;
     int32_t *tok, *tgt;
 } runner;
 
 static int run_step(runner *u) {
-    fl_model_zero_grad(&u->m);
+    if (!u->has_opt) fl_model_zero_grad(&u->m);   /* AdamW's update zeroes them itself */
     if (fl_forward(&u->m, u->r, &u->f, u->acts) != 0) return -1;
     if (fl_backward(&u->m, u->r, u->acts, u->r.head ? NULL : u->dy, NULL) != 0) return -1;
+    if (u->has_opt) fl_adamw_step(&u->opt);
     return 0;
 }
 
 static void runner_free(runner *u) {
+    if (u->has_opt) fl_adamw_free(&u->opt);
     fl_acts_free(u->acts);
     fl_free(u->x); fl_free(u->y); fl_free(u->dy); free(u->tok); free(u->tgt);
     fl_model_free(&u->m);
@@ -99,6 +132,13 @@ static int runner_make(runner *u, const bcase *k) {
      * module: zeroing the gradients then touches the same tensors. */
     for (int i = 0; i < u->m.n_params; i++)
         if (k->whole || u->m.params[i].layer == 0) fl_param_set_trainable(&u->m.params[i], 1);
+    if (k->preset) {   /* the optimiser `freelunch pretrain` builds (cmd_pretrain.c) */
+        if (check_preset(k) != 0) return -1;
+        const fl_preset *p = fl_preset_find(k->preset);
+        fl_adamw_cfg oc = fl_preset_adamw(p, p->steps, 1.0);
+        if (fl_adamw_init(&u->opt, &u->m, &oc) != 0) return -1;
+        u->has_opt = 1;
+    }
     u->acts = fl_acts_new();
     const size_t N = (size_t)k->B * k->T;
     u->f.B = k->B; u->f.T = k->T;

@@ -45,7 +45,7 @@ if [ "${1:-}" = --summary ]; then
   awk -v backends="${BENCH_BACKENDS:-openblas onednn auto}" -f "$HERE/summary.awk" "$2"
   exit $?
 fi
-CASES="llama-small-block llama-small-model gpt2-small-block gpt2-small-model gpt2-124m-block"
+CASES="llama-small-block llama-small-model gpt2-small-block gpt2-small-model gpt2-124m-block tiny-pretrain"
 
 # Settings of our own benchmarks; passed to them alone, so the other
 # benchmarks keep their own defaults unless the caller set these.

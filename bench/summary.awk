@@ -48,7 +48,8 @@ END {
   for (k in tokens) { m = median("fl " k); if (m > 0) { fl[k] = sprintf("%.1f", tokens[k] / m * 1e3); gf[k] = sprintf("%.1f", gflop[k] / m * 1e3) } }
   for (k in ptok) { m = median("pt " k); if (m > 0) pt[k] = sprintf("%.1f", ptok[k] / m * 1e3) }
   nb = split(backends, be, /[ ,]+/)
-  nc = split("llama-small-block llama-small-model gpt2-small-block gpt2-small-model gpt2-124m-block", cs, " ")
+  # tiny-pretrain: the tiny preset's pretraining step (fwd+bwd+AdamW), issue 12 item 5
+  nc = split("llama-small-block llama-small-model gpt2-small-block gpt2-small-model gpt2-124m-block tiny-pretrain", cs, " ")
   # ceiling: the fl/pt ratio freelunch would reach running every GEMM FLOP
   # of the step (fl_flops) at the sgemm peak of this run and nothing else, i.e.
   # peak / (GEMM FLOPs per step / PyTorch step time).

@@ -11,7 +11,9 @@ set every .grad to None (optimizer.zero_grad(set_to_none=True)), forward,
 backward. Every parameter requires grad. Block cases: random x [B,T,d]
 (requires_grad=False, like freelunch's dx_in=NULL) and y.backward(dy) with a
 random dy. Model cases: embedding (+ learned positions for gpt2), blocks,
-final norm, LM head (tied to the embedding for gpt2), mean cross-entropy.
+final norm, LM head (tied to the embedding for gpt2 and tiny), mean
+cross-entropy. The pretraining case (tiny-pretrain) adds what `freelunch
+pretrain` does after backward: clip_grad_norm_ and an AdamW step.
 
 The implementation is plain and idiomatic: nn.Linear, F.layer_norm, a
 manual RMSNorm (torch 1.13 has no nn.RMSNorm), HF-style rotate-half RoPE,
@@ -30,13 +32,18 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-# name, family, d, L, H, KV, F, V, B, T, whole  -- keep in sync with bench_speed.c
+# name, family, d, L, H, KV, F, V, B, T, whole, tied, pretrain  -- keep in
+# sync with bench_speed.c. pretrain: the AdamW step of `freelunch pretrain`
+# on the preset (lr, weight decay on matrices, clipping, betas), as
+# (lr, weight_decay, clip); tiny-pretrain is the `tiny` preset's exact
+# configuration (harness/presets.c; bench_speed.c checks its literals).
 CASES = [
-    ("llama-small-block", "llama", 256, 4, 4, 2, 688, 4096, 8, 256, False),
-    ("llama-small-model", "llama", 256, 4, 4, 2, 688, 4096, 8, 256, True),
-    ("gpt2-small-block", "gpt2", 256, 4, 4, 4, 1024, 4096, 8, 256, False),
-    ("gpt2-small-model", "gpt2", 256, 4, 4, 4, 1024, 4096, 8, 256, True),
-    ("gpt2-124m-block", "gpt2", 768, 1, 12, 12, 3072, 4096, 2, 1024, False),
+    ("llama-small-block", "llama", 256, 4, 4, 2, 688, 4096, 8, 256, False, False, None),
+    ("llama-small-model", "llama", 256, 4, 4, 2, 688, 4096, 8, 256, True, False, None),
+    ("gpt2-small-block", "gpt2", 256, 4, 4, 4, 1024, 4096, 8, 256, False, True, None),
+    ("gpt2-small-model", "gpt2", 256, 4, 4, 4, 1024, 4096, 8, 256, True, True, None),
+    ("gpt2-124m-block", "gpt2", 768, 1, 12, 12, 3072, 4096, 2, 1024, False, True, None),
+    ("tiny-pretrain", "llama", 192, 4, 6, 2, 512, 4096, 8, 256, True, True, (3e-3, 0.1, 1.0)),
 ]
 
 # Attention alone (bench/bench_attn.c's CASES): name, B, T, H, hd
@@ -126,7 +133,7 @@ class Block(nn.Module):
 
 
 class Model(nn.Module):
-    def __init__(self, fam, d, L, H, KV, Fd, V, T):
+    def __init__(self, fam, d, L, H, KV, Fd, V, T, tied):
         super().__init__()
         self.fam = fam
         self.embed = nn.Embedding(V, d)
@@ -134,8 +141,7 @@ class Model(nn.Module):
             self.pos = nn.Embedding(T, d)
         self.blocks = nn.ModuleList([Block(fam, d, H, KV, Fd, T) for _ in range(L)])
         self.final_norm = RMSNorm(d, 1e-6) if fam == "llama" else LayerNorm(d, 1e-5)
-        if fam == "llama":
-            self.lm_head = nn.Linear(d, V, bias=False)
+        self.lm_head = None if tied else nn.Linear(d, V, bias=False)
 
     def forward(self, tok, tgt):
         x = self.embed(tok)
@@ -144,7 +150,7 @@ class Model(nn.Module):
         for b in self.blocks:
             x = b(x)
         x = self.final_norm(x)
-        logits = F.linear(x, self.embed.weight) if self.fam == "gpt2" else self.lm_head(x)
+        logits = F.linear(x, self.embed.weight) if self.lm_head is None else self.lm_head(x)
         return F.cross_entropy(logits.view(-1, logits.shape[-1]), tgt.view(-1))
 
 
@@ -157,17 +163,29 @@ def init(module):
 
 
 def bench(case, args):
-    name, fam, d, L, H, KV, Fd, V, B, T, whole = case
+    name, fam, d, L, H, KV, Fd, V, B, T, whole, tied, pretrain = case
     torch.manual_seed(0)
     if whole:
-        mod = Model(fam, d, L, H, KV, Fd, V, T)
+        mod = Model(fam, d, L, H, KV, Fd, V, T, tied)
         tok = torch.randint(0, V, (B, T))
         tgt = torch.randint(0, V, (B, T))
+        if pretrain:
+            lr, wd, clip = pretrain
+            mats = [p for p in mod.parameters() if p.dim() == 2]   # decay on matrices only, as freelunch
+            rest = [p for p in mod.parameters() if p.dim() != 2]
+            opt = torch.optim.AdamW([{"params": mats, "weight_decay": wd}, {"params": rest, "weight_decay": 0.0}],
+                                    lr=lr, betas=(0.9, 0.95), eps=1e-8)
 
-        def step():
-            for p in mod.parameters():
-                p.grad = None
-            mod(tok, tgt).backward()
+            def step():
+                opt.zero_grad(set_to_none=True)
+                mod(tok, tgt).backward()
+                torch.nn.utils.clip_grad_norm_(mod.parameters(), clip)
+                opt.step()
+        else:
+            def step():
+                for p in mod.parameters():
+                    p.grad = None
+                mod(tok, tgt).backward()
     else:
         mod = Block(fam, d, H, KV, Fd, T)
         x = torch.rand(B, T, d) * 2 - 1

@@ -287,10 +287,7 @@ int fl_cmd_pretrain(int argc, char **argv) {
     if (fl_model_create(&m, &cfg) != 0) return fl_cli_fail();
     fl_model_init_random(&m, p->seed);
     fl_model_set_all_trainable(&m, 1);
-    fl_adamw_cfg oc = fl_adamw_defaults();
-    oc.lr = (float)(p->lr * lr_scale); oc.warmup_steps = p->warmup; oc.total_steps = S; oc.sched = FL_SCHED_COSINE;
-    oc.min_lr_frac = p->min_lr_frac; oc.weight_decay = p->weight_decay; oc.clip_norm = p->clip;
-    oc.beta2 = 0.95f;
+    fl_adamw_cfg oc = fl_preset_adamw(p, S, lr_scale);
     fl_adamw opt;
     if (fl_adamw_init(&opt, &m, &oc) != 0) return fl_cli_fail();
     int step = 0;

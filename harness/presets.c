@@ -122,6 +122,14 @@ void fl_preset_config(const fl_preset *p, fl_config *c) {
     c->max_pos = p->seqlen; c->tied = p->tied;
 }
 
+fl_adamw_cfg fl_preset_adamw(const fl_preset *p, int steps, double lr_scale) {
+    fl_adamw_cfg oc = fl_adamw_defaults();
+    oc.lr = (float)(p->lr * lr_scale); oc.warmup_steps = p->warmup; oc.total_steps = steps; oc.sched = FL_SCHED_COSINE;
+    oc.min_lr_frac = p->min_lr_frac; oc.weight_decay = p->weight_decay; oc.clip_norm = p->clip;
+    oc.beta2 = 0.95f;
+    return oc;
+}
+
 const fl_preset *fl_preset_of_model(const char *dir) {
     char path[4200];
     snprintf(path, sizeof path, "%.4000s/freelunch.json", dir);

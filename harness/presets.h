@@ -4,6 +4,7 @@
 #ifndef FL_PRESETS_H
 #define FL_PRESETS_H
 #include "model/model.h"
+#include "model/adamw.h"
 
 typedef struct {
     const char *name, *desc;
@@ -33,6 +34,11 @@ const fl_preset *fl_preset_of_model(const char *dir);
 float fl_preset_lr(const fl_preset *p, const char *reconstruct);
 /* The model config of a preset (context = its seqlen). */
 void fl_preset_config(const fl_preset *p, fl_config *c);
+/* The AdamW of P's pretraining over STEPS steps at LR_SCALE x its peak
+ * rate: warm-up, cosine decay to its floor, weight decay on matrices,
+ * gradient clipping, beta2 0.95 (`freelunch pretrain`, and the
+ * pretraining benchmark's step). */
+fl_adamw_cfg fl_preset_adamw(const fl_preset *p, int steps, double lr_scale);
 /* A llama-family preset's parameter count; *nonemb (if not NULL) gets the
  * count without the token embedding (and LM head): the ladder's size axis. */
 int64_t fl_preset_params(const fl_preset *p, int64_t *nonemb);
