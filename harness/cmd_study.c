@@ -894,6 +894,7 @@ int fl_cmd_study(int argc, char **argv) {
         int rc = fl_slurm_dry_run(&sl, &g, cells, ncells, &t, out, cache, keep);
         fl_table_free(&t);
         free(cells);
+        free(refs);
         fl_grid_free(&g);
         return rc < 0 ? fl_cli_fail() : 0;
     }
