@@ -1206,26 +1206,26 @@ static void ladder_section(doc *d, const fl_table *t) {
     const char *seen[2 * FL_LADDER_MAX_RUNGS];
     int ns = 0;
     for (int l = 0; l < nl; l++)
-    for (int i = 0; i < ls[l].nr; i++) {
-        const fl_rung *r = &ls[l].r[i];
-        int dup = 0;
-        for (int q = 0; q < ns && !dup; q++) dup = !strcmp(seen[q], r->model);
-        if (dup || ns == 2 * FL_LADDER_MAX_RUNGS) continue;
-        seen[ns++] = r->model;
-        char a[32], b[16], c[32];
-        /* the results' record (model_train_tokens), as the ladders read it;
-         * never the model directory here, which need not be the one measured */
-        double tp = r->train_tokens / r->nonemb;
-        snprintf(a, sizeof a, "%.0f", r->nonemb);
-        snprintf(b, sizeof b, "%d", r->layers);
-        if (isfinite(tp)) snprintf(c, sizeof c, "%.1f", tp);
-        else snprintf(c, sizeof c, "–");
-        char *row[5] = { (char *)r->model, a, b, c,
-                         !isfinite(tp) ? "not recorded (not pretrained by freelunch, or results from before model_train_tokens)"
-                         : tp >= FL_LADDER_TRAINED ? "20+ tokens per parameter (as real LLMs)"
-                                                   : "undertrained (below 20 tokens per parameter)" };
-        doc_row(d, 5, row);
-    }
+        for (int i = 0; i < ls[l].nr; i++) {
+            const fl_rung *r = &ls[l].r[i];
+            int dup = 0;
+            for (int q = 0; q < ns && !dup; q++) dup = !strcmp(seen[q], r->model);
+            if (dup || ns == 2 * FL_LADDER_MAX_RUNGS) continue;
+            seen[ns++] = r->model;
+            char a[32], b[16], c[32];
+            /* the results' record (model_train_tokens), as the ladders read it;
+             * never the model directory here, which need not be the one measured */
+            double tp = r->train_tokens / r->nonemb;
+            snprintf(a, sizeof a, "%.0f", r->nonemb);
+            snprintf(b, sizeof b, "%d", r->layers);
+            if (isfinite(tp)) snprintf(c, sizeof c, "%.1f", tp);
+            else snprintf(c, sizeof c, "–");
+            char *row[5] = { (char *)r->model, a, b, c,
+                             !isfinite(tp) ? "not recorded (not pretrained by freelunch, or results from before model_train_tokens)"
+                             : tp >= FL_LADDER_TRAINED ? "20+ tokens per parameter (as real LLMs)"
+                                                       : "undertrained (below 20 tokens per parameter)" };
+            doc_row(d, 5, row);
+        }
     for (int l = 0; l < nl; l++) {
         const fl_ladder *L = &ls[l];
         doc_h(d, 3, L->label);
