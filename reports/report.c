@@ -1229,6 +1229,14 @@ static void ladder_section(doc *d, const fl_table *t) {
     for (int l = 0; l < nl; l++) {
         const fl_ladder *L = &ls[l];
         doc_h(d, 3, L->label);
+        int rec = 0;
+        for (int i = 0; i < L->nr; i++) rec += isfinite(L->r[i].train_tokens);
+        if (rec && rec < L->nr)   /* an HF model beside undertrained presets, say */
+            doc_p(d, "Caveat: %d of these %d rungs %s no pretraining record (not pretrained by freelunch), so %s "
+                     "regime is unknown; beside rungs of known, fewer than %.0f tokens per parameter, a trend here may "
+                     "be one of training as much as of size.",
+                  L->nr - rec, L->nr, L->nr - rec == 1 ? "has" : "have", L->nr - rec == 1 ? "its" : "their",
+                  FL_LADDER_TRAINED);
         char *h2[7] = { "model", "non-emb. params", "layers", "magnitude − sparsegpt, none", "wanda − sparsegpt, none",
                         "magnitude − sparsegpt, best recon.", "wanda − sparsegpt, best recon." };
         doc_row(d, 7, h2);

@@ -387,6 +387,11 @@ static void test_ladder_regimes(void **st) {
     assert_null(strstr(again + 1, want));
     snprintf(want, sizeof want, "| %s/rung2 | 7000000 | 8 | – | not recorded", dir);
     assert_non_null(strstr(md, want));
+    /* rung 2 (no record) beside rungs 0 and 1 (2 tokens per parameter): said */
+    assert_non_null(strstr(md, "Caveat: 1 of these 3 rungs has no pretraining record (not pretrained by freelunch), so its regime is unknown"));
+    char *cav = strstr(md, "Caveat: ");
+    assert_true(cav > strstr(md, "### sparsity 0.5\n"));
+    assert_null(strstr(cav + 1, "Caveat: "));   /* not in the trained ladder, whose rungs all have one */
     free(md);
     tu_rmrf(dir);
 }
