@@ -1226,6 +1226,27 @@ static void ladder_section(doc *d, const fl_table *t) {
                                                        : "undertrained (below 20 tokens per parameter)" };
             doc_row(d, 5, row);
         }
+    /* a sized model that is in no ladder (the only one of its regime) is
+     * named, not dropped in silence */
+    {
+        fl_names models;
+        fl_names_of(t, "model", 0, &models);
+        char left[2048] = "";
+        int nleft = 0;
+        for (int k = 0; k < models.n; k++) {
+            int in = 0;
+            for (int q = 0; q < ns && !in; q++) in = !strcmp(seen[q], models.v[k]);
+            double ne = NAN;
+            for (int r = 0; r < t->nrows && !isfinite(ne); r++)
+                if (!strcmp(fl_table_get(t, r, "model"), models.v[k])) ne = fl_table_num(t, r, "model_nonemb_params");
+            if (in || !isfinite(ne)) continue;
+            fl_bprintf(left, sizeof left, strlen(left), "%s`%s`", nleft++ ? ", " : "", models.v[k]);
+        }
+        if (nleft)
+            doc_p(d, "In no ladder (the only model of its training regime at each sparsity, so no trend runs through "
+                     "it): %s.", left);
+        fl_names_free(&models);
+    }
     for (int l = 0; l < nl; l++) {
         const fl_ladder *L = &ls[l];
         doc_h(d, 3, L->label);

@@ -387,6 +387,7 @@ static void test_ladder_regimes(void **st) {
     assert_null(strstr(again + 1, want));
     snprintf(want, sizeof want, "| %s/rung2 | 7000000 | 8 | – | not recorded", dir);
     assert_non_null(strstr(md, want));
+    assert_null(strstr(md, "In no ladder"));   /* every model has a ladder here */
     /* rung 2 (no record) beside rungs 0 and 1 (2 tokens per parameter): said */
     assert_non_null(strstr(md, "Caveat: 1 of these 3 rungs has no pretraining record (not pretrained by freelunch), so its regime is unknown"));
     char *cav = strstr(md, "Caveat: ");
@@ -396,12 +397,43 @@ static void test_ladder_regimes(void **st) {
     tu_rmrf(dir);
 }
 
+/* One trained model beside an undertrained ladder: it forms no ladder of
+ * its own (one rung), and the report names it instead of dropping it. */
+static void rung0_trained(fl_table *t, int r, const char *dir) {
+    const char *m = fl_table_get(t, r, "model");
+    char want[600];
+    snprintf(want, sizeof want, "%s/rung0", dir);
+    fl_table_setf(t, r, "model_train_tokens", "%.0f", (strcmp(m, want) ? 2 : 25) * fl_table_num(t, r, "model_nonemb_params"));
+}
+
+static void test_lone_trained_rung(void **st) {
+    (void)st;
+    char dir[512], csv[600], want[1200];
+    fl_table t;
+    edited_csv(dir, sizeof dir, csv, sizeof csv, rung0_trained, &t);
+    fl_ladder *ls;
+    fl_names rec;
+    assert_int_equal(fl_ladders(&t, &ls, &rec), 1);
+    assert_int_equal(ls[0].nr, 2);
+    assert_false(ls[0].trained);
+    free(ls);
+    fl_names_free(&rec);
+    assert_int_equal(fl_report_build(&t, csv, dir, 0), 0);
+    fl_table_free(&t);
+    char *md = read_out(dir, "report.md");
+    snprintf(want, sizeof want, "In no ladder (the only model of its training regime at each sparsity, so no trend runs "
+                                "through it): `%s/rung0`.", dir);
+    assert_non_null(strstr(md, want));
+    free(md);
+    tu_rmrf(dir);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rung_configs), cmocka_unit_test(test_largest_rung_step),
         cmocka_unit_test(test_ladder_report_trend), cmocka_unit_test(test_ladder_report_reversed),
         cmocka_unit_test(test_one_model_no_ladder), cmocka_unit_test(test_one_criterion_ladder),
-        cmocka_unit_test(test_ladder_regimes),
+        cmocka_unit_test(test_ladder_regimes), cmocka_unit_test(test_lone_trained_rung),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
