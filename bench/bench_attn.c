@@ -12,8 +12,8 @@
  * same definition bench/torch_bench.py's attention cases measure for
  * PyTorch). Then, per case, the two ratios of the issue's target:
  *
- *   RESULT attn-vs-ref <case> mem ratio=<ref peak / O(T) peak> target=8
- *   RESULT attn-vs-ref <case> time ratio=<ref ms / O(T) ms> target=1
+ *   RESULT attn-vs-ref <case> mem ratio=<ref peak / O(T) peak> higher=O(T)-smaller target=8
+ *   RESULT attn-vs-ref <case> time ratio=<ref ms / O(T) ms> higher=O(T)-faster target=1
  *
  * (the T=2048 case carries the targets; the shorter ones report target=
  * none, only the ratio). Usage: bench_attn [case ...]. Env: BENCH_THREADS,
@@ -102,8 +102,8 @@ int main(int argc, char **argv) {
         res a2 = run(1, k, q, kk, v, dout), b2 = run(0, k, q, kk, v, dout);
         double ta = a.ms < a2.ms ? a.ms : a2.ms, tb = b.ms < b2.ms ? b.ms : b2.ms;
         int last = k->T == 2048;
-        printf("RESULT attn-vs-ref %s mem ratio=%.2f%s\n", k->name, (double)a.peak / b.peak, last ? " target=8" : "");
-        printf("RESULT attn-vs-ref %s time ratio=%.2f%s\n", k->name, ta / tb, last ? " target=1" : "");
+        printf("RESULT attn-vs-ref %s mem ratio=%.2f higher=O(T)-smaller%s\n", k->name, (double)a.peak / b.peak, last ? " target=8" : "");
+        printf("RESULT attn-vs-ref %s time ratio=%.2f higher=O(T)-faster%s\n", k->name, ta / tb, last ? " target=1" : "");
         fflush(stdout);
         fl_free(q); fl_free(kk); fl_free(v); fl_free(dout);
     }

@@ -11,7 +11,7 @@
  *   RESULT stats <norms|gram> <layer> ms=<median>
  *   RESULT crit <criterion> <layer> <pattern> ms=<median>
  *   RESULT sparsegpt-torch <layer> <pattern> fl_ms=<prune> pt_ms=<prune>
- *          ratio=<pt/fl> fl_h_ms=<Gram> pt_h_ms=<H> ratio_total=<(pt_h+pt)/(fl_h+fl)>
+ *          ratio=<pt/fl> higher=freelunch-faster fl_h_ms=<Gram> pt_h_ms=<H> ratio_total=<(pt_h+pt)/(fl_h+fl)>
  *          mask_diff=<entries whose kept/pruned differs> w_relerr=<||W-W_pt||_F/||W_pt||_F>
  *
  * A criterion's time is fl_criterion_run (scores, mask, weight update,
@@ -240,7 +240,7 @@ int main(int argc, char **argv) {
                 }
                 fl_criterion_close(&c);
                 double fl = sgpt_ms[pi];
-                printf("RESULT sparsegpt-torch %s %s fl_ms=%.2f pt_ms=%.2f ratio=%.2f fl_h_ms=%.2f pt_h_ms=%.2f "
+                printf("RESULT sparsegpt-torch %s %s fl_ms=%.2f pt_ms=%.2f ratio=%.2f higher=freelunch-faster fl_h_ms=%.2f pt_h_ms=%.2f "
                        "ratio_total=%.2f mask_diff=%lld w_relerr=%.2g\n",
                        lname, PATS[pi].label, fl, pt_p, pt_p / fl, fl_h_ms, pt_h, (pt_h + pt_p) / (fl_h_ms + fl), diff,
                        werr);

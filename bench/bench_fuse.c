@@ -7,7 +7,7 @@
  * each, with OpenBLAS forced and with the dispatch by shape (auto). One
  * line per measurement:
  *
- *   RESULT fuse <backend> <case> <fwd|dx|dW> ratio=<separate / fused time>
+ *   RESULT fuse <backend> <case> <fwd|dx|dW> ratio=<separate / fused time> higher=fusing-faster
  *          separate_ms= fused_ms=
  *
  * (ratio > 1: fusing would be faster). No target: a measurement for the
@@ -68,7 +68,7 @@ int main(void) {
             for (int w = 0; w < 3; w++) {
                 t_sep(C[c].N, C[c].K, C[c].O, C[c].n, w, x, W, y, dy); t_fused(C[c].N, C[c].K, Os, w, x, W, y, dy);   /* warm, auto times */
                 double s = t_sep(C[c].N, C[c].K, C[c].O, C[c].n, w, x, W, y, dy), f = t_fused(C[c].N, C[c].K, Os, w, x, W, y, dy);
-                printf("RESULT fuse %s %s %s ratio=%.3f separate_ms=%.3f fused_ms=%.3f\n", b ? "auto" : "openblas", C[c].name,
+                printf("RESULT fuse %s %s %s ratio=%.3f higher=fusing-faster separate_ms=%.3f fused_ms=%.3f\n", b ? "auto" : "openblas", C[c].name,
                        W3[w], s / f, 1e3 * s, 1e3 * f);
                 fflush(stdout);
             }

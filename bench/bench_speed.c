@@ -197,7 +197,7 @@ fail:
  * one model, step by step in turn (openblas, onednn, auto, the order
  * rotating each round), so load that comes and goes falls on all three:
  *
- *   RESULT dispatch <case> ratio=<auto tok/s / the better forced backend's>
+ *   RESULT dispatch <case> ratio=<auto tok/s / the better forced backend's> higher=auto-faster
  *          target=0.97 auto_tok_s= openblas_tok_s= onednn_tok_s=
  *          auto_vs_openblas= auto_vs_onednn= shapes= on_onednn= measure_s=
  *          gemm_ms_openblas= gemm_ms_onednn= gemm_ms_auto=
@@ -269,7 +269,7 @@ static int side_by_side(const bcase *k) {
         if (q->nested) nested += per * (q->choice == FL_BACKEND_ONEDNN ? t1 : t0);
     }
     double best = med[0] > med[1] ? med[0] : med[1];
-    printf("RESULT dispatch %s ratio=%.3f target=0.97 auto_tok_s=%.1f openblas_tok_s=%.1f onednn_tok_s=%.1f "
+    printf("RESULT dispatch %s ratio=%.3f target=0.97 higher=auto-faster auto_tok_s=%.1f openblas_tok_s=%.1f onednn_tok_s=%.1f "
            "auto_vs_openblas=%.3f auto_vs_onednn=%.3f rounds=%d shapes=%d on_onednn=%d measure_s=%.3f "
            "gemm_ms_openblas=%.1f gemm_ms_onednn=%.1f gemm_ms_auto=%.1f gemm_nested_ms_auto=%.1f threads=%d\n",
            k->name, med[2] / best, med[2], med[0], med[1], med[2] / med[0], med[2] / med[1], rounds, ns, on_dnnl,

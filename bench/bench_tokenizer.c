@@ -5,7 +5,7 @@
  * sides. Prints
  *   RESULT tokenizer freelunch mb_s=X tokens=N bytes=B reps=R hash=H
  *   RESULT tokenizer js-tiktoken mb_s=X tokens=N bytes=B reps=R hash=H
- *   RESULT tokenizer ratio=X target=1 identical=0|1
+ *   RESULT tokenizer ratio=X target=1 higher=freelunch-faster identical=0|1
  * (MB = 1e6 bytes; median over reps; identical: the same ids, by count and
  * hash). Fetches the corpora if missing (freelunch data fetch) and installs
  * js-tiktoken@1.0.21 once into <cache>/node with npm.
@@ -19,7 +19,7 @@
  * (ours: the median of reps), tokens per second:
  *   RESULT tokenizer-hf-NAME freelunch tokens_s=X tokens=N
  *   RESULT tokenizer-hf-NAME hf-js tokens_s=X tokens=N
- *   RESULT tokenizer-hf-NAME ratio=X target=1 identical=0|1
+ *   RESULT tokenizer-hf-NAME ratio=X target=1 higher=freelunch-faster identical=0|1
  *   usage: bench_tokenizer [path/to/tiktoken_bench.mjs [path/to/hf_tokenizer_ref.mjs]]
  *   BENCH_SECONDS  timed seconds per side (default 4; at least one rep) */
 #include "benchutil.h"
@@ -136,7 +136,7 @@ int main(int argc, char **argv) {
     long long jn = tk ? atoll(tk + 7) : -1;
     unsigned long jh = hs ? strtoul(hs + 5, NULL, 16) : 0;
     int same = jn == (long long)n && jh == h;
-    printf("RESULT tokenizer ratio=%.2f target=1 identical=%d\n", js > 0 ? fl / js : 0.0, same);
+    printf("RESULT tokenizer ratio=%.2f target=1 higher=freelunch-faster identical=%d\n", js > 0 ? fl / js : 0.0, same);
     printf("tokenizer encode: freelunch %.2f MB/s, js-tiktoken %.2f MB/s: %.2fx (target >= 1x)%s\n", fl, js,
            js > 0 ? fl / js : 0.0, same ? "" : "  -- WARNING: the ids differ");
     fflush(stdout);
@@ -220,7 +220,7 @@ static int bench_hf(const char *cache, const char *script, double secs) {
         free(ids);
         double js = (double)jn / js_s;
         printf("RESULT tokenizer-hf-%s hf-js tokens_s=%.0f tokens=%lld\n", names[k], js, jn);
-        printf("RESULT tokenizer-hf-%s ratio=%.2f target=1 identical=%d\n", names[k], ours / js, same);
+        printf("RESULT tokenizer-hf-%s ratio=%.2f target=1 higher=freelunch-faster identical=%d\n", names[k], ours / js, same);
         printf("tokenizer.json %s: freelunch %.2f M tokens/s, HF JS %.3f M tokens/s: %.1fx (target >= 1x)%s\n", names[k],
                ours / 1e6, js / 1e6, ours / js, same ? "" : "  -- WARNING: the ids differ");
         fflush(stdout);

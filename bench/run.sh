@@ -31,8 +31,9 @@
 # a fresh process, (3) peak tracked memory of one block (bench_mem), (4) every other
 # $BUILD/bench/bench_* binary (other modules' benchmarks: tokenizer,
 # criteria, ...) with its own defaults, (5) summary: every ratio against its
-# target. Another benchmark's "RESULT ... ratio=R ... target=T" lines are
-# summarised generically (ratio >= target passes).
+# target. Another benchmark's "RESULT ... ratio=R ... target=T higher=WHAT"
+# lines are summarised generically (ratio >= target passes; higher= says
+# what a ratio above 1 means, since each benchmark defines its own ratio).
 #
 #   sh bench/run.sh --summary LOG   prints the summary of a saved log again
 #                    (every run keeps its log in $BUILD/bench/results.log)

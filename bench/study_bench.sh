@@ -9,7 +9,7 @@
 # and the study's wall time / 16 (process start-up and the runner
 # included). Prints RESULT lines for bench/run.sh's summary:
 #   RESULT study-throughput MODEL MODE cell_s=... study_s=...
-#   RESULT study-throughput MODEL shared/unshared ratio=R target=2
+#   RESULT study-throughput MODEL shared/unshared ratio=R target=2 higher=sharing-faster
 # (R: median cell seconds off / on, cold cache; target: half the seconds).
 #
 #   BUILD                  where freelunch is (default build)
@@ -97,6 +97,6 @@ off, cold, warm = cells('off1', 'off2'), cells('on1'), cells('on2')
 print('RESULT study-throughput %s unshared cell_s=%.3f study_s=%.3f' % (model, off, study('off1', 'off2')))
 print('RESULT study-throughput %s shared-cold cell_s=%.3f study_s=%.3f' % (model, cold, study('on1')))
 print('RESULT study-throughput %s shared-warm cell_s=%.3f study_s=%.3f' % (model, warm, study('on2')))
-print('RESULT study-throughput %s shared/unshared cold ratio=%.2f target=2' % (model, off / cold))
-print('RESULT study-throughput %s shared/unshared warm ratio=%.2f' % (model, off / warm))
+print('RESULT study-throughput %s shared/unshared cold ratio=%.2f target=2 higher=sharing-faster' % (model, off / cold))
+print('RESULT study-throughput %s shared/unshared warm ratio=%.2f higher=sharing-faster' % (model, off / warm))
 EOF

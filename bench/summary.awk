@@ -41,7 +41,7 @@ function span(key, v) {
 /^RESULT / && $2 !~ /^(speed|torch|peak|gemm|mem|attn|torch-attn)$/ && / ratio=/ {
   kv(); lab = ""
   for (i = 2; i <= NF && index($i, "=") == 0; i++) lab = lab (lab == "" ? "" : " ") $i
-  ol[++no] = lab; orat[no] = V["ratio"]
+  ol[++no] = lab; orat[no] = V["ratio"]; ohi[no] = ("higher" in V) ? V["higher"] : "?"
   otgt[no] = ("target" in V) ? V["target"] : ($2 == "sparsegpt-torch" ? 1 : "")   # bench_criteria.c: target >= 1x
 }
 END {
@@ -136,10 +136,11 @@ END {
   }
   printf "\n"
   if (no > 0) {
-    printf "%-58s %9s %9s  %s\n", "other benchmarks (their ratio=, > 1: freelunch faster)", "ratio", "target", "verdict"
+    # each line says what its ratio above 1 means (higher=); "?" when it does not
+    printf "%-58s %9s %9s  %-18s %s\n", "other benchmarks (ratio= as each defines it)", "ratio", "target", "> 1 means", "verdict"
     for (i = 1; i <= no; i++)
-      printf "%-58s %9s %9s  %s\n", ol[i], sprintf("%.2fx", orat[i]), otgt[i] == "" ? "none" : sprintf(">=%gx", otgt[i]),
-             otgt[i] == "" ? "-" : verdict(orat[i] + 0, otgt[i] + 0)
+      printf "%-58s %9s %9s  %-18s %s\n", ol[i], sprintf("%.2fx", orat[i]), otgt[i] == "" ? "none" : sprintf(">=%gx", otgt[i]),
+             ohi[i], otgt[i] == "" ? "-" : verdict(orat[i] + 0, otgt[i] + 0)
     printf "\n"
   }
   worst = 0
