@@ -133,7 +133,7 @@ int fl_ladders(const fl_table *t, fl_ladder **out, fl_names *recons) {
                     *c = '-';
         }
         fl_ladder *L = &ls[l];
-        if (L->nr == FL_LADDER_MAX_RUNGS) continue;
+        if (L->nr == FL_LADDER_MAX_RUNGS) { L->dropped++; continue; }
         fl_rung *g = &L->r[L->nr++];
         memset(g, 0, sizeof *g);
         g->model = ps[i].model;

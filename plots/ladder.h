@@ -49,6 +49,7 @@ typedef struct {
     char label[256], tag[96];     /* "sparsity 0.5" / "s0.5" (plus pattern when not row, structure when not
                                    * none, and ", 20+ tokens per parameter" / "_t20" when trained) */
     int nr;
+    int dropped;                  /* rungs beyond FL_LADDER_MAX_RUNGS, left out (the report says so) */
     fl_rung r[FL_LADDER_MAX_RUNGS];
 } fl_ladder;
 

@@ -1203,14 +1203,16 @@ static void ladder_section(doc *d, const fl_table *t) {
     char *hd[5] = { "model", "non-embedding parameters", "layers", "pretraining tokens per non-embedding parameter", "regime" };
     doc_row(d, 5, hd);
     /* every model once, in the order the ladders hold them */
-    const char *seen[2 * FL_LADDER_MAX_RUNGS];
+    int total = 0;
+    for (int l = 0; l < nl; l++) total += ls[l].nr;
+    const char **seen = malloc(sizeof *seen * (size_t)(total ? total : 1));
     int ns = 0;
     for (int l = 0; l < nl; l++)
         for (int i = 0; i < ls[l].nr; i++) {
             const fl_rung *r = &ls[l].r[i];
             int dup = 0;
             for (int q = 0; q < ns && !dup; q++) dup = !strcmp(seen[q], r->model);
-            if (dup || ns == 2 * FL_LADDER_MAX_RUNGS) continue;
+            if (dup) continue;
             seen[ns++] = r->model;
             char a[32], b[16], c[32];
             /* the results' record (model_train_tokens), as the ladders read it;
@@ -1242,11 +1244,16 @@ static void ladder_section(doc *d, const fl_table *t) {
             if (in || !isfinite(ne)) continue;
             fl_bprintf(left, sizeof left, strlen(left), "%s`%s`", nleft++ ? ", " : "", models.v[k]);
         }
+        int dropped = 0;
+        for (int l = 0; l < nl; l++) dropped += ls[l].dropped;
+        char why[64] = "";
+        if (dropped) snprintf(why, sizeof why, ", or beyond a ladder's first %d rungs", FL_LADDER_MAX_RUNGS);
         if (nleft)
             doc_p(d, "In no ladder (the only model of its training regime at each sparsity, so no trend runs through "
-                     "it): %s.", left);
+                     "it%s): %s.", why, left);
         fl_names_free(&models);
     }
+    free(seen);
     for (int l = 0; l < nl; l++) {
         const fl_ladder *L = &ls[l];
         doc_h(d, 3, L->label);
@@ -1258,6 +1265,10 @@ static void ladder_section(doc *d, const fl_table *t) {
                      "be one of training as much as of size.",
                   L->nr - rec, L->nr, L->nr - rec == 1 ? "has" : "have", L->nr - rec == 1 ? "its" : "their",
                   FL_LADDER_TRAINED);
+        if (L->dropped)
+            doc_p(d, "Left out: %d more rungs beyond the first %d this ladder holds (`FL_LADDER_MAX_RUNGS`); the trends "
+                     "below are over those %d only.",
+                  L->dropped, FL_LADDER_MAX_RUNGS, L->nr);
         char *h2[7] = { "model", "non-emb. params", "layers", "magnitude − sparsegpt, none", "wanda − sparsegpt, none",
                         "magnitude − sparsegpt, best recon.", "wanda − sparsegpt, best recon." };
         doc_row(d, 7, h2);

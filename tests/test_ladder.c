@@ -147,6 +147,23 @@ static double ppl_of(int way, int i, int c, int k, int s) {
     return base + gap + rec + 0.1 * s + 0.01 * c;
 }
 
+/* A new final row of T: cell ID, model DIR/rungI, sparsity 0.5 (row), on
+ * sotu-test; the caller sets the measurements. */
+static int new_row(fl_table *t, int id, const char *dir, int i, const char *crit, const char *rec, int seed) {
+    int r = fl_table_add_row(t);
+    fl_table_setf(t, r, "cell_id", "%012d", id);
+    fl_table_set(t, r, "status", "ok");
+    fl_table_set(t, r, "role", "final");
+    fl_table_setf(t, r, "model", "%s/rung%d", dir, i);
+    fl_table_set(t, r, "criterion", crit);
+    fl_table_set(t, r, "sparsity", "0.5");
+    fl_table_set(t, r, "pattern", "row");
+    fl_table_set(t, r, "reconstruct", rec);
+    fl_table_setf(t, r, "seed", "%d", seed);
+    fl_table_set(t, r, "eval_set", "sotu-test");
+    return r;
+}
+
 static void make_csv(const char *dir, int way, char *csv, size_t n) {
     fl_table t = { 0 };
     int id = 0;
@@ -154,18 +171,8 @@ static void make_csv(const char *dir, int way, char *csv, size_t n) {
         for (int c = 0; c < 3; c++)
             for (int k = 0; k < 3; k++)
                 for (int s = 0; s < 3; s++) {
-                    int r = fl_table_add_row(&t);
+                    int r = new_row(&t, ++id, dir, i, CRIT[c], REC[k], s);
                     int ii = way > 0 ? i : 2 - i;
-                    fl_table_setf(&t, r, "cell_id", "%012d", ++id);
-                    fl_table_set(&t, r, "status", "ok");
-                    fl_table_set(&t, r, "role", "final");
-                    fl_table_setf(&t, r, "model", "%s/rung%d", dir, i);
-                    fl_table_set(&t, r, "criterion", CRIT[c]);
-                    fl_table_set(&t, r, "sparsity", "0.5");
-                    fl_table_set(&t, r, "pattern", "row");
-                    fl_table_set(&t, r, "reconstruct", REC[k]);
-                    fl_table_setf(&t, r, "seed", "%d", s);
-                    fl_table_set(&t, r, "eval_set", "sotu-test");
                     fl_table_setf(&t, r, "ppl", "%.17g", ppl_of(way, i, c, k, s));
                     fl_table_setf(&t, r, "drift_out", "%.17g", (k == 0 ? 0.1 : 0.03) * (1 + LAYERS[ii]) + 0.001 * s);
                     fl_table_setf(&t, r, "recovery_peak_bytes", "%.0f", k ? NE[i] * 40 * k : 0);
@@ -428,12 +435,53 @@ static void test_lone_trained_rung(void **st) {
     tu_rmrf(dir);
 }
 
+/* More rungs than a ladder holds (FL_LADDER_MAX_RUNGS): the ladder keeps
+ * the first ones and counts the rest, and the report says they were left
+ * out rather than dropping them in silence. */
+static void test_too_many_rungs(void **st) {
+    (void)st;
+    char dir[512], csv[600], want[1400];
+    tu_tmpdir(dir, sizeof dir);
+    fl_table t = { 0 };
+    const int n = FL_LADDER_MAX_RUNGS + 2;
+    for (int i = 0; i < n; i++)
+        for (int c = 0; c < 3; c++) {
+            int r = new_row(&t, 3 * i + c + 1, dir, i, CRIT[c], "none", 0);
+            fl_table_setf(&t, r, "ppl", "%d", 100 + 2 * c + n - i);
+            fl_table_setf(&t, r, "model_nonemb_params", "%d", 100000 * (i + 1));
+            fl_table_setf(&t, r, "model_params", "%d", 100000 * (i + 2));
+            fl_table_setf(&t, r, "model_layers", "%d", i + 1);
+        }
+    snprintf(csv, sizeof csv, "%s/results.csv", dir);
+    assert_int_equal(fl_table_write(csv, &t), 0);
+    fl_table_free(&t);
+    assert_int_equal(fl_sum_load(csv, &t), 0);
+    fl_ladder *ls;
+    fl_names rec;
+    assert_int_equal(fl_ladders(&t, &ls, &rec), 1);
+    assert_int_equal(ls[0].nr, FL_LADDER_MAX_RUNGS);
+    assert_int_equal(ls[0].dropped, 2);
+    free(ls);
+    fl_names_free(&rec);
+    assert_int_equal(fl_report_build(&t, csv, dir, 0), 0);
+    fl_table_free(&t);
+    char *md = read_out(dir, "report.md");
+    snprintf(want, sizeof want, "Left out: 2 more rungs beyond the first %d this ladder holds", FL_LADDER_MAX_RUNGS);
+    assert_non_null(strstr(md, want));
+    snprintf(want, sizeof want, "or beyond a ladder's first %d rungs): `%s/rung%d`, `%s/rung%d`.", FL_LADDER_MAX_RUNGS,
+             dir, n - 2, dir, n - 1);
+    assert_non_null(strstr(md, want));
+    free(md);
+    tu_rmrf(dir);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rung_configs), cmocka_unit_test(test_largest_rung_step),
         cmocka_unit_test(test_ladder_report_trend), cmocka_unit_test(test_ladder_report_reversed),
         cmocka_unit_test(test_one_model_no_ladder), cmocka_unit_test(test_one_criterion_ladder),
         cmocka_unit_test(test_ladder_regimes), cmocka_unit_test(test_lone_trained_rung),
+        cmocka_unit_test(test_too_many_rungs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
