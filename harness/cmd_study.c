@@ -359,10 +359,6 @@ static int fill_from_json(fl_table *t, int r, const char *dir) {
     return 0;
 }
 
-static int whole_count(const cJSON *v) {
-    return cJSON_IsNumber(v) && v->valuedouble >= 1 && v->valuedouble < 2147483648.0 && v->valuedouble == floor(v->valuedouble);
-}
-
 /* The model's size columns (the ladder's axes), from its config.json, and
  * its pretraining tokens, from the freelunch.json `freelunch pretrain`
  * wrote beside it (steps x batch x seqlen: the tokens it trained on,
@@ -375,18 +371,9 @@ static void fill_model_size(fl_table *t, int r, const char *model) {
     fl_table_setf(t, r, "model_params", "%lld", (long long)fl_config_num_params(&c));
     fl_table_setf(t, r, "model_nonemb_params", "%lld", (long long)fl_config_nonemb_params(&c));
     fl_table_setf(t, r, "model_layers", "%d", c.n_layer);
-    char p[4200], *text = NULL;
-    snprintf(p, sizeof p, "%.4000s/freelunch.json", model);
-    cJSON *j = fl_read_file(p, &text, NULL) == 0 ? cJSON_Parse(text) : NULL;
-    free(text);
-    fl_err_clear();
-    const cJSON *k = cJSON_GetObjectItemCaseSensitive(j, "kind"), *st = cJSON_GetObjectItemCaseSensitive(j, "steps"),
-                *b = cJSON_GetObjectItemCaseSensitive(j, "batch"), *T = cJSON_GetObjectItemCaseSensitive(j, "seqlen");
-    /* the file is input: a pretraining's record with positive whole counts
-     * (each below 2^31, as pretrain writes them), or nothing */
-    if (cJSON_IsString(k) && !strcmp(k->valuestring, "pretrained") && whole_count(st) && whole_count(b) && whole_count(T))
-        fl_table_setf(t, r, "model_train_tokens", "%.0f", st->valuedouble * b->valuedouble * T->valuedouble);
-    cJSON_Delete(j);
+    fl_pretrain_record rec;
+    if (fl_pretrain_record_read(model, &rec) == 0 && isfinite(rec.train_tokens))
+        fl_table_setf(t, r, "model_train_tokens", "%.0f", rec.train_tokens);
 }
 
 /* Where and when a row was made: every row, a cell's or a dense reference's. */

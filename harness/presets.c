@@ -1,7 +1,9 @@
 #include "presets.h"
 #include "reconstructors/recon.h"
 #include "model/err.h"
+#include "model/fileio.h"
 #include <cjson/cJSON.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -130,21 +132,35 @@ fl_adamw_cfg fl_preset_adamw(const fl_preset *p, int steps, double lr_scale) {
     return oc;
 }
 
-const fl_preset *fl_preset_of_model(const char *dir) {
-    char path[4200];
+static int whole_count(const cJSON *v) {
+    return cJSON_IsNumber(v) && v->valuedouble >= 1 && v->valuedouble < 2147483648.0 && v->valuedouble == floor(v->valuedouble);
+}
+
+int fl_pretrain_record_read(const char *dir, fl_pretrain_record *out) {
+    out->preset = NULL;
+    out->train_tokens = NAN;
+    char path[4200], *text = NULL;
     snprintf(path, sizeof path, "%.4000s/freelunch.json", dir);
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    char buf[8192];
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = 0;
-    cJSON *j = cJSON_Parse(buf);
-    const cJSON *k = cJSON_GetObjectItem(j, "kind"), *p = cJSON_GetObjectItem(j, "preset");
-    const fl_preset *r = NULL;
-    if (cJSON_IsString(k) && !strcmp(k->valuestring, "pretrained") && cJSON_IsString(p)) r = fl_preset_find(p->valuestring);
+    cJSON *j = fl_read_file(path, &text, NULL) == 0 ? cJSON_Parse(text) : NULL;
+    free(text);
+    fl_err_clear();
+    const cJSON *k = cJSON_GetObjectItemCaseSensitive(j, "kind");
+    int rec = cJSON_IsString(k) && !strcmp(k->valuestring, "pretrained");
+    if (rec) {
+        const cJSON *p = cJSON_GetObjectItemCaseSensitive(j, "preset"), *st = cJSON_GetObjectItemCaseSensitive(j, "steps"),
+                    *b = cJSON_GetObjectItemCaseSensitive(j, "batch"), *T = cJSON_GetObjectItemCaseSensitive(j, "seqlen");
+        if (cJSON_IsString(p)) out->preset = fl_preset_find(p->valuestring);
+        if (whole_count(st) && whole_count(b) && whole_count(T))
+            out->train_tokens = st->valuedouble * b->valuedouble * T->valuedouble;
+    }
     cJSON_Delete(j);
-    return r;
+    return rec ? 0 : -1;
+}
+
+const fl_preset *fl_preset_of_model(const char *dir) {
+    fl_pretrain_record r;
+    fl_pretrain_record_read(dir, &r);
+    return r.preset;
 }
 
 int64_t fl_config_nonemb_params(const fl_config *c) {

@@ -25,8 +25,21 @@ typedef struct {
 extern const fl_preset FL_PRESETS[];
 extern const int FL_N_PRESETS;
 const fl_preset *fl_preset_find(const char *name);
-/* The preset a model directory was pretrained from (its freelunch.json),
- * or NULL for any other model. */
+/* What `freelunch pretrain` recorded in a model directory's freelunch.json:
+ * the preset it was trained from (NULL when none, or not one of ours) and
+ * the tokens it trained on, steps x batch x seqlen (repetitions of the
+ * split included; NAN when not recorded). The file is input: only a
+ * "pretrained" record with positive whole counts below 2^31 (as pretrain
+ * writes them) is taken. Returns 0 when such a record was read, -1 when
+ * the directory has none (an HF model) or it cannot be read; fl_err is
+ * left clear either way. */
+typedef struct {
+    const fl_preset *preset;
+    double train_tokens;
+} fl_pretrain_record;
+int fl_pretrain_record_read(const char *dir, fl_pretrain_record *out);
+/* The preset a model directory was pretrained from, or NULL for any other
+ * model (fl_pretrain_record_read's preset). */
 const fl_preset *fl_preset_of_model(const char *dir);
 /* The default learning rate of a reconstructor ("sublayer", "blocks:2",
  * "retrain:full", ...) for a model of preset p, or for any other model

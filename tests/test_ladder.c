@@ -475,13 +475,52 @@ static void test_too_many_rungs(void **st) {
     tu_rmrf(dir);
 }
 
+/* freelunch.json is input: fl_pretrain_record_read takes a pretraining's
+ * record and nothing else, and never leaves an error behind. */
+static void test_pretrain_record(void **st) {
+    (void)st;
+    static const struct { const char *json; int rc; const char *preset; double tokens; } C[] = {
+        { "{\"kind\":\"pretrained\",\"preset\":\"tiny\",\"steps\":1200,\"batch\":8,\"seqlen\":256}", 0, "tiny", 2457600 },
+        { "{\"kind\":\"pretrained\",\"preset\":\"nonesuch\",\"steps\":10,\"batch\":2,\"seqlen\":4}", 0, NULL, 80 },
+        { "{\"kind\":\"pretrained\",\"preset\":\"tiny\",\"steps\":-5,\"batch\":8,\"seqlen\":256}", 0, "tiny", NAN },
+        { "{\"kind\":\"pretrained\",\"steps\":1.5,\"batch\":8,\"seqlen\":256}", 0, NULL, NAN },
+        { "{\"kind\":\"pretrained\",\"steps\":3e9,\"batch\":8,\"seqlen\":256}", 0, NULL, NAN },
+        { "{\"kind\":\"pretrained\",\"steps\":\"100\",\"batch\":8,\"seqlen\":256}", 0, NULL, NAN },
+        { "{\"kind\":\"cell\",\"preset\":\"tiny\",\"steps\":1200,\"batch\":8,\"seqlen\":256}", -1, NULL, NAN },
+        { "[1, 2", -1, NULL, NAN },
+        { "", -1, NULL, NAN },
+        { NULL, -1, NULL, NAN },   /* no file at all (an HF model) */
+    };
+    char dir[512], path[600];
+    tu_tmpdir(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/freelunch.json", dir);
+    for (size_t i = 0; i < sizeof C / sizeof C[0]; i++) {
+        remove(path);
+        if (C[i].json) {
+            FILE *f = fopen(path, "w");
+            assert_non_null(f);
+            fputs(C[i].json, f);
+            fclose(f);
+        }
+        fl_pretrain_record r;
+        assert_int_equal(fl_pretrain_record_read(dir, &r), C[i].rc);
+        assert_string_equal(fl_errmsg(), "");
+        if (C[i].preset) assert_string_equal(r.preset->name, C[i].preset);
+        else assert_null(r.preset);
+        if (isnan(C[i].tokens)) assert_true(isnan(r.train_tokens));
+        else assert_true(r.train_tokens == C[i].tokens);
+        assert_ptr_equal(fl_preset_of_model(dir), r.preset);
+    }
+    tu_rmrf(dir);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rung_configs), cmocka_unit_test(test_largest_rung_step),
         cmocka_unit_test(test_ladder_report_trend), cmocka_unit_test(test_ladder_report_reversed),
         cmocka_unit_test(test_one_model_no_ladder), cmocka_unit_test(test_one_criterion_ladder),
         cmocka_unit_test(test_ladder_regimes), cmocka_unit_test(test_lone_trained_rung),
-        cmocka_unit_test(test_too_many_rungs),
+        cmocka_unit_test(test_too_many_rungs), cmocka_unit_test(test_pretrain_record),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
