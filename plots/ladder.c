@@ -88,6 +88,17 @@ static void fill_rung(const fl_table *t, const fl_names *recons, const fl_names 
         }
         g->rel[k] = n ? sum / n : NAN;
         g->drift[k] = fl_stat_of(t, p, NULL, recons->v[k], "drift_out");
+        double ss = 0;
+        int nv = 0, groups = 0;
+        for (int c = 0; c < crits->n; c++) {
+            fl_stat s = fl_stat_of(t, p, crits->v[c], recons->v[k], "drift_out");
+            if (!s.n) continue;
+            if (s.n > 1 && isfinite(s.std)) ss += (s.n - 1) * s.std * s.std;
+            nv += s.n;
+            groups++;
+        }
+        g->drift_df[k] = nv - groups;
+        g->drift_sw[k] = g->drift_df[k] > 0 ? sqrt(ss / g->drift_df[k]) : NAN;
         g->peak[k] = fl_stat_of(t, p, NULL, recons->v[k], "recovery_peak_bytes");
     }
 }

@@ -41,6 +41,13 @@ typedef struct {
     const char *best[3];          /* the best reconstructor of magnitude, wanda, sparsegpt (w 1) */
     double rel[FL_LADDER_MAX_RECONS];
     fl_stat drift[FL_LADDER_MAX_RECONS], peak[FL_LADDER_MAX_RECONS];
+    /* drift's spread within a criterion (the pooled sample std of each
+     * value about its criterion's mean; NAN without two values of one
+     * criterion) and its degrees of freedom (values - criteria): the
+     * criteria differ in drift by design, so drift[].std, which pools them,
+     * is not the seeds' noise a trend must clear */
+    double drift_sw[FL_LADDER_MAX_RECONS];
+    int drift_df[FL_LADDER_MAX_RECONS];
 } fl_rung;
 
 typedef struct {

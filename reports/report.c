@@ -1103,6 +1103,33 @@ static int trend_dir(double slope, double first, double last) {
 }
 static const char *trend_word(int d) { return d > 0 ? "grows" : d < 0 ? "shrinks" : "shows no clear direction"; }
 
+/* Whether the two ends' values differ beyond their seeds' spread: Welch's
+ * t-test, two-sided at 95% (the ends are different models, so their seeds
+ * are not paired). With two rungs, the slope and the ends always agree, so
+ * this is what stops a difference the seeds alone could make from being
+ * read as a trend. Ends without an interval (one seed) cannot be judged
+ * and count as apart, as before. */
+/* ma, mb: the means; va, vb: their squared standard errors; da, db:
+ * their degrees of freedom (< 1: no interval). */
+static int ends_apart(double ma, double va, int da, double mb, double vb, int db) {
+    if (da < 1 || db < 1 || !isfinite(va) || !isfinite(vb)) return 1;
+    double se = sqrt(va + vb);
+    if (se == 0) return ma != mb;
+    double df = (va + vb) * (va + vb) / (va * va / da + vb * vb / db);   /* Welch-Satterthwaite */
+    int idf = df >= 1 ? (int)df : 1;   /* floor: the conservative side */
+    return fabs(mb - ma) > fl_t_quantile(0.975, idf) * se;
+}
+/* A gap's ends: the per-seed differences' mean, std and count. */
+static int gap_ends_apart(fl_stat a, fl_stat b) {
+    return ends_apart(a.mean, a.std * a.std / a.n, a.n - 1, b.mean, b.std * b.std / b.n, b.n - 1);
+}
+/* Drift's ends: the spread within a criterion, not across (fl_rung). */
+static int drift_ends_apart(const fl_rung *a, const fl_rung *b, int k) {
+    return ends_apart(a->drift[k].mean, a->drift_sw[k] * a->drift_sw[k] / a->drift[k].n, a->drift_df[k], b->drift[k].mean,
+                      b->drift_sw[k] * b->drift_sw[k] / b->drift[k].n, b->drift_df[k]);
+}
+#define NOISE_WORDS ", but the two ends differ by less than their seeds' spread (Welch's t, 95%)"   /* an argument, not a format */
+
 static void fmt_gap(char *out, size_t n, fl_stat s) {
     if (!s.n || !isfinite(s.mean)) snprintf(out, n, "–");
     else if (s.n > 1 && isfinite(s.std)) snprintf(out, n, "%.2f ± %.2f", s.mean, s.std);
@@ -1133,12 +1160,14 @@ static void ladder_claim3(doc *d, const fl_ladder *L) {
             }
             double sl = fl_ladder_slope(x, y, L->nr, 1);
             int dir = trend_dir(sl, y[first], y[last]);
+            int noise = dir && !gap_ends_apart(L->r[first].gap[k][w], L->r[last].gap[k][w]);
             doc_li(d, "**Claim 3**, ppl(%s) − ppl(sparsegpt) %s: %.2f at %.3gM non-embedding parameters, %.2f at %.3gM "
-                      "(fitted slope %+.2f ppl per decade of size): the gap %s with size%s.",
+                      "(fitted slope %+.2f ppl per decade of size): the gap %s with size%s%s.",
                    CN[k], w ? "with each criterion's best reconstruction" : "without reconstruction", y[first],
-                   x[first] / 1e6, y[last], x[last] / 1e6, sl, trend_word(dir),
-                   dir < 0 ? ", so the ladder supports the claim's direction"
-                           : dir > 0 ? ", so the ladder does not support the claim" : ", so the ladder neither supports nor refutes it");
+                   x[first] / 1e6, y[last], x[last] / 1e6, sl, trend_word(dir), noise ? NOISE_WORDS : "",
+                   noise || !dir ? ", so the ladder neither supports nor refutes it"
+                   : dir < 0     ? ", so the ladder supports the claim's direction"
+                                 : ", so the ladder does not support the claim");
         }
 }
 
@@ -1155,11 +1184,13 @@ static void ladder_claim2(doc *d, const fl_ladder *L, const fl_names *recons) {
         if (first < 0 || first == last || x[first] == x[last]) continue;
         double sl = fl_ladder_slope(x, y, L->nr, 0);
         int dir = trend_dir(sl, y[first], y[last]);
+        int noise = dir && !drift_ends_apart(&L->r[first], &L->r[last], k);
         doc_li(d, "**Claim 2**, drift at the last block with `%s`: %.4g at %d layers, %.4g at %d layers (slope %+.3g per "
-                  "layer): it %s with depth%s.",
-               recons->v[k], y[first], (int)x[first], y[last], (int)x[last], sl, trend_word(dir),
-               dir > 0 ? ", so the ladder supports errors accumulating over depth"
-                       : dir < 0 ? ", so the ladder does not support accumulation over depth" : "");
+                  "layer): it %s with depth%s%s.",
+               recons->v[k], y[first], (int)x[first], y[last], (int)x[last], sl, trend_word(dir), noise ? NOISE_WORDS : "",
+               noise   ? ", so the ladder neither supports nor refutes accumulation over depth"
+               : dir > 0 ? ", so the ladder supports errors accumulating over depth"
+               : dir < 0 ? ", so the ladder does not support accumulation over depth" : "");
     }
     /* the claim's other half: single matrices do worse than the units that hold a nonlinearity */
     int m = fl_names_index(recons, "matrix"), worse = 0, judged_rungs = 0;
@@ -1190,7 +1221,8 @@ static void ladder_section(doc *d, const fl_table *t) {
     doc_p(d, "These results hold several models (rungs). The ladder spans %.2fM to %.2fM non-embedding parameters, "
              "millions, while the paper's models span 0.125 to 72 billion: it tests the direction of each trend, not its "
              "size. Gaps are paired over seeds (mean ± sample std of the per-seed differences); a trend is stated only when "
-             "the least-squares slope (against log10 of the size, or against layers for drift) and the two ends agree.",
+             "the least-squares slope (against log10 of the size, or against layers for drift) and the two ends agree, "
+             "and the two ends differ by more than their seeds' spread (Welch's t, 95%%).",
           lo / 1e6, hi / 1e6);
     int regimes[2] = { 0, 0 };
     for (int l = 0; l < nl; l++) regimes[ls[l].trained] = 1;

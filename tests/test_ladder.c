@@ -266,6 +266,83 @@ static void check_way(int way) {
 static void test_ladder_report_trend(void **st) { (void)st; check_way(1); }
 static void test_ladder_report_reversed(void **st) { (void)st; check_way(-1); }
 
+/* A row's rung, criterion, reconstructor and seed indices (make_csv's). */
+static void row_ids(const fl_table *t, int r, int *i, int *c, int *k, int *s) {
+    const char *m = fl_table_get(t, r, "model"), *cr = fl_table_get(t, r, "criterion"), *re = fl_table_get(t, r, "reconstruct");
+    *i = m[strlen(m) - 1] - '0';
+    *c = *k = -1;
+    for (int q = 0; q < 3; q++) {
+        if (!strcmp(cr, CRIT[q])) *c = q;
+        if (!strcmp(re, REC[q])) *k = q;
+    }
+    *s = atoi(fl_table_get(t, r, "seed"));
+    assert_true(*i >= 0 && *i < 3 && *c >= 0 && *k >= 0);
+}
+
+/* Magnitude's gap to sparsegpt grows by 0.4 over the ladder while the
+ * seeds move it by +-3, and drift grows with depth while the seeds move it
+ * by +-1: the slope and the ends agree, but no trend may be stated. */
+static void seed_noise(fl_table *t, int r, const char *dir) {
+    (void)dir;
+    int i, c, k, s;
+    row_ids(t, r, &i, &c, &k, &s);
+    if (c == 0) fl_table_setf(t, r, "ppl", "%.17g", ppl_of(1, i, 2, k, s) + 0.2 * i + 3.0 * (s - 1));
+    fl_table_setf(t, r, "drift_out", "%.17g", fl_table_num(t, r, "drift_out") + 1.0 * (s - 1));
+}
+
+/* Drift differs a lot between criteria (by 1.0 each) but little between
+ * seeds: that spread is not noise, and drift's growth with depth is still
+ * stated. */
+static void criterion_offsets(fl_table *t, int r, const char *dir) {
+    (void)dir;
+    int i, c, k, s;
+    row_ids(t, r, &i, &c, &k, &s);
+    fl_table_setf(t, r, "drift_out", "%.17g", fl_table_num(t, r, "drift_out") + 1.0 * c);
+}
+
+static void test_trend_within_noise(void **st) {
+    (void)st;
+    char dir[512], csv[600];
+    fl_table t;
+    edited_csv(dir, sizeof dir, csv, sizeof csv, seed_noise, &t);
+    assert_int_equal(fl_report_build(&t, csv, dir, 0), 0);
+    fl_table_free(&t);
+    char *md = read_out(dir, "report.md");
+    const char *noise = "but the two ends differ by less than their seeds' spread (Welch's t, 95%)";
+    char *m = strstr(md, "**Claim 3**, ppl(magnitude) − ppl(sparsegpt) without reconstruction");
+    assert_non_null(m);
+    char *eol = strchr(m, '\n');
+    *eol = 0;
+    assert_non_null(strstr(m, "the gap grows with size, but the two ends differ by less than their seeds' spread"));
+    assert_non_null(strstr(m, "so the ladder neither supports nor refutes it."));
+    *eol = '\n';
+    /* wanda's gap is untouched: still a trend */
+    assert_non_null(strstr(md, "**Claim 3**, ppl(wanda) − ppl(sparsegpt) without reconstruction"));
+    m = strstr(md, "**Claim 3**, ppl(wanda) − ppl(sparsegpt) without reconstruction");
+    eol = strchr(m, '\n');
+    *eol = 0;
+    assert_non_null(strstr(m, "so the ladder supports the claim's direction"));
+    *eol = '\n';
+    m = strstr(md, "**Claim 2**, drift at the last block with `matrix`");
+    assert_non_null(m);
+    eol = strchr(m, '\n');
+    *eol = 0;
+    assert_non_null(strstr(m, noise));
+    assert_non_null(strstr(m, "neither supports nor refutes accumulation over depth"));
+    free(md);
+    tu_rmrf(dir);
+
+    edited_csv(dir, sizeof dir, csv, sizeof csv, criterion_offsets, &t);
+    assert_int_equal(fl_report_build(&t, csv, dir, 0), 0);
+    fl_table_free(&t);
+    md = read_out(dir, "report.md");
+    assert_null(strstr(md, noise));
+    assert_non_null(strstr(md, "**Claim 2**, drift at the last block with `matrix`"));
+    assert_non_null(strstr(md, "it grows with depth, so the ladder supports errors accumulating over depth"));
+    free(md);
+    tu_rmrf(dir);
+}
+
 /* One model: no ladder, no section. */
 static void one_model(fl_table *t, int r, const char *dir) {
     fl_table_setf(t, r, "model", "%s/rung0", dir);
@@ -521,6 +598,7 @@ int main(void) {
         cmocka_unit_test(test_one_model_no_ladder), cmocka_unit_test(test_one_criterion_ladder),
         cmocka_unit_test(test_ladder_regimes), cmocka_unit_test(test_lone_trained_rung),
         cmocka_unit_test(test_too_many_rungs), cmocka_unit_test(test_pretrain_record),
+        cmocka_unit_test(test_trend_within_noise),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
