@@ -1108,9 +1108,8 @@ static const char *trend_word(int d) { return d > 0 ? "grows" : d < 0 ? "shrinks
  * are not paired). With two rungs, the slope and the ends always agree, so
  * this is what stops a difference the seeds alone could make from being
  * read as a trend. Ends without an interval (one seed) cannot be judged
- * and count as apart, as before. */
-/* ma, mb: the means; va, vb: their squared standard errors; da, db:
- * their degrees of freedom (< 1: no interval). */
+ * and count as apart, as before. ma, mb: the means; va, vb: their squared
+ * standard errors; da, db: their degrees of freedom (< 1: no interval). */
 static int ends_apart(double ma, double va, int da, double mb, double vb, int db) {
     if (da < 1 || db < 1 || !isfinite(va) || !isfinite(vb)) return 1;
     double se = sqrt(va + vb);
